@@ -1,0 +1,129 @@
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { type Client, type ConnectOptions, connect } from '../client/client.js';
+import { type ErrorCode, SockitError } from '../errors.js';
+import { defaultStateDir } from '../state.js';
+
+/** Process exit codes of every sockit command (README "Exit codes"). */
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  connect: 3,
+  timeout: 4,
+  auth: 5,
+  tls: 6,
+} as const;
+
+const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
+  USAGE: EXIT.usage,
+  CONNECT_FAILED: EXIT.connect,
+  CLOSED: EXIT.connect,
+  TIMEOUT: EXIT.timeout,
+  AUTH_FAILED: EXIT.auth,
+  AUTH_REQUIRED: EXIT.auth,
+  TLS_FINGERPRINT_CHANGED: EXIT.tls,
+  TLS_FAILED: EXIT.tls,
+};
+
+/** The exit code for an error: see EXIT. */
+export function exitCodeFor(error: unknown): number {
+  return error instanceof SockitError ? (EXIT_BY_CODE[error.code] ?? EXIT.failure) : EXIT.failure;
+}
+
+/** Prints one line — `sockit: CODE: message` — never a stack trace, and sets the exit code. */
+export function reportError(error: unknown, exitCode = exitCodeFor(error)): void {
+  const message =
+    error instanceof SockitError
+      ? `${error.code}: ${error.message}`
+      : error instanceof Error
+        ? error.message
+        : String(error);
+  process.stderr.write(`sockit: ${message}\n`);
+  if (process.env.SOCKIT_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+  process.exitCode = exitCode;
+}
+
+/** Options every client command takes. */
+export interface ClientCliOptions {
+  tokenFile?: string;
+  fingerprint?: string;
+  ca?: string;
+  knownHosts?: string;
+  stateDir?: string;
+  connectTimeout?: string;
+  verbose?: boolean;
+}
+
+/** Adds the client options (token, TLS trust, state dir, connect timeout) to a command. */
+export function addClientOptions(command: Command): Command {
+  return command
+    .option(
+      '--token-file <path>',
+      'read the token from this file (default: $SOCKIT_TOKEN, then the state dir)',
+    )
+    .option('--fingerprint <sha256>', 'TLS: trust only a server certificate with this SHA-256 fingerprint')
+    .option('--ca <pem-file>', 'TLS: verify the server against this CA instead of pinning')
+    .option('--known-hosts <file>', 'TLS: pinned fingerprints file (default: <state dir>/known_hosts)')
+    .option('--state-dir <dir>', 'where tokens, certificates and pins live (default: $SOCKIT_STATE_DIR)')
+    .option('--connect-timeout <ms>', 'give up connecting after this many milliseconds', '10000');
+}
+
+/** Parses a positive integer option, or throws a USAGE error naming the option. */
+export function parseIntOption(value: string | undefined, name: string, fallback?: number): number {
+  if (value === undefined) {
+    if (fallback === undefined) throw new SockitError('USAGE', `${name} is required`);
+    return fallback;
+  }
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 0)
+    throw new SockitError('USAGE', `${name} must be a whole number, got "${value}"`);
+  return number;
+}
+
+/** Turns CLI options into `connect()` options. */
+export async function clientOptions(options: ClientCliOptions): Promise<ConnectOptions> {
+  const stateDir = options.stateDir ?? defaultStateDir();
+  const result: ConnectOptions = {
+    stateDir,
+    connectTimeoutMs: parseIntOption(options.connectTimeout, '--connect-timeout', 10_000),
+    tls: { knownHostsFile: options.knownHosts ?? join(stateDir, 'known_hosts') },
+    onTlsPin: ({ fingerprint, status }) => {
+      if (status === 'pinned') process.stderr.write(`sockit: pinned new TLS fingerprint ${fingerprint}\n`);
+    },
+  };
+  if (options.tokenFile !== undefined) result.tokenFile = options.tokenFile;
+  if (options.fingerprint !== undefined) result.tls!.fingerprint = options.fingerprint;
+  if (options.ca !== undefined) {
+    const { readFile } = await import('node:fs/promises');
+    result.tls!.ca = await readFile(options.ca);
+  }
+  return result;
+}
+
+/** Connects with the CLI options, runs `work`, and always closes the client. */
+export async function withClient<T>(
+  address: string,
+  options: ClientCliOptions,
+  work: (client: Client) => Promise<T>,
+): Promise<T> {
+  const client = await connect(address, await clientOptions(options));
+  try {
+    return await work(client);
+  } finally {
+    await client.close();
+  }
+}
+
+/** Wraps a command action so every failure ends as one line on stderr and an exit code. */
+export function action<A extends unknown[]>(
+  run: (...args: A) => Promise<void>,
+): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await run(...args);
+    } catch (error) {
+      reportError(error);
+    }
+  };
+}

@@ -1,0 +1,30 @@
+import type { Command } from 'commander';
+import type { Logger } from '../log.js';
+import type { Service } from '../server/service.js';
+import { type EchoTransform, echoService } from '../services/echo.js';
+
+/**
+ * How `sockit serve` learns about a service: the options it adds and how it builds the service
+ * from them. Each service's plugin lives next to its own CLI code; this list is the one place
+ * that names them all.
+ */
+export interface ServePlugin {
+  addOptions(command: Command): void;
+  /** The service, or undefined when its options leave it off. */
+  create(options: Record<string, unknown>, log: Logger): Service | undefined;
+}
+
+const echoPlugin: ServePlugin = {
+  addOptions(command) {
+    command.option(
+      '--echo <transform>',
+      'echo service transform: none or upper (as the tutorials do)',
+      'none',
+    );
+  },
+  create(options) {
+    return echoService({ transform: options.echo as EchoTransform });
+  },
+};
+
+export const SERVE_PLUGINS: ServePlugin[] = [echoPlugin];

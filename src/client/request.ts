@@ -1,0 +1,119 @@
+import { isErrorCode, SockitError } from '../errors.js';
+import type { Frame, FrameHeader } from '../protocol/frame.js';
+import type { FramedSocket } from '../transport/framed-socket.js';
+
+export interface RequestOptions {
+  /** Fail with TIMEOUT (and cancel on the server) if the request is not done by then. 0 = never. */
+  timeoutMs?: number;
+  /** Cancels the request when aborted. */
+  signal?: AbortSignal;
+  /** Recognises the frame that ends the request (`exit`, `get-end`, …). Errors always end it. */
+  final?: (header: FrameHeader) => boolean;
+}
+
+/**
+ * One request in flight on a client connection. Follow-up frames the client sends carry its id
+ * (`send`/`write`); frames from the server go to `onFrame` until the final one settles `done`.
+ */
+export class ClientRequest {
+  readonly id: number;
+  /** Settles with the final frame, or rejects with the server's error (its code kept). */
+  readonly done: Promise<Frame>;
+  /** Receives every non-final frame; return a promise to pause the connection until it settles. */
+  onFrame: ((frame: Frame) => void | Promise<void>) | undefined;
+  readonly #framed: FramedSocket;
+  readonly #final: (header: FrameHeader) => boolean;
+  readonly #release: () => void;
+  #resolve!: (frame: Frame) => void;
+  #reject!: (error: Error) => void;
+  #settled = false;
+  #timer: NodeJS.Timeout | undefined;
+  #signal: AbortSignal | undefined;
+  readonly #onAbort = (): void => this.cancel();
+
+  constructor(id: number, framed: FramedSocket, options: RequestOptions, release: () => void) {
+    this.id = id;
+    this.#framed = framed;
+    this.#final = options.final ?? (() => true);
+    this.#release = release;
+    this.done = new Promise<Frame>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    // A caller that only uses onFrame and never awaits `done` must not see an unhandled rejection.
+    this.done.catch(() => {});
+    if (options.timeoutMs) {
+      const timeoutMs = options.timeoutMs;
+      this.#timer = setTimeout(() => {
+        this.#sendCancel();
+        this.#settle(new SockitError('TIMEOUT', `no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+    }
+    if (options.signal) {
+      this.#signal = options.signal;
+      if (options.signal.aborted) queueMicrotask(this.#onAbort);
+      else options.signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+  }
+
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  /** Sends a follow-up frame of this request. False: wait for `drained()`. */
+  send(header: { type: string; [field: string]: unknown }, body?: Uint8Array): boolean {
+    return this.#framed.send({ ...header, id: this.id }, body);
+  }
+
+  drained(): Promise<void> {
+    return this.#framed.drained();
+  }
+
+  /** Sends a follow-up frame and waits until the socket can take more. */
+  async write(header: { type: string; [field: string]: unknown }, body?: Uint8Array): Promise<void> {
+    if (this.#settled) throw new SockitError('CLOSED', `request ${this.id} has already ended`);
+    if (!this.send(header, body)) await this.drained();
+  }
+
+  /** Asks the server to stop this request; `done` rejects with TIMEOUT-coded "cancelled". */
+  cancel(): void {
+    if (this.#settled) return;
+    this.#sendCancel();
+    this.#settle(new SockitError('TIMEOUT', 'request cancelled'));
+  }
+
+  /** Internal: a frame with this id arrived. */
+  receive(frame: Frame): void | Promise<void> {
+    if (this.#settled) return;
+    const { header } = frame;
+    if (header.type === 'error') {
+      const code = isErrorCode(header.code) ? header.code : 'INTERNAL';
+      this.#settle(new SockitError(code, String(header.message ?? code), { details: header }));
+      return;
+    }
+    if (this.#final(header)) {
+      this.#settle(undefined, frame);
+      return;
+    }
+    return this.onFrame?.(frame);
+  }
+
+  /** Internal: the connection closed under this request. */
+  closedBy(reason: SockitError): void {
+    this.#settle(reason);
+  }
+
+  #sendCancel(): void {
+    if (!this.#framed.closed) this.#framed.send({ type: 'cancel', id: this.id });
+  }
+
+  #settle(error: Error | undefined, frame?: Frame): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    clearTimeout(this.#timer);
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+    this.#release();
+    if (error) this.#reject(error);
+    else this.#resolve(frame!);
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * sockit: a socket toolkit. `serve()` starts a framed server, `connect()` opens a client;
+ * `serveRaw()` runs a plain-bytes handler with the socketserver lifecycle (setup → handle → finish).
+ */
+export { Client, type ConnectOptions, connect, resolveClientToken, type Welcome } from './client/client.js';
+export { ClientRequest, type RequestOptions } from './client/request.js';
+export { ERROR_CATALOGUE, type ErrorCode, isErrorCode, SockitError, type WireErrorCode } from './errors.js';
+export { createLogger, type Logger, type LoggerOptions, type LogLevel, silentLogger } from './log.js';
+export { computeProof, PROTOCOL_VERSION, verifyProof } from './protocol/auth.js';
+export { type DecoderOptions, FrameDecoder, FrameError, TEXT_CLIENT_REPLY } from './protocol/decoder.js';
+export {
+  DEFAULT_MAX_BODY_BYTES,
+  encodeFrame,
+  encodeFrameToBuffer,
+  type Frame,
+  type FrameHeader,
+  MAX_HEADER_BYTES,
+} from './protocol/frame.js';
+export { DEFAULT_LIMITS, type Limits } from './server/limits.js';
+export type { ReplyHeader, ServerRequest } from './server/request.js';
+export { type ServeOptions, Server, serve } from './server/server.js';
+export type { ConnectionContext, MessageHandler, RequestHandler, Service } from './server/service.js';
+export { type EchoOptions, type EchoTransform, echoService } from './services/echo.js';
+export { defaultStateDir } from './state.js';
+export { type Address, formatAddress, isLoopback, parseAddress } from './transport/address.js';
+export type { TlsTrust } from './transport/dial.js';
+export type { TlsServerCredentials } from './transport/listen.js';
+export { generateSelfSignedCertificate, loadOrCreateCertificate } from './transport/self-signed.js';

@@ -1,0 +1,216 @@
+import { isUtf8 } from 'node:buffer';
+import { SockitError } from '../errors.js';
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  type Frame,
+  type FrameHeader,
+  LENGTH_PREFIX_BYTES,
+  MAX_HEADER_BYTES,
+  MAX_REQUEST_ID,
+} from './frame.js';
+
+export interface DecoderOptions {
+  /** Largest accepted header, at most 65536 (the wire ceiling). */
+  maxHeaderBytes?: number;
+  /** Largest accepted body of one frame. Default 16 MiB. */
+  maxBodyBytes?: number;
+  /**
+   * Server side: treat a first length prefix made of printable ASCII that decodes past the
+   * ceiling as a text client (`GET `, `hell`) rather than as a broken frame.
+   */
+  detectTextClient?: boolean;
+}
+
+/** A framing violation. `textClient` marks a peer that sent plain text instead of frames. */
+export class FrameError extends SockitError {
+  readonly textClient: boolean;
+  constructor(code: 'FRAME_INVALID' | 'TOO_LARGE', message: string, textClient = false) {
+    super(code, message);
+    this.name = 'FrameError';
+    this.textClient = textClient;
+  }
+}
+
+const TYPE_PATTERN = /^[a-z][a-z0-9-]{0,63}$/;
+
+const State = { Length: 0, Header: 1, Body: 2, Failed: 3 } as const;
+type State = (typeof State)[keyof typeof State];
+
+/**
+ * Streaming frame decoder. `push` stores a chunk; `next` returns the next whole frame or
+ * `undefined` when more bytes are needed. Pull-based so a caller that must wait (a slow file
+ * write) simply stops pulling and pauses its socket, with nothing decoded ahead of it.
+ *
+ * Chunks are kept in a list with a byte count, never concatenated: a header or body that lies
+ * inside one chunk is handed out as a view, one that spans chunks is copied once into an
+ * exactly sized buffer. Header length and body size are checked as soon as they are known,
+ * before their bytes are buffered.
+ */
+export class FrameDecoder {
+  readonly #maxHeaderBytes: number;
+  readonly #maxBodyBytes: number;
+  #detectTextClient: boolean;
+  #chunks: Buffer[] = [];
+  /** Read offset into `#chunks[0]`. */
+  #offset = 0;
+  #buffered = 0;
+  #state: State = State.Length;
+  #headerLength = 0;
+  #header: FrameHeader | undefined;
+  #bodySize = 0;
+
+  constructor(options: DecoderOptions = {}) {
+    this.#maxHeaderBytes = Math.min(options.maxHeaderBytes ?? MAX_HEADER_BYTES, MAX_HEADER_BYTES);
+    this.#maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.#detectTextClient = options.detectTextClient ?? false;
+  }
+
+  /** Bytes received but not yet handed out as frames. */
+  get bufferedBytes(): number {
+    return this.#buffered;
+  }
+
+  /** Whether the decoder is between frames (no partial frame buffered). */
+  get idle(): boolean {
+    return this.#buffered === 0 && this.#state === State.Length;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.#state === State.Failed) return;
+    if (chunk.length === 0) return;
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+  }
+
+  /** Next whole frame, or undefined if more bytes are needed. Throws FrameError on bad input. */
+  next(): Frame | undefined {
+    // Each step returns early when bytes are short and falls into the next when they are not.
+    if (this.#state === State.Length) {
+      if (this.#buffered < LENGTH_PREFIX_BYTES) return undefined;
+      const prefix = this.#take(LENGTH_PREFIX_BYTES);
+      this.#headerLength = prefix.readUInt32BE(0);
+      this.#checkHeaderLength(prefix);
+      this.#state = State.Header;
+    }
+    if (this.#state === State.Header) {
+      if (this.#buffered < this.#headerLength) return undefined;
+      this.#header = this.#parseHeader(this.#take(this.#headerLength));
+      this.#bodySize = this.#header.size ?? 0;
+      this.#state = State.Body;
+    }
+    if (this.#state === State.Body) {
+      if (this.#buffered < this.#bodySize) return undefined;
+      const body = this.#take(this.#bodySize);
+      const header = this.#header!;
+      this.#header = undefined;
+      this.#state = State.Length;
+      return { header, body };
+    }
+    return undefined;
+  }
+
+  #checkHeaderLength(prefix: Buffer): void {
+    const length = this.#headerLength;
+    if (this.#detectTextClient) {
+      this.#detectTextClient = false;
+      if (length > MAX_HEADER_BYTES && isPrintableAscii(prefix)) {
+        this.#fail('FRAME_INVALID', 'the peer sent plain text, not sockit frames', true);
+      }
+    }
+    if (length < 2) this.#fail('FRAME_INVALID', `header length ${length} is below the minimum of 2`);
+    if (length > this.#maxHeaderBytes) {
+      this.#fail('TOO_LARGE', `header length ${length} is over the limit of ${this.#maxHeaderBytes} bytes`);
+    }
+  }
+
+  #parseHeader(bytes: Buffer): FrameHeader {
+    if (!isUtf8(bytes)) this.#fail('FRAME_INVALID', 'header is not valid UTF-8');
+    let value: unknown;
+    try {
+      value = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      this.#fail('FRAME_INVALID', 'header is not valid JSON');
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      this.#fail('FRAME_INVALID', 'header must be a JSON object');
+    }
+    const header = value as Record<string, unknown>;
+    const type = header.type;
+    if (typeof type !== 'string' || !TYPE_PATTERN.test(type)) {
+      this.#fail('FRAME_INVALID', 'header.type must be a string of 1-64 characters matching [a-z][a-z0-9-]*');
+    }
+    const size = header.size;
+    if (size !== undefined) {
+      if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+        this.#fail('FRAME_INVALID', 'header.size must be a non-negative integer');
+      }
+      if (size > this.#maxBodyBytes) {
+        this.#fail('TOO_LARGE', `body of ${size} bytes is over the limit of ${this.#maxBodyBytes} bytes`);
+      }
+    }
+    const id = header.id;
+    if (
+      id !== undefined &&
+      (typeof id !== 'number' || !Number.isInteger(id) || id < 1 || id > MAX_REQUEST_ID)
+    ) {
+      this.#fail('FRAME_INVALID', 'header.id must be an integer from 1 to 2^53-1');
+    }
+    return header as FrameHeader;
+  }
+
+  /** Removes `n` buffered bytes: a view when they lie in one chunk, else one exact copy. */
+  #take(n: number): Buffer {
+    if (n === 0) return EMPTY;
+    const first = this.#chunks[0]!;
+    const available = first.length - this.#offset;
+    this.#buffered -= n;
+    if (available > n) {
+      const view = first.subarray(this.#offset, this.#offset + n);
+      this.#offset += n;
+      return view;
+    }
+    if (available === n) {
+      const view = this.#offset === 0 ? first : first.subarray(this.#offset);
+      this.#chunks.shift();
+      this.#offset = 0;
+      return view;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const chunk = this.#chunks[0]!;
+      const want = n - filled;
+      const have = chunk.length - this.#offset;
+      if (have <= want) {
+        chunk.copy(out, filled, this.#offset);
+        filled += have;
+        this.#chunks.shift();
+        this.#offset = 0;
+      } else {
+        chunk.copy(out, filled, this.#offset, this.#offset + want);
+        filled += want;
+        this.#offset += want;
+      }
+    }
+    return out;
+  }
+
+  #fail(code: 'FRAME_INVALID' | 'TOO_LARGE', message: string, textClient = false): never {
+    this.#state = State.Failed;
+    this.#chunks = [];
+    this.#buffered = 0;
+    throw new FrameError(code, message, textClient);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function isPrintableAscii(bytes: Buffer): boolean {
+  for (const byte of bytes) if (byte < 0x20 || byte > 0x7e) return false;
+  return true;
+}
+
+/** The one line a server sends to a peer that speaks plain text to a framed port. */
+export const TEXT_CLIENT_REPLY =
+  'This port speaks the sockit framed protocol (4-byte length, JSON header, body), not plain text. ' +
+  'Use `sockit ping HOST:PORT` or a sockit client; see docs/protocol.md.\n';

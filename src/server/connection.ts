@@ -1,0 +1,332 @@
+import type { Socket } from 'node:net';
+import { isErrorCode, SockitError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { createNonce, PROTOCOL_VERSION, SUPPORTED_VERSIONS, verifyProof } from '../protocol/auth.js';
+import { TEXT_CLIENT_REPLY } from '../protocol/decoder.js';
+import { errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
+import { FramedSocket, type FrameError } from '../transport/framed-socket.js';
+import { SOCKIT_AGENT } from '../version.js';
+import type { Limits } from './limits.js';
+import { type RequestOwner, ServerRequest } from './request.js';
+import type { ConnectionContext, MessageHandler, RequestHandler } from './service.js';
+
+/** The dispatch table a server builds once from its services and shares with every connection. */
+export interface Dispatch {
+  readonly serviceNames: readonly string[];
+  readonly requests: ReadonlyMap<string, { handler: RequestHandler; service: string }>;
+  readonly messages: ReadonlyMap<string, { handler: MessageHandler; service: string }>;
+  readonly followUps: ReadonlySet<string>;
+  /** Services usable without authentication (`echo` by default). */
+  readonly openServices: ReadonlySet<string>;
+  /** The token, or undefined when the operator turned authentication off. */
+  readonly token: string | undefined;
+}
+
+const Phase = { Hello: 0, Welcomed: 1, Ready: 2, Closing: 3 } as const;
+type Phase = (typeof Phase)[keyof typeof Phase];
+
+/**
+ * One framed client connection: handshake (PROTOCOL section 2), then request dispatch to the
+ * services, request-id bookkeeping, the open-request cap, idle timeout and draining on shutdown.
+ */
+export class ServerConnection implements RequestOwner {
+  readonly context: ConnectionContext;
+  readonly #framed: FramedSocket;
+  readonly #dispatch: Dispatch;
+  readonly #limits: Limits;
+  readonly #log: Logger;
+  readonly #requests = new Map<number, ServerRequest>();
+  readonly #closeListeners: (() => void)[] = [];
+  readonly #onClosed: (connection: ServerConnection) => void;
+  #phase: Phase = Phase.Hello;
+  #authenticated = false;
+  #nonce = '';
+  #holds = 0;
+  #draining = false;
+
+  constructor(
+    socket: Socket,
+    options: { id: number; peer: string; dispatch: Dispatch; limits: Limits; log: Logger },
+    onClosed: (connection: ServerConnection) => void,
+  ) {
+    this.#dispatch = options.dispatch;
+    this.#limits = options.limits;
+    this.#log = options.log;
+    this.#onClosed = onClosed;
+    this.#framed = new FramedSocket(
+      socket,
+      {
+        onFrame: (frame) => this.#onFrame(frame),
+        onFrameError: (error) => this.#onFrameError(error),
+        onClose: (error) => this.#onClose(error),
+      },
+      {
+        maxHeaderBytes: options.limits.maxHeaderBytes,
+        maxBodyBytes: options.limits.maxBodyBytes,
+        detectTextClient: true,
+      },
+    );
+    const connection = this;
+    const state = new Map<unknown, unknown>();
+    this.context = {
+      id: options.id,
+      peer: options.peer,
+      log: options.log,
+      state,
+      get authenticated() {
+        return connection.#authenticated;
+      },
+      get writableLength() {
+        return socket.writableLength;
+      },
+      send: (header, body) => this.#framed.send(header, body),
+      drained: () => this.#framed.drained(),
+      closeWithError: (code, message) => this.#closeWithError(code, message),
+      onClose: (listener) => {
+        this.#closeListeners.push(listener);
+      },
+      hold: () => {
+        this.#holds++;
+        let released = false;
+        return () => {
+          if (!released) {
+            released = true;
+            this.#holds--;
+          }
+        };
+      },
+    };
+    socket.setTimeout(options.limits.handshakeTimeoutMs, () => this.#onTimeout());
+  }
+
+  get openRequests(): number {
+    return this.#requests.size;
+  }
+
+  // ---- RequestOwner -------------------------------------------------------------------
+
+  sendFrame(header: FrameHeader, body?: Uint8Array): boolean {
+    return this.#framed.send(header, body);
+  }
+
+  drained(): Promise<void> {
+    return this.#framed.drained();
+  }
+
+  requestFinished(request: ServerRequest): void {
+    if (this.#requests.get(request.id) === request) this.#requests.delete(request.id);
+    if (this.#draining && this.#requests.size === 0) this.#framed.end();
+  }
+
+  reportFailure(request: ServerRequest, error: unknown): void {
+    if (error instanceof SockitError && error.code !== 'INTERNAL' && isErrorCode(error.code)) {
+      request.fail(error.code, error.message);
+      return;
+    }
+    this.#log.error('request failed', {
+      connection: this.context.id,
+      id: request.id,
+      type: request.header.type,
+      error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+    });
+    // The peer gets a code and a sentence; the stack trace stays in the server log.
+    request.fail('INTERNAL', 'internal server error (details are in the server log)');
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------
+
+  /**
+   * Graceful shutdown: refuse new requests, close at once if nothing is open, else when the
+   * last open request finishes. The server force-closes whatever remains at its deadline.
+   */
+  drain(): void {
+    this.#draining = true;
+    if (this.#requests.size === 0) this.#closeWithError('UNAVAILABLE', 'server is shutting down');
+  }
+
+  /** Aborts every open request and closes the socket now. */
+  destroy(reason: SockitError): void {
+    for (const request of this.#requests.values()) request.abort(reason);
+    this.#framed.destroy();
+  }
+
+  #closeWithError(code: string, message: string): void {
+    this.#phase = Phase.Closing;
+    this.#framed.closeWithError(code, message);
+  }
+
+  #onTimeout(): void {
+    if (this.#phase !== Phase.Ready) {
+      this.#closeWithError('TIMEOUT', 'handshake not completed in time');
+      return;
+    }
+    // Long-running requests (a quiet command, a chat member) are not idleness.
+    if (this.#requests.size > 0 || this.#holds > 0) return;
+    this.#closeWithError('TIMEOUT', `idle for ${this.#limits.idleTimeoutMs} ms`);
+  }
+
+  #onFrameError(error: FrameError): void {
+    this.#phase = Phase.Closing;
+    if (error.textClient) {
+      this.#framed.socket.end(TEXT_CLIENT_REPLY);
+      return;
+    }
+    this.#log.debug('framing error', { connection: this.context.id, code: error.code, error: error.message });
+    this.#framed.closeWithError(error.code, error.message);
+  }
+
+  #onClose(error: Error | undefined): void {
+    this.#phase = Phase.Closing;
+    const reason = new SockitError('CLOSED', 'client disconnected', { cause: error });
+    for (const request of this.#requests.values()) request.abort(reason);
+    this.#requests.clear();
+    for (const listener of this.#closeListeners) {
+      try {
+        listener();
+      } catch (listenerError) {
+        this.#log.error('close listener failed', { error: String(listenerError) });
+      }
+    }
+    this.#onClosed(this);
+  }
+
+  // ---- frames -------------------------------------------------------------------------
+
+  #onFrame(frame: Frame): void | Promise<void> {
+    switch (this.#phase) {
+      case Phase.Ready:
+        return this.#onRequestFrame(frame);
+      case Phase.Hello:
+        return this.#onHello(frame.header);
+      case Phase.Welcomed:
+        return this.#onAuthOrOpenRequest(frame);
+      default:
+        return undefined;
+    }
+  }
+
+  #onHello(header: FrameHeader): void {
+    if (header.type !== 'hello') {
+      this.#closeWithError('UNSUPPORTED', 'the first frame must be "hello"');
+      return;
+    }
+    if (header.version !== PROTOCOL_VERSION) {
+      this.#phase = Phase.Closing;
+      this.#framed.closeWithError(
+        'UNSUPPORTED',
+        `protocol version ${String(header.version)} is not supported`,
+        {
+          versions: SUPPORTED_VERSIONS,
+        },
+      );
+      return;
+    }
+    const needsAuth = this.#dispatch.token !== undefined;
+    this.#nonce = needsAuth ? createNonce() : '';
+    this.#framed.send({
+      type: 'welcome',
+      version: PROTOCOL_VERSION,
+      server: SOCKIT_AGENT,
+      services: this.#dispatch.serviceNames,
+      auth: needsAuth ? 'token' : 'none',
+      ...(needsAuth ? { nonce: this.#nonce, open: [...this.#dispatch.openServices] } : {}),
+    });
+    if (needsAuth) {
+      this.#phase = Phase.Welcomed;
+    } else {
+      this.#authenticated = true;
+      this.#becomeReady();
+    }
+  }
+
+  #onAuthOrOpenRequest(frame: Frame): void | Promise<void> {
+    if (frame.header.type !== 'auth') return this.#onRequestFrame(frame);
+    if (!verifyProof(this.#dispatch.token!, this.#nonce, frame.header.proof)) {
+      this.#log.warn('authentication failed', { connection: this.context.id, peer: this.context.peer });
+      this.#closeWithError('AUTH_FAILED', 'authentication failed: the token proof does not match');
+      return;
+    }
+    this.#authenticated = true;
+    this.#becomeReady();
+  }
+
+  #becomeReady(): void {
+    this.#phase = Phase.Ready;
+    this.#framed.send({ type: 'ready' });
+    this.#framed.socket.setTimeout(this.#limits.idleTimeoutMs);
+  }
+
+  /** Requests are served after `ready`, and before it only for open services (echo by default). */
+  #onRequestFrame(frame: Frame): void | Promise<void> {
+    const { header } = frame;
+    const id = header.id;
+    const type = header.type;
+    const opener = this.#dispatch.requests.get(type);
+    if (opener !== undefined) {
+      if (id === undefined) return this.#closeWithError('BAD_REQUEST', `a "${type}" request needs an id`);
+      return this.#openRequest(frame, id, opener);
+    }
+    if (id !== undefined) {
+      if (type === 'ping') {
+        this.#framed.send({ type: 'pong', id });
+        return;
+      }
+      const request = this.#requests.get(id);
+      if (type === 'cancel') {
+        request?.abort(new SockitError('TIMEOUT', 'cancelled by the client'));
+        return;
+      }
+      if (request !== undefined) return request.deliver(frame);
+      // Follow-ups of a request that already ended (data in flight after a cancel) are dropped.
+      if (this.#dispatch.followUps.has(type)) return;
+      this.#framed.send(errorHeader('UNSUPPORTED', `unknown request type "${type}"`, id));
+      return;
+    }
+    const message = this.#dispatch.messages.get(type);
+    if (message !== undefined) {
+      if (!this.#mayUse(message.service)) {
+        return this.#closeWithError('AUTH_REQUIRED', `"${type}" needs an authenticated connection`);
+      }
+      return message.handler(frame, this.context) ?? undefined;
+    }
+    this.#closeWithError('UNSUPPORTED', `unknown frame type "${type}"`);
+  }
+
+  #openRequest(frame: Frame, id: number, opener: { handler: RequestHandler; service: string }): void {
+    if (!this.#mayUse(opener.service)) {
+      this.#framed.send(
+        errorHeader(
+          'AUTH_REQUIRED',
+          `the ${opener.service} service needs authentication: set SOCKIT_TOKEN or pass --token-file`,
+          id,
+        ),
+      );
+      return;
+    }
+    if (this.#draining) {
+      this.#framed.send(errorHeader('UNAVAILABLE', 'server is shutting down', id));
+      return;
+    }
+    if (this.#requests.has(id)) {
+      this.#framed.send(errorHeader('CONFLICT', `request id ${id} is already open on this connection`, id));
+      return;
+    }
+    if (this.#requests.size >= this.#limits.maxOpenRequests) {
+      this.#framed.send(
+        errorHeader(
+          'BUSY',
+          `too many open requests on this connection (limit ${this.#limits.maxOpenRequests})`,
+          id,
+        ),
+      );
+      return;
+    }
+    const request = new ServerRequest(frame, this);
+    this.#requests.set(id, request);
+    request.run(opener.handler);
+  }
+
+  #mayUse(service: string): boolean {
+    return this.#authenticated || this.#dispatch.openServices.has(service);
+  }
+}

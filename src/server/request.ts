@@ -1,0 +1,119 @@
+import { type ErrorCode, SockitError } from '../errors.js';
+import { errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
+import type { ConnectionContext } from './service.js';
+
+/** The parts of a connection a request needs; the server connection implements it. */
+export interface RequestOwner {
+  readonly context: ConnectionContext;
+  sendFrame(header: FrameHeader, body?: Uint8Array): boolean;
+  drained(): Promise<void>;
+  requestFinished(request: ServerRequest): void;
+  reportFailure(request: ServerRequest, error: unknown): void;
+}
+
+/** A header without the `id`, which the request adds. */
+export type ReplyHeader = { type: string; [field: string]: unknown };
+
+/**
+ * One open request on a connection. Every frame it sends carries its id. It ends exactly once,
+ * by `reply`, `fail` or `finish`; its `signal` aborts on `cancel`, disconnect, or shutdown.
+ */
+export class ServerRequest {
+  readonly id: number;
+  readonly header: FrameHeader;
+  /** The request's body; a view into socket memory, copy it to keep it past this tick. */
+  readonly body: Buffer;
+  readonly #owner: RequestOwner;
+  readonly #abort = new AbortController();
+  #finished = false;
+  /** Receives this request's follow-up frames; a returned promise pauses the connection. */
+  onFrame: ((frame: Frame) => void | Promise<void>) | undefined;
+
+  constructor(frame: Frame, owner: RequestOwner) {
+    this.header = frame.header;
+    this.id = frame.header.id!;
+    this.body = frame.body;
+    this.#owner = owner;
+  }
+
+  get connection(): ConnectionContext {
+    return this.#owner.context;
+  }
+
+  /** Aborted when the client cancels, disconnects, or the server's shutdown deadline passes. */
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  /** Sends a frame of this request. False: wait for `drained()` before sending more. */
+  send(header: ReplyHeader, body?: Uint8Array): boolean {
+    if (this.#finished) return false;
+    return this.#owner.sendFrame({ ...header, id: this.id }, body);
+  }
+
+  drained(): Promise<void> {
+    return this.#owner.drained();
+  }
+
+  /** Sends a frame and waits for the socket to take more. */
+  async write(header: ReplyHeader, body?: Uint8Array): Promise<void> {
+    if (this.#finished) throw new SockitError('CLOSED', 'request already finished');
+    if (!this.send(header, body)) await this.drained();
+  }
+
+  /** Sends the final frame and ends the request. */
+  reply(header: ReplyHeader, body?: Uint8Array): void {
+    this.send(header, body);
+    this.finish();
+  }
+
+  /** Sends an error for this request and ends it. */
+  fail(code: ErrorCode, message: string, extra?: Record<string, unknown>): void {
+    if (this.#finished) return;
+    this.#owner.sendFrame(errorHeader(code, message, this.id, extra));
+    this.finish();
+  }
+
+  /** Ends the request without sending anything more (its last frame was already sent). */
+  finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#owner.requestFinished(this);
+  }
+
+  /** Core use: abort the work of this request with a reason. */
+  abort(reason: SockitError): void {
+    if (!this.#abort.signal.aborted) this.#abort.abort(reason);
+  }
+
+  /** Core use: run a handler, turning a thrown error into an error frame for this id. */
+  run(handler: (request: ServerRequest) => void | Promise<void>): void {
+    try {
+      const result = handler(this);
+      if (result) result.catch((error: unknown) => this.#owner.reportFailure(this, error));
+    } catch (error) {
+      this.#owner.reportFailure(this, error);
+    }
+  }
+
+  /** Core use: deliver a follow-up frame. */
+  deliver(frame: Frame): void | Promise<void> {
+    const handler = this.onFrame;
+    if (!handler) {
+      this.fail('BAD_REQUEST', `request ${this.id} does not take "${frame.header.type}" frames`);
+      return;
+    }
+    try {
+      const result = handler(frame);
+      if (result) {
+        return result.catch((error: unknown) => this.#owner.reportFailure(this, error));
+      }
+    } catch (error) {
+      this.#owner.reportFailure(this, error);
+    }
+  }
+}

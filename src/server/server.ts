@@ -1,0 +1,234 @@
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import { SockitError } from '../errors.js';
+import { type Logger, silentLogger } from '../log.js';
+import { encodeFrameToBuffer, errorHeader } from '../protocol/frame.js';
+import { echoService } from '../services/echo.js';
+import { defaultStateDir, loadOrCreateToken, tokenPath } from '../state.js';
+import { type Address, formatAddress, parseAddress } from '../transport/address.js';
+import type { TlsServerCredentials } from '../transport/listen.js';
+import { loadOrCreateCertificate } from '../transport/self-signed.js';
+import { Acceptor } from './acceptor.js';
+import { type Dispatch, ServerConnection } from './connection.js';
+import { type Limits, resolveLimits } from './limits.js';
+import type { MessageHandler, RequestHandler, Service } from './service.js';
+
+export interface ServeOptions {
+  /** Addresses to listen on: `tcp://127.0.0.1:0`, `tls://[::1]:9443`, `unix:/tmp/s.sock`, … */
+  listen: string | readonly string[];
+  /** Services to run. Default: echo. */
+  services?: readonly Service[];
+  /** The shared secret. Default: read or create `<stateDir>/token` (mode 0600). */
+  token?: string;
+  /** Where to read or create the token instead of `<stateDir>/token`. */
+  tokenFile?: string;
+  /** Run every service without authentication. Dangerous with exec or files: say so loudly. */
+  insecureNoAuth?: boolean;
+  /** Services usable before authenticating. Default: `['echo']`. */
+  openServices?: readonly string[];
+  /** Certificate and key for `tls://` addresses. Default: a self-signed pair kept in `<stateDir>/tls`. */
+  tls?: TlsServerCredentials;
+  /** Where token and certificate live. Default: `$SOCKIT_STATE_DIR` or `~/.local/state/sockit`. */
+  stateDir?: string;
+  limits?: Partial<Limits>;
+  log?: Logger;
+}
+
+/** A running framed server. Close it with `close()`; it drains open requests first. */
+export class Server extends EventEmitter {
+  readonly limits: Limits;
+  /** Where the token is stored, when it came from a file (so the operator can share it). */
+  readonly tokenFile: string | undefined;
+  /** Whether the token was created by this start. */
+  readonly tokenCreated: boolean;
+  /** SHA-256 fingerprint of the TLS certificate, when a `tls://` address is served. */
+  readonly tlsFingerprint: string | undefined;
+  readonly #acceptor: Acceptor;
+  readonly #services: readonly Service[];
+  readonly #connections = new Set<ServerConnection>();
+  #closed: Promise<void> | undefined;
+
+  /** Use `serve()`; the constructor does not listen. */
+  constructor(init: {
+    limits: Limits;
+    dispatch: Dispatch;
+    services: readonly Service[];
+    log: Logger;
+    tls: TlsServerCredentials | undefined;
+    tlsFingerprint: string | undefined;
+    tokenFile: string | undefined;
+    tokenCreated: boolean;
+  }) {
+    super();
+    this.limits = init.limits;
+    this.tokenFile = init.tokenFile;
+    this.tokenCreated = init.tokenCreated;
+    this.tlsFingerprint = init.tlsFingerprint;
+    this.#services = init.services;
+    const refusal = encodeFrameToBuffer(
+      errorHeader('BUSY', 'server is at its connection limit; try again later'),
+    );
+    this.#acceptor = new Acceptor({
+      maxConnections: init.limits.maxConnections,
+      tls: init.tls,
+      log: init.log,
+      refuse: (socket) => socket.end(refusal),
+      open: (socket, info) => {
+        const connection = new ServerConnection(
+          socket,
+          { id: info.id, peer: info.peer, dispatch: init.dispatch, limits: init.limits, log: init.log },
+          (closed) => {
+            this.#connections.delete(closed);
+            this.emit('disconnect', closed.context);
+          },
+        );
+        this.#connections.add(connection);
+        this.emit('connection', connection.context);
+        return connection;
+      },
+    });
+  }
+
+  /** Bound addresses, port 0 resolved. */
+  get addresses(): Address[] {
+    return this.#acceptor.addresses;
+  }
+
+  /** The first bound address as text, handy for tests: `tcp://127.0.0.1:41234`. */
+  get address(): string {
+    const first = this.addresses[0];
+    if (!first) throw new SockitError('UNAVAILABLE', 'server is not listening');
+    return formatAddress(first);
+  }
+
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /** Internal: binds one more address. */
+  listen(address: Address): Promise<Address> {
+    return this.#acceptor.listen(address);
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, let open requests finish, force-close at the deadline
+   * (`limits.shutdownDeadlineMs` unless given), then close the services.
+   */
+  close(deadlineMs: number = this.limits.shutdownDeadlineMs): Promise<void> {
+    this.#closed ??= (async () => {
+      await this.#acceptor.close(deadlineMs);
+      for (const service of this.#services) await service.close?.();
+      this.emit('close');
+    })();
+    return this.#closed;
+  }
+}
+
+/** Starts a framed sockit server on every address in `options.listen`. */
+export async function serve(options: ServeOptions): Promise<Server> {
+  const log = options.log ?? silentLogger;
+  const limits = resolveLimits(options.limits);
+  const services = options.services ?? [echoService()];
+  const stateDir = options.stateDir ?? defaultStateDir();
+  const addresses = (typeof options.listen === 'string' ? [options.listen] : options.listen).map((text) =>
+    parseAddress(text),
+  );
+  if (addresses.length === 0) throw new SockitError('USAGE', 'serve needs at least one address');
+  const udp = addresses.find((address) => address.kind === 'udp');
+  if (udp) {
+    throw new SockitError(
+      'USAGE',
+      `${formatAddress(udp)}: the framed protocol runs over streams; use listenUdp`,
+    );
+  }
+
+  let token: string | undefined;
+  let tokenFile: string | undefined;
+  let tokenCreated = false;
+  if (options.insecureNoAuth) {
+    if (options.token !== undefined || options.tokenFile !== undefined) {
+      throw new TypeError('options insecureNoAuth and token/tokenFile exclude each other');
+    }
+  } else if (options.token !== undefined) {
+    if (options.token.length === 0) throw new TypeError('option token must not be empty');
+    token = options.token;
+  } else {
+    tokenFile = options.tokenFile ?? tokenPath(stateDir);
+    ({ token, created: tokenCreated } = loadOrCreateToken(tokenFile));
+  }
+
+  let tls = options.tls;
+  let tlsFingerprint: string | undefined;
+  if (addresses.some((address) => address.kind === 'tls')) {
+    if (!tls) {
+      const stored = loadOrCreateCertificate(join(stateDir, 'tls'));
+      tls = { cert: stored.certPem, key: stored.keyPem };
+      tlsFingerprint = stored.fingerprint256;
+    } else {
+      const { X509Certificate } = await import('node:crypto');
+      tlsFingerprint = new X509Certificate(tls.cert).fingerprint256;
+    }
+  }
+
+  const server = new Server({
+    limits,
+    dispatch: buildDispatch(services, token, options.openServices ?? ['echo']),
+    services,
+    log,
+    tls,
+    tlsFingerprint,
+    tokenFile,
+    tokenCreated,
+  });
+  try {
+    for (const address of addresses) await server.listen(address);
+  } catch (error) {
+    await server.close(0);
+    throw error;
+  }
+  return server;
+}
+
+/** Builds the type → handler tables once; two services claiming one type is a startup error. */
+function buildDispatch(
+  services: readonly Service[],
+  token: string | undefined,
+  open: readonly string[],
+): Dispatch {
+  const requests = new Map<string, { handler: RequestHandler; service: string }>();
+  const messages = new Map<string, { handler: MessageHandler; service: string }>();
+  const followUps = new Set<string>();
+  const claimed = new Map<string, string>([
+    ['hello', 'core'],
+    ['auth', 'core'],
+    ['ping', 'core'],
+    ['cancel', 'core'],
+    ['error', 'core'],
+  ]);
+  const claim = (type: string, service: string): void => {
+    const owner = claimed.get(type);
+    if (owner !== undefined && owner !== service) {
+      throw new TypeError(`services "${owner}" and "${service}" both handle frame type "${type}"`);
+    }
+    claimed.set(type, service);
+  };
+  for (const service of services) {
+    for (const [type, handler] of Object.entries(service.requests ?? {})) {
+      claim(type, service.name);
+      requests.set(type, { handler, service: service.name });
+    }
+    for (const [type, handler] of Object.entries(service.messages ?? {})) {
+      claim(type, service.name);
+      messages.set(type, { handler, service: service.name });
+    }
+    for (const type of service.followUps ?? []) followUps.add(type);
+  }
+  return {
+    serviceNames: services.map((service) => service.name),
+    requests,
+    messages,
+    followUps,
+    openServices: new Set(open),
+    token,
+  };
+}

@@ -1,0 +1,56 @@
+import type { Logger } from '../log.js';
+import type { Frame, FrameHeader } from '../protocol/frame.js';
+import type { ServerRequest } from './request.js';
+
+/** What a service sees of a connection: who is there, and a way to push frames to it. */
+export interface ConnectionContext {
+  /** Server-unique number of this connection, for logs. */
+  readonly id: number;
+  /** The peer, e.g. `127.0.0.1:51234` or `unix`. */
+  readonly peer: string;
+  /** Whether the peer proved it holds the token (or the server runs without auth). */
+  readonly authenticated: boolean;
+  readonly log: Logger;
+  /** Sends a frame not tied to a request (chat messages). False: wait for `drained()`. */
+  send(header: FrameHeader, body?: Uint8Array): boolean;
+  drained(): Promise<void>;
+  /** Bytes queued on the socket and not yet written: lets a fan-out drop a member that lags. */
+  readonly writableLength: number;
+  /** Closes the connection with a connection-level error frame. */
+  closeWithError(code: string, message: string): void;
+  /** Per-connection state for services, keyed by something the service owns. */
+  readonly state: Map<unknown, unknown>;
+  /** Runs when the connection closes, after all its requests were aborted. */
+  onClose(listener: () => void): void;
+  /** Keeps an otherwise idle connection open (a chat member waiting for messages). */
+  hold(): () => void;
+}
+
+/** Handles a frame that opens a request (it carries an `id`). */
+export type RequestHandler = (request: ServerRequest) => void | Promise<void>;
+
+/** Handles a frame without `id` on a ready connection (chat `say`). */
+export type MessageHandler = (frame: Frame, connection: ConnectionContext) => void | Promise<void>;
+
+/**
+ * A service is a set of handlers on the server core. It never sees bytes: only decoded
+ * frames, and it answers through `ServerRequest`/`ConnectionContext`.
+ *
+ * @example
+ * const time: Service = {
+ *   name: 'time',
+ *   requests: { time: (req) => req.reply({ type: 'time', now: Date.now() }) },
+ * };
+ */
+export interface Service {
+  /** Name announced in `welcome.services`. */
+  readonly name: string;
+  /** Frame types that open a request, e.g. `{ exec: handler }`. */
+  readonly requests?: Readonly<Record<string, RequestHandler>>;
+  /** Frame types without id, e.g. `{ say: handler }`. */
+  readonly messages?: Readonly<Record<string, MessageHandler>>;
+  /** Frame types that only follow a request (`stdin`, `data`): recognised, never opening one. */
+  readonly followUps?: readonly string[];
+  /** Called once when the server closes, to release what the service holds. */
+  close?(): void | Promise<void>;
+}

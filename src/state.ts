@@ -1,0 +1,54 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { SockitError } from './errors.js';
+
+/**
+ * Where sockit keeps what must survive a restart: the server token, the self-signed TLS
+ * certificate, and the client's pinned fingerprints (known_hosts).
+ * `$SOCKIT_STATE_DIR`, else `$XDG_STATE_HOME/sockit`, else `~/.local/state/sockit`.
+ */
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.SOCKIT_STATE_DIR) return env.SOCKIT_STATE_DIR;
+  const base = env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
+  return join(base, 'sockit');
+}
+
+export function tokenPath(stateDir: string): string {
+  return join(stateDir, 'token');
+}
+
+/** Writes a private file atomically: readers never see half a token or half a key. */
+export function writePrivateFile(path: string, contents: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(temp, contents, { mode: 0o600 });
+  chmodSync(temp, 0o600);
+  renameSync(temp, path);
+}
+
+/** Reads the token in `path`, or creates a new random one there (mode 0600). */
+export function loadOrCreateToken(path: string): { token: string; created: boolean } {
+  const existing = readTokenFile(path, { optional: true });
+  if (existing) return { token: existing, created: false };
+  const token = randomBytes(24).toString('base64url');
+  writePrivateFile(path, `${token}\n`);
+  return { token, created: true };
+}
+
+/** Reads a token file; a missing file is `undefined` when optional, an error otherwise. */
+export function readTokenFile(path: string, options: { optional?: boolean } = {}): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' && options.optional) return undefined;
+    throw new SockitError('USAGE', `cannot read token file ${path}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const token = text.trim();
+  if (token.length === 0) throw new SockitError('USAGE', `token file ${path} is empty`);
+  return token;
+}

@@ -1,0 +1,153 @@
+import type { Socket } from 'node:net';
+import { SockitError } from '../errors.js';
+import { type DecoderOptions, FrameDecoder, FrameError } from '../protocol/decoder.js';
+import { encodeFrame, errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
+
+/** What a FramedSocket reports to its owner (the server connection or the client). */
+export interface FramedSocketEvents {
+  /**
+   * One decoded frame. Returning a promise applies backpressure: the socket is paused and no
+   * further frame is decoded until it settles (a slow disk write, a child's full stdin).
+   */
+  onFrame(frame: Frame): void | Promise<void>;
+  /** The peer broke the framing rules; the socket is already being closed. */
+  onFrameError(error: FrameError): void;
+  /** The socket is closed; `error` is set when it ended abnormally. */
+  onClose(error: Error | undefined): void;
+}
+
+/**
+ * A socket that carries frames: decodes what arrives, encodes what is sent, and joins the two
+ * kinds of backpressure. Sends made in the same tick are corked and flushed together on a
+ * microtask, so pipelined requests and their answers leave in few system calls.
+ */
+export class FramedSocket {
+  readonly socket: Socket;
+  readonly #decoder: FrameDecoder;
+  readonly #events: FramedSocketEvents;
+  #blocked = false;
+  #corked = false;
+  #closed = false;
+  #closeError: Error | undefined;
+  #drain: Promise<void> | undefined;
+
+  constructor(socket: Socket, events: FramedSocketEvents, options: DecoderOptions = {}) {
+    this.socket = socket;
+    this.#events = events;
+    this.#decoder = new FrameDecoder(options);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      this.#decoder.push(chunk);
+      this.#pump();
+    });
+    socket.on('error', (error) => {
+      this.#closeError ??= error;
+    });
+    socket.on('close', () => {
+      this.#closed = true;
+      this.#events.onClose(this.#closeError);
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed || this.socket.destroyed;
+  }
+
+  /** Sends one frame. Returns false when the caller should wait for `drained()`. */
+  send(header: FrameHeader, body?: Uint8Array): boolean {
+    if (this.closed || !this.socket.writable) return false;
+    if (!this.#corked) {
+      this.#corked = true;
+      this.socket.cork();
+      queueMicrotask(this.#uncork);
+    }
+    const parts = encodeFrame(header, body);
+    let ok = this.socket.write(parts[0]!);
+    if (parts.length === 2) ok = this.socket.write(parts[1]!);
+    return ok;
+  }
+
+  /** Resolves when the socket's write buffer has drained; rejects with CLOSED if it closes first. */
+  drained(): Promise<void> {
+    if (this.closed) return Promise.reject(new SockitError('CLOSED', 'connection closed'));
+    if (!this.socket.writableNeedDrain) return Promise.resolve();
+    this.#drain ??= new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        this.#drain = undefined;
+        if (this.closed) reject(new SockitError('CLOSED', 'connection closed'));
+        else resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
+    return this.#drain;
+  }
+
+  /** Sends a frame and waits until the socket can take more: the simple way to respect backpressure. */
+  async write(header: FrameHeader, body?: Uint8Array): Promise<void> {
+    if (this.closed) throw new SockitError('CLOSED', 'connection closed');
+    if (!this.send(header, body)) await this.drained();
+  }
+
+  /** Sends a connection error (an `error` frame without id) and closes after it is flushed. */
+  closeWithError(code: string, message: string, extra?: Record<string, unknown>): void {
+    if (this.closed) return;
+    this.send(errorHeader(code, message, undefined, extra));
+    this.end();
+  }
+
+  /** Closes our side after pending writes; the peer's close then completes it. */
+  end(): void {
+    if (this.closed) return;
+    this.#uncork();
+    this.socket.end();
+    // A peer that never closes its side must not hold the socket forever.
+    this.socket.setTimeout(5000, () => this.socket.destroy());
+  }
+
+  destroy(error?: Error): void {
+    this.#closeError ??= error;
+    this.socket.destroy();
+  }
+
+  readonly #uncork = (): void => {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.socket.uncork();
+  };
+
+  #pump(): void {
+    while (!this.#blocked && !this.#closed) {
+      let frame: Frame | undefined;
+      try {
+        frame = this.#decoder.next();
+      } catch (error) {
+        this.#blocked = true;
+        this.socket.pause();
+        this.#events.onFrameError(error as FrameError);
+        return;
+      }
+      if (frame === undefined) return;
+      const pending = this.#events.onFrame(frame);
+      if (pending !== undefined) this.#waitFor(pending);
+    }
+  }
+
+  #waitFor(pending: Promise<void>): void {
+    this.#blocked = true;
+    this.socket.pause();
+    const resume = (): void => {
+      this.#blocked = false;
+      if (this.#closed) return;
+      this.socket.resume();
+      this.#pump();
+    };
+    pending.then(resume, (error: unknown) => {
+      this.destroy(error instanceof Error ? error : new Error(String(error)));
+    });
+  }
+}
+
+export { FrameError };
