@@ -168,7 +168,7 @@ export class ServerConnection implements RequestOwner {
   #onFrameError(error: FrameError): void {
     this.#phase = Phase.Closing;
     if (error.textClient) {
-      this.#framed.socket.end(TEXT_CLIENT_REPLY);
+      this.#framed.end(TEXT_CLIENT_REPLY);
       return;
     }
     this.#log.debug('framing error', { connection: this.context.id, code: error.code, error: error.message });

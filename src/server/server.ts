@@ -72,7 +72,10 @@ export class Server extends EventEmitter {
       maxConnections: init.limits.maxConnections,
       tls: init.tls,
       log: init.log,
-      refuse: (socket) => socket.end(refusal),
+      refuse: (socket) => {
+        socket.end(refusal);
+        socket.resume(); // read to the client's FIN so the socket closes
+      },
       open: (socket, info) => {
         const connection = new ServerConnection(
           socket,

@@ -28,6 +28,7 @@ export class FramedSocket {
   #blocked = false;
   #corked = false;
   #closed = false;
+  #ending = false;
   #closeError: Error | undefined;
   #drain: Promise<void> | undefined;
 
@@ -37,6 +38,7 @@ export class FramedSocket {
     this.#decoder = new FrameDecoder(options);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
+      if (this.#ending) return; // after end(), the peer's bytes are read only to see its FIN
       this.#decoder.push(chunk);
       this.#pump();
     });
@@ -99,10 +101,14 @@ export class FramedSocket {
   }
 
   /** Closes our side after pending writes; the peer's close then completes it. */
-  end(): void {
-    if (this.closed) return;
+  end(chunk?: string): void {
+    if (this.closed || this.#ending) return;
+    this.#ending = true;
     this.#uncork();
-    this.socket.end();
+    if (chunk === undefined) this.socket.end();
+    else this.socket.end(chunk);
+    // Keep reading (and dropping) so the peer's FIN is seen and the socket can close.
+    this.socket.resume();
     // A peer that never closes its side must not hold the socket forever.
     this.socket.setTimeout(5000, () => this.socket.destroy());
   }

@@ -1,0 +1,319 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { type ErrorCode, SockitError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { Frame } from '../../protocol/frame.js';
+import type { ServerRequest } from '../../server/request.js';
+import type { ExecPlan } from './policy.js';
+import { FORWARDABLE_SIGNALS, signalGroup, trackGroup, untrackGroup } from './process-group.js';
+
+/** After a kill, how long a process outside the group may hold the pipes before they are closed. */
+const KILLED_PIPE_GRACE_MS = 1000;
+
+/** How a command ended, for the `exit` frame and the audit log. */
+export interface CommandOutcome {
+  pid: number | undefined;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  truncated: boolean;
+  /** Set when the request ended with an error frame instead of `exit` (a spawn failure). */
+  error: ErrorCode | undefined;
+  /** Why the command was killed by the server: timeout, cancel, disconnect, output limit. */
+  killedBy: string | undefined;
+  durationMs: number;
+  stdoutBytes: number;
+  stderrBytes: number;
+  stdinBytes: number;
+}
+
+/**
+ * One running command, joined to its request: stdout/stderr become frames as they are produced
+ * (the child's pipes pause while the socket needs to drain), `stdin` frames go to the child's
+ * stdin (the connection pauses while that pipe is full), and every way of ending early — timeout,
+ * cancel, disconnect, too much output — kills the whole process group.
+ */
+export class RunningCommand {
+  /** Settles once the request is over: `exit` sent, or an error frame for a spawn failure. */
+  readonly done: Promise<CommandOutcome>;
+  readonly #request: ServerRequest;
+  readonly #maxOutputBytes: number;
+  readonly #log: Logger;
+  #resolveDone!: (outcome: CommandOutcome) => void;
+  #phase: 'pending' | 'running' | 'gone' = 'pending';
+  #child: ChildProcess | undefined;
+  #pid: number | undefined;
+  #startedAt = 0;
+  #leaderExited = false;
+  #timer: NodeJS.Timeout | undefined;
+  #closeGrace: NodeJS.Timeout | undefined;
+  #outputPaused = false;
+  #timedOut = false;
+  #truncated = false;
+  #killedBy: string | undefined;
+  #stdoutBytes = 0;
+  #stderrBytes = 0;
+  #stdinBytes = 0;
+  /** Frames that arrive before the process exists wait for this (and hold the connection). */
+  readonly #ready: Promise<void>;
+  #resolveReady!: () => void;
+
+  constructor(request: ServerRequest, limits: { maxOutputBytes: number }, log: Logger) {
+    this.#request = request;
+    this.#maxOutputBytes = limits.maxOutputBytes || Number.POSITIVE_INFINITY;
+    this.#log = log;
+    this.done = new Promise((resolve) => {
+      this.#resolveDone = resolve;
+    });
+    this.#ready = new Promise((resolve) => {
+      this.#resolveReady = resolve;
+    });
+  }
+
+  /** Follow-up frames of the request: `stdin`, `stdin-end`, `signal`. */
+  onFrame(frame: Frame): void | Promise<void> {
+    if (this.#phase === 'pending') {
+      // Still checking the policy: keep the frame (and the connection) until the child exists.
+      return this.#ready.then(() => this.onFrame(frame));
+    }
+    if (this.#phase === 'gone' || this.#child === undefined) return; // refused or failed: dropped
+    const { header } = frame;
+    switch (header.type) {
+      case 'stdin':
+        return this.#writeStdin(frame.body);
+      case 'stdin-end':
+        this.#child.stdin?.end();
+        return;
+      case 'signal': {
+        const signal = header.signal;
+        if (typeof signal !== 'string' || !FORWARDABLE_SIGNALS.has(signal)) {
+          this.#failRunning('BAD_REQUEST', `"signal" must be one of ${[...FORWARDABLE_SIGNALS].join(', ')}`);
+          return;
+        }
+        // Like Ctrl-C in a terminal, the signal reaches the whole foreground group.
+        if (!this.#leaderExited) signalGroup(this.#pid!, signal as NodeJS.Signals);
+        return;
+      }
+      default:
+        this.#failRunning('BAD_REQUEST', `an exec request does not take "${header.type}" frames`);
+    }
+  }
+
+  /** The policy refused the request or it was cancelled first: release waiting frames. */
+  abandon(): void {
+    this.#phase = 'gone';
+    this.#resolveReady();
+  }
+
+  /** Starts the process; the outcome arrives through `done`. */
+  start(plan: ExecPlan): void {
+    const { timeoutMs } = plan;
+    let child: ChildProcess;
+    try {
+      child = spawn(plan.file, plan.args, {
+        cwd: plan.cwd,
+        env: plan.env,
+        // Its own process group: one kill(-pid) reaches everything it starts.
+        detached: true,
+        stdio: [plan.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      });
+    } catch (error) {
+      this.#spawnFailed(error as NodeJS.ErrnoException, plan);
+      return;
+    }
+    this.#child = child;
+    this.#phase = 'running';
+    this.#startedAt = performance.now();
+    if (child.pid === undefined) {
+      // The failure (ENOENT, EACCES) arrives as an 'error' event on the next tick.
+      child.once('error', (error: NodeJS.ErrnoException) => this.#spawnFailed(error, plan));
+      return;
+    }
+    this.#pid = child.pid;
+    trackGroup(child.pid);
+    child.on('error', (error) => this.#log.warn('exec: child process error', { pid: this.#pid, error: String(error) }));
+    child.stdin?.on('error', () => {}); // EPIPE: the command stopped reading; what we had is dropped
+    this.#forward(child.stdout!, 'stdout');
+    this.#forward(child.stderr!, 'stderr');
+    child.once('exit', () => this.#onLeaderExit());
+    child.once('close', (code: number | null, signal: NodeJS.Signals | null) => this.#onClose(code, signal));
+    const request = this.#request;
+    if (request.signal.aborted) this.#kill('cancel');
+    else request.signal.addEventListener('abort', () => this.#kill(abortCause(request.signal.reason)), { once: true });
+    if (timeoutMs > 0) {
+      this.#timer = setTimeout(() => {
+        this.#timedOut = true;
+        this.#kill('timeout');
+      }, timeoutMs);
+    }
+    request.send({ type: 'started', pid: child.pid, ...(timeoutMs > 0 ? { timeoutMs } : {}) });
+    this.#resolveReady();
+  }
+
+  /** Kills the whole process group now. */
+  kill(reason: string): void {
+    this.#kill(reason);
+  }
+
+  #kill(reason: string): void {
+    if (this.#pid === undefined) return;
+    this.#killedBy ??= reason;
+    if (!this.#leaderExited) {
+      signalGroup(this.#pid, 'SIGKILL');
+      return;
+    }
+    // The leader is gone but something outside its group (setsid) still holds the pipes open:
+    // stop reading so the request can end.
+    this.#child?.stdout?.destroy();
+    this.#child?.stderr?.destroy();
+  }
+
+  #forward(stream: Readable, type: 'stdout' | 'stderr'): void {
+    stream.on('data', (chunk: Buffer) => this.#output(type, chunk));
+    stream.on('error', (error) => this.#log.debug('exec: pipe error', { pid: this.#pid, type, error: String(error) }));
+  }
+
+  #output(type: 'stdout' | 'stderr', chunk: Buffer): void {
+    if (this.#truncated) return; // being killed: drain the pipe, send nothing more
+    const used = this.#stdoutBytes + this.#stderrBytes;
+    let body = chunk;
+    if (used + chunk.length > this.#maxOutputBytes) {
+      body = chunk.subarray(0, this.#maxOutputBytes - used);
+      this.#truncated = true;
+    }
+    if (type === 'stdout') this.#stdoutBytes += body.length;
+    else this.#stderrBytes += body.length;
+    if (body.length > 0 && !this.#request.send({ type }, body)) this.#pauseOutput();
+    if (this.#truncated) this.#kill('output limit');
+  }
+
+  /** The socket is full: stop reading the child's pipes (the child then blocks on write) until it drains. */
+  #pauseOutput(): void {
+    if (this.#outputPaused || this.#request.finished) return;
+    this.#outputPaused = true;
+    const child = this.#child!;
+    child.stdout!.pause();
+    child.stderr!.pause();
+    const resume = (): void => {
+      this.#outputPaused = false;
+      child.stdout!.resume();
+      child.stderr!.resume();
+    };
+    // A closed connection rejects: the abort kills the command, and the pipes must drain to EOF.
+    this.#request.drained().then(resume, resume);
+  }
+
+  #writeStdin(body: Buffer): void | Promise<void> {
+    const stdin = this.#child?.stdin;
+    // Not asked for, already ended, or the command closed its stdin: the bytes are dropped.
+    if (!stdin || !stdin.writable) return;
+    this.#stdinBytes += body.length;
+    if (stdin.write(body)) return;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        stdin.off('drain', done);
+        stdin.off('close', done);
+        resolve();
+      };
+      stdin.on('drain', done);
+      stdin.on('close', done);
+    });
+  }
+
+  #onLeaderExit(): void {
+    this.#leaderExited = true;
+    // Whatever the command left behind in its group dies with it: nothing outlives a command.
+    signalGroup(this.#pid!, 'SIGKILL');
+    untrackGroup(this.#pid!);
+    if (this.#killedBy !== undefined) {
+      // Killed: read what is left in the pipes, but a process that escaped the group (setsid)
+      // and still holds them open must not keep the request alive.
+      this.#closeGrace = setTimeout(() => this.#kill(this.#killedBy!), KILLED_PIPE_GRACE_MS);
+      this.#closeGrace.unref();
+    }
+  }
+
+  #onClose(code: number | null, signal: NodeJS.Signals | null): void {
+    clearTimeout(this.#timer);
+    clearTimeout(this.#closeGrace);
+    const durationMs = Math.round(performance.now() - this.#startedAt);
+    this.#request.send({
+      type: 'exit',
+      code,
+      signal,
+      timedOut: this.#timedOut,
+      truncated: this.#truncated,
+      durationMs,
+    });
+    this.#request.finish();
+    this.#resolveDone(this.#outcome({ code, signal, durationMs }));
+  }
+
+  /** An error frame for this id while the command runs: it must not keep running unseen. */
+  #failRunning(code: ErrorCode, message: string): void {
+    this.#request.fail(code, message);
+    this.#kill('bad request');
+  }
+
+  #spawnFailed(error: NodeJS.ErrnoException, plan: ExecPlan): void {
+    const failure = spawnFailure(error, plan, this.#log);
+    this.#request.fail(failure.code, failure.message);
+    this.#phase = 'gone';
+    this.#resolveReady();
+    this.#resolveDone(this.#outcome({ code: null, signal: null, durationMs: 0, error: failure.code }));
+  }
+
+  #outcome(end: { code: number | null; signal: NodeJS.Signals | null; durationMs: number; error?: ErrorCode }) {
+    return {
+      pid: this.#pid,
+      code: end.code,
+      signal: end.signal,
+      timedOut: this.#timedOut,
+      truncated: this.#truncated,
+      error: end.error,
+      killedBy: this.#killedBy,
+      durationMs: end.durationMs,
+      stdoutBytes: this.#stdoutBytes,
+      stderrBytes: this.#stderrBytes,
+      stdinBytes: this.#stdinBytes,
+    };
+  }
+}
+
+function abortCause(reason: unknown): string {
+  if (reason instanceof SockitError) return reason.code === 'CLOSED' ? 'disconnect' : reason.message;
+  return 'cancel';
+}
+
+/** Turns a spawn error into the error frame the client sees. */
+function spawnFailure(
+  error: NodeJS.ErrnoException,
+  plan: ExecPlan,
+  log: Logger,
+): { code: ErrorCode; message: string } {
+  const program = plan.shell !== undefined ? plan.file : plan.argv![0]!;
+  switch (error.code) {
+    case 'ENOENT':
+    case 'ENOTDIR':
+      return {
+        code: 'NOT_FOUND',
+        message: `program "${program}" not found on the server (not on its PATH, or no such file)`,
+      };
+    case 'EACCES':
+    case 'EPERM':
+    case 'EISDIR':
+      return { code: 'FORBIDDEN', message: `cannot execute "${program}" on the server: permission denied` };
+    case 'EAGAIN':
+    case 'EMFILE':
+    case 'ENFILE':
+    case 'ENOMEM':
+      return { code: 'UNAVAILABLE', message: `the server cannot start processes right now (${error.code}); try again later` };
+    default:
+      if (typeof error.code === 'string' && error.code.startsWith('ERR_INVALID_ARG')) {
+        return { code: 'BAD_REQUEST', message: `cannot run "${program}": ${error.message}` };
+      }
+      // Thrown from an event listener this would crash the server: log it, answer INTERNAL.
+      log.error('exec: spawn failed', { program, error: error.stack ?? String(error) });
+      return { code: 'INTERNAL', message: 'internal server error (details are in the server log)' };
+  }
+}

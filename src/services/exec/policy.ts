@@ -1,0 +1,167 @@
+import { realpath, stat } from 'node:fs/promises';
+import { resolve, sep } from 'node:path';
+import { SockitError } from '../../errors.js';
+import type { FrameHeader } from '../../protocol/frame.js';
+import type { ResolvedExecOptions } from './options.js';
+
+/** Everything needed to start one command, checked against the server's policy. */
+export interface ExecPlan {
+  /** The argv the client sent, or undefined for a shell string. */
+  readonly argv: readonly string[] | undefined;
+  /** The shell string the client sent, or undefined for argv. */
+  readonly shell: string | undefined;
+  /** What `spawn` gets: the program and its arguments. */
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly cwd: string;
+  readonly env: NodeJS.ProcessEnv;
+  /** Names of the variables the request set (values stay out of the audit log). */
+  readonly envNames: readonly string[];
+  /** Effective timeout in ms after the server's cap; 0 = none. */
+  readonly timeoutMs: number;
+  /** Whether the client will send stdin; otherwise the command reads /dev/null. */
+  readonly stdin: boolean;
+}
+
+/** The parts of a request that need no I/O to check, as they arrived (for the audit log even when refused). */
+export interface ExecRequestFields {
+  argv: readonly string[] | undefined;
+  shell: string | undefined;
+  cwd: string | undefined;
+  env: Readonly<Record<string, string>> | undefined;
+  timeoutMs: number | undefined;
+  stdin: boolean;
+}
+
+/** Checks the shape of an `exec` header (BAD_REQUEST) — before any policy. */
+export function parseExecRequest(header: FrameHeader): ExecRequestFields {
+  const bad = (message: string): never => {
+    throw new SockitError('BAD_REQUEST', message);
+  };
+  const { argv, shell, cwd, env, timeoutMs, stdin } = header;
+  if ((argv === undefined) === (shell === undefined)) {
+    bad('an exec request needs exactly one of "argv" (a list of strings) and "shell" (a string)');
+  }
+  if (argv !== undefined) {
+    if (!Array.isArray(argv) || argv.length === 0) bad('"argv" must be a non-empty list of strings');
+    for (const arg of argv as unknown[]) {
+      if (typeof arg !== 'string') bad('"argv" must contain only strings');
+      if ((arg as string).includes('\0')) bad('"argv" strings must not contain NUL bytes');
+    }
+    if ((argv as string[])[0]!.length === 0) bad('"argv[0]" (the program) must not be empty');
+  }
+  if (shell !== undefined && (typeof shell !== 'string' || shell.length === 0 || shell.includes('\0'))) {
+    bad('"shell" must be a non-empty string without NUL bytes');
+  }
+  if (cwd !== undefined && (typeof cwd !== 'string' || cwd.length === 0 || cwd.includes('\0'))) {
+    bad('"cwd" must be a non-empty path');
+  }
+  if (env !== undefined) {
+    if (typeof env !== 'object' || env === null || Array.isArray(env)) bad('"env" must be an object of strings');
+    for (const [name, value] of Object.entries(env as object)) {
+      if (name.length === 0 || name.includes('=') || name.includes('\0')) bad(`"env" name "${name}" is not valid`);
+      if (typeof value !== 'string' || value.includes('\0')) bad(`"env" value of ${name} must be a string`);
+    }
+  }
+  if (timeoutMs !== undefined && (!Number.isSafeInteger(timeoutMs) || (timeoutMs as number) < 0)) {
+    bad('"timeoutMs" must be a whole number of milliseconds (0 = the server maximum)');
+  }
+  if (stdin !== undefined && typeof stdin !== 'boolean') bad('"stdin" must be true or false');
+  return {
+    argv: argv as string[] | undefined,
+    shell: shell as string | undefined,
+    cwd: cwd as string | undefined,
+    env: env as Record<string, string> | undefined,
+    timeoutMs: timeoutMs as number | undefined,
+    stdin: stdin === true,
+  };
+}
+
+/** Applies the allow-list, shell and env policy (FORBIDDEN) and resolves the working directory. */
+export async function planExec(fields: ExecRequestFields, options: ResolvedExecOptions): Promise<ExecPlan> {
+  const { argv, shell } = fields;
+  if (shell !== undefined && !options.allowShell) {
+    throw new SockitError(
+      'FORBIDDEN',
+      'this server does not run shell strings (its operator can allow them with --allow-shell); send argv instead',
+    );
+  }
+  if (argv !== undefined && options.allow !== 'any' && !options.allow.has(argv[0]!)) {
+    throw new SockitError(
+      'FORBIDDEN',
+      `"${argv[0]}" is not on this server's allow-list (${[...options.allow].join(', ')})`,
+    );
+  }
+  const envNames = Object.keys(fields.env ?? {});
+  for (const name of envNames) {
+    if (!envAllowed(name, options.envAllow)) {
+      throw new SockitError(
+        'FORBIDDEN',
+        `this server does not let requests set ${name} (its operator can allow it with --exec-env-allow)`,
+      );
+    }
+  }
+  const requested = fields.timeoutMs ?? 0;
+  const timeoutMs =
+    options.maxTimeoutMs === 0 ? requested : Math.min(requested || options.maxTimeoutMs, options.maxTimeoutMs);
+  return {
+    argv,
+    shell,
+    file: shell !== undefined ? options.shellPath : argv![0]!,
+    args: shell !== undefined ? ['-c', shell] : argv!.slice(1),
+    cwd: fields.cwd === undefined ? await defaultCwd(options) : await checkCwd(fields.cwd, options),
+    env: fields.env ? { ...options.baseEnv, ...fields.env } : options.baseEnv,
+    envNames,
+    timeoutMs,
+    stdin: fields.stdin,
+  };
+}
+
+function envAllowed(name: string, allow: ResolvedExecOptions['envAllow']): boolean {
+  if (allow === 'any') return true;
+  return allow.names.has(name) || allow.prefixes.some((prefix) => name.startsWith(prefix));
+}
+
+// The default directory is checked once, at the first request, not on every command.
+const checkedDefaults = new WeakSet<ResolvedExecOptions>();
+
+async function defaultCwd(options: ResolvedExecOptions): Promise<string> {
+  if (!checkedDefaults.has(options)) {
+    await checkCwd(options.cwd, options);
+    checkedDefaults.add(options);
+  }
+  return options.cwd;
+}
+
+/** A request's directory must exist (NOT_FOUND) and, with roots, lie inside one (FORBIDDEN). */
+async function checkCwd(requested: string, options: ResolvedExecOptions): Promise<string> {
+  const path = resolve(options.cwd, requested);
+  let real: string;
+  try {
+    real = await realpath(path);
+    if (!(await stat(real)).isDirectory()) {
+      throw new SockitError('BAD_REQUEST', `working directory ${requested} is not a directory`);
+    }
+  } catch (error) {
+    if (error instanceof SockitError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new SockitError('FORBIDDEN', `working directory ${requested}: permission denied`);
+    }
+    throw new SockitError('NOT_FOUND', `working directory ${requested} does not exist on the server`);
+  }
+  if (options.cwdRoots) {
+    const roots = await realRoots(options.cwdRoots);
+    if (!roots.some((root) => real === root || real.startsWith(root.endsWith(sep) ? root : root + sep))) {
+      throw new SockitError(
+        'FORBIDDEN',
+        `working directory ${requested} is outside the directories this server allows (${options.cwdRoots.join(', ')})`,
+      );
+    }
+  }
+  return real;
+}
+
+async function realRoots(roots: readonly string[]): Promise<string[]> {
+  return Promise.all(roots.map((root) => realpath(root).catch(() => root)));
+}

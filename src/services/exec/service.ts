@@ -1,0 +1,137 @@
+import { SockitError } from '../../errors.js';
+import { silentLogger } from '../../log.js';
+import type { ServerRequest } from '../../server/request.js';
+import type { Service } from '../../server/service.js';
+import { createAuditSink, type ExecAuditEntry } from './audit.js';
+import { type CommandOutcome, RunningCommand } from './command.js';
+import { type ExecServiceOptions, resolveExecOptions } from './options.js';
+import { type ExecRequestFields, parseExecRequest, planExec } from './policy.js';
+
+/** The exec service, with a count of what it runs (for status and tests). */
+export interface ExecService extends Service {
+  /** Requests admitted and not yet over: being checked or running. */
+  readonly running: number;
+}
+
+/**
+ * Remote command execution (PROTOCOL section 4, exec). Commands run without a shell, each in
+ * its own process group; requests need an authenticated connection whatever the server's open
+ * services say, and a server-wide cap on running commands answers BUSY past it.
+ *
+ * @example
+ * serve({ listen: 'tcp://127.0.0.1:7070', services: [execService({ allow: ['uname', 'uptime'] })] });
+ */
+export function execService(options: ExecServiceOptions): ExecService {
+  const settings = resolveExecOptions(options);
+  const log = options.log ?? silentLogger;
+  const audit = createAuditSink({ logger: options.audit, file: options.auditFile, log });
+  const commands = new Set<RunningCommand>();
+  let admitted = 0;
+  let closing = false;
+
+  async function exec(request: ServerRequest): Promise<void> {
+    const where = { peer: request.connection.peer, connection: request.connection.id, id: request.id };
+    const refuse = (error: SockitError, fields?: ExecRequestFields): void => {
+      audit.record({ ...where, ...describe(fields), outcome: 'refused', error: error.code });
+      request.fail(error.code, error.message);
+    };
+    let fields: ExecRequestFields;
+    try {
+      fields = parseExecRequest(request.header);
+    } catch (error) {
+      refuse(error as SockitError);
+      return;
+    }
+    // Defence in depth: even if an operator lists exec among the open services, it never runs
+    // for a connection that did not prove the token (--insecure-no-auth marks every connection proven).
+    if (!request.connection.authenticated) {
+      refuse(new SockitError('AUTH_REQUIRED', 'exec needs authentication: set SOCKIT_TOKEN or pass --token-file'), fields);
+      return;
+    }
+    if (closing) {
+      refuse(new SockitError('UNAVAILABLE', 'server is shutting down'), fields);
+      return;
+    }
+    if (admitted >= settings.maxRunning) {
+      refuse(
+        new SockitError('BUSY', `the server is running its maximum of ${settings.maxRunning} commands; try again later`),
+        fields,
+      );
+      return;
+    }
+    admitted++;
+    const command = new RunningCommand(request, settings, log);
+    // Set before the first await: a stdin frame may already be right behind the request.
+    request.onFrame = (frame) => command.onFrame(frame);
+    try {
+      let plan: Awaited<ReturnType<typeof planExec>>;
+      try {
+        plan = await planExec(fields, settings);
+      } catch (error) {
+        command.abandon();
+        if (!(error instanceof SockitError)) throw error;
+        refuse(error, fields);
+        return;
+      }
+      if (request.signal.aborted) {
+        // Cancelled or disconnected while we checked: the client has stopped listening.
+        command.abandon();
+        audit.record({ ...where, ...describe(fields), outcome: 'cancelled' });
+        request.finish();
+        return;
+      }
+      commands.add(command);
+      command.start(plan);
+      const outcome = await command.done;
+      audit.record({ ...where, ...describe(fields), cwd: plan.cwd, ...summarize(outcome) });
+    } finally {
+      admitted--;
+      commands.delete(command);
+    }
+  }
+
+  return {
+    name: 'exec',
+    requests: { exec },
+    followUps: ['stdin', 'stdin-end', 'signal'],
+    get running() {
+      return admitted;
+    },
+    async close() {
+      closing = true;
+      const ending = [...commands].map((command) => {
+        command.kill('shutdown');
+        return command.done;
+      });
+      await Promise.all(ending);
+      await audit.close();
+    },
+  };
+}
+
+function describe(fields: ExecRequestFields | undefined): Partial<ExecAuditEntry> {
+  if (!fields) return {};
+  const described: Partial<ExecAuditEntry> = fields.argv ? { argv: fields.argv } : { shell: fields.shell! };
+  if (fields.cwd !== undefined) described.cwd = fields.cwd;
+  if (fields.env) described.envNames = Object.keys(fields.env);
+  return described;
+}
+
+function summarize(outcome: CommandOutcome): Omit<ExecAuditEntry, 'peer' | 'connection' | 'id'> {
+  const entry: Omit<ExecAuditEntry, 'peer' | 'connection' | 'id'> = {
+    outcome: outcome.error === undefined ? 'exit' : 'failed',
+    pid: outcome.pid,
+    code: outcome.code,
+    signal: outcome.signal,
+    timedOut: outcome.timedOut,
+    truncated: outcome.truncated,
+    durationMs: outcome.durationMs,
+    bytesOut: outcome.stdoutBytes + outcome.stderrBytes,
+    stdoutBytes: outcome.stdoutBytes,
+    stderrBytes: outcome.stderrBytes,
+    stdinBytes: outcome.stdinBytes,
+  };
+  if (outcome.error !== undefined) entry.error = outcome.error;
+  if (outcome.killedBy !== undefined) entry.killedBy = outcome.killedBy;
+  return entry;
+}

@@ -1,0 +1,527 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { type Client, connect } from '../../src/client/client.js';
+import { SockitError } from '../../src/errors.js';
+import { computeProof } from '../../src/protocol/auth.js';
+import { FrameDecoder } from '../../src/protocol/decoder.js';
+import { encodeFrameToBuffer, type Frame, type FrameHeader } from '../../src/protocol/frame.js';
+import { type Server, serve } from '../../src/server/server.js';
+import type { Service } from '../../src/server/service.js';
+import { echoService } from '../../src/services/echo.js';
+import { tempDir, TEST_TOKEN } from '../helpers.js';
+
+/** A protected service for auth tests: answers `secret` with a fixed value. */
+const secretService: Service = {
+  name: 'secret',
+  requests: { secret: (request) => request.reply({ type: 'secret', value: 42 }) },
+};
+
+/** A service whose requests stay open until released, for cap and shutdown tests. */
+function holdService() {
+  const waiting: (() => void)[] = [];
+  let started = 0;
+  const service: Service = {
+    name: 'hold',
+    requests: {
+      hold(request) {
+        started++;
+        waiting.push(() => request.reply({ type: 'held' }));
+        request.signal.addEventListener('abort', () => request.finish());
+      },
+    },
+  };
+  return {
+    service,
+    get started() {
+      return started;
+    },
+    releaseAll: () => {
+      for (const release of waiting.splice(0)) release();
+    },
+  };
+}
+
+/** Speaks raw frames to a server: for the tests that must send what a good client never would. */
+class RawPeer {
+  readonly socket: net.Socket;
+  readonly #decoder = new FrameDecoder();
+  readonly #frames: Frame[] = [];
+  readonly #waiters: ((frame: Frame | undefined) => void)[] = [];
+  text = '';
+  readonly closed: Promise<void>;
+
+  private constructor(socket: net.Socket) {
+    this.socket = socket;
+    socket.on('data', (chunk: Buffer) => {
+      this.text += chunk.toString('latin1');
+      this.#decoder.push(chunk);
+      try {
+        for (let frame = this.#decoder.next(); frame; frame = this.#decoder.next()) this.#deliver(frame);
+      } catch {
+        // plain-text answers are read from `text`
+      }
+    });
+    this.closed = new Promise((resolve) =>
+      socket.on('close', () => {
+        for (const waiter of this.#waiters.splice(0)) waiter(undefined);
+        resolve();
+      }),
+    );
+  }
+
+  static async open(address: string): Promise<RawPeer> {
+    const port = Number(address.split(':').pop());
+    const socket = net.connect({ host: '127.0.0.1', port });
+    await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    return new RawPeer(socket);
+  }
+
+  #deliver(frame: Frame): void {
+    const waiter = this.#waiters.shift();
+    if (waiter) waiter(frame);
+    else this.#frames.push(frame);
+  }
+
+  send(header: FrameHeader, body?: Buffer): void {
+    this.socket.write(encodeFrameToBuffer(header, body));
+  }
+
+  next(): Promise<Frame | undefined> {
+    const frame = this.#frames.shift();
+    if (frame) return Promise.resolve(frame);
+    if (this.socket.destroyed) return Promise.resolve(undefined);
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  async handshake(token = TEST_TOKEN): Promise<void> {
+    this.send({ type: 'hello', version: 1, client: 'raw-test' });
+    const welcome = (await this.next())!;
+    assert.equal(welcome.header.type, 'welcome');
+    this.send({ type: 'auth', proof: computeProof(token, String(welcome.header.nonce)) });
+    assert.equal((await this.next())!.header.type, 'ready');
+  }
+}
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<SockitError> {
+  const error = await promise.then(
+    () => assert.fail(`expected ${code}`),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof SockitError, `a SockitError, got ${String(error)}`);
+  assert.equal(error.code, code, error.message);
+  return error;
+}
+
+const transports = ['tcp://127.0.0.1:0', 'tls://127.0.0.1:0', 'tcp://[::1]:0', 'unix'];
+
+describe('the same suite over every transport', () => {
+  for (const listen of transports) {
+    describe(listen, () => {
+      let server: Server;
+      let state: Awaited<ReturnType<typeof tempDir>>;
+      let client: Client;
+      before(async () => {
+        state = await tempDir();
+        const address = listen === 'unix' ? `unix:${state.path}/s.sock` : listen;
+        server = await serve({
+          listen: address,
+          token: TEST_TOKEN,
+          stateDir: state.path,
+          services: [echoService({ transform: 'upper' }), secretService],
+        });
+        client = await connect(server.address, { token: TEST_TOKEN, stateDir: state.path });
+      });
+      after(async () => {
+        await client?.close();
+        await server?.close(1000);
+        await state.cleanup();
+      });
+
+      test('handshake, ping and echo (upper)', async () => {
+        assert.equal(client.authenticated, true);
+        assert.deepEqual(client.welcome.services, ['echo', 'secret']);
+        assert.ok((await client.ping()) >= 0);
+        assert.equal((await client.echo('hello, ünïcode')).toString(), 'HELLO, üNïCODE');
+      });
+
+      test('pipelined requests each get their own answer', async () => {
+        const bodies = Array.from({ length: 500 }, (_, i) => `msg-${i}`);
+        const answers = await Promise.all(bodies.map((body) => client.echo(body)));
+        assert.deepEqual(
+          answers.map((answer) => answer.toString()),
+          bodies.map((body) => body.toUpperCase()),
+        );
+      });
+
+      test('a 0-byte and a 4 MiB echo', async () => {
+        assert.equal((await client.echo(Buffer.alloc(0))).length, 0);
+        const big = Buffer.alloc(4 * 1024 * 1024, 'a');
+        assert.ok((await client.echo(big)).equals(Buffer.alloc(big.length, 'A')));
+      });
+
+      test('protected services need the token', async () => {
+        assert.equal((await client.call({ type: 'secret' })).header.value, 42);
+      });
+    });
+  }
+});
+
+describe('authentication', () => {
+  let server: Server;
+  let state: Awaited<ReturnType<typeof tempDir>>;
+  before(async () => {
+    state = await tempDir();
+    server = await serve({
+      listen: 'tcp://127.0.0.1:0',
+      token: TEST_TOKEN,
+      stateDir: state.path,
+      services: [echoService(), secretService],
+    });
+  });
+  after(async () => {
+    await server.close(1000);
+    await state.cleanup();
+  });
+
+  test('a wrong token is AUTH_FAILED and the connection closes', async () => {
+    await expectCode(connect(server.address, { token: 'wrong', stateDir: state.path }), 'AUTH_FAILED');
+  });
+
+  test('without a token only open services answer; others are AUTH_REQUIRED', async () => {
+    const client = await connect(server.address, { stateDir: state.path, env: {} });
+    try {
+      assert.equal(client.authenticated, false);
+      assert.deepEqual(client.welcome.open, ['echo']);
+      assert.equal((await client.echo('open')).toString(), 'open');
+      const error = await expectCode(client.call({ type: 'secret' }), 'AUTH_REQUIRED');
+      assert.match(error.message, /SOCKIT_TOKEN/);
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('the token is taken from SOCKIT_TOKEN', async () => {
+    const client = await connect(server.address, { stateDir: state.path, env: { SOCKIT_TOKEN: TEST_TOKEN } });
+    assert.equal(client.authenticated, true);
+    await client.close();
+  });
+
+  test('a proof recorded on one connection is useless on another', async () => {
+    const first = await RawPeer.open(server.address);
+    first.send({ type: 'hello', version: 1 });
+    const welcome = (await first.next())!;
+    const proof = computeProof(TEST_TOKEN, String(welcome.header.nonce));
+    first.socket.destroy();
+    const second = await RawPeer.open(server.address);
+    second.send({ type: 'hello', version: 1 });
+    const secondWelcome = (await second.next())!;
+    assert.notEqual(secondWelcome.header.nonce, welcome.header.nonce);
+    second.send({ type: 'auth', proof });
+    const answer = (await second.next())!;
+    assert.equal(answer.header.code, 'AUTH_FAILED');
+    await second.closed;
+  });
+
+  test('a server without a token option creates one with mode 0600 and reuses it', async () => {
+    const dir = await tempDir();
+    const { statSync } = await import('node:fs');
+    const first = await serve({ listen: 'tcp://127.0.0.1:0', stateDir: dir.path });
+    assert.equal(first.tokenCreated, true);
+    assert.equal(statSync(first.tokenFile!).mode & 0o777, 0o600);
+    await first.close(100);
+    const second = await serve({ listen: 'tcp://127.0.0.1:0', stateDir: dir.path, services: [secretService] });
+    assert.equal(second.tokenCreated, false);
+    // A client on the same machine finds the token in the same state dir.
+    const client = await connect(second.address, { stateDir: dir.path, env: {} });
+    assert.equal((await client.call({ type: 'secret' })).header.value, 42);
+    await client.close();
+    await second.close(100);
+    await dir.cleanup();
+  });
+
+  test('insecureNoAuth serves everything and says auth none', async () => {
+    const open = await serve({ listen: 'tcp://127.0.0.1:0', insecureNoAuth: true, services: [secretService] });
+    const client = await connect(open.address, { env: {}, stateDir: state.path });
+    assert.equal(client.welcome.auth, 'none');
+    assert.equal((await client.call({ type: 'secret' })).header.value, 42);
+    await client.close();
+    await open.close(100);
+  });
+});
+
+describe('protocol errors never crash the server', () => {
+  let server: Server;
+  let state: Awaited<ReturnType<typeof tempDir>>;
+  before(async () => {
+    state = await tempDir();
+    server = await serve({ listen: 'tcp://127.0.0.1:0', token: TEST_TOKEN, stateDir: state.path });
+  });
+  after(async () => {
+    await server.close(1000);
+    await state.cleanup();
+  });
+
+  test('a first frame other than hello is UNSUPPORTED', async () => {
+    const peer = await RawPeer.open(server.address);
+    peer.send({ type: 'echo', id: 1 });
+    const error = (await peer.next())!;
+    assert.equal(error.header.code, 'UNSUPPORTED');
+    assert.equal(error.header.id, undefined);
+    await peer.closed;
+  });
+
+  test('an unknown version is UNSUPPORTED with the versions spoken', async () => {
+    const peer = await RawPeer.open(server.address);
+    peer.send({ type: 'hello', version: 2 });
+    const error = (await peer.next())!;
+    assert.equal(error.header.code, 'UNSUPPORTED');
+    assert.deepEqual(error.header.versions, [1]);
+    await peer.closed;
+  });
+
+  test('a plain-text client gets one line, then the connection closes', async () => {
+    const peer = await RawPeer.open(server.address);
+    peer.socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await peer.closed;
+    assert.match(peer.text, /^This port speaks the sockit framed protocol.*\n$/);
+    assert.equal(peer.text.split('\n').length, 2);
+  });
+
+  test('a malformed frame gets FRAME_INVALID without id, then close', async () => {
+    const peer = await RawPeer.open(server.address);
+    await peer.handshake();
+    const prefix = Buffer.alloc(4);
+    prefix.writeUInt32BE(4);
+    peer.socket.write(Buffer.concat([prefix, Buffer.from('[1] ')]));
+    const error = (await peer.next())!;
+    assert.equal(error.header.code, 'FRAME_INVALID');
+    assert.equal(error.header.id, undefined);
+    assert.doesNotMatch(String(error.header.message), /at .*\.js/);
+    await peer.closed;
+  });
+
+  test('a body over the limit is TOO_LARGE before it is sent', async () => {
+    const small = await serve({ listen: 'tcp://127.0.0.1:0', token: TEST_TOKEN, limits: { maxBodyBytes: 1000 } });
+    const peer = await RawPeer.open(small.address);
+    await peer.handshake();
+    const header = Buffer.from('{"type":"echo","id":1,"size":5000}');
+    const prefix = Buffer.alloc(4);
+    prefix.writeUInt32BE(header.length);
+    peer.socket.write(Buffer.concat([prefix, header])); // the body is never sent: the size alone is refused
+    const error = (await peer.next())!;
+    assert.equal(error.header.code, 'TOO_LARGE');
+    await peer.closed;
+    await small.close(100);
+  });
+
+  test('unknown request types are UNSUPPORTED for that id, and the connection lives on', async () => {
+    const peer = await RawPeer.open(server.address);
+    await peer.handshake();
+    peer.send({ type: 'teleport', id: 7 });
+    const error = (await peer.next())!;
+    assert.equal(error.header.code, 'UNSUPPORTED');
+    assert.equal(error.header.id, 7);
+    peer.send({ type: 'ping', id: 8 });
+    assert.equal((await peer.next())!.header.type, 'pong');
+    peer.socket.destroy();
+  });
+
+  test('a request without id is a connection error BAD_REQUEST', async () => {
+    const peer = await RawPeer.open(server.address);
+    await peer.handshake();
+    peer.send({ type: 'echo' });
+    const error = (await peer.next())!;
+    assert.equal(error.header.code, 'BAD_REQUEST');
+    await peer.closed;
+  });
+
+  test('the server still serves after all of that', async () => {
+    const client = await connect(server.address, { token: TEST_TOKEN, stateDir: state.path });
+    assert.equal((await client.echo('alive')).toString(), 'alive');
+    await client.close();
+  });
+});
+
+describe('limits', () => {
+  test('an excess client gets BUSY, not a hang', async () => {
+    const state = await tempDir();
+    const server = await serve({
+      listen: 'tcp://127.0.0.1:0',
+      token: TEST_TOKEN,
+      stateDir: state.path,
+      limits: { maxConnections: 2 },
+    });
+    const clients = [
+      await connect(server.address, { token: TEST_TOKEN, stateDir: state.path }),
+      await connect(server.address, { token: TEST_TOKEN, stateDir: state.path }),
+    ];
+    const error = await expectCode(connect(server.address, { token: TEST_TOKEN, stateDir: state.path }), 'BUSY');
+    assert.match(error.message, /connection limit/);
+    await clients[0]!.close();
+    // A slot freed is a slot usable again.
+    const again = await connect(server.address, { token: TEST_TOKEN, stateDir: state.path });
+    assert.equal((await again.echo('ok')).toString(), 'ok');
+    await Promise.all([again.close(), clients[1]!.close()]);
+    await server.close(100);
+    await state.cleanup();
+  });
+
+  test('past maxOpenRequests the server answers BUSY for that id only', async () => {
+    const hold = holdService();
+    const state = await tempDir();
+    const server = await serve({
+      listen: 'tcp://127.0.0.1:0',
+      token: TEST_TOKEN,
+      stateDir: state.path,
+      services: [echoService(), hold.service],
+      limits: { maxOpenRequests: 3 },
+    });
+    const client = await connect(server.address, { token: TEST_TOKEN, stateDir: state.path });
+    const held = [1, 2, 3].map(() => client.call({ type: 'hold' }, undefined, { timeoutMs: 0 }));
+    await expectCode(client.call({ type: 'hold' }), 'BUSY');
+    assert.equal(hold.started, 3);
+    hold.releaseAll();
+    for (const answer of await Promise.all(held)) assert.equal(answer.header.type, 'held');
+    assert.equal((await client.echo('after')).toString(), 'after');
+    await client.close();
+    await server.close(100);
+    await state.cleanup();
+  });
+
+  test('an idle connection is closed with TIMEOUT', async () => {
+    const state = await tempDir();
+    const server = await serve({
+      listen: 'tcp://127.0.0.1:0',
+      token: TEST_TOKEN,
+      stateDir: state.path,
+      limits: { idleTimeoutMs: 30 },
+    });
+    const client = await connect(server.address, { token: TEST_TOKEN, stateDir: state.path });
+    const closed = new Promise<SockitError>((resolve) => client.once('close', resolve));
+    const reason = await closed;
+    assert.equal(reason.code, 'TIMEOUT');
+    assert.match(reason.message, /idle/);
+    await server.close(100);
+    await state.cleanup();
+  });
+
+  test('a client that never says hello is dropped at the handshake timeout', async () => {
+    const server = await serve({
+      listen: 'tcp://127.0.0.1:0',
+      token: TEST_TOKEN,
+      limits: { handshakeTimeoutMs: 30 },
+    });
+    const peer = await RawPeer.open(server.address);
+    const error = (await peer.next())!;
+    assert.equal(error.header.code, 'TIMEOUT');
+    await peer.closed;
+    await server.close(100);
+  });
+
+  test('invalid limits are refused with a message naming them', async () => {
+    await assert.rejects(
+      serve({ listen: 'tcp://127.0.0.1:0', token: 'x', limits: { maxConnections: -1 } }),
+      /maxConnections/,
+    );
+    await assert.rejects(
+      serve({ listen: 'tcp://127.0.0.1:0', token: 'x', limits: { maxHeaderBytes: 70000 } }),
+      /maxHeaderBytes/,
+    );
+  });
+});
+
+describe('graceful shutdown', () => {
+  test('open requests finish, idle connections close, then the server is closed', async () => {
+    const hold = holdService();
+    const state = await tempDir();
+    const server = await serve({
+      listen: 'tcp://127.0.0.1:0',
+      token: TEST_TOKEN,
+      stateDir: state.path,
+      services: [echoService(), hold.service],
+    });
+    const busy = await connect(server.address, { token: TEST_TOKEN, stateDir: state.path });
+    const idle = await connect(server.address, { token: TEST_TOKEN, stateDir: state.path });
+    const idleClosed = new Promise<SockitError>((resolve) => idle.once('close', resolve));
+    const answer = busy.call({ type: 'hold' }, undefined, { timeoutMs: 0 });
+    await new Promise<void>((resolve) => {
+      const check = (): void => (hold.started === 1 ? resolve() : void setImmediate(check));
+      check();
+    });
+    const closing = server.close(60_000);
+    assert.equal((await idleClosed).code, 'UNAVAILABLE');
+    await expectCode(busy.call({ type: 'hold' }), 'UNAVAILABLE');
+    hold.releaseAll();
+    assert.equal((await answer).header.type, 'held');
+    await closing;
+    assert.equal(server.connectionCount, 0);
+    await state.cleanup();
+  });
+
+  test('at the deadline remaining requests are aborted and connections force-closed', async () => {
+    const hold = holdService();
+    const server = await serve({ listen: 'tcp://127.0.0.1:0', token: TEST_TOKEN, services: [hold.service] });
+    const client = await connect(server.address, { token: TEST_TOKEN });
+    const answer = client.call({ type: 'hold' }, undefined, { timeoutMs: 0 });
+    await new Promise<void>((resolve) => {
+      const check = (): void => (hold.started === 1 ? resolve() : void setImmediate(check));
+      check();
+    });
+    const failed = expectCode(answer, 'CLOSED');
+    await server.close(10);
+    await failed;
+  });
+});
+
+describe('backpressure', () => {
+  test('a slow handler pauses the socket instead of buffering without bound', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let firstChunk!: () => void;
+    const sawFirst = new Promise<void>((resolve) => {
+      firstChunk = resolve;
+    });
+    let chunks = 0;
+    const sink: Service = {
+      name: 'sink',
+      followUps: ['chunk'],
+      requests: {
+        sink(request) {
+          request.onFrame = (frame) => {
+            if (frame.header.type === 'end') {
+              request.reply({ type: 'sunk', chunks });
+              return;
+            }
+            chunks++;
+            firstChunk();
+            return gate; // the "disk" is stuck until released
+          };
+        },
+      },
+    };
+    const server = await serve({ listen: 'tcp://127.0.0.1:0', token: TEST_TOKEN, services: [sink] });
+    const client = await connect(server.address, { token: TEST_TOKEN });
+    const request = client.open({ type: 'sink' }, undefined, { final: (h) => h.type === 'sunk' });
+    const chunk = Buffer.alloc(1024 * 1024);
+    const total = 64;
+    let sent = 0;
+    const sending = (async () => {
+      for (; sent < total; sent++) await request.write({ type: 'chunk' }, chunk);
+      await request.write({ type: 'end' });
+    })();
+    await sawFirst;
+    // While the handler is stuck, the sender must block long before all 64 MiB left it: once the
+    // socket buffers on both sides are full, `write` stops resolving. Kernel buffers hold a few MiB.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.ok(sent < total, `sender should be held back by backpressure, sent ${sent} of ${total}`);
+    assert.equal(chunks, 1, 'no further frame is handed to the service while it is busy');
+    release();
+    await sending;
+    assert.equal((await request.done).header.chunks, total);
+    await client.close();
+    await server.close(100);
+  });
+});
