@@ -8,6 +8,15 @@ import { type Address, parseAddress } from '../transport/address.js';
 import { type DialOptions, dialStream, type TlsTrust } from '../transport/dial.js';
 import { FramedSocket } from '../transport/framed-socket.js';
 import { SOCKIT_AGENT } from '../version.js';
+import {
+  type ExecCommand,
+  type ExecOptions,
+  type ExecResult,
+  type RemoteProcess,
+  runExec,
+  type SpawnRemoteOptions,
+  spawnRemote,
+} from './exec.js';
 import { ClientRequest, type RequestOptions } from './request.js';
 
 export interface ConnectOptions {
@@ -81,6 +90,16 @@ export class Client extends EventEmitter {
     const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
     const frame = await this.call({ type: 'echo' }, bytes, options);
     return frame.body;
+  }
+
+  /** Runs a command on the server's exec service and collects `{ code, signal, stdout, stderr, … }`. */
+  exec(command: ExecCommand, options?: ExecOptions): Promise<ExecResult> {
+    return runExec(this, command, options);
+  }
+
+  /** Starts a command on the server's exec service, with stdin/stdout/stderr streams. */
+  spawn(command: ExecCommand, options?: SpawnRemoteOptions): RemoteProcess {
+    return spawnRemote(this, command, options);
   }
 
   /** A request answered by one frame (ping, echo, stat, list, delete, join). */

@@ -43,7 +43,12 @@ function rawFrame(headerText: string | Buffer, body = Buffer.alloc(0)): Buffer {
   return Buffer.concat([prefix, header, body]);
 }
 
-function expectFrameError(bytes: Buffer, code: 'FRAME_INVALID' | 'TOO_LARGE', pattern: RegExp, decoder?: FrameDecoder) {
+function expectFrameError(
+  bytes: Buffer,
+  code: 'FRAME_INVALID' | 'TOO_LARGE',
+  pattern: RegExp,
+  decoder?: FrameDecoder,
+) {
   assert.throws(
     () => decodeAll([bytes], decoder),
     (error: unknown) => {
@@ -97,22 +102,31 @@ describe('FrameDecoder', () => {
     });
     const frameArb = fc.tuple(headerArb, fc.uint8Array({ maxLength: 3000 }));
     fc.assert(
-      fc.property(fc.array(frameArb, { minLength: 1, maxLength: 8 }), fc.array(fc.nat(), { maxLength: 20 }), (frames, cuts) => {
-        const headers = frames.map(([header]) => {
-          const clean: FrameHeader = { type: header.type, text: header.text };
-          if (header.id !== undefined) clean.id = header.id;
-          return clean;
-        });
-        const bytes = Buffer.concat(frames.map(([, body], i) => encodeFrameToBuffer(headers[i]!, body)));
-        const decoded = decodeAll(splitAt(bytes, cuts.map((cut) => cut % (bytes.length + 1))));
-        assert.equal(decoded.length, frames.length);
-        decoded.forEach((frame, i) => {
-          assert.equal(frame.header.type, headers[i]!.type);
-          assert.equal(frame.header.id, headers[i]!.id);
-          assert.equal(frame.header.text, headers[i]!.text);
-          assert.deepEqual(new Uint8Array(frame.body), frames[i]![1]);
-        });
-      }),
+      fc.property(
+        fc.array(frameArb, { minLength: 1, maxLength: 8 }),
+        fc.array(fc.nat(), { maxLength: 20 }),
+        (frames, cuts) => {
+          const headers = frames.map(([header]) => {
+            const clean: FrameHeader = { type: header.type, text: header.text };
+            if (header.id !== undefined) clean.id = header.id;
+            return clean;
+          });
+          const bytes = Buffer.concat(frames.map(([, body], i) => encodeFrameToBuffer(headers[i]!, body)));
+          const decoded = decodeAll(
+            splitAt(
+              bytes,
+              cuts.map((cut) => cut % (bytes.length + 1)),
+            ),
+          );
+          assert.equal(decoded.length, frames.length);
+          decoded.forEach((frame, i) => {
+            assert.equal(frame.header.type, headers[i]!.type);
+            assert.equal(frame.header.id, headers[i]!.id);
+            assert.equal(frame.header.text, headers[i]!.text);
+            assert.deepEqual(new Uint8Array(frame.body), frames[i]![1]);
+          });
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -128,7 +142,10 @@ describe('FrameDecoder', () => {
   });
 
   test('a 0-byte body round-trips with size absent or 0', () => {
-    const frames = decodeAll([encodeFrameToBuffer({ type: 'ping', id: 3 }), rawFrame('{"type":"x","size":0}')]);
+    const frames = decodeAll([
+      encodeFrameToBuffer({ type: 'ping', id: 3 }),
+      rawFrame('{"type":"x","size":0}'),
+    ]);
     assert.equal(frames.length, 2);
     assert.equal(frames[0]!.body.length, 0);
     assert.equal(frames[1]!.body.length, 0);
@@ -181,7 +198,14 @@ describe('FrameDecoder rejects every malformed input class', () => {
   });
 
   test('missing or malformed type', () => {
-    for (const text of ['{}', '{"type":1}', '{"type":""}', '{"type":"Echo"}', '{"type":"1x"}', `{"type":"${'a'.repeat(65)}"}`]) {
+    for (const text of [
+      '{}',
+      '{"type":1}',
+      '{"type":""}',
+      '{"type":"Echo"}',
+      '{"type":"1x"}',
+      `{"type":"${'a'.repeat(65)}"}`,
+    ]) {
       expectFrameError(rawFrame(text), 'FRAME_INVALID', /header.type/);
     }
   });
@@ -194,11 +218,22 @@ describe('FrameDecoder rejects every malformed input class', () => {
 
   test('size over the body limit, checked before the body arrives', () => {
     const decoder = new FrameDecoder({ maxBodyBytes: 1024 });
-    expectFrameError(rawFrame('{"type":"x","size":1025}'), 'TOO_LARGE', /1025 bytes is over the limit of 1024/, decoder);
+    expectFrameError(
+      rawFrame('{"type":"x","size":1025}'),
+      'TOO_LARGE',
+      /1025 bytes is over the limit of 1024/,
+      decoder,
+    );
   });
 
   test('malformed id', () => {
-    for (const text of ['{"type":"x","id":0}', '{"type":"x","id":-3}', '{"type":"x","id":1.5}', '{"type":"x","id":"7"}', '{"type":"x","id":9007199254740992}']) {
+    for (const text of [
+      '{"type":"x","id":0}',
+      '{"type":"x","id":-3}',
+      '{"type":"x","id":1.5}',
+      '{"type":"x","id":"7"}',
+      '{"type":"x","id":9007199254740992}',
+    ]) {
       expectFrameError(rawFrame(text), 'FRAME_INVALID', /header.id/);
     }
   });

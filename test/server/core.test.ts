@@ -9,7 +9,7 @@ import { encodeFrameToBuffer, type Frame, type FrameHeader } from '../../src/pro
 import { type Server, serve } from '../../src/server/server.js';
 import type { Service } from '../../src/server/service.js';
 import { echoService } from '../../src/services/echo.js';
-import { tempDir, TEST_TOKEN } from '../helpers.js';
+import { TEST_TOKEN, tempDir } from '../helpers.js';
 
 /** A protected service for auth tests: answers `secret` with a fixed value. */
 const secretService: Service = {
@@ -230,7 +230,11 @@ describe('authentication', () => {
     assert.equal(first.tokenCreated, true);
     assert.equal(statSync(first.tokenFile!).mode & 0o777, 0o600);
     await first.close(100);
-    const second = await serve({ listen: 'tcp://127.0.0.1:0', stateDir: dir.path, services: [secretService] });
+    const second = await serve({
+      listen: 'tcp://127.0.0.1:0',
+      stateDir: dir.path,
+      services: [secretService],
+    });
     assert.equal(second.tokenCreated, false);
     // A client on the same machine finds the token in the same state dir.
     const client = await connect(second.address, { stateDir: dir.path, env: {} });
@@ -241,7 +245,11 @@ describe('authentication', () => {
   });
 
   test('insecureNoAuth serves everything and says auth none', async () => {
-    const open = await serve({ listen: 'tcp://127.0.0.1:0', insecureNoAuth: true, services: [secretService] });
+    const open = await serve({
+      listen: 'tcp://127.0.0.1:0',
+      insecureNoAuth: true,
+      services: [secretService],
+    });
     const client = await connect(open.address, { env: {}, stateDir: state.path });
     assert.equal(client.welcome.auth, 'none');
     assert.equal((await client.call({ type: 'secret' })).header.value, 42);
@@ -302,7 +310,11 @@ describe('protocol errors never crash the server', () => {
   });
 
   test('a body over the limit is TOO_LARGE before it is sent', async () => {
-    const small = await serve({ listen: 'tcp://127.0.0.1:0', token: TEST_TOKEN, limits: { maxBodyBytes: 1000 } });
+    const small = await serve({
+      listen: 'tcp://127.0.0.1:0',
+      token: TEST_TOKEN,
+      limits: { maxBodyBytes: 1000 },
+    });
     const peer = await RawPeer.open(small.address);
     await peer.handshake();
     const header = Buffer.from('{"type":"echo","id":1,"size":5000}');
@@ -356,7 +368,10 @@ describe('limits', () => {
       await connect(server.address, { token: TEST_TOKEN, stateDir: state.path }),
       await connect(server.address, { token: TEST_TOKEN, stateDir: state.path }),
     ];
-    const error = await expectCode(connect(server.address, { token: TEST_TOKEN, stateDir: state.path }), 'BUSY');
+    const error = await expectCode(
+      connect(server.address, { token: TEST_TOKEN, stateDir: state.path }),
+      'BUSY',
+    );
     assert.match(error.message, /connection limit/);
     await clients[0]!.close();
     // A slot freed is a slot usable again.

@@ -1,0 +1,315 @@
+import { Readable, Writable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
+import { SockitError } from '../errors.js';
+import type { Frame, FrameHeader } from '../protocol/frame.js';
+import type { Client } from './client.js';
+import type { ClientRequest } from './request.js';
+
+/** A command: an argv run without a shell, or a shell string (only where the server allows shells). */
+export type ExecCommand = readonly string[] | { readonly shell: string };
+
+/** Signals a client may forward to a running command. */
+export type ExecSignal = 'SIGINT' | 'SIGTERM' | 'SIGKILL';
+
+/** Options of both exec forms. */
+export interface RemoteExecOptions {
+  /** Working directory on the server (relative paths resolve against the server's default). */
+  cwd?: string;
+  /** Variables added to the server's environment for this command (the server may refuse some). */
+  env?: Readonly<Record<string, string>>;
+  /** Kill the command after this long; the server caps it at its own maximum. Default: that maximum. */
+  timeoutMs?: number;
+  /** Aborting kills the remote command (a `cancel`); the result then rejects. */
+  signal?: AbortSignal;
+}
+
+/** Options of the streaming form. */
+export interface SpawnRemoteOptions extends RemoteExecOptions {
+  /** Give the command a stdin to write to (default true); false: it reads /dev/null. */
+  stdin?: boolean;
+}
+
+/** Options of the collecting form. */
+export interface ExecOptions extends RemoteExecOptions {
+  /** Bytes for the command's stdin; without it, the command reads /dev/null. */
+  input?: string | Uint8Array | Readable | AsyncIterable<Uint8Array | string>;
+  /** Most stdout (and, separately, stderr) bytes to collect; past it the command is killed and the call fails TOO_LARGE. Default 64 MiB. */
+  maxBuffer?: number;
+}
+
+/** How a remote command ended, as the server's `exit` frame says. */
+export interface ExecExit {
+  /** Exit code, or null when a signal ended it. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The server killed it at its timeout. */
+  timedOut: boolean;
+  /** The server killed it because its output passed the server's limit. */
+  truncated: boolean;
+  durationMs: number;
+}
+
+/** The collected result of `client.exec()`. */
+export interface ExecResult extends ExecExit {
+  pid: number | undefined;
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
+/** stdin is sent in frames of at most this many bytes, well under any server's body limit. */
+const STDIN_FRAME_BYTES = 256 * 1024;
+const STREAM_HIGH_WATER = 256 * 1024;
+const SIGNALS: ReadonlySet<string> = new Set(['SIGINT', 'SIGTERM', 'SIGKILL']);
+
+/**
+ * A readable fed by frames: when its buffer is full, the frame handler gets a promise that the
+ * connection waits on, so a slow reader slows the server down instead of filling memory.
+ */
+class FrameReadable extends Readable {
+  #waiting: (() => void) | undefined;
+  #ended = false;
+
+  constructor() {
+    super({ highWaterMark: STREAM_HIGH_WATER });
+    this.once('close', () => this.#wake());
+  }
+
+  override _read(): void {
+    this.#wake();
+  }
+
+  deliver(chunk: Buffer): void | Promise<void> {
+    if (this.#ended || this.destroyed) return;
+    if (this.push(chunk)) return;
+    return new Promise((resolve) => {
+      this.#waiting = resolve;
+    });
+  }
+
+  endOfData(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    if (!this.destroyed) this.push(null);
+    this.#wake();
+  }
+
+  #wake(): void {
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    waiting?.();
+  }
+}
+
+/**
+ * A command running on a server, like a `ChildProcess`: write to `stdin`, read `stdout` and
+ * `stderr` (with backpressure both ways), `kill()` to forward a signal, await `exited`.
+ * Read both output streams (or destroy them): unread output eventually pauses the connection.
+ */
+export class RemoteProcess {
+  /** The command's stdin; `end()` it to send end-of-file. Null when started with `stdin: false`. */
+  readonly stdin: Writable | null;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Resolves with the server-side pid once the command runs; rejects if it never starts. */
+  readonly started: Promise<number>;
+  /** Resolves when the command ended; rejects with the server's error (FORBIDDEN, NOT_FOUND, BUSY…). */
+  readonly exited: Promise<ExecExit>;
+  readonly #request: ClientRequest;
+  readonly #stdout = new FrameReadable();
+  readonly #stderr = new FrameReadable();
+  #pid: number | undefined;
+
+  constructor(client: Client, command: ExecCommand, options: SpawnRemoteOptions = {}) {
+    const wantsStdin = options.stdin ?? true;
+    this.#request = client.open(execHeader(command, options, wantsStdin), undefined, {
+      final: (header) => header.type === 'exit',
+      // The server owns the deadline (timeoutMs); the client waits as long as the command runs.
+      timeoutMs: 0,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    this.stdout = this.#stdout;
+    this.stderr = this.#stderr;
+    this.stdin = wantsStdin ? this.#stdinWritable() : null;
+    let startedResolve!: (pid: number) => void;
+    let startedReject!: (error: Error) => void;
+    this.started = new Promise((resolve, reject) => {
+      startedResolve = resolve;
+      startedReject = reject;
+    });
+    this.#request.onFrame = (frame: Frame) => {
+      switch (frame.header.type) {
+        case 'started':
+          this.#pid = Number(frame.header.pid);
+          startedResolve(this.#pid);
+          return;
+        case 'stdout':
+          return this.#stdout.deliver(frame.body);
+        case 'stderr':
+          return this.#stderr.deliver(frame.body);
+        default:
+          return; // unknown frames of a newer server are ignored, as the protocol says
+      }
+    };
+    this.exited = this.#request.done.then(
+      (frame) => {
+        this.#endStreams();
+        if (this.#pid === undefined)
+          startedReject(new SockitError('INTERNAL', 'the command ended without starting'));
+        return parseExit(frame.header);
+      },
+      (error: Error) => {
+        this.#endStreams();
+        startedReject(error);
+        throw error;
+      },
+    );
+    // Callers that only read the streams must not see unhandled rejections.
+    this.started.catch(() => {});
+    this.exited.catch(() => {});
+  }
+
+  /** The server-side pid, once started. */
+  get pid(): number | undefined {
+    return this.#pid;
+  }
+
+  /** Forwards a signal to the command's process group. False if the command has already ended. */
+  kill(signal: ExecSignal = 'SIGTERM'): boolean {
+    if (!SIGNALS.has(signal))
+      throw new TypeError(`signal must be one of ${[...SIGNALS].join(', ')}, got ${signal}`);
+    if (this.#request.settled) return false;
+    this.#request.send({ type: 'signal', signal });
+    return true;
+  }
+
+  /** Stops the command at once (the server kills its process group); `exited` rejects. */
+  cancel(): void {
+    this.#request.cancel();
+  }
+
+  #endStreams(): void {
+    this.#stdout.endOfData();
+    this.#stderr.endOfData();
+  }
+
+  #stdinWritable(): Writable {
+    const request = this.#request;
+    return new Writable({
+      highWaterMark: STDIN_FRAME_BYTES,
+      write: (chunk: Buffer, _encoding, callback) => {
+        sendStdin(request, chunk).then(
+          () => callback(),
+          () => callback(), // the command or the connection is gone: like a closed pipe, bytes are dropped
+        );
+      },
+      final: (callback) => {
+        if (!request.settled) request.send({ type: 'stdin-end' });
+        callback();
+      },
+    });
+  }
+}
+
+async function sendStdin(request: ClientRequest, chunk: Buffer): Promise<void> {
+  for (let offset = 0; offset < chunk.length; offset += STDIN_FRAME_BYTES) {
+    if (request.settled) return;
+    await request.write({ type: 'stdin' }, chunk.subarray(offset, offset + STDIN_FRAME_BYTES));
+  }
+}
+
+/** Starts a command on the server and returns it with its streams (`client.spawn`). */
+export function spawnRemote(
+  client: Client,
+  command: ExecCommand,
+  options: SpawnRemoteOptions = {},
+): RemoteProcess {
+  return new RemoteProcess(client, command, options);
+}
+
+/**
+ * Runs a command on the server and collects its output (`client.exec`). Resolves whatever the
+ * exit code; rejects with the server's error code when the command could not run.
+ */
+export async function runExec(
+  client: Client,
+  command: ExecCommand,
+  options: ExecOptions = {},
+): Promise<ExecResult> {
+  const { input, maxBuffer = DEFAULT_MAX_BUFFER, ...rest } = options;
+  const remote = spawnRemote(client, command, { ...rest, stdin: input !== undefined });
+  let overflow: string | undefined;
+  const collect = (stream: Readable, name: string): { chunks: Buffer[]; done: Promise<void> } => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    stream.on('data', (chunk: Buffer) => {
+      total += chunk.length;
+      if (total <= maxBuffer) chunks.push(chunk);
+      else if (overflow === undefined) {
+        overflow = name;
+        remote.cancel();
+      }
+    });
+    return { chunks, done: finished(stream) };
+  };
+  const stdout = collect(remote.stdout, 'stdout');
+  const stderr = collect(remote.stderr, 'stderr');
+  if (input !== undefined) feed(remote.stdin!, input);
+  try {
+    const [exit] = await Promise.all([remote.exited, stdout.done, stderr.done]);
+    return {
+      ...exit,
+      pid: remote.pid,
+      stdout: Buffer.concat(stdout.chunks),
+      stderr: Buffer.concat(stderr.chunks),
+    };
+  } catch (error) {
+    if (overflow !== undefined) {
+      throw new SockitError(
+        'TOO_LARGE',
+        `${overflow} passed maxBuffer (${maxBuffer} bytes); the command was killed`,
+      );
+    }
+    throw error;
+  }
+}
+
+function feed(stdin: Writable, input: NonNullable<ExecOptions['input']>): void {
+  if (typeof input === 'string' || input instanceof Uint8Array) {
+    stdin.end(typeof input === 'string' ? Buffer.from(input, 'utf8') : input);
+    return;
+  }
+  // An input stream that fails ends stdin early; the command's own result still reports.
+  pipeline(input as AsyncIterable<Uint8Array | string>, stdin).catch(() => stdin.end());
+}
+
+function execHeader(command: ExecCommand, options: SpawnRemoteOptions, stdin: boolean) {
+  const header: { type: string; [field: string]: unknown } = { type: 'exec' };
+  if (Array.isArray(command)) {
+    if (command.length === 0 || !command.every((arg) => typeof arg === 'string')) {
+      throw new TypeError('exec argv must be a non-empty list of strings');
+    }
+    header.argv = command;
+  } else {
+    const shell = (command as { shell?: unknown }).shell;
+    if (typeof shell !== 'string' || shell.length === 0) {
+      throw new TypeError('exec needs an argv list or { shell: "command string" }');
+    }
+    header.shell = shell;
+  }
+  if (options.cwd !== undefined) header.cwd = options.cwd;
+  if (options.env !== undefined) header.env = options.env;
+  if (options.timeoutMs !== undefined) header.timeoutMs = options.timeoutMs;
+  if (stdin) header.stdin = true;
+  return header;
+}
+
+function parseExit(header: FrameHeader): ExecExit {
+  return {
+    code: typeof header.code === 'number' ? header.code : null,
+    signal: typeof header.signal === 'string' ? (header.signal as NodeJS.Signals) : null,
+    timedOut: header.timedOut === true,
+    truncated: header.truncated === true,
+    durationMs: typeof header.durationMs === 'number' ? header.durationMs : 0,
+  };
+}
