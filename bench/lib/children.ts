@@ -1,0 +1,147 @@
+/**
+ * Child processes of a benchmark run: servers under test and load generators. Every child is
+ * registered so that a finished, failed or interrupted run never leaves one behind.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+
+const running = new Set<ChildProcess>();
+
+function killAll(): void {
+  for (const child of running) child.kill('SIGKILL');
+  running.clear();
+}
+
+process.once('exit', killAll);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+/** A running server child: where it listens and how to stop it. */
+export interface ServerChild {
+  readonly name: string;
+  readonly pid: number;
+  readonly port: number;
+  /** What the server printed while starting (for error messages). */
+  readonly startupOutput: string;
+  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface StartServerOptions {
+  name: string;
+  command: string;
+  args: string[];
+  /** A line of stdout (or stderr) whose first capture group is the listening port. */
+  readyPattern: RegExp;
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+}
+
+/**
+ * Starts a server child and resolves once it prints its ready line. Its stderr is drained and
+ * dropped after startup: a server that logs per message (the Python seed does) must never
+ * block on a full pipe, and its log volume is part of what it costs.
+ */
+export function startServerChild(options: StartServerOptions): Promise<ServerChild> {
+  const child = spawn(options.command, options.args, {
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.once('exit', () => running.delete(child));
+
+  let output = '';
+  return new Promise<ServerChild>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${options.name} did not become ready in time; it printed:\n${output}`));
+    }, options.timeoutMs ?? 15_000);
+    const onOutput = (chunk: Buffer): void => {
+      if (output.length > 20_000) return; // only the startup lines matter
+      output += chunk.toString('utf8');
+      const match = options.readyPattern.exec(output);
+      if (!match) return;
+      clearTimeout(timer);
+      child.stdout!.off('data', onOutput);
+      child.stderr!.off('data', onOutput);
+      // Keep draining so a chatty server never blocks on its pipes.
+      child.stdout!.resume();
+      child.stderr!.resume();
+      resolve({
+        name: options.name,
+        pid: child.pid!,
+        port: Number(match[1]),
+        startupOutput: output,
+        async stop(graceMs = 2000) {
+          if (child.exitCode !== null || child.signalCode !== null) return;
+          child.kill('SIGTERM');
+          const timeout = new Promise<'timeout'>((done) =>
+            setTimeout(() => done('timeout'), graceMs).unref(),
+          );
+          if ((await Promise.race([exited, timeout])) === 'timeout') {
+            child.kill('SIGKILL');
+            await exited;
+          }
+        },
+      });
+    };
+    child.stdout!.on('data', onOutput);
+    child.stderr!.on('data', onOutput);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot start ${options.name}: ${error.message}`));
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(
+        new Error(`${options.name} exited (${signal ?? code}) before it was ready; it printed:\n${output}`),
+      );
+    });
+  });
+}
+
+/**
+ * Runs a child to completion, handing each stdout line to `onLine`. Killed after `timeoutMs`
+ * so a stuck generator cannot stall the run.
+ */
+export function runChild(
+  command: string,
+  args: string[],
+  onLine: (line: string) => void,
+  timeoutMs: number,
+): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  let stderr = '';
+  let pending = '';
+  child.stdout!.setEncoding('utf8');
+  child.stdout!.on('data', (text: string) => {
+    pending += text;
+    let newline = pending.indexOf('\n');
+    while (newline >= 0) {
+      onLine(pending.slice(0, newline));
+      pending = pending.slice(newline + 1);
+      newline = pending.indexOf('\n');
+    }
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    if (stderr.length < 20_000) stderr += chunk.toString('utf8');
+  });
+  const timer = setTimeout(() => {
+    stderr += `\n(killed after ${timeoutMs} ms)`;
+    child.kill('SIGKILL');
+  }, timeoutMs);
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      running.delete(child);
+      if (pending) onLine(pending);
+      resolve({ code, stderr });
+    });
+  });
+}

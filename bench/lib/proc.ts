@@ -1,0 +1,58 @@
+/**
+ * CPU time and memory of another process, read from Linux /proc so the measured process runs
+ * no extra code. Elsewhere the readers return undefined and the runner prints "n/a".
+ */
+import { readFileSync } from 'node:fs';
+
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** User + system CPU time of `pid` in milliseconds, or undefined when /proc is unavailable. */
+export function cpuTimeMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces; fields after its closing ')' are fixed.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const userTicks = Number(fields[11]);
+    const systemTicks = Number(fields[12]);
+    return ((userTicks + systemTicks) * 1000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resident set size and its peak (VmHWM) of `pid` in bytes. */
+export function memoryOf(pid: number): { rss: number; peakRss: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rss = kilobytes(status, 'VmRSS');
+    const peakRss = kilobytes(status, 'VmHWM');
+    if (rss === undefined || peakRss === undefined) return undefined;
+    return { rss: rss * 1024, peakRss: peakRss * 1024 };
+  } catch {
+    return undefined;
+  }
+}
+
+function kilobytes(status: string, field: string): number | undefined {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
+  return match ? Number(match[1]) : undefined;
+}
+
+/** Samples a process's RSS on an interval; `stop()` returns the highest sample in bytes. */
+export function sampleRss(pid: number, intervalMs = 200): { stop(): number | undefined } {
+  let peak: number | undefined;
+  const sample = (): void => {
+    const memory = memoryOf(pid);
+    if (memory && (peak === undefined || memory.rss > peak)) peak = memory.rss;
+  };
+  sample();
+  const timer = setInterval(sample, intervalMs);
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      return peak;
+    },
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * The servers the benchmarks compare, each started as its own child process on 127.0.0.1 port 0:
+ * sockit's framed server (the built CLI), sockit's raw echo, Node's plain `net` echo, and the
+ * seeds' Python ThreadingTCPServer echo.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type ServerChild, startServerChild } from './children.js';
+
+/** The built CLI (`build/src/cli/main.js`), as `npm run bench` builds it first. */
+export const SOCKIT_CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const NET_ECHO = fileURLToPath(new URL('./net-echo-server.js', import.meta.url));
+/** Not compiled: resolved from build/bench/lib back to the source tree. */
+export const PYTHON_ECHO = fileURLToPath(
+  new URL('../../../bench/peers/threading_echo_server.py', import.meta.url),
+);
+
+/** Node's plain `net` echo server: writes back every chunk it reads. */
+export function startNetEcho(): Promise<ServerChild> {
+  return startServerChild({
+    name: 'node net echo',
+    command: process.execPath,
+    args: [NET_ECHO],
+    readyPattern: /^ready (\d+)$/m,
+  });
+}
+
+/**
+ * The Python interpreter itself (not a pyenv-style shim script), so /proc figures are the
+ * server's; undefined when there is no python3.
+ */
+export function findPython(): { path: string; version: string } | undefined {
+  try {
+    const output = execFileSync(
+      process.env.PYTHON ?? 'python3',
+      ['-c', 'import sys, platform; print(sys.executable); print(platform.python_version())'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    const [path, version] = output.trim().split('\n');
+    return path && version ? { path, version } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The seeds' socketserver.ThreadingTCPServer echo: recv(1024), sendall(data.upper()). */
+export function startPythonEcho(python: string): Promise<ServerChild> {
+  return startServerChild({
+    name: 'python ThreadingTCPServer echo',
+    command: python,
+    args: [PYTHON_ECHO, '127.0.0.1', '0'],
+    readyPattern: /^ready (\d+)$/m,
+  });
+}
+
+/** A sockit framed server and the token its clients need; `stop()` also removes its state dir. */
+export interface SockitServer extends ServerChild {
+  readonly token: string;
+}
+
+/**
+ * `sockit serve tcp://127.0.0.1:0` with the default echo service and limits, its token in a
+ * temp state dir passed with `--token-file`. Logs at warn level: per-connection info lines are
+ * not what is measured. `nodeArgs` lets a profiling run add `--cpu-prof`.
+ */
+export async function startSockitServe(
+  options: { extraArgs?: string[]; nodeArgs?: string[] } = {},
+): Promise<SockitServer> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'sockit-bench-'));
+  const token = 'bench-token-not-secret';
+  const tokenFile = join(stateDir, 'token');
+  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+  try {
+    const child = await startServerChild({
+      name: 'sockit serve',
+      command: process.execPath,
+      args: [
+        ...(options.nodeArgs ?? []),
+        SOCKIT_CLI,
+        'serve',
+        'tcp://127.0.0.1:0',
+        '--token-file',
+        tokenFile,
+        '--state-dir',
+        stateDir,
+        '--log-level',
+        'warn',
+        ...(options.extraArgs ?? []),
+      ],
+      readyPattern: /tcp:\/\/127\.0\.0\.1:(\d+)/,
+      env: { SOCKIT_STATE_DIR: stateDir },
+    });
+    return {
+      ...child,
+      token,
+      async stop(graceMs?: number) {
+        await child.stop(graceMs);
+        rmSync(stateDir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    rmSync(stateDir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Whether the built CLI has the raw-mode echo (`sockit listen … --echo`). */
+export function hasRawListen(): boolean {
+  try {
+    const help = execFileSync(process.execPath, [SOCKIT_CLI, 'listen', '--help'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 10_000,
+    });
+    return help.includes('--echo');
+  } catch {
+    return false;
+  }
+}
+
+/** `sockit listen tcp://127.0.0.1:0 --echo <transform>`: raw bytes, no framing. */
+export function startSockitListen(transform: 'none' | 'upper' = 'upper'): Promise<ServerChild> {
+  return startServerChild({
+    name: 'sockit listen --echo',
+    command: process.execPath,
+    args: [SOCKIT_CLI, 'listen', 'tcp://127.0.0.1:0', '--echo', transform],
+    // Whatever it prints, the first loopback address with a port is where it listens.
+    readyPattern: /127\.0\.0\.1:(\d+)/,
+  });
+}
