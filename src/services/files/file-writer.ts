@@ -41,6 +41,16 @@ export class SequentialWriter {
     return this.#error;
   }
 
+  /** Bytes queued and not yet written. */
+  get busy(): boolean {
+    return this.#queuedBytes > 0;
+  }
+
+  /** File position after the last completed write. */
+  get position(): number {
+    return this.#position;
+  }
+
   /** Queues a chunk. A returned promise means: wait for it before writing more. */
   write(chunk: Buffer): Promise<void> | undefined {
     if (this.#error || chunk.length === 0) return undefined;

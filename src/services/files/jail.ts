@@ -218,7 +218,10 @@ export class Jail {
       throw fsFailure(error, relative);
     }
     if (!this.contains(target)) {
-      throw new SockitError('FORBIDDEN', `${JSON.stringify(relative)} is a symbolic link that leads outside the root`);
+      throw new SockitError(
+        'FORBIDDEN',
+        `${JSON.stringify(relative)} is a symbolic link that leads outside the root`,
+      );
     }
     const inner = target.slice(this.root.length).split(sep);
     if (inner.some((name) => name.startsWith(RESERVED_PREFIX))) {

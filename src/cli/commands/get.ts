@@ -1,0 +1,43 @@
+import type { Command } from 'commander';
+import { planDownload, runDownloads } from '../../client/files-tree.js';
+import { action, addClientOptions, withClient } from '../common.js';
+import {
+  addTransferOptions,
+  reporterCallbacks,
+  runTransferCommand,
+  type TransferCliOptions,
+} from '../files-common.js';
+
+/** `sockit get [-r] ADDRESS REMOTE [LOCAL]`: download files, verified by SHA-256. */
+export function registerGet(program: Command): void {
+  addClientOptions(
+    addTransferOptions(
+      program
+        .command('get')
+        .description(
+          'download a file (or, with -r, a directory) from a files server; it appears under its name only once its SHA-256 matches',
+        )
+        .argument('<address>', 'server address')
+        .argument('<remote>', 'path under the server root')
+        .argument('[local]', 'where to put it: a file name, or an existing directory', '.'),
+    ),
+  ).action(
+    action(async (address: string, remote: string, local: string, options: TransferCliOptions) => {
+      await withClient(address, options, (client) =>
+        runTransferCommand('get', options, async (reporter, signal) => {
+          const plan = await planDownload(client, remote, local, { recursive: options.recursive ?? false });
+          reporter.start(
+            plan.items.length,
+            plan.items.reduce((sum, item) => sum + item.size, 0),
+          );
+          await runDownloads(
+            client,
+            plan,
+            { overwrite: options.overwrite ?? false, resume: options.resume ?? false, signal },
+            reporterCallbacks(reporter),
+          );
+        }),
+      );
+    }),
+  );
+}

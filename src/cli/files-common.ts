@@ -1,0 +1,79 @@
+/** What `sockit put` and `sockit get` share: options, Ctrl-C handling, progress wiring. */
+import type { Command } from 'commander';
+import type { TreeCallbacks } from '../client/files-tree.js';
+import { SockitError } from '../errors.js';
+import type { ClientCliOptions } from './common.js';
+import { reportError } from './common.js';
+import { createReporter, type TransferReporter } from './progress.js';
+
+/** Options of the transfer commands. */
+export interface TransferCliOptions extends ClientCliOptions {
+  recursive?: boolean;
+  overwrite?: boolean;
+  resume?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/** Adds -r, --overwrite, --resume, --json and --quiet. */
+export function addTransferOptions(command: Command): Command {
+  return command
+    .option('-r, --recursive', 'copy directories and everything below them')
+    .option('-f, --overwrite', 'replace files that already exist at the destination')
+    .option(
+      '--resume',
+      'continue interrupted transfers from their kept partial files; skip files already there and identical',
+    )
+    .option('--json', 'progress and results as JSON lines on stdout, for scripts')
+    .option('-q, --quiet', 'print nothing but errors');
+}
+
+/** Exit code after Ctrl-C, as shells report it. */
+const EXIT_INTERRUPTED = 130;
+
+/**
+ * Runs a transfer with a reporter and a signal that fires on the first Ctrl-C or SIGTERM: the
+ * transfer stops, its partial file is kept, and the message says how to finish it.
+ */
+export async function runTransferCommand(
+  verb: string,
+  options: TransferCliOptions,
+  work: (reporter: TransferReporter, signal: AbortSignal) => Promise<void>,
+): Promise<void> {
+  const controller = new AbortController();
+  const interrupt = (): void => controller.abort();
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
+  const reporter = createReporter({ verb, json: options.json, quiet: options.quiet });
+  let ok = false;
+  try {
+    await work(reporter, controller.signal);
+    ok = true;
+  } catch (error) {
+    reporter.finish(false, error);
+    if (controller.signal.aborted) {
+      reportError(
+        new SockitError(
+          'TIMEOUT',
+          `interrupted; what arrived is kept: run the same command with --resume to finish ${verb === 'put' ? 'the upload' : 'the download'}`,
+        ),
+      );
+      process.exitCode = EXIT_INTERRUPTED;
+      return;
+    }
+    throw error;
+  } finally {
+    process.off('SIGINT', interrupt);
+    process.off('SIGTERM', interrupt);
+  }
+  if (ok) reporter.finish(true);
+}
+
+/** Connects a reporter to the callbacks of a multi-file transfer. */
+export function reporterCallbacks(reporter: TransferReporter): TreeCallbacks {
+  return {
+    onFileStart: (item, index, count) => reporter.fileStart(item, index, count),
+    onProgress: (item, bytes, overall) => reporter.progress(item, bytes, overall),
+    onFileDone: (item, result) => reporter.fileDone(item, result),
+  };
+}

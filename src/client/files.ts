@@ -1,0 +1,524 @@
+/**
+ * The client side of the files service: put, get, list, stat and delete one path at a time.
+ * `files-tree.ts` builds directory copies on top of these.
+ *
+ * Both directions verify SHA-256 end to end and never expose half a file: the server publishes
+ * an upload only when it matches; a download is written under a hidden temporary name next to
+ * the target and renamed only after its hash matches. Both resume: an interrupted put keeps its
+ * partial on the server, an interrupted get keeps its partial locally.
+ */
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { type FileHandle, link, lstat, open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { SockitError } from '../errors.js';
+import type { Frame, FrameHeader } from '../protocol/frame.js';
+import { hashRange, readChunks } from '../services/files/file-reader.js';
+import { SequentialWriter } from '../services/files/file-writer.js';
+import { FILES_FRAMES, type FileEntry, isSha256Hex, partialDownloadName } from '../services/files/wire.js';
+import type { Client } from './client.js';
+import type { ClientRequest } from './request.js';
+
+export type { FileEntry } from '../services/files/wire.js';
+
+/** Where a transfer stands; reported after every chunk. */
+export interface TransferProgress {
+  /** Bytes of the file that are on the receiving side, a resumed prefix included. */
+  bytes: number;
+  /** Size of the whole file. */
+  total: number;
+  /** Bytes that were already there when this transfer started (resume), else 0. */
+  resumedFrom: number;
+}
+
+/** Options of `client.put` and `client.get`. */
+export interface TransferOptions {
+  /** Replace an existing target. Default false: an existing target is CONFLICT. */
+  overwrite?: boolean;
+  /**
+   * Continue an interrupted transfer from its kept partial file. When the target already exists
+   * with the same SHA-256, the transfer is skipped (`skipped: true`) instead of CONFLICT.
+   */
+  resume?: boolean;
+  /** Cancels the transfer; a partial file is kept for a later `resume`. */
+  signal?: AbortSignal;
+  onProgress?: (progress: TransferProgress) => void;
+  /** Keep the file's permission bits and modification time. Default true. */
+  preserve?: boolean;
+}
+
+/** What a finished transfer did. */
+export interface TransferResult {
+  remotePath: string;
+  localPath: string;
+  size: number;
+  sha256: string;
+  /** Bytes taken from a kept partial instead of being sent again. */
+  resumedFrom: number;
+  /** True when `resume` found the target already complete and identical. */
+  skipped: boolean;
+}
+
+/** Options of `client.list`. */
+export interface ListOptions {
+  recursive?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Options of `client.stat`. */
+export interface StatOptions {
+  /** Ask the server to hash the file (it reads the whole file). */
+  sha256?: boolean;
+  signal?: AbortSignal;
+}
+
+const { O_RDWR, O_WRONLY, O_CREAT, O_TRUNC } = constants;
+
+/** Uploads `localPath` to `remotePath`. */
+export async function putFile(
+  client: Client,
+  localPath: string,
+  remotePath: string,
+  options: TransferOptions = {},
+): Promise<TransferResult> {
+  const handle = await open(localPath, 'r').catch((error: unknown) => {
+    throw localFailure(error, localPath);
+  });
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile()) throw new SockitError('USAGE', `${localPath} is not a regular file`);
+    try {
+      return await uploadOnce(client, handle, stats, localPath, remotePath, options, options.resume ?? false);
+    } catch (error) {
+      if (!(error instanceof SockitError)) throw error;
+      if (error.code === 'CONFLICT' && options.resume && !options.overwrite) {
+        // The target exists: finished by an earlier run? Compare hashes before giving up.
+        const same = await sameContents(client, remotePath, handle, stats.size, options.signal);
+        if (same !== undefined) {
+          return {
+            remotePath,
+            localPath,
+            size: stats.size,
+            sha256: same,
+            resumedFrom: stats.size,
+            skipped: true,
+          };
+        }
+      }
+      if (error.code === 'INTEGRITY' && error.details?.restart === true) {
+        // The server's kept partial is not a prefix of this file: send it whole.
+        return await uploadOnce(client, handle, stats, localPath, remotePath, options, false);
+      }
+      throw error;
+    }
+  } finally {
+    await handle.close().catch(() => {});
+  }
+}
+
+async function uploadOnce(
+  client: Client,
+  handle: FileHandle,
+  stats: { size: number; mode: number; mtimeMs: number },
+  localPath: string,
+  remotePath: string,
+  options: TransferOptions,
+  resume: boolean,
+): Promise<TransferResult> {
+  const total = stats.size;
+  const preserve = options.preserve ?? true;
+  const request = client.open(
+    {
+      type: FILES_FRAMES.put,
+      path: remotePath,
+      fileSize: total,
+      overwrite: options.overwrite ?? false,
+      resume,
+      ...(preserve ? { mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs } : {}),
+    },
+    undefined,
+    { final: (header) => header.type === FILES_FRAMES.putDone, ...signalOption(options.signal) },
+  );
+  const ready = await firstFrame(request, FILES_FRAMES.putReady);
+  const offset = ready.offset;
+  if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0 || offset > total) {
+    request.cancel();
+    throw new SockitError('INTEGRITY', `the server wants to resume at ${String(offset)} of ${total} bytes`, {
+      details: { restart: true },
+    });
+  }
+  const hash = createHash('sha256');
+  try {
+    if (offset > 0) {
+      await hashRange(handle, 0, offset, hash, options.signal);
+      if (isSha256Hex(ready.sha256) && ready.sha256.toLowerCase() !== hash.copy().digest('hex')) {
+        request.cancel();
+        throw new SockitError('INTEGRITY', 'the kept partial upload is not a prefix of this file', {
+          details: { restart: true },
+        });
+      }
+    }
+    let sent = offset;
+    options.onProgress?.({ bytes: sent, total, resumedFrom: offset });
+    for await (const chunk of readChunks(handle, offset, total)) {
+      if (request.settled) break;
+      hash.update(chunk);
+      if (!request.send({ type: FILES_FRAMES.data }, chunk)) {
+        await Promise.race([request.drained(), request.done]);
+      }
+      sent += chunk.length;
+      options.onProgress?.({ bytes: sent, total, resumedFrom: offset });
+    }
+  } catch (error) {
+    // When the server ended the request, its error explains more than a local consequence.
+    const serverEnded = request.settled;
+    request.cancel();
+    if (serverEnded) await request.done;
+    throw localFailure(error, localPath);
+  }
+  const sha256 = hash.digest('hex');
+  if (!request.settled) request.send({ type: FILES_FRAMES.putEnd, sha256 });
+  const done = await request.done;
+  if (done.header.sha256 !== sha256) {
+    throw new SockitError(
+      'INTEGRITY',
+      `the server stored ${remotePath} with a different SHA-256 than was sent`,
+    );
+  }
+  return { remotePath, localPath, size: total, sha256, resumedFrom: offset, skipped: false };
+}
+
+/** Downloads `remotePath` to `localPath`. */
+export async function getFile(
+  client: Client,
+  remotePath: string,
+  localPath: string,
+  options: TransferOptions = {},
+): Promise<TransferResult> {
+  const target = localPath;
+  const existing = await lstat(target).catch(() => undefined);
+  if (existing?.isDirectory()) throw new SockitError('CONFLICT', `${target} is a directory`);
+  if (existing && !options.overwrite) {
+    if (options.resume && existing.isFile()) {
+      const handle = await open(target, 'r');
+      try {
+        const same = await sameContents(client, remotePath, handle, existing.size, options.signal);
+        if (same !== undefined) {
+          return {
+            remotePath,
+            localPath,
+            size: existing.size,
+            sha256: same,
+            resumedFrom: existing.size,
+            skipped: true,
+          };
+        }
+      } finally {
+        await handle.close();
+      }
+    }
+    throw new SockitError('CONFLICT', `${target} already exists: pass --overwrite to replace it`);
+  }
+  const tempPath = join(dirname(target), partialDownloadName(basename(target)));
+  const temp = await open(
+    tempPath,
+    options.resume ? O_RDWR | O_CREAT : O_WRONLY | O_CREAT | O_TRUNC,
+    0o600,
+  ).catch((error: unknown) => {
+    throw localFailure(error, tempPath);
+  });
+  let keep = true;
+  try {
+    let offset = options.resume ? (await temp.stat()).size : 0;
+    if (offset > 0) {
+      const remote = await statEntry(client, remotePath, { signal: options.signal });
+      if (offset > remote.size) {
+        await temp.truncate(0);
+        offset = 0;
+      }
+    }
+    const hash = createHash('sha256');
+    if (offset > 0) {
+      const reader = await open(tempPath, 'r');
+      try {
+        await hashRange(reader, 0, offset, hash, options.signal);
+      } finally {
+        await reader.close();
+      }
+    }
+    const result = await download(client, remotePath, temp, offset, hash, options);
+    if (result.integrity) {
+      keep = false;
+      throw result.integrity;
+    }
+    const { start } = result;
+    if (options.preserve ?? true) {
+      await temp.chmod((Number(start.mode) & 0o777) | 0o600);
+      if (typeof start.mtimeMs === 'number') await temp.utimes(new Date(), new Date(start.mtimeMs));
+    }
+    await temp.sync();
+    await temp.close();
+    await publishLocal(tempPath, target, options.overwrite ?? false);
+    return {
+      remotePath,
+      localPath,
+      size: result.size,
+      sha256: result.sha256,
+      resumedFrom: offset,
+      skipped: false,
+    };
+  } catch (error) {
+    await temp.close().catch(() => {});
+    const size = (await lstat(tempPath).catch(() => undefined))?.size ?? 0;
+    if (!keep || size === 0) await unlink(tempPath).catch(() => {});
+    throw localFailure(error, target);
+  }
+}
+
+/** Runs one `get` request into `temp` from `offset`; checks size and hash. */
+async function download(
+  client: Client,
+  remotePath: string,
+  temp: FileHandle,
+  offset: number,
+  hash: ReturnType<typeof createHash>,
+  options: TransferOptions,
+): Promise<{ start: FrameHeader; size: number; sha256: string; integrity?: SockitError }> {
+  let failure: unknown;
+  const request = client.open({ type: FILES_FRAMES.get, path: remotePath, offset }, undefined, {
+    final: (header) => header.type === FILES_FRAMES.getEnd,
+    ...signalOption(options.signal),
+  });
+  const stop = (error: unknown): void => {
+    failure ??= error;
+    request.cancel();
+  };
+  const writer = new SequentialWriter(temp, offset, {
+    onError: (error) => stop(localFailure(error, remotePath)),
+  });
+  let start: FrameHeader | undefined;
+  let total = 0;
+  let received = offset;
+  request.onFrame = (frame: Frame) => {
+    const { header } = frame;
+    if (header.type === FILES_FRAMES.getStart) {
+      const size = header.fileSize;
+      if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < offset) {
+        stop(new SockitError('INTEGRITY', `the server announced a bad size for ${remotePath}`));
+        return;
+      }
+      start = header;
+      total = size;
+      options.onProgress?.({ bytes: received, total, resumedFrom: offset });
+      return;
+    }
+    if (header.type !== FILES_FRAMES.data || start === undefined) return;
+    if (received + frame.body.length > total) {
+      stop(new SockitError('INTEGRITY', `the server sent more than the announced ${total} bytes`));
+      return;
+    }
+    hash.update(frame.body);
+    received += frame.body.length;
+    options.onProgress?.({ bytes: received, total, resumedFrom: offset });
+    // Socket chunks are fresh allocations: queue the body without a copy.
+    return writer.write(frame.body);
+  };
+  let end: Frame;
+  try {
+    end = await request.done;
+  } catch (error) {
+    await writer.flush().catch(() => {});
+    const reason = failure ?? error;
+    if (reason instanceof SockitError && reason.code === 'INTEGRITY') {
+      return { start: start ?? { type: 'none' }, size: total, sha256: '', integrity: reason };
+    }
+    throw reason;
+  }
+  await writer.flush();
+  if (failure) throw failure;
+  const sha256 = hash.digest('hex');
+  if (start === undefined || received !== total) {
+    return {
+      start: start ?? { type: 'none' },
+      size: total,
+      sha256,
+      integrity: new SockitError(
+        'INTEGRITY',
+        `received ${received} of ${total} bytes of ${remotePath}; nothing was written, try again`,
+      ),
+    };
+  }
+  const claimed = end.header.sha256;
+  if (!isSha256Hex(claimed) || claimed.toLowerCase() !== sha256) {
+    return {
+      start,
+      size: total,
+      sha256,
+      integrity: new SockitError(
+        'INTEGRITY',
+        `SHA-256 of the downloaded ${remotePath} does not match the server's; nothing was written, try again`,
+      ),
+    };
+  }
+  return { start, size: total, sha256 };
+}
+
+/** Lists a directory (or a whole tree), sorted by name, or the one entry of a file. */
+export async function listEntries(
+  client: Client,
+  path = '',
+  options: ListOptions = {},
+): Promise<FileEntry[]> {
+  const entries: FileEntry[] = [];
+  const request = client.open(
+    { type: FILES_FRAMES.list, path, recursive: options.recursive ?? false, stream: true },
+    undefined,
+    { final: (header) => header.type === FILES_FRAMES.listResult, ...signalOption(options.signal) },
+  );
+  request.onFrame = (frame) => {
+    if (frame.header.type === FILES_FRAMES.listPart) entries.push(...parseEntries(frame.header.entries));
+  };
+  const done = await request.done;
+  entries.push(...parseEntries(done.header.entries));
+  return entries;
+}
+
+/** One entry; with `sha256` the server hashes the file. */
+export async function statEntry(client: Client, path: string, options: StatOptions = {}): Promise<FileEntry> {
+  const frame = await client.call(
+    { type: FILES_FRAMES.stat, path, ...(options.sha256 ? { sha256: true } : {}) },
+    undefined,
+    {
+      // Hashing a large file takes as long as reading it: no default deadline then.
+      ...(options.sha256 ? { timeoutMs: 0 } : {}),
+      ...signalOption(options.signal),
+    },
+  );
+  const [entry] = parseEntries([frame.header.entry]);
+  if (!entry) throw new SockitError('INTERNAL', 'the server sent a malformed stat entry');
+  return entry;
+}
+
+/** Deletes a file, an empty directory, or a symlink (not its target). */
+export async function deleteEntry(
+  client: Client,
+  path: string,
+  options: { signal?: AbortSignal } = {},
+): Promise<void> {
+  await client.call({ type: FILES_FRAMES.delete, path }, undefined, signalOption(options.signal));
+}
+
+// ---- helpers ---------------------------------------------------------------------------
+
+function signalOption(signal: AbortSignal | undefined): { signal?: AbortSignal } {
+  return signal ? { signal } : {};
+}
+
+/** Resolves with the first frame of `type`; rejects with the request's error if it comes first. */
+function firstFrame(request: ClientRequest, type: string): Promise<FrameHeader> {
+  return new Promise<FrameHeader>((resolve, reject) => {
+    request.onFrame = (frame) => {
+      if (frame.header.type === type) resolve(frame.header);
+    };
+    request.done.then(
+      () => reject(new SockitError('INTERNAL', `the server ended the request without "${type}"`)),
+      reject,
+    );
+  });
+}
+
+/**
+ * When the remote file has the local file's size, compares SHA-256 (the server hashes its copy)
+ * and returns the hash if they are equal.
+ */
+async function sameContents(
+  client: Client,
+  remotePath: string,
+  local: FileHandle,
+  localSize: number,
+  signal: AbortSignal | undefined,
+): Promise<string | undefined> {
+  const remote = await statEntry(client, remotePath, { signal }).catch(() => undefined);
+  if (remote?.kind !== 'file' || remote.size !== localSize) return undefined;
+  const hash = createHash('sha256');
+  await hashRange(local, 0, localSize, hash, signal);
+  const localSha = hash.digest('hex');
+  const remoteSha = (await statEntry(client, remotePath, { sha256: true, ...signalOption(signal) })).sha256;
+  return remoteSha === localSha ? localSha : undefined;
+}
+
+/** Renames the verified temp onto the target, or links it so an existing file is never replaced. */
+async function publishLocal(tempPath: string, target: string, overwrite: boolean): Promise<void> {
+  if (overwrite) {
+    await rename(tempPath, target);
+    return;
+  }
+  try {
+    await link(tempPath, target);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      throw new SockitError(
+        'CONFLICT',
+        `${target} appeared during the download: pass --overwrite to replace it`,
+      );
+    }
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV') throw error;
+    if (
+      await lstat(target).then(
+        () => true,
+        () => false,
+      )
+    ) {
+      throw new SockitError(
+        'CONFLICT',
+        `${target} appeared during the download: pass --overwrite to replace it`,
+      );
+    }
+    await rename(tempPath, target);
+    return;
+  }
+  await unlink(tempPath);
+}
+
+function parseEntries(value: unknown): FileEntry[] {
+  if (!Array.isArray(value)) return [];
+  const entries: FileEntry[] = [];
+  for (const item of value) {
+    if (typeof item !== 'object' || item === null) continue;
+    const raw = item as Record<string, unknown>;
+    if (typeof raw.path !== 'string' || (raw.kind !== 'file' && raw.kind !== 'dir')) continue;
+    const entry: FileEntry = {
+      path: raw.path,
+      kind: raw.kind,
+      size: typeof raw.size === 'number' ? raw.size : 0,
+      mtimeMs: typeof raw.mtimeMs === 'number' ? raw.mtimeMs : 0,
+      mode: typeof raw.mode === 'number' ? raw.mode : 0,
+    };
+    if (isSha256Hex(raw.sha256)) entry.sha256 = raw.sha256.toLowerCase();
+    entries.push(entry);
+  }
+  return entries;
+}
+
+/** Local file-system errors get a sockit code and the local path. */
+function localFailure(error: unknown, path: string): unknown {
+  if (error instanceof SockitError) return error;
+  const code = (error as NodeJS.ErrnoException)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return new SockitError('NOT_FOUND', `${path}: no such local file or directory`, { cause: error });
+    case 'EACCES':
+    case 'EPERM':
+      return new SockitError('FORBIDDEN', `${path}: permission denied`, { cause: error });
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new SockitError('UNAVAILABLE', `${path}: the local disk is full; free space and use --resume`, {
+        cause: error,
+      });
+    case 'EISDIR':
+      return new SockitError('USAGE', `${path} is a directory: use -r`, { cause: error });
+    default:
+      return error;
+  }
+}

@@ -1,0 +1,47 @@
+import { createHash } from 'node:crypto';
+import { SockitError } from '../../errors.js';
+import type { ServerRequest } from '../../server/request.js';
+import { type FilesContext, optionalCount, requireAuthenticated } from './context.js';
+import { hashRange, readChunks } from './file-reader.js';
+import { parseRemotePath } from './path.js';
+import { FILES_FRAMES } from './wire.js';
+
+/**
+ * `get`: `get-start` (size, mode, mtime), the bytes from `offset` in `data` frames, then
+ * `get-end` with the SHA-256 of the whole file (a kept prefix is hashed, not sent). Sending
+ * waits for the socket to drain, so a slow client holds one chunk of server memory, not a file.
+ */
+export async function handleGet(request: ServerRequest, context: FilesContext): Promise<void> {
+  requireAuthenticated(request);
+  const names = parseRemotePath(request.header.path);
+  const path = names.join('/');
+  const offset = optionalCount(request, 'offset') ?? 0;
+  const { handle, stats } = await context.jail.openFile(names);
+  try {
+    const fileSize = stats.size;
+    if (offset > fileSize) {
+      throw new SockitError(
+        'BAD_REQUEST',
+        `offset ${offset} is past the end of ${path} (${fileSize} bytes): start the download again`,
+      );
+    }
+    await request.write({
+      type: FILES_FRAMES.getStart,
+      fileSize,
+      mode: stats.mode & 0o7777,
+      mtimeMs: stats.mtimeMs,
+    });
+    const { signal } = request;
+    const hash = createHash('sha256');
+    if (offset > 0) await hashRange(handle, 0, offset, hash, signal);
+    for await (const chunk of readChunks(handle, offset, fileSize)) {
+      signal.throwIfAborted();
+      hash.update(chunk);
+      if (!request.send({ type: FILES_FRAMES.data }, chunk)) await request.drained();
+    }
+    signal.throwIfAborted();
+    request.reply({ type: FILES_FRAMES.getEnd, sha256: hash.digest('hex') });
+  } finally {
+    await handle.close().catch(() => {});
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * The files service (PROTOCOL section 4, "files"): put, get, list, stat and delete under one
+ * root directory, verified by SHA-256, resumable, and jailed. Each request type has its own
+ * module; this one only wires them to the server core.
+ */
+import type { Service } from '../../server/service.js';
+import { createFilesContext, type FilesOptions } from './context.js';
+import { handleDelete } from './delete.js';
+import { handleGet } from './get.js';
+import { handleList, handleStat } from './list.js';
+import { handlePut } from './put.js';
+import { FILES_FRAMES } from './wire.js';
+
+export type { FilesOptions } from './context.js';
+export {
+  DATA_CHUNK_BYTES,
+  FILES_FRAMES,
+  type FileEntry,
+  partialDownloadName,
+  partialUploadName,
+  RESERVED_PREFIX,
+} from './wire.js';
+
+/**
+ * Creates the files service for `options.root`. Throws a TypeError at once when the root is
+ * unusable or an option is out of range. Every request needs an authenticated connection.
+ *
+ * @example
+ * const server = await serve({ listen: 'tcp://127.0.0.1:0', services: [filesService({ root: '/srv/drop' })] });
+ */
+export function filesService(options: FilesOptions): Service {
+  const context = createFilesContext(options);
+  return {
+    name: 'files',
+    requests: {
+      [FILES_FRAMES.put]: (request) => handlePut(request, context),
+      [FILES_FRAMES.get]: (request) => handleGet(request, context),
+      [FILES_FRAMES.list]: (request) => handleList(request, context),
+      [FILES_FRAMES.stat]: (request) => handleStat(request, context),
+      [FILES_FRAMES.delete]: (request) => handleDelete(request, context),
+    },
+    followUps: [FILES_FRAMES.data, FILES_FRAMES.putEnd],
+  };
+}

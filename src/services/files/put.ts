@@ -1,0 +1,336 @@
+/**
+ * `put`: a file arrives in `data` frames and becomes visible only when it is whole and proven.
+ *
+ * The bytes go to a reserved partial file next to the target (`.sockit-part-…`), which the
+ * jail never lets a client name. `put-end` carries the client's SHA-256; only when size and
+ * hash match is the partial fsynced, given its mode and mtime, and renamed over the target
+ * (or hard-linked, which fails instead of replacing, when overwriting is not allowed). A
+ * mismatch removes the partial and answers INTEGRITY. A broken transfer keeps the partial, so
+ * a put with `resume` continues from its size; the kept prefix is hashed again so the final
+ * SHA-256 still covers the whole file.
+ */
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { type FileHandle, link, lstat, open, rename, statfs, unlink } from 'node:fs/promises';
+import { SockitError } from '../../errors.js';
+import type { Frame, FrameHeader } from '../../protocol/frame.js';
+import type { ServerRequest } from '../../server/request.js';
+import { type FilesContext, optionalCount, requireAuthenticated } from './context.js';
+import { hashRange } from './file-reader.js';
+import { SequentialWriter } from './file-writer.js';
+import { fsFailure } from './fs-errors.js';
+import type { JailedDir } from './jail.js';
+import { parseRemotePath } from './path.js';
+import type { UploadLock } from './upload-locks.js';
+import { FILES_FRAMES, isSha256Hex, partialUploadName } from './wire.js';
+
+const { O_RDWR, O_CREAT, O_TRUNC, O_NOFOLLOW, O_NONBLOCK } = constants;
+
+/** What a put asks for, checked. */
+interface PutRequest {
+  names: string[];
+  path: string;
+  fileSize: number;
+  overwrite: boolean;
+  resume: boolean;
+  mode: number | undefined;
+  mtimeMs: number | undefined;
+}
+
+export async function handlePut(request: ServerRequest, context: FilesContext): Promise<void> {
+  requireAuthenticated(request);
+  const put = readPutRequest(request);
+  if (put.fileSize > context.maxFileSize) {
+    throw new SockitError(
+      'TOO_LARGE',
+      `${put.path} is ${put.fileSize} bytes, over this server's limit of ${context.maxFileSize} bytes per file`,
+    );
+  }
+  const name = put.names.at(-1)!;
+  const dir = await context.jail.openDir(put.names.slice(0, -1), { create: true });
+  // Our own abort: the client's cancel or disconnect, or a resumed upload taking over.
+  const stop = new AbortController();
+  const onRequestAbort = (): void => stop.abort(request.signal.reason);
+  request.signal.addEventListener('abort', onRequestAbort, { once: true });
+  request.onFrame = () => {
+    stop.abort(new SockitError('BAD_REQUEST', 'send "data" frames only after "put-ready"'));
+  };
+  let lock: UploadLock | undefined;
+  let partial: FileHandle | undefined;
+  let partialPath: string | undefined;
+  try {
+    const existing = await context.jail.entryStats(dir, name);
+    if (existing?.isDirectory()) throw new SockitError('CONFLICT', `${put.path} is a directory`);
+    if (existing && !put.overwrite) {
+      throw new SockitError(
+        'CONFLICT',
+        `${put.path} already exists: pass overwrite (--overwrite) to replace it`,
+      );
+    }
+    lock = await context.locks.acquire(`${await dir.key()}/${name}`, {
+      takeover: put.resume,
+      abort: (reason) => stop.abort(reason),
+      path: put.path,
+    });
+    // From the moment it is stopped, a new upload of this name may wait for it to wind down.
+    const held = lock;
+    stop.signal.addEventListener('abort', () => held.markReleasing(), { once: true });
+    stop.signal.throwIfAborted();
+    partialPath = dir.at(partialUploadName(name));
+    partial = await open(
+      partialPath,
+      O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | (put.resume ? 0 : O_TRUNC),
+      0o600,
+    );
+    const partialStats = await partial.stat();
+    if (!partialStats.isFile())
+      throw new SockitError('FORBIDDEN', `the partial file of ${put.path} is not a file`);
+    let offset = put.resume ? partialStats.size : 0;
+    if (offset > put.fileSize) {
+      await partial.truncate(0);
+      offset = 0;
+    }
+    await checkFreeSpace(dir, put, put.fileSize - offset, context.reserveBytes);
+    const hash = createHash('sha256');
+    if (offset > 0) await hashRange(partial, 0, offset, hash, stop.signal);
+    stop.signal.throwIfAborted();
+    request.send({
+      type: FILES_FRAMES.putReady,
+      offset,
+      // The client compares this with its own prefix before sending the rest (a sockit extension).
+      ...(offset > 0 ? { sha256: hash.copy().digest('hex') } : {}),
+    });
+
+    const received = await receive(request, partial, offset, put, hash, stop.signal, context, lock);
+    const sha256 = hash.digest('hex');
+    if (received.end !== put.fileSize) {
+      throw new SockitError(
+        'INTEGRITY',
+        `${put.path}: received ${received.end} of ${put.fileSize} bytes; nothing was published`,
+      );
+    }
+    if (sha256 !== received.sha256) {
+      throw new SockitError(
+        'INTEGRITY',
+        `${put.path}: SHA-256 of the received bytes does not match the sender's; nothing was published, send it again`,
+      );
+    }
+    await finishFile(partial, put);
+    partial = undefined;
+    await dir.assertStillInside();
+    await publish(dir, name, partialPath, put);
+    request.reply({ type: FILES_FRAMES.putDone, fileSize: put.fileSize, sha256 });
+  } catch (error) {
+    if (partial && partialPath) {
+      await keepOrDiscard(request, partial, partialPath, put, error);
+      partial = undefined;
+    }
+    throw error;
+  } finally {
+    request.signal.removeEventListener('abort', onRequestAbort);
+    await partial?.close().catch(() => {});
+    lock?.release();
+    await dir.close();
+  }
+}
+
+function readPutRequest(request: ServerRequest): PutRequest {
+  const { header } = request;
+  const names = parseRemotePath(header.path);
+  const fileSize = optionalCount(request, 'fileSize');
+  if (fileSize === undefined) {
+    throw new SockitError('BAD_REQUEST', 'a put needs "fileSize": the number of bytes in the whole file');
+  }
+  const mode = optionalCount(request, 'mode');
+  if (mode !== undefined && mode > 0o7777)
+    throw new SockitError('BAD_REQUEST', 'field "mode" must be 0-0o7777');
+  const mtimeMs = header.mtimeMs;
+  if (mtimeMs !== undefined && (typeof mtimeMs !== 'number' || !Number.isFinite(mtimeMs) || mtimeMs < 0)) {
+    throw new SockitError('BAD_REQUEST', 'field "mtimeMs" must be a non-negative number of milliseconds');
+  }
+  return {
+    names,
+    path: names.join('/'),
+    fileSize,
+    overwrite: header.overwrite === true,
+    resume: header.resume === true,
+    mode,
+    mtimeMs,
+  };
+}
+
+async function checkFreeSpace(
+  dir: JailedDir,
+  put: PutRequest,
+  remaining: number,
+  reserve: number,
+): Promise<void> {
+  const space = await statfs(dir.at('.')).catch(() => undefined);
+  if (space === undefined) return; // a file system that cannot tell: let ENOSPC speak later
+  const available = space.bavail * space.bsize;
+  if (available < remaining + reserve) {
+    throw new SockitError(
+      'UNAVAILABLE',
+      `not enough free space on the server for ${put.path}: ${remaining} bytes needed` +
+        `${reserve > 0 ? ` (plus ${reserve} kept free)` : ''}, ${available} available`,
+    );
+  }
+}
+
+/**
+ * Takes `data` frames until `put-end`, writing them in order while the socket waits for the
+ * disk. Resolves with the end position and the client's hash; rejects on abort, a stall, a
+ * frame that does not belong, or more bytes than announced.
+ */
+function receive(
+  request: ServerRequest,
+  partial: FileHandle,
+  offset: number,
+  put: PutRequest,
+  hash: ReturnType<typeof createHash>,
+  signal: AbortSignal,
+  context: FilesContext,
+  lock: UploadLock,
+): Promise<{ end: number; sha256: string }> {
+  let fail!: (error: unknown) => void;
+  const writer = new SequentialWriter(partial, offset, {
+    onError: (error) => fail(fsFailure(error, put.path)),
+  });
+  let received = offset;
+  let stallTimer: NodeJS.Timeout | undefined;
+  const ended = new Promise<FrameHeader>((resolve, reject) => {
+    fail = reject;
+    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    if (signal.aborted) reject(signal.reason);
+    const armStall = (): void => {
+      if (context.stallTimeoutMs === 0) return;
+      clearTimeout(stallTimer);
+      stallTimer = setTimeout(() => {
+        // Our own disk being slow is not the client stalling.
+        if (writer.busy) armStall();
+        else
+          reject(
+            new SockitError(
+              'TIMEOUT',
+              `${put.path}: no data for ${context.stallTimeoutMs} ms; the partial upload is kept, resume it`,
+            ),
+          );
+      }, context.stallTimeoutMs);
+    };
+    armStall();
+    request.onFrame = (frame: Frame) => {
+      armStall();
+      const type = frame.header.type;
+      if (type === FILES_FRAMES.data) {
+        if (received + frame.body.length > put.fileSize) {
+          reject(new SockitError('INTEGRITY', `${put.path}: more bytes than the announced ${put.fileSize}`));
+          return;
+        }
+        hash.update(frame.body);
+        received += frame.body.length;
+        // Socket chunks are fresh allocations, so the body may be queued without a copy.
+        return writer.write(frame.body);
+      }
+      if (type === FILES_FRAMES.putEnd) {
+        resolve(frame.header);
+        return;
+      }
+      reject(new SockitError('BAD_REQUEST', `a put takes "data" and "put-end" frames, not "${type}"`));
+    };
+  });
+  const cleanup = (): void => {
+    clearTimeout(stallTimer);
+    // Frames still in flight after a failure are dropped, not answered.
+    request.onFrame = () => {};
+  };
+  return ended.then(
+    async (end) => {
+      cleanup();
+      const position = await writer.flush().catch((error: unknown) => {
+        throw fsFailure(error, put.path);
+      });
+      if (!isSha256Hex(end.sha256)) {
+        throw new SockitError('BAD_REQUEST', 'put-end needs "sha256": the hex SHA-256 of the whole file');
+      }
+      return { end: position, sha256: end.sha256.toLowerCase() };
+    },
+    async (error: unknown) => {
+      cleanup();
+      lock.markReleasing();
+      // Whatever arrived intact stays on disk for a resume.
+      await writer.flush().catch(() => {});
+      throw error;
+    },
+  );
+}
+
+/** Gives the verified partial its mode and mtime and makes it durable before it is published. */
+async function finishFile(partial: FileHandle, put: PutRequest): Promise<void> {
+  // Owner read/write always: the server must be able to serve and delete what it stores.
+  await partial.chmod(((put.mode ?? 0o644) & 0o777) | 0o600);
+  if (put.mtimeMs !== undefined) await partial.utimes(new Date(), new Date(put.mtimeMs));
+  await partial.sync();
+  await partial.close();
+}
+
+/** Renames the partial onto the target (overwrite) or links it there only if the name is free. */
+async function publish(dir: JailedDir, name: string, partialPath: string, put: PutRequest): Promise<void> {
+  const target = dir.at(name);
+  try {
+    if (put.overwrite) {
+      await rename(partialPath, target);
+    } else {
+      try {
+        await link(partialPath, target);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') {
+          throw new SockitError(
+            'CONFLICT',
+            `${put.path} appeared while it was uploaded; the verified upload is kept: put again with overwrite and resume to publish it without resending`,
+          );
+        }
+        // A file system without hard links: check and rename (a narrow race remains there).
+        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV') throw error;
+        const exists = await lstat(target).then(
+          () => true,
+          () => false,
+        );
+        if (exists) throw new SockitError('CONFLICT', `${put.path} appeared while it was uploaded`);
+        await rename(partialPath, target);
+        await dir.handle.sync().catch(() => {});
+        return;
+      }
+      await unlink(partialPath);
+    }
+  } catch (error) {
+    throw fsFailure(error, put.path);
+  }
+  // The rename itself must survive a crash too: flush the directory entry.
+  await dir.handle.sync().catch(() => {});
+}
+
+/**
+ * After a failed put: a partial whose bytes are known to be wrong (INTEGRITY) or that holds
+ * nothing is removed; anything else is kept for a resume.
+ */
+async function keepOrDiscard(
+  request: ServerRequest,
+  partial: FileHandle,
+  partialPath: string,
+  put: PutRequest,
+  error: unknown,
+): Promise<void> {
+  const kept = (await partial.stat().catch(() => undefined))?.size ?? 0;
+  await partial.close().catch(() => {});
+  if ((error instanceof SockitError && error.code === 'INTEGRITY') || kept === 0) {
+    await unlink(partialPath).catch(() => {});
+    return;
+  }
+  request.connection.log.info('upload interrupted; partial kept for a resume', {
+    path: put.path,
+    kept,
+    of: put.fileSize,
+    reason: error instanceof Error ? error.message : String(error),
+  });
+}
