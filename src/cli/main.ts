@@ -2,12 +2,13 @@
 import { Command } from 'commander';
 import { SOCKIT_VERSION } from '../version.js';
 import { registerEcho } from './commands/echo.js';
+import { registerExec } from './commands/exec.js';
 import { registerPing } from './commands/ping.js';
 import { registerServe } from './commands/serve.js';
 import { reportError } from './common.js';
 
 /** Each command lives in its own module and registers itself on the program. */
-const COMMANDS: ((program: Command) => void)[] = [registerServe, registerPing, registerEcho];
+const COMMANDS: ((program: Command) => void)[] = [registerServe, registerPing, registerEcho, registerExec];
 
 const program = new Command('sockit')
   .description(

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { Logger } from '../log.js';
 import type { Service } from '../server/service.js';
 import { type EchoTransform, echoService } from '../services/echo.js';
+import { execServePlugin } from './serve-exec.js';
 
 /**
  * How `sockit serve` learns about a service: the options it adds and how it builds the service
@@ -27,4 +28,4 @@ const echoPlugin: ServePlugin = {
   },
 };
 
-export const SERVE_PLUGINS: ServePlugin[] = [echoPlugin];
+export const SERVE_PLUGINS: ServePlugin[] = [echoPlugin, execServePlugin];

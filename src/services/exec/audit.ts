@@ -53,9 +53,13 @@ export function createAuditSink(options: { logger?: Logger; file?: string; log?:
     try {
       fd = openSync(options.file, 'a', 0o600);
     } catch (error) {
-      throw new SockitError('USAGE', `cannot open exec audit file ${options.file}: ${(error as Error).message}`, {
-        cause: error,
-      });
+      throw new SockitError(
+        'USAGE',
+        `cannot open exec audit file ${options.file}: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
     }
     stream = createWriteStream('', { fd });
     let reported = false;

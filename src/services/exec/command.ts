@@ -131,7 +131,9 @@ export class RunningCommand {
     }
     this.#pid = child.pid;
     trackGroup(child.pid);
-    child.on('error', (error) => this.#log.warn('exec: child process error', { pid: this.#pid, error: String(error) }));
+    child.on('error', (error) =>
+      this.#log.warn('exec: child process error', { pid: this.#pid, error: String(error) }),
+    );
     child.stdin?.on('error', () => {}); // EPIPE: the command stopped reading; what we had is dropped
     this.#forward(child.stdout!, 'stdout');
     this.#forward(child.stderr!, 'stderr');
@@ -139,7 +141,10 @@ export class RunningCommand {
     child.once('close', (code: number | null, signal: NodeJS.Signals | null) => this.#onClose(code, signal));
     const request = this.#request;
     if (request.signal.aborted) this.#kill('cancel');
-    else request.signal.addEventListener('abort', () => this.#kill(abortCause(request.signal.reason)), { once: true });
+    else
+      request.signal.addEventListener('abort', () => this.#kill(abortCause(request.signal.reason)), {
+        once: true,
+      });
     if (timeoutMs > 0) {
       this.#timer = setTimeout(() => {
         this.#timedOut = true;
@@ -170,7 +175,9 @@ export class RunningCommand {
 
   #forward(stream: Readable, type: 'stdout' | 'stderr'): void {
     stream.on('data', (chunk: Buffer) => this.#output(type, chunk));
-    stream.on('error', (error) => this.#log.debug('exec: pipe error', { pid: this.#pid, type, error: String(error) }));
+    stream.on('error', (error) =>
+      this.#log.debug('exec: pipe error', { pid: this.#pid, type, error: String(error) }),
+    );
   }
 
   #output(type: 'stdout' | 'stderr', chunk: Buffer): void {
@@ -263,7 +270,12 @@ export class RunningCommand {
     this.#resolveDone(this.#outcome({ code: null, signal: null, durationMs: 0, error: failure.code }));
   }
 
-  #outcome(end: { code: number | null; signal: NodeJS.Signals | null; durationMs: number; error?: ErrorCode }) {
+  #outcome(end: {
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    durationMs: number;
+    error?: ErrorCode;
+  }) {
     return {
       pid: this.#pid,
       code: end.code,
@@ -307,7 +319,10 @@ function spawnFailure(
     case 'EMFILE':
     case 'ENFILE':
     case 'ENOMEM':
-      return { code: 'UNAVAILABLE', message: `the server cannot start processes right now (${error.code}); try again later` };
+      return {
+        code: 'UNAVAILABLE',
+        message: `the server cannot start processes right now (${error.code}); try again later`,
+      };
     default:
       if (typeof error.code === 'string' && error.code.startsWith('ERR_INVALID_ARG')) {
         return { code: 'BAD_REQUEST', message: `cannot run "${program}": ${error.message}` };

@@ -72,7 +72,8 @@ export function resolveExecOptions(options: ExecServiceOptions): ResolvedExecOpt
     );
   }
   const cwdRoots = options.cwdRoots?.map((root) => {
-    if (typeof root !== 'string' || root.length === 0) throw new TypeError('exec cwdRoots entries must be paths');
+    if (typeof root !== 'string' || root.length === 0)
+      throw new TypeError('exec cwdRoots entries must be paths');
     return resolve(root);
   });
   if (cwdRoots && cwdRoots.length === 0) throw new TypeError('exec option cwdRoots must not be empty');
@@ -118,7 +119,8 @@ function resolveEnvAllow(list: readonly string[]): { names: Set<string>; prefixe
   const names = new Set<string>();
   const prefixes: string[] = [];
   for (const entry of list) {
-    if (typeof entry !== 'string' || entry.length === 0) throw new TypeError('exec envAllow entries must be names');
+    if (typeof entry !== 'string' || entry.length === 0)
+      throw new TypeError('exec envAllow entries must be names');
     if (entry.endsWith('*')) prefixes.push(entry.slice(0, -1));
     else names.add(entry);
   }

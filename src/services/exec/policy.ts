@@ -57,9 +57,11 @@ export function parseExecRequest(header: FrameHeader): ExecRequestFields {
     bad('"cwd" must be a non-empty path');
   }
   if (env !== undefined) {
-    if (typeof env !== 'object' || env === null || Array.isArray(env)) bad('"env" must be an object of strings');
+    if (typeof env !== 'object' || env === null || Array.isArray(env))
+      bad('"env" must be an object of strings');
     for (const [name, value] of Object.entries(env as object)) {
-      if (name.length === 0 || name.includes('=') || name.includes('\0')) bad(`"env" name "${name}" is not valid`);
+      if (name.length === 0 || name.includes('=') || name.includes('\0'))
+        bad(`"env" name "${name}" is not valid`);
       if (typeof value !== 'string' || value.includes('\0')) bad(`"env" value of ${name} must be a string`);
     }
   }
@@ -103,7 +105,9 @@ export async function planExec(fields: ExecRequestFields, options: ResolvedExecO
   }
   const requested = fields.timeoutMs ?? 0;
   const timeoutMs =
-    options.maxTimeoutMs === 0 ? requested : Math.min(requested || options.maxTimeoutMs, options.maxTimeoutMs);
+    options.maxTimeoutMs === 0
+      ? requested
+      : Math.min(requested || options.maxTimeoutMs, options.maxTimeoutMs);
   return {
     argv,
     shell,

@@ -45,7 +45,10 @@ export function execService(options: ExecServiceOptions): ExecService {
     // Defence in depth: even if an operator lists exec among the open services, it never runs
     // for a connection that did not prove the token (--insecure-no-auth marks every connection proven).
     if (!request.connection.authenticated) {
-      refuse(new SockitError('AUTH_REQUIRED', 'exec needs authentication: set SOCKIT_TOKEN or pass --token-file'), fields);
+      refuse(
+        new SockitError('AUTH_REQUIRED', 'exec needs authentication: set SOCKIT_TOKEN or pass --token-file'),
+        fields,
+      );
       return;
     }
     if (closing) {
@@ -54,7 +57,10 @@ export function execService(options: ExecServiceOptions): ExecService {
     }
     if (admitted >= settings.maxRunning) {
       refuse(
-        new SockitError('BUSY', `the server is running its maximum of ${settings.maxRunning} commands; try again later`),
+        new SockitError(
+          'BUSY',
+          `the server is running its maximum of ${settings.maxRunning} commands; try again later`,
+        ),
         fields,
       );
       return;

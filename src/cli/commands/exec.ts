@@ -1,0 +1,322 @@
+import { constants } from 'node:os';
+import { type Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { isatty } from 'node:tty';
+import type { Command } from 'commander';
+import { type Client, connect } from '../../client/client.js';
+import type { ExecCommand, ExecExit, RemoteProcess } from '../../client/exec.js';
+import { type ErrorCode, SockitError } from '../../errors.js';
+import { addClientOptions, type ClientCliOptions, clientOptions, parseIntOption } from '../common.js';
+
+/** Exit codes of `sockit exec`, chosen to read like `ssh host cmd` and a shell. */
+export const EXEC_EXIT = {
+  /** The command's own code 0–255 passes through; these are ours. */
+  usage: 2,
+  /** Killed by the server at its timeout, as coreutils `timeout` reports it. */
+  timedOut: 124,
+  /** The server refused the program (allow-list, permissions), as a shell says "cannot execute". */
+  forbidden: 126,
+  /** No such program on the server, as a shell says "command not found". */
+  notFound: 127,
+  /** Added to a signal's number when the command died of it (SIGKILL → 137). */
+  signalBase: 128,
+  /** Could not connect, authenticate, or keep the connection: ssh's own failure code. */
+  connection: 255,
+} as const;
+
+interface ExecCliOptions extends ClientCliOptions {
+  timeout?: string;
+  cwd?: string;
+  env: string[];
+  shell?: string;
+  stdin: boolean;
+}
+
+/** One server's run, for the fan-out summary. */
+interface TargetResult {
+  address: string;
+  exitCode: number;
+  /** e.g. `exit 0`, `killed by SIGTERM`, `NOT_FOUND: program …`. */
+  outcome: string;
+  durationMs?: number;
+}
+
+/** Ctrl-C presses forwarded as SIGINT before the command is cancelled outright. */
+const FORWARDED_INTERRUPTS = 2;
+
+export function registerExec(program: Command): void {
+  addClientOptions(
+    program
+      .command('exec')
+      .description(
+        'run a command on a server like `ssh HOST CMD` (stdout, stderr, stdin, Ctrl-C, exit code); ' +
+          'several comma-separated addresses run it on all of them in parallel',
+      )
+      .argument('<addresses>', 'server address, or ADDR1,ADDR2,… to fan out')
+      .argument('[command...]', 'program and arguments, after -- (run without a shell)')
+      .option(
+        '--timeout <ms>',
+        'kill the command (its whole process group) after this long; the server caps it',
+      )
+      .option('--cwd <dir>', 'working directory on the server')
+      .option('-e, --env <K=V>', 'set a variable for the command (repeatable)', collect, [])
+      .option('--shell <string>', 'run this shell string instead of a program (the server must allow shells)')
+      .option('-n, --no-stdin', 'do not forward local stdin (by default it is, unless it is a terminal)')
+      .addHelpText(
+        'after',
+        "\nExit status: the command's own; 128+N when it died of signal N; 124 when the server timed it out;\n" +
+          '126 refused (allow-list); 127 no such program; 255 connection or authentication failure.\n' +
+          'Fan-out exits 0 only if every server succeeded, else with the highest of their statuses.\n' +
+          '\nExample: sockit exec 127.0.0.1:7070 -- uname -a',
+      ),
+  ).action(async (addressList: string, words: string[], options: ExecCliOptions) => {
+    process.exitCode = await runExecCli(addressList, words, options);
+  });
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+async function runExecCli(addressList: string, words: string[], options: ExecCliOptions): Promise<number> {
+  let request: {
+    command: ExecCommand;
+    env: Record<string, string> | undefined;
+    timeoutMs: number | undefined;
+  };
+  const addresses = addressList
+    .split(',')
+    .map((address) => address.trim())
+    .filter(Boolean);
+  try {
+    if (addresses.length === 0) throw new SockitError('USAGE', 'name at least one server address');
+    request = parseRequest(words, options);
+  } catch (error) {
+    printError(error);
+    return EXEC_EXIT.usage;
+  }
+  const forwardStdin = options.stdin && !isatty(0);
+  const session = new ExecSession(forwardStdin);
+  try {
+    if (addresses.length === 1) {
+      const result = await session.run(addresses[0]!, request, options, undefined);
+      return result.exitCode;
+    }
+    const results = await Promise.all(
+      addresses.map((address) => session.run(address, request, options, `${address}: `)),
+    );
+    printSummary(results);
+    return results.reduce((worst, result) => Math.max(worst, result.exitCode), 0);
+  } finally {
+    session.dispose();
+  }
+}
+
+function parseRequest(words: string[], options: ExecCliOptions) {
+  if (options.shell !== undefined && words.length > 0) {
+    throw new SockitError('USAGE', 'give either --shell STRING or a command after --, not both');
+  }
+  if (options.shell === undefined && words.length === 0) {
+    throw new SockitError('USAGE', 'no command: write it after --, e.g. sockit exec HOST -- ls -l');
+  }
+  const command: ExecCommand = options.shell !== undefined ? { shell: options.shell } : words;
+  let env: Record<string, string> | undefined;
+  for (const pair of options.env) {
+    const equals = pair.indexOf('=');
+    if (equals <= 0) throw new SockitError('USAGE', `--env takes NAME=VALUE, got "${pair}"`);
+    env ??= {};
+    env[pair.slice(0, equals)] = pair.slice(equals + 1);
+  }
+  const timeoutMs = options.timeout === undefined ? undefined : parseIntOption(options.timeout, '--timeout');
+  return { command, env, timeoutMs };
+}
+
+/**
+ * The local side of one `sockit exec` run: the commands in flight, Ctrl-C forwarding, local
+ * stdin shared by every target, and a closed local stdout (`| head`) stopping everything.
+ */
+class ExecSession {
+  readonly #forwardStdin: boolean;
+  readonly #running = new Set<RemoteProcess>();
+  #interrupts = 0;
+  #cancelled = false;
+
+  readonly #onInterrupt = (): void => {
+    this.#interrupts++;
+    if (this.#interrupts > FORWARDED_INTERRUPTS || this.#running.size === 0) {
+      this.#cancelAll();
+      process.exit(EXEC_EXIT.signalBase + constants.signals.SIGINT);
+    }
+    for (const remote of this.#running) remote.kill('SIGINT');
+  };
+
+  readonly #onTerminate = (): void => {
+    this.#cancelAll();
+    process.exit(EXEC_EXIT.signalBase + constants.signals.SIGTERM);
+  };
+
+  readonly #onStdoutError = (): void => {
+    // Our reader went away (`| head`): stop the remote commands as a broken pipe would.
+    this.#cancelAll();
+    process.exit(EXEC_EXIT.signalBase + constants.signals.SIGPIPE);
+  };
+
+  constructor(forwardStdin: boolean) {
+    this.#forwardStdin = forwardStdin;
+    process.on('SIGINT', this.#onInterrupt);
+    process.on('SIGTERM', this.#onTerminate);
+    process.stdout.on('error', this.#onStdoutError);
+  }
+
+  /** Runs the command on one server; never throws: failures become an exit code and a line on stderr. */
+  async run(
+    address: string,
+    request: { command: ExecCommand; env: Record<string, string> | undefined; timeoutMs: number | undefined },
+    options: ExecCliOptions,
+    prefix: string | undefined,
+  ): Promise<TargetResult> {
+    let client: Client | undefined;
+    try {
+      client = await connect(address, await clientOptions(options));
+      if (this.#cancelled) throw new SockitError('CLOSED', 'interrupted');
+      const remote = client.spawn(request.command, {
+        stdin: this.#forwardStdin,
+        ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
+        ...(request.env !== undefined ? { env: request.env } : {}),
+        ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
+      });
+      this.#running.add(remote);
+      const outputs = [
+        forward(remote.stdout, process.stdout, prefix),
+        forward(remote.stderr, process.stderr, prefix),
+      ];
+      if (remote.stdin) process.stdin.pipe(remote.stdin);
+      try {
+        const exit = await remote.exited;
+        await Promise.all(outputs);
+        return describeExit(address, exit, prefix);
+      } finally {
+        this.#running.delete(remote);
+        if (remote.stdin) process.stdin.unpipe(remote.stdin);
+      }
+    } catch (error) {
+      printError(error, prefix);
+      const code = error instanceof SockitError ? error.code : 'INTERNAL';
+      return { address, exitCode: exitForError(code), outcome: describeError(error) };
+    } finally {
+      await client?.close().catch(() => {});
+    }
+  }
+
+  /** Releases the process: signal handlers off, local stdin closed so nothing holds the loop. */
+  dispose(): void {
+    process.off('SIGINT', this.#onInterrupt);
+    process.off('SIGTERM', this.#onTerminate);
+    process.stdout.off('error', this.#onStdoutError);
+    if (this.#forwardStdin) process.stdin.destroy();
+  }
+
+  #cancelAll(): void {
+    this.#cancelled = true;
+    for (const remote of this.#running) remote.cancel();
+  }
+}
+
+/** Copies a remote stream to a local one with backpressure; with a prefix, line by line. */
+function forward(source: Readable, target: Writable, prefix?: string): Promise<void> {
+  const stream = prefix === undefined ? source : source.pipe(new LinePrefixer(prefix));
+  stream.pipe(target, { end: false });
+  return finished(stream);
+}
+
+/** Prefixes every line with its server; a last line without newline gets one. */
+class LinePrefixer extends Transform {
+  readonly #prefix: Buffer;
+  #partial: Buffer[] = [];
+
+  constructor(prefix: string) {
+    super();
+    this.#prefix = Buffer.from(prefix);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const out: Buffer[] = [];
+    let start = 0;
+    for (let newline = chunk.indexOf(10); newline !== -1; newline = chunk.indexOf(10, start)) {
+      out.push(this.#prefix, ...this.#partial, chunk.subarray(start, newline + 1));
+      this.#partial = [];
+      start = newline + 1;
+    }
+    if (start < chunk.length) this.#partial.push(chunk.subarray(start));
+    // Whole lines only, in one chunk: lines of different servers never mix mid-line.
+    callback(null, out.length > 0 ? Buffer.concat(out) : undefined);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.#partial.length === 0) callback();
+    else callback(null, Buffer.concat([this.#prefix, ...this.#partial, Buffer.from('\n')]));
+  }
+}
+
+function describeExit(address: string, exit: ExecExit, prefix: string | undefined): TargetResult {
+  const base = { address, durationMs: exit.durationMs };
+  if (exit.timedOut) {
+    printError(new SockitError('TIMEOUT', `the command ran past its timeout and was killed`), prefix);
+    return { ...base, exitCode: EXEC_EXIT.timedOut, outcome: 'timed out (killed)' };
+  }
+  if (exit.truncated) {
+    printError(
+      new SockitError('TOO_LARGE', `the command's output passed the server's limit; it was killed`),
+      prefix,
+    );
+  }
+  if (exit.signal !== null) {
+    const number = constants.signals[exit.signal] ?? 0;
+    return {
+      ...base,
+      exitCode: EXEC_EXIT.signalBase + number,
+      outcome: `killed by ${exit.signal}${exit.truncated ? ' (output limit)' : ''}`,
+    };
+  }
+  return { ...base, exitCode: exit.code ?? EXEC_EXIT.connection, outcome: `exit ${exit.code}` };
+}
+
+/** ssh-like: our own failures are 255, except the shell's 126/127 for a refused or missing program. */
+function exitForError(code: ErrorCode): number {
+  switch (code) {
+    case 'USAGE':
+      return EXEC_EXIT.usage;
+    case 'NOT_FOUND':
+      return EXEC_EXIT.notFound;
+    case 'FORBIDDEN':
+      return EXEC_EXIT.forbidden;
+    default:
+      return EXEC_EXIT.connection;
+  }
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof SockitError) return `${error.code}: ${error.message}`;
+  return error instanceof Error ? error.message : String(error);
+}
+
+function printError(error: unknown, prefix = ''): void {
+  process.stderr.write(`${prefix}sockit: ${describeError(error)}\n`);
+  if (process.env.SOCKIT_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+}
+
+function printSummary(results: readonly TargetResult[]): void {
+  const failed = results.filter((result) => result.exitCode !== 0).length;
+  const width = Math.max(...results.map((result) => result.address.length));
+  const lines = [
+    failed === 0
+      ? `sockit exec: all ${results.length} servers succeeded`
+      : `sockit exec: ${failed} of ${results.length} servers failed`,
+    ...results.map(
+      (result) =>
+        `  ${result.address.padEnd(width)}  ${result.exitCode === 0 ? 'ok  ' : 'FAIL'}  ${result.outcome}` +
+        (result.durationMs !== undefined ? `  (${result.durationMs} ms)` : ''),
+    ),
+  ];
+  process.stderr.write(`${lines.join('\n')}\n`);
+}

@@ -1,0 +1,157 @@
+import type { Command } from 'commander';
+import { SockitError } from '../errors.js';
+import { execService } from '../services/exec/index.js';
+import { parseIntOption } from './common.js';
+import type { ServePlugin } from './serve-plugins.js';
+
+interface ExecCliOptions {
+  exec?: boolean;
+  execAllow?: string;
+  allowShell?: boolean;
+  execTimeoutMax?: string;
+  execMaxOutput?: string;
+  execMaxRunning?: string;
+  execAudit?: string;
+  execCwd?: string;
+  execCwdRoot?: string;
+  execEnvAllow?: string;
+  open?: string;
+  insecureNoAuth?: boolean;
+}
+
+/** Options that only mean something with the exec service on: `[flag, key]`. */
+const DEPENDENT_FLAGS: readonly [string, keyof ExecCliOptions][] = [
+  ['--allow-shell', 'allowShell'],
+  ['--exec-timeout-max', 'execTimeoutMax'],
+  ['--exec-max-output', 'execMaxOutput'],
+  ['--exec-max-running', 'execMaxRunning'],
+  ['--exec-audit', 'execAudit'],
+  ['--exec-cwd', 'execCwd'],
+  ['--exec-cwd-root', 'execCwdRoot'],
+  ['--exec-env-allow', 'execEnvAllow'],
+];
+
+/**
+ * `sockit serve --exec` / `--exec-allow LIST`: the exec service is off unless one of them is
+ * given, and never usable without the token (it cannot be put on `--open`).
+ */
+export const execServePlugin: ServePlugin = {
+  addOptions(command: Command) {
+    command
+      .option('--exec', 'exec service: authenticated clients may run any program')
+      .option(
+        '--exec-allow <programs>',
+        'exec service for these programs only (comma-separated names or absolute paths)',
+      )
+      .option('--allow-shell', 'exec: also accept shell strings (needs --exec)')
+      .option(
+        '--exec-timeout-max <ms>',
+        'exec: longest a command may run, capping client timeouts (0 = no cap; default 1 h)',
+      )
+      .option(
+        '--exec-max-output <bytes>',
+        'exec: stdout+stderr bytes before a command is killed (K/M/G suffixes; 0 = none; default 1G)',
+      )
+      .option('--exec-max-running <n>', 'exec: commands running at once across the server (default 32)')
+      .option(
+        '--exec-audit <file>',
+        'exec: append one JSON line per command to FILE (default: the server log)',
+      )
+      .option(
+        '--exec-cwd <dir>',
+        'exec: working directory of commands that name none (default: the current one)',
+      )
+      .option(
+        '--exec-cwd-root <dirs>',
+        'exec: requests may only use working directories inside these (comma-separated)',
+      )
+      .option(
+        '--exec-env-allow <names>',
+        'exec: variables requests may set (comma-separated; NAME* = prefix; * = any)',
+      );
+  },
+  create(raw, log) {
+    const options = raw as ExecCliOptions;
+    const enabled = options.exec === true || options.execAllow !== undefined;
+    if (options.exec === true && options.execAllow !== undefined) {
+      throw new SockitError(
+        'USAGE',
+        '--exec and --exec-allow exclude each other: --exec runs any program, --exec-allow only those listed',
+      );
+    }
+    if (!enabled) {
+      const stray = DEPENDENT_FLAGS.find(([, key]) => options[key] !== undefined);
+      if (stray) throw new SockitError('USAGE', `${stray[0]} needs --exec or --exec-allow`);
+      return undefined;
+    }
+    if (options.allowShell && options.execAllow !== undefined) {
+      throw new SockitError(
+        'USAGE',
+        '--allow-shell and --exec-allow exclude each other: a shell string can run any program (use --exec)',
+      );
+    }
+    if (list(options.open).includes('exec')) {
+      throw new SockitError(
+        'USAGE',
+        '--open exec: the exec service always needs the token; remove exec from --open',
+      );
+    }
+    const allow = options.execAllow === undefined ? 'any' : list(options.execAllow);
+    if (allow !== 'any' && allow.length === 0)
+      throw new SockitError('USAGE', '--exec-allow needs at least one program');
+    const envAllow = options.execEnvAllow === undefined ? undefined : list(options.execEnvAllow);
+    let service: ReturnType<typeof execService>;
+    try {
+      service = execService({
+        allow,
+        allowShell: options.allowShell === true,
+        ...(options.execTimeoutMax !== undefined
+          ? { maxTimeoutMs: parseIntOption(options.execTimeoutMax, '--exec-timeout-max') }
+          : {}),
+        ...(options.execMaxOutput !== undefined ? { maxOutputBytes: parseBytes(options.execMaxOutput) } : {}),
+        ...(options.execMaxRunning !== undefined
+          ? { maxRunning: parseIntOption(options.execMaxRunning, '--exec-max-running') }
+          : {}),
+        ...(options.execCwd !== undefined ? { cwd: options.execCwd } : {}),
+        ...(options.execCwdRoot !== undefined ? { cwdRoots: list(options.execCwdRoot) } : {}),
+        ...(envAllow !== undefined ? { envAllow: envAllow.includes('*') ? ('any' as const) : envAllow } : {}),
+        ...(options.execAudit !== undefined ? { auditFile: options.execAudit } : { audit: log }),
+        log,
+      });
+    } catch (error) {
+      if (error instanceof TypeError) throw new SockitError('USAGE', error.message, { cause: error });
+      throw error;
+    }
+    log.info('exec service on', {
+      programs: allow === 'any' ? 'any' : allow.join(','),
+      shell: options.allowShell === true,
+      ...(options.execAudit !== undefined ? { audit: options.execAudit } : {}),
+    });
+    if (options.insecureNoAuth) {
+      log.warn(
+        'exec runs WITHOUT authentication (--insecure-no-auth): anyone who can connect may run commands',
+      );
+    }
+    return service;
+  },
+};
+
+function list(text: string | undefined): string[] {
+  return (text ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+}
+
+const BYTE_UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
+
+/** `1048576`, `64K`, `10M`, `1G` (binary units; a trailing `B`/`iB` is accepted). */
+export function parseBytes(text: string): number {
+  const match = /^(\d+)\s*([KMG]?)(?:i?B)?$/i.exec(text.trim());
+  if (!match)
+    throw new SockitError(
+      'USAGE',
+      `--exec-max-output must be a byte count like 1048576, 64K, 10M or 1G, got "${text}"`,
+    );
+  return Number(match[1]) * BYTE_UNITS[match[2]!.toUpperCase()]!;
+}

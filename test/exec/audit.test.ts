@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { Logger } from '../../src/log.js';
+import { tempDir } from '../helpers.js';
+import { startExec } from './helpers.js';
+
+test('the audit file gets one JSON line per request: run, refused, failed, timed out', async () => {
+  const dir = await tempDir('sockit-exec-audit-');
+  const auditFile = join(dir.path, 'audit.jsonl');
+  try {
+    const env = await startExec({ auditFile, maxTimeoutMs: 200 });
+    await env.client.exec(['sh', '-c', 'printf 12345; printf 67 >&2; exit 3'], {
+      env: { SECRET: 'hunter2' },
+    });
+    await assert.rejects(env.client.exec({ shell: 'true' }), { code: 'FORBIDDEN' });
+    await assert.rejects(env.client.exec(['sockit-no-such-program']), { code: 'NOT_FOUND' });
+    await env.client.exec(['sleep', '30'], { input: 'abc' });
+    await env.stop(); // closes the audit file
+
+    assert.equal((await stat(auditFile)).mode & 0o777, 0o600);
+    const text = await readFile(auditFile, 'utf8');
+    assert.doesNotMatch(text, /hunter2/, 'environment values stay out of the audit log');
+    const entries = text
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    assert.equal(entries.length, 4);
+    for (const entry of entries) {
+      assert.equal(entry.event, 'exec');
+      assert.ok(!Number.isNaN(Date.parse(entry.time)));
+      assert.match(entry.peer, /^127\.0\.0\.1:\d+$/);
+      assert.equal(typeof entry.connection, 'number');
+      assert.equal(typeof entry.id, 'number');
+    }
+    const [ran, refused, failed, timedOut] = entries;
+    assert.deepEqual(ran.argv, ['sh', '-c', 'printf 12345; printf 67 >&2; exit 3']);
+    assert.equal(ran.outcome, 'exit');
+    assert.equal(ran.code, 3);
+    assert.equal(ran.signal, null);
+    assert.equal(ran.bytesOut, 7);
+    assert.equal(ran.stdoutBytes, 5);
+    assert.equal(ran.stderrBytes, 2);
+    assert.deepEqual(ran.envNames, ['SECRET']);
+    assert.equal(typeof ran.durationMs, 'number');
+    assert.equal(typeof ran.pid, 'number');
+    assert.equal(refused.outcome, 'refused');
+    assert.equal(refused.shell, 'true');
+    assert.equal(refused.error, 'FORBIDDEN');
+    assert.equal(failed.outcome, 'failed');
+    assert.equal(failed.error, 'NOT_FOUND');
+    assert.equal(timedOut.timedOut, true);
+    assert.equal(timedOut.signal, 'SIGKILL');
+    assert.equal(timedOut.killedBy, 'timeout');
+    assert.equal(timedOut.stdinBytes, 3);
+  } finally {
+    await dir.cleanup();
+  }
+});
+
+test('audit entries can go to a Logger instead', async () => {
+  const entries: { message: string; fields: Record<string, unknown> | undefined }[] = [];
+  const record = (message: string, fields?: Record<string, unknown>) => entries.push({ message, fields });
+  const audit: Logger = { debug: record, info: record, warn: record, error: record };
+  const env = await startExec({ audit });
+  await env.client.exec(['echo', 'hi']);
+  await env.stop();
+  assert.equal(entries.length, 1);
+  assert.equal(entries[0]!.message, 'exec');
+  assert.deepEqual(entries[0]!.fields!.argv, ['echo', 'hi']);
+  assert.equal(entries[0]!.fields!.code, 0);
+  assert.equal(entries[0]!.fields!.bytesOut, 3);
+});
