@@ -3,6 +3,7 @@
  * `serveRaw()` runs a plain-bytes handler with the socketserver lifecycle (setup → handle → finish).
  */
 export { Client, type ConnectOptions, connect, resolveClientToken, type Welcome } from './client/client.js';
+export { type ChatMessage, type ChatPresence, ChatRoom, type JoinChatOptions, joinChat } from './client/chat.js';
 export { ClientRequest, type RequestOptions } from './client/request.js';
 export { ERROR_CATALOGUE, type ErrorCode, isErrorCode, SockitError, type WireErrorCode } from './errors.js';
 export { createLogger, type Logger, type LoggerOptions, type LogLevel, silentLogger } from './log.js';
@@ -18,11 +19,32 @@ export {
 } from './protocol/frame.js';
 export { DEFAULT_LIMITS, type Limits } from './server/limits.js';
 export type { ReplyHeader, ServerRequest } from './server/request.js';
+export {
+  type RawConnection,
+  type RawHandler,
+  type RawPeer,
+  RawServer,
+  type ServeRawOptions,
+  serveRaw,
+} from './server/raw-server.js';
 export { type ServeOptions, Server, serve } from './server/server.js';
+export { type ChatOptions, type ChatService, chatService } from './services/chat.js';
 export type { ConnectionContext, MessageHandler, RequestHandler, Service } from './server/service.js';
 export { type EchoOptions, type EchoTransform, echoService } from './services/echo.js';
 export { defaultStateDir } from './state.js';
 export { type Address, formatAddress, isLoopback, parseAddress } from './transport/address.js';
 export type { TlsTrust } from './transport/dial.js';
 export type { TlsServerCredentials } from './transport/listen.js';
+export {
+  assertDatagramSize,
+  connectUdp,
+  type DatagramPeer,
+  listenUdp,
+  MAX_DATAGRAM_BYTES,
+  type UdpConnection,
+  type UdpListener,
+  type UdpReply,
+  type UdpRequestOptions,
+  udpRequest,
+} from './transport/udp.js';
 export { generateSelfSignedCertificate, loadOrCreateCertificate } from './transport/self-signed.js';

@@ -5,10 +5,23 @@ import { registerEcho } from './commands/echo.js';
 import { registerExec } from './commands/exec.js';
 import { registerPing } from './commands/ping.js';
 import { registerServe } from './commands/serve.js';
+import { registerChat } from './commands/chat.js';
+import { registerConnect } from './commands/connect.js';
+import { registerListen } from './commands/listen.js';
+import { registerUdp } from './commands/udp.js';
 import { reportError } from './common.js';
 
 /** Each command lives in its own module and registers itself on the program. */
-const COMMANDS: ((program: Command) => void)[] = [registerServe, registerPing, registerEcho, registerExec];
+const COMMANDS: ((program: Command) => void)[
+  ] = [registerServe,
+  registerPing,
+  registerEcho,
+  registerExec,
+  registerListen,
+  registerConnect,
+  registerUdp,
+  registerChat,
+];
 
 const program = new Command('sockit')
   .description(

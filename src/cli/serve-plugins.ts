@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { Logger } from '../log.js';
 import type { Service } from '../server/service.js';
 import { type EchoTransform, echoService } from '../services/echo.js';
+import { chatServePlugin } from './serve-chat.js';
 import { execServePlugin } from './serve-exec.js';
 
 /**
@@ -28,4 +29,4 @@ const echoPlugin: ServePlugin = {
   },
 };
 
-export const SERVE_PLUGINS: ServePlugin[] = [echoPlugin, execServePlugin];
+export const SERVE_PLUGINS: ServePlugin[] = [echoPlugin, execServePlugin, chatServePlugin];

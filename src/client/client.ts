@@ -8,6 +8,7 @@ import { type Address, parseAddress } from '../transport/address.js';
 import { type DialOptions, dialStream, type TlsTrust } from '../transport/dial.js';
 import { FramedSocket } from '../transport/framed-socket.js';
 import { SOCKIT_AGENT } from '../version.js';
+import { type ChatRoom, type JoinChatOptions, joinChat } from './chat.js';
 import {
   type ExecCommand,
   type ExecOptions,
@@ -134,6 +135,11 @@ export class Client extends EventEmitter {
   send(header: FrameHeader, body?: Uint8Array): boolean {
     if (this.#closedError) throw this.#closedError;
     return this.#framed.send(header, body);
+  }
+
+  /** Joins a room of the chat service; rejects with CONFLICT when the name is taken (client/chat.ts). */
+  chat(options: JoinChatOptions): Promise<ChatRoom> {
+    return joinChat(this, options);
   }
 
   drained(): Promise<void> {

@@ -1,0 +1,110 @@
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { SockitError } from '../../errors.js';
+import { execSpecFrom, parseRawAddress } from '../../raw/options.js';
+import { defaultStateDir } from '../../state.js';
+import type { TlsTrust } from '../../transport/dial.js';
+import { action, EXIT, exitCodeFor, reportError } from '../common.js';
+
+interface ConnectCliOptions {
+  udp?: boolean;
+  scan?: boolean;
+  wait?: string;
+  idleTimeout?: string;
+  exec?: string[];
+  shExec?: string;
+  sendOnly?: boolean;
+  recvOnly?: boolean;
+  shutdown: boolean;
+  hex?: boolean;
+  output?: string;
+  verbose?: boolean;
+  json?: boolean;
+  fingerprint?: string;
+  ca?: string;
+  knownHosts?: string;
+  stateDir?: string;
+}
+
+/** `sockit connect`: the netcat-style client side, and `-z` port checks. */
+export function registerConnect(program: Command): void {
+  program
+    .command('connect')
+    .description('connect and relay raw bytes (no framing) between the socket and stdin/stdout')
+    .argument('<address>', 'tcp://HOST:PORT, tls://…, udp://…, unix:/PATH, HOST:PORT; with -z: HOST:PORTS')
+    .option('-u, --udp', 'the address is UDP: each stdin line is one datagram, replies are printed')
+    .option('-z, --scan', 'only check which ports accept connections (HOST:20-25,80); exit 0 if any does')
+    .option('-w, --wait <time>', 'connect timeout (5 = seconds, 500ms, 2m)', '10')
+    .option('-i, --idle-timeout <time>', 'close the connection after this long without traffic')
+    .option('-e, --exec <command...>', 'connect the socket to a process (argv, no shell; put it last)')
+    .option('-c, --sh-exec <command>', 'connect the socket to `/bin/sh -c COMMAND`')
+    .option('--send-only', 'only send stdin; drop what arrives')
+    .option('--recv-only', 'only print what arrives; do not read stdin')
+    .option('--no-shutdown', 'keep our write side open after stdin EOF')
+    .option('--hex', 'hex dump of both directions to stderr')
+    .option('-o, --output <file>', 'log every byte of the session to FILE (mode 0600)')
+    .option('-v, --verbose', 'connection messages on stderr')
+    .option('--json', 'with -z: print the results as JSON')
+    .option('--fingerprint <sha256>', 'TLS: trust only a server certificate with this SHA-256 fingerprint')
+    .option('--ca <pem-file>', 'TLS: verify the server against this CA instead of pinning')
+    .option('--known-hosts <file>', 'TLS: pinned fingerprints file (default: <state dir>/known_hosts)')
+    .option('--state-dir <dir>', 'where pinned fingerprints live (default: $SOCKIT_STATE_DIR)')
+    .addHelpText(
+      'after',
+      `
+Half-close: stdin EOF shuts down our write side and we keep reading until the server ends its
+side, then exit 0. With a terminal on stdin, the server's EOF ends the session at once.
+Exit codes: 0 done, 1 failure, 2 usage, 3 refused/reset, 4 timeout, 6 TLS. With -z: 0 if any port is open, 1 if none.`,
+    )
+    .action(
+      action(async (addressText: string, options: ConnectCliOptions) =>
+        runConnectCommand(addressText, options),
+      ),
+    );
+}
+
+async function runConnectCommand(addressText: string, options: ConnectCliOptions): Promise<void> {
+  const { parseDuration } = await import('../../raw/duration.js');
+  const connectTimeoutMs = parseDuration(options.wait ?? '10', '-w');
+  if (options.scan) {
+    const [{ runScan }, { parseScanTarget }] = await Promise.all([
+      import('../../raw/connect.js'),
+      import('../../raw/scan.js'),
+    ]);
+    if (options.udp)
+      throw new SockitError('USAGE', '-z checks TCP ports; UDP gives no answer to tell open from closed');
+    const { host, ports } = parseScanTarget(addressText);
+    const anyOpen = await runScan(host, ports, {
+      timeoutMs: connectTimeoutMs,
+      verbose: options.verbose ?? false,
+      json: options.json ?? false,
+    });
+    process.exitCode = anyOpen ? EXIT.ok : EXIT.failure;
+    return;
+  }
+  const address = parseRawAddress(addressText, options.udp);
+  const exec = execSpecFrom(options.exec, options.shExec);
+  const { runConnect } = await import('../../raw/connect.js');
+  const stateDir = options.stateDir ?? defaultStateDir();
+  const tls: TlsTrust = { knownHostsFile: options.knownHosts ?? join(stateDir, 'known_hosts') };
+  if (options.fingerprint !== undefined) tls.fingerprint = options.fingerprint;
+  if (options.ca !== undefined) tls.ca = (await import('node:fs')).readFileSync(options.ca);
+  const error = await runConnect({
+    address,
+    exec,
+    shutdown: options.shutdown,
+    sendOnly: options.sendOnly ?? false,
+    recvOnly: options.recvOnly ?? false,
+    connectTimeoutMs,
+    idleTimeoutMs: options.idleTimeout === undefined ? undefined : parseDuration(options.idleTimeout, '-i'),
+    hex: options.hex ?? false,
+    logFile: options.output,
+    verbose: options.verbose ?? false,
+    tls,
+    onTlsPin: ({ fingerprint, status }) => {
+      if (status === 'pinned') process.stderr.write(`sockit: pinned new TLS fingerprint ${fingerprint}\n`);
+    },
+  });
+  if (error) reportError(error);
+  process.exit(error ? exitCodeFor(error) : 0);
+}

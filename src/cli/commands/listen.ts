@@ -1,0 +1,140 @@
+import type { Command } from 'commander';
+import { SockitError } from '../../errors.js';
+import type { ListenMode } from '../../raw/listen.js';
+import { collect, execSpecFrom, parseRawAddress, untilSignal } from '../../raw/options.js';
+import { action, exitCodeFor, parseIntOption, reportError } from '../common.js';
+
+interface ListenCliOptions {
+  udp?: boolean;
+  keepOpen?: boolean;
+  maxConns?: string;
+  allow: string[];
+  deny: string[];
+  exec?: string[];
+  shExec?: string;
+  broker?: boolean;
+  chat?: boolean;
+  echo?: string | boolean;
+  greeting?: string;
+  sendOnly?: boolean;
+  recvOnly?: boolean;
+  shutdown: boolean;
+  idleTimeout?: string;
+  hex?: boolean;
+  output?: string;
+  verbose?: boolean;
+  cert?: string;
+  key?: string;
+  stateDir?: string;
+}
+
+/** `sockit listen`: the netcat-style server side. */
+export function registerListen(program: Command): void {
+  program
+    .command('listen')
+    .description(
+      'accept raw connections (no framing): stdin/stdout, --exec, --echo, --broker or --chat; ' +
+        'prints "listening on ADDR" to stderr',
+    )
+    .argument('[address]', 'tcp://HOST:PORT, tls://…, udp://…, unix:/PATH, HOST:PORT or PORT', '127.0.0.1:0')
+    .option('-u, --udp', 'the address is UDP (same as udp://HOST:PORT)')
+    .option('-k, --keep-open', 'serve many clients, at once and one after another, until stopped')
+    .option('-m, --max-conns <n>', 'clients at once with --keep-open; extras are told and closed', '100')
+    .option('--allow <cidrs>', 'only these IPs/CIDR blocks may connect (comma list, repeatable)', collect, [])
+    .option('--deny <cidrs>', 'these IPs/CIDR blocks may not connect (comma list, repeatable)', collect, [])
+    .option('-e, --exec <command...>', 'connect each client to a fresh process (argv, no shell; put it last)')
+    .option('-c, --sh-exec <command>', 'connect each client to `/bin/sh -c COMMAND`')
+    .option('--broker', "relay every client's bytes to every other client")
+    .option('--chat', 'line chat for plain clients: names, <user> prefixes, join/leave notices')
+    .option('--echo [transform]', 'raw echo server: none or upper (the tutorials’ servers)')
+    .option('--greeting <text>', 'with --echo: send this line to each client on connect')
+    .option('--send-only', 'only send stdin; drop what clients send')
+    .option('--recv-only', 'only print what clients send; do not read stdin')
+    .option('--no-shutdown', 'keep our write side open after stdin EOF')
+    .option('-i, --idle-timeout <time>', 'close a connection idle this long (5 = seconds, 500ms, 2m)')
+    .option('--hex', 'hex dump of both directions to stderr')
+    .option('-o, --output <file>', 'log every byte of every session to FILE (mode 0600)')
+    .option('-v, --verbose', 'connection messages on stderr')
+    .option('--cert <pem>', 'TLS certificate (default: the self-signed one in the state dir)')
+    .option('--key <pem>', 'TLS private key for --cert')
+    .option('--state-dir <dir>', 'where the self-signed certificate lives (default: $SOCKIT_STATE_DIR)')
+    .addHelpText(
+      'after',
+      `
+Half-close: stdin EOF shuts down our write side and we keep reading until the client ends its
+side, then exit 0. With a terminal on stdin, the client's EOF ends the session at once.
+With --keep-open, stdin goes to every client and a client's EOF ends its session.`,
+    )
+    .action(
+      action(async (addressText: string, options: ListenCliOptions) =>
+        runListenCommand(addressText, options),
+      ),
+    );
+}
+
+function modeFrom(options: ListenCliOptions): ListenMode {
+  const chosen = [
+    options.exec && '--exec',
+    options.shExec !== undefined && '--sh-exec',
+    options.broker && '--broker',
+    options.chat && '--chat',
+    options.echo !== undefined && '--echo',
+  ].filter(Boolean);
+  if (chosen.length > 1)
+    throw new SockitError('USAGE', `${chosen.join(' and ')} exclude each other; pick one`);
+  if (options.greeting !== undefined && options.echo === undefined) {
+    throw new SockitError('USAGE', '--greeting goes with --echo');
+  }
+  const spec = execSpecFrom(options.exec, options.shExec);
+  if (spec) return { kind: 'exec', spec };
+  if (options.broker) return { kind: 'broker' };
+  if (options.chat) return { kind: 'chat' };
+  if (options.echo !== undefined) {
+    const transform = options.echo === true ? 'none' : options.echo;
+    if (transform !== 'none' && transform !== 'upper') {
+      throw new SockitError('USAGE', `--echo takes none or upper, got "${transform}"`);
+    }
+    return { kind: 'echo', transform, greeting: options.greeting };
+  }
+  return { kind: 'relay' };
+}
+
+async function runListenCommand(addressText: string, options: ListenCliOptions): Promise<void> {
+  const mode = modeFrom(options);
+  const address = parseRawAddress(addressText, options.udp);
+  if ((options.cert === undefined) !== (options.key === undefined)) {
+    throw new SockitError('USAGE', '--cert and --key go together');
+  }
+  const [{ runListen }, { AccessList }, { parseDuration }, { readFileSync }] = await Promise.all([
+    import('../../raw/listen.js'),
+    import('../../raw/cidr.js'),
+    import('../../raw/duration.js'),
+    import('node:fs'),
+  ]);
+  const maxConnections = parseIntOption(options.maxConns, '--max-conns', 100);
+  if (maxConnections < 1) throw new SockitError('USAGE', '--max-conns must be at least 1');
+  const signal = untilSignal();
+  const error = await runListen({
+    address,
+    mode,
+    keepOpen: options.keepOpen ?? false,
+    maxConnections,
+    access: AccessList.fromOptions(options.allow, options.deny),
+    shutdown: options.shutdown,
+    sendOnly: options.sendOnly ?? false,
+    recvOnly: options.recvOnly ?? false,
+    idleTimeoutMs: options.idleTimeout === undefined ? undefined : parseDuration(options.idleTimeout, '-i'),
+    hex: options.hex ?? false,
+    logFile: options.output,
+    verbose: options.verbose ?? false,
+    tls:
+      options.cert === undefined
+        ? undefined
+        : { cert: readFileSync(options.cert), key: readFileSync(options.key!) },
+    stateDir: options.stateDir,
+    signal,
+  });
+  if (error) reportError(error);
+  // Standard input may still hold the event loop (a terminal); the session is over, so leave.
+  process.exit(error ? exitCodeFor(error) : 0);
+}

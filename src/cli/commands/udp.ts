@@ -1,0 +1,77 @@
+import { createInterface } from 'node:readline';
+import type { Command } from 'commander';
+import { parseRawAddress } from '../../raw/options.js';
+import { action, parseIntOption } from '../common.js';
+
+/** Lines that end the interactive loop, as in the tutorials. */
+const QUIT_WORDS = new Set(['exit', 'quit']);
+
+interface UdpCliOptions {
+  timeout: string;
+  retries: string;
+  json?: boolean;
+}
+
+/** `sockit udp`: the seeds' UDP client, with retries and a size check. */
+export function registerUdp(program: Command): void {
+  program
+    .command('udp')
+    .description(
+      'send datagrams and print the replies; without TEXT, one datagram per stdin line (>>: prompt, exit/quit ends)',
+    )
+    .argument('<address>', 'udp://HOST:PORT or HOST:PORT')
+    .argument('[text...]', 'text to send as one datagram (joined with spaces)')
+    .option('--timeout <time>', 'wait this long for each reply before sending again (1 = second, 500ms)', '1')
+    .option('--retries <n>', 'extra attempts after a timeout', '3')
+    .option('--json', 'print each reply as a JSON line with its round trip and attempts')
+    .action(
+      action(async (addressText: string, words: string[], options: UdpCliOptions) => {
+        const [{ connectUdp, udpRequest }, { parseDuration }] = await Promise.all([
+          import('../../transport/udp.js'),
+          import('../../raw/duration.js'),
+        ]);
+        const address = parseRawAddress(addressText, true);
+        const request = {
+          timeoutMs: parseDuration(options.timeout, '--timeout'),
+          retries: parseIntOption(options.retries, '--retries', 3),
+        };
+        const connection = await connectUdp(address);
+        const print = (reply: { payload: Buffer; attempts: number; rttMs: number }): void => {
+          if (options.json) {
+            process.stdout.write(
+              `${JSON.stringify({ reply: reply.payload.toString('utf8'), bytes: reply.payload.length, attempts: reply.attempts, rttMs: Number(reply.rttMs.toFixed(3)) })}\n`,
+            );
+          } else {
+            process.stdout.write(`${reply.payload.toString('utf8')}\n`);
+          }
+        };
+        try {
+          if (words.length > 0) {
+            print(await udpRequest(connection, Buffer.from(words.join(' ')), request));
+            return;
+          }
+          const terminal = Boolean(process.stdin.isTTY);
+          const lines = createInterface({
+            input: process.stdin,
+            output: process.stdout,
+            terminal,
+            historySize: 1000,
+          });
+          lines.setPrompt('>>: ');
+          if (terminal) lines.prompt();
+          try {
+            for await (const line of lines) {
+              const text = line.trim();
+              if (QUIT_WORDS.has(text)) break;
+              if (text.length > 0) print(await udpRequest(connection, Buffer.from(text), request));
+              if (terminal) lines.prompt();
+            }
+          } finally {
+            lines.close();
+          }
+        } finally {
+          await connection.close();
+        }
+      }),
+    );
+}

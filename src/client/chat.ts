@@ -1,0 +1,147 @@
+import { EventEmitter } from 'node:events';
+import { SockitError } from '../errors.js';
+import type { Frame } from '../protocol/frame.js';
+import type { Client } from './client.js';
+
+export interface JoinChatOptions {
+  name: string;
+  /** Default `lobby`. */
+  room?: string;
+}
+
+/** One chat message as it arrived. */
+export interface ChatMessage {
+  room: string;
+  from: string;
+  text: string;
+  /** The raw bytes, for non-UTF-8 payloads. */
+  body: Buffer;
+}
+
+/** A member joining or leaving; `reason` is set when the server dropped a lagging member. */
+export interface ChatPresence {
+  room: string;
+  name: string;
+  event: 'join' | 'leave';
+  reason?: string;
+}
+
+/**
+ * Membership in one chat room. Events: `message` (ChatMessage, your own included, in the order
+ * the server fanned them out), `presence` (ChatPresence), `close` (SockitError: the connection
+ * ended or the server dropped this member).
+ */
+export class ChatRoom extends EventEmitter {
+  readonly client: Client;
+  readonly room: string;
+  readonly name: string;
+  /** Who is in the room, kept current from `joined` and presence events. */
+  readonly members: Set<string>;
+  #left = false;
+  /** Frames that arrived before the caller could attach listeners; see `joinChat`. */
+  #backlog: Frame[] | undefined = [];
+  readonly #onFrame: (frame: Frame) => void;
+  readonly #onClose: (reason: SockitError) => void;
+  readonly #onServerError: (error: SockitError) => void;
+
+  /** Use `joinChat()` or `client.chat()`. */
+  constructor(client: Client, init: { room: string; name: string }) {
+    super();
+    this.client = client;
+    this.room = init.room;
+    this.name = init.name;
+    this.members = new Set([init.name]);
+    this.#onFrame = (frame) => {
+      if (this.#backlog) this.#backlog.push(frame);
+      else this.#receive(frame);
+    };
+    this.#onClose = (reason) => this.#closed(reason);
+    this.#onServerError = (error) => this.#closed(error);
+    client.on('frame', this.#onFrame);
+    client.on('close', this.#onClose);
+    client.on('server-error', this.#onServerError);
+  }
+
+  /** Sends a message to everyone in the room. False: wait for `client.drained()` before the next. */
+  say(text: string | Uint8Array): boolean {
+    if (this.#left) throw new SockitError('CLOSED', `already left room "${this.room}"`);
+    const body = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
+    return this.client.send({ type: 'say', room: this.room, size: body.length }, body);
+  }
+
+  /** Leaves the room (the connection stays open for other rooms and requests). */
+  async leave(): Promise<void> {
+    if (this.#left) return;
+    await this.client.call({ type: 'leave', room: this.room });
+    this.#detach();
+  }
+
+  /** Internal: the join answered; deliver the backlog once the caller had a tick to listen. */
+  joined(members: string[]): void {
+    for (const member of members) this.members.add(member);
+    setImmediate(() => {
+      const backlog = this.#backlog ?? [];
+      this.#backlog = undefined;
+      for (const frame of backlog) this.#receive(frame);
+    });
+  }
+
+  /** Internal: the join failed. */
+  abandon(): void {
+    this.#detach();
+  }
+
+  #receive(frame: Frame): void {
+    if (this.#left) return;
+    const { header } = frame;
+    if (header.room !== this.room) return;
+    if (header.type === 'message') {
+      const from = String(header.from ?? '');
+      this.emit('message', { room: this.room, from, text: frame.body.toString('utf8'), body: frame.body });
+    } else if (header.type === 'presence') {
+      const name = String(header.name ?? '');
+      const event = header.event === 'leave' ? 'leave' : 'join';
+      if (event === 'join') this.members.add(name);
+      else this.members.delete(name);
+      const presence: ChatPresence = { room: this.room, name, event };
+      if (typeof header.reason === 'string') presence.reason = header.reason;
+      this.emit('presence', presence);
+    }
+  }
+
+  #closed(reason: SockitError): void {
+    if (this.#left) return;
+    this.#detach();
+    this.emit('close', reason);
+  }
+
+  #detach(): void {
+    this.#left = true;
+    this.client.off('frame', this.#onFrame);
+    this.client.off('close', this.#onClose);
+    this.client.off('server-error', this.#onServerError);
+  }
+}
+
+/**
+ * Joins a room under a name; rejects with CONFLICT when the name is taken there. Attach
+ * listeners right after it resolves: events that arrived with the answer are delivered on the
+ * next turn of the event loop, in order.
+ */
+export async function joinChat(client: Client, options: JoinChatOptions): Promise<ChatRoom> {
+  const room = options.room ?? 'lobby';
+  // Listening starts before the request: messages may follow `joined` in the same read.
+  const chat = new ChatRoom(client, { room, name: options.name });
+  let reply: Frame;
+  try {
+    reply = await client.call({ type: 'join', room, name: options.name });
+  } catch (error) {
+    chat.abandon();
+    throw error;
+  }
+  const members = Array.isArray(reply.header.members)
+    ? reply.header.members.filter((member): member is string => typeof member === 'string')
+    : [];
+  chat.joined(members);
+  return chat;
+}

@@ -1,0 +1,119 @@
+import { SockitError } from '../errors.js';
+import { type Address, formatAddress, formatHostPort } from '../transport/address.js';
+import { type DialOptions, dialStream, type TlsTrust } from '../transport/dial.js';
+import { bridgeToProcess, describeExec, type ExecSpec } from './exec-bridge.js';
+import { inputStream } from './lines.js';
+import { relay } from './relay.js';
+import { scanPorts } from './scan.js';
+import { SessionLog, sessionTaps } from './session-log.js';
+import { isInteractive, standardInput } from './stdio.js';
+import { udpSession } from './udp-connect.js';
+
+export interface ConnectRawOptions {
+  address: Address;
+  /** Connect the socket to this process instead of stdin/stdout. */
+  exec?: ExecSpec | undefined;
+  /** Input EOF shuts down our write side. Default true. */
+  shutdown?: boolean;
+  sendOnly?: boolean;
+  recvOnly?: boolean;
+  /** `-w`: give up connecting after this long. Default 10 s. */
+  connectTimeoutMs?: number | undefined;
+  /** `-i`: close after this long without traffic. */
+  idleTimeoutMs?: number | undefined;
+  hex?: boolean;
+  logFile?: string | undefined;
+  verbose?: boolean;
+  tls?: TlsTrust;
+  onTlsPin?: DialOptions['onTlsPin'];
+  say?: (line: string) => void;
+}
+
+const stderrSay = (line: string): void => {
+  process.stderr.write(`sockit: ${line}\n`);
+};
+
+/**
+ * `sockit connect`: one connection joined to stdin/stdout (or a process), with the relay's
+ * half-close rules; UDP addresses send each input line as a datagram.
+ * Resolves with the error that should set the exit code, or undefined.
+ */
+export async function runConnect(options: ConnectRawOptions): Promise<SockitError | undefined> {
+  const say = options.say ?? stderrSay;
+  const notice = options.verbose ? say : undefined;
+  if (options.sendOnly && options.recvOnly) {
+    throw new SockitError('USAGE', '--send-only and --recv-only exclude each other');
+  }
+  const log = options.logFile ? new SessionLog(options.logFile) : undefined;
+  const taps = sessionTaps({ hex: options.hex ?? false, log });
+  try {
+    if (options.address.kind === 'udp') {
+      if (options.exec) throw new SockitError('USAGE', '--exec needs a stream; UDP carries single datagrams');
+      const result = await udpSession({
+        address: options.address,
+        input: inputStream(standardInput()),
+        output: process.stdout,
+        idleTimeoutMs: options.idleTimeoutMs,
+        taps,
+      });
+      notice?.(`sent ${result.sent} bytes, received ${result.received} bytes`);
+      return result.error;
+    }
+    const socket = await dialStream(options.address, {
+      timeoutMs: options.connectTimeoutMs ?? 10_000,
+      ...(options.tls ? { tls: options.tls } : {}),
+      ...(options.onTlsPin ? { onTlsPin: options.onTlsPin } : {}),
+    });
+    notice?.(`connected to ${formatAddress(options.address)}`);
+    if (options.exec) {
+      notice?.(`running ${describeExec(options.exec)}`);
+      const result = await bridgeToProcess(socket, options.exec, taps);
+      return result.error;
+    }
+    const input = options.recvOnly ? undefined : standardInput();
+    const result = await relay({
+      socket,
+      input,
+      output: options.sendOnly ? undefined : process.stdout,
+      shutdown: options.shutdown ?? true,
+      stopOnPeerEof: isInteractive(input),
+      idleTimeoutMs: options.idleTimeoutMs,
+      taps,
+    });
+    notice?.(`closed: sent ${result.sent} bytes, received ${result.received} bytes`);
+    return result.error;
+  } finally {
+    log?.close();
+  }
+}
+
+/**
+ * `sockit connect -z HOST:PORTS`: prints `host:port open` on stdout for every port that accepts
+ * a connection (and the closed ones on stderr with `-v`). Resolves true when any port is open.
+ */
+export async function runScan(
+  host: string,
+  ports: readonly number[],
+  options: {
+    timeoutMs?: number | undefined;
+    verbose?: boolean;
+    json?: boolean;
+    say?: (line: string) => void;
+  } = {},
+): Promise<boolean> {
+  const say = options.say ?? stderrSay;
+  const results = await scanPorts(
+    host,
+    ports,
+    options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {},
+  );
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify({ host, results })}\n`);
+  } else {
+    for (const result of results) {
+      if (result.open) process.stdout.write(`${formatHostPort(host, result.port)} open\n`);
+      else if (options.verbose) say(`${formatHostPort(host, result.port)} closed (${result.reason})`);
+    }
+  }
+  return results.some((result) => result.open);
+}

@@ -1,0 +1,46 @@
+import { SockitError } from '../errors.js';
+import { type Address, parseAddress } from '../transport/address.js';
+import type { ExecSpec } from './exec-bridge.js';
+
+/** Commander helper for repeatable options (`--allow A --allow B`). */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** Parses a raw-mode address; `--udp` makes scheme-less addresses UDP and conflicts with tcp://. */
+export function parseRawAddress(text: string, udp: boolean | undefined): Address {
+  const address = parseAddress(text, { defaultKind: udp ? 'udp' : 'tcp' });
+  if (udp && address.kind !== 'udp') {
+    throw new SockitError('USAGE', `--udp and ${text} disagree: write udp://HOST:PORT or drop --udp`);
+  }
+  return address;
+}
+
+/**
+ * `--exec tr a-z A-Z` (argv, no shell) or `--sh-exec 'tr a-z A-Z | rev'`. A single --exec value
+ * with spaces (`--exec "grep -v x"`) is split on whitespace, as Ncat does, so arguments that
+ * start with a dash can be passed.
+ */
+export function execSpecFrom(exec: string[] | undefined, shExec: string | undefined): ExecSpec | undefined {
+  if (exec && shExec !== undefined) throw new SockitError('USAGE', '--exec and --sh-exec exclude each other');
+  if (shExec !== undefined) {
+    if (shExec.trim() === '') throw new SockitError('USAGE', '--sh-exec needs a command');
+    return { shell: shExec };
+  }
+  if (!exec) return undefined;
+  const argv = exec.length === 1 ? exec[0]!.trim().split(/\s+/) : exec;
+  if (argv.length === 0 || argv[0] === '') throw new SockitError('USAGE', '--exec needs a command');
+  return { argv };
+}
+
+/** An AbortSignal that fires on the first SIGINT/SIGTERM; a second signal exits at once. */
+export function untilSignal(): AbortSignal {
+  const controller = new AbortController();
+  const stop = (): void => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  return controller.signal;
+}

@@ -1,0 +1,276 @@
+import { X509Certificate } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { join } from 'node:path';
+import { SockitError } from '../errors.js';
+import { type Logger, silentLogger } from '../log.js';
+import { defaultStateDir } from '../state.js';
+import { type Address, formatAddress, parseAddress } from '../transport/address.js';
+import type { TlsServerCredentials } from '../transport/listen.js';
+import { loadOrCreateCertificate } from '../transport/self-signed.js';
+import { Acceptor, type Session } from './acceptor.js';
+import { DEFAULT_LIMITS } from './limits.js';
+
+/** One accepted client of a raw (plain bytes, no framing) server. */
+export interface RawConnection {
+  /** Server-unique number, for logs. */
+  readonly id: number;
+  /** The client socket (a TLSSocket on `tls://` addresses). Half-open: the client's EOF does not end our side. */
+  readonly socket: Socket;
+  /** `127.0.0.1:51234`, `[::1]:51234`, or `unix`. */
+  readonly peer: string;
+  /** The peer's IP (IPv4-mapped IPv6 shown as IPv4), undefined on Unix sockets. */
+  readonly remoteAddress: string | undefined;
+  /** The address this client connected to. */
+  readonly local: Address;
+  /** Aborted when the server starts shutting down: finish up, the deadline force-closes the rest. */
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+  /** Per-connection state for the handler. */
+  readonly state: Map<unknown, unknown>;
+}
+
+/**
+ * A raw handler with Python socketserver's lifecycle: `setup`, then `handle`, then `finish`,
+ * which always runs, even when `handle` throws. After `finish` the server ends the connection.
+ * Each step may be async; `handle` should resolve when the conversation is over.
+ */
+export interface RawHandler {
+  setup?(connection: RawConnection): void | Promise<void>;
+  handle(connection: RawConnection): void | Promise<void>;
+  finish?(connection: RawConnection): void | Promise<void>;
+}
+
+/** Who is knocking, for `admit`. */
+export interface RawPeer {
+  remoteAddress: string | undefined;
+  peer: string;
+}
+
+export interface ServeRawOptions extends RawHandler {
+  /** Addresses to listen on: `tcp://127.0.0.1:9000`, `tls://[::]:9443`, `unix:/tmp/s.sock`, … */
+  listen: string | Address | readonly (string | Address)[];
+  /** Clients at once; one more is told why and closed. Default 10 000. */
+  maxConnections?: number;
+  /** Close a client after this long without traffic. Default 0: never. */
+  idleTimeoutMs?: number;
+  /** Graceful shutdown: how long handlers may take after `signal` aborts. Default 10 s. */
+  shutdownDeadlineMs?: number;
+  /** Certificate and key for `tls://`. Default: the self-signed pair in `<stateDir>/tls`. */
+  tls?: TlsServerCredentials;
+  stateDir?: string;
+  log?: Logger;
+  /** Decides whether a peer may talk to us (allow/deny lists); refused peers are closed at once. */
+  admit?(peer: RawPeer): boolean;
+  /** What a client over the connection limit reads before it is closed. */
+  refusal?(limit: number): string;
+}
+
+/** A running raw server; `close()` shuts it down gracefully. */
+export class RawServer extends EventEmitter {
+  /** SHA-256 fingerprint of the TLS certificate when a `tls://` address is served. */
+  readonly tlsFingerprint: string | undefined;
+  readonly #acceptor: Acceptor;
+  readonly #shutdownDeadlineMs: number;
+  #closed: Promise<void> | undefined;
+
+  /** Use `serveRaw()`. */
+  constructor(acceptor: Acceptor, init: { tlsFingerprint: string | undefined; shutdownDeadlineMs: number }) {
+    super();
+    this.#acceptor = acceptor;
+    this.tlsFingerprint = init.tlsFingerprint;
+    this.#shutdownDeadlineMs = init.shutdownDeadlineMs;
+  }
+
+  /** Bound addresses, port 0 resolved. */
+  get addresses(): Address[] {
+    return this.#acceptor.addresses;
+  }
+
+  /** The first bound address as text: `tcp://127.0.0.1:41234`. */
+  get address(): string {
+    const first = this.addresses[0];
+    if (!first) throw new SockitError('UNAVAILABLE', 'server is not listening');
+    return formatAddress(first);
+  }
+
+  get connectionCount(): number {
+    return this.#acceptor.connectionCount;
+  }
+
+  /** Stops accepting, aborts every connection's `signal`, and force-closes what is left at the deadline. */
+  close(deadlineMs: number = this.#shutdownDeadlineMs): Promise<void> {
+    this.#closed ??= this.#acceptor.close(deadlineMs).then(() => {
+      this.emit('close');
+    });
+    return this.#closed;
+  }
+}
+
+const defaultRefusal = (limit: number): string =>
+  `sockit: connection refused: the server already has ${limit} client${limit === 1 ? '' : 's'} (its limit); try again later\n`;
+
+/** Time a peer gets to close its side after we ended ours, before the socket is destroyed. */
+const END_GRACE_MS = 5000;
+
+/**
+ * Serves plain bytes (no framing) with a socketserver-style handler on TCP, TLS or Unix
+ * addresses, sharing the framed server's acceptor: the connection cap with a clear refusal,
+ * and graceful shutdown.
+ *
+ * @example
+ * const server = await serveRaw({
+ *   listen: 'tcp://127.0.0.1:9000',
+ *   async handle({ socket }) {
+ *     for await (const chunk of socket) socket.write(String(chunk).toUpperCase());
+ *   },
+ * });
+ */
+export async function serveRaw(options: ServeRawOptions): Promise<RawServer> {
+  if (typeof options.handle !== 'function')
+    throw new TypeError('serveRaw needs a handle(connection) function');
+  const log = options.log ?? silentLogger;
+  const listen = Array.isArray(options.listen) ? options.listen : [options.listen];
+  const addresses = (listen as (string | Address)[]).map((item) =>
+    typeof item === 'string' ? parseAddress(item) : item,
+  );
+  if (addresses.length === 0) throw new SockitError('USAGE', 'serveRaw needs at least one address');
+  for (const address of addresses) {
+    if (address.kind === 'udp') {
+      throw new SockitError('USAGE', `${formatAddress(address)}: serveRaw takes streams; use listenUdp`);
+    }
+  }
+  const maxConnections = options.maxConnections ?? DEFAULT_LIMITS.maxConnections;
+  if (!Number.isInteger(maxConnections) || maxConnections < 1) {
+    throw new TypeError(`maxConnections must be a whole number of at least 1, got ${String(maxConnections)}`);
+  }
+  const idleTimeoutMs = options.idleTimeoutMs ?? 0;
+
+  let tls = options.tls;
+  let tlsFingerprint: string | undefined;
+  if (addresses.some((address) => address.kind === 'tls')) {
+    if (!tls) {
+      const stored = loadOrCreateCertificate(join(options.stateDir ?? defaultStateDir(), 'tls'));
+      tls = { cert: stored.certPem, key: stored.keyPem };
+      tlsFingerprint = stored.fingerprint256;
+    } else {
+      tlsFingerprint = new X509Certificate(tls.cert).fingerprint256;
+    }
+  }
+
+  let server: RawServer | undefined;
+  const refusal = options.refusal ?? defaultRefusal;
+  const acceptor = new Acceptor({
+    maxConnections,
+    tls,
+    log,
+    refuse: (socket) => {
+      socket.end(refusal(maxConnections));
+      socket.setTimeout(END_GRACE_MS, () => socket.destroy());
+    },
+    open: (socket, info) => {
+      const remoteAddress = normalizeRemote(socket.remoteAddress);
+      if (options.admit && !options.admit({ remoteAddress, peer: info.peer })) {
+        log.info('connection denied', { peer: info.peer });
+        server?.emit('denied', info.peer);
+        socket.destroy();
+        return { drain() {}, destroy() {} };
+      }
+      return runConnection(socket, { ...info, remoteAddress }, options, idleTimeoutMs, log, server);
+    },
+  });
+  server = new RawServer(acceptor, {
+    tlsFingerprint,
+    shutdownDeadlineMs: options.shutdownDeadlineMs ?? DEFAULT_LIMITS.shutdownDeadlineMs,
+  });
+  try {
+    for (const address of addresses) await acceptor.listen(address);
+  } catch (error) {
+    await server.close(0);
+    throw error;
+  }
+  return server;
+}
+
+/** `::ffff:127.0.0.1` (an IPv4 client on a dual-stack socket) is shown and matched as `127.0.0.1`. */
+function normalizeRemote(address: string | undefined): string | undefined {
+  if (address === undefined) return undefined;
+  return address.toLowerCase().startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+function runConnection(
+  socket: Socket,
+  info: { id: number; peer: string; local: Address; remoteAddress: string | undefined },
+  handler: RawHandler,
+  idleTimeoutMs: number,
+  log: Logger,
+  server: RawServer | undefined,
+): Session {
+  // The handler decides when our side ends: a client's EOF is only "no more input" (half-close).
+  socket.allowHalfOpen = true;
+  const abort = new AbortController();
+  const connection: RawConnection = {
+    id: info.id,
+    socket,
+    peer: info.peer,
+    remoteAddress: info.remoteAddress,
+    local: info.local,
+    signal: abort.signal,
+    log,
+    state: new Map(),
+  };
+  if (idleTimeoutMs > 0) {
+    socket.setTimeout(idleTimeoutMs, () => {
+      log.info('closing idle connection', { peer: info.peer, idleMs: idleTimeoutMs });
+      socket.destroy(new SockitError('TIMEOUT', `idle for ${idleTimeoutMs} ms`));
+    });
+  }
+  server?.emit('connection', connection);
+  socket.once('close', () => server?.emit('disconnect', connection));
+  void lifecycle(connection, handler, log);
+  return {
+    drain: () => abort.abort(new SockitError('UNAVAILABLE', 'server is shutting down')),
+    destroy: (reason) => {
+      if (!abort.signal.aborted) abort.abort(reason);
+      socket.destroy();
+    },
+  };
+}
+
+/** setup → handle → finish, then end the connection; a failing step is logged, never thrown. */
+async function lifecycle(connection: RawConnection, handler: RawHandler, log: Logger): Promise<void> {
+  const { socket } = connection;
+  let failed = false;
+  const report = (step: string, error: unknown): void => {
+    failed = true;
+    log.error(`raw handler ${step} failed`, {
+      peer: connection.peer,
+      error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+    });
+  };
+  try {
+    await handler.setup?.(connection);
+    try {
+      await handler.handle(connection);
+    } catch (error) {
+      report('handle', error);
+    }
+  } catch (error) {
+    report('setup', error);
+  }
+  try {
+    await handler.finish?.(connection);
+  } catch (error) {
+    report('finish', error);
+  }
+  if (socket.destroyed) return;
+  if (failed) {
+    socket.destroy();
+    return;
+  }
+  // Like socketserver's shutdown_request: our side ends; the peer gets a moment to close its own.
+  if (!socket.writableEnded) socket.end();
+  socket.setTimeout(END_GRACE_MS, () => socket.destroy());
+  if (socket.readableEnded) return;
+  socket.resume(); // drain what the peer still sends, so its FIN reaches us and the socket closes
+}

@@ -1,0 +1,202 @@
+import { SockitError } from '../errors.js';
+import type { Frame } from '../protocol/frame.js';
+import type { ServerRequest } from '../server/request.js';
+import type { ConnectionContext, Service } from '../server/service.js';
+
+export interface ChatOptions {
+  /**
+   * Bytes a member may have queued and unsent before it is dropped: the bound that keeps one
+   * slow reader from holding memory or stalling the room. Default 1 MiB.
+   */
+  maxQueueBytes?: number;
+  /** Largest `say` body. Default 64 KiB. */
+  maxMessageBytes?: number;
+}
+
+/** Names and rooms: 1-64 printable characters, no control characters. */
+const MAX_NAME_LENGTH = 64;
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+interface Member {
+  readonly name: string;
+  readonly room: string;
+  readonly connection: ConnectionContext;
+}
+
+/** Per-connection chat state: the rooms it joined and the hold that keeps it from idling out. */
+interface Membership {
+  readonly byRoom: Map<string, Member>;
+  release: (() => void) | undefined;
+}
+
+/** The chat service plus a read-only view for tests and operators. */
+export interface ChatService extends Service {
+  /** Members of a room in join order (empty for an unknown room). */
+  members(room: string): string[];
+  readonly roomCount: number;
+}
+
+/**
+ * Chat (PROTOCOL section 4): rooms, names unique per room (`CONFLICT`), join/leave presence, and
+ * every `say` fanned out to all members, the sender included (its copy confirms the order).
+ *
+ * A slow member never stalls the others: messages are queued on each member's socket, and a
+ * member whose queue passes `maxQueueBytes` is dropped with a `BUSY` connection error while the
+ * rest of the room carries on. The body Buffer is shared by all members, never copied per member.
+ *
+ * Extension (documented in docs/chat.md): `{"type":"leave","id":N,"room":R}` → `{"type":"left","id":N}`.
+ */
+export function chatService(options: ChatOptions = {}): ChatService {
+  const maxQueueBytes = options.maxQueueBytes ?? 1 << 20;
+  const maxMessageBytes = options.maxMessageBytes ?? 64 * 1024;
+  const rooms = new Map<string, Map<string, Member>>();
+  const stateKey = Symbol('chat');
+
+  const membershipOf = (connection: ConnectionContext): Membership => {
+    let membership = connection.state.get(stateKey) as Membership | undefined;
+    if (membership === undefined) {
+      const created: Membership = { byRoom: new Map(), release: undefined };
+      membership = created;
+      connection.state.set(stateKey, created);
+      connection.onClose(() => {
+        for (const member of [...created.byRoom.values()]) remove(member, 'leave');
+      });
+    }
+    return membership;
+  };
+
+  const broadcastPresence = (room: string, name: string, event: 'join' | 'leave', reason?: string): void => {
+    const members = rooms.get(room);
+    if (!members) return;
+    const header = { type: 'presence', room, name, event, ...(reason ? { reason } : {}) };
+    for (const member of [...members.values()]) {
+      if (member.name !== name) deliver(member, header);
+    }
+  };
+
+  /** Sends to one member, or drops it when its queue is past the bound. */
+  const deliver = (
+    member: Member,
+    header: Record<string, unknown> & { type: string },
+    body?: Uint8Array,
+  ): void => {
+    if (member.connection.writableLength > maxQueueBytes) {
+      drop(member);
+      return;
+    }
+    member.connection.send(header, body);
+  };
+
+  const drop = (member: Member): void => {
+    const membership = member.connection.state.get(stateKey) as Membership | undefined;
+    if (!membership?.byRoom.has(member.room)) return; // already dropped by an earlier send
+    for (const joined of [...membership.byRoom.values()]) remove(joined, 'leave', 'dropped: too far behind');
+    member.connection.log.warn('chat member dropped: too far behind', {
+      connection: member.connection.id,
+      name: member.name,
+      queuedBytes: member.connection.writableLength,
+    });
+    member.connection.closeWithError(
+      'BUSY',
+      `dropped from chat: more than ${maxQueueBytes} bytes of messages waited for this client; read faster and join again`,
+    );
+  };
+
+  const remove = (member: Member, event: 'leave', reason?: string): void => {
+    const membership = member.connection.state.get(stateKey) as Membership | undefined;
+    if (!membership || membership.byRoom.get(member.room) !== member) return;
+    membership.byRoom.delete(member.room);
+    if (membership.byRoom.size === 0) {
+      membership.release?.();
+      membership.release = undefined;
+    }
+    const members = rooms.get(member.room);
+    if (!members) return;
+    members.delete(member.name);
+    if (members.size === 0) rooms.delete(member.room);
+    else broadcastPresence(member.room, member.name, event, reason);
+  };
+
+  const join = (request: ServerRequest): void => {
+    const room = checkedText(request.header.room ?? 'lobby', 'room');
+    const name = checkedText(request.header.name, 'name');
+    const membership = membershipOf(request.connection);
+    const already = membership.byRoom.get(room);
+    if (already) {
+      throw new SockitError('CONFLICT', `this connection already joined room "${room}" as "${already.name}"`);
+    }
+    let members = rooms.get(room);
+    if (members?.has(name)) {
+      throw new SockitError('CONFLICT', `the name "${name}" is taken in room "${room}"; pick another name`);
+    }
+    if (!members) {
+      members = new Map();
+      rooms.set(room, members);
+    }
+    const member: Member = { name, room, connection: request.connection };
+    members.set(name, member);
+    membership.byRoom.set(room, member);
+    // A chat member waits for messages: it is not idle.
+    membership.release ??= request.connection.hold();
+    request.reply({ type: 'joined', room, name, members: [...members.keys()] });
+    broadcastPresence(room, name, 'join');
+  };
+
+  const leave = (request: ServerRequest): void => {
+    const room = checkedText(request.header.room ?? 'lobby', 'room');
+    const member = membershipOf(request.connection).byRoom.get(room);
+    if (!member) throw new SockitError('NOT_FOUND', `this connection is not in room "${room}"`);
+    remove(member, 'leave');
+    request.reply({ type: 'left', room });
+  };
+
+  const say = (frame: Frame, connection: ConnectionContext): void => {
+    const room = typeof frame.header.room === 'string' ? frame.header.room : 'lobby';
+    const sender = membershipOf(connection).byRoom.get(room);
+    if (!sender) {
+      connection.closeWithError('FORBIDDEN', `"say" to room "${room}" without joining it: send "join" first`);
+      return;
+    }
+    if (frame.body.length > maxMessageBytes) {
+      connection.closeWithError(
+        'TOO_LARGE',
+        `a chat message of ${frame.body.length} bytes is over the limit of ${maxMessageBytes}; send shorter messages`,
+      );
+      return;
+    }
+    const members = rooms.get(room);
+    if (!members) return;
+    const header = { type: 'message', room, from: sender.name };
+    // The body is a fresh socket chunk (never reused), so every member's queue may hold it as is.
+    for (const member of [...members.values()]) deliver(member, header, frame.body);
+  };
+
+  return {
+    name: 'chat',
+    requests: { join, leave },
+    messages: { say },
+    members(room: string): string[] {
+      return [...(rooms.get(room)?.keys() ?? [])];
+    },
+    get roomCount() {
+      return rooms.size;
+    },
+  };
+}
+
+function checkedText(value: unknown, field: 'room' | 'name'): string {
+  if (
+    typeof value !== 'string' ||
+    value.length === 0 ||
+    value.length > MAX_NAME_LENGTH ||
+    CONTROL.test(value)
+  ) {
+    throw new SockitError(
+      'BAD_REQUEST',
+      `chat ${field} must be 1-${MAX_NAME_LENGTH} characters without control characters`,
+    );
+  }
+  if (value.trim() !== value)
+    throw new SockitError('BAD_REQUEST', `chat ${field} must not start or end with spaces`);
+  return value;
+}
