@@ -8,12 +8,13 @@ import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { codecSuite } from './codec.js';
 import { echoSuite } from './echo.js';
+import { execSuite } from './exec.js';
 import { findPython } from './lib/servers.js';
 import { formatNumber, renderTable } from './lib/table.js';
 import type { BenchSuite, Measurement, Ratio } from './report.js';
 
 /** Every suite `npm run bench` knows, in run order. Add yours with one line. */
-const SUITES: BenchSuite[] = [echoSuite, codecSuite];
+const SUITES: BenchSuite[] = [echoSuite, codecSuite, execSuite];
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 

@@ -1,5 +1,4 @@
 import { Readable, Writable } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
 import { SockitError } from '../errors.js';
 import type { Frame, FrameHeader } from '../protocol/frame.js';
 import type { Client } from './client.js';
@@ -122,12 +121,7 @@ export class RemoteProcess {
 
   constructor(client: Client, command: ExecCommand, options: SpawnRemoteOptions = {}) {
     const wantsStdin = options.stdin ?? true;
-    this.#request = client.open(execHeader(command, options, wantsStdin), undefined, {
-      final: (header) => header.type === 'exit',
-      // The server owns the deadline (timeoutMs); the client waits as long as the command runs.
-      timeoutMs: 0,
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
+    this.#request = client.open(execHeader(command, options, wantsStdin), undefined, requestOptions(options));
     this.stdout = this.#stdout;
     this.stderr = this.#stderr;
     this.stdin = wantsStdin ? this.#stdinWritable() : null;
@@ -229,7 +223,8 @@ export function spawnRemote(
 
 /**
  * Runs a command on the server and collects its output (`client.exec`). Resolves whatever the
- * exit code; rejects with the server's error code when the command could not run.
+ * exit code; rejects with the server's error code when the command could not run. Frames are
+ * collected directly, without streams: this is the form a loop of short commands uses.
  */
 export async function runExec(
   client: Client,
@@ -237,31 +232,38 @@ export async function runExec(
   options: ExecOptions = {},
 ): Promise<ExecResult> {
   const { input, maxBuffer = DEFAULT_MAX_BUFFER, ...rest } = options;
-  const remote = spawnRemote(client, command, { ...rest, stdin: input !== undefined });
+  const request = client.open(
+    execHeader(command, rest, input !== undefined),
+    undefined,
+    requestOptions(rest),
+  );
+  const chunks: Record<'stdout' | 'stderr', Buffer[]> = { stdout: [], stderr: [] };
+  const sizes = { stdout: 0, stderr: 0 };
+  let pid: number | undefined;
   let overflow: string | undefined;
-  const collect = (stream: Readable, name: string): { chunks: Buffer[]; done: Promise<void> } => {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    stream.on('data', (chunk: Buffer) => {
-      total += chunk.length;
-      if (total <= maxBuffer) chunks.push(chunk);
-      else if (overflow === undefined) {
-        overflow = name;
-        remote.cancel();
-      }
-    });
-    return { chunks, done: finished(stream) };
+  request.onFrame = (frame: Frame) => {
+    const type = frame.header.type;
+    if (type === 'started') {
+      pid = Number(frame.header.pid);
+      return;
+    }
+    if (type !== 'stdout' && type !== 'stderr') return;
+    sizes[type] += frame.body.length;
+    // Socket chunks are fresh allocations, so keeping the body view is safe.
+    if (sizes[type] <= maxBuffer) chunks[type].push(frame.body);
+    else if (overflow === undefined) {
+      overflow = type;
+      request.cancel();
+    }
   };
-  const stdout = collect(remote.stdout, 'stdout');
-  const stderr = collect(remote.stderr, 'stderr');
-  if (input !== undefined) feed(remote.stdin!, input);
+  if (input !== undefined) void feedRequest(request, input);
   try {
-    const [exit] = await Promise.all([remote.exited, stdout.done, stderr.done]);
+    const frame = await request.done;
     return {
-      ...exit,
-      pid: remote.pid,
-      stdout: Buffer.concat(stdout.chunks),
-      stderr: Buffer.concat(stderr.chunks),
+      ...parseExit(frame.header),
+      pid,
+      stdout: Buffer.concat(chunks.stdout),
+      stderr: Buffer.concat(chunks.stderr),
     };
   } catch (error) {
     if (overflow !== undefined) {
@@ -274,13 +276,37 @@ export async function runExec(
   }
 }
 
-function feed(stdin: Writable, input: NonNullable<ExecOptions['input']>): void {
-  if (typeof input === 'string' || input instanceof Uint8Array) {
-    stdin.end(typeof input === 'string' ? Buffer.from(input, 'utf8') : input);
-    return;
+/** Sends `input` as stdin frames with backpressure, then `stdin-end`; stops if the command ends. */
+async function feedRequest(request: ClientRequest, input: NonNullable<ExecOptions['input']>): Promise<void> {
+  try {
+    if (typeof input === 'string' || input instanceof Uint8Array) {
+      await sendStdin(request, toBuffer(input));
+      return;
+    }
+    for await (const chunk of input as AsyncIterable<Uint8Array | string>) {
+      if (request.settled) break;
+      await sendStdin(request, toBuffer(chunk));
+    }
+  } catch {
+    // The command or the connection is gone, or the input failed: end stdin; the result reports.
+  } finally {
+    if (!request.settled) request.send({ type: 'stdin-end' });
   }
-  // An input stream that fails ends stdin early; the command's own result still reports.
-  pipeline(input as AsyncIterable<Uint8Array | string>, stdin).catch(() => stdin.end());
+}
+
+function toBuffer(chunk: Uint8Array | string): Buffer {
+  if (typeof chunk === 'string') return Buffer.from(chunk, 'utf8');
+  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
+/** Request options shared by both forms: `exit` ends it; the server owns the deadline. */
+function requestOptions(options: RemoteExecOptions) {
+  return {
+    final: (header: FrameHeader) => header.type === 'exit',
+    // The server enforces timeoutMs; the client waits as long as the command runs.
+    timeoutMs: 0,
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
 }
 
 function execHeader(command: ExecCommand, options: SpawnRemoteOptions, stdin: boolean) {

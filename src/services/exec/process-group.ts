@@ -8,6 +8,10 @@ export const FORWARDABLE_SIGNALS: ReadonlySet<string> = new Set(['SIGINT', 'SIGT
 
 /** Sends `signal` to every process in the group `pid` leads. False when the group is already gone. */
 export function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
+  // "Nobody left" is the common answer after a command exits, and Node reports it by throwing:
+  // without a stack trace the exception costs next to nothing on the per-command path.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   try {
     process.kill(-pid, signal);
     return true;
@@ -16,6 +20,8 @@ export function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
     // ESRCH: nobody left. EPERM: only members we may not signal (a setuid program) remain.
     if (code === 'ESRCH' || code === 'EPERM') return false;
     throw error;
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
   }
 }
 
