@@ -6,7 +6,7 @@
  * Spawn rates swing from one second to the next on a small, shared machine, so the subjects run
  * in alternating small batches and the CLI runs alternate with `node -e 0`.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { type Client, connect } from '../src/client/client.js';
 import { runChild, startServerChild } from './lib/children.js';
@@ -28,7 +28,7 @@ const PY_CLIENT = `${PEERS}remote_cmd_client.py`;
 const CASE = 'exec `true` round trips, 1 connection';
 const CLI_CASE = 'one whole CLI run, wall time';
 const SOCKIT = 'sockit serve --exec';
-const BARE = 'bare child_process.spawn loop (stdout/stderr piped)';
+const BARE = "bare spawn('true') loop, default stdio";
 const BARE_DETACHED = 'bare spawn loop, detached + piped (what sockit spawns)';
 const PYTHON_SERVER = 'python remote_cmd_server.py (seed)';
 const PYTHON_SUBPROCESS = 'python subprocess loop (shell=True, as the seed)';
@@ -43,12 +43,12 @@ export const execSuite: BenchSuite = {
       client = await connect(address, { token: sockitServer.token, env: {} });
       const open = client;
       await repeat(WARMUP_COMMANDS, () => open.exec(['true']).then(() => undefined));
-      await repeat(WARMUP_COMMANDS, () => spawnTrue(false));
+      await repeat(WARMUP_COMMANDS, () => spawnTrue({}));
 
       const rates = await interleaved([
-        { name: BARE, step: () => spawnTrue(false) },
+        { name: BARE, step: () => spawnTrue({}) },
         { name: SOCKIT, step: () => open.exec(['true']).then(check) },
-        { name: BARE_DETACHED, step: () => spawnTrue(true) },
+        { name: BARE_DETACHED, step: () => spawnTrue({ stdio: ['ignore', 'pipe', 'pipe'], detached: true }) },
       ]);
       const medians = Object.fromEntries(rates.map((entry) => [entry.name, entry.rate]));
       for (const entry of rates) {
@@ -138,11 +138,11 @@ async function repeat(count: number, step: () => Promise<void>): Promise<void> {
 }
 
 /** One `true`, waited for until its pipes close, as a program capturing output would. */
-function spawnTrue(detached: boolean): Promise<void> {
+function spawnTrue(options: SpawnOptions): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child: ChildProcess = spawn('true', [], { stdio: ['ignore', 'pipe', 'pipe'], detached });
-    child.stdout!.resume();
-    child.stderr!.resume();
+    const child: ChildProcess = spawn('true', [], options);
+    child.stdout?.resume();
+    child.stderr?.resume();
     child.once('error', reject);
     child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`true exited ${code}`))));
   });

@@ -4,6 +4,16 @@
  */
 export { Client, type ConnectOptions, connect, resolveClientToken, type Welcome } from './client/client.js';
 export { type ChatMessage, type ChatPresence, ChatRoom, type JoinChatOptions, joinChat } from './client/chat.js';
+export {
+  type ExecCommand,
+  type ExecExit,
+  type ExecOptions,
+  type ExecResult,
+  type ExecSignal,
+  type RemoteExecOptions,
+  RemoteProcess,
+  type SpawnRemoteOptions,
+} from './client/exec.js';
 export { ClientRequest, type RequestOptions } from './client/request.js';
 export { ERROR_CATALOGUE, type ErrorCode, isErrorCode, SockitError, type WireErrorCode } from './errors.js';
 export { createLogger, type Logger, type LoggerOptions, type LogLevel, silentLogger } from './log.js';
@@ -31,6 +41,12 @@ export { type ServeOptions, Server, serve } from './server/server.js';
 export { type ChatOptions, type ChatService, chatService } from './services/chat.js';
 export type { ConnectionContext, MessageHandler, RequestHandler, Service } from './server/service.js';
 export { type EchoOptions, type EchoTransform, echoService } from './services/echo.js';
+export {
+  type ExecAuditEntry,
+  type ExecService,
+  type ExecServiceOptions,
+  execService,
+} from './services/exec/index.js';
 export { defaultStateDir } from './state.js';
 export { type Address, formatAddress, isLoopback, parseAddress } from './transport/address.js';
 export type { TlsTrust } from './transport/dial.js';

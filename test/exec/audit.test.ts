@@ -10,7 +10,7 @@ test('the audit file gets one JSON line per request: run, refused, failed, timed
   const dir = await tempDir('sockit-exec-audit-');
   const auditFile = join(dir.path, 'audit.jsonl');
   try {
-    const env = await startExec({ auditFile, maxTimeoutMs: 200 });
+    const env = await startExec({ auditFile, maxTimeoutMs: 500 });
     await env.client.exec(['sh', '-c', 'printf 12345; printf 67 >&2; exit 3'], {
       env: { SECRET: 'hunter2' },
     });

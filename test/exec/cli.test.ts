@@ -120,6 +120,11 @@ describe('sockit exec', () => {
     assert.equal(result.code, 0);
     assert.ok(result.stdout.includes(`${env.address}: 6\n`), result.stdout);
     assert.ok(result.stdout.includes(`${other.address}: 6\n`), result.stdout);
+    // A server that cannot be reached does not hold up, or eat, the others' stdin.
+    const bad = `unix:${join(dir.path, 'absent.sock')}`;
+    const partly = await exec([`${bad},${env.address}`, '--', 'wc', '-c'], { input: 'abcdef' });
+    assert.equal(partly.code, 255);
+    assert.equal(partly.stdout, `${env.address}: 6\n`);
   });
 
   test('Ctrl-C (SIGINT) is forwarded to the remote command', async () => {

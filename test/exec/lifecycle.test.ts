@@ -14,7 +14,7 @@ describe('exec: ending early kills the whole process group', () => {
   after(() => env.stop());
 
   test('a timeout kills a command that spawned children, grandchild included', async () => {
-    const remote = env.client.spawn(WITH_GRANDCHILD, { timeoutMs: 300, stdin: false });
+    const remote = env.client.spawn(WITH_GRANDCHILD, { timeoutMs: 500, stdin: false });
     const leader = await remote.started;
     const grandchild = Number(await firstLine(remote.stdout));
     assert.ok(grandchild > 0);

@@ -96,7 +96,7 @@ async function runExecCli(addressList: string, words: string[], options: ExecCli
     return EXEC_EXIT.usage;
   }
   const forwardStdin = options.stdin && !isatty(0);
-  const session = new ExecSession(forwardStdin);
+  const session = new ExecSession(forwardStdin, addresses.length);
   try {
     if (addresses.length === 1) {
       const result = await session.run(addresses[0]!, request, options, undefined);
@@ -138,6 +138,9 @@ function parseRequest(words: string[], options: ExecCliOptions) {
 class ExecSession {
   readonly #forwardStdin: boolean;
   readonly #running = new Set<RemoteProcess>();
+  /** Targets that have not yet started (or failed): stdin is read only once all are attached. */
+  #awaitingStdin: number;
+  readonly #stdinSinks = new Set<Writable>();
   #interrupts = 0;
   #cancelled = false;
 
@@ -161,8 +164,9 @@ class ExecSession {
     process.exit(EXEC_EXIT.signalBase + constants.signals.SIGPIPE);
   };
 
-  constructor(forwardStdin: boolean) {
+  constructor(forwardStdin: boolean, targets: number) {
     this.#forwardStdin = forwardStdin;
+    this.#awaitingStdin = targets;
     process.on('SIGINT', this.#onInterrupt);
     process.on('SIGTERM', this.#onTerminate);
     process.stdout.on('error', this.#onStdoutError);
@@ -176,6 +180,12 @@ class ExecSession {
     prefix: string | undefined,
   ): Promise<TargetResult> {
     let client: Client | undefined;
+    let stdinReported = false;
+    const reportStdin = (sink: Writable | undefined): void => {
+      if (stdinReported) return;
+      stdinReported = true;
+      this.#stdinReady(sink);
+    };
     try {
       client = await connect(address, await clientOptions(options));
       if (this.#cancelled) throw new SockitError('CLOSED', 'interrupted');
@@ -190,16 +200,22 @@ class ExecSession {
         forward(remote.stdout, process.stdout, prefix),
         forward(remote.stderr, process.stderr, prefix),
       ];
-      if (remote.stdin) process.stdin.pipe(remote.stdin);
+      // Awaited only after a clean exit; on an error they must not surface as unhandled rejections.
+      for (const output of outputs) output.catch(() => {});
+      reportStdin(remote.stdin ?? undefined);
       try {
         const exit = await remote.exited;
         await Promise.all(outputs);
         return describeExit(address, exit, prefix);
       } finally {
         this.#running.delete(remote);
-        if (remote.stdin) process.stdin.unpipe(remote.stdin);
+        if (remote.stdin) {
+          this.#stdinSinks.delete(remote.stdin);
+          process.stdin.unpipe(remote.stdin);
+        }
       }
     } catch (error) {
+      reportStdin(undefined);
       printError(error, prefix);
       const code = error instanceof SockitError ? error.code : 'INTERNAL';
       return { address, exitCode: exitForError(code), outcome: describeError(error) };
@@ -214,6 +230,16 @@ class ExecSession {
     process.off('SIGTERM', this.#onTerminate);
     process.stdout.off('error', this.#onStdoutError);
     if (this.#forwardStdin) process.stdin.destroy();
+  }
+
+  /**
+   * A target is ready for stdin (or will never be). Reading starts when every target has said
+   * so: a fast first server must not consume input that a slower one never sees.
+   */
+  #stdinReady(sink: Writable | undefined): void {
+    if (sink) this.#stdinSinks.add(sink);
+    if (--this.#awaitingStdin > 0 || !this.#forwardStdin) return;
+    for (const ready of this.#stdinSinks) process.stdin.pipe(ready);
   }
 
   #cancelAll(): void {
