@@ -152,7 +152,6 @@ async function uploadOnce(
     if (offset > 0) {
       await hashRange(handle, 0, offset, hash, options.signal);
       if (isSha256Hex(ready.sha256) && ready.sha256.toLowerCase() !== hash.copy().digest('hex')) {
-        request.cancel();
         throw new SockitError('INTEGRITY', 'the kept partial upload is not a prefix of this file', {
           details: { restart: true },
         });

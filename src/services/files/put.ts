@@ -198,12 +198,13 @@ function receive(
   });
   let received = offset;
   let stallTimer: NodeJS.Timeout | undefined;
+  let finished = false;
   const ended = new Promise<FrameHeader>((resolve, reject) => {
     fail = reject;
     signal.addEventListener('abort', () => reject(signal.reason), { once: true });
     if (signal.aborted) reject(signal.reason);
     const armStall = (): void => {
-      if (context.stallTimeoutMs === 0) return;
+      if (context.stallTimeoutMs === 0 || finished) return;
       clearTimeout(stallTimer);
       stallTimer = setTimeout(() => {
         // Our own disk being slow is not the client stalling.
@@ -219,6 +220,7 @@ function receive(
     };
     armStall();
     request.onFrame = (frame: Frame) => {
+      if (finished) return;
       armStall();
       const type = frame.header.type;
       if (type === FILES_FRAMES.data) {
@@ -239,6 +241,7 @@ function receive(
     };
   });
   const cleanup = (): void => {
+    finished = true;
     clearTimeout(stallTimer);
     // Frames still in flight after a failure are dropped, not answered.
     request.onFrame = () => {};

@@ -1,0 +1,101 @@
+/** Shared setup of the files tests: a served root in a temp dir, clients, random files. */
+import { createHash, randomFillSync } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Client, connect } from '../../src/client/client.js';
+import type { ServeOptions, Server } from '../../src/server/server.js';
+import type { Service } from '../../src/server/service.js';
+import { type FilesOptions, filesService } from '../../src/services/files/index.js';
+import { startServer, TEST_TOKEN } from '../helpers.js';
+
+export interface FilesFixture {
+  server: Server;
+  address: string;
+  /** The served root. */
+  root: string;
+  /** A scratch directory beside the root: never served. */
+  local: string;
+  /** Another directory outside the root, for escape attempts. */
+  outside: string;
+  /** An authenticated client; closed by `stop()`. */
+  connect(options?: { token?: string }): Promise<Client>;
+  stop(): Promise<void>;
+}
+
+/** Starts a server with the files service on a fresh temp root. */
+export async function startFiles(
+  options: {
+    files?: Omit<FilesOptions, 'root'>;
+    /** Wraps the service, to watch or hold its requests. */
+    wrap?: (service: Service) => Service;
+    serve?: Partial<ServeOptions>;
+    /** Where the temp dirs go. Default os.tmpdir(). */
+    baseDir?: string;
+  } = {},
+): Promise<FilesFixture> {
+  const base = await mkdtemp(join(options.baseDir ?? tmpdir(), 'sockit-files-'));
+  const root = join(base, 'root');
+  const local = join(base, 'local');
+  const outside = join(base, 'outside');
+  for (const dir of [root, local, outside]) await mkdir(dir);
+  let service = filesService({ ...options.files, root });
+  if (options.wrap) service = options.wrap(service);
+  const started = await startServer({ services: [service], ...options.serve });
+  const clients: Client[] = [];
+  return {
+    server: started.server,
+    address: started.address,
+    root,
+    local,
+    outside,
+    async connect(connectOptions = {}) {
+      const client = await connect(started.address, {
+        token: connectOptions.token ?? TEST_TOKEN,
+        stateDir: started.stateDir,
+        env: {},
+      });
+      clients.push(client);
+      return client;
+    },
+    async stop() {
+      for (const client of clients) client.destroy();
+      await started.stop();
+      await rm(base, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Writes `size` random bytes to `path` in 4 MiB blocks; returns their SHA-256. */
+export async function writeRandomFile(path: string, size: number): Promise<string> {
+  const hash = createHash('sha256');
+  const handle = await open(path, 'w');
+  try {
+    const block = Buffer.allocUnsafe(Math.min(size, 4 * 1024 * 1024));
+    for (let written = 0; written < size; ) {
+      const part = block.subarray(0, Math.min(block.length, size - written));
+      randomFillSync(part);
+      hash.update(part);
+      await handle.write(part, 0, part.length, written);
+      written += part.length;
+    }
+  } finally {
+    await handle.close();
+  }
+  return hash.digest('hex');
+}
+
+/** SHA-256 of a file, streamed. */
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }))
+    hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Every path below `dir` (relative), to show that nothing appeared or vanished. */
+export async function treeOf(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true });
+  return entries.map(String).sort();
+}

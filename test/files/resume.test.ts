@@ -1,0 +1,325 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { statSync } from 'node:fs';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { connect } from '../../src/client/client.js';
+import { SockitError } from '../../src/errors.js';
+import type { Frame } from '../../src/protocol/frame.js';
+import type { ServerRequest } from '../../src/server/request.js';
+import type { Service } from '../../src/server/service.js';
+import { partialDownloadName, partialUploadName } from '../../src/services/files/wire.js';
+import { CLI, runCli, TEST_TOKEN, tempDir, waitForLine } from '../helpers.js';
+import { type FilesFixture, sha256File, startFiles, treeOf, writeRandomFile } from './fixtures.js';
+
+const MiB = 1024 * 1024;
+
+function isCode(code: string) {
+  return (error: unknown) => error instanceof SockitError && error.code === code;
+}
+
+/**
+ * Wraps the files service so that the first put stops taking data after `afterBytes`: its frame
+ * handler returns a promise that settles only on `release()`, which pauses the client's socket
+ * through backpressure. Deterministic: no timers, only events.
+ */
+function gateFirstPut(afterBytes: number) {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let reached!: () => void;
+  const reachedGate = new Promise<void>((resolve) => {
+    reached = resolve;
+  });
+  let gated = false;
+  const wrap = (service: Service): Service => ({
+    ...service,
+    requests: {
+      ...service.requests,
+      put(request: ServerRequest) {
+        if (!gated) {
+          gated = true;
+          let inner: ServerRequest['onFrame'];
+          let received = 0;
+          Object.defineProperty(request, 'onFrame', {
+            configurable: true,
+            get: () => inner,
+            set: (handler: ServerRequest['onFrame']) => {
+              inner =
+                handler &&
+                ((frame: Frame) => {
+                  if (frame.header.type === 'data') {
+                    received += frame.body.length;
+                    if (received >= afterBytes) {
+                      reached();
+                      return released.then(() => handler(frame));
+                    }
+                  }
+                  return handler(frame);
+                });
+            },
+          });
+        }
+        return service.requests!.put!(request);
+      },
+    },
+  });
+  return { wrap, release, reachedGate };
+}
+
+describe('resume', () => {
+  let files: FilesFixture;
+  let gate: ReturnType<typeof gateFirstPut>;
+
+  before(async () => {
+    gate = gateFirstPut(6 * MiB);
+    files = await startFiles({ wrap: (service) => gate.wrap(service) });
+  });
+
+  after(async () => {
+    gate.release();
+    await files.stop();
+  });
+
+  test('kill the client mid-upload, then put --resume finishes it byte-exact', async () => {
+    const source = join(files.local, 'killed-client.bin');
+    const sha = await writeRandomFile(source, 24 * MiB);
+    const child = spawn(process.execPath, [CLI, 'put', '--json', source, files.address, 'killed.bin'], {
+      env: { ...process.env, SOCKIT_TOKEN: TEST_TOKEN },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.resume();
+    child.stderr.resume();
+    const exited = once(child, 'exit');
+    const disconnected = once(files.server, 'disconnect');
+    await gate.reachedGate;
+    child.kill('SIGKILL');
+    await exited;
+    gate.release();
+    await disconnected;
+    const partial = join(files.root, partialUploadName('killed.bin'));
+    const kept = (await stat(partial)).size;
+    assert.ok(kept >= 6 * MiB - 256 * 1024, `partial keeps what arrived (${kept} bytes)`);
+    await assert.rejects(stat(join(files.root, 'killed.bin')), { code: 'ENOENT' });
+
+    const resumed = await runCli(['put', '--json', '--resume', source, files.address, 'killed.bin'], {
+      env: { SOCKIT_TOKEN: TEST_TOKEN },
+    });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const done = resumed.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .find((event) => event.event === 'done');
+    assert.ok(done, resumed.stdout);
+    assert.equal(done.sha256, sha);
+    assert.ok((done.resumedFrom as number) > 0, 'continued from the kept partial');
+    assert.equal(await sha256File(join(files.root, 'killed.bin')), sha);
+    await assert.rejects(stat(partial), { code: 'ENOENT' });
+
+    // Running it once more skips the identical file.
+    const again = await runCli(['put', '--json', '--resume', source, files.address, 'killed.bin'], {
+      env: { SOCKIT_TOKEN: TEST_TOKEN },
+    });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /"skipped":true/);
+  });
+
+  test('an upload cancelled by AbortSignal keeps its partial; resume continues and verifies', async () => {
+    const client = await files.connect();
+    const source = join(files.local, 'aborted.bin');
+    const sha = await writeRandomFile(source, 12 * MiB);
+    const controller = new AbortController();
+    await assert.rejects(
+      client.put(source, 'aborted.bin', {
+        signal: controller.signal,
+        onProgress: ({ bytes }) => {
+          if (bytes >= 4 * MiB) controller.abort();
+        },
+      }),
+      isCode('TIMEOUT'),
+    );
+    assert.ok(await client.ping());
+    const progress: number[] = [];
+    const result = await client.put(source, 'aborted.bin', {
+      resume: true,
+      onProgress: ({ bytes }) => progress.push(bytes),
+    });
+    assert.ok(result.resumedFrom > 0 && result.resumedFrom <= 12 * MiB, String(result.resumedFrom));
+    assert.equal(progress[0], result.resumedFrom);
+    assert.equal(result.sha256, sha);
+    assert.equal(await sha256File(join(files.root, 'aborted.bin')), sha);
+  });
+
+  test('a kept partial of a different file is detected and the upload starts over', async () => {
+    const client = await files.connect();
+    const source = join(files.local, 'changed.bin');
+    await writeRandomFile(source, 8 * MiB);
+    const controller = new AbortController();
+    await assert.rejects(
+      client.put(source, 'changed.bin', {
+        signal: controller.signal,
+        onProgress: ({ bytes }) => {
+          if (bytes >= 2 * MiB) controller.abort();
+        },
+      }),
+      isCode('TIMEOUT'),
+    );
+    const sha = await writeRandomFile(source, 8 * MiB); // the local file changed meanwhile
+    const result = await client.put(source, 'changed.bin', { resume: true });
+    assert.equal(result.resumedFrom, 0);
+    assert.equal(await sha256File(join(files.root, 'changed.bin')), sha);
+  });
+
+  test('a resume takes over an upload the server still thinks is running', async () => {
+    const client = await files.connect();
+    const source = join(files.local, 'takeover.bin');
+    const sha = await writeRandomFile(source, 4 * MiB);
+    const stuck = gateFirstPut(MiB);
+    const held = await startFiles({ wrap: (service) => stuck.wrap(service) });
+    try {
+      const first = await held.connect();
+      const firstPut = first.put(source, 'takeover.bin').then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      await stuck.reachedGate;
+      const second = await held.connect();
+      const result = await second.put(source, 'takeover.bin', { resume: true });
+      assert.equal(result.sha256, sha);
+      stuck.release();
+      assert.ok(isCode('CONFLICT')(await firstPut), 'the first upload was taken over');
+      assert.equal(await sha256File(join(held.root, 'takeover.bin')), sha);
+    } finally {
+      stuck.release();
+      await held.stop();
+    }
+    assert.ok(await client.ping());
+  });
+
+  test('a download cancelled by AbortSignal keeps its local partial; resume continues and verifies', async () => {
+    const client = await files.connect();
+    const sha = await writeRandomFile(join(files.root, 'download.bin'), 12 * MiB);
+    const target = join(files.local, 'download.bin');
+    const controller = new AbortController();
+    await assert.rejects(
+      client.get('download.bin', target, {
+        signal: controller.signal,
+        onProgress: ({ bytes }) => {
+          if (bytes >= 4 * MiB) controller.abort();
+        },
+      }),
+      isCode('TIMEOUT'),
+    );
+    await assert.rejects(stat(target), { code: 'ENOENT' }, 'nothing under the final name');
+    const partial = join(files.local, partialDownloadName('download.bin'));
+    assert.ok((await stat(partial)).size >= 4 * MiB);
+    const result = await client.get('download.bin', target, { resume: true });
+    assert.ok(result.resumedFrom >= 4 * MiB);
+    assert.equal(result.sha256, sha);
+    assert.equal(await sha256File(target), sha);
+    await assert.rejects(stat(partial), { code: 'ENOENT' });
+    const skipped = await client.get('download.bin', target, { resume: true });
+    assert.equal(skipped.skipped, true);
+  });
+});
+
+describe('server killed mid-upload', () => {
+  let children: ChildProcess[] = [];
+  let dirs: { cleanup: () => Promise<void> }[] = [];
+
+  after(async () => {
+    for (const child of children) child.kill('SIGKILL');
+    for (const dir of dirs) await dir.cleanup();
+    children = [];
+    dirs = [];
+  });
+
+  async function startServerChild(
+    root: string,
+    state: string,
+  ): Promise<{ child: ChildProcess; address: string }> {
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'serve',
+        'tcp://127.0.0.1:0',
+        '--files',
+        root,
+        '--token-file',
+        join(state, 'token'),
+        '--state-dir',
+        state,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    children.push(child);
+    child.stderr!.resume();
+    const [, address] = (await waitForLine(
+      child.stdout!,
+      /^\s+(tcp:\/\/127\.0\.0\.1:\d+)/,
+    )) as RegExpMatchArray;
+    child.stdout!.resume();
+    return { child, address: address! };
+  }
+
+  test('SIGKILL the server, restart it, resume: the result is byte-exact', async () => {
+    const base = await tempDir();
+    dirs.push(base);
+    const root = join(base.path, 'root');
+    const state = join(base.path, 'state');
+    await mkdir(root);
+    await mkdir(state);
+    await writeFile(join(state, 'token'), `${TEST_TOKEN}\n`, { mode: 0o600 });
+    const source = join(base.path, 'payload.bin');
+    const size = 64 * MiB;
+    const sha = await writeRandomFile(source, size);
+    const partial = join(root, partialUploadName('payload.bin'));
+
+    const first = await startServerChild(root, state);
+    const client = await connect(first.address, { token: TEST_TOKEN, stateDir: state, env: {} });
+    const firstExit = once(first.child, 'exit');
+    let killed = false;
+    await assert.rejects(
+      client.put(source, 'payload.bin', {
+        onProgress: ({ bytes }) => {
+          // Kill once the server has written some of the file: the client is never more than
+          // socket buffers plus the server's write queue ahead of the disk.
+          if (killed || bytes < 8 * MiB) return;
+          const written = statSync(partial, { throwIfNoEntry: false })?.size ?? 0;
+          if (written > 0) {
+            killed = true;
+            first.child.kill('SIGKILL');
+          }
+        },
+      }),
+      (error: unknown) =>
+        error instanceof SockitError && (error.code === 'CLOSED' || error.code === 'CONNECT_FAILED'),
+    );
+    assert.ok(killed, 'the server was killed mid-upload');
+    await firstExit;
+    client.destroy();
+    const kept = (await stat(partial)).size;
+    assert.ok(kept > 0 && kept < size, `partial of ${kept} bytes kept`);
+    assert.deepEqual(
+      (await treeOf(root)).filter((name) => !name.startsWith('.sockit-')),
+      [],
+    );
+
+    const second = await startServerChild(root, state);
+    const again = await connect(second.address, { token: TEST_TOKEN, stateDir: state, env: {} });
+    const result = await again.put(source, 'payload.bin', { resume: true });
+    assert.ok(result.resumedFrom > 0, `resumed from ${result.resumedFrom}`);
+    assert.equal(result.sha256, sha);
+    assert.equal(await sha256File(join(root, 'payload.bin')), sha);
+    assert.deepEqual(await treeOf(root), ['payload.bin']);
+    await again.close();
+    const secondExit = once(second.child, 'exit');
+    second.child.kill('SIGTERM');
+    await secondExit;
+  });
+});
