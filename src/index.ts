@@ -14,6 +14,23 @@ export {
   RemoteProcess,
   type SpawnRemoteOptions,
 } from './client/exec.js';
+export {
+  type FileEntry,
+  type ListOptions,
+  type StatOptions,
+  type TransferOptions,
+  type TransferProgress,
+  type TransferResult,
+} from './client/files.js';
+export {
+  planDownload,
+  planUpload,
+  removeTree,
+  runDownloads,
+  runUploads,
+  type TransferItem,
+  type TreeCallbacks,
+} from './client/files-tree.js';
 export { ClientRequest, type RequestOptions } from './client/request.js';
 export { ERROR_CATALOGUE, type ErrorCode, isErrorCode, SockitError, type WireErrorCode } from './errors.js';
 export { createLogger, type Logger, type LoggerOptions, type LogLevel, silentLogger } from './log.js';
@@ -47,6 +64,7 @@ export {
   type ExecServiceOptions,
   execService,
 } from './services/exec/index.js';
+export { type FilesOptions, filesService } from './services/files/index.js';
 export { defaultStateDir } from './state.js';
 export { type Address, formatAddress, isLoopback, parseAddress } from './transport/address.js';
 export type { TlsTrust } from './transport/dial.js';

@@ -1,22 +1,30 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { SOCKIT_VERSION } from '../version.js';
-import { registerEcho } from './commands/echo.js';
-import { registerExec } from './commands/exec.js';
-import { registerPing } from './commands/ping.js';
-import { registerServe } from './commands/serve.js';
 import { registerChat } from './commands/chat.js';
 import { registerConnect } from './commands/connect.js';
+import { registerEcho } from './commands/echo.js';
+import { registerExec } from './commands/exec.js';
+import { registerGet } from './commands/get.js';
 import { registerListen } from './commands/listen.js';
+import { registerLs } from './commands/ls.js';
+import { registerPing } from './commands/ping.js';
+import { registerPut } from './commands/put.js';
+import { registerRm } from './commands/rm.js';
+import { registerServe } from './commands/serve.js';
 import { registerUdp } from './commands/udp.js';
 import { reportError } from './common.js';
 
 /** Each command lives in its own module and registers itself on the program. */
-const COMMANDS: ((program: Command) => void)[
-  ] = [registerServe,
+const COMMANDS: ((program: Command) => void)[] = [
+  registerServe,
   registerPing,
   registerEcho,
   registerExec,
+  registerPut,
+  registerGet,
+  registerLs,
+  registerRm,
   registerListen,
   registerConnect,
   registerUdp,

@@ -4,6 +4,7 @@ import type { Service } from '../server/service.js';
 import { type EchoTransform, echoService } from '../services/echo.js';
 import { chatServePlugin } from './serve-chat.js';
 import { execServePlugin } from './serve-exec.js';
+import { filesServePlugin } from './serve-files.js';
 
 /**
  * How `sockit serve` learns about a service: the options it adds and how it builds the service
@@ -29,4 +30,4 @@ const echoPlugin: ServePlugin = {
   },
 };
 
-export const SERVE_PLUGINS: ServePlugin[] = [echoPlugin, execServePlugin, chatServePlugin];
+export const SERVE_PLUGINS: ServePlugin[] = [echoPlugin, execServePlugin, filesServePlugin, chatServePlugin];

@@ -18,6 +18,18 @@ import {
   type SpawnRemoteOptions,
   spawnRemote,
 } from './exec.js';
+import {
+  deleteEntry,
+  type FileEntry,
+  getFile,
+  type ListOptions,
+  listEntries,
+  putFile,
+  type StatOptions,
+  statEntry,
+  type TransferOptions,
+  type TransferResult,
+} from './files.js';
 import { ClientRequest, type RequestOptions } from './request.js';
 
 export interface ConnectOptions {
@@ -101,6 +113,31 @@ export class Client extends EventEmitter {
   /** Starts a command on the server's exec service, with stdin/stdout/stderr streams. */
   spawn(command: ExecCommand, options?: SpawnRemoteOptions): RemoteProcess {
     return spawnRemote(this, command, options);
+  }
+
+  /** Uploads a local file to the files service, verified by SHA-256 and resumable (client/files.ts). */
+  put(localPath: string, remotePath: string, options?: TransferOptions): Promise<TransferResult> {
+    return putFile(this, localPath, remotePath, options);
+  }
+
+  /** Downloads a file from the files service; it appears locally only once its SHA-256 matches. */
+  get(remotePath: string, localPath: string, options?: TransferOptions): Promise<TransferResult> {
+    return getFile(this, remotePath, localPath, options);
+  }
+
+  /** Lists a remote directory (or tree with `recursive`) of the files service. */
+  list(path?: string, options?: ListOptions): Promise<FileEntry[]> {
+    return listEntries(this, path, options);
+  }
+
+  /** One remote entry; `{ sha256: true }` has the server hash the file. */
+  stat(path: string, options?: StatOptions): Promise<FileEntry> {
+    return statEntry(this, path, options);
+  }
+
+  /** Deletes a remote file, empty directory or symlink. */
+  delete(path: string, options?: { signal?: AbortSignal }): Promise<void> {
+    return deleteEntry(this, path, options);
   }
 
   /** A request answered by one frame (ping, echo, stat, list, delete, join). */
