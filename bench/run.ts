@@ -9,12 +9,13 @@ import { fileURLToPath } from 'node:url';
 import { codecSuite } from './codec.js';
 import { echoSuite } from './echo.js';
 import { execSuite } from './exec.js';
+import { filesSuite } from './files.js';
 import { findPython } from './lib/servers.js';
 import { formatNumber, renderTable } from './lib/table.js';
 import type { BenchSuite, Measurement, Ratio } from './report.js';
 
 /** Every suite `npm run bench` knows, in run order. Add yours with one line. */
-const SUITES: BenchSuite[] = [echoSuite, codecSuite, execSuite];
+const SUITES: BenchSuite[] = [echoSuite, codecSuite, execSuite, filesSuite];
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 

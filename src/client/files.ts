@@ -159,12 +159,18 @@ async function uploadOnce(
     }
     let sent = offset;
     options.onProgress?.({ bytes: sent, total, resumedFrom: offset });
+    // The next chunk is read and hashed while the previous one is still being flushed.
+    let flushing: Promise<unknown> | undefined;
     for await (const chunk of readChunks(handle, offset, total)) {
       if (request.settled) break;
       hash.update(chunk);
-      if (!request.send({ type: FILES_FRAMES.data }, chunk)) {
-        await Promise.race([request.drained(), request.done]);
-      }
+      if (flushing) await flushing;
+      if (request.settled) break;
+      flushing = request.send({ type: FILES_FRAMES.data }, chunk)
+        ? undefined
+        : Promise.race([request.drained(), request.done]);
+      // A rejection (the server's error) surfaces through `request.done`, never unhandled.
+      flushing?.catch(() => {});
       sent += chunk.length;
       options.onProgress?.({ bytes: sent, total, resumedFrom: offset });
     }

@@ -10,7 +10,7 @@ import { SockitError } from '../../src/errors.js';
 import type { Frame } from '../../src/protocol/frame.js';
 import type { ServerRequest } from '../../src/server/request.js';
 import type { Service } from '../../src/server/service.js';
-import { partialDownloadName, partialUploadName } from '../../src/services/files/wire.js';
+import { DATA_CHUNK_BYTES, partialDownloadName, partialUploadName } from '../../src/services/files/wire.js';
 import { CLI, runCli, TEST_TOKEN, tempDir, waitForLine } from '../helpers.js';
 import { type FilesFixture, sha256File, startFiles, treeOf, writeRandomFile } from './fixtures.js';
 
@@ -102,7 +102,7 @@ describe('resume', () => {
     await disconnected;
     const partial = join(files.root, partialUploadName('killed.bin'));
     const kept = (await stat(partial)).size;
-    assert.ok(kept >= 6 * MiB - 256 * 1024, `partial keeps what arrived (${kept} bytes)`);
+    assert.ok(kept >= 6 * MiB - DATA_CHUNK_BYTES, `partial keeps what arrived (${kept} bytes)`);
     await assert.rejects(stat(join(files.root, 'killed.bin')), { code: 'ENOENT' });
 
     const resumed = await runCli(['put', '--json', '--resume', source, files.address, 'killed.bin'], {

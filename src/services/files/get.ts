@@ -34,11 +34,18 @@ export async function handleGet(request: ServerRequest, context: FilesContext): 
     const { signal } = request;
     const hash = createHash('sha256');
     if (offset > 0) await hashRange(handle, 0, offset, hash, signal);
+    // The next chunk is read and hashed while the previous one is still being flushed.
+    let flushing: Promise<void> | undefined;
     for await (const chunk of readChunks(handle, offset, fileSize)) {
       signal.throwIfAborted();
       hash.update(chunk);
-      if (!request.send({ type: FILES_FRAMES.data }, chunk)) await request.drained();
+      if (flushing) await flushing;
+      signal.throwIfAborted();
+      flushing = request.send({ type: FILES_FRAMES.data }, chunk) ? undefined : request.drained();
+      // A rejection (the client went away) surfaces at the next await, not as an unhandled one.
+      flushing?.catch(() => {});
     }
+    if (flushing) await flushing;
     signal.throwIfAborted();
     request.reply({ type: FILES_FRAMES.getEnd, sha256: hash.digest('hex') });
   } finally {

@@ -28,7 +28,7 @@ export const FILES_FRAMES = {
  * Bytes per `data` frame. Large enough that the per-frame cost (a header, an event, a hash
  * call) vanishes next to the copy, small enough that a paused connection holds little memory.
  */
-export const DATA_CHUNK_BYTES = 256 * 1024;
+export const DATA_CHUNK_BYTES = 1024 * 1024;
 
 /** One file or directory as `list` and `stat` report it. Paths are relative to the root. */
 export interface FileEntry {

@@ -1,0 +1,650 @@
+/**
+ * The files suite: a 1 GiB file of random bytes put and got with `sockit put/get` (the built
+ * CLI, a child process, against `sockit serve --files` in another), each case in the same run
+ * as its peers:
+ *
+ * - to tmpfs (/dev/shm), the disk out of the picture: raw `ncat` and `socat` pipes of the same
+ *   file (no names, no verification);
+ * - to disk: `dd conv=fsync` copying the file locally (the disk's durable-write limit) and
+ *   `rsync --fsync` to an rsync daemon on loopback;
+ * - the seeds' Python line-by-line transfer (bench/peers/file_*.py) on a 10 MiB text file.
+ *
+ * Peak RSS: the server's VmHWM from /proc (a fresh server per case), the client's
+ * `process.resourceUsage().maxRSS` printed at exit by a preloaded one-liner. Each subject runs
+ * SOCKIT_BENCH_FILE_RUNS times (default 2) and the best run counts: other work on a small shared
+ * machine only ever slows a run down. SOCKIT_BENCH_FILE_MIB changes the file size.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
+import { closeSync, existsSync, openSync, statfsSync } from 'node:fs';
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { memoryOf } from './lib/proc.js';
+import { findPython, SOCKIT_CLI, startSockitServe } from './lib/servers.js';
+import type { BenchContext, BenchSuite } from './report.js';
+
+const MiB = 1024 * 1024;
+const FILE_BYTES = Number(process.env.SOCKIT_BENCH_FILE_MIB ?? 1024) * MiB;
+const RUNS = Math.max(1, Number(process.env.SOCKIT_BENCH_FILE_RUNS ?? 2));
+const PYTHON_BYTES = 10 * MiB;
+/** One transfer may take this long before it is killed (a stuck peer must not stall the run). */
+const TIMEOUT_MS = 120_000;
+const TMPFS_MAGIC = 0x01021994;
+
+const PEERS = fileURLToPath(new URL('../../bench/peers/', import.meta.url));
+/** Preloaded into the client CLI: its peak RSS, printed when it exits. */
+const REPORT_RSS = `--import=data:text/javascript,process.on('exit',()=>process.stderr.write('MAXRSS '+process.resourceUsage().maxRSS+'\\n'))`;
+
+const SIZE_LABEL = `${FILE_BYTES / MiB} MiB`;
+const CASE_TMPFS_PUT = `put ${SIZE_LABEL} to tmpfs`;
+const CASE_TMPFS_GET = `get ${SIZE_LABEL} to tmpfs`;
+const CASE_DISK_PUT = `put ${SIZE_LABEL} to disk`;
+const CASE_DISK_GET = `get ${SIZE_LABEL} to disk`;
+const CASE_PYTHON = '10 MiB text file, line by line (seed)';
+
+interface Run {
+  seconds: number;
+  clientRss?: number;
+  serverRss?: number;
+  /** Seconds the CLI itself counted for the transfer (no process start, no connect). */
+  transferSeconds?: number;
+}
+
+export const filesSuite: BenchSuite = {
+  name: 'files',
+  async run(context) {
+    const shmBase = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+    if (shmBase !== '/dev/shm')
+      context.note('/dev/shm is missing: the "tmpfs" cases use the temp dir instead.');
+    const diskBase = process.env.SOCKIT_BENCH_DISK_DIR ?? tmpdir();
+    if (isTmpfs(diskBase)) {
+      context.note(`${diskBase} is tmpfs: the "disk" cases do not touch a disk (set SOCKIT_BENCH_DISK_DIR).`);
+    }
+    const shm = await mkdtemp(join(shmBase, 'sockit-bench-files-'));
+    const disk = await mkdtemp(join(diskBase, 'sockit-bench-files-'));
+    try {
+      const source = join(shm, 'source.bin');
+      const sha = await writeRandomFile(source, FILE_BYTES);
+      const tools = {
+        ncat: hasTool('ncat', ['--version']),
+        socat: hasTool('socat', ['-V']),
+        rsync: hasTool('rsync', ['--version']),
+      };
+      for (const [tool, present] of Object.entries(tools)) {
+        if (!present) {
+          context.note(
+            `${tool} is not installed: its peer case is skipped (Debian/Ubuntu: sudo apt-get install ${tool === 'ncat' ? 'ncat' : tool}).`,
+          );
+        }
+      }
+      await tmpfsCases(context, shm, source, sha, tools);
+      await diskCases(context, disk, source, sha, tools);
+      await pythonCase(context, shm);
+    } finally {
+      await rm(shm, { recursive: true, force: true });
+      await rm(disk, { recursive: true, force: true });
+    }
+  },
+};
+
+// ---- cases -----------------------------------------------------------------------------
+
+async function tmpfsCases(
+  context: BenchContext,
+  shm: string,
+  source: string,
+  sha: string,
+  tools: { ncat: boolean; socat: boolean },
+): Promise<void> {
+  const root = join(shm, 'root');
+  const local = join(shm, 'local');
+  await mkdir(root);
+  await mkdir(local);
+  const put = await best(() => sockitPut(source, root, 'put.bin', sha));
+  recordSockit(context, CASE_TMPFS_PUT, 'sockit put (SHA-256 verified)', put);
+  const get = await best(() => sockitGet(root, 'put.bin', join(local, 'got.bin'), sha));
+  recordSockit(context, CASE_TMPFS_GET, 'sockit get (SHA-256 verified)', get);
+
+  const peers: number[] = [];
+  const out = join(shm, 'pipe.out');
+  if (tools.ncat) {
+    const ncat = await best(() => ncatPipe(source, out));
+    recordPeer(context, CASE_TMPFS_PUT, 'ncat pipe (no verification)', ncat);
+    peers.push(rate(ncat));
+  }
+  if (tools.socat) {
+    const socat = await best(() => socatPipe(source, out));
+    recordPeer(context, CASE_TMPFS_PUT, 'socat pipe (no verification)', socat);
+    peers.push(rate(socat));
+  }
+  await rm(out, { force: true });
+  if (peers.length > 0) {
+    const fastest = Math.max(...peers);
+    context.ratio({
+      case: CASE_TMPFS_PUT,
+      label: 'sockit put / faster of ncat, socat',
+      value: rate(put) / fastest,
+      target: 2,
+    });
+    context.ratio({
+      case: CASE_TMPFS_GET,
+      label: 'sockit get / faster of ncat, socat',
+      value: rate(get) / fastest,
+      target: 2,
+    });
+  }
+  await rm(root, { recursive: true, force: true });
+  await rm(local, { recursive: true, force: true });
+}
+
+async function diskCases(
+  context: BenchContext,
+  disk: string,
+  source: string,
+  sha: string,
+  tools: { rsync: boolean },
+): Promise<void> {
+  const root = join(disk, 'root');
+  const local = join(disk, 'local');
+  await mkdir(root);
+  await mkdir(local);
+  const ddOut = join(disk, 'dd.out');
+  const dd = await best(async () => {
+    await rm(ddOut, { force: true });
+    syncDisks();
+    const run = await timed('dd', [`if=${source}`, `of=${ddOut}`, 'bs=1M', 'conv=fsync']);
+    return { seconds: run.seconds };
+  });
+  await rm(ddOut, { force: true });
+  recordPeer(context, CASE_DISK_PUT, 'dd conv=fsync (local copy)', dd);
+
+  const put = await best(async () => {
+    syncDisks();
+    return sockitPut(source, root, 'put.bin', sha);
+  });
+  recordSockit(context, CASE_DISK_PUT, 'sockit put (SHA-256 verified, fsync)', put);
+  const get = await best(async () => {
+    syncDisks();
+    return sockitGet(root, 'put.bin', join(local, 'got.bin'), sha);
+  });
+  recordSockit(context, CASE_DISK_GET, 'sockit get (SHA-256 verified, fsync)', get);
+  context.ratio({
+    case: CASE_DISK_PUT,
+    label: 'sockit put / dd conv=fsync',
+    value: rate(put) / rate(dd),
+    target: 0.9,
+  });
+  context.ratio({
+    case: CASE_DISK_GET,
+    label: 'sockit get / dd conv=fsync',
+    value: rate(get) / rate(dd),
+    target: 0.9,
+  });
+
+  if (tools.rsync) {
+    const fsync = rsyncHasFsync();
+    if (!fsync) context.note('this rsync has no --fsync (added in 3.2.4): it runs without it.');
+    const rsync = await best(() => rsyncPut(source, disk, fsync), true);
+    if (rsync) {
+      recordPeer(context, CASE_DISK_PUT, `rsync${fsync ? ' --fsync' : ''} to an rsync daemon`, rsync);
+      context.ratio({
+        case: CASE_DISK_PUT,
+        label: 'sockit put / rsync',
+        value: rate(put) / rate(rsync),
+        target: 1,
+      });
+    } else {
+      context.note('rsync daemon could not be started; its case is skipped.');
+    }
+  }
+  await rm(root, { recursive: true, force: true });
+  await rm(local, { recursive: true, force: true });
+}
+
+async function pythonCase(context: BenchContext, shm: string): Promise<void> {
+  const python = findPython();
+  const text = join(shm, 'text.txt');
+  const sha = await writeTextFile(text, PYTHON_BYTES);
+  const root = join(shm, 'py-root');
+  await mkdir(root);
+  const sockit = await sockitPut(text, root, 'text.txt', sha);
+  context.record({
+    case: CASE_PYTHON,
+    subject: 'sockit put (SHA-256 verified)',
+    value: round(rate(sockit, PYTHON_BYTES)),
+    unit: 'MB/s',
+    extra: { seconds: round(sockit.seconds, 3) },
+  });
+  if (!python) {
+    context.note(
+      'python3 not found: the seed line-by-line transfer is skipped (set PYTHON=/path/to/python3).',
+    );
+    return;
+  }
+  const out = join(shm, 'py.out');
+  const server = spawn(python.path, [join(PEERS, 'file_server.py'), '127.0.0.1', '0', out, '--once'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const exited = new Promise<void>((resolve) => server.once('exit', () => resolve()));
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      let printed = '';
+      server.stdout!.on('data', (chunk: Buffer) => {
+        printed += chunk.toString('utf8');
+        const match = /^ready (\d+)$/m.exec(printed);
+        if (match) resolve(Number(match[1]));
+      });
+      server.once('exit', () => reject(new Error(`the seed server exited before it was ready: ${printed}`)));
+    });
+    const started = performance.now();
+    const client = await timed(python.path, [join(PEERS, 'file_client.py'), '127.0.0.1', String(port), text]);
+    await exited;
+    const seconds = (performance.now() - started) / 1000;
+    const received = createHash('sha256')
+      .update(await readFile(out))
+      .digest('hex');
+    context.record({
+      case: CASE_PYTHON,
+      subject: 'python file_client.py -> file_server.py (seed)',
+      value: round(PYTHON_BYTES / 1e6 / seconds),
+      unit: 'MB/s',
+      extra: {
+        seconds: round(seconds, 3),
+        verified: received === sha ? 'bytes equal' : 'DIFFERENT',
+        exit: String(client.code),
+      },
+    });
+    context.ratio({
+      case: CASE_PYTHON,
+      label: 'sockit put / seed Python',
+      value: rate(sockit, PYTHON_BYTES) / (PYTHON_BYTES / 1e6 / seconds),
+    });
+  } catch (error) {
+    context.note(`seed Python transfer: ${(error as Error).message}`);
+  } finally {
+    server.kill('SIGKILL');
+    await rm(out, { force: true });
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+// ---- subjects --------------------------------------------------------------------------
+
+/** `sockit put` of `source` into a fresh `sockit serve --files root`; checks the result. */
+async function sockitPut(source: string, root: string, name: string, sha: string): Promise<Run> {
+  const server = await startSockitServe({ extraArgs: ['--files', root] });
+  try {
+    await rm(join(root, name), { force: true });
+    const run = await timed(
+      process.execPath,
+      [REPORT_RSS, SOCKIT_CLI, 'put', '--json', source, `tcp://127.0.0.1:${server.port}`, name],
+      {
+        env: { SOCKIT_TOKEN: server.token },
+      },
+    );
+    const done = checkCli(run, sha);
+    return {
+      seconds: run.seconds,
+      clientRss: run.maxRss,
+      serverRss: memoryOf(server.pid)?.peakRss,
+      transferSeconds: done,
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+/** `sockit get` of `root/name` from a fresh server into `target`; checks the result. */
+async function sockitGet(root: string, name: string, target: string, sha: string): Promise<Run> {
+  const server = await startSockitServe({ extraArgs: ['--files', root] });
+  try {
+    await rm(target, { force: true });
+    const run = await timed(
+      process.execPath,
+      [REPORT_RSS, SOCKIT_CLI, 'get', '--json', `tcp://127.0.0.1:${server.port}`, name, target],
+      {
+        env: { SOCKIT_TOKEN: server.token },
+      },
+    );
+    const done = checkCli(run, sha);
+    return {
+      seconds: run.seconds,
+      clientRss: run.maxRss,
+      serverRss: memoryOf(server.pid)?.peakRss,
+      transferSeconds: done,
+    };
+  } finally {
+    await server.stop();
+    await rm(target, { force: true });
+  }
+}
+
+/** Returns the CLI's own transfer time, after checking it succeeded with the right hash. */
+function checkCli(run: TimedRun, sha: string): number | undefined {
+  if (run.code !== 0) throw new Error(`sockit exited ${run.code}: ${run.stderr}`);
+  let seconds: number | undefined;
+  let verified = false;
+  for (const line of run.stdout.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const event = JSON.parse(line) as { event: string; sha256?: string; seconds?: number };
+    if (event.event === 'done') verified = event.sha256 === sha;
+    if (event.event === 'end') seconds = event.seconds;
+  }
+  if (!verified) throw new Error(`sockit reported a different SHA-256: ${run.stdout}`);
+  return seconds;
+}
+
+/** `ncat -l --recv-only > out` and `ncat --send-only < source`: until the receiver has written it all. */
+async function ncatPipe(source: string, out: string): Promise<Run> {
+  const port = await freePort();
+  return pipePair(
+    'ncat',
+    ['-v', '-l', '--recv-only', '127.0.0.1', String(port)],
+    /Listening on/,
+    ['--send-only', '127.0.0.1', String(port)],
+    source,
+    out,
+  );
+}
+
+/** `socat -u TCP-LISTEN → file` and `socat -u file → TCP`. */
+async function socatPipe(source: string, out: string): Promise<Run> {
+  const port = await freePort();
+  return pipePair(
+    'socat',
+    ['-d', '-d', '-u', `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr`, `CREATE:${out}`],
+    /listening on/,
+    ['-u', `OPEN:${source}`, `TCP:127.0.0.1:${port}`],
+    undefined,
+    undefined,
+  );
+}
+
+async function pipePair(
+  tool: string,
+  listenArgs: string[],
+  ready: RegExp,
+  sendArgs: string[],
+  stdinFile: string | undefined,
+  stdoutFile: string | undefined,
+): Promise<Run> {
+  const outFd = stdoutFile ? openSync(stdoutFile, 'w') : undefined;
+  const receiver = spawn(tool, listenArgs, { stdio: ['ignore', outFd ?? 'ignore', 'pipe'] });
+  if (outFd !== undefined) closeSync(outFd);
+  try {
+    const received = new Promise<number | null>((resolve) => receiver.once('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve, reject) => {
+      let text = '';
+      receiver.stderr!.on('data', (chunk: Buffer) => {
+        text += chunk.toString('utf8');
+        if (ready.test(text)) resolve();
+      });
+      receiver.once('exit', () => reject(new Error(`${tool} listener exited: ${text}`)));
+    });
+    const started = performance.now();
+    const sender = await timed(tool, sendArgs, stdinFile ? { stdinFile } : {});
+    if (sender.code !== 0) throw new Error(`${tool} sender exited ${sender.code}: ${sender.stderr}`);
+    const code = await received;
+    if (code !== 0) throw new Error(`${tool} receiver exited ${code}`);
+    return { seconds: (performance.now() - started) / 1000 };
+  } finally {
+    receiver.kill('SIGKILL');
+  }
+}
+
+/** `rsync [--fsync] source rsync://127.0.0.1:PORT/bench/` to a daemon started for it. */
+async function rsyncPut(source: string, disk: string, fsync: boolean): Promise<Run> {
+  const dest = join(disk, 'rsync-dest');
+  await rm(dest, { recursive: true, force: true });
+  await mkdir(dest);
+  const port = await freePort();
+  const config = join(disk, 'rsyncd.conf');
+  const ids = process.getuid?.() === 0 ? 'uid = 0\ngid = 0\n' : '';
+  await writeFile(config, `use chroot = false\n${ids}[bench]\n  path = ${dest}\n  read only = false\n`);
+  const daemon = spawn(
+    'rsync',
+    [
+      '--daemon',
+      '--no-detach',
+      `--config=${config}`,
+      `--port=${port}`,
+      '--address=127.0.0.1',
+      `--log-file=${join(disk, 'rsyncd.log')}`,
+    ],
+    { stdio: 'ignore' },
+  );
+  try {
+    await waitForPort(port);
+    syncDisks();
+    const run = await timed('rsync', [
+      ...(fsync ? ['--fsync'] : []),
+      source,
+      `rsync://127.0.0.1:${port}/bench/`,
+    ]);
+    if (run.code !== 0) throw new Error(`rsync exited ${run.code}: ${run.stderr}`);
+    return { seconds: run.seconds };
+  } finally {
+    daemon.kill('SIGTERM');
+    await rm(dest, { recursive: true, force: true });
+  }
+}
+
+// ---- helpers ---------------------------------------------------------------------------
+
+interface TimedRun {
+  code: number | null;
+  seconds: number;
+  stdout: string;
+  stderr: string;
+  /** Bytes, when the child printed `MAXRSS <KiB>` (see REPORT_RSS). */
+  maxRss?: number;
+}
+
+/** Runs a command to its end and times it; stdin can come from a file. */
+function timed(
+  command: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; stdinFile?: string } = {},
+): Promise<TimedRun> {
+  const inFd = options.stdinFile ? openSync(options.stdinFile, 'r') : undefined;
+  const started = performance.now();
+  const child = spawn(command, args, {
+    env: { ...process.env, ...options.env },
+    stdio: [inFd ?? 'ignore', 'pipe', 'pipe'],
+  });
+  if (inFd !== undefined) closeSync(inFd);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    if (stdout.length < 1_000_000) stdout += chunk.toString('utf8');
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    if (stderr.length < 100_000) stderr += chunk.toString('utf8');
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS);
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      const seconds = (performance.now() - started) / 1000;
+      const rss = /MAXRSS (\d+)/.exec(stderr);
+      resolve({ code, seconds, stdout, stderr, ...(rss ? { maxRss: Number(rss[1]) * 1024 } : {}) });
+    });
+  });
+}
+
+/** Runs a subject RUNS times and keeps the fastest run (with its peak memory figures). */
+async function best(subject: () => Promise<Run>): Promise<Run>;
+async function best(subject: () => Promise<Run>, optional: true): Promise<Run | undefined>;
+async function best(subject: () => Promise<Run>, optional = false): Promise<Run | undefined> {
+  let fastest: Run | undefined;
+  for (let i = 0; i < RUNS; i++) {
+    let run: Run;
+    try {
+      run = await subject();
+    } catch (error) {
+      if (optional) return undefined;
+      throw error;
+    }
+    if (!fastest || run.seconds < fastest.seconds) {
+      fastest = {
+        ...run,
+        clientRss: Math.max(run.clientRss ?? 0, fastest?.clientRss ?? 0) || undefined,
+        serverRss: Math.max(run.serverRss ?? 0, fastest?.serverRss ?? 0) || undefined,
+      };
+    }
+  }
+  return fastest;
+}
+
+function rate(run: Run, bytes = FILE_BYTES): number {
+  return bytes / 1e6 / run.seconds;
+}
+
+function recordSockit(context: BenchContext, name: string, subject: string, run: Run): void {
+  const mb = (bytes: number | undefined): string | number =>
+    bytes === undefined ? 'n/a' : round(bytes / 1e6);
+  context.record({
+    case: name,
+    subject,
+    value: round(rate(run)),
+    unit: 'MB/s',
+    extra: {
+      seconds: round(run.seconds, 2),
+      'MB/s in transfer': run.transferSeconds ? round(FILE_BYTES / 1e6 / run.transferSeconds) : 'n/a',
+      'client peak RSS MB': mb(run.clientRss),
+      'server peak RSS MB': mb(run.serverRss),
+    },
+  });
+  for (const [side, bytes] of [
+    ['client', run.clientRss],
+    ['server', run.serverRss],
+  ] as const) {
+    if (bytes !== undefined) {
+      context.ratio({
+        case: name,
+        label: `128 MB / ${side} peak RSS`,
+        value: (128 * 1e6) / bytes,
+        target: 1,
+      });
+    }
+  }
+}
+
+function recordPeer(context: BenchContext, name: string, subject: string, run: Run): void {
+  context.record({
+    case: name,
+    subject,
+    value: round(rate(run)),
+    unit: 'MB/s',
+    extra: { seconds: round(run.seconds, 2) },
+  });
+}
+
+/** Random bytes from 4 MiB blocks of `randomFill` (no period, nothing compressible). */
+async function writeRandomFile(path: string, size: number): Promise<string> {
+  const hash = createHash('sha256');
+  const handle = await open(path, 'w');
+  try {
+    const block = Buffer.allocUnsafe(4 * MiB);
+    for (let written = 0; written < size; ) {
+      const part = block.subarray(0, Math.min(block.length, size - written));
+      randomFillSync(part);
+      hash.update(part);
+      await handle.write(part, 0, part.length, written);
+      written += part.length;
+    }
+  } finally {
+    await handle.close();
+  }
+  return hash.digest('hex');
+}
+
+/** Text the seed can carry: lines well under its 1024-byte recv, none of them `quit`. */
+async function writeTextFile(path: string, size: number): Promise<string> {
+  const lines: string[] = [];
+  let bytes = 0;
+  const random = Buffer.allocUnsafe(57);
+  while (bytes < size) {
+    randomFillSync(random);
+    const line = `${random.toString('base64')}\n`;
+    const piece = bytes + line.length > size ? `${'x'.repeat(Math.max(0, size - bytes - 1))}\n` : line;
+    lines.push(piece);
+    bytes += piece.length;
+  }
+  const text = lines.join('');
+  await writeFile(path, text);
+  return createHash('sha256').update(text).digest('hex');
+}
+
+function hasTool(command: string, args: string[]): boolean {
+  try {
+    execFileSync(command, args, { stdio: 'ignore', timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function rsyncHasFsync(): boolean {
+  try {
+    return execFileSync('rsync', ['--help'], { encoding: 'utf8', timeout: 10_000 }).includes('--fsync');
+  } catch {
+    return false;
+  }
+}
+
+function isTmpfs(path: string): boolean {
+  try {
+    return statfsSync(path).type === TMPFS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/** Flushes earlier dirty pages so one case does not pay for the writes of the one before. */
+function syncDisks(): void {
+  try {
+    execFileSync('sync', [], { stdio: 'ignore', timeout: 60_000 });
+  } catch {
+    // not fatal: the figures are just noisier
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls until something accepts connections on the port (a daemon that prints nothing). */
+async function waitForPort(port: number): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = new Socket();
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+      socket.connect(port, '127.0.0.1');
+    });
+    if (open) return;
+    if (performance.now() > deadline) throw new Error(`nothing listens on port ${port}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function round(value: number, digits = 0): number {
+  const scale = 10 ** digits;
+  return Math.round(value * scale) / scale;
+}
