@@ -36,11 +36,7 @@ export async function killAll(): Promise<void> {
 }
 
 /** Spawns any program with collected output. `stdin` may be a file descriptor or 'pipe'/'ignore'. */
-export function launch(
-  file: string,
-  args: string[],
-  options: LaunchOptions = {},
-): Running {
+export function launch(file: string, args: string[], options: LaunchOptions = {}): Running {
   const child = spawn(file, args, {
     stdio: [options.stdin ?? 'pipe', options.stdout ?? 'pipe', 'pipe'],
     env: { ...process.env, SOCKIT_TOKEN: '', ...options.env },
@@ -79,7 +75,11 @@ export function sockit(args: string[], options: LaunchOptions = {}): Running {
 }
 
 /** Resolves with the first match of `pattern` in the text a stream produces (stderr lines). */
-export function waitForText(running: Running, pattern: RegExp, stream: 'stderr' | 'stdout' = 'stderr'): Promise<RegExpMatchArray> {
+export function waitForText(
+  running: Running,
+  pattern: RegExp,
+  stream: 'stderr' | 'stdout' = 'stderr',
+): Promise<RegExpMatchArray> {
   return new Promise((resolve, reject) => {
     const source = stream === 'stderr' ? running.child.stderr! : running.child.stdout!;
     const check = (): boolean => {
@@ -100,6 +100,28 @@ export function waitForText(running: Running, pattern: RegExp, stream: 'stderr' 
     source.on('data', onData);
     running.exited.then(() => {
       if (!check()) reject(new Error(`exited before ${pattern} appeared; stderr: ${running.stderr()}`));
+    });
+  });
+}
+
+/** Resolves once `pattern` (a plain regex, no nesting) has matched `count` times in the child's stderr. */
+export function waitForCount(running: Running, pattern: RegExp, count: number): Promise<void> {
+  const global = new RegExp(
+    pattern.source,
+    pattern.flags.includes('g') ? pattern.flags : `${pattern.flags}g`,
+  );
+  return new Promise((resolve, reject) => {
+    const source = running.child.stderr!;
+    const check = (): boolean => {
+      if ((running.stderr().match(global)?.length ?? 0) < count) return false;
+      source.off('data', check);
+      resolve();
+      return true;
+    };
+    if (check()) return;
+    source.on('data', check);
+    running.exited.then(() => {
+      if (!check()) reject(new Error(`exited before ${count} × ${pattern}; stderr: ${running.stderr()}`));
     });
   });
 }
@@ -136,11 +158,17 @@ export function which(program: string): string | undefined {
 
 /** Why a peer test cannot run, or undefined when the tool is there. */
 export function missing(program: string, debianPackage: string): string | undefined {
-  return which(program) ? undefined : `${program} is not installed (apt-get install ${debianPackage}; .ci/run does it)`;
+  return which(program)
+    ? undefined
+    : `${program} is not installed (apt-get install ${debianPackage}; .ci/run does it)`;
 }
 
 /** Connects a plain TCP socket and resolves once connected. */
-export function dial(port: number, host = '127.0.0.1', options: { allowHalfOpen?: boolean } = {}): Promise<net.Socket> {
+export function dial(
+  port: number,
+  host = '127.0.0.1',
+  options: { allowHalfOpen?: boolean } = {},
+): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ port, host, allowHalfOpen: options.allowHalfOpen ?? false });
     socket.once('connect', () => resolve(socket));

@@ -9,7 +9,9 @@ import { closedPort, dial, killAll, readAll, sockit, startListen, tempDir } from
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 
 /** A one-connection test server; `onSocket` plays the peer. */
-async function peerServer(onSocket: (socket: net.Socket) => void): Promise<{ port: number; close: () => void }> {
+async function peerServer(
+  onSocket: (socket: net.Socket) => void,
+): Promise<{ port: number; close: () => void }> {
   const server = net.createServer({ allowHalfOpen: true }, onSocket);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
@@ -240,7 +242,9 @@ describe('raw relay: listen/connect', () => {
   it('relays over TLS with the self-signed certificate pinned on first use', async () => {
     const serverState = join(dir.path, 'server-state');
     const clientState = join(dir.path, 'client-state');
-    const listener = await startListen(['tls://127.0.0.1:0', '--state-dir', serverState], { stdin: 'ignore' });
+    const listener = await startListen(['tls://127.0.0.1:0', '--state-dir', serverState], {
+      stdin: 'ignore',
+    });
     const fingerprint = /TLS fingerprint \(SHA-256\): (\S+)/.exec(listener.stderr())?.[1];
     assert.ok(fingerprint, listener.stderr());
     const client = sockit(['connect', listener.address, '--state-dir', clientState]);
