@@ -151,7 +151,7 @@ async function uploadOnce(
   try {
     if (offset > 0) {
       await hashRange(handle, 0, offset, hash, options.signal);
-      if (isSha256Hex(ready.sha256) && ready.sha256.toLowerCase() !== hash.copy().digest('hex')) {
+      if (isSha256Hex(ready.prefixSha256) && ready.prefixSha256.toLowerCase() !== hash.copy().digest('hex')) {
         throw new SockitError('INTEGRITY', 'the kept partial upload is not a prefix of this file', {
           details: { restart: true },
         });
@@ -242,7 +242,7 @@ export async function getFile(
         offset = 0;
       }
     }
-    const hash = createHash('sha256');
+    let hash = createHash('sha256');
     if (offset > 0) {
       const reader = await open(tempPath, 'r');
       try {
@@ -251,7 +251,14 @@ export async function getFile(
         await reader.close();
       }
     }
-    const result = await download(client, remotePath, temp, offset, hash, options);
+    let result = await download(client, remotePath, temp, offset, hash, options);
+    if (result.integrity?.details?.restart === true) {
+      // The kept prefix is not the remote file's (it changed since): download it whole.
+      await temp.truncate(0);
+      offset = 0;
+      hash = createHash('sha256');
+      result = await download(client, remotePath, temp, offset, hash, options);
+    }
     if (result.integrity) {
       keep = false;
       throw result.integrity;
@@ -310,6 +317,18 @@ async function download(
       const size = header.fileSize;
       if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < offset) {
         stop(new SockitError('INTEGRITY', `the server announced a bad size for ${remotePath}`));
+        return;
+      }
+      if (
+        offset > 0 &&
+        isSha256Hex(header.prefixSha256) &&
+        header.prefixSha256.toLowerCase() !== hash.copy().digest('hex')
+      ) {
+        stop(
+          new SockitError('INTEGRITY', `the kept partial download is not a prefix of ${remotePath}`, {
+            details: { restart: true },
+          }),
+        );
         return;
       }
       start = header;

@@ -47,10 +47,17 @@ describe('sockit put / get / ls / rm', () => {
   });
 
   test('put -r a directory, ls -r, get -r it back: same tree, same bytes', async () => {
+    let connections = 0;
+    const count = (): void => {
+      connections++;
+    };
+    files.server.on('connection', count);
     const put = await runCli(['put', '-r', '--quiet', join(files.local, 'tree'), files.address, 'backup/'], {
       env,
     });
+    files.server.off('connection', count);
     assert.equal(put.code, 0, put.stderr);
+    assert.equal(connections, 1, 'every file went over one connection');
     assert.equal(put.stdout + put.stderr, '', '--quiet prints nothing');
     const ls = await runCli(['ls', '-r', files.address, 'backup'], { env });
     assert.equal(ls.code, 0, ls.stderr);

@@ -200,6 +200,31 @@ describe('resume', () => {
     assert.ok(await client.ping());
   });
 
+  test('a kept partial download of a file that changed since is detected and fetched whole', async () => {
+    const client = await files.connect();
+    await writeRandomFile(join(files.root, 'changing.bin'), 6 * MiB);
+    const target = join(files.local, 'changing.bin');
+    const controller = new AbortController();
+    await assert.rejects(
+      client.get('changing.bin', target, {
+        signal: controller.signal,
+        onProgress: ({ bytes }) => {
+          if (bytes >= 2 * MiB) controller.abort();
+        },
+      }),
+      isCode('TIMEOUT'),
+    );
+    const sha = await writeRandomFile(join(files.root, 'changing.bin'), 6 * MiB);
+    const result = await client.get('changing.bin', target, { resume: true });
+    assert.equal(result.resumedFrom, 0);
+    assert.equal(result.sha256, sha);
+    assert.equal(await sha256File(target), sha);
+    assert.deepEqual(
+      (await treeOf(files.local)).filter((name) => name.startsWith('.sockit-')),
+      [],
+    );
+  });
+
   test('a download cancelled by AbortSignal keeps its local partial; resume continues and verifies', async () => {
     const client = await files.connect();
     const sha = await writeRandomFile(join(files.root, 'download.bin'), 12 * MiB);

@@ -15,13 +15,13 @@ export function registerLs(program: Command): void {
       .command('ls')
       .description('list a directory of a files server (mode, size, modification time, path)')
       .argument('<address>', 'server address')
-      .argument('[dir]', 'directory under the server root', '')
+      .argument('[dir]', 'directory under the server root (default: the root)')
       .option('-r, --recursive', 'list the whole tree')
       .option('--json', 'one JSON array of entries on stdout'),
   ).action(
-    action(async (address: string, dir: string, options: LsOptions) => {
+    action(async (address: string, dir: string | undefined, options: LsOptions) => {
       await withClient(address, options, async (client) => {
-        const entries = await client.list(dir, { recursive: options.recursive ?? false });
+        const entries = await client.list(dir ?? '', { recursive: options.recursive ?? false });
         if (options.json) {
           process.stdout.write(`${JSON.stringify(entries)}\n`);
           return;

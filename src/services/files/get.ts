@@ -25,15 +25,17 @@ export async function handleGet(request: ServerRequest, context: FilesContext): 
         `offset ${offset} is past the end of ${path} (${fileSize} bytes): start the download again`,
       );
     }
+    const { signal } = request;
+    const hash = createHash('sha256');
+    if (offset > 0) await hashRange(handle, 0, offset, hash, signal);
     await request.write({
       type: FILES_FRAMES.getStart,
       fileSize,
       mode: stats.mode & 0o7777,
       mtimeMs: stats.mtimeMs,
+      // Lets a resuming client check that its kept prefix is this file's (a sockit extension).
+      ...(offset > 0 ? { prefixSha256: hash.copy().digest('hex') } : {}),
     });
-    const { signal } = request;
-    const hash = createHash('sha256');
-    if (offset > 0) await hashRange(handle, 0, offset, hash, signal);
     // The next chunk is read and hashed while the previous one is still being flushed.
     let flushing: Promise<void> | undefined;
     for await (const chunk of readChunks(handle, offset, fileSize)) {

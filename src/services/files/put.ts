@@ -98,7 +98,7 @@ export async function handlePut(request: ServerRequest, context: FilesContext): 
       type: FILES_FRAMES.putReady,
       offset,
       // The client compares this with its own prefix before sending the rest (a sockit extension).
-      ...(offset > 0 ? { sha256: hash.copy().digest('hex') } : {}),
+      ...(offset > 0 ? { prefixSha256: hash.copy().digest('hex') } : {}),
     });
 
     const received = await receive(request, partial, offset, put, hash, stop.signal, context, lock);
