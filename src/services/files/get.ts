@@ -3,6 +3,7 @@ import { SockitError } from '../../errors.js';
 import type { ServerRequest } from '../../server/request.js';
 import { type FilesContext, optionalCount, requireAuthenticated } from './context.js';
 import { hashRange, readChunks } from './file-reader.js';
+import { fsFailure } from './fs-errors.js';
 import { parseRemotePath } from './path.js';
 import { FILES_FRAMES } from './wire.js';
 
@@ -50,6 +51,8 @@ export async function handleGet(request: ServerRequest, context: FilesContext): 
     if (flushing) await flushing;
     signal.throwIfAborted();
     request.reply({ type: FILES_FRAMES.getEnd, sha256: hash.digest('hex') });
+  } catch (error) {
+    throw fsFailure(error, path);
   } finally {
     await handle.close().catch(() => {});
   }

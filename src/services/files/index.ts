@@ -3,9 +3,11 @@
  * root directory, verified by SHA-256, resumable, and jailed. Each request type has its own
  * module; this one only wires them to the server core.
  */
+import type { ServerRequest } from '../../server/request.js';
 import type { Service } from '../../server/service.js';
-import { createFilesContext, type FilesOptions } from './context.js';
+import { createFilesContext, type FilesContext, type FilesOptions } from './context.js';
 import { handleDelete } from './delete.js';
+import { fsFailure } from './fs-errors.js';
 import { handleGet } from './get.js';
 import { handleList, handleStat } from './list.js';
 import { handlePut } from './put.js';
@@ -30,14 +32,21 @@ export {
  */
 export function filesService(options: FilesOptions): Service {
   const context = createFilesContext(options);
+  // Any file-system error a handler did not name itself still gets a code and a sentence.
+  const handler =
+    (handle: (request: ServerRequest, context: FilesContext) => Promise<void>) =>
+    (request: ServerRequest): Promise<void> =>
+      handle(request, context).catch((error: unknown) => {
+        throw fsFailure(error, String(request.header.path ?? ''));
+      });
   return {
     name: 'files',
     requests: {
-      [FILES_FRAMES.put]: (request) => handlePut(request, context),
-      [FILES_FRAMES.get]: (request) => handleGet(request, context),
-      [FILES_FRAMES.list]: (request) => handleList(request, context),
-      [FILES_FRAMES.stat]: (request) => handleStat(request, context),
-      [FILES_FRAMES.delete]: (request) => handleDelete(request, context),
+      [FILES_FRAMES.put]: handler(handlePut),
+      [FILES_FRAMES.get]: handler(handleGet),
+      [FILES_FRAMES.list]: handler(handleList),
+      [FILES_FRAMES.stat]: handler(handleStat),
+      [FILES_FRAMES.delete]: handler(handleDelete),
     },
     followUps: [FILES_FRAMES.data, FILES_FRAMES.putEnd],
   };

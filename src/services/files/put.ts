@@ -125,7 +125,7 @@ export async function handlePut(request: ServerRequest, context: FilesContext): 
       await keepOrDiscard(request, partial, partialPath, put, error);
       partial = undefined;
     }
-    throw error;
+    throw fsFailure(error, put.path);
   } finally {
     request.signal.removeEventListener('abort', onRequestAbort);
     await partial?.close().catch(() => {});
