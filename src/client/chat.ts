@@ -50,7 +50,7 @@ export class ChatRoom extends EventEmitter {
     this.client = client;
     this.room = init.room;
     this.name = init.name;
-    this.members = new Set([init.name]);
+    this.members = new Set();
     this.#onFrame = (frame) => {
       if (this.#backlog) this.#backlog.push(frame);
       else this.#receive(frame);
@@ -78,7 +78,8 @@ export class ChatRoom extends EventEmitter {
 
   /** Internal: the join answered; deliver the backlog once the caller had a tick to listen. */
   joined(members: string[]): void {
-    for (const member of members) this.members.add(member);
+    // The server lists members in join order, this member included.
+    for (const member of members.length > 0 ? members : [this.name]) this.members.add(member);
     setImmediate(() => {
       const backlog = this.#backlog ?? [];
       this.#backlog = undefined;

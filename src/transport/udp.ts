@@ -92,8 +92,8 @@ export async function listenUdp(
 }
 
 function sendTo(socket: dgram.Socket, payload: Uint8Array, port?: number, host?: string): Promise<void> {
-  assertDatagramSize(payload.length);
   return new Promise<void>((resolve, reject) => {
+    assertDatagramSize(payload.length); // a throw here rejects: nothing is sent
     const done = (error: Error | null): void => {
       if (error) reject(fromSystemError(error, 'cannot send datagram'));
       else resolve();
@@ -121,7 +121,7 @@ export interface UdpConnection {
 export async function connectUdp(address: Address): Promise<UdpConnection> {
   const target = asUdp(address);
   const remote: Address = { kind: 'udp', host: target.host, port: target.port };
-  const what = `udp ${formatAddress(remote)}`;
+  const what = formatAddress(remote);
   const socket = dgram.createSocket(socketType(target.host));
   await new Promise<void>((resolve, reject) => {
     socket.once('error', (error) => reject(fromSystemError(error, `cannot reach ${what}`)));
@@ -182,7 +182,11 @@ export function udpRequest(
   payload: Uint8Array,
   options: UdpRequestOptions = {},
 ): Promise<UdpReply> {
-  assertDatagramSize(payload.length);
+  try {
+    assertDatagramSize(payload.length);
+  } catch (error) {
+    return Promise.reject(error);
+  }
   const timeoutMs = options.timeoutMs ?? 1000;
   const attemptsAllowed = (options.retries ?? 3) + 1;
   return new Promise<UdpReply>((resolve, reject) => {
@@ -204,10 +208,10 @@ export function udpRequest(
         (error as NodeJS.ErrnoException).code === 'ECONNREFUSED'
           ? new SockitError(
               'CONNECT_FAILED',
-              `udp ${formatAddress(connection.remote)}: nothing is listening there (port unreachable)`,
+              `${formatAddress(connection.remote)}: nothing is listening there (port unreachable)`,
               { cause: error },
             )
-          : fromSystemError(error, `udp ${formatAddress(connection.remote)}`),
+          : fromSystemError(error, formatAddress(connection.remote)),
       );
     };
     const attempt = (): void => {

@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  closedPort,
+  killAll,
+  launch,
+  missing,
+  type Running,
+  sockit,
+  startListen,
+  tempDir,
+  which,
+} from './helpers.js';
+
+const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+
+/** True once something listens on 127.0.0.1:port (read from /proc, so no connection is used up). */
+function listening(port: number): boolean {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const rows = readFileSync(table, 'utf8').split('\n').slice(1);
+    if (
+      rows.some((row) => row.trim().split(/\s+/)[1]?.endsWith(hex) && row.trim().split(/\s+/)[3] === '0A')
+    ) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/** Starts a peer listener on a free port and resolves when the port accepts. */
+async function peerListener(
+  file: string,
+  args: (port: number) => string[],
+): Promise<{ peer: Running; port: number }> {
+  const port = await closedPort();
+  const peer = launch(file, args(port));
+  while (!listening(port)) {
+    if (peer.child.exitCode !== null) throw new Error(`${file} exited: ${peer.stderr()}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return { peer, port };
+}
+
+describe('interop with ncat, socat and nc (OpenBSD)', () => {
+  let dir: { path: string; cleanup: () => Promise<void> };
+  before(async () => {
+    dir = await tempDir('sockit-interop-');
+  });
+  after(async () => {
+    await killAll();
+    await dir.cleanup();
+  });
+
+  it('sockit connect ↔ ncat -l: both directions, both exit 0', async (t) => {
+    const reason = missing('ncat', 'ncat');
+    if (reason) return t.skip(reason);
+    const { peer, port } = await peerListener(which('ncat')!, (p) => ['-l', '127.0.0.1', String(p)]);
+    const client = sockit(['connect', `127.0.0.1:${port}`]);
+    peer.child.stdin!.end('from ncat\n');
+    client.child.stdin!.end('from sockit\n');
+    const [clientExit, peerExit] = await Promise.all([client.exited, peer.exited]);
+    assert.equal(clientExit.code, 0, client.stderr());
+    assert.equal(peerExit.code, 0, peer.stderr());
+    assert.equal(client.stdout().toString(), 'from ncat\n');
+    assert.equal(peer.stdout().toString(), 'from sockit\n');
+  });
+
+  it('sockit connect ↔ socat TCP-LISTEN: both directions', async (t) => {
+    const reason = missing('socat', 'socat');
+    if (reason) return t.skip(reason);
+    const { peer, port } = await peerListener(which('socat')!, (p) => [
+      `TCP-LISTEN:${p},bind=127.0.0.1,reuseaddr`,
+      '-',
+    ]);
+    const client = sockit(['connect', `127.0.0.1:${port}`]);
+    peer.child.stdin!.end('from socat\n');
+    client.child.stdin!.end('from sockit\n');
+    const [clientExit, peerExit] = await Promise.all([client.exited, peer.exited]);
+    assert.equal(clientExit.code, 0, client.stderr());
+    assert.equal(peerExit.code, 0, peer.stderr());
+    assert.equal(client.stdout().toString(), 'from socat\n');
+    assert.equal(peer.stdout().toString(), 'from sockit\n');
+  });
+
+  for (const [tool, pkg, args] of [
+    ['ncat', 'ncat', (port: number) => ['127.0.0.1', String(port)]],
+    ['nc', 'netcat-openbsd', (port: number) => ['-N', '127.0.0.1', String(port)]],
+    ['socat', 'socat', (port: number) => ['-', `TCP:127.0.0.1:${port}`]],
+  ] as const) {
+    it(`${tool} client → sockit listen: both directions, both exit 0`, async (t) => {
+      const reason = missing(tool, pkg);
+      if (reason) return t.skip(reason);
+      const listener = await startListen(['127.0.0.1:0']);
+      const client = launch(which(tool)!, args(listener.port));
+      listener.child.stdin!.end('from sockit\n');
+      client.child.stdin!.end(`from ${tool}\n`);
+      const [clientExit, listenerExit] = await Promise.all([client.exited, listener.exited]);
+      assert.equal(clientExit.code, 0, client.stderr());
+      assert.equal(listenerExit.code, 0, listener.stderr());
+      assert.equal(listener.stdout().toString(), `from ${tool}\n`);
+      assert.equal(client.stdout().toString(), 'from sockit\n');
+    });
+  }
+
+  it('socat sends 16 MB to sockit listen byte-exact', async (t) => {
+    const reason = missing('socat', 'socat');
+    if (reason) return t.skip(reason);
+    const file = join(dir.path, 'big.bin');
+    const data = randomBytes(16 * 1024 * 1024);
+    writeFileSync(file, data);
+    const outFile = join(dir.path, 'big.out');
+    const outFd = openSync(outFile, 'w');
+    try {
+      const listener = await startListen(['127.0.0.1:0'], { stdin: 'ignore', stdout: outFd });
+      const client = launch(which('socat')!, ['-u', `FILE:${file}`, `TCP:127.0.0.1:${listener.port}`]);
+      const [clientExit, listenerExit] = await Promise.all([client.exited, listener.exited]);
+      assert.equal(clientExit.code, 0, client.stderr());
+      assert.equal(listenerExit.code, 0, listener.stderr());
+    } finally {
+      closeSync(outFd);
+    }
+    assert.equal(sha256(readFileSync(outFile)), sha256(data));
+  });
+
+  it('ncat --ssl client → sockit listen tls://', async (t) => {
+    const reason = missing('ncat', 'ncat');
+    if (reason) return t.skip(reason);
+    const listener = await startListen(['tls://127.0.0.1:0', '--state-dir', join(dir.path, 'tls-server')]);
+    const client = launch(which('ncat')!, ['--ssl', '127.0.0.1', String(listener.port)]);
+    listener.child.stdin!.end('encrypted hello from sockit\n');
+    client.child.stdin!.end('encrypted hello from ncat\n');
+    const [clientExit, listenerExit] = await Promise.all([client.exited, listener.exited]);
+    assert.equal(listenerExit.code, 0, listener.stderr());
+    assert.equal(clientExit.code, 0, client.stderr());
+    assert.equal(listener.stdout().toString(), 'encrypted hello from ncat\n');
+    assert.equal(client.stdout().toString(), 'encrypted hello from sockit\n');
+  });
+
+  it('sockit connect tls:// → ncat --ssl -l, pinning its certificate on first use', async (t) => {
+    const reason = missing('ncat', 'ncat');
+    if (reason) return t.skip(reason);
+    const { peer, port } = await peerListener(which('ncat')!, (p) => ['--ssl', '-l', '127.0.0.1', String(p)]);
+    const state = join(dir.path, 'tls-client');
+    const client = sockit(['connect', `tls://127.0.0.1:${port}`, '--state-dir', state]);
+    peer.child.stdin!.end('from ncat over TLS\n');
+    client.child.stdin!.end('from sockit over TLS\n');
+    const [clientExit, peerExit] = await Promise.all([client.exited, peer.exited]);
+    assert.equal(clientExit.code, 0, client.stderr());
+    assert.equal(peerExit.code, 0, peer.stderr());
+    assert.match(client.stderr(), /pinned new TLS fingerprint/);
+    assert.equal(client.stdout().toString(), 'from ncat over TLS\n');
+    assert.equal(peer.stdout().toString(), 'from sockit over TLS\n');
+  });
+});
