@@ -87,14 +87,13 @@ export class FrameDecoder {
     // Each step returns early when bytes are short and falls into the next when they are not.
     if (this.#state === State.Length) {
       if (this.#buffered < LENGTH_PREFIX_BYTES) return undefined;
-      const prefix = this.#take(LENGTH_PREFIX_BYTES);
-      this.#headerLength = prefix.readUInt32BE(0);
-      this.#checkHeaderLength(prefix);
+      this.#headerLength = this.#takeLength();
+      this.#checkHeaderLength();
       this.#state = State.Header;
     }
     if (this.#state === State.Header) {
       if (this.#buffered < this.#headerLength) return undefined;
-      this.#header = this.#parseHeader(this.#take(this.#headerLength));
+      this.#header = this.#parseHeader(this.#takeHeaderText(this.#headerLength));
       this.#bodySize = this.#header.size ?? 0;
       this.#state = State.Body;
     }
@@ -109,11 +108,11 @@ export class FrameDecoder {
     return undefined;
   }
 
-  #checkHeaderLength(prefix: Buffer): void {
+  #checkHeaderLength(): void {
     const length = this.#headerLength;
     if (this.#detectTextClient) {
       this.#detectTextClient = false;
-      if (length > MAX_HEADER_BYTES && isPrintableAscii(prefix)) {
+      if (length > MAX_HEADER_BYTES && isPrintableAscii(length)) {
         this.#fail('FRAME_INVALID', 'the peer sent plain text, not sockit frames', true);
       }
     }
@@ -123,11 +122,10 @@ export class FrameDecoder {
     }
   }
 
-  #parseHeader(bytes: Buffer): FrameHeader {
-    if (!isUtf8(bytes)) this.#fail('FRAME_INVALID', 'header is not valid UTF-8');
+  #parseHeader(text: string): FrameHeader {
     let value: unknown;
     try {
-      value = JSON.parse(bytes.toString('utf8'));
+      value = JSON.parse(text);
     } catch {
       this.#fail('FRAME_INVALID', 'header is not valid JSON');
     }
@@ -156,6 +154,49 @@ export class FrameDecoder {
       this.#fail('FRAME_INVALID', 'header.id must be an integer from 1 to 2^53-1');
     }
     return header as FrameHeader;
+  }
+
+  /** Removes the 4-byte length prefix and returns its value, without a view when it lies in one chunk. */
+  #takeLength(): number {
+    const first = this.#chunks[0]!;
+    if (first.length - this.#offset < LENGTH_PREFIX_BYTES) {
+      return this.#take(LENGTH_PREFIX_BYTES).readUInt32BE(0);
+    }
+    const length = first.readUInt32BE(this.#offset);
+    this.#skip(first, LENGTH_PREFIX_BYTES);
+    return length;
+  }
+
+  /**
+   * Removes `n` header bytes and returns them decoded. Decoding straight from the chunk saves a
+   * view per frame; invalid UTF-8 decodes to U+FFFD, so only a header that contains one needs
+   * the exact check.
+   */
+  #takeHeaderText(n: number): string {
+    const first = this.#chunks[0]!;
+    let bytes: Buffer | undefined;
+    let text: string;
+    if (first.length - this.#offset >= n) {
+      const start = this.#offset;
+      text = first.toString('utf8', start, start + n);
+      if (text.includes('\uFFFD')) bytes = first.subarray(start, start + n);
+      this.#skip(first, n);
+    } else {
+      bytes = this.#take(n);
+      text = bytes.toString('utf8');
+    }
+    if (bytes !== undefined && !isUtf8(bytes)) this.#fail('FRAME_INVALID', 'header is not valid UTF-8');
+    return text;
+  }
+
+  /** Advances past `n` bytes that lie in `first`, the first chunk. */
+  #skip(first: Buffer, n: number): void {
+    this.#buffered -= n;
+    this.#offset += n;
+    if (this.#offset === first.length) {
+      this.#chunks.shift();
+      this.#offset = 0;
+    }
   }
 
   /** Removes `n` buffered bytes: a view when they lie in one chunk, else one exact copy. */
@@ -205,8 +246,12 @@ export class FrameDecoder {
 
 const EMPTY = Buffer.alloc(0);
 
-function isPrintableAscii(bytes: Buffer): boolean {
-  for (const byte of bytes) if (byte < 0x20 || byte > 0x7e) return false;
+/** Whether the four bytes of a big-endian length are all printable ASCII (`GET `, `hell`). */
+function isPrintableAscii(length: number): boolean {
+  for (let shift = 0; shift < 32; shift += 8) {
+    const byte = (length >>> shift) & 0xff;
+    if (byte < 0x20 || byte > 0x7e) return false;
+  }
   return true;
 }
 
