@@ -22,7 +22,7 @@ import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { memoryOf } from './lib/proc.js';
+import { cpuTimeMs, memoryOf } from './lib/proc.js';
 import { findPython, SOCKIT_CLI, startSockitServe } from './lib/servers.js';
 import type { BenchContext, BenchSuite } from './report.js';
 
@@ -36,7 +36,9 @@ const TMPFS_MAGIC = 0x01021994;
 
 const PEERS = fileURLToPath(new URL('../../bench/peers/', import.meta.url));
 /** Preloaded into the client CLI: its peak RSS, printed when it exits. */
-const REPORT_RSS = `--import=data:text/javascript,process.on('exit',()=>process.stderr.write('MAXRSS '+process.resourceUsage().maxRSS+'\\n'))`;
+const REPORT_RSS =
+  "--import=data:text/javascript,process.on('exit',()=>{const u=process.resourceUsage();" +
+  "process.stderr.write('MAXRSS '+u.maxRSS+' CPU '+(u.userCPUTime+u.systemCPUTime)+'\\n')})";
 
 const SIZE_LABEL = `${FILE_BYTES / MiB} MiB`;
 const CASE_TMPFS_PUT = `put ${SIZE_LABEL} to tmpfs`;
@@ -51,6 +53,9 @@ interface Run {
   serverRss?: number;
   /** Seconds the CLI itself counted for the transfer (no process start, no connect). */
   transferSeconds?: number;
+  /** CPU seconds (user + system) of the client process, and of the server during the transfer. */
+  clientCpu?: number;
+  serverCpu?: number;
 }
 
 export const filesSuite: BenchSuite = {
@@ -80,6 +85,12 @@ export const filesSuite: BenchSuite = {
           );
         }
       }
+      context.record({
+        case: 'SHA-256 of 1 GiB in memory, one core',
+        subject: 'node:crypto (the ceiling of a verified transfer)',
+        value: round(sha256Rate()),
+        unit: 'MB/s',
+      });
       await tmpfsCases(context, shm, source, sha, tools);
       await diskCases(context, disk, source, sha, tools);
       await pythonCase(context, shm);
@@ -278,6 +289,7 @@ async function sockitPut(source: string, root: string, name: string, sha: string
   const server = await startSockitServe({ extraArgs: ['--files', root] });
   try {
     await rm(join(root, name), { force: true });
+    const serverCpuBefore = cpuTimeMs(server.pid);
     const run = await timed(
       process.execPath,
       [REPORT_RSS, SOCKIT_CLI, 'put', '--json', source, `tcp://127.0.0.1:${server.port}`, name],
@@ -291,6 +303,8 @@ async function sockitPut(source: string, root: string, name: string, sha: string
       clientRss: run.maxRss,
       serverRss: memoryOf(server.pid)?.peakRss,
       transferSeconds: done,
+      clientCpu: run.cpuSeconds,
+      serverCpu: cpuSecondsSince(server.pid, serverCpuBefore),
     };
   } finally {
     await server.stop();
@@ -302,6 +316,7 @@ async function sockitGet(root: string, name: string, target: string, sha: string
   const server = await startSockitServe({ extraArgs: ['--files', root] });
   try {
     await rm(target, { force: true });
+    const serverCpuBefore = cpuTimeMs(server.pid);
     const run = await timed(
       process.execPath,
       [REPORT_RSS, SOCKIT_CLI, 'get', '--json', `tcp://127.0.0.1:${server.port}`, name, target],
@@ -315,6 +330,8 @@ async function sockitGet(root: string, name: string, target: string, sha: string
       clientRss: run.maxRss,
       serverRss: memoryOf(server.pid)?.peakRss,
       transferSeconds: done,
+      clientCpu: run.cpuSeconds,
+      serverCpu: cpuSecondsSince(server.pid, serverCpuBefore),
     };
   } finally {
     await server.stop();
@@ -441,6 +458,8 @@ interface TimedRun {
   stderr: string;
   /** Bytes, when the child printed `MAXRSS <KiB>` (see REPORT_RSS). */
   maxRss?: number;
+  /** CPU seconds, when the child printed `CPU <µs>`. */
+  cpuSeconds?: number;
 }
 
 /** Runs a command to its end and times it; stdin can come from a file. */
@@ -470,8 +489,14 @@ function timed(
     child.once('close', (code) => {
       clearTimeout(timer);
       const seconds = (performance.now() - started) / 1000;
-      const rss = /MAXRSS (\d+)/.exec(stderr);
-      resolve({ code, seconds, stdout, stderr, ...(rss ? { maxRss: Number(rss[1]) * 1024 } : {}) });
+      const usage = /MAXRSS (\d+) CPU (\d+)/.exec(stderr);
+      resolve({
+        code,
+        seconds,
+        stdout,
+        stderr,
+        ...(usage ? { maxRss: Number(usage[1]) * 1024, cpuSeconds: Number(usage[2]) / 1e6 } : {}),
+      });
     });
   });
 }
@@ -517,6 +542,8 @@ function recordSockit(context: BenchContext, name: string, subject: string, run:
       'MB/s in transfer': run.transferSeconds ? round(FILE_BYTES / 1e6 / run.transferSeconds) : 'n/a',
       'client peak RSS MB': mb(run.clientRss),
       'server peak RSS MB': mb(run.serverRss),
+      'client CPU s': run.clientCpu === undefined ? 'n/a' : round(run.clientCpu, 2),
+      'server CPU s': run.serverCpu === undefined ? 'n/a' : round(run.serverCpu, 2),
     },
   });
   for (const [side, bytes] of [
@@ -642,6 +669,21 @@ async function waitForPort(port: number): Promise<void> {
     if (performance.now() > deadline) throw new Error(`nothing listens on port ${port}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+function cpuSecondsSince(pid: number, beforeMs: number | undefined): number | undefined {
+  const after = cpuTimeMs(pid);
+  return after === undefined || beforeMs === undefined ? undefined : (after - beforeMs) / 1000;
+}
+
+/** SHA-256 of data already in memory, on one core: the ceiling of any verified transfer here. */
+function sha256Rate(): number {
+  const block = randomFillSync(Buffer.allocUnsafe(4 * MiB));
+  const hash = createHash('sha256');
+  const started = performance.now();
+  for (let i = 0; i < 256; i++) hash.update(block);
+  hash.digest();
+  return (256 * 4 * MiB) / 1e6 / ((performance.now() - started) / 1000);
 }
 
 function round(value: number, digits = 0): number {
