@@ -38,6 +38,12 @@ export interface StartServerOptions {
   readyPattern: RegExp;
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
+  /**
+   * `ignore` sends the child's stderr to /dev/null: for a server that logs every message (the
+   * Python seed does), so that reading its log does not take CPU from the run. The ready line
+   * must then come on stdout. Default `pipe`.
+   */
+  stderr?: 'pipe' | 'ignore';
 }
 
 /**
@@ -48,7 +54,7 @@ export interface StartServerOptions {
 export function startServerChild(options: StartServerOptions): Promise<ServerChild> {
   const child = spawn(options.command, options.args, {
     env: { ...process.env, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', 'pipe', options.stderr ?? 'pipe'],
   });
   running.add(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -67,10 +73,10 @@ export function startServerChild(options: StartServerOptions): Promise<ServerChi
       if (!match) return;
       clearTimeout(timer);
       child.stdout!.off('data', onOutput);
-      child.stderr!.off('data', onOutput);
+      child.stderr?.off('data', onOutput);
       // Keep draining so a chatty server never blocks on its pipes.
       child.stdout!.resume();
-      child.stderr!.resume();
+      child.stderr?.resume();
       resolve({
         name: options.name,
         pid: child.pid!,
@@ -90,7 +96,7 @@ export function startServerChild(options: StartServerOptions): Promise<ServerChi
       });
     };
     child.stdout!.on('data', onOutput);
-    child.stderr!.on('data', onOutput);
+    child.stderr?.on('data', onOutput);
     child.once('error', (error) => {
       clearTimeout(timer);
       reject(new Error(`cannot start ${options.name}: ${error.message}`));

@@ -8,7 +8,7 @@ import type { ServerChild } from './children.js';
 import { runChild } from './children.js';
 import type { LatencySummary } from './histogram.js';
 import type { LoadEvent, LoadResult, LoadSpec } from './load-spec.js';
-import { cpuTimeMs, sampleRss } from './proc.js';
+import { cpuTimeMs, machineCpuMs, sampleRss } from './proc.js';
 
 const LOADGEN = fileURLToPath(new URL('./loadgen.js', import.meta.url));
 
@@ -22,6 +22,13 @@ export interface CaseFigures {
   serverCpu: number | undefined;
   /** Generator CPU time / wall time: near 1.0 would mean the generator, not the server, is the limit. */
   generatorCpu: number;
+  /** Server CPU time per reply in microseconds: what one message costs the server, whatever else runs. */
+  serverMicrosPerMessage: number | undefined;
+  /**
+   * Cores busy with anything but the server and the generator (kernel loopback work outside
+   * process accounting, the runner, other programs on the machine); undefined without /proc.
+   */
+  otherCpu: number | undefined;
   /** Highest RSS of the server sampled during the case, in bytes. */
   serverPeakRss: number | undefined;
 }
@@ -35,6 +42,8 @@ export async function measureLoad(
   const rss = sampleRss(server.pid);
   let cpuStart: number | undefined;
   let cpuEnd: number | undefined;
+  let machineStart: { busy: number } | undefined;
+  let machineEnd: { busy: number } | undefined;
   let result: LoadResult | undefined;
   let failure: string | undefined;
   const timeoutMs = spec.warmupMs + spec.durationMs + 20_000;
@@ -44,9 +53,13 @@ export async function measureLoad(
     (line) => {
       if (!line.startsWith('{')) return;
       const event = JSON.parse(line) as LoadEvent;
-      if (event.event === 'start') cpuStart = cpuTimeMs(server.pid);
-      else if (event.event === 'end') cpuEnd = cpuTimeMs(server.pid);
-      else if (event.event === 'result') result = event.result;
+      if (event.event === 'start') {
+        cpuStart = cpuTimeMs(server.pid);
+        machineStart = machineCpuMs();
+      } else if (event.event === 'end') {
+        cpuEnd = cpuTimeMs(server.pid);
+        machineEnd = machineCpuMs();
+      } else if (event.event === 'result') result = event.result;
       else failure = event.message;
     },
     timeoutMs,
@@ -63,12 +76,23 @@ export async function measureLoad(
   const seconds = result.elapsedMs / 1000;
   const serverCpu =
     cpuStart !== undefined && cpuEnd !== undefined ? (cpuEnd - cpuStart) / result.elapsedMs : undefined;
+  const generatorCpu = result.cpuMs / result.elapsedMs;
+  const machineBusy =
+    machineStart && machineEnd ? (machineEnd.busy - machineStart.busy) / result.elapsedMs : undefined;
   return {
     messagesPerSecond: result.messages / seconds,
     megabytesPerSecond: (result.messages * spec.bodyBytes) / seconds / 1e6,
     latency: result.latency,
     serverCpu,
-    generatorCpu: result.cpuMs / result.elapsedMs,
+    generatorCpu,
+    serverMicrosPerMessage:
+      serverCpu === undefined || result.messages === 0
+        ? undefined
+        : (serverCpu * 1e6 * seconds) / result.messages,
+    otherCpu:
+      machineBusy === undefined || serverCpu === undefined
+        ? undefined
+        : Math.max(0, machineBusy - serverCpu - generatorCpu),
     serverPeakRss: peakRss,
   };
 }

@@ -46,13 +46,18 @@ export function findPython(): { path: string; version: string } | undefined {
   }
 }
 
-/** The seeds' socketserver.ThreadingTCPServer echo: recv(1024), sendall(data.upper()). */
+/**
+ * The seeds' socketserver.ThreadingTCPServer echo: recv(1024), sendall(data.upper()). It logs
+ * every message to stderr as the seed does; that goes to /dev/null so the runner never spends
+ * CPU reading it.
+ */
 export function startPythonEcho(python: string): Promise<ServerChild> {
   return startServerChild({
     name: 'python ThreadingTCPServer echo',
     command: python,
     args: [PYTHON_ECHO, '127.0.0.1', '0'],
     readyPattern: /^ready (\d+)$/m,
+    stderr: 'ignore',
   });
 }
 
@@ -121,13 +126,24 @@ export function hasRawListen(): boolean {
   }
 }
 
-/** `sockit listen tcp://127.0.0.1:0 --echo <transform>`: raw bytes, no framing. */
+/**
+ * `sockit listen tcp://127.0.0.1:0 --echo <transform> --keep-open --max-conns 1000`: raw bytes,
+ * no framing, many clients at once. It prints `listening on ADDR` to stderr.
+ */
 export function startSockitListen(transform: 'none' | 'upper' = 'upper'): Promise<ServerChild> {
   return startServerChild({
     name: 'sockit listen --echo',
     command: process.execPath,
-    args: [SOCKIT_CLI, 'listen', 'tcp://127.0.0.1:0', '--echo', transform],
-    // Whatever it prints, the first loopback address with a port is where it listens.
-    readyPattern: /127\.0\.0\.1:(\d+)/,
+    args: [
+      SOCKIT_CLI,
+      'listen',
+      'tcp://127.0.0.1:0',
+      '--echo',
+      transform,
+      '--keep-open',
+      '--max-conns',
+      '1000',
+    ],
+    readyPattern: /listening on \S*127\.0\.0\.1:(\d+)/,
   });
 }
