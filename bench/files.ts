@@ -16,7 +16,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { closeSync, existsSync, openSync, statfsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, rmSync, statfsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -70,6 +70,12 @@ export const filesSuite: BenchSuite = {
     }
     const shm = await mkdtemp(join(shmBase, 'sockit-bench-files-'));
     const disk = await mkdtemp(join(diskBase, 'sockit-bench-files-'));
+    // An interrupted run (Ctrl-C, a closed pipe) must not leave gigabytes in /dev/shm.
+    const removeNow = (): void => {
+      rmSync(shm, { recursive: true, force: true });
+      rmSync(disk, { recursive: true, force: true });
+    };
+    process.once('exit', removeNow);
     try {
       const source = join(shm, 'source.bin');
       const sha = await writeRandomFile(source, FILE_BYTES);
@@ -81,7 +87,7 @@ export const filesSuite: BenchSuite = {
       for (const [tool, present] of Object.entries(tools)) {
         if (!present) {
           context.note(
-            `${tool} is not installed: its peer case is skipped (Debian/Ubuntu: sudo apt-get install ${tool === 'ncat' ? 'ncat' : tool}).`,
+            `${tool} is not installed: its peer case is skipped (Debian/Ubuntu: sudo apt-get install ${tool}).`,
           );
         }
       }
@@ -95,6 +101,7 @@ export const filesSuite: BenchSuite = {
       await diskCases(context, disk, source, sha, tools);
       await pythonCase(context, shm);
     } finally {
+      process.off('exit', removeNow);
       await rm(shm, { recursive: true, force: true });
       await rm(disk, { recursive: true, force: true });
     }
