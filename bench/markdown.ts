@@ -1,0 +1,76 @@
+/**
+ * `node build/bench/markdown.js [bench/results/latest.json] [SUITE…]`: prints a run's figures
+ * as Markdown tables, one section per suite, for pasting into docs/benchmarks.md.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { formatNumber } from './lib/table.js';
+import type { Measurement, Ratio } from './report.js';
+
+interface Results {
+  date: string;
+  machine: { cpu: string; cores: number; memoryGiB: number; node: string; python?: string; os: string };
+  suites: { name: string; measurements: Measurement[]; ratios: Ratio[]; notes: string[] }[];
+}
+
+const args = process.argv.slice(2);
+const file = args[0]?.endsWith('.json')
+  ? args.shift()!
+  : fileURLToPath(new URL('../../bench/results/latest.json', import.meta.url));
+const results = JSON.parse(readFileSync(file, 'utf8')) as Results;
+const wanted = new Set(args);
+
+const cell = (value: unknown): string =>
+  value === undefined
+    ? ''
+    : typeof value === 'number'
+      ? formatNumber(value)
+      : String(value).replaceAll('|', '\\|');
+
+function table(header: string[], rows: string[][]): string {
+  return [
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => ' --- ').join('|')}|`,
+    ...rows.map((row) => `| ${row.join(' | ')} |`),
+  ].join('\n');
+}
+
+const { machine } = results;
+const out: string[] = [
+  `Run of ${results.date}: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}; ` +
+    `Node ${machine.node}, Python ${machine.python ?? 'not found'}.`,
+];
+for (const suite of results.suites) {
+  if (wanted.size > 0 && !wanted.has(suite.name)) continue;
+  out.push('', `### ${suite.name}: figures`, '');
+  const extras = [...new Set(suite.measurements.flatMap((m) => Object.keys(m.extra ?? {})))];
+  out.push(
+    table(
+      ['case', 'subject', 'value', 'unit', ...extras],
+      suite.measurements.map((m) => [
+        cell(m.case),
+        cell(m.subject),
+        cell(m.value),
+        cell(m.unit),
+        ...extras.map((key) => cell(m.extra?.[key])),
+      ]),
+    ),
+  );
+  if (suite.ratios.length > 0) {
+    out.push('', `### ${suite.name}: ratios`, '');
+    out.push(
+      table(
+        ['case', 'ratio', 'value', 'target', 'met'],
+        suite.ratios.map((r) => [
+          cell(r.case),
+          cell(r.label),
+          cell(r.value),
+          r.target === undefined ? '' : `≥ ${r.target}`,
+          r.target === undefined ? '' : r.value >= r.target ? '✓' : '✗',
+        ]),
+      ),
+    );
+  }
+  for (const note of suite.notes) out.push('', `Note: ${note}`);
+}
+process.stdout.write(`${out.join('\n')}\n`);
