@@ -3,12 +3,21 @@
  * registered so that a finished, failed or interrupted run never leaves one behind.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 
 const running = new Set<ChildProcess>();
+const temporary = new Set<string>();
 
 function killAll(): void {
   for (const child of running) child.kill('SIGKILL');
   running.clear();
+  for (const path of temporary) rmSync(path, { recursive: true, force: true });
+  temporary.clear();
+}
+
+/** Removes `path` when the run exits, even when it is interrupted (a server's state dir). */
+export function removeOnExit(path: string): void {
+  temporary.add(path);
 }
 
 process.once('exit', killAll);

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type ServerChild, startServerChild } from './children.js';
+import { removeOnExit, type ServerChild, startServerChild } from './children.js';
 
 /** The built CLI (`build/src/cli/main.js`), as `npm run bench` builds it first. */
 export const SOCKIT_CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -75,6 +75,7 @@ export async function startSockitServe(
   options: { extraArgs?: string[]; nodeArgs?: string[] } = {},
 ): Promise<SockitServer> {
   const stateDir = mkdtempSync(join(tmpdir(), 'sockit-bench-'));
+  removeOnExit(stateDir);
   const token = 'bench-token-not-secret';
   const tokenFile = join(stateDir, 'token');
   writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
