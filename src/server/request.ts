@@ -24,7 +24,9 @@ export class ServerRequest {
   /** The request's body; a view into socket memory, copy it to keep it past this tick. */
   readonly body: Buffer;
   readonly #owner: RequestOwner;
-  readonly #abort = new AbortController();
+  /** Created on first use: most requests (echo, stat) never look at their signal. */
+  #abort: AbortController | undefined;
+  #abortReason: SockitError | undefined;
   #finished = false;
   /** Receives this request's follow-up frames; a returned promise pauses the connection. */
   onFrame: ((frame: Frame) => void | Promise<void>) | undefined;
@@ -42,7 +44,16 @@ export class ServerRequest {
 
   /** Aborted when the client cancels, disconnects, or the server's shutdown deadline passes. */
   get signal(): AbortSignal {
+    if (this.#abort === undefined) {
+      this.#abort = new AbortController();
+      if (this.#abortReason !== undefined) this.#abort.abort(this.#abortReason);
+    }
     return this.#abort.signal;
+  }
+
+  /** Whether the request was cancelled, its client left, or the server's deadline passed. */
+  get aborted(): boolean {
+    return this.#abortReason !== undefined;
   }
 
   get finished(): boolean {
@@ -52,7 +63,10 @@ export class ServerRequest {
   /** Sends a frame of this request. False: wait for `drained()` before sending more. */
   send(header: ReplyHeader, body?: Uint8Array): boolean {
     if (this.#finished) return false;
-    return this.#owner.sendFrame({ ...header, id: this.id }, body);
+    // Object.assign + a property write is several times cheaper than `{ ...header, id }` in V8.
+    const framed: FrameHeader = Object.assign({}, header);
+    framed.id = this.id;
+    return this.#owner.sendFrame(framed, body);
   }
 
   drained(): Promise<void> {
@@ -87,7 +101,9 @@ export class ServerRequest {
 
   /** Core use: abort the work of this request with a reason. */
   abort(reason: SockitError): void {
-    if (!this.#abort.signal.aborted) this.#abort.abort(reason);
+    if (this.#abortReason !== undefined) return;
+    this.#abortReason = reason;
+    this.#abort?.abort(reason);
   }
 
   /** Core use: run a handler, turning a thrown error into an error frame for this id. */
