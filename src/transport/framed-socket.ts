@@ -27,6 +27,9 @@ export class FramedSocket {
   readonly #events: FramedSocketEvents;
   #blocked = false;
   #corked = false;
+  /** Frames encoded while a read is handled; written when its handlers return. */
+  #batch: Buffer[] | undefined;
+  #batchBytes = 0;
   #closed = false;
   #ending = false;
   #closeError: Error | undefined;
@@ -40,15 +43,11 @@ export class FramedSocket {
     socket.on('data', (chunk: Buffer) => {
       if (this.#ending) return; // after end(), the peer's bytes are read only to see its FIN
       this.#decoder.push(chunk);
-      // Replies sent while this chunk's frames are handled leave in one write as soon as the
-      // handlers return, without a microtask per chunk (cheaper for ping-pong traffic).
-      const batch = !this.#corked;
-      if (batch) {
-        this.#corked = true;
-        this.socket.cork();
-      }
+      // Replies produced while this chunk's frames are handled are collected and written together
+      // when the handlers return: one write for a ping-pong reply (no cork), one writev for many.
+      this.#batch = [];
       this.#pump();
-      if (batch) this.#uncork();
+      this.#flushBatch();
     });
     socket.on('error', (error) => {
       this.#closeError ??= error;
@@ -66,6 +65,14 @@ export class FramedSocket {
   /** Sends one frame. Returns false when the caller should wait for `drained()`. */
   send(header: FrameHeader, body?: Uint8Array): boolean {
     if (this.closed || !this.socket.writable) return false;
+    if (this.#batch !== undefined) {
+      const parts = encodeFrame(header, body);
+      for (const part of parts) {
+        this.#batch.push(part);
+        this.#batchBytes += part.length;
+      }
+      return this.socket.writableLength + this.#batchBytes < this.socket.writableHighWaterMark;
+    }
     if (!this.#corked) {
       this.#corked = true;
       this.socket.cork();
@@ -112,6 +119,7 @@ export class FramedSocket {
   end(chunk?: string): void {
     if (this.closed || this.#ending) return;
     this.#ending = true;
+    this.#flushBatch();
     this.#uncork();
     if (chunk === undefined) this.socket.end();
     else this.socket.end(chunk);
@@ -124,6 +132,21 @@ export class FramedSocket {
   destroy(error?: Error): void {
     this.#closeError ??= error;
     this.socket.destroy();
+  }
+
+  #flushBatch(): void {
+    const batch = this.#batch;
+    if (batch === undefined) return;
+    this.#batch = undefined;
+    this.#batchBytes = 0;
+    if (batch.length === 0 || this.socket.destroyed) return;
+    if (batch.length === 1) {
+      this.socket.write(batch[0]!);
+      return;
+    }
+    this.socket.cork();
+    for (const part of batch) this.socket.write(part);
+    this.socket.uncork();
   }
 
   readonly #uncork = (): void => {
