@@ -11,11 +11,12 @@ import { echoSuite } from './echo.js';
 import { execSuite } from './exec.js';
 import { filesSuite } from './files.js';
 import { findPython } from './lib/servers.js';
+import { rawSuite } from './raw.js';
 import { formatNumber, renderTable } from './lib/table.js';
 import type { BenchSuite, Measurement, Ratio } from './report.js';
 
 /** Every suite `npm run bench` knows, in run order. Add yours with one line. */
-const SUITES: BenchSuite[] = [echoSuite, codecSuite, execSuite, filesSuite];
+const SUITES: BenchSuite[] = [echoSuite, codecSuite, execSuite, filesSuite, rawSuite];
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 

@@ -6,7 +6,7 @@ import { inputStream } from './lines.js';
 import { relay } from './relay.js';
 import { scanPorts } from './scan.js';
 import { SessionLog, sessionTaps } from './session-log.js';
-import { isInteractive, standardInput } from './stdio.js';
+import { isInteractive, standardInput, standardOutputFd } from './stdio.js';
 import { udpSession } from './udp-connect.js';
 
 export interface ConnectRawOptions {
@@ -75,6 +75,7 @@ export async function runConnect(options: ConnectRawOptions): Promise<SockitErro
       socket,
       input,
       output: options.sendOnly ? undefined : process.stdout,
+      outputFd: standardOutputFd(),
       shutdown: options.shutdown ?? true,
       stopOnPeerEof: isInteractive(input),
       idleTimeoutMs: options.idleTimeoutMs,

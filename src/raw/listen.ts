@@ -12,7 +12,7 @@ import { inputStream } from './lines.js';
 import { relay } from './relay.js';
 import { SessionLog, sessionTaps, type TapOptions } from './session-log.js';
 import { SharedInput } from './shared-input.js';
-import { isInteractive, standardInput } from './stdio.js';
+import { isInteractive, standardInput, standardOutputFd } from './stdio.js';
 import { serveUdp } from './udp-listen.js';
 
 /** What a listener does with each client. */
@@ -164,7 +164,7 @@ function buildHandler(
     case 'relay':
       return multi
         ? sharedRelayHandler(options, tapsFor)
-        : singleRelayHandler(options, tapOptions, sessionDone);
+        : singleRelayHandler(options, tapOptions, notice, sessionDone);
   }
 }
 
@@ -172,6 +172,7 @@ function buildHandler(
 function singleRelayHandler(
   options: ListenOptions,
   tapOptions: TapOptions,
+  notice: ((line: string) => void) | undefined,
   sessionDone: (error: SockitError | undefined) => void,
 ): RawHandler {
   return {
@@ -181,11 +182,13 @@ function singleRelayHandler(
         socket: connection.socket,
         input,
         output: options.sendOnly ? undefined : process.stdout,
+        outputFd: standardOutputFd(),
         shutdown: options.shutdown ?? true,
         stopOnPeerEof: isInteractive(input),
         idleTimeoutMs: options.idleTimeoutMs,
         taps: sessionTaps(tapOptions),
       });
+      notice?.(`${connection.peer} done: received ${result.received} bytes, sent ${result.sent} bytes`);
       sessionDone(result.error);
     },
   };

@@ -1,9 +1,14 @@
+import { writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { fromSystemError, SockitError } from '../errors.js';
 import { type Pump, pumpInput } from './pump.js';
+import { readIntoReusedBuffer } from './reused-buffer.js';
 import type { Taps } from './session-log.js';
 import type { Input } from './stdio.js';
+
+/** One read of up to this much when the reused-buffer path is on. */
+const RECEIVE_BUFFER_BYTES = 256 * 1024;
 
 export interface RelayOptions {
   socket: Socket;
@@ -11,6 +16,12 @@ export interface RelayOptions {
   input?: Input | undefined;
   /** Where received bytes go. Undefined: `--send-only`, they are read and dropped. */
   output?: Writable | undefined;
+  /**
+   * The file descriptor behind `output` (1 for stdout), when writing it synchronously is right
+   * (a file, a pipe, /dev/null): received bytes are then read into one reused buffer and written
+   * straight through, the fast path for large transfers.
+   */
+  outputFd?: number | undefined;
   /** Input EOF shuts down our write side (default). False: `--no-shutdown`, it stays open. */
   shutdown?: boolean;
   /**
@@ -58,14 +69,24 @@ export function relay(options: RelayOptions): Promise<RelayResult> {
     }
   };
 
-  socket.on('data', (chunk: Buffer) => {
-    received += chunk.length;
-    taps?.received?.(chunk);
-    if (output && !output.write(chunk)) {
-      socket.pause();
-      output.once('drain', () => socket.resume());
-    }
-  });
+  const fast =
+    (output === undefined || options.outputFd !== undefined) &&
+    readIntoReusedBuffer(socket, Buffer.allocUnsafe(RECEIVE_BUFFER_BYTES), (chunk) => {
+      received += chunk.length;
+      taps?.received?.(chunk);
+      if (output === undefined) return true;
+      return writeThrough(options.outputFd!, chunk, output, socket, () => onOutputError());
+    });
+  if (!fast) {
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      taps?.received?.(chunk);
+      if (output && !output.write(chunk)) {
+        socket.pause();
+        output.once('drain', () => socket.resume());
+      }
+    });
+  }
   socket.on('end', () => {
     peerEnded = true;
     finishIfDone();
@@ -114,6 +135,32 @@ export function relay(options: RelayOptions): Promise<RelayResult> {
       resolve({ sent, received, error: classify(failure, peerEnded) });
     });
   });
+}
+
+/**
+ * Writes a chunk that lives in the reused receive buffer before returning. A descriptor someone
+ * made non-blocking may refuse part of it (EAGAIN): the rest is copied and written through the
+ * stream, and the socket stays paused until that is done. False pauses the socket.
+ */
+function writeThrough(
+  fd: number,
+  chunk: Buffer,
+  output: Writable,
+  socket: Socket,
+  fail: () => void,
+): boolean {
+  let offset = 0;
+  try {
+    while (offset < chunk.length) offset += writeSync(fd, chunk, offset, chunk.length - offset);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') {
+      fail();
+      return false;
+    }
+    output.write(Buffer.from(chunk.subarray(offset)), () => socket.resume());
+    return false;
+  }
 }
 
 function classify(error: Error | undefined, peerEnded: boolean): SockitError | undefined {

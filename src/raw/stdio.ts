@@ -25,3 +25,17 @@ export function standardInput(): Input {
 export function isInteractive(input: Input | undefined): boolean {
   return input?.kind === 'stream' && input.tty;
 }
+
+/**
+ * 1 when standard output may be written synchronously by descriptor (a file, pipe, socket or
+ * device), enabling the relay's reused-buffer path; undefined for a terminal, which keeps
+ * Node's own stream.
+ */
+export function standardOutputFd(): number | undefined {
+  try {
+    fstatSync(1);
+  } catch {
+    return undefined;
+  }
+  return isatty(1) ? undefined : 1;
+}
