@@ -11,9 +11,9 @@ export interface Pump {
 }
 
 /** Size of one read from a file descriptor: large reads mean few system calls per gigabyte. */
-export const FILE_CHUNK_BYTES = 1 << 20;
+export const FILE_CHUNK_BYTES = 2 << 20;
 /** Buffers in flight per file pump: reading continues while earlier chunks are still being sent. */
-export const FILE_CHUNK_COUNT = 8;
+export const FILE_CHUNK_COUNT = 4;
 
 /**
  * Copies `input` into `sink` with backpressure, calling `onChunk` (counters, taps) before each

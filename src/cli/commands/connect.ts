@@ -36,7 +36,10 @@ export function registerConnect(program: Command): void {
     .option('-z, --scan', 'only check which ports accept connections (HOST:20-25,80); exit 0 if any does')
     .option('-w, --wait <time>', 'connect timeout (5 = seconds, 500ms, 2m)', '10')
     .option('-i, --idle-timeout <time>', 'close the connection after this long without traffic')
-    .option('-e, --exec <command...>', 'connect the socket to a process (argv, no shell; put it last)')
+    .option(
+      '-e, --exec <command...>',
+      "connect the socket to a process (argv, no shell); put it last, or quote it: -e 'grep -v x'",
+    )
     .option('-c, --sh-exec <command>', 'connect the socket to `/bin/sh -c COMMAND`')
     .option('--send-only', 'only send stdin; drop what arrives')
     .option('--recv-only', 'only print what arrives; do not read stdin')
@@ -53,7 +56,8 @@ export function registerConnect(program: Command): void {
       'after',
       `
 Half-close: stdin EOF shuts down our write side and we keep reading until the server ends its
-side, then exit 0. With a terminal on stdin, the server's EOF ends the session at once.
+side, then exit 0. If the server ends first, we keep sending stdin until its EOF, except from a
+terminal, where the server's EOF ends the session at once.
 Exit codes: 0 done, 1 failure, 2 usage, 3 refused/reset, 4 timeout, 6 TLS. With -z: 0 if any port is open, 1 if none.`,
     )
     .action(

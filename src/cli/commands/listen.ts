@@ -8,8 +8,8 @@ interface ListenCliOptions {
   udp?: boolean;
   keepOpen?: boolean;
   maxConns?: string;
-  allow: string[];
-  deny: string[];
+  allow?: string[];
+  deny?: string[];
   exec?: string[];
   shExec?: string;
   broker?: boolean;
@@ -40,9 +40,12 @@ export function registerListen(program: Command): void {
     .option('-u, --udp', 'the address is UDP (same as udp://HOST:PORT)')
     .option('-k, --keep-open', 'serve many clients, at once and one after another, until stopped')
     .option('-m, --max-conns <n>', 'clients at once with --keep-open; extras are told and closed', '100')
-    .option('--allow <cidrs>', 'only these IPs/CIDR blocks may connect (comma list, repeatable)', collect, [])
-    .option('--deny <cidrs>', 'these IPs/CIDR blocks may not connect (comma list, repeatable)', collect, [])
-    .option('-e, --exec <command...>', 'connect each client to a fresh process (argv, no shell; put it last)')
+    .option('--allow <cidrs>', 'only these IPs/CIDR blocks may connect (comma list, repeatable)', collect)
+    .option('--deny <cidrs>', 'these IPs/CIDR blocks may not connect (comma list, repeatable)', collect)
+    .option(
+      '-e, --exec <command...>',
+      "connect each client to a fresh process (argv, no shell); put it last, or quote it: -e 'grep -v x'",
+    )
     .option('-c, --sh-exec <command>', 'connect each client to `/bin/sh -c COMMAND`')
     .option('--broker', "relay every client's bytes to every other client")
     .option('--chat', 'line chat for plain clients: names, <user> prefixes, join/leave notices')
@@ -62,8 +65,9 @@ export function registerListen(program: Command): void {
       'after',
       `
 Half-close: stdin EOF shuts down our write side and we keep reading until the client ends its
-side, then exit 0. With a terminal on stdin, the client's EOF ends the session at once.
-With --keep-open, stdin goes to every client and a client's EOF ends its session.`,
+side, then exit 0. If the client ends first, we keep sending stdin until its EOF, except from a
+terminal, where the client's EOF ends the session at once. With --keep-open, stdin goes to
+every client and a client's EOF ends its session. Echo, broker and chat always keep open.`,
     )
     .action(
       action(async (addressText: string, options: ListenCliOptions) =>
@@ -119,7 +123,7 @@ async function runListenCommand(addressText: string, options: ListenCliOptions):
     mode,
     keepOpen: options.keepOpen ?? false,
     maxConnections,
-    access: AccessList.fromOptions(options.allow, options.deny),
+    access: AccessList.fromOptions(options.allow ?? [], options.deny ?? []),
     shutdown: options.shutdown,
     sendOnly: options.sendOnly ?? false,
     recvOnly: options.recvOnly ?? false,
