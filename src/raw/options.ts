@@ -3,8 +3,8 @@ import { type Address, parseAddress } from '../transport/address.js';
 import type { ExecSpec } from './exec-bridge.js';
 
 /** Commander helper for repeatable options (`--allow A --allow B`). */
-export function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 /** Parses a raw-mode address; `--udp` makes scheme-less addresses UDP and conflicts with tcp://. */
