@@ -11,7 +11,8 @@ import type { Taps } from './session-log.js';
 export class SharedInput {
   readonly #input: NodeJS.ReadableStream;
   readonly #shutdown: boolean;
-  readonly #fanOut = new FanOut({ stallTimeoutMs: 0 });
+  // A client that reads nothing for 10 s while stdin waits on it is dropped, so it cannot stall the rest.
+  readonly #fanOut = new FanOut();
   readonly #taps = new Map<Socket, Taps | undefined>();
   #ended = false;
   #waiting = false;
