@@ -246,7 +246,7 @@ async function listenUdpMode(
     access,
     output: options.sendOnly ? undefined : process.stdout,
     input: mode.kind === 'relay' && !options.recvOnly ? inputStream(standardInput()) : undefined,
-    taps: (peer) => sessionTaps(tapOptions, peer),
+    taps: tapOptions.hex || tapOptions.log ? (peer) => sessionTaps(tapOptions, peer) : undefined,
     notice: notice ?? (() => {}),
   });
   say(`listening on ${formatAddress(server.address)}`);

@@ -6,6 +6,9 @@ import type { AccessList } from './cidr.js';
 import { forEachLine } from './lines.js';
 import type { Taps } from './session-log.js';
 
+/** Peers whose hex-dump offsets are remembered at once. */
+const MAX_TAPPED_PEERS = 10_000;
+
 export interface UdpServeOptions {
   address: Address;
   /** Echo mode: every datagram goes back to its sender, through the transform. */
@@ -39,6 +42,8 @@ export async function serveUdp(options: UdpServeOptions): Promise<UdpServer> {
   const tapsByPeer = new Map<string, Taps | undefined>();
   const tapsFor = (peer: string): Taps | undefined => {
     if (!options.taps) return undefined;
+    // One dumper per peer keeps offsets per peer; a flood of new peers must not grow it forever.
+    if (tapsByPeer.size >= MAX_TAPPED_PEERS && !tapsByPeer.has(peer)) tapsByPeer.clear();
     if (!tapsByPeer.has(peer)) tapsByPeer.set(peer, options.taps(peer));
     return tapsByPeer.get(peer);
   };

@@ -15,6 +15,8 @@ export interface ChatOptions {
 
 /** Names and rooms: 1-64 printable characters, no control characters. */
 const MAX_NAME_LENGTH = 64;
+/** Rooms one connection may be in at once: enough for people, a bound for scripts. */
+const MAX_ROOMS_PER_CONNECTION = 100;
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 interface Member {
@@ -124,6 +126,12 @@ export function chatService(options: ChatOptions = {}): ChatService {
     const already = membership.byRoom.get(room);
     if (already) {
       throw new SockitError('CONFLICT', `this connection already joined room "${room}" as "${already.name}"`);
+    }
+    if (membership.byRoom.size >= MAX_ROOMS_PER_CONNECTION) {
+      throw new SockitError(
+        'BUSY',
+        `a connection may be in ${MAX_ROOMS_PER_CONNECTION} rooms at once; leave one first`,
+      );
     }
     let members = rooms.get(room);
     if (members?.has(name)) {
