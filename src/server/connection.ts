@@ -42,6 +42,8 @@ export class ServerConnection implements RequestOwner {
   #authenticated = false;
   #nonce = '';
   #holds = 0;
+  /** Set when an unauthenticated client starts using open services. */
+  #anonymous = false;
   #draining = false;
 
   constructor(
@@ -156,7 +158,7 @@ export class ServerConnection implements RequestOwner {
   }
 
   #onTimeout(): void {
-    if (this.#phase !== Phase.Ready) {
+    if (this.#phase === Phase.Hello || (this.#phase === Phase.Welcomed && !this.#anonymous)) {
       this.#closeWithError('TIMEOUT', 'handshake not completed in time');
       return;
     }
@@ -240,7 +242,15 @@ export class ServerConnection implements RequestOwner {
   }
 
   #onAuthOrOpenRequest(frame: Frame): void | Promise<void> {
-    if (frame.header.type !== 'auth') return this.#onRequestFrame(frame);
+    if (frame.header.type !== 'auth') {
+      // A client without a token that uses open services (echo, a listen-only chat member) has
+      // finished its handshake as far as it goes: from now on only idleness closes it.
+      if (!this.#anonymous) {
+        this.#anonymous = true;
+        this.#framed.socket.setTimeout(this.#limits.idleTimeoutMs);
+      }
+      return this.#onRequestFrame(frame);
+    }
     if (!verifyProof(this.#dispatch.token!, this.#nonce, frame.header.proof)) {
       this.#log.warn('authentication failed', { connection: this.context.id, peer: this.context.peer });
       this.#closeWithError('AUTH_FAILED', 'authentication failed: the token proof does not match');

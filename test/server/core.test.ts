@@ -421,6 +421,22 @@ describe('limits', () => {
     await state.cleanup();
   });
 
+  test('a client using open services without a token is under the idle timer, not the handshake one', async () => {
+    const server = await serve({
+      listen: 'tcp://127.0.0.1:0',
+      token: TEST_TOKEN,
+      limits: { handshakeTimeoutMs: 60_000, idleTimeoutMs: 30 },
+    });
+    const client = await connect(server.address, { env: {} });
+    assert.equal(client.authenticated, false);
+    const closed = new Promise<SockitError>((resolve) => client.once('close', resolve));
+    assert.equal((await client.echo('anonymous')).toString(), 'anonymous');
+    const reason = await closed;
+    assert.equal(reason.code, 'TIMEOUT');
+    assert.match(reason.message, /idle/);
+    await server.close(100);
+  });
+
   test('a client that never says hello is dropped at the handshake timeout', async () => {
     const server = await serve({
       listen: 'tcp://127.0.0.1:0',
