@@ -11,8 +11,8 @@ import { echoSuite } from './echo.js';
 import { execSuite } from './exec.js';
 import { filesSuite } from './files.js';
 import { findPython } from './lib/servers.js';
-import { rawSuite } from './raw.js';
 import { formatNumber, renderTable } from './lib/table.js';
+import { rawSuite } from './raw.js';
 import type { BenchSuite, Measurement, Ratio } from './report.js';
 
 /** Every suite `npm run bench` knows, in run order. Add yours with one line. */

@@ -2,8 +2,15 @@
  * sockit: a socket toolkit. `serve()` starts a framed server, `connect()` opens a client;
  * `serveRaw()` runs a plain-bytes handler with the socketserver lifecycle (setup → handle → finish).
  */
+
+export {
+  type ChatMessage,
+  type ChatPresence,
+  ChatRoom,
+  type JoinChatOptions,
+  joinChat,
+} from './client/chat.js';
 export { Client, type ConnectOptions, connect, resolveClientToken, type Welcome } from './client/client.js';
-export { type ChatMessage, type ChatPresence, ChatRoom, type JoinChatOptions, joinChat } from './client/chat.js';
 export {
   type ExecCommand,
   type ExecExit,
@@ -14,13 +21,13 @@ export {
   RemoteProcess,
   type SpawnRemoteOptions,
 } from './client/exec.js';
-export {
-  type FileEntry,
-  type ListOptions,
-  type StatOptions,
-  type TransferOptions,
-  type TransferProgress,
-  type TransferResult,
+export type {
+  FileEntry,
+  ListOptions,
+  StatOptions,
+  TransferOptions,
+  TransferProgress,
+  TransferResult,
 } from './client/files.js';
 export {
   planDownload,
@@ -45,7 +52,6 @@ export {
   MAX_HEADER_BYTES,
 } from './protocol/frame.js';
 export { DEFAULT_LIMITS, type Limits } from './server/limits.js';
-export type { ReplyHeader, ServerRequest } from './server/request.js';
 export {
   type RawConnection,
   type RawHandler,
@@ -54,9 +60,10 @@ export {
   type ServeRawOptions,
   serveRaw,
 } from './server/raw-server.js';
+export type { ReplyHeader, ServerRequest } from './server/request.js';
 export { type ServeOptions, Server, serve } from './server/server.js';
-export { type ChatOptions, type ChatService, chatService } from './services/chat.js';
 export type { ConnectionContext, MessageHandler, RequestHandler, Service } from './server/service.js';
+export { type ChatOptions, type ChatService, chatService } from './services/chat.js';
 export { type EchoOptions, type EchoTransform, echoService } from './services/echo.js';
 export {
   type ExecAuditEntry,
@@ -69,6 +76,7 @@ export { defaultStateDir } from './state.js';
 export { type Address, formatAddress, isLoopback, parseAddress } from './transport/address.js';
 export type { TlsTrust } from './transport/dial.js';
 export type { TlsServerCredentials } from './transport/listen.js';
+export { generateSelfSignedCertificate, loadOrCreateCertificate } from './transport/self-signed.js';
 export {
   assertDatagramSize,
   connectUdp,
@@ -81,4 +89,3 @@ export {
   type UdpRequestOptions,
   udpRequest,
 } from './transport/udp.js';
-export { generateSelfSignedCertificate, loadOrCreateCertificate } from './transport/self-signed.js';

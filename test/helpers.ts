@@ -10,7 +10,9 @@ import { type ServeOptions, type Server, serve } from '../src/server/server.js';
 export const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 /** A fresh temp directory, removed by the returned cleanup. */
-export async function tempDir(prefix = 'sockit-test-'): Promise<{ path: string; cleanup: () => Promise<void> }> {
+export async function tempDir(
+  prefix = 'sockit-test-',
+): Promise<{ path: string; cleanup: () => Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
 }
@@ -25,7 +27,12 @@ export async function startServer(
   options: Partial<ServeOptions> = {},
 ): Promise<{ server: Server; address: string; stateDir: string; stop: () => Promise<void> }> {
   const state = await tempDir('sockit-state-');
-  const server = await serve({ listen: 'tcp://127.0.0.1:0', token: TEST_TOKEN, stateDir: state.path, ...options });
+  const server = await serve({
+    listen: 'tcp://127.0.0.1:0',
+    token: TEST_TOKEN,
+    stateDir: state.path,
+    ...options,
+  });
   return {
     server,
     address: server.address,
@@ -66,7 +73,13 @@ export function runCli(
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       const stdoutBytes = Buffer.concat(out);
-      resolve({ code, signal, stdout: stdoutBytes.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), stdoutBytes });
+      resolve({
+        code,
+        signal,
+        stdout: stdoutBytes.toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+        stdoutBytes,
+      });
     });
     child.stdin.on('error', () => {}); // the CLI may exit before reading all input
     child.stdin.end(options.input ?? '');

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { type Client, type ConnectOptions, connect } from '../client/client.js';
+import type { Client, ConnectOptions } from '../client/client.js';
 import { type ErrorCode, SockitError } from '../errors.js';
 import { defaultStateDir } from '../state.js';
 
@@ -107,6 +107,7 @@ export async function withClient<T>(
   options: ClientCliOptions,
   work: (client: Client) => Promise<T>,
 ): Promise<T> {
+  const { connect } = await import('../client/client.js');
   const client = await connect(address, await clientOptions(options));
   try {
     return await work(client);

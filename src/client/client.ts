@@ -8,7 +8,7 @@ import { type Address, parseAddress } from '../transport/address.js';
 import { type DialOptions, dialStream, type TlsTrust } from '../transport/dial.js';
 import { FramedSocket } from '../transport/framed-socket.js';
 import { SOCKIT_AGENT } from '../version.js';
-import { type ChatRoom, type JoinChatOptions, joinChat } from './chat.js';
+import type { ChatRoom, JoinChatOptions } from './chat.js';
 import {
   type ExecCommand,
   type ExecOptions,
@@ -18,18 +18,12 @@ import {
   type SpawnRemoteOptions,
   spawnRemote,
 } from './exec.js';
-import {
-  deleteEntry,
-  type FileEntry,
-  getFile,
-  type ListOptions,
-  listEntries,
-  putFile,
-  type StatOptions,
-  statEntry,
-  type TransferOptions,
-  type TransferResult,
-} from './files.js';
+import type { FileEntry, ListOptions, StatOptions, TransferOptions, TransferResult } from './files.js';
+
+/** The files and chat clients load on first use: a CLI run of `exec` or `ping` never pays for them. */
+const filesClient = () => import('./files.js');
+const chatClient = () => import('./chat.js');
+
 import { ClientRequest, type RequestOptions } from './request.js';
 
 export interface ConnectOptions {
@@ -116,28 +110,28 @@ export class Client extends EventEmitter {
   }
 
   /** Uploads a local file to the files service, verified by SHA-256 and resumable (client/files.ts). */
-  put(localPath: string, remotePath: string, options?: TransferOptions): Promise<TransferResult> {
-    return putFile(this, localPath, remotePath, options);
+  async put(localPath: string, remotePath: string, options?: TransferOptions): Promise<TransferResult> {
+    return (await filesClient()).putFile(this, localPath, remotePath, options);
   }
 
   /** Downloads a file from the files service; it appears locally only once its SHA-256 matches. */
-  get(remotePath: string, localPath: string, options?: TransferOptions): Promise<TransferResult> {
-    return getFile(this, remotePath, localPath, options);
+  async get(remotePath: string, localPath: string, options?: TransferOptions): Promise<TransferResult> {
+    return (await filesClient()).getFile(this, remotePath, localPath, options);
   }
 
   /** Lists a remote directory (or tree with `recursive`) of the files service. */
-  list(path?: string, options?: ListOptions): Promise<FileEntry[]> {
-    return listEntries(this, path, options);
+  async list(path?: string, options?: ListOptions): Promise<FileEntry[]> {
+    return (await filesClient()).listEntries(this, path, options);
   }
 
   /** One remote entry; `{ sha256: true }` has the server hash the file. */
-  stat(path: string, options?: StatOptions): Promise<FileEntry> {
-    return statEntry(this, path, options);
+  async stat(path: string, options?: StatOptions): Promise<FileEntry> {
+    return (await filesClient()).statEntry(this, path, options);
   }
 
   /** Deletes a remote file, empty directory or symlink. */
-  delete(path: string, options?: { signal?: AbortSignal }): Promise<void> {
-    return deleteEntry(this, path, options);
+  async delete(path: string, options?: { signal?: AbortSignal }): Promise<void> {
+    return (await filesClient()).deleteEntry(this, path, options);
   }
 
   /** A request answered by one frame (ping, echo, stat, list, delete, join). */
@@ -175,8 +169,8 @@ export class Client extends EventEmitter {
   }
 
   /** Joins a room of the chat service; rejects with CONFLICT when the name is taken (client/chat.ts). */
-  chat(options: JoinChatOptions): Promise<ChatRoom> {
-    return joinChat(this, options);
+  async chat(options: JoinChatOptions): Promise<ChatRoom> {
+    return (await chatClient()).joinChat(this, options);
   }
 
   drained(): Promise<void> {
