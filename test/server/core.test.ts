@@ -556,3 +556,30 @@ describe('backpressure', () => {
     await server.close(100);
   });
 });
+
+describe('many clients', () => {
+  test('2000 concurrent authenticated clients are each served', async () => {
+    const server = await serve({
+      listen: 'tcp://127.0.0.1:0',
+      token: TEST_TOKEN,
+      services: [echoService({ transform: 'upper' })],
+    });
+    const clients: Client[] = [];
+    try {
+      // Connect in waves so the listen backlog is never the limit being tested.
+      for (let wave = 0; wave < 10; wave++) {
+        clients.push(
+          ...(await Promise.all(
+            Array.from({ length: 200 }, () => connect(server.address, { token: TEST_TOKEN })),
+          )),
+        );
+      }
+      assert.equal(server.connectionCount, 2000);
+      const answers = await Promise.all(clients.map((client, i) => client.echo(`client-${i}`)));
+      answers.forEach((answer, i) => assert.equal(answer.toString(), `CLIENT-${i}`));
+    } finally {
+      await Promise.all(clients.map((client) => client.close()));
+      await server.close(1000);
+    }
+  });
+});
