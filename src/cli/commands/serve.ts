@@ -116,13 +116,24 @@ function printBanner(server: Server, services: Service[], options: ServeCliOptio
     );
   }
   const first = formatAddress(server.addresses[0]!);
-  lines.push(
-    'Try:',
-    `  sockit ping ${first}`,
-    `  sockit echo ${first} hello`,
-    `  sockit echo ${first}   (interactive)`,
-  );
+  lines.push('Try:', ...tryCommands(first, new Set(services.map((service) => service.name))));
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** Three commands that show what this server runs, the enabled services first. */
+function tryCommands(address: string, running: Set<string>): string[] {
+  const examples: [service: string, command: string][] = [
+    ['exec', `sockit exec ${address} -- uname -a`],
+    ['files', `sockit put README.md ${address} /   then   sockit ls ${address}`],
+    ['chat', `sockit chat ${address} --name you`],
+    ['echo', `sockit ping ${address}`],
+    ['echo', `sockit echo ${address} hello`],
+    ['echo', `sockit echo ${address}   (interactive, exit/quit ends it)`],
+  ];
+  return examples
+    .filter(([service]) => running.has(service))
+    .slice(0, 3)
+    .map(([, command]) => `  ${command}`);
 }
 
 function handleSignals(server: Server, log: ReturnType<typeof createLogger>): void {
