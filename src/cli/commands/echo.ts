@@ -1,10 +1,7 @@
-import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import type { Client } from '../../client/client.js';
 import { action, addClientOptions, type ClientCliOptions, withClient } from '../common.js';
-
-/** Lines that end an interactive session, as in the tutorials' `>>:` loop. */
-const QUIT_WORDS = new Set(['exit', 'quit']);
+import { promptLoop } from '../prompt.js';
 
 export function registerEcho(program: Command): void {
   addClientOptions(
@@ -28,24 +25,8 @@ export function registerEcho(program: Command): void {
   );
 }
 
-async function interactive(client: Client): Promise<void> {
-  const terminal = Boolean(process.stdin.isTTY);
-  const lines = createInterface({
-    input: process.stdin,
-    output: process.stdout,
-    terminal,
-    historySize: 1000,
+function interactive(client: Client): Promise<void> {
+  return promptLoop(async (line) => {
+    process.stdout.write(`${(await client.echo(line)).toString('utf8')}\n`);
   });
-  lines.setPrompt('>>: ');
-  if (terminal) lines.prompt();
-  try {
-    for await (const line of lines) {
-      const text = line.trim();
-      if (QUIT_WORDS.has(text)) break;
-      if (text.length > 0) process.stdout.write(`${(await client.echo(line)).toString('utf8')}\n`);
-      if (terminal) lines.prompt();
-    }
-  } finally {
-    lines.close();
-  }
 }

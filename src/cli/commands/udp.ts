@@ -1,10 +1,7 @@
-import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { parseRawAddress } from '../../raw/options.js';
 import { action, parseIntOption } from '../common.js';
-
-/** Lines that end the interactive loop, as in the tutorials. */
-const QUIT_WORDS = new Set(['exit', 'quit']);
+import { promptLoop } from '../prompt.js';
 
 interface UdpCliOptions {
   timeout: string;
@@ -50,25 +47,9 @@ export function registerUdp(program: Command): void {
             print(await udpRequest(connection, Buffer.from(words.join(' ')), request));
             return;
           }
-          const terminal = Boolean(process.stdin.isTTY);
-          const lines = createInterface({
-            input: process.stdin,
-            output: process.stdout,
-            terminal,
-            historySize: 1000,
-          });
-          lines.setPrompt('>>: ');
-          if (terminal) lines.prompt();
-          try {
-            for await (const line of lines) {
-              const text = line.trim();
-              if (QUIT_WORDS.has(text)) break;
-              if (text.length > 0) print(await udpRequest(connection, Buffer.from(text), request));
-              if (terminal) lines.prompt();
-            }
-          } finally {
-            lines.close();
-          }
+          await promptLoop(async (line) =>
+            print(await udpRequest(connection, Buffer.from(line.trim()), request)),
+          );
         } finally {
           await connection.close();
         }
