@@ -1,15 +1,13 @@
-import { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { join } from 'node:path';
 import { SockitError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { defaultStateDir } from '../state.js';
 import { type Address, formatAddress, parseAddress } from '../transport/address.js';
 import type { TlsServerCredentials } from '../transport/listen.js';
-import { loadOrCreateCertificate } from '../transport/self-signed.js';
 import { Acceptor, type Session } from './acceptor.js';
 import { DEFAULT_LIMITS } from './limits.js';
+import { serverTls } from './tls.js';
 
 /** One accepted client of a raw (plain bytes, no framing) server. */
 export interface RawConnection {
@@ -146,23 +144,13 @@ export async function serveRaw(options: ServeRawOptions): Promise<RawServer> {
   }
   const idleTimeoutMs = options.idleTimeoutMs ?? 0;
 
-  let tls = options.tls;
-  let tlsFingerprint: string | undefined;
-  if (addresses.some((address) => address.kind === 'tls')) {
-    if (!tls) {
-      const stored = loadOrCreateCertificate(join(options.stateDir ?? defaultStateDir(), 'tls'));
-      tls = { cert: stored.certPem, key: stored.keyPem };
-      tlsFingerprint = stored.fingerprint256;
-    } else {
-      tlsFingerprint = new X509Certificate(tls.cert).fingerprint256;
-    }
-  }
+  const tls = serverTls(addresses, options.tls, options.stateDir ?? defaultStateDir());
 
   let server: RawServer | undefined;
   const refusal = options.refusal ?? defaultRefusal;
   const acceptor = new Acceptor({
     maxConnections,
-    tls,
+    tls: tls?.credentials,
     log,
     refuse: (socket) => {
       socket.end(refusal(maxConnections));
@@ -180,7 +168,7 @@ export async function serveRaw(options: ServeRawOptions): Promise<RawServer> {
     },
   });
   server = new RawServer(acceptor, {
-    tlsFingerprint,
+    tlsFingerprint: tls?.fingerprint,
     shutdownDeadlineMs: options.shutdownDeadlineMs ?? DEFAULT_LIMITS.shutdownDeadlineMs,
   });
   try {

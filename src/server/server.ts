@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { join } from 'node:path';
 import { SockitError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { encodeFrameToBuffer, errorHeader } from '../protocol/frame.js';
@@ -7,11 +6,11 @@ import { echoService } from '../services/echo.js';
 import { defaultStateDir, loadOrCreateToken, tokenPath } from '../state.js';
 import { type Address, formatAddress, parseAddress } from '../transport/address.js';
 import type { TlsServerCredentials } from '../transport/listen.js';
-import { loadOrCreateCertificate } from '../transport/self-signed.js';
 import { Acceptor } from './acceptor.js';
 import { type Dispatch, ServerConnection } from './connection.js';
 import { type Limits, resolveLimits } from './limits.js';
 import type { MessageHandler, RequestHandler, Service } from './service.js';
+import { serverTls } from './tls.js';
 
 export interface ServeOptions {
   /** Addresses to listen on: `tcp://127.0.0.1:0`, `tls://[::1]:9443`, `unix:/tmp/s.sock`, … */
@@ -160,26 +159,15 @@ export async function serve(options: ServeOptions): Promise<Server> {
     ({ token, created: tokenCreated } = loadOrCreateToken(tokenFile));
   }
 
-  let tls = options.tls;
-  let tlsFingerprint: string | undefined;
-  if (addresses.some((address) => address.kind === 'tls')) {
-    if (!tls) {
-      const stored = loadOrCreateCertificate(join(stateDir, 'tls'));
-      tls = { cert: stored.certPem, key: stored.keyPem };
-      tlsFingerprint = stored.fingerprint256;
-    } else {
-      const { X509Certificate } = await import('node:crypto');
-      tlsFingerprint = new X509Certificate(tls.cert).fingerprint256;
-    }
-  }
+  const tls = serverTls(addresses, options.tls, stateDir);
 
   const server = new Server({
     limits,
     dispatch: buildDispatch(services, token, options.openServices ?? ['echo']),
     services,
     log,
-    tls,
-    tlsFingerprint,
+    tls: tls?.credentials,
+    tlsFingerprint: tls?.fingerprint,
     tokenFile,
     tokenCreated,
   });
