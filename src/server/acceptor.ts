@@ -51,6 +51,13 @@ export class Acceptor {
     return this.#sessions.size;
   }
 
+  /** The first bound address as text (`tcp://127.0.0.1:41234`); UNAVAILABLE before listening. */
+  get firstAddress(): string {
+    const first = this.#listeners[0];
+    if (!first) throw new SockitError('UNAVAILABLE', 'server is not listening');
+    return formatAddress(first.address);
+  }
+
   async listen(address: Address): Promise<Address> {
     const listener = await listenStream(address, (socket) => this.#accept(socket, address), {
       tls: this.#options.tls,

@@ -98,9 +98,7 @@ export class Server extends EventEmitter {
 
   /** The first bound address as text, handy for tests: `tcp://127.0.0.1:41234`. */
   get address(): string {
-    const first = this.addresses[0];
-    if (!first) throw new SockitError('UNAVAILABLE', 'server is not listening');
-    return formatAddress(first);
+    return this.#acceptor.firstAddress;
   }
 
   get connectionCount(): number {
