@@ -6,7 +6,8 @@
  * Spawn rates swing from one second to the next on a small, shared machine, so the subjects run
  * in alternating small batches and the CLI runs alternate with `node -e 0`.
  */
-import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { type Client, connect } from '../src/client/client.js';
 import { runChild, startServerChild } from './lib/children.js';
@@ -38,17 +39,20 @@ export const execSuite: BenchSuite = {
   async run(context) {
     const sockitServer = await startSockitServe({ extraArgs: ['--exec'] });
     let client: Client | undefined;
+    let spawner: ReturnType<typeof startSpawnLoop> | undefined;
     try {
       const address = `tcp://127.0.0.1:${sockitServer.port}`;
       client = await connect(address, { token: sockitServer.token, env: {} });
       const open = client;
       await repeat(WARMUP_COMMANDS, () => open.exec(['true']).then(() => undefined));
-      await repeat(WARMUP_COMMANDS, () => spawnTrue({}));
+      const bare = startSpawnLoop();
+      spawner = bare;
+      await bare.run('default', WARMUP_COMMANDS);
 
       const rates = await interleaved([
-        { name: BARE, step: () => spawnTrue({}) },
-        { name: SOCKIT, step: () => open.exec(['true']).then(check) },
-        { name: BARE_DETACHED, step: () => spawnTrue({ stdio: ['ignore', 'pipe', 'pipe'], detached: true }) },
+        { name: BARE, batch: () => bare.run('default', BATCH) },
+        { name: SOCKIT, batch: () => repeat(BATCH, () => open.exec(['true']).then(check)) },
+        { name: BARE_DETACHED, batch: () => bare.run('detached', BATCH) },
       ]);
       const medians = Object.fromEntries(rates.map((entry) => [entry.name, entry.rate]));
       for (const entry of rates) {
@@ -98,6 +102,7 @@ export const execSuite: BenchSuite = {
 
       await measureCli(context, address, sockitServer.token);
     } finally {
+      spawner?.stop();
       await client?.close().catch(() => {});
       await sockitServer.stop();
     }
@@ -114,14 +119,14 @@ function check(result: { code: number | null }): void {
  * frequency) affects every subject alike.
  */
 async function interleaved(
-  subjects: { name: string; step: () => Promise<void> }[],
+  subjects: { name: string; batch: () => Promise<void> }[],
 ): Promise<{ name: string; rate: number; count: number }[]> {
   const totals = subjects.map((subject) => ({ ...subject, ms: 0, count: 0 }));
   const deadline = performance.now() + WINDOW_MS;
   while (performance.now() < deadline) {
     for (const subject of totals) {
       const started = performance.now();
-      for (let i = 0; i < BATCH; i++) await subject.step();
+      await subject.batch();
       subject.ms += performance.now() - started;
       subject.count += BATCH;
     }
@@ -137,15 +142,23 @@ async function repeat(count: number, step: () => Promise<void>): Promise<void> {
   for (let i = 0; i < count; i++) await step();
 }
 
-/** One `true`, waited for until its pipes close, as a program capturing output would. */
-function spawnTrue(options: SpawnOptions): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child: ChildProcess = spawn('true', [], options);
-    child.stdout?.resume();
-    child.stderr?.resume();
-    child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`true exited ${code}`))));
+/** The bare-spawn baseline in a fresh process (see bench/lib/spawn-loop.ts for why). */
+function startSpawnLoop(): { run(mode: 'default' | 'detached', count: number): Promise<void>; stop(): void } {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./lib/spawn-loop.js', import.meta.url))], {
+    stdio: ['pipe', 'pipe', 'inherit'],
   });
+  const lines = createInterface({ input: child.stdout! });
+  const waiting: (() => void)[] = [];
+  lines.on('line', () => waiting.shift()?.());
+  return {
+    run: (mode, count) =>
+      new Promise<void>((resolve, reject) => {
+        if (child.exitCode !== null) reject(new Error('the spawn loop process has exited'));
+        waiting.push(resolve);
+        child.stdin!.write(`${mode} ${count}\n`);
+      }),
+    stop: () => child.kill(),
+  };
 }
 
 /**
