@@ -17,12 +17,13 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { closeSync, existsSync, openSync, rmSync, statfsSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuTimeMs, memoryOf } from './lib/proc.js';
+import { writeRandomFile } from './lib/random-file.js';
 import { findPython, SOCKIT_CLI, startSockitServe } from './lib/servers.js';
 import type { BenchContext, BenchSuite } from './report.js';
 
@@ -117,10 +118,7 @@ async function tmpfsCases(
   sha: string,
   tools: { ncat: boolean; socat: boolean },
 ): Promise<void> {
-  const root = join(shm, 'root');
-  const local = join(shm, 'local');
-  await mkdir(root);
-  await mkdir(local);
+  const { root, local, remove } = await makeRootAndLocal(shm);
   const put = await best(() => sockitPut(source, root, 'put.bin', sha));
   recordSockit(context, CASE_TMPFS_PUT, 'sockit put (SHA-256 verified)', put);
   const get = await best(() => sockitGet(root, 'put.bin', join(local, 'got.bin'), sha));
@@ -154,8 +152,7 @@ async function tmpfsCases(
       target: 2,
     });
   }
-  await rm(root, { recursive: true, force: true });
-  await rm(local, { recursive: true, force: true });
+  await remove();
 }
 
 async function diskCases(
@@ -165,10 +162,7 @@ async function diskCases(
   sha: string,
   tools: { rsync: boolean },
 ): Promise<void> {
-  const root = join(disk, 'root');
-  const local = join(disk, 'local');
-  await mkdir(root);
-  await mkdir(local);
+  const { root, local, remove } = await makeRootAndLocal(disk);
   const ddOut = join(disk, 'dd.out');
   const dd = await best(async () => {
     await rm(ddOut, { force: true });
@@ -218,8 +212,25 @@ async function diskCases(
       context.note('rsync daemon could not be started; its case is skipped.');
     }
   }
-  await rm(root, { recursive: true, force: true });
-  await rm(local, { recursive: true, force: true });
+  await remove();
+}
+
+/** Creates `dir/root` (the served root) and `dir/local` (the client's side); `remove` deletes both. */
+async function makeRootAndLocal(
+  dir: string,
+): Promise<{ root: string; local: string; remove: () => Promise<void> }> {
+  const root = join(dir, 'root');
+  const local = join(dir, 'local');
+  await mkdir(root);
+  await mkdir(local);
+  return {
+    root,
+    local,
+    async remove() {
+      await rm(root, { recursive: true, force: true });
+      await rm(local, { recursive: true, force: true });
+    },
+  };
 }
 
 async function pythonCase(context: BenchContext, shm: string): Promise<void> {
@@ -292,41 +303,37 @@ async function pythonCase(context: BenchContext, shm: string): Promise<void> {
 // ---- subjects --------------------------------------------------------------------------
 
 /** `sockit put` of `source` into a fresh `sockit serve --files root`; checks the result. */
-async function sockitPut(source: string, root: string, name: string, sha: string): Promise<Run> {
-  const server = await startSockitServe({ extraArgs: ['--files', root] });
-  try {
-    await rm(join(root, name), { force: true });
-    const serverCpuBefore = cpuTimeMs(server.pid);
-    const run = await timed(
-      process.execPath,
-      [REPORT_RSS, SOCKIT_CLI, 'put', '--json', source, `tcp://127.0.0.1:${server.port}`, name],
-      {
-        env: { SOCKIT_TOKEN: server.token },
-      },
-    );
-    const done = checkCli(run, sha);
-    return {
-      seconds: run.seconds,
-      clientRss: run.maxRss,
-      serverRss: memoryOf(server.pid)?.peakRss,
-      transferSeconds: done,
-      clientCpu: run.cpuSeconds,
-      serverCpu: cpuSecondsSince(server.pid, serverCpuBefore),
-    };
-  } finally {
-    await server.stop();
-  }
+function sockitPut(source: string, root: string, name: string, sha: string): Promise<Run> {
+  return sockitTransfer(root, join(root, name), sha, (address) => ['put', '--json', source, address, name]);
 }
 
 /** `sockit get` of `root/name` from a fresh server into `target`; checks the result. */
 async function sockitGet(root: string, name: string, target: string, sha: string): Promise<Run> {
+  try {
+    return await sockitTransfer(root, target, sha, (address) => ['get', '--json', address, name, target]);
+  } finally {
+    await rm(target, { force: true });
+  }
+}
+
+/**
+ * One timed `sockit` CLI transfer (`cliArgs` given the server's address) with a fresh
+ * `sockit serve --files root`: removes `stale` (the destination) first, measures both sides and
+ * checks the CLI's hash.
+ */
+async function sockitTransfer(
+  root: string,
+  stale: string,
+  sha: string,
+  cliArgs: (address: string) => string[],
+): Promise<Run> {
   const server = await startSockitServe({ extraArgs: ['--files', root] });
   try {
-    await rm(target, { force: true });
+    await rm(stale, { force: true });
     const serverCpuBefore = cpuTimeMs(server.pid);
     const run = await timed(
       process.execPath,
-      [REPORT_RSS, SOCKIT_CLI, 'get', '--json', `tcp://127.0.0.1:${server.port}`, name, target],
+      [REPORT_RSS, SOCKIT_CLI, ...cliArgs(`tcp://127.0.0.1:${server.port}`)],
       {
         env: { SOCKIT_TOKEN: server.token },
       },
@@ -342,7 +349,6 @@ async function sockitGet(root: string, name: string, target: string, sha: string
     };
   } finally {
     await server.stop();
-    await rm(target, { force: true });
   }
 }
 
@@ -576,25 +582,6 @@ function recordPeer(context: BenchContext, name: string, subject: string, run: R
     unit: 'MB/s',
     extra: { seconds: round(run.seconds, 2) },
   });
-}
-
-/** Random bytes from 4 MiB blocks of `randomFill` (no period, nothing compressible). */
-async function writeRandomFile(path: string, size: number): Promise<string> {
-  const hash = createHash('sha256');
-  const handle = await open(path, 'w');
-  try {
-    const block = Buffer.allocUnsafe(4 * MiB);
-    for (let written = 0; written < size; ) {
-      const part = block.subarray(0, Math.min(block.length, size - written));
-      randomFillSync(part);
-      hash.update(part);
-      await handle.write(part, 0, part.length, written);
-      written += part.length;
-    }
-  } finally {
-    await handle.close();
-  }
-  return hash.digest('hex');
 }
 
 /** Text the seed can carry: lines well under its 1024-byte recv, none of them `quit`. */

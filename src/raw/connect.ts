@@ -3,10 +3,10 @@ import { type Address, formatAddress, formatHostPort } from '../transport/addres
 import { type DialOptions, dialStream, type TlsTrust } from '../transport/dial.js';
 import { bridgeToProcess, describeExec, type ExecSpec } from './exec-bridge.js';
 import { inputStream } from './lines.js';
-import { relay } from './relay.js';
 import { scanPorts } from './scan.js';
 import { SessionLog, sessionTaps } from './session-log.js';
-import { isInteractive, standardInput, standardOutputFd } from './stdio.js';
+import { standardInput } from './stdio.js';
+import { relayStdio } from './stdio-relay.js';
 import { udpSession } from './udp-connect.js';
 
 export interface ConnectRawOptions {
@@ -70,17 +70,7 @@ export async function runConnect(options: ConnectRawOptions): Promise<SockitErro
       const result = await bridgeToProcess(socket, options.exec, taps);
       return result.error;
     }
-    const input = options.recvOnly ? undefined : standardInput();
-    const result = await relay({
-      socket,
-      input,
-      output: options.sendOnly ? undefined : process.stdout,
-      outputFd: standardOutputFd(),
-      shutdown: options.shutdown ?? true,
-      stopOnPeerEof: isInteractive(input),
-      idleTimeoutMs: options.idleTimeoutMs,
-      taps,
-    });
+    const result = await relayStdio(socket, options, taps);
     notice?.(`closed: sent ${result.sent} bytes, received ${result.received} bytes`);
     return result.error;
   } finally {

@@ -9,10 +9,10 @@ import { rawEchoHandler } from './echo.js';
 import { bridgeToProcess, describeExec, type ExecSpec } from './exec-bridge.js';
 import { createLineChat } from './line-chat.js';
 import { inputStream } from './lines.js';
-import { relay } from './relay.js';
 import { SessionLog, sessionTaps, type TapOptions } from './session-log.js';
 import { SharedInput } from './shared-input.js';
-import { isInteractive, standardInput, standardOutputFd } from './stdio.js';
+import { standardInput } from './stdio.js';
+import { relayStdio } from './stdio-relay.js';
 import { serveUdp } from './udp-listen.js';
 
 /** What a listener does with each client. */
@@ -177,17 +177,7 @@ function singleRelayHandler(
 ): RawHandler {
   return {
     async handle(connection) {
-      const input = options.recvOnly ? undefined : standardInput();
-      const result = await relay({
-        socket: connection.socket,
-        input,
-        output: options.sendOnly ? undefined : process.stdout,
-        outputFd: standardOutputFd(),
-        shutdown: options.shutdown ?? true,
-        stopOnPeerEof: isInteractive(input),
-        idleTimeoutMs: options.idleTimeoutMs,
-        taps: sessionTaps(tapOptions),
-      });
+      const result = await relayStdio(connection.socket, options, sessionTaps(tapOptions));
       notice?.(`${connection.peer} done: received ${result.received} bytes, sent ${result.sent} bytes`);
       sessionDone(result.error);
     },

@@ -1,14 +1,17 @@
 /** Shared setup of the files tests: a served root in a temp dir, clients, random files. */
-import { createHash, randomFillSync } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { type Client, connect } from '../../src/client/client.js';
 import type { ServeOptions, Server } from '../../src/server/server.js';
 import type { Service } from '../../src/server/service.js';
 import { type FilesOptions, filesService } from '../../src/services/files/index.js';
 import { startServer, TEST_TOKEN } from '../helpers.js';
+
+export { writeRandomFile } from '../../bench/lib/random-file.js';
 
 export interface FilesFixture {
   server: Server;
@@ -67,23 +70,26 @@ export async function startFiles(
   };
 }
 
-/** Writes `size` random bytes to `path` in 4 MiB blocks; returns their SHA-256. */
-export async function writeRandomFile(path: string, size: number): Promise<string> {
-  const hash = createHash('sha256');
-  const handle = await open(path, 'w');
-  try {
-    const block = Buffer.allocUnsafe(Math.min(size, 4 * 1024 * 1024));
-    for (let written = 0; written < size; ) {
-      const part = block.subarray(0, Math.min(block.length, size - written));
-      randomFillSync(part);
-      hash.update(part);
-      await handle.write(part, 0, part.length, written);
-      written += part.length;
-    }
-  } finally {
-    await handle.close();
-  }
-  return hash.digest('hex');
+/** The files server and authenticated client a suite's tests share (set once its `before` hook ran). */
+export interface FilesSuite {
+  files: FilesFixture;
+  client: Client;
+}
+
+/**
+ * Call inside a `describe`: starts a files server on a fresh temp root and one client before the
+ * suite's tests, and stops them after. Read the fields inside tests, not at describe time.
+ */
+export function filesAndClientPerSuite(): FilesSuite {
+  const suite = {} as FilesSuite;
+  before(async () => {
+    suite.files = await startFiles();
+    suite.client = await suite.files.connect();
+  });
+  after(async () => {
+    await suite.files.stop();
+  });
+  return suite;
 }
 
 /** SHA-256 of a file, streamed. */

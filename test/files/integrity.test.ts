@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Client } from '../../src/client/client.js';
 import { connect } from '../../src/client/client.js';
 import { SockitError } from '../../src/errors.js';
 import type { FrameHeader } from '../../src/protocol/frame.js';
 import type { Service } from '../../src/server/service.js';
 import { startServer, TEST_TOKEN, tempDir } from '../helpers.js';
-import { type FilesFixture, startFiles, treeOf } from './fixtures.js';
+import { filesAndClientPerSuite, treeOf } from './fixtures.js';
 
 function isCode(code: string) {
   return (error: unknown) => error instanceof SockitError && error.code === code;
@@ -29,19 +29,10 @@ async function openPut(client: Client, header: Record<string, unknown>) {
 }
 
 describe('integrity of uploads', () => {
-  let files: FilesFixture;
-  let client: Client;
-
-  before(async () => {
-    files = await startFiles();
-    client = await files.connect();
-  });
-
-  after(async () => {
-    await files.stop();
-  });
+  const suite = filesAndClientPerSuite();
 
   test('a flipped byte is INTEGRITY and nothing is published, not even a partial', async () => {
+    const { files, client } = suite;
     const data = randomBytes(1024 * 1024);
     const { request, ready } = await openPut(client, { path: 'flip.bin', fileSize: data.length });
     assert.equal(ready.offset, 0);
@@ -56,6 +47,7 @@ describe('integrity of uploads', () => {
   });
 
   test('more bytes than announced is INTEGRITY; nothing published', async () => {
+    const { files, client } = suite;
     const { request } = await openPut(client, { path: 'long.bin', fileSize: 10 });
     request.send({ type: 'data' }, Buffer.alloc(11));
     request.send({ type: 'put-end', sha256: sha256(Buffer.alloc(11)) });
@@ -64,6 +56,7 @@ describe('integrity of uploads', () => {
   });
 
   test('fewer bytes than announced is INTEGRITY; nothing published', async () => {
+    const { files, client } = suite;
     const { request } = await openPut(client, { path: 'short.bin', fileSize: 10 });
     request.send({ type: 'data' }, Buffer.alloc(5));
     request.send({ type: 'put-end', sha256: sha256(Buffer.alloc(5)) });
@@ -72,6 +65,7 @@ describe('integrity of uploads', () => {
   });
 
   test('malformed puts are BAD_REQUEST and the connection stays usable', async () => {
+    const { files, client } = suite;
     await assert.rejects(client.call({ type: 'put', path: 'x' }), isCode('BAD_REQUEST'));
     await assert.rejects(client.call({ type: 'put', path: 'x', fileSize: -1 }), isCode('BAD_REQUEST'));
     await assert.rejects(client.call({ type: 'put', path: 'x', fileSize: 1.5 }), isCode('BAD_REQUEST'));

@@ -1,30 +1,20 @@
 import assert from 'node:assert/strict';
 import { chmod, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import type { Client } from '../../src/client/client.js';
+import { describe, test } from 'node:test';
 import { SockitError } from '../../src/errors.js';
 import { EMPTY_SHA256 } from '../../src/services/files/wire.js';
-import { type FilesFixture, sha256File, startFiles, treeOf, writeRandomFile } from './fixtures.js';
+import { filesAndClientPerSuite, sha256File, startFiles, treeOf, writeRandomFile } from './fixtures.js';
 
 function isCode(code: string) {
   return (error: unknown) => error instanceof SockitError && error.code === code;
 }
 
 describe('put and get', () => {
-  let files: FilesFixture;
-  let client: Client;
-
-  before(async () => {
-    files = await startFiles();
-    client = await files.connect();
-  });
-
-  after(async () => {
-    await files.stop();
-  });
+  const suite = filesAndClientPerSuite();
 
   test('a file round-trips byte for byte, with SHA-256 on both sides', async () => {
+    const { files, client } = suite;
     const source = join(files.local, 'a.bin');
     const sha = await writeRandomFile(source, 3 * 1024 * 1024 + 17);
     const put = await client.put(source, 'dir/sub/a.bin');
@@ -41,6 +31,7 @@ describe('put and get', () => {
   });
 
   test('a 0-byte file', async () => {
+    const { files, client } = suite;
     const empty = join(files.local, 'empty');
     await writeFile(empty, '');
     const put = await client.put(empty, 'empty');
@@ -52,6 +43,7 @@ describe('put and get', () => {
   });
 
   test('names with spaces and Unicode', async () => {
+    const { files, client } = suite;
     const names = ['with space.txt', 'ünïcödé 文件 🚀.txt', 'dir with space/naïve café.md'];
     for (const [index, name] of names.entries()) {
       const source = join(files.local, `source-${index}`);
@@ -71,6 +63,7 @@ describe('put and get', () => {
   });
 
   test('mode and mtime are kept both ways', async () => {
+    const { files, client } = suite;
     const source = join(files.local, 'script.sh');
     await writeFile(source, '#!/bin/sh\necho hi\n');
     await chmod(source, 0o750);
@@ -91,6 +84,7 @@ describe('put and get', () => {
   });
 
   test('an existing target is CONFLICT without overwrite, replaced with it; both ways', async () => {
+    const { files, client } = suite;
     const one = join(files.local, 'one.txt');
     const two = join(files.local, 'two.txt');
     await writeFile(one, 'one\n');
@@ -108,6 +102,7 @@ describe('put and get', () => {
   });
 
   test('list, stat (with SHA-256) and delete', async () => {
+    const { files, client } = suite;
     const source = join(files.local, 'listed.bin');
     const sha = await writeRandomFile(source, 100_000);
     await client.put(source, 'tree/x/listed.bin');
@@ -147,6 +142,7 @@ describe('put and get', () => {
   });
 
   test('concurrent puts of different files on one connection and on several', async () => {
+    const { files, client } = suite;
     const sources = await Promise.all(
       Array.from({ length: 6 }, async (_, index) => {
         const path = join(files.local, `parallel-${index}.bin`);
@@ -165,6 +161,7 @@ describe('put and get', () => {
   });
 
   test('a put racing a put to the same name leaves one whole file, never a mix', async () => {
+    const { files, client } = suite;
     const first = join(files.local, 'race-1.bin');
     const second = join(files.local, 'race-2.bin');
     const shas = [

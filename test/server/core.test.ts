@@ -6,10 +6,12 @@ import { SockitError } from '../../src/errors.js';
 import { computeProof } from '../../src/protocol/auth.js';
 import { FrameDecoder } from '../../src/protocol/decoder.js';
 import { encodeFrameToBuffer, type Frame, type FrameHeader } from '../../src/protocol/frame.js';
-import { type Server, serve } from '../../src/server/server.js';
+import { type ServeOptions, type Server, serve } from '../../src/server/server.js';
 import type { Service } from '../../src/server/service.js';
 import { echoService } from '../../src/services/echo.js';
 import { TEST_TOKEN, tempDir } from '../helpers.js';
+
+type TempDir = Awaited<ReturnType<typeof tempDir>>;
 
 /** A protected service for auth tests: answers `secret` with a fixed value. */
 const secretService: Service = {
@@ -40,6 +42,27 @@ function holdService() {
       for (const release of waiting.splice(0)) release();
     },
   };
+}
+
+/** `serve` on TCP loopback, port 0. */
+function serveOnLoopback(options: Partial<ServeOptions>): Promise<Server> {
+  return serve({ listen: 'tcp://127.0.0.1:0', ...options });
+}
+
+/** A server on TCP loopback with the test token and a fresh state dir, which the test closes and removes. */
+async function serveWithState(
+  options: Partial<ServeOptions> = {},
+): Promise<{ server: Server; state: TempDir }> {
+  const state = await tempDir();
+  const server = await serveOnLoopback({ token: TEST_TOKEN, stateDir: state.path, ...options });
+  return { server, state };
+}
+
+/** Watches `client` from now on; resolves once the server closed it for idling (TIMEOUT). */
+async function closedForIdling(client: Client): Promise<void> {
+  const reason = await new Promise<SockitError>((resolve) => client.once('close', resolve));
+  assert.equal(reason.code, 'TIMEOUT');
+  assert.match(reason.message, /idle/);
 }
 
 /** Speaks raw frames to a server: for the tests that must send what a good client never would. */
@@ -119,7 +142,7 @@ describe('the same suite over every transport', () => {
   for (const listen of transports) {
     describe(listen, () => {
       let server: Server;
-      let state: Awaited<ReturnType<typeof tempDir>>;
+      let state: TempDir;
       let client: Client;
       before(async () => {
         state = await tempDir();
@@ -169,15 +192,9 @@ describe('the same suite over every transport', () => {
 
 describe('authentication', () => {
   let server: Server;
-  let state: Awaited<ReturnType<typeof tempDir>>;
+  let state: TempDir;
   before(async () => {
-    state = await tempDir();
-    server = await serve({
-      listen: 'tcp://127.0.0.1:0',
-      token: TEST_TOKEN,
-      stateDir: state.path,
-      services: [echoService(), secretService],
-    });
+    ({ server, state } = await serveWithState({ services: [echoService(), secretService] }));
   });
   after(async () => {
     await server.close(1000);
@@ -226,12 +243,11 @@ describe('authentication', () => {
   test('a server without a token option creates one with mode 0600 and reuses it', async () => {
     const dir = await tempDir();
     const { statSync } = await import('node:fs');
-    const first = await serve({ listen: 'tcp://127.0.0.1:0', stateDir: dir.path });
+    const first = await serveOnLoopback({ stateDir: dir.path });
     assert.equal(first.tokenCreated, true);
     assert.equal(statSync(first.tokenFile!).mode & 0o777, 0o600);
     await first.close(100);
-    const second = await serve({
-      listen: 'tcp://127.0.0.1:0',
+    const second = await serveOnLoopback({
       stateDir: dir.path,
       services: [secretService],
     });
@@ -245,8 +261,7 @@ describe('authentication', () => {
   });
 
   test('insecureNoAuth serves everything and says auth none', async () => {
-    const open = await serve({
-      listen: 'tcp://127.0.0.1:0',
+    const open = await serveOnLoopback({
       insecureNoAuth: true,
       services: [secretService],
     });
@@ -260,10 +275,9 @@ describe('authentication', () => {
 
 describe('protocol errors never crash the server', () => {
   let server: Server;
-  let state: Awaited<ReturnType<typeof tempDir>>;
+  let state: TempDir;
   before(async () => {
-    state = await tempDir();
-    server = await serve({ listen: 'tcp://127.0.0.1:0', token: TEST_TOKEN, stateDir: state.path });
+    ({ server, state } = await serveWithState());
   });
   after(async () => {
     await server.close(1000);
@@ -310,8 +324,7 @@ describe('protocol errors never crash the server', () => {
   });
 
   test('a body over the limit is TOO_LARGE before it is sent', async () => {
-    const small = await serve({
-      listen: 'tcp://127.0.0.1:0',
+    const small = await serveOnLoopback({
       token: TEST_TOKEN,
       limits: { maxBodyBytes: 1000 },
     });
@@ -357,13 +370,7 @@ describe('protocol errors never crash the server', () => {
 
 describe('limits', () => {
   test('an excess client gets BUSY, not a hang', async () => {
-    const state = await tempDir();
-    const server = await serve({
-      listen: 'tcp://127.0.0.1:0',
-      token: TEST_TOKEN,
-      stateDir: state.path,
-      limits: { maxConnections: 2 },
-    });
+    const { server, state } = await serveWithState({ limits: { maxConnections: 2 } });
     const clients = [
       await connect(server.address, { token: TEST_TOKEN, stateDir: state.path }),
       await connect(server.address, { token: TEST_TOKEN, stateDir: state.path }),
@@ -384,11 +391,7 @@ describe('limits', () => {
 
   test('past maxOpenRequests the server answers BUSY for that id only', async () => {
     const hold = holdService();
-    const state = await tempDir();
-    const server = await serve({
-      listen: 'tcp://127.0.0.1:0',
-      token: TEST_TOKEN,
-      stateDir: state.path,
+    const { server, state } = await serveWithState({
       services: [echoService(), hold.service],
       limits: { maxOpenRequests: 3 },
     });
@@ -405,41 +408,28 @@ describe('limits', () => {
   });
 
   test('an idle connection is closed with TIMEOUT', async () => {
-    const state = await tempDir();
-    const server = await serve({
-      listen: 'tcp://127.0.0.1:0',
-      token: TEST_TOKEN,
-      stateDir: state.path,
-      limits: { idleTimeoutMs: 30 },
-    });
+    const { server, state } = await serveWithState({ limits: { idleTimeoutMs: 30 } });
     const client = await connect(server.address, { token: TEST_TOKEN, stateDir: state.path });
-    const closed = new Promise<SockitError>((resolve) => client.once('close', resolve));
-    const reason = await closed;
-    assert.equal(reason.code, 'TIMEOUT');
-    assert.match(reason.message, /idle/);
+    await closedForIdling(client);
     await server.close(100);
     await state.cleanup();
   });
 
   test('a client using open services without a token is under the idle timer, not the handshake one', async () => {
-    const server = await serve({
-      listen: 'tcp://127.0.0.1:0',
+    const server = await serveOnLoopback({
       token: TEST_TOKEN,
       limits: { handshakeTimeoutMs: 60_000, idleTimeoutMs: 30 },
     });
     const client = await connect(server.address, { env: {} });
     assert.equal(client.authenticated, false);
-    const closed = new Promise<SockitError>((resolve) => client.once('close', resolve));
+    const closed = closedForIdling(client);
     assert.equal((await client.echo('anonymous')).toString(), 'anonymous');
-    const reason = await closed;
-    assert.equal(reason.code, 'TIMEOUT');
-    assert.match(reason.message, /idle/);
+    await closed;
     await server.close(100);
   });
 
   test('a client that never says hello is dropped at the handshake timeout', async () => {
-    const server = await serve({
-      listen: 'tcp://127.0.0.1:0',
+    const server = await serveOnLoopback({
       token: TEST_TOKEN,
       limits: { handshakeTimeoutMs: 30 },
     });
@@ -451,12 +441,9 @@ describe('limits', () => {
   });
 
   test('invalid limits are refused with a message naming them', async () => {
+    await assert.rejects(serveOnLoopback({ token: 'x', limits: { maxConnections: -1 } }), /maxConnections/);
     await assert.rejects(
-      serve({ listen: 'tcp://127.0.0.1:0', token: 'x', limits: { maxConnections: -1 } }),
-      /maxConnections/,
-    );
-    await assert.rejects(
-      serve({ listen: 'tcp://127.0.0.1:0', token: 'x', limits: { maxHeaderBytes: 70000 } }),
+      serveOnLoopback({ token: 'x', limits: { maxHeaderBytes: 70000 } }),
       /maxHeaderBytes/,
     );
   });
@@ -465,13 +452,7 @@ describe('limits', () => {
 describe('graceful shutdown', () => {
   test('open requests finish, idle connections close, then the server is closed', async () => {
     const hold = holdService();
-    const state = await tempDir();
-    const server = await serve({
-      listen: 'tcp://127.0.0.1:0',
-      token: TEST_TOKEN,
-      stateDir: state.path,
-      services: [echoService(), hold.service],
-    });
+    const { server, state } = await serveWithState({ services: [echoService(), hold.service] });
     const busy = await connect(server.address, { token: TEST_TOKEN, stateDir: state.path });
     const idle = await connect(server.address, { token: TEST_TOKEN, stateDir: state.path });
     const idleClosed = new Promise<SockitError>((resolve) => idle.once('close', resolve));
@@ -492,7 +473,7 @@ describe('graceful shutdown', () => {
 
   test('at the deadline remaining requests are aborted and connections force-closed', async () => {
     const hold = holdService();
-    const server = await serve({ listen: 'tcp://127.0.0.1:0', token: TEST_TOKEN, services: [hold.service] });
+    const server = await serveOnLoopback({ token: TEST_TOKEN, services: [hold.service] });
     const client = await connect(server.address, { token: TEST_TOKEN });
     const answer = client.call({ type: 'hold' }, undefined, { timeoutMs: 0 });
     await new Promise<void>((resolve) => {
@@ -533,7 +514,7 @@ describe('backpressure', () => {
         },
       },
     };
-    const server = await serve({ listen: 'tcp://127.0.0.1:0', token: TEST_TOKEN, services: [sink] });
+    const server = await serveOnLoopback({ token: TEST_TOKEN, services: [sink] });
     const client = await connect(server.address, { token: TEST_TOKEN });
     const request = client.open({ type: 'sink' }, undefined, { final: (h) => h.type === 'sunk' });
     const chunk = Buffer.alloc(1024 * 1024);
@@ -559,8 +540,7 @@ describe('backpressure', () => {
 
 describe('many clients', () => {
   test('2000 concurrent authenticated clients are each served', async () => {
-    const server = await serve({
-      listen: 'tcp://127.0.0.1:0',
+    const server = await serveOnLoopback({
       token: TEST_TOKEN,
       services: [echoService({ transform: 'upper' })],
     });
@@ -576,7 +556,7 @@ describe('many clients', () => {
       }
       assert.equal(server.connectionCount, 2000);
       const answers = await Promise.all(clients.map((client, i) => client.echo(`client-${i}`)));
-      answers.forEach((answer, i) => assert.equal(answer.toString(), `CLIENT-${i}`));
+      for (const [i, answer] of answers.entries()) assert.equal(answer.toString(), `CLIENT-${i}`);
     } finally {
       await Promise.all(clients.map((client) => client.close()));
       await server.close(1000);

@@ -5,6 +5,7 @@ import { execSpecFrom, parseRawAddress } from '../../raw/options.js';
 import { defaultStateDir } from '../../state.js';
 import type { TlsTrust } from '../../transport/dial.js';
 import { action, EXIT, exitCodeFor, reportError } from '../common.js';
+import { halfCloseHelp } from '../raw-help.js';
 
 interface ConnectCliOptions {
   udp?: boolean;
@@ -55,9 +56,7 @@ export function registerConnect(program: Command): void {
     .addHelpText(
       'after',
       `
-Half-close: stdin EOF shuts down our write side and we keep reading until the server ends its
-side, then exit 0. If the server ends first, we keep sending stdin until its EOF, except from a
-terminal, where the server's EOF ends the session at once.
+${halfCloseHelp('server')}
 Exit codes: 0 done, 1 failure, 2 usage, 3 refused/reset, 4 timeout, 6 TLS. With -z: 0 if any port is open, 1 if none.`,
     )
     .action(

@@ -3,6 +3,7 @@ import { SockitError } from '../../errors.js';
 import type { ListenMode } from '../../raw/listen.js';
 import { collect, execSpecFrom, parseRawAddress, untilSignal } from '../../raw/options.js';
 import { action, exitCodeFor, parseIntOption, reportError } from '../common.js';
+import { halfCloseHelp } from '../raw-help.js';
 
 interface ListenCliOptions {
   udp?: boolean;
@@ -64,9 +65,7 @@ export function registerListen(program: Command): void {
     .addHelpText(
       'after',
       `
-Half-close: stdin EOF shuts down our write side and we keep reading until the client ends its
-side, then exit 0. If the client ends first, we keep sending stdin until its EOF, except from a
-terminal, where the client's EOF ends the session at once. With --keep-open, stdin goes to
+${halfCloseHelp('client')} With --keep-open, stdin goes to
 every client and a client's EOF ends its session. Echo, broker and chat always keep open.`,
     )
     .action(
