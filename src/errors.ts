@@ -54,10 +54,6 @@ export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.hasOwn(ERROR_CATALOGUE, value);
 }
 
-export function isWireErrorCode(value: unknown): value is WireErrorCode {
-  return isErrorCode(value) && ERROR_CATALOGUE[value].wire;
-}
-
 /** Every sockit failure: a stable `code`, a message that says what to do, and the `cause`. */
 export class SockitError extends Error {
   readonly code: ErrorCode;

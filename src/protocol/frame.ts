@@ -74,13 +74,19 @@ export function encodeFrameToBuffer(header: FrameHeader, body?: Uint8Array): Buf
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
+/** Error messages are cut to this many characters. */
+export const MAX_ERROR_MESSAGE = 1024;
+
 /** The `error` frame of PROTOCOL section 3; without `id` it is a connection error. */
 export function errorHeader(
   code: string,
-  message: string,
+  text: string,
   id?: number,
   extra?: Record<string, unknown>,
 ): FrameHeader {
+  // Messages often quote what the peer sent (a path, a room, a version); a peer must not be able
+  // to make the answer longer than a header may be.
+  const message = text.length > MAX_ERROR_MESSAGE ? `${text.slice(0, MAX_ERROR_MESSAGE)}…` : text;
   return id === undefined
     ? { type: 'error', code, message, ...extra }
     : { type: 'error', id, code, message, ...extra };

@@ -66,6 +66,7 @@ export class ServerConnection implements RequestOwner {
         maxHeaderBytes: options.limits.maxHeaderBytes,
         maxBodyBytes: options.limits.maxBodyBytes,
         detectTextClient: true,
+        stopReadingWhileWriteBlocked: true,
       },
     );
     const connection = this;
@@ -121,6 +122,17 @@ export class ServerConnection implements RequestOwner {
   }
 
   reportFailure(request: ServerRequest, error: unknown): void {
+    try {
+      this.#reportFailure(request, error);
+    } catch (reportError) {
+      // Reached from promise handlers: a throw here would be an unhandled rejection that ends the
+      // process. Lose this connection, never the server.
+      this.#log.error('could not report a request failure', { error: String(reportError) });
+      this.destroy(new SockitError('INTERNAL', 'failure while reporting a failure'));
+    }
+  }
+
+  #reportFailure(request: ServerRequest, error: unknown): void {
     if (error instanceof SockitError && error.code !== 'INTERNAL' && isErrorCode(error.code)) {
       request.fail(error.code, error.message);
       return;

@@ -3,6 +3,11 @@ import { SockitError } from '../errors.js';
 import { type DecoderOptions, FrameDecoder, FrameError } from '../protocol/decoder.js';
 import { encodeFrame, errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 
+export interface FramedSocketOptions extends DecoderOptions {
+  /** Decode nothing more while our own writes wait for `drain` (servers: answers nobody reads). */
+  stopReadingWhileWriteBlocked?: boolean;
+}
+
 /** What a FramedSocket reports to its owner (the server connection or the client). */
 export interface FramedSocketEvents {
   /**
@@ -32,11 +37,13 @@ export class FramedSocket {
   #batchBytes = 0;
   #closed = false;
   #ending = false;
+  readonly #stopReadingWhileWriteBlocked: boolean;
   #closeError: Error | undefined;
   #drain: Promise<void> | undefined;
 
-  constructor(socket: Socket, events: FramedSocketEvents, options: DecoderOptions = {}) {
+  constructor(socket: Socket, events: FramedSocketEvents, options: FramedSocketOptions = {}) {
     this.socket = socket;
+    this.#stopReadingWhileWriteBlocked = options.stopReadingWhileWriteBlocked ?? false;
     this.#events = events;
     this.#decoder = new FrameDecoder(options);
     socket.setNoDelay(true);
@@ -157,6 +164,13 @@ export class FramedSocket {
 
   #pump(): void {
     while (!this.#blocked && !this.#closed) {
+      // Outgoing backpressure (server side): a peer that sends requests but does not read the
+      // answers stops being read too, instead of growing the write buffer without bound. Only
+      // one side may do this, or two peers writing at once could each wait for the other to read.
+      if (this.#stopReadingWhileWriteBlocked && this.socket.writableNeedDrain) {
+        this.#waitFor(this.drained());
+        return;
+      }
       let frame: Frame | undefined;
       try {
         frame = this.#decoder.next();
@@ -167,7 +181,14 @@ export class FramedSocket {
         return;
       }
       if (frame === undefined) return;
-      const pending = this.#events.onFrame(frame);
+      let pending: void | Promise<void>;
+      try {
+        pending = this.#events.onFrame(frame);
+      } catch (error) {
+        // The owner handles its own failures; anything that escapes ends this connection only.
+        this.destroy(error instanceof Error ? error : new Error(String(error)));
+        return;
+      }
       if (pending !== undefined) this.#waitFor(pending);
     }
   }

@@ -361,6 +361,49 @@ describe('protocol errors never crash the server', () => {
     await peer.closed;
   });
 
+  test('an error that quotes a huge field is cut short instead of crashing the server', async () => {
+    const peer = await RawPeer.open(server.address);
+    peer.send({ type: 'hello', version: 'v'.repeat(65_000) });
+    const error = (await peer.next())!;
+    assert.equal(error.header.code, 'UNSUPPORTED');
+    assert.ok(String(error.header.message).length <= 1025);
+    await peer.closed;
+  });
+
+  test('a peer that floods requests without reading the answers stops being read', async () => {
+    let handled = 0;
+    const counting: Service = {
+      name: 'count',
+      requests: {
+        big(request) {
+          handled++;
+          request.reply({ type: 'big' }, request.body);
+        },
+      },
+    };
+    const flooded = await serve({ listen: 'tcp://127.0.0.1:0', token: TEST_TOKEN, services: [counting] });
+    const peer = await RawPeer.open(flooded.address);
+    await peer.handshake();
+    peer.socket.pause(); // read nothing from now on
+    const total = 64;
+    const body = Buffer.alloc(1024 * 1024);
+    for (let id = 1; id <= total; id++) peer.socket.write(encodeFrameToBuffer({ type: 'big', id }, body));
+    // Wait until the server settles: nothing more handled over several checks.
+    let last = -1;
+    for (let still = 0; still < 5; ) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      still = handled === last ? still + 1 : 0;
+      last = handled;
+    }
+    // Answers nobody reads hold the server back after a few MiB, not after all 64.
+    assert.ok(
+      handled < total / 2,
+      `the server handled ${handled} of ${total} requests nobody read answers to`,
+    );
+    peer.socket.destroy();
+    await flooded.close(100);
+  });
+
   test('the server still serves after all of that', async () => {
     const client = await connect(server.address, { token: TEST_TOKEN, stateDir: state.path });
     assert.equal((await client.echo('alive')).toString(), 'alive');

@@ -47,14 +47,27 @@ export async function handlePut(request: ServerRequest, context: FilesContext): 
     );
   }
   const name = put.names.at(-1)!;
-  const dir = await context.jail.openDir(put.names.slice(0, -1), { create: true });
-  // Our own abort: the client's cancel or disconnect, or a resumed upload taking over.
+  // Our own abort: the client's cancel or disconnect, or a resumed upload taking over. Set up
+  // before the first await, so a disconnect or an early data frame during it is not missed.
   const stop = new AbortController();
   const onRequestAbort = (): void => stop.abort(request.signal.reason);
-  request.signal.addEventListener('abort', onRequestAbort, { once: true });
+  if (request.signal.aborted) onRequestAbort();
+  else request.signal.addEventListener('abort', onRequestAbort, { once: true });
   request.onFrame = () => {
     stop.abort(new SockitError('BAD_REQUEST', 'send "data" frames only after "put-ready"'));
   };
+  let dir: Awaited<ReturnType<typeof context.jail.openDir>>;
+  try {
+    dir = await context.jail.openDir(put.names.slice(0, -1), { create: true });
+  } catch (error) {
+    request.signal.removeEventListener('abort', onRequestAbort);
+    throw error;
+  }
+  if (stop.signal.aborted) {
+    request.signal.removeEventListener('abort', onRequestAbort);
+    await dir.close();
+    throw stop.signal.reason;
+  }
   let lock: UploadLock | undefined;
   let partial: FileHandle | undefined;
   let partialPath: string | undefined;
