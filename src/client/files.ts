@@ -12,14 +12,14 @@ import { constants } from 'node:fs';
 import { type FileHandle, link, lstat, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { SockitError } from '../errors.js';
+import { FILES_FRAMES, type FileEntry, isSha256Hex, partialDownloadName } from '../protocol/files.js';
 import type { Frame, FrameHeader } from '../protocol/frame.js';
-import { hashRange, readChunks } from '../services/files/file-reader.js';
-import { SequentialWriter } from '../services/files/file-writer.js';
-import { FILES_FRAMES, type FileEntry, isSha256Hex, partialDownloadName } from '../services/files/wire.js';
+import { hashRange, readChunks } from '../storage/file-reader.js';
+import { SequentialWriter } from '../storage/file-writer.js';
 import type { Client } from './client.js';
 import type { ClientRequest } from './request.js';
 
-export type { FileEntry } from '../services/files/wire.js';
+export type { FileEntry } from '../protocol/files.js';
 
 /** Where a transfer stands; reported after every chunk. */
 export interface TransferProgress {

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
+import { type EchoTransform, upperAscii } from '../protocol/transform.js';
 import type { RawHandler } from '../server/raw-server.js';
-import { type EchoTransform, upperAscii } from '../services/echo.js';
 import type { Taps } from './session-log.js';
 
 /** Words that end a client's session, as in the tutorials' echo servers. */

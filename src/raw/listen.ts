@@ -1,6 +1,6 @@
 import { SockitError } from '../errors.js';
+import type { EchoTransform } from '../protocol/transform.js';
 import { type RawConnection, type RawHandler, type RawServer, serveRaw } from '../server/raw-server.js';
-import type { EchoTransform } from '../services/echo.js';
 import { type Address, formatAddress, isLoopback } from '../transport/address.js';
 import type { TlsServerCredentials } from '../transport/listen.js';
 import { createBroker } from './broker.js';

@@ -1,5 +1,5 @@
 import type { Writable } from 'node:stream';
-import { type EchoTransform, upperAscii } from '../services/echo.js';
+import { type EchoTransform, upperAscii } from '../protocol/transform.js';
 import type { Address } from '../transport/address.js';
 import { type DatagramPeer, listenUdp, MAX_DATAGRAM_BYTES, type UdpListener } from '../transport/udp.js';
 import type { AccessList } from './cidr.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Client } from '../../src/client/client.js';
 import { SockitError } from '../../src/errors.js';
-import { partialUploadName } from '../../src/services/files/wire.js';
+import { partialUploadName } from '../../src/protocol/files.js';
 import { type FilesFixture, startFiles, treeOf, writeRandomFile } from './fixtures.js';
 
 const SECRET = 'outside the root: never read, never written\n';

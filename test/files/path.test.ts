@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { SockitError } from '../../src/errors.js';
+import { partialDownloadName, partialUploadName } from '../../src/protocol/files.js';
 import { parseRemotePath } from '../../src/services/files/path.js';
-import { partialDownloadName, partialUploadName } from '../../src/services/files/wire.js';
 
 function refused(path: unknown, code = 'FORBIDDEN'): void {
   assert.throws(

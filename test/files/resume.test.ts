@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect } from '../../src/client/client.js';
 import { SockitError } from '../../src/errors.js';
+import { DATA_CHUNK_BYTES, partialDownloadName, partialUploadName } from '../../src/protocol/files.js';
 import type { Frame } from '../../src/protocol/frame.js';
 import type { ServerRequest } from '../../src/server/request.js';
 import type { Service } from '../../src/server/service.js';
-import { DATA_CHUNK_BYTES, partialDownloadName, partialUploadName } from '../../src/services/files/wire.js';
 import { CLI, runCli, TEST_TOKEN, tempDir, waitForLine } from '../helpers.js';
 import { type FilesFixture, sha256File, startFiles, treeOf, writeRandomFile } from './fixtures.js';
 

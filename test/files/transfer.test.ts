@@ -3,7 +3,7 @@ import { chmod, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { SockitError } from '../../src/errors.js';
-import { EMPTY_SHA256 } from '../../src/services/files/wire.js';
+import { EMPTY_SHA256 } from '../../src/protocol/files.js';
 import { filesAndClientPerSuite, sha256File, startFiles, treeOf, writeRandomFile } from './fixtures.js';
 
 function isCode(code: string) {

@@ -1,9 +1,9 @@
 import type { Stats } from 'node:fs';
 import { SockitError } from '../../errors.js';
+import type { FileEntry } from '../../protocol/files.js';
 import type { ServerRequest } from '../../server/request.js';
 import { Jail } from './jail.js';
 import { UploadLocks } from './upload-locks.js';
-import type { FileEntry } from './wire.js';
 
 /** Options of the files service (`sockit serve --files DIR …`). */
 export interface FilesOptions {

@@ -1,9 +1,9 @@
 import { lstat, rmdir, unlink } from 'node:fs/promises';
+import { FILES_FRAMES } from '../../protocol/files.js';
 import type { ServerRequest } from '../../server/request.js';
 import { type FilesContext, requireAuthenticated } from './context.js';
 import { fsFailure } from './fs-errors.js';
 import { parseRemotePath } from './path.js';
-import { FILES_FRAMES } from './wire.js';
 
 /**
  * `delete`: removes a file, an empty directory, or a symlink that stays inside the root (the

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { SockitError } from '../../errors.js';
+import { FILES_FRAMES } from '../../protocol/files.js';
 import type { ServerRequest } from '../../server/request.js';
+import { hashRange, readChunks } from '../../storage/file-reader.js';
 import { type FilesContext, optionalCount, requireAuthenticated } from './context.js';
-import { hashRange, readChunks } from './file-reader.js';
 import { fsFailure } from './fs-errors.js';
 import { parseRemotePath } from './path.js';
-import { FILES_FRAMES } from './wire.js';
 
 /**
  * `get`: `get-start` (size, mode, mtime), the bytes from `offset` in `data` frames, then

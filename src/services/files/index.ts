@@ -3,6 +3,8 @@
  * root directory, verified by SHA-256, resumable, and jailed. Each request type has its own
  * module; this one only wires them to the server core.
  */
+
+import { FILES_FRAMES } from '../../protocol/files.js';
 import type { ServerRequest } from '../../server/request.js';
 import type { Service } from '../../server/service.js';
 import { createFilesContext, type FilesContext, type FilesOptions } from './context.js';
@@ -11,9 +13,7 @@ import { fsFailure } from './fs-errors.js';
 import { handleGet } from './get.js';
 import { handleList, handleStat } from './list.js';
 import { handlePut } from './put.js';
-import { FILES_FRAMES } from './wire.js';
 
-export type { FilesOptions } from './context.js';
 export {
   DATA_CHUNK_BYTES,
   FILES_FRAMES,
@@ -21,7 +21,8 @@ export {
   partialDownloadName,
   partialUploadName,
   RESERVED_PREFIX,
-} from './wire.js';
+} from '../../protocol/files.js';
+export type { FilesOptions } from './context.js';
 
 /**
  * Creates the files service for `options.root`. Throws a TypeError at once when the root is

@@ -14,9 +14,9 @@ import { closeSync, constants, openSync, readlinkSync, realpathSync, type Stats,
 import { type FileHandle, lstat, mkdir, open, readlink, realpath, stat } from 'node:fs/promises';
 import { sep } from 'node:path';
 import { SockitError } from '../../errors.js';
+import { RESERVED_PREFIX } from '../../protocol/files.js';
 import { fsFailure } from './fs-errors.js';
 import { joinRemotePath } from './path.js';
-import { RESERVED_PREFIX } from './wire.js';
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = constants;
 const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;

@@ -2,12 +2,12 @@ import { createHash } from 'node:crypto';
 import type { Dirent } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { SockitError } from '../../errors.js';
+import { FILES_FRAMES, type FileEntry, RESERVED_PREFIX } from '../../protocol/files.js';
 import type { ServerRequest } from '../../server/request.js';
+import { hashRange } from '../../storage/file-reader.js';
 import { type FilesContext, requireAuthenticated, toEntry } from './context.js';
-import { hashRange } from './file-reader.js';
 import type { Jail } from './jail.js';
 import { joinRemotePath, parseRemotePath } from './path.js';
-import { FILES_FRAMES, type FileEntry, RESERVED_PREFIX } from './wire.js';
 
 /** Entries are sent in batches whose JSON stays well under the 64 KiB header ceiling. */
 const BATCH_JSON_BYTES = 48 * 1024;

@@ -3,7 +3,7 @@
  * FORBIDDEN error. Pure string work; `jail.ts` then resolves the names against the disk.
  */
 import { SockitError } from '../../errors.js';
-import { MAX_NAME_BYTES, MAX_PATH_BYTES, RESERVED_PREFIX } from './wire.js';
+import { MAX_NAME_BYTES, MAX_PATH_BYTES, RESERVED_PREFIX } from '../../protocol/files.js';
 
 /** Control characters (NUL included) have no business in a file name sent over the wire. */
 const CONTROL = /[\u0000-\u001f\u007f]/;

@@ -13,16 +13,16 @@ import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { type FileHandle, link, lstat, open, rename, statfs, unlink } from 'node:fs/promises';
 import { SockitError } from '../../errors.js';
+import { FILES_FRAMES, isSha256Hex, partialUploadName } from '../../protocol/files.js';
 import type { Frame, FrameHeader } from '../../protocol/frame.js';
 import type { ServerRequest } from '../../server/request.js';
+import { hashRange } from '../../storage/file-reader.js';
+import { SequentialWriter } from '../../storage/file-writer.js';
 import { type FilesContext, optionalCount, requireAuthenticated } from './context.js';
-import { hashRange } from './file-reader.js';
-import { SequentialWriter } from './file-writer.js';
 import { fsFailure } from './fs-errors.js';
 import type { JailedDir } from './jail.js';
 import { parseRemotePath } from './path.js';
 import type { UploadLock } from './upload-locks.js';
-import { FILES_FRAMES, isSha256Hex, partialUploadName } from './wire.js';
 
 const { O_RDWR, O_CREAT, O_TRUNC, O_NOFOLLOW, O_NONBLOCK } = constants;
 

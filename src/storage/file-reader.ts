@@ -1,7 +1,7 @@
 import type { Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { SockitError } from '../../errors.js';
-import { DATA_CHUNK_BYTES } from './wire.js';
+import { SockitError } from '../errors.js';
+import { DATA_CHUNK_BYTES } from '../protocol/files.js';
 
 /**
  * Reads `[start, end)` of a file as chunks of at most `chunkSize` bytes, one read ahead so the
