@@ -19,6 +19,9 @@ import { execService } from '../../src/services/exec/index.js';
 import { filesService } from '../../src/services/files/index.js';
 import { TEST_TOKEN, tempDir } from '../helpers.js';
 
+/** A watchdog, not a wait: a server that neither answers nor closes fails the test instead of hanging it. */
+const HANG_WATCHDOG_MS = 10_000;
+
 /** Sends `bytes` on a fresh connection and resolves once the server closed it or went quiet. */
 function poke(port: number, chunks: Buffer[], authenticate: boolean): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -50,7 +53,7 @@ function poke(port: number, chunks: Buffer[], authenticate: boolean): Promise<vo
     });
     socket.on('error', () => {}); // a reset is one of the allowed outcomes
     socket.on('close', () => resolve());
-    socket.setTimeout(10_000, () => {
+    socket.setTimeout(HANG_WATCHDOG_MS, () => {
       socket.destroy();
       reject(new Error('the server neither answered nor closed within 10 s'));
     });
