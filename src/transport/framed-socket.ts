@@ -23,16 +23,16 @@ export interface FramedSocketEvents {
 
 /**
  * A socket that carries frames: decodes what arrives, encodes what is sent, and joins the two
- * kinds of backpressure. Sends made in the same tick are corked and flushed together on a
- * microtask, so pipelined requests and their answers leave in few system calls.
+ * kinds of backpressure. Frames sent while one read is handled, or within one tick, are collected
+ * and written together (one write, or one writev), so pipelined requests and their answers leave
+ * in few system calls.
  */
 export class FramedSocket {
   readonly socket: Socket;
   readonly #decoder: FrameDecoder;
   readonly #events: FramedSocketEvents;
   #blocked = false;
-  #corked = false;
-  /** Frames encoded while a read is handled; written when its handlers return. */
+  /** Encoded frames not yet written: flushed when a read's handlers return, else on a microtask. */
   #batch: Buffer[] | undefined;
   #batchBytes = 0;
   #closed = false;
@@ -50,9 +50,8 @@ export class FramedSocket {
     socket.on('data', (chunk: Buffer) => {
       if (this.#ending) return; // after end(), the peer's bytes are read only to see its FIN
       this.#decoder.push(chunk);
-      // Replies produced while this chunk's frames are handled are collected and written together
-      // when the handlers return: one write for a ping-pong reply (no cork), one writev for many.
-      this.#batch = [];
+      // Replies to this chunk's frames leave together as soon as the handlers return.
+      this.#batch ??= [];
       this.#pump();
       this.#flushBatch();
     });
@@ -72,23 +71,15 @@ export class FramedSocket {
   /** Sends one frame. Returns false when the caller should wait for `drained()`. */
   send(header: FrameHeader, body?: Uint8Array): boolean {
     if (this.closed || !this.socket.writable) return false;
-    if (this.#batch !== undefined) {
-      const parts = encodeFrame(header, body);
-      for (const part of parts) {
-        this.#batch.push(part);
-        this.#batchBytes += part.length;
-      }
-      return this.socket.writableLength + this.#batchBytes < this.socket.writableHighWaterMark;
+    if (this.#batch === undefined) {
+      this.#batch = [];
+      queueMicrotask(this.#flushBatch);
     }
-    if (!this.#corked) {
-      this.#corked = true;
-      this.socket.cork();
-      queueMicrotask(this.#uncork);
+    for (const part of encodeFrame(header, body)) {
+      this.#batch.push(part);
+      this.#batchBytes += part.length;
     }
-    const parts = encodeFrame(header, body);
-    let ok = this.socket.write(parts[0]!);
-    if (parts.length === 2) ok = this.socket.write(parts[1]!);
-    return ok;
+    return this.socket.writableLength + this.#batchBytes < this.socket.writableHighWaterMark;
   }
 
   /** Resolves when the socket's write buffer has drained; rejects with CLOSED if it closes first. */
@@ -127,7 +118,6 @@ export class FramedSocket {
     if (this.closed || this.#ending) return;
     this.#ending = true;
     this.#flushBatch();
-    this.#uncork();
     if (chunk === undefined) this.socket.end();
     else this.socket.end(chunk);
     // Keep reading (and dropping) so the peer's FIN is seen and the socket can close.
@@ -141,7 +131,7 @@ export class FramedSocket {
     this.socket.destroy();
   }
 
-  #flushBatch(): void {
+  readonly #flushBatch = (): void => {
     const batch = this.#batch;
     if (batch === undefined) return;
     this.#batch = undefined;
@@ -153,12 +143,6 @@ export class FramedSocket {
     }
     this.socket.cork();
     for (const part of batch) this.socket.write(part);
-    this.socket.uncork();
-  }
-
-  readonly #uncork = (): void => {
-    if (!this.#corked) return;
-    this.#corked = false;
     this.socket.uncork();
   };
 
