@@ -37,9 +37,9 @@ function callsPerSecond(step: () => void, batch: number): number {
 }
 
 /** An encoded stream of `count` frames cut into socket-sized reads (views, made once). */
-function socketReads(body: Buffer, count: number): Buffer[] {
+function socketReads(type: string, body: Buffer, count: number): Buffer[] {
   const frames: Buffer[] = [];
-  for (let id = 1; id <= count; id++) frames.push(encodeFrameToBuffer({ type: 'data', id }, body));
+  for (let id = 1; id <= count; id++) frames.push(encodeFrameToBuffer({ type, id }, body));
   const stream = Buffer.concat(frames);
   const reads: Buffer[] = [];
   for (let at = 0; at < stream.length; at += READ_SIZE) reads.push(stream.subarray(at, at + READ_SIZE));
@@ -51,6 +51,39 @@ function expectBody(body: Buffer | undefined, size: number): void {
     throw new Error(`decoder returned a body of ${body?.length} bytes, expected ${size}`);
 }
 
+/** Frames per second: encode one frame, push what `encodeFrame` returned, take the frame. */
+function oneAtATime(type: string, body: Buffer, batch: number): number {
+  const decoder = new FrameDecoder();
+  let id = 0;
+  return callsPerSecond(() => {
+    for (const part of encodeFrame({ type, id: ++id }, body)) decoder.push(part);
+    expectBody(decoder.next()?.body, body.length);
+  }, batch);
+}
+
+/**
+ * Frames per second as a socket delivers them: encode `count` frames, then decode `count`
+ * frames from the same stream pre-cut into 64 KiB reads.
+ */
+function fromSocketReads(type: string, body: Buffer, count: number): number {
+  const reads = socketReads(type, body, count);
+  const decoder = new FrameDecoder();
+  let id = 0;
+  const rate = callsPerSecond(() => {
+    for (let i = 0; i < count; i++) encodeFrame({ type, id: ++id }, body);
+    let frames = 0;
+    for (const read of reads) {
+      decoder.push(read);
+      for (let frame = decoder.next(); frame; frame = decoder.next()) {
+        expectBody(frame.body, body.length);
+        frames++;
+      }
+    }
+    if (frames !== count) throw new Error(`decoded ${frames} frames, expected ${count}`);
+  }, 4);
+  return rate * count;
+}
+
 export const codecSuite: BenchSuite = {
   name: 'codec',
   async run(context) {
@@ -59,13 +92,7 @@ export const codecSuite: BenchSuite = {
 
     // 64 KiB, pushed as encoded: encode, push both parts, take the frame.
     {
-      const decoder = new FrameDecoder();
-      let id = 0;
-      const rate = callsPerSecond(() => {
-        const parts = encodeFrame({ type: 'data', id: ++id }, large);
-        for (const part of parts) decoder.push(part);
-        expectBody(decoder.next()?.body, LARGE);
-      }, 64);
+      const rate = oneAtATime('data', large, 64);
       const gbps = (rate * LARGE) / 1e9;
       context.record({
         case: 'codec 64 KiB frame, encode + decode (body passed as a view)',
@@ -84,29 +111,14 @@ export const codecSuite: BenchSuite = {
 
     // 64 KiB, as a socket delivers it: encode 16 frames, decode 16 frames from 64 KiB reads.
     {
-      const count = 16;
-      const reads = socketReads(large, count);
-      const decoder = new FrameDecoder();
-      let id = 0;
-      const rate = callsPerSecond(() => {
-        for (let i = 0; i < count; i++) encodeFrame({ type: 'data', id: ++id }, large);
-        let frames = 0;
-        for (const read of reads) {
-          decoder.push(read);
-          for (let frame = decoder.next(); frame; frame = decoder.next()) {
-            expectBody(frame.body, LARGE);
-            frames++;
-          }
-        }
-        if (frames !== count) throw new Error(`decoded ${frames} frames, expected ${count}`);
-      }, 4);
-      const gbps = (rate * count * LARGE) / 1e9;
+      const rate = fromSocketReads('data', large, 16);
+      const gbps = (rate * LARGE) / 1e9;
       context.record({
         case: 'codec 64 KiB frame, encode + decode (from 64 KiB socket reads, bodies copied once)',
         subject: 'sockit',
         value: gbps,
         unit: 'GB/s',
-        extra: { 'frames/s': Math.round(rate * count) },
+        extra: { 'frames/s': Math.round(rate) },
       });
       context.ratio({
         case: 'codec 64 KiB frame, socket reads',
@@ -118,13 +130,7 @@ export const codecSuite: BenchSuite = {
 
     // 64 B, one at a time: encode (header and body in one buffer), push, take.
     {
-      const decoder = new FrameDecoder();
-      let id = 0;
-      const rate = callsPerSecond(() => {
-        const parts = encodeFrame({ type: 'echo', id: ++id }, small);
-        decoder.push(parts[0]!);
-        expectBody(decoder.next()?.body, SMALL);
-      }, 256);
+      const rate = oneAtATime('echo', small, 256);
       context.record({
         case: 'codec 64 B frame, encode + decode one at a time',
         subject: 'sockit',
@@ -136,25 +142,13 @@ export const codecSuite: BenchSuite = {
 
     // 64 B, pipelined: many small frames per 64 KiB read, as under load.
     {
-      const count = 512;
-      const reads = socketReads(small, count);
-      const decoder = new FrameDecoder();
-      let id = 0;
-      const rate = callsPerSecond(() => {
-        for (let i = 0; i < count; i++) encodeFrame({ type: 'echo', id: ++id }, small);
-        let frames = 0;
-        for (const read of reads) {
-          decoder.push(read);
-          for (let frame = decoder.next(); frame; frame = decoder.next()) frames++;
-        }
-        if (frames !== count) throw new Error(`decoded ${frames} frames, expected ${count}`);
-      }, 4);
+      const rate = fromSocketReads('echo', small, 512);
       context.record({
         case: 'codec 64 B frames, encode + decode from 64 KiB socket reads',
         subject: 'sockit',
-        value: rate * count,
+        value: rate,
         unit: 'frames/s',
-        extra: { 'MB/s': Math.round((rate * count * SMALL) / 1e6) },
+        extra: { 'MB/s': Math.round((rate * SMALL) / 1e6) },
       });
     }
   },
