@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { SockitError } from '../errors.js';
 import { execService } from '../services/exec/index.js';
 import { parseIntOption } from './common.js';
+import { parseSize } from './serve-files.js';
 import type { ServePlugin } from './serve-plugins.js';
 
 interface ExecCliOptions {
@@ -108,7 +109,9 @@ export const execServePlugin: ServePlugin = {
         ...(options.execTimeoutMax !== undefined
           ? { maxTimeoutMs: parseIntOption(options.execTimeoutMax, '--exec-timeout-max') }
           : {}),
-        ...(options.execMaxOutput !== undefined ? { maxOutputBytes: parseBytes(options.execMaxOutput) } : {}),
+        ...(options.execMaxOutput !== undefined
+          ? { maxOutputBytes: parseSize(options.execMaxOutput, '--exec-max-output') }
+          : {}),
         ...(options.execMaxRunning !== undefined
           ? { maxRunning: parseIntOption(options.execMaxRunning, '--exec-max-running') }
           : {}),
@@ -141,17 +144,4 @@ function list(text: string | undefined): string[] {
     .split(',')
     .map((item) => item.trim())
     .filter(Boolean);
-}
-
-const BYTE_UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
-
-/** `1048576`, `64K`, `10M`, `1G` (binary units; a trailing `B`/`iB` is accepted). */
-export function parseBytes(text: string): number {
-  const match = /^(\d+)\s*([KMG]?)(?:i?B)?$/i.exec(text.trim());
-  if (!match)
-    throw new SockitError(
-      'USAGE',
-      `--exec-max-output must be a byte count like 1048576, 64K, 10M or 1G, got "${text}"`,
-    );
-  return Number(match[1]) * BYTE_UNITS[match[2]!.toUpperCase()]!;
 }
