@@ -111,7 +111,7 @@ function chooseSubjects(context: BenchContext): Subject[] {
   const nodeArgs = CPU_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROFILE_DIR}`] : [];
   const subjects: Subject[] = [{ name: SOCKIT, mode: 'framed', start: () => startSockitServe({ nodeArgs }) }];
   if (hasRawListen()) {
-    subjects.push({ name: SOCKIT_RAW, mode: 'raw', start: () => startSockitListen('upper') });
+    subjects.push({ name: SOCKIT_RAW, mode: 'raw', start: startSockitListen });
   } else {
     context.note('raw echo: the built CLI has no `sockit listen --echo`, so its rows are missing.');
   }

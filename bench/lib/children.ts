@@ -33,10 +33,8 @@ export interface ServerChild {
   readonly name: string;
   readonly pid: number;
   readonly port: number;
-  /** What the server printed while starting (for error messages). */
-  readonly startupOutput: string;
-  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
-  stop(graceMs?: number): Promise<void>;
+  /** SIGTERM, then SIGKILL if it has not exited within 2 s. */
+  stop(): Promise<void>;
 }
 
 export interface StartServerOptions {
@@ -90,13 +88,10 @@ export function startServerChild(options: StartServerOptions): Promise<ServerChi
         name: options.name,
         pid: child.pid!,
         port: Number(match[1]),
-        startupOutput: output,
-        async stop(graceMs = 2000) {
+        async stop() {
           if (child.exitCode !== null || child.signalCode !== null) return;
           child.kill('SIGTERM');
-          const timeout = new Promise<'timeout'>((done) =>
-            setTimeout(() => done('timeout'), graceMs).unref(),
-          );
+          const timeout = new Promise<'timeout'>((done) => setTimeout(() => done('timeout'), 2000).unref());
           if ((await Promise.race([exited, timeout])) === 'timeout') {
             child.kill('SIGKILL');
             await exited;

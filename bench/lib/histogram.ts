@@ -36,24 +36,11 @@ export class LatencyHistogram {
     if (value > this.#max) this.#max = value;
   }
 
-  /** Records `count` latencies of the same value (a batch of replies read together). */
-  recordMany(micros: number, count: number): void {
-    const value = micros < 0 ? 0 : Math.min(Math.round(micros), 0x7fffffff);
-    this.#counts[bucketOf(value)]! += count;
-    this.#count += count;
-    this.#sum += value * count;
-    if (value > this.#max) this.#max = value;
-  }
-
   reset(): void {
     this.#counts.fill(0);
     this.#count = 0;
     this.#sum = 0;
     this.#max = 0;
-  }
-
-  get count(): number {
-    return this.#count;
   }
 
   /** The value below which `fraction` (0–1) of the recorded latencies lie. */

@@ -39,11 +39,11 @@ function makeBody(size: number): Buffer {
   return body;
 }
 
-/** Marks `count` replies done at `now` whose requests left at `sentAt`. */
-function complete(now: number, sentAt: number, count = 1): void {
+/** Marks a reply done at `now` whose request left at `sentAt`. */
+function complete(now: number, sentAt: number): void {
   if (!recording) return;
-  completed += count;
-  histogram.recordMany((now - sentAt) * 1000, count);
+  completed++;
+  histogram.record((now - sentAt) * 1000);
 }
 
 /** One socket and where its reads go; `receive` is swapped when the handshake is done. */

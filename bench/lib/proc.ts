@@ -58,19 +58,18 @@ export function sampleRss(pid: number, intervalMs = 200): { stop(): number | und
 }
 
 /**
- * Busy and total CPU time of the whole machine in milliseconds (all cores, from /proc/stat).
+ * Busy CPU time of the whole machine in milliseconds (all cores, from /proc/stat).
  * The busy time of a window minus the server's and the generator's is what everything else
  * took: the kernel's loopback work outside process accounting, the runner, other programs.
  */
-export function machineCpuMs(): { busy: number; total: number } | undefined {
+export function machineCpuMs(): { busy: number } | undefined {
   try {
     const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
     const ticks = line.trim().split(/\s+/).slice(1).map(Number);
     // user nice system idle iowait irq softirq steal guest guest_nice; guests are inside user.
     const total = ticks.slice(0, 8).reduce((sum, value) => sum + value, 0);
     const idle = ticks[3]! + ticks[4]!;
-    const scale = 1000 / CLOCK_TICKS_PER_SECOND;
-    return { busy: (total - idle) * scale, total: total * scale };
+    return { busy: ((total - idle) * 1000) / CLOCK_TICKS_PER_SECOND };
   } catch {
     return undefined;
   }

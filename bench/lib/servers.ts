@@ -14,9 +14,7 @@ import { removeOnExit, type ServerChild, startServerChild } from './children.js'
 export const SOCKIT_CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const NET_ECHO = fileURLToPath(new URL('./net-echo-server.js', import.meta.url));
 /** Not compiled: resolved from build/bench/lib back to the source tree. */
-export const PYTHON_ECHO = fileURLToPath(
-  new URL('../../../bench/peers/threading_echo_server.py', import.meta.url),
-);
+const PYTHON_ECHO = fileURLToPath(new URL('../../../bench/peers/threading_echo_server.py', import.meta.url));
 
 /** Node's plain `net` echo server: writes back every chunk it reads. */
 export function startNetEcho(): Promise<ServerChild> {
@@ -102,8 +100,8 @@ export async function startSockitServe(
     return {
       ...child,
       token,
-      async stop(graceMs?: number) {
-        await child.stop(graceMs);
+      async stop() {
+        await child.stop();
         rmSync(stateDir, { recursive: true, force: true });
       },
     };
@@ -128,10 +126,11 @@ export function hasRawListen(): boolean {
 }
 
 /**
- * `sockit listen tcp://127.0.0.1:0 --echo <transform> --keep-open --max-conns 1000`: raw bytes,
- * no framing, many clients at once. It prints `listening on ADDR` to stderr.
+ * `sockit listen tcp://127.0.0.1:0 --echo upper --keep-open --max-conns 1000`: raw bytes, no
+ * framing, many clients at once, upper-cased like the Python seed's replies. It prints
+ * `listening on ADDR` to stderr.
  */
-export function startSockitListen(transform: 'none' | 'upper' = 'upper'): Promise<ServerChild> {
+export function startSockitListen(): Promise<ServerChild> {
   return startServerChild({
     name: 'sockit listen --echo',
     command: process.execPath,
@@ -140,7 +139,7 @@ export function startSockitListen(transform: 'none' | 'upper' = 'upper'): Promis
       'listen',
       'tcp://127.0.0.1:0',
       '--echo',
-      transform,
+      'upper',
       '--keep-open',
       '--max-conns',
       '1000',
