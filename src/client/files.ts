@@ -243,14 +243,8 @@ export async function getFile(
       }
     }
     let hash = createHash('sha256');
-    if (offset > 0) {
-      const reader = await open(tempPath, 'r');
-      try {
-        await hashRange(reader, 0, offset, hash, options.signal);
-      } finally {
-        await reader.close();
-      }
-    }
+    // A kept prefix exists only with resume, whose temp is open read-write: hash it through that.
+    if (offset > 0) await hashRange(temp, 0, offset, hash, options.signal);
     let result = await download(client, remotePath, temp, offset, hash, options);
     if (result.integrity?.details?.restart === true) {
       // The kept prefix is not the remote file's (it changed since): download it whole.
