@@ -1,10 +1,7 @@
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import { SockitError } from '../../errors.js';
 import { execSpecFrom, parseRawAddress } from '../../raw/options.js';
-import { defaultStateDir } from '../../state.js';
-import type { TlsTrust } from '../../transport/dial.js';
-import { action, EXIT, exitCodeFor, reportError } from '../common.js';
+import { action, clientOptions, EXIT, exitCodeFor, reportError } from '../common.js';
 import { halfCloseHelp } from '../raw-help.js';
 
 interface ConnectCliOptions {
@@ -88,10 +85,8 @@ async function runConnectCommand(addressText: string, options: ConnectCliOptions
   const address = parseRawAddress(addressText, options.udp);
   const exec = execSpecFrom(options.exec, options.shExec);
   const { runConnect } = await import('../../raw/connect.js');
-  const stateDir = options.stateDir ?? defaultStateDir();
-  const tls: TlsTrust = { knownHostsFile: options.knownHosts ?? join(stateDir, 'known_hosts') };
-  if (options.fingerprint !== undefined) tls.fingerprint = options.fingerprint;
-  if (options.ca !== undefined) tls.ca = (await import('node:fs')).readFileSync(options.ca);
+  // The same TLS trust (known_hosts, --fingerprint, --ca) and pin notice as the framed clients.
+  const { tls, onTlsPin } = await clientOptions(options);
   const error = await runConnect({
     address,
     exec,
@@ -103,10 +98,8 @@ async function runConnectCommand(addressText: string, options: ConnectCliOptions
     hex: options.hex ?? false,
     logFile: options.output,
     verbose: options.verbose ?? false,
-    tls,
-    onTlsPin: ({ fingerprint, status }) => {
-      if (status === 'pinned') process.stderr.write(`sockit: pinned new TLS fingerprint ${fingerprint}\n`);
-    },
+    ...(tls ? { tls } : {}),
+    ...(onTlsPin ? { onTlsPin } : {}),
   });
   if (error) reportError(error);
   process.exit(error ? exitCodeFor(error) : 0);
