@@ -117,6 +117,19 @@ export interface UdpConnection {
   close(): Promise<void>;
 }
 
+/**
+ * An error on a connected UDP socket: ECONNREFUSED is the kernel's report of an ICMP
+ * port-unreachable answer, so it says nothing listens there; others keep their system code.
+ */
+function receiveError(error: Error, remote: Address): SockitError {
+  const what = formatAddress(remote);
+  return (error as NodeJS.ErrnoException).code === 'ECONNREFUSED'
+    ? new SockitError('CONNECT_FAILED', `${what}: nothing is listening there (port unreachable)`, {
+        cause: error,
+      })
+    : fromSystemError(error, what);
+}
+
 /** Opens a UDP socket connected to `address` (resolving a host name once). */
 export async function connectUdp(address: Address): Promise<UdpConnection> {
   const target = asUdp(address);
@@ -129,13 +142,8 @@ export async function connectUdp(address: Address): Promise<UdpConnection> {
   });
   socket.removeAllListeners('error');
   const errorListeners: ((error: SockitError) => void)[] = [];
-  socket.on('error', (error: NodeJS.ErrnoException) => {
-    const wrapped =
-      error.code === 'ECONNREFUSED'
-        ? new SockitError('CONNECT_FAILED', `${what}: nothing is listening there (port unreachable)`, {
-            cause: error,
-          })
-        : fromSystemError(error, what);
+  socket.on('error', (error) => {
+    const wrapped = receiveError(error, remote);
     for (const listener of errorListeners) listener(wrapped);
   });
   let closed = false;
@@ -204,15 +212,7 @@ export function udpRequest(
     };
     const onError = (error: Error): void => {
       cleanup();
-      reject(
-        (error as NodeJS.ErrnoException).code === 'ECONNREFUSED'
-          ? new SockitError(
-              'CONNECT_FAILED',
-              `${formatAddress(connection.remote)}: nothing is listening there (port unreachable)`,
-              { cause: error },
-            )
-          : fromSystemError(error, formatAddress(connection.remote)),
-      );
+      reject(receiveError(error, connection.remote));
     };
     const attempt = (): void => {
       if (attempts === attemptsAllowed) {
