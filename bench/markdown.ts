@@ -4,20 +4,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { formatNumber } from './lib/table.js';
-import type { Measurement, Ratio } from './report.js';
-
-interface Results {
-  date: string;
-  machine: { cpu: string; cores: number; memoryGiB: number; node: string; python?: string; os: string };
-  suites: { name: string; measurements: Measurement[]; ratios: Ratio[]; notes: string[] }[];
-}
+import { formatNumber, measurementRows, ratioRows } from './lib/table.js';
+import type { BenchResults } from './report.js';
 
 const args = process.argv.slice(2);
 const file = args[0]?.endsWith('.json')
   ? args.shift()!
   : fileURLToPath(new URL('../../bench/results/latest.json', import.meta.url));
-const results = JSON.parse(readFileSync(file, 'utf8')) as Results;
+const results = JSON.parse(readFileSync(file, 'utf8')) as BenchResults;
 const wanted = new Set(args);
 
 const cell = (value: unknown): string =>
@@ -27,7 +21,7 @@ const cell = (value: unknown): string =>
       ? formatNumber(value)
       : String(value).replaceAll('|', '\\|');
 
-function table(header: string[], rows: string[][]): string {
+function table({ header, rows }: { header: string[]; rows: string[][] }): string {
   return [
     `| ${header.join(' | ')} |`,
     `|${header.map(() => ' --- ').join('|')}|`,
@@ -43,33 +37,10 @@ const out: string[] = [
 for (const suite of results.suites) {
   if (wanted.size > 0 && !wanted.has(suite.name)) continue;
   out.push('', `### ${suite.name}: figures`, '');
-  const extras = [...new Set(suite.measurements.flatMap((m) => Object.keys(m.extra ?? {})))];
-  out.push(
-    table(
-      ['case', 'subject', 'value', 'unit', ...extras],
-      suite.measurements.map((m) => [
-        cell(m.case),
-        cell(m.subject),
-        cell(m.value),
-        cell(m.unit),
-        ...extras.map((key) => cell(m.extra?.[key])),
-      ]),
-    ),
-  );
+  out.push(table(measurementRows(suite.measurements, cell)));
   if (suite.ratios.length > 0) {
     out.push('', `### ${suite.name}: ratios`, '');
-    out.push(
-      table(
-        ['case', 'ratio', 'value', 'target', 'met'],
-        suite.ratios.map((r) => [
-          cell(r.case),
-          cell(r.label),
-          cell(r.value),
-          r.target === undefined ? '' : `≥ ${r.target}`,
-          r.target === undefined ? '' : r.value >= r.target ? '✓' : '✗',
-        ]),
-      ),
-    );
+    out.push(table(ratioRows(suite.ratios, cell, '≥')));
   }
   for (const note of suite.notes) out.push('', `Note: ${note}`);
 }

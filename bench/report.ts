@@ -31,3 +31,31 @@ export interface BenchSuite {
   name: string;
   run(context: BenchContext): Promise<void>;
 }
+
+/** One suite's part of a run, as bench/run.ts prints it and writes it to latest.json. */
+export interface SuiteResult {
+  name: string;
+  measurements: Measurement[];
+  ratios: Ratio[];
+  notes: string[];
+  seconds: number;
+  error?: string;
+}
+
+export interface Machine {
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  node: string;
+  /** Absent when no python3 was found. */
+  python?: string | undefined;
+  os: string;
+}
+
+/** bench/results/latest.json: written by bench/run.ts, read by bench/markdown.ts. */
+export interface BenchResults {
+  date: string;
+  machine: Machine;
+  seconds: number;
+  suites: SuiteResult[];
+}

@@ -11,32 +11,14 @@ import { echoSuite } from './echo.js';
 import { execSuite } from './exec.js';
 import { filesSuite } from './files.js';
 import { findPython } from './lib/servers.js';
-import { formatNumber, renderTable } from './lib/table.js';
+import { formatNumber, measurementRows, ratioRows, renderTable, targetMet } from './lib/table.js';
 import { rawSuite } from './raw.js';
-import type { BenchSuite, Measurement, Ratio } from './report.js';
+import type { BenchResults, BenchSuite, Machine, SuiteResult } from './report.js';
 
 /** Every suite `npm run bench` knows, in run order. Add yours with one line. */
 const SUITES: BenchSuite[] = [echoSuite, codecSuite, execSuite, filesSuite, rawSuite];
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
-
-interface SuiteResult {
-  name: string;
-  measurements: Measurement[];
-  ratios: Ratio[];
-  notes: string[];
-  seconds: number;
-  error?: string;
-}
-
-interface Machine {
-  cpu: string;
-  cores: number;
-  memoryGiB: number;
-  node: string;
-  python: string | undefined;
-  os: string;
-}
 
 function describeMachine(): Machine {
   return {
@@ -89,30 +71,18 @@ async function runSuite(suite: BenchSuite): Promise<SuiteResult> {
   return result;
 }
 
+/** A figure as a terminal cell: numbers formatted, text as is. */
+const cell = (value: string | number | undefined): string =>
+  value === undefined ? '' : typeof value === 'number' ? formatNumber(value) : value;
+
 function printSuite(result: SuiteResult): void {
-  const extraKeys = [...new Set(result.measurements.flatMap((m) => Object.keys(m.extra ?? {})))];
   if (result.measurements.length > 0) {
-    const rows = result.measurements.map((m) => [
-      m.case,
-      m.subject,
-      formatNumber(m.value),
-      m.unit,
-      ...extraKeys.map((key) => {
-        const value = m.extra?.[key];
-        return value === undefined ? '' : typeof value === 'number' ? formatNumber(value) : value;
-      }),
-    ]);
-    process.stdout.write(`\n${renderTable(['case', 'subject', 'value', 'unit', ...extraKeys], rows)}\n`);
+    const { header, rows } = measurementRows(result.measurements, cell);
+    process.stdout.write(`\n${renderTable(header, rows)}\n`);
   }
   if (result.ratios.length > 0) {
-    const rows = result.ratios.map((r) => [
-      r.case,
-      r.label,
-      `${formatNumber(r.value)}`,
-      r.target === undefined ? '' : `>= ${r.target}`,
-      r.target === undefined ? '' : r.value >= r.target ? '✓' : '✗',
-    ]);
-    process.stdout.write(`\n${renderTable(['case', 'ratio', 'value', 'target', 'met'], rows)}\n`);
+    const { header, rows } = ratioRows(result.ratios, cell, '>=');
+    process.stdout.write(`\n${renderTable(header, rows)}\n`);
   }
   for (const note of result.notes) process.stdout.write(`note: ${note}\n`);
   if (result.error) process.stdout.write(`suite ${result.name} FAILED: ${result.error}\n`);
@@ -133,13 +103,14 @@ async function main(): Promise<void> {
   for (const suite of suites) results.push(await runSuite(suite));
   const seconds = Math.round((performance.now() - started) / 100) / 10;
 
-  const missed = results.flatMap((r) => r.ratios).filter((r) => r.target !== undefined && r.value < r.target);
+  const missed = results.flatMap((r) => r.ratios).filter((r) => targetMet(r) === false);
   process.stdout.write(
     `\nall done in ${seconds} s; ${missed.length === 0 ? 'every target met' : `${missed.length} target(s) missed`}\n`,
   );
   mkdirSync(RESULTS_DIR, { recursive: true });
   const file = `${RESULTS_DIR}latest.json`;
-  writeFileSync(file, `${JSON.stringify({ date, machine, seconds, suites: results }, null, 2)}\n`);
+  const output: BenchResults = { date, machine, seconds, suites: results };
+  writeFileSync(file, `${JSON.stringify(output, null, 2)}\n`);
   process.stdout.write(`results: ${file}\n`);
   // A broken suite fails the command; a missed target is a figure to read, not a crash.
   process.exitCode = results.some((r) => r.error) ? 1 : 0;
