@@ -3,10 +3,9 @@ import { type Readable, Transform, type TransformCallback, type Writable } from 
 import { finished } from 'node:stream/promises';
 import { isatty } from 'node:tty';
 import type { Command } from 'commander';
-import { type Client, connect } from '../../client/client.js';
 import type { ExecCommand, ExecExit, RemoteProcess } from '../../client/exec.js';
 import { type ErrorCode, SockitError } from '../../errors.js';
-import { addClientOptions, type ClientCliOptions, clientOptions, parseIntOption } from '../common.js';
+import { addClientOptions, type ClientCliOptions, parseIntOption, withClient } from '../common.js';
 
 /** Exit codes of `sockit exec`, chosen to read like `ssh host cmd` and a shell. */
 export const EXEC_EXIT = {
@@ -179,7 +178,6 @@ class ExecSession {
     options: ExecCliOptions,
     prefix: string | undefined,
   ): Promise<TargetResult> {
-    let client: Client | undefined;
     let stdinReported = false;
     const reportStdin = (sink: Writable | undefined): void => {
       if (stdinReported) return;
@@ -187,40 +185,39 @@ class ExecSession {
       this.#stdinReady(sink);
     };
     try {
-      client = await connect(address, await clientOptions(options));
-      if (this.#cancelled) throw new SockitError('CLOSED', 'interrupted');
-      const remote = client.spawn(request.command, {
-        stdin: this.#forwardStdin,
-        ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
-        ...(request.env !== undefined ? { env: request.env } : {}),
-        ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
-      });
-      this.#running.add(remote);
-      const outputs = [
-        forward(remote.stdout, process.stdout, prefix),
-        forward(remote.stderr, process.stderr, prefix),
-      ];
-      // Awaited only after a clean exit; on an error they must not surface as unhandled rejections.
-      for (const output of outputs) output.catch(() => {});
-      reportStdin(remote.stdin ?? undefined);
-      try {
-        const exit = await remote.exited;
-        await Promise.all(outputs);
-        return describeExit(address, exit, prefix);
-      } finally {
-        this.#running.delete(remote);
-        if (remote.stdin) {
-          this.#stdinSinks.delete(remote.stdin);
-          process.stdin.unpipe(remote.stdin);
+      return await withClient(address, options, async (client) => {
+        if (this.#cancelled) throw new SockitError('CLOSED', 'interrupted');
+        const remote = client.spawn(request.command, {
+          stdin: this.#forwardStdin,
+          ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
+          ...(request.env !== undefined ? { env: request.env } : {}),
+          ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
+        });
+        this.#running.add(remote);
+        const outputs = [
+          forward(remote.stdout, process.stdout, prefix),
+          forward(remote.stderr, process.stderr, prefix),
+        ];
+        // Awaited only after a clean exit; on an error they must not surface as unhandled rejections.
+        for (const output of outputs) output.catch(() => {});
+        reportStdin(remote.stdin ?? undefined);
+        try {
+          const exit = await remote.exited;
+          await Promise.all(outputs);
+          return describeExit(address, exit, prefix);
+        } finally {
+          this.#running.delete(remote);
+          if (remote.stdin) {
+            this.#stdinSinks.delete(remote.stdin);
+            process.stdin.unpipe(remote.stdin);
+          }
         }
-      }
+      });
     } catch (error) {
       reportStdin(undefined);
       printError(error, prefix);
       const code = error instanceof SockitError ? error.code : 'INTERNAL';
       return { address, exitCode: exitForError(code), outcome: describeError(error) };
-    } finally {
-      await client?.close().catch(() => {});
     }
   }
 
