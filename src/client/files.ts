@@ -9,13 +9,14 @@
  */
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { type FileHandle, link, lstat, open, rename, unlink } from 'node:fs/promises';
+import { type FileHandle, lstat, open, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { SockitError } from '../errors.js';
 import { FILES_FRAMES, type FileEntry, isSha256Hex, partialDownloadName } from '../protocol/files.js';
 import type { Frame, FrameHeader } from '../protocol/frame.js';
 import { hashRange, readChunks } from '../storage/file-reader.js';
 import { SequentialWriter } from '../storage/file-writer.js';
+import { publishFile } from '../storage/publish.js';
 import type { Client } from './client.js';
 import type { ClientRequest } from './request.js';
 
@@ -264,7 +265,12 @@ export async function getFile(
     }
     await temp.sync();
     await temp.close();
-    await publishLocal(tempPath, target, options.overwrite ?? false);
+    if (!(await publishFile(tempPath, target, options.overwrite ?? false))) {
+      throw new SockitError(
+        'CONFLICT',
+        `${target} appeared during the download: pass --overwrite to replace it`,
+      );
+    }
     return {
       remotePath,
       localPath,
@@ -463,40 +469,6 @@ async function sameContents(
   const localSha = hash.digest('hex');
   const remoteSha = (await statEntry(client, remotePath, { sha256: true, ...signalOption(signal) })).sha256;
   return remoteSha === localSha ? localSha : undefined;
-}
-
-/** Renames the verified temp onto the target, or links it so an existing file is never replaced. */
-async function publishLocal(tempPath: string, target: string, overwrite: boolean): Promise<void> {
-  if (overwrite) {
-    await rename(tempPath, target);
-    return;
-  }
-  try {
-    await link(tempPath, target);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') {
-      throw new SockitError(
-        'CONFLICT',
-        `${target} appeared during the download: pass --overwrite to replace it`,
-      );
-    }
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV') throw error;
-    if (
-      await lstat(target).then(
-        () => true,
-        () => false,
-      )
-    ) {
-      throw new SockitError(
-        'CONFLICT',
-        `${target} appeared during the download: pass --overwrite to replace it`,
-      );
-    }
-    await rename(tempPath, target);
-    return;
-  }
-  await unlink(tempPath);
 }
 
 function parseEntries(value: unknown): FileEntry[] {

@@ -11,13 +11,14 @@
  */
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { type FileHandle, link, lstat, open, rename, statfs, unlink } from 'node:fs/promises';
+import { type FileHandle, open, statfs, unlink } from 'node:fs/promises';
 import { SockitError } from '../../errors.js';
 import { FILES_FRAMES, isSha256Hex, partialUploadName } from '../../protocol/files.js';
 import type { Frame, FrameHeader } from '../../protocol/frame.js';
 import type { ServerRequest } from '../../server/request.js';
 import { hashRange } from '../../storage/file-reader.js';
 import { SequentialWriter } from '../../storage/file-writer.js';
+import { publishFile } from '../../storage/publish.js';
 import { type FilesContext, optionalCount, requireAuthenticated } from './context.js';
 import { fsFailure } from './fs-errors.js';
 import type { JailedDir } from './jail.js';
@@ -291,36 +292,17 @@ async function finishFile(partial: FileHandle, put: PutRequest): Promise<void> {
 
 /** Renames the partial onto the target (overwrite) or links it there only if the name is free. */
 async function publish(dir: JailedDir, name: string, partialPath: string, put: PutRequest): Promise<void> {
-  const target = dir.at(name);
+  let published: boolean;
   try {
-    if (put.overwrite) {
-      await rename(partialPath, target);
-    } else {
-      try {
-        await link(partialPath, target);
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === 'EEXIST') {
-          throw new SockitError(
-            'CONFLICT',
-            `${put.path} appeared while it was uploaded; the verified upload is kept: put again with overwrite and resume to publish it without resending`,
-          );
-        }
-        // A file system without hard links: check and rename (a narrow race remains there).
-        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV') throw error;
-        const exists = await lstat(target).then(
-          () => true,
-          () => false,
-        );
-        if (exists) throw new SockitError('CONFLICT', `${put.path} appeared while it was uploaded`);
-        await rename(partialPath, target);
-        await dir.handle.sync().catch(() => {});
-        return;
-      }
-      await unlink(partialPath);
-    }
+    published = await publishFile(partialPath, dir.at(name), put.overwrite);
   } catch (error) {
     throw fsFailure(error, put.path);
+  }
+  if (!published) {
+    throw new SockitError(
+      'CONFLICT',
+      `${put.path} appeared while it was uploaded; the verified upload is kept: put again with overwrite and resume to publish it without resending`,
+    );
   }
   // The rename itself must survive a crash too: flush the directory entry.
   await dir.handle.sync().catch(() => {});
