@@ -41,8 +41,8 @@ export class ChatRoom extends EventEmitter {
   /** Frames that arrived before the caller could attach listeners; see `joinChat`. */
   #backlog: Frame[] | undefined = [];
   readonly #onFrame: (frame: Frame) => void;
-  readonly #onClose: (reason: SockitError) => void;
-  readonly #onServerError: (error: SockitError) => void;
+  /** Both the connection's `close` and a connection-level `server-error` end the membership. */
+  readonly #onEnd: (reason: SockitError) => void;
 
   /** Use `joinChat()` or `client.chat()`. */
   constructor(client: Client, init: { room: string; name: string }) {
@@ -55,11 +55,10 @@ export class ChatRoom extends EventEmitter {
       if (this.#backlog) this.#backlog.push(frame);
       else this.#receive(frame);
     };
-    this.#onClose = (reason) => this.#closed(reason);
-    this.#onServerError = (error) => this.#closed(error);
+    this.#onEnd = (reason) => this.#closed(reason);
     client.on('frame', this.#onFrame);
-    client.on('close', this.#onClose);
-    client.on('server-error', this.#onServerError);
+    client.on('close', this.#onEnd);
+    client.on('server-error', this.#onEnd);
   }
 
   /** Sends a message to everyone in the room. False: wait for `client.drained()` before the next. */
@@ -119,8 +118,8 @@ export class ChatRoom extends EventEmitter {
   #detach(): void {
     this.#left = true;
     this.client.off('frame', this.#onFrame);
-    this.client.off('close', this.#onClose);
-    this.client.off('server-error', this.#onServerError);
+    this.client.off('close', this.#onEnd);
+    this.client.off('server-error', this.#onEnd);
   }
 }
 

@@ -61,7 +61,7 @@ export function chatService(options: ChatOptions = {}): ChatService {
       membership = created;
       connection.state.set(stateKey, created);
       connection.onClose(() => {
-        for (const member of [...created.byRoom.values()]) remove(member, 'leave');
+        for (const member of [...created.byRoom.values()]) remove(member);
       });
     }
     return membership;
@@ -92,7 +92,7 @@ export function chatService(options: ChatOptions = {}): ChatService {
   const drop = (member: Member): void => {
     const membership = member.connection.state.get(stateKey) as Membership | undefined;
     if (!membership?.byRoom.has(member.room)) return; // already dropped by an earlier send
-    for (const joined of [...membership.byRoom.values()]) remove(joined, 'leave', 'dropped: too far behind');
+    for (const joined of [...membership.byRoom.values()]) remove(joined, 'dropped: too far behind');
     member.connection.log.warn('chat member dropped: too far behind', {
       connection: member.connection.id,
       name: member.name,
@@ -104,7 +104,8 @@ export function chatService(options: ChatOptions = {}): ChatService {
     );
   };
 
-  const remove = (member: Member, event: 'leave', reason?: string): void => {
+  /** Takes a member out of its room and tells the others it left (with why, when dropped). */
+  const remove = (member: Member, reason?: string): void => {
     const membership = member.connection.state.get(stateKey) as Membership | undefined;
     if (!membership || membership.byRoom.get(member.room) !== member) return;
     membership.byRoom.delete(member.room);
@@ -116,7 +117,7 @@ export function chatService(options: ChatOptions = {}): ChatService {
     if (!members) return;
     members.delete(member.name);
     if (members.size === 0) rooms.delete(member.room);
-    else broadcastPresence(member.room, member.name, event, reason);
+    else broadcastPresence(member.room, member.name, 'leave', reason);
   };
 
   const join = (request: ServerRequest): void => {
@@ -154,7 +155,7 @@ export function chatService(options: ChatOptions = {}): ChatService {
     const room = checkedText(request.header.room ?? 'lobby', 'room');
     const member = membershipOf(request.connection).byRoom.get(room);
     if (!member) throw new SockitError('NOT_FOUND', `this connection is not in room "${room}"`);
-    remove(member, 'leave');
+    remove(member);
     request.reply({ type: 'left', room });
   };
 
