@@ -3,10 +3,10 @@
  *
  * It is built to cost the server's machine as little as possible per message: sockets read with
  * `onread` into one reused buffer per connection (no stream machinery, no allocation per read);
- * every request is encoded once before the run and the same bytes are written again and again;
- * framed replies
- * are scanned for `id` and `size` with `Buffer.indexOf` instead of JSON parsing, and their bodies
- * are skipped, never copied; pipelined replies that arrive together share one clock reading and
+ * every request is encoded once before the run and the same bytes are written again and again,
+ * on every connection (ids need only be unique per connection); framed replies are scanned for
+ * `id` and `size` with `Buffer.indexOf` instead of JSON parsing, and their bodies are skipped,
+ * never copied; pipelined replies that arrive together share one clock reading and
  * their follow-up requests leave in one corked write.
  */
 import { connect, type Socket } from 'node:net';
@@ -148,11 +148,16 @@ function handshake(connection: Connection): Promise<void> {
 const Scan = { Prefix: 0, Header: 1, Body: 2 } as const;
 type Scan = (typeof Scan)[keyof typeof Scan];
 
-/** One framed connection with ids 1..inFlight, each id's request pre-encoded and reused. */
-function runFramed(connection: Connection, body: Buffer): void {
-  const { socket } = connection;
+/** The echo request of each id 1..inFlight, encoded once for every connection (index = id). */
+function encodeRequests(body: Buffer): Buffer[] {
   const requests: Buffer[] = [];
   for (let id = 1; id <= spec.inFlight; id++) requests[id] = encodeFrameToBuffer({ type: 'echo', id }, body);
+  return requests;
+}
+
+/** One framed connection with ids 1..inFlight, writing the pre-encoded `requests` again and again. */
+function runFramed(connection: Connection, requests: Buffer[]): void {
+  const { socket } = connection;
   const sentAt = new Float64Array(spec.inFlight + 1);
   const pipelined = spec.inFlight > 1;
   const prefix = Buffer.alloc(4);
@@ -279,8 +284,9 @@ async function main(): Promise<void> {
   const connections = await Promise.all(Array.from({ length: spec.connections }, open));
   if (spec.mode === 'framed') await Promise.all(connections.map(handshake));
   const body = makeBody(spec.bodyBytes);
+  const requests = spec.mode === 'framed' ? encodeRequests(body) : [];
   for (const connection of connections) {
-    if (spec.mode === 'framed') runFramed(connection, body);
+    if (spec.mode === 'framed') runFramed(connection, requests);
     else runRaw(connection, body);
   }
   await new Promise((resolve) => setTimeout(resolve, spec.warmupMs));
