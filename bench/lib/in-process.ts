@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { silentLogger } from '../../src/log.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/auth.js';
 import { encodeFrameToBuffer } from '../../src/protocol/frame.js';
 import { type Dispatch, ServerConnection } from '../../src/server/connection.js';
 import { resolveLimits } from '../../src/server/limits.js';
@@ -70,7 +71,10 @@ export async function serverPathNanos(
     { id: 1, peer: 'bench', dispatch, limits: resolveLimits(), log: silentLogger },
     () => {},
   );
-  socket.emit('data', encodeFrameToBuffer({ type: 'hello', version: 1, client: 'sockit-bench' }));
+  socket.emit(
+    'data',
+    encodeFrameToBuffer({ type: 'hello', version: PROTOCOL_VERSION, client: 'sockit-bench' }),
+  );
   const body = Buffer.alloc(bodyBytes, 0x61);
   const chunk = Buffer.concat(
     Array.from({ length: perChunk }, (_, i) => encodeFrameToBuffer({ type: 'echo', id: i + 1 }, body)),
