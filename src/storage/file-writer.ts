@@ -5,12 +5,8 @@ const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 /** IOV_MAX is 1024 on Linux; stay well below it. */
 const MAX_BATCH_BUFFERS = 256;
 
-export interface SequentialWriterOptions {
-  /** Bytes queued at which `write()` asks the caller to wait. Default 8 MiB. */
-  highWaterBytes?: number;
-  /** Called once with the first write error; later writes are dropped. */
-  onError?: (error: Error) => void;
-}
+/** Bytes queued at which `write()` asks the caller to wait. */
+const HIGH_WATER_BYTES = 8 * 1024 * 1024;
 
 /**
  * Writes chunks to a file in arrival order at increasing positions, batching what piles up
@@ -20,7 +16,6 @@ export interface SequentialWriterOptions {
  */
 export class SequentialWriter {
   readonly #handle: FileHandle;
-  readonly #highWater: number;
   readonly #onError: ((error: Error) => void) | undefined;
   #position: number;
   #pending: Buffer[] = [];
@@ -29,26 +24,16 @@ export class SequentialWriter {
   #waiters: (() => void)[] = [];
   #error: Error | undefined;
 
-  constructor(handle: FileHandle, position: number, options: SequentialWriterOptions = {}) {
+  /** `onError` is called once with the first write error; later writes are dropped. */
+  constructor(handle: FileHandle, position: number, options: { onError?: (error: Error) => void } = {}) {
     this.#handle = handle;
     this.#position = position;
-    this.#highWater = options.highWaterBytes ?? 8 * 1024 * 1024;
     this.#onError = options.onError;
-  }
-
-  /** The first write error, if any. */
-  get error(): Error | undefined {
-    return this.#error;
   }
 
   /** Bytes queued and not yet written. */
   get busy(): boolean {
     return this.#queuedBytes > 0;
-  }
-
-  /** File position after the last completed write. */
-  get position(): number {
-    return this.#position;
   }
 
   /** Queues a chunk. A returned promise means: wait for it before writing more. */
@@ -57,7 +42,7 @@ export class SequentialWriter {
     this.#pending.push(chunk);
     this.#queuedBytes += chunk.length;
     this.#running ??= this.#run();
-    if (this.#queuedBytes < this.#highWater) return undefined;
+    if (this.#queuedBytes < HIGH_WATER_BYTES) return undefined;
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
@@ -84,7 +69,7 @@ export class SequentialWriter {
         for (const chunk of batch) bytes += chunk.length;
         this.#position += bytes;
         this.#queuedBytes -= bytes;
-        if (this.#queuedBytes <= this.#highWater / 2) this.#wake();
+        if (this.#queuedBytes <= HIGH_WATER_BYTES / 2) this.#wake();
       }
     } finally {
       this.#running = undefined;

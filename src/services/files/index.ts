@@ -14,14 +14,6 @@ import { handleGet } from './get.js';
 import { handleList, handleStat } from './list.js';
 import { handlePut } from './put.js';
 
-export {
-  DATA_CHUNK_BYTES,
-  FILES_FRAMES,
-  type FileEntry,
-  partialDownloadName,
-  partialUploadName,
-  RESERVED_PREFIX,
-} from '../../protocol/files.js';
 export type { FilesOptions } from './context.js';
 
 /**
