@@ -26,11 +26,19 @@ export function startNetEcho(): Promise<ServerChild> {
   });
 }
 
+let python: { path: string; version: string } | undefined | null = null;
+
 /**
  * The Python interpreter itself (not a pyenv-style shim script), so /proc figures are the
- * server's; undefined when there is no python3.
+ * server's; undefined when there is no python3. Asked once per run: the runner and each suite
+ * want it.
  */
 export function findPython(): { path: string; version: string } | undefined {
+  if (python === null) python = askPython();
+  return python;
+}
+
+function askPython(): { path: string; version: string } | undefined {
   try {
     const output = execFileSync(
       process.env.PYTHON ?? 'python3',
