@@ -155,7 +155,7 @@ async function checkCwd(requested: string, options: ResolvedExecOptions): Promis
     throw new SockitError('NOT_FOUND', `working directory ${requested} does not exist on the server`);
   }
   if (options.cwdRoots) {
-    const roots = await realRoots(options.cwdRoots);
+    const roots = await realRoots(options, options.cwdRoots);
     if (!roots.some((root) => real === root || real.startsWith(root.endsWith(sep) ? root : root + sep))) {
       throw new SockitError(
         'FORBIDDEN',
@@ -166,6 +166,22 @@ async function checkCwd(requested: string, options: ResolvedExecOptions): Promis
   return real;
 }
 
-async function realRoots(roots: readonly string[]): Promise<string[]> {
-  return Promise.all(roots.map((root) => realpath(root).catch(() => root)));
+// The roots' real paths, resolved at the first request rather than on every one (a root that
+// does not exist yet is resolved again next time).
+const resolvedRoots = new WeakMap<ResolvedExecOptions, readonly string[]>();
+
+async function realRoots(options: ResolvedExecOptions, roots: readonly string[]): Promise<readonly string[]> {
+  const cached = resolvedRoots.get(options);
+  if (cached) return cached;
+  let missing = false;
+  const real = await Promise.all(
+    roots.map((root) =>
+      realpath(root).catch(() => {
+        missing = true;
+        return root;
+      }),
+    ),
+  );
+  if (!missing) resolvedRoots.set(options, real);
+  return real;
 }
