@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { isErrorCode, SockitError } from '../errors.js';
+import { ERROR_CATALOGUE, SockitError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createNonce, PROTOCOL_VERSION, SUPPORTED_VERSIONS, verifyProof } from '../protocol/auth.js';
 import { TEXT_CLIENT_REPLY } from '../protocol/decoder.js';
@@ -102,10 +102,6 @@ export class ServerConnection implements RequestOwner {
     socket.setTimeout(options.limits.handshakeTimeoutMs, () => this.#onTimeout());
   }
 
-  get openRequests(): number {
-    return this.#requests.size;
-  }
-
   // ---- RequestOwner -------------------------------------------------------------------
 
   sendFrame(header: FrameHeader, body?: Uint8Array): boolean {
@@ -133,7 +129,8 @@ export class ServerConnection implements RequestOwner {
   }
 
   #reportFailure(request: ServerRequest, error: unknown): void {
-    if (error instanceof SockitError && error.code !== 'INTERNAL' && isErrorCode(error.code)) {
+    // Local codes (CLOSED, USAGE, …) describe this side only: they are logged as internal failures.
+    if (error instanceof SockitError && error.code !== 'INTERNAL' && ERROR_CATALOGUE[error.code].wire) {
       request.fail(error.code, error.message);
       return;
     }

@@ -1,4 +1,4 @@
-import { type ErrorCode, SockitError } from '../errors.js';
+import { ERROR_CATALOGUE, type ErrorCode, SockitError } from '../errors.js';
 import { errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import type { ConnectionContext } from './service.js';
 
@@ -85,10 +85,11 @@ export class ServerRequest {
     this.finish();
   }
 
-  /** Sends an error for this request and ends it. */
+  /** Sends an error for this request and ends it. A local-only code goes out as INTERNAL. */
   fail(code: ErrorCode, message: string, extra?: Record<string, unknown>): void {
     if (this.#finished) return;
-    this.#owner.sendFrame(errorHeader(code, message, this.id, extra));
+    const wireCode = ERROR_CATALOGUE[code].wire ? code : 'INTERNAL';
+    this.#owner.sendFrame(errorHeader(wireCode, message, this.id, extra));
     this.finish();
   }
 
