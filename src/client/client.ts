@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import { isErrorCode, SockitError } from '../errors.js';
+import { SockitError } from '../errors.js';
 import { computeProof, PROTOCOL_VERSION } from '../protocol/auth.js';
-import type { Frame, FrameHeader } from '../protocol/frame.js';
+import { errorFromHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import { defaultStateDir, readTokenFile, tokenPath } from '../state.js';
 import { type Address, parseAddress } from '../transport/address.js';
 import { type DialOptions, dialStream, type TlsTrust } from '../transport/dial.js';
@@ -196,10 +196,7 @@ export class Client extends EventEmitter {
       return request?.receive(frame);
     }
     if (frame.header.type === 'error') {
-      const code = isErrorCode(frame.header.code) ? frame.header.code : 'INTERNAL';
-      this.#closedError = new SockitError(code, String(frame.header.message ?? 'connection error'), {
-        details: frame.header,
-      });
+      this.#closedError = errorFromHeader(frame.header, 'connection error');
       this.emit('server-error', this.#closedError);
       return;
     }
@@ -256,10 +253,7 @@ export async function connect(address: string | Address, options: ConnectOptions
         if (client) return client.dispatch(frame);
         const { header } = frame;
         if (header.type === 'error') {
-          const code = isErrorCode(header.code) ? header.code : 'INTERNAL';
-          settle.reject(
-            new SockitError(code, String(header.message ?? 'refused by server'), { details: header }),
-          );
+          settle.reject(errorFromHeader(header, 'refused by server'));
           framed.destroy();
           return;
         }

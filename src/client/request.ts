@@ -1,5 +1,5 @@
-import { isErrorCode, SockitError } from '../errors.js';
-import type { Frame, FrameHeader } from '../protocol/frame.js';
+import { SockitError } from '../errors.js';
+import { errorFromHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import type { FramedSocket } from '../transport/framed-socket.js';
 
 export interface RequestOptions {
@@ -87,8 +87,7 @@ export class ClientRequest {
     if (this.#settled) return;
     const { header } = frame;
     if (header.type === 'error') {
-      const code = isErrorCode(header.code) ? header.code : 'INTERNAL';
-      this.#settle(new SockitError(code, String(header.message ?? code), { details: header }));
+      this.#settle(errorFromHeader(header, 'the server reported an error'));
       return;
     }
     if (this.#final(header)) {

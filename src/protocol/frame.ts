@@ -1,3 +1,5 @@
+import { ERROR_CATALOGUE, isErrorCode, SockitError } from '../errors.js';
+
 /**
  * Frames: `uint32 BE header length` + `UTF-8 JSON header` + `body of header.size bytes`.
  * This module only turns values into bytes; it never touches a socket.
@@ -90,4 +92,14 @@ export function errorHeader(
   return id === undefined
     ? { type: 'error', code, message, ...extra }
     : { type: 'error', id, code, message, ...extra };
+}
+
+/**
+ * The error an `error` frame reports, with the peer's code kept when it is a wire code (anything
+ * else is INTERNAL: a peer cannot make us report a local condition such as a usage error).
+ */
+export function errorFromHeader(header: FrameHeader, fallbackMessage: string): SockitError {
+  const code = isErrorCode(header.code) && ERROR_CATALOGUE[header.code].wire ? header.code : 'INTERNAL';
+  const message = typeof header.message === 'string' ? header.message : fallbackMessage;
+  return new SockitError(code, message, { details: header });
 }
