@@ -58,10 +58,9 @@ export async function handleStat(request: ServerRequest, context: FilesContext):
   const names = parseRemotePath(request.header.path ?? '', { allowRoot: true });
   const entry = await statEntry(context.jail, names);
   if (entry.kind === 'file' && request.header.sha256 === true) {
-    const { handle } = await context.jail.openFile(names);
+    const { handle, stats } = await context.jail.openFile(names);
     try {
       const hash = createHash('sha256');
-      const stats = await handle.stat();
       await hashRange(handle, 0, stats.size, hash, request.signal);
       entry.sha256 = hash.digest('hex');
       entry.size = stats.size;
