@@ -8,7 +8,7 @@ import { type ErrorCode, SockitError } from '../../errors.js';
 import { addClientOptions, type ClientCliOptions, parseIntOption, withClient } from '../common.js';
 
 /** Exit codes of `sockit exec`, chosen to read like `ssh host cmd` and a shell. */
-export const EXEC_EXIT = {
+const EXEC_EXIT = {
   /** The command's own code 0–255 passes through; these are ours. */
   usage: 2,
   /** Killed by the server at its timeout, as coreutils `timeout` reports it. */

@@ -53,9 +53,9 @@ export interface ResolvedExecOptions {
 }
 
 /** Variables a client may set when the server runs an allow-list and says nothing else. */
-export const SAFE_ENV_NAMES: readonly string[] = ['LANG', 'LC_*', 'TZ', 'TERM'];
+const SAFE_ENV_NAMES: readonly string[] = ['LANG', 'LC_*', 'TZ', 'TERM'];
 
-export const EXEC_DEFAULTS = Object.freeze({
+const EXEC_DEFAULTS = Object.freeze({
   shellPath: '/bin/sh',
   maxTimeoutMs: 3_600_000,
   maxOutputBytes: 1024 * 1024 * 1024,
