@@ -1,5 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  fchmodSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { SockitError } from './errors.js';
@@ -19,13 +29,33 @@ export function tokenPath(stateDir: string): string {
   return join(stateDir, 'token');
 }
 
-/** Writes a private file atomically: readers never see half a token or half a key. */
+/**
+ * Writes a file atomically with exactly `mode`: a temp file (created with that mode, so a secret
+ * never exists with looser permissions), fsync, rename. Readers never see half a token or key,
+ * and a crash never leaves a truncated file under the final name.
+ */
+export function writeFileAtomic(path: string, contents: string, mode: number): void {
+  const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  const fd = openSync(temp, 'wx', mode);
+  try {
+    try {
+      fchmodSync(fd, mode); // the umask may have stripped bits from `mode`
+      writeSync(fd, contents);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, path);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw error;
+  }
+}
+
+/** Writes a private (0600) file atomically, creating its directory (0700) if needed. */
 export function writePrivateFile(path: string, contents: string): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(temp, contents, { mode: 0o600 });
-  chmodSync(temp, 0o600);
-  renameSync(temp, path);
+  writeFileAtomic(path, contents, 0o600);
 }
 
 /** Reads the token in `path`, or creates a new random one there (mode 0600). */

@@ -15,20 +15,11 @@ import {
   sign,
   X509Certificate,
 } from 'node:crypto';
-import {
-  closeSync,
-  fchmodSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { join } from 'node:path';
 import { domainToASCII } from 'node:url';
+import { writeFileAtomic } from '../state.js';
 
 /** Options for {@link generateSelfSignedCertificate} and {@link loadOrCreateCertificate}. */
 export interface SelfSignedOptions {
@@ -271,26 +262,6 @@ function readIfExists(path: string): string | undefined {
   }
 }
 
-/** Writes via a temp file + fsync + rename so a crash never leaves a truncated file under the final name. */
-function writeAtomic(path: string, data: string, mode: number): void {
-  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  // 'wx' with the final mode: the secret never exists on disk with looser permissions, even briefly.
-  const fd = openSync(tmp, 'wx', mode);
-  try {
-    try {
-      fchmodSync(fd, mode); // the umask may have stripped bits from `mode`; make it exact
-      writeSync(fd, data);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-}
-
 /**
  * Loads `dir/cert.pem` and `dir/key.pem`, or generates and stores a new pair if either is missing, so a
  * server keeps one stable certificate (and fingerprint) across restarts.
@@ -327,7 +298,7 @@ export function loadOrCreateCertificate(dir: string, options: SelfSignedOptions 
   rmSync(certPath, { force: true });
   rmSync(keyPath, { force: true });
   const generated = generateSelfSignedCertificate(options);
-  writeAtomic(keyPath, generated.keyPem, 0o600);
-  writeAtomic(certPath, generated.certPem, 0o644);
+  writeFileAtomic(keyPath, generated.keyPem, 0o600);
+  writeFileAtomic(certPath, generated.certPem, 0o644);
   return { ...generated, created: true };
 }
