@@ -140,15 +140,15 @@ export class RunningCommand {
     child.once('exit', () => this.#onLeaderExit());
     child.once('close', (code: number | null, signal: NodeJS.Signals | null) => this.#onClose(code, signal));
     const request = this.#request;
-    if (request.signal.aborted) this.#kill('cancel');
+    if (request.signal.aborted) this.kill('cancel');
     else
-      request.signal.addEventListener('abort', () => this.#kill(abortCause(request.signal.reason)), {
+      request.signal.addEventListener('abort', () => this.kill(abortCause(request.signal.reason)), {
         once: true,
       });
     if (timeoutMs > 0) {
       this.#timer = setTimeout(() => {
         this.#timedOut = true;
-        this.#kill('timeout');
+        this.kill('timeout');
       }, timeoutMs);
     }
     request.send({ type: 'started', pid: child.pid, ...(timeoutMs > 0 ? { timeoutMs } : {}) });
@@ -157,10 +157,6 @@ export class RunningCommand {
 
   /** Kills the whole process group now. */
   kill(reason: string): void {
-    this.#kill(reason);
-  }
-
-  #kill(reason: string): void {
     if (this.#pid === undefined) return;
     this.#killedBy ??= reason;
     if (!this.#leaderExited) {
@@ -191,7 +187,7 @@ export class RunningCommand {
     if (type === 'stdout') this.#stdoutBytes += body.length;
     else this.#stderrBytes += body.length;
     if (body.length > 0 && !this.#request.send({ type }, body)) this.#pauseOutput();
-    if (this.#truncated) this.#kill('output limit');
+    if (this.#truncated) this.kill('output limit');
   }
 
   /** The socket is full: stop reading the child's pipes (the child then blocks on write) until it drains. */
@@ -235,7 +231,7 @@ export class RunningCommand {
     if (this.#killedBy !== undefined) {
       // Killed: read what is left in the pipes, but a process that escaped the group (setsid)
       // and still holds them open must not keep the request alive.
-      this.#closeGrace = setTimeout(() => this.#kill(this.#killedBy!), KILLED_PIPE_GRACE_MS);
+      this.#closeGrace = setTimeout(() => this.kill(this.#killedBy!), KILLED_PIPE_GRACE_MS);
       this.#closeGrace.unref();
     }
   }
@@ -259,7 +255,7 @@ export class RunningCommand {
   /** An error frame for this id while the command runs: it must not keep running unseen. */
   #failRunning(code: ErrorCode, message: string): void {
     this.#request.fail(code, message);
-    this.#kill('bad request');
+    this.kill('bad request');
   }
 
   #spawnFailed(error: NodeJS.ErrnoException, plan: ExecPlan): void {
