@@ -3,7 +3,8 @@
  * count), JSON-lines events for scripts with `--json`, one plain line per file when piped, and
  * nothing at all with `--quiet`.
  */
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type CliProgress from 'cli-progress';
 import type { TransferResult } from '../client/files.js';
 import type { TransferItem } from '../client/files-tree.js';
 import { SockitError } from '../errors.js';
@@ -133,6 +134,8 @@ function barReporter(
   terminal: NodeJS.WriteStream,
   out: NodeJS.WritableStream,
 ): TransferReporter {
+  // Loaded here, not at the top: `ls` (formatBytes), --json, --quiet and piped output never draw it.
+  const cliProgress = createRequire(import.meta.url)('cli-progress') as typeof CliProgress;
   const bar = new cliProgress.SingleBar(
     {
       stream: terminal,
