@@ -9,8 +9,9 @@ import type { Socket } from 'node:net';
 import { silentLogger } from '../../src/log.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/auth.js';
 import { encodeFrameToBuffer } from '../../src/protocol/frame.js';
-import { type Dispatch, ServerConnection } from '../../src/server/connection.js';
+import { ServerConnection } from '../../src/server/connection.js';
 import { resolveLimits } from '../../src/server/limits.js';
+import { buildDispatch } from '../../src/server/server.js';
 import { echoService } from '../../src/services/echo.js';
 
 /** Just enough of a net.Socket for ServerConnection/FramedSocket; writes are counted, not sent. */
@@ -56,15 +57,7 @@ export async function serverPathNanos(
   bodyBytes: number,
   windowMs: number,
 ): Promise<number> {
-  const echo = echoService();
-  const dispatch: Dispatch = {
-    serviceNames: ['echo'],
-    requests: new Map([['echo', { handler: echo.requests!.echo!, service: 'echo' }]]),
-    messages: new Map(),
-    followUps: new Set(),
-    openServices: new Set(['echo']),
-    token: undefined,
-  };
+  const dispatch = buildDispatch([echoService()], undefined, ['echo']);
   const socket = new StandInSocket();
   new ServerConnection(
     socket as unknown as Socket,

@@ -179,7 +179,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
 }
 
 /** Builds the type → handler tables once; two services claiming one type is a startup error. */
-function buildDispatch(
+export function buildDispatch(
   services: readonly Service[],
   token: string | undefined,
   open: readonly string[],
