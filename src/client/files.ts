@@ -94,17 +94,8 @@ export async function putFile(
       if (!(error instanceof SockitError)) throw error;
       if (error.code === 'CONFLICT' && options.resume && !options.overwrite) {
         // The target exists: finished by an earlier run? Compare hashes before giving up.
-        const same = await sameContents(client, remotePath, handle, stats.size, options.signal);
-        if (same !== undefined) {
-          return {
-            remotePath,
-            localPath,
-            size: stats.size,
-            sha256: same,
-            resumedFrom: stats.size,
-            skipped: true,
-          };
-        }
+        const skipped = await skipIfSame(client, remotePath, localPath, handle, stats.size, options.signal);
+        if (skipped) return skipped;
       }
       if (error.code === 'INTEGRITY' && error.details?.restart === true) {
         // The server's kept partial is not a prefix of this file: send it whole.
@@ -208,17 +199,15 @@ export async function getFile(
     if (options.resume && existing.isFile()) {
       const handle = await open(target, 'r');
       try {
-        const same = await sameContents(client, remotePath, handle, existing.size, options.signal);
-        if (same !== undefined) {
-          return {
-            remotePath,
-            localPath,
-            size: existing.size,
-            sha256: same,
-            resumedFrom: existing.size,
-            skipped: true,
-          };
-        }
+        const skipped = await skipIfSame(
+          client,
+          remotePath,
+          localPath,
+          handle,
+          existing.size,
+          options.signal,
+        );
+        if (skipped) return skipped;
       } finally {
         await handle.close();
       }
@@ -453,22 +442,24 @@ function firstFrame(request: ClientRequest, type: string): Promise<FrameHeader> 
 
 /**
  * When the remote file has the local file's size, compares SHA-256 (the server hashes its copy)
- * and returns the hash if they are equal.
+ * and, if they are equal, returns the result of a transfer skipped for that.
  */
-async function sameContents(
+async function skipIfSame(
   client: Client,
   remotePath: string,
+  localPath: string,
   local: FileHandle,
   localSize: number,
   signal: AbortSignal | undefined,
-): Promise<string | undefined> {
+): Promise<TransferResult | undefined> {
   const remote = await statEntry(client, remotePath, { signal }).catch(() => undefined);
   if (remote?.kind !== 'file' || remote.size !== localSize) return undefined;
   const hash = createHash('sha256');
   await hashRange(local, 0, localSize, hash, signal);
   const localSha = hash.digest('hex');
   const remoteSha = (await statEntry(client, remotePath, { sha256: true, ...signalOption(signal) })).sha256;
-  return remoteSha === localSha ? localSha : undefined;
+  if (remoteSha !== localSha) return undefined;
+  return { remotePath, localPath, size: localSize, sha256: localSha, resumedFrom: localSize, skipped: true };
 }
 
 function parseEntries(value: unknown): FileEntry[] {
