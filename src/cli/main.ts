@@ -6,24 +6,29 @@ import { reportError } from './common.js';
 type Register = (program: Command) => void;
 
 /**
- * Each command lives in its own module and registers itself on the program. Modules load on
- * demand: a run of `sockit exec` loads the exec command only, which keeps start-up close to
+ * Each command lives in `commands/<name>.ts` and exports `register<Name>(program)`. Modules load
+ * on demand: a run of `sockit exec` loads the exec command only, which keeps start-up close to
  * bare `node` (see docs/benchmarks.md). `--help` and unknown commands load them all.
  */
-const COMMANDS: Record<string, () => Promise<Register>> = {
-  serve: async () => (await import('./commands/serve.js')).registerServe,
-  ping: async () => (await import('./commands/ping.js')).registerPing,
-  echo: async () => (await import('./commands/echo.js')).registerEcho,
-  exec: async () => (await import('./commands/exec.js')).registerExec,
-  put: async () => (await import('./commands/put.js')).registerPut,
-  get: async () => (await import('./commands/get.js')).registerGet,
-  ls: async () => (await import('./commands/ls.js')).registerLs,
-  rm: async () => (await import('./commands/rm.js')).registerRm,
-  listen: async () => (await import('./commands/listen.js')).registerListen,
-  connect: async () => (await import('./commands/connect.js')).registerConnect,
-  udp: async () => (await import('./commands/udp.js')).registerUdp,
-  chat: async () => (await import('./commands/chat.js')).registerChat,
-};
+const COMMANDS = [
+  'serve',
+  'ping',
+  'echo',
+  'exec',
+  'put',
+  'get',
+  'ls',
+  'rm',
+  'listen',
+  'connect',
+  'udp',
+  'chat',
+];
+
+async function loadCommand(name: string): Promise<Register> {
+  const module = (await import(`./commands/${name}.js`)) as Record<string, Register>;
+  return module[`register${name[0]!.toUpperCase()}${name.slice(1)}`]!;
+}
 
 const program = new Command('sockit')
   .description(
@@ -38,8 +43,8 @@ program.exitOverride((error) => {
 
 try {
   const name = process.argv[2] ?? '';
-  const loaders = Object.hasOwn(COMMANDS, name) ? [COMMANDS[name]!] : Object.values(COMMANDS);
-  for (const register of await Promise.all(loaders.map((load) => load()))) register(program);
+  const wanted = COMMANDS.includes(name) ? [name] : COMMANDS;
+  for (const register of await Promise.all(wanted.map(loadCommand))) register(program);
   await program.parseAsync(process.argv);
 } catch (error) {
   reportError(error);
