@@ -45,6 +45,22 @@ async function peerListener(
   return { peer, port };
 }
 
+/** Each side sends one line and ends its stdin; both must exit 0, each having printed the other's line. */
+async function exchange(
+  first: Running,
+  firstSays: string,
+  second: Running,
+  secondSays: string,
+): Promise<void> {
+  first.child.stdin!.end(firstSays);
+  second.child.stdin!.end(secondSays);
+  const [firstExit, secondExit] = await Promise.all([first.exited, second.exited]);
+  assert.equal(firstExit.code, 0, first.stderr());
+  assert.equal(secondExit.code, 0, second.stderr());
+  assert.equal(first.stdout().toString(), secondSays);
+  assert.equal(second.stdout().toString(), firstSays);
+}
+
 describe('interop with ncat, socat and nc (OpenBSD)', () => {
   let dir: { path: string; cleanup: () => Promise<void> };
   before(async () => {
@@ -60,13 +76,7 @@ describe('interop with ncat, socat and nc (OpenBSD)', () => {
     if (reason) return t.skip(reason);
     const { peer, port } = await peerListener(which('ncat')!, (p) => ['-l', '127.0.0.1', String(p)]);
     const client = sockit(['connect', `127.0.0.1:${port}`]);
-    peer.child.stdin!.end('from ncat\n');
-    client.child.stdin!.end('from sockit\n');
-    const [clientExit, peerExit] = await Promise.all([client.exited, peer.exited]);
-    assert.equal(clientExit.code, 0, client.stderr());
-    assert.equal(peerExit.code, 0, peer.stderr());
-    assert.equal(client.stdout().toString(), 'from ncat\n');
-    assert.equal(peer.stdout().toString(), 'from sockit\n');
+    await exchange(peer, 'from ncat\n', client, 'from sockit\n');
   });
 
   it('sockit connect ↔ socat TCP-LISTEN: both directions', async (t) => {
@@ -77,13 +87,7 @@ describe('interop with ncat, socat and nc (OpenBSD)', () => {
       '-',
     ]);
     const client = sockit(['connect', `127.0.0.1:${port}`]);
-    peer.child.stdin!.end('from socat\n');
-    client.child.stdin!.end('from sockit\n');
-    const [clientExit, peerExit] = await Promise.all([client.exited, peer.exited]);
-    assert.equal(clientExit.code, 0, client.stderr());
-    assert.equal(peerExit.code, 0, peer.stderr());
-    assert.equal(client.stdout().toString(), 'from socat\n');
-    assert.equal(peer.stdout().toString(), 'from sockit\n');
+    await exchange(peer, 'from socat\n', client, 'from sockit\n');
   });
 
   for (const [tool, pkg, args] of [
@@ -96,13 +100,7 @@ describe('interop with ncat, socat and nc (OpenBSD)', () => {
       if (reason) return t.skip(reason);
       const listener = await startListen(['127.0.0.1:0']);
       const client = launch(which(tool)!, args(listener.port));
-      listener.child.stdin!.end('from sockit\n');
-      client.child.stdin!.end(`from ${tool}\n`);
-      const [clientExit, listenerExit] = await Promise.all([client.exited, listener.exited]);
-      assert.equal(clientExit.code, 0, client.stderr());
-      assert.equal(listenerExit.code, 0, listener.stderr());
-      assert.equal(listener.stdout().toString(), `from ${tool}\n`);
-      assert.equal(client.stdout().toString(), 'from sockit\n');
+      await exchange(listener, 'from sockit\n', client, `from ${tool}\n`);
     });
   }
 
@@ -131,13 +129,7 @@ describe('interop with ncat, socat and nc (OpenBSD)', () => {
     if (reason) return t.skip(reason);
     const listener = await startListen(['tls://127.0.0.1:0', '--state-dir', join(dir.path, 'tls-server')]);
     const client = launch(which('ncat')!, ['--ssl', '127.0.0.1', String(listener.port)]);
-    listener.child.stdin!.end('encrypted hello from sockit\n');
-    client.child.stdin!.end('encrypted hello from ncat\n');
-    const [clientExit, listenerExit] = await Promise.all([client.exited, listener.exited]);
-    assert.equal(listenerExit.code, 0, listener.stderr());
-    assert.equal(clientExit.code, 0, client.stderr());
-    assert.equal(listener.stdout().toString(), 'encrypted hello from ncat\n');
-    assert.equal(client.stdout().toString(), 'encrypted hello from sockit\n');
+    await exchange(listener, 'encrypted hello from sockit\n', client, 'encrypted hello from ncat\n');
   });
 
   it('sockit connect tls:// → ncat --ssl -l, pinning its certificate on first use', async (t) => {
@@ -146,13 +138,7 @@ describe('interop with ncat, socat and nc (OpenBSD)', () => {
     const { peer, port } = await peerListener(which('ncat')!, (p) => ['--ssl', '-l', '127.0.0.1', String(p)]);
     const state = join(dir.path, 'tls-client');
     const client = sockit(['connect', `tls://127.0.0.1:${port}`, '--state-dir', state]);
-    peer.child.stdin!.end('from ncat over TLS\n');
-    client.child.stdin!.end('from sockit over TLS\n');
-    const [clientExit, peerExit] = await Promise.all([client.exited, peer.exited]);
-    assert.equal(clientExit.code, 0, client.stderr());
-    assert.equal(peerExit.code, 0, peer.stderr());
+    await exchange(peer, 'from ncat over TLS\n', client, 'from sockit over TLS\n');
     assert.match(client.stderr(), /pinned new TLS fingerprint/);
-    assert.equal(client.stdout().toString(), 'from ncat over TLS\n');
-    assert.equal(peer.stdout().toString(), 'from sockit over TLS\n');
   });
 });
