@@ -1,14 +1,16 @@
 import { Readable, Writable } from 'node:stream';
 import { SockitError } from '../errors.js';
+import { EXEC_SIGNALS, type ExecSignal, isExecSignal } from '../protocol/exec.js';
 import type { Frame, FrameHeader } from '../protocol/frame.js';
 import type { Client } from './client.js';
 import type { ClientRequest } from './request.js';
+
+export type { ExecSignal };
 
 /** A command: an argv run without a shell, or a shell string (only where the server allows shells). */
 export type ExecCommand = readonly string[] | { readonly shell: string };
 
 /** Signals a client may forward to a running command. */
-export type ExecSignal = 'SIGINT' | 'SIGTERM' | 'SIGKILL';
 
 /** Options of both exec forms. */
 export interface RemoteExecOptions {
@@ -59,8 +61,6 @@ const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
 /** stdin is sent in frames of at most this many bytes, well under any server's body limit. */
 const STDIN_FRAME_BYTES = 256 * 1024;
 const STREAM_HIGH_WATER = 256 * 1024;
-const SIGNALS: ReadonlySet<string> = new Set(['SIGINT', 'SIGTERM', 'SIGKILL']);
-
 /**
  * A readable fed by frames: when its buffer is full, the frame handler gets a promise that the
  * connection waits on, so a slow reader slows the server down instead of filling memory.
@@ -170,8 +170,8 @@ export class RemoteProcess {
 
   /** Forwards a signal to the command's process group. False if the command has already ended. */
   kill(signal: ExecSignal = 'SIGTERM'): boolean {
-    if (!SIGNALS.has(signal))
-      throw new TypeError(`signal must be one of ${[...SIGNALS].join(', ')}, got ${signal}`);
+    if (!isExecSignal(signal))
+      throw new TypeError(`signal must be one of ${EXEC_SIGNALS.join(', ')}, got ${signal}`);
     if (this.#request.settled) return false;
     this.#request.send({ type: 'signal', signal });
     return true;

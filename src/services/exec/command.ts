@@ -2,10 +2,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { type ErrorCode, SockitError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { EXEC_SIGNALS, isExecSignal } from '../../protocol/exec.js';
 import type { Frame } from '../../protocol/frame.js';
 import type { ServerRequest } from '../../server/request.js';
 import type { ExecPlan } from './policy.js';
-import { FORWARDABLE_SIGNALS, signalGroup, trackGroup, untrackGroup } from './process-group.js';
+import { signalGroup, trackGroup, untrackGroup } from './process-group.js';
 
 /** After a kill, how long a process outside the group may hold the pipes before they are closed. */
 const KILLED_PIPE_GRACE_MS = 1000;
@@ -86,8 +87,8 @@ export class RunningCommand {
         return;
       case 'signal': {
         const signal = header.signal;
-        if (typeof signal !== 'string' || !FORWARDABLE_SIGNALS.has(signal)) {
-          this.#failRunning('BAD_REQUEST', `"signal" must be one of ${[...FORWARDABLE_SIGNALS].join(', ')}`);
+        if (!isExecSignal(signal)) {
+          this.#failRunning('BAD_REQUEST', `"signal" must be one of ${EXEC_SIGNALS.join(', ')}`);
           return;
         }
         // Like Ctrl-C in a terminal, the signal reaches the whole foreground group.

@@ -3,9 +3,6 @@
  * negative pid reaches the command and everything it started — grandchildren included.
  */
 
-/** Signals clients may forward to a running command. */
-export const FORWARDABLE_SIGNALS: ReadonlySet<string> = new Set(['SIGINT', 'SIGTERM', 'SIGKILL']);
-
 /** Sends `signal` to every process in the group `pid` leads. False when the group is already gone. */
 export function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
   // "Nobody left" is the common answer after a command exits, and Node reports it by throwing:
