@@ -3,13 +3,8 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect } from '../../src/client/client.js';
-import { SockitError } from '../../src/errors.js';
 import { runCli, tempDir } from '../helpers.js';
-import { type FilesFixture, startFiles, treeOf } from './fixtures.js';
-
-function isCode(code: string) {
-  return (error: unknown) => error instanceof SockitError && error.code === code;
-}
+import { type FilesFixture, isCode, startFiles, treeOf } from './fixtures.js';
 
 describe('files need authentication', () => {
   let files: FilesFixture;

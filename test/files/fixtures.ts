@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { type Client, connect } from '../../src/client/client.js';
+import { SockitError } from '../../src/errors.js';
 import type { ServeOptions, Server } from '../../src/server/server.js';
 import type { Service } from '../../src/server/service.js';
 import { type FilesOptions, filesService } from '../../src/services/files/index.js';
@@ -104,4 +105,9 @@ export async function sha256File(path: string): Promise<string> {
 export async function treeOf(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true });
   return entries.map(String).sort();
+}
+
+/** An `assert.rejects` check: a SockitError with this code. */
+export function isCode(code: string): (error: unknown) => boolean {
+  return (error: unknown) => error instanceof SockitError && error.code === code;
 }

@@ -4,15 +4,10 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { Client } from '../../src/client/client.js';
 import { connect } from '../../src/client/client.js';
-import { SockitError } from '../../src/errors.js';
 import type { FrameHeader } from '../../src/protocol/frame.js';
 import type { Service } from '../../src/server/service.js';
 import { startServer, TEST_TOKEN, tempDir } from '../helpers.js';
-import { filesAndClientPerSuite, treeOf } from './fixtures.js';
-
-function isCode(code: string) {
-  return (error: unknown) => error instanceof SockitError && error.code === code;
-}
+import { filesAndClientPerSuite, isCode, treeOf } from './fixtures.js';
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
@@ -46,23 +41,19 @@ describe('integrity of uploads', () => {
     assert.deepEqual(await treeOf(files.root), []);
   });
 
-  test('more bytes than announced is INTEGRITY; nothing published', async () => {
-    const { files, client } = suite;
-    const { request } = await openPut(client, { path: 'long.bin', fileSize: 10 });
-    request.send({ type: 'data' }, Buffer.alloc(11));
-    request.send({ type: 'put-end', sha256: sha256(Buffer.alloc(11)) });
-    await assert.rejects(request.done, isCode('INTEGRITY'));
-    assert.deepEqual(await treeOf(files.root), []);
-  });
-
-  test('fewer bytes than announced is INTEGRITY; nothing published', async () => {
-    const { files, client } = suite;
-    const { request } = await openPut(client, { path: 'short.bin', fileSize: 10 });
-    request.send({ type: 'data' }, Buffer.alloc(5));
-    request.send({ type: 'put-end', sha256: sha256(Buffer.alloc(5)) });
-    await assert.rejects(request.done, isCode('INTEGRITY'));
-    assert.deepEqual(await treeOf(files.root), []);
-  });
+  for (const [what, name, sent] of [
+    ['more', 'long.bin', 11],
+    ['fewer', 'short.bin', 5],
+  ] as const) {
+    test(`${what} bytes than announced is INTEGRITY; nothing published`, async () => {
+      const { files, client } = suite;
+      const { request } = await openPut(client, { path: name, fileSize: 10 });
+      request.send({ type: 'data' }, Buffer.alloc(sent));
+      request.send({ type: 'put-end', sha256: sha256(Buffer.alloc(sent)) });
+      await assert.rejects(request.done, isCode('INTEGRITY'));
+      assert.deepEqual(await treeOf(files.root), []);
+    });
+  }
 
   test('malformed puts are BAD_REQUEST and the connection stays usable', async () => {
     const { files, client } = suite;

@@ -4,15 +4,10 @@ import { lstat, mkdir, readFile, rename, symlink, writeFile } from 'node:fs/prom
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Client } from '../../src/client/client.js';
-import { SockitError } from '../../src/errors.js';
 import { partialUploadName } from '../../src/protocol/files.js';
-import { type FilesFixture, startFiles, treeOf, writeRandomFile } from './fixtures.js';
+import { type FilesFixture, isCode, startFiles, treeOf, writeRandomFile } from './fixtures.js';
 
 const SECRET = 'outside the root: never read, never written\n';
-
-function isCode(code: string) {
-  return (error: unknown) => error instanceof SockitError && error.code === code;
-}
 
 describe('path jail', () => {
   let files: FilesFixture;

@@ -6,18 +6,32 @@ import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect } from '../../src/client/client.js';
+import type { TransferOptions } from '../../src/client/files.js';
 import { SockitError } from '../../src/errors.js';
 import { DATA_CHUNK_BYTES, partialDownloadName, partialUploadName } from '../../src/protocol/files.js';
 import type { Frame } from '../../src/protocol/frame.js';
 import type { ServerRequest } from '../../src/server/request.js';
 import type { Service } from '../../src/server/service.js';
 import { CLI, runCli, TEST_TOKEN, tempDir, waitForLine } from '../helpers.js';
-import { type FilesFixture, sha256File, startFiles, treeOf, writeRandomFile } from './fixtures.js';
+import { type FilesFixture, isCode, sha256File, startFiles, treeOf, writeRandomFile } from './fixtures.js';
 
 const MiB = 1024 * 1024;
 
-function isCode(code: string) {
-  return (error: unknown) => error instanceof SockitError && error.code === code;
+/** Runs a transfer, cancels it once `atBytes` are across, and checks that it failed with TIMEOUT. */
+async function cancelAt(
+  atBytes: number,
+  transfer: (options: TransferOptions) => Promise<unknown>,
+): Promise<void> {
+  const controller = new AbortController();
+  await assert.rejects(
+    transfer({
+      signal: controller.signal,
+      onProgress: ({ bytes }) => {
+        if (bytes >= atBytes) controller.abort();
+      },
+    }),
+    isCode('TIMEOUT'),
+  );
 }
 
 /**
@@ -132,16 +146,7 @@ describe('resume', () => {
     const client = await files.connect();
     const source = join(files.local, 'aborted.bin');
     const sha = await writeRandomFile(source, 12 * MiB);
-    const controller = new AbortController();
-    await assert.rejects(
-      client.put(source, 'aborted.bin', {
-        signal: controller.signal,
-        onProgress: ({ bytes }) => {
-          if (bytes >= 4 * MiB) controller.abort();
-        },
-      }),
-      isCode('TIMEOUT'),
-    );
+    await cancelAt(4 * MiB, (options) => client.put(source, 'aborted.bin', options));
     assert.ok(await client.ping());
     const progress: number[] = [];
     const result = await client.put(source, 'aborted.bin', {
@@ -158,16 +163,7 @@ describe('resume', () => {
     const client = await files.connect();
     const source = join(files.local, 'changed.bin');
     await writeRandomFile(source, 8 * MiB);
-    const controller = new AbortController();
-    await assert.rejects(
-      client.put(source, 'changed.bin', {
-        signal: controller.signal,
-        onProgress: ({ bytes }) => {
-          if (bytes >= 2 * MiB) controller.abort();
-        },
-      }),
-      isCode('TIMEOUT'),
-    );
+    await cancelAt(2 * MiB, (options) => client.put(source, 'changed.bin', options));
     const sha = await writeRandomFile(source, 8 * MiB); // the local file changed meanwhile
     const result = await client.put(source, 'changed.bin', { resume: true });
     assert.equal(result.resumedFrom, 0);
@@ -204,16 +200,7 @@ describe('resume', () => {
     const client = await files.connect();
     await writeRandomFile(join(files.root, 'changing.bin'), 6 * MiB);
     const target = join(files.local, 'changing.bin');
-    const controller = new AbortController();
-    await assert.rejects(
-      client.get('changing.bin', target, {
-        signal: controller.signal,
-        onProgress: ({ bytes }) => {
-          if (bytes >= 2 * MiB) controller.abort();
-        },
-      }),
-      isCode('TIMEOUT'),
-    );
+    await cancelAt(2 * MiB, (options) => client.get('changing.bin', target, options));
     const sha = await writeRandomFile(join(files.root, 'changing.bin'), 6 * MiB);
     const result = await client.get('changing.bin', target, { resume: true });
     assert.equal(result.resumedFrom, 0);
@@ -229,16 +216,7 @@ describe('resume', () => {
     const client = await files.connect();
     const sha = await writeRandomFile(join(files.root, 'download.bin'), 12 * MiB);
     const target = join(files.local, 'download.bin');
-    const controller = new AbortController();
-    await assert.rejects(
-      client.get('download.bin', target, {
-        signal: controller.signal,
-        onProgress: ({ bytes }) => {
-          if (bytes >= 4 * MiB) controller.abort();
-        },
-      }),
-      isCode('TIMEOUT'),
-    );
+    await cancelAt(4 * MiB, (options) => client.get('download.bin', target, options));
     await assert.rejects(stat(target), { code: 'ENOENT' }, 'nothing under the final name');
     const partial = join(files.local, partialDownloadName('download.bin'));
     assert.ok((await stat(partial)).size >= 4 * MiB);

@@ -2,13 +2,15 @@ import assert from 'node:assert/strict';
 import { chmod, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { SockitError } from '../../src/errors.js';
 import { EMPTY_SHA256 } from '../../src/protocol/files.js';
-import { filesAndClientPerSuite, sha256File, startFiles, treeOf, writeRandomFile } from './fixtures.js';
-
-function isCode(code: string) {
-  return (error: unknown) => error instanceof SockitError && error.code === code;
-}
+import {
+  filesAndClientPerSuite,
+  isCode,
+  sha256File,
+  startFiles,
+  treeOf,
+  writeRandomFile,
+} from './fixtures.js';
 
 describe('put and get', () => {
   const suite = filesAndClientPerSuite();
