@@ -81,6 +81,19 @@ export function parseIntOption(value: string | undefined, name: string, fallback
   return number;
 }
 
+/** `"a, b,,c"` → `['a', 'b', 'c']`: the comma-separated lists of options like `--open`. */
+export function splitList(text: string | undefined): string[] {
+  return (text ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+}
+
+/** Commander reducer for a repeatable option (`--env A=1 --env B=2`). */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
 /** Turns CLI options into `connect()` options. */
 export async function clientOptions(options: ClientCliOptions): Promise<ConnectOptions> {
   const stateDir = options.stateDir ?? defaultStateDir();

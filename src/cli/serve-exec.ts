@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { SockitError } from '../errors.js';
 import { execService } from '../services/exec/index.js';
-import { parseIntOption } from './common.js';
+import { parseIntOption, splitList } from './common.js';
 import { parseSize } from './serve-files.js';
 import type { ServePlugin } from './serve-plugins.js';
 
@@ -91,16 +91,16 @@ export const execServePlugin: ServePlugin = {
         '--allow-shell and --exec-allow exclude each other: a shell string can run any program (use --exec)',
       );
     }
-    if (list(options.open).includes('exec')) {
+    if (splitList(options.open).includes('exec')) {
       throw new SockitError(
         'USAGE',
         '--open exec: the exec service always needs the token; remove exec from --open',
       );
     }
-    const allow = options.execAllow === undefined ? 'any' : list(options.execAllow);
+    const allow = options.execAllow === undefined ? 'any' : splitList(options.execAllow);
     if (allow !== 'any' && allow.length === 0)
       throw new SockitError('USAGE', '--exec-allow needs at least one program');
-    const envAllow = options.execEnvAllow === undefined ? undefined : list(options.execEnvAllow);
+    const envAllow = options.execEnvAllow === undefined ? undefined : splitList(options.execEnvAllow);
     let service: ReturnType<typeof execService>;
     try {
       service = execService({
@@ -116,7 +116,7 @@ export const execServePlugin: ServePlugin = {
           ? { maxRunning: parseIntOption(options.execMaxRunning, '--exec-max-running') }
           : {}),
         ...(options.execCwd !== undefined ? { cwd: options.execCwd } : {}),
-        ...(options.execCwdRoot !== undefined ? { cwdRoots: list(options.execCwdRoot) } : {}),
+        ...(options.execCwdRoot !== undefined ? { cwdRoots: splitList(options.execCwdRoot) } : {}),
         ...(envAllow !== undefined ? { envAllow: envAllow.includes('*') ? ('any' as const) : envAllow } : {}),
         ...(options.execAudit !== undefined ? { auditFile: options.execAudit } : { audit: log }),
         log,
@@ -138,10 +138,3 @@ export const execServePlugin: ServePlugin = {
     return service;
   },
 };
-
-function list(text: string | undefined): string[] {
-  return (text ?? '')
-    .split(',')
-    .map((item) => item.trim())
-    .filter(Boolean);
-}

@@ -5,7 +5,14 @@ import { isatty } from 'node:tty';
 import type { Command } from 'commander';
 import type { ExecCommand, ExecExit, RemoteProcess } from '../../client/exec.js';
 import { type ErrorCode, SockitError } from '../../errors.js';
-import { addClientOptions, type ClientCliOptions, parseIntOption, withClient } from '../common.js';
+import {
+  addClientOptions,
+  type ClientCliOptions,
+  collect,
+  parseIntOption,
+  splitList,
+  withClient,
+} from '../common.js';
 
 /** Exit codes of `sockit exec`, chosen to read like `ssh host cmd` and a shell. */
 const EXEC_EXIT = {
@@ -73,20 +80,13 @@ export function registerExec(program: Command): void {
   });
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
-
 async function runExecCli(addressList: string, words: string[], options: ExecCliOptions): Promise<number> {
   let request: {
     command: ExecCommand;
     env: Record<string, string> | undefined;
     timeoutMs: number | undefined;
   };
-  const addresses = addressList
-    .split(',')
-    .map((address) => address.trim())
-    .filter(Boolean);
+  const addresses = splitList(addressList);
   try {
     if (addresses.length === 0) throw new SockitError('USAGE', 'name at least one server address');
     request = parseRequest(words, options);

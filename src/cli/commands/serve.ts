@@ -6,7 +6,7 @@ import { type Server, serve } from '../../server/server.js';
 import type { Service } from '../../server/service.js';
 import { formatAddress, isLoopback } from '../../transport/address.js';
 import { SOCKIT_VERSION } from '../../version.js';
-import { action, parseIntOption } from '../common.js';
+import { action, parseIntOption, splitList } from '../common.js';
 import { SERVE_PLUGINS } from '../serve-plugins.js';
 
 /** Where `sockit serve` listens with no address: loopback, a fixed port that is easy to type. */
@@ -74,10 +74,7 @@ async function runServe(addressArgs: string[], options: ServeCliOptions): Promis
   const server = await serve({
     listen: addressArgs.length > 0 ? addressArgs : [DEFAULT_SERVE_ADDRESS],
     services,
-    openServices: options.open
-      .split(',')
-      .map((name) => name.trim())
-      .filter(Boolean),
+    openServices: splitList(options.open),
     ...(options.insecureNoAuth ? { insecureNoAuth: true } : {}),
     ...(options.tokenFile !== undefined ? { tokenFile: options.tokenFile } : {}),
     ...(options.stateDir !== undefined ? { stateDir: options.stateDir } : {}),
