@@ -57,22 +57,13 @@ export async function handlePut(request: ServerRequest, context: FilesContext): 
   request.onFrame = () => {
     stop.abort(new SockitError('BAD_REQUEST', 'send "data" frames only after "put-ready"'));
   };
-  let dir: Awaited<ReturnType<typeof context.jail.openDir>>;
-  try {
-    dir = await context.jail.openDir(put.names.slice(0, -1), { create: true });
-  } catch (error) {
-    request.signal.removeEventListener('abort', onRequestAbort);
-    throw error;
-  }
-  if (stop.signal.aborted) {
-    request.signal.removeEventListener('abort', onRequestAbort);
-    await dir.close();
-    throw stop.signal.reason;
-  }
+  let dir: JailedDir | undefined;
   let lock: UploadLock | undefined;
   let partial: FileHandle | undefined;
   let partialPath: string | undefined;
   try {
+    dir = await context.jail.openDir(put.names.slice(0, -1), { create: true });
+    stop.signal.throwIfAborted();
     const existing = await context.jail.entryStats(dir, name);
     if (existing?.isDirectory()) throw new SockitError('CONFLICT', `${put.path} is a directory`);
     if (existing && !put.overwrite) {
@@ -144,7 +135,7 @@ export async function handlePut(request: ServerRequest, context: FilesContext): 
     request.signal.removeEventListener('abort', onRequestAbort);
     await partial?.close().catch(() => {});
     lock?.release();
-    await dir.close();
+    await dir?.close();
   }
 }
 
