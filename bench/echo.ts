@@ -20,6 +20,7 @@ import {
   startSockitListen,
   startSockitServe,
 } from './lib/servers.js';
+import { median, round } from './lib/stats.js';
 import type { BenchContext, BenchSuite } from './report.js';
 
 /** `SOCKIT_BENCH_SECONDS=1 npm run bench -- echo` for a quick look; the default is 2 per round. */
@@ -234,12 +235,6 @@ function reportWorkload(context: BenchContext, workload: Workload, rounds: Map<s
   }
 }
 
-function median(values: number[]): number | undefined {
-  if (values.length === 0) return undefined;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor((sorted.length - 1) / 2)];
-}
-
 function compact(value: number): string {
   if (value >= 1e6) return `${round(value / 1e6, 2)}M`;
   if (value >= 1e3) return `${Math.round(value / 1e3)}k`;
@@ -248,9 +243,4 @@ function compact(value: number): string {
 
 function percent(fraction: number | undefined): string {
   return fraction === undefined ? 'n/a' : `${Math.round(fraction * 100)}%`;
-}
-
-function round(value: number, digits: number): number {
-  const scale = 10 ** digits;
-  return Math.round(value * scale) / scale;
 }

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { type Client, connect } from '../src/client/client.js';
 import { runChild, startServerChild } from './lib/children.js';
 import { findPython, SOCKIT_CLI, startSockitServe } from './lib/servers.js';
+import { median } from './lib/stats.js';
 import type { BenchContext, BenchSuite } from './report.js';
 
 const SECONDS = Number(process.env.SOCKIT_BENCH_SECONDS ?? 3);
@@ -264,7 +265,7 @@ async function measureCli(context: BenchContext, address: string, token: string)
   }
   const medians: Record<string, number> = {};
   for (const [name, values] of Object.entries(times)) {
-    medians[name] = median(values);
+    medians[name] = median(values) ?? Number.NaN;
     context.record({
       case: CLI_CASE,
       subject: name,
@@ -297,10 +298,4 @@ function wallTime(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
       else resolve(performance.now() - started);
     });
   });
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
