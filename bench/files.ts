@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { cpuTimeMs, memoryOf } from './lib/proc.js';
 import { writeRandomFile } from './lib/random-file.js';
 import { findPython, SOCKIT_CLI, startSockitServe } from './lib/servers.js';
+import { round } from './lib/stats.js';
 import type { BenchContext, BenchSuite } from './report.js';
 
 const MiB = 1024 * 1024;
@@ -678,9 +679,4 @@ function sha256Rate(): number {
   for (let i = 0; i < 256; i++) hash.update(block);
   hash.digest();
   return (256 * 4 * MiB) / 1e6 / ((performance.now() - started) / 1000);
-}
-
-function round(value: number, digits = 0): number {
-  const scale = 10 ** digits;
-  return Math.round(value * scale) / scale;
 }
