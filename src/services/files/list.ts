@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import type { Dirent } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { SockitError } from '../../errors.js';
 import { FILES_FRAMES, type FileEntry, RESERVED_PREFIX } from '../../protocol/files.js';
@@ -102,11 +101,9 @@ async function statEntry(jail: Jail, names: string[]): Promise<FileEntry> {
 /** Depth-first, sorted by name; each directory is opened through the jail before it is read. */
 async function* walk(jail: Jail, names: readonly string[], recursive: boolean): AsyncGenerator<FileEntry> {
   const dir = await jail.openDir(names);
-  let children: Dirent[];
-  const subdirectories = new Set<string>();
-  const entries: FileEntry[] = [];
+  const found: { entry: FileEntry; name: string; descend: boolean }[] = [];
   try {
-    children = await readdir(dir.at('.'), { withFileTypes: true });
+    const children = await readdir(dir.at('.'), { withFileTypes: true });
     children.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const child of children) {
       if (child.name.startsWith(RESERVED_PREFIX)) continue;
@@ -117,17 +114,17 @@ async function* walk(jail: Jail, names: readonly string[], recursive: boolean): 
         continue; // a link that leads out, or an entry that vanished: not part of the listing
       }
       if (stats === undefined || (!stats.isFile() && !stats.isDirectory())) continue;
-      entries.push(toEntry(dir.relative(child.name), stats));
-      if (recursive && stats.isDirectory() && !child.isSymbolicLink()) subdirectories.add(child.name);
+      found.push({
+        entry: toEntry(dir.relative(child.name), stats),
+        name: child.name,
+        descend: recursive && stats.isDirectory() && !child.isSymbolicLink(),
+      });
     }
   } finally {
     await dir.close();
   }
-  for (const entry of entries) {
+  for (const { entry, name, descend } of found) {
     yield entry;
-    const name = entry.path.slice(entry.path.lastIndexOf('/') + 1);
-    if (entry.kind === 'dir' && subdirectories.has(name)) {
-      yield* walk(jail, [...names, name], recursive);
-    }
+    if (descend) yield* walk(jail, [...names, name], recursive);
   }
 }
