@@ -63,8 +63,10 @@ describe('listen --keep-open, --max-conns, --allow/--deny', () => {
 
   it('--max-conns refuses the extra client with a clear message, and admits again after one leaves', async () => {
     const listener = await startListen(['127.0.0.1:0', '-k', '--max-conns', '2', '-v'], { stdin: 'ignore' });
-    const first = await dial(listener.port);
-    const second = await dial(listener.port);
+    // Half-open: stdin is /dev/null, so the listener ends its side at once; these two must stay
+    // connected (holding both places) rather than answer with their own EOF and leave.
+    const first = await dial(listener.port, '127.0.0.1', { allowHalfOpen: true });
+    const second = await dial(listener.port, '127.0.0.1', { allowHalfOpen: true });
     await waitForCount(listener, /connection from/, 2);
     const third = await dial(listener.port);
     const refusal = (await readAll(third)).toString();
