@@ -2,11 +2,6 @@ import { SockitError } from '../errors.js';
 import { type Address, parseAddress } from '../transport/address.js';
 import type { ExecSpec } from './exec-bridge.js';
 
-/** Commander helper for repeatable options (`--allow A --allow B`). */
-export function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
-}
-
 /** Parses a raw-mode address; `--udp` makes scheme-less addresses UDP and conflicts with tcp://. */
 export function parseRawAddress(text: string, udp: boolean | undefined): Address {
   const address = parseAddress(text, { defaultKind: udp ? 'udp' : 'tcp' });

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { SockitError } from '../../errors.js';
 import type { ListenMode } from '../../raw/listen.js';
-import { collect, execSpecFrom, parseRawAddress, untilSignal } from '../../raw/options.js';
-import { action, exitCodeFor, parseIntOption, reportError } from '../common.js';
+import { execSpecFrom, parseRawAddress, untilSignal } from '../../raw/options.js';
+import { action, collect, exitCodeFor, parseIntOption, reportError } from '../common.js';
 import { halfCloseHelp } from '../raw-help.js';
 
 interface ListenCliOptions {
