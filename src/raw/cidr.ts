@@ -1,5 +1,6 @@
 import { BlockList, isIP } from 'node:net';
 import { SockitError } from '../errors.js';
+import { unmapIPv4 } from '../transport/address.js';
 
 /** One parsed entry of an allow or deny list: `10.0.0.0/8`, `::1`, `fd00::/8`. */
 export interface CidrRule {
@@ -92,9 +93,7 @@ function toBlockList(rules: readonly CidrRule[]): BlockList {
 
 /** Drops an IPv6 zone (`fe80::1%eth0`) and unwraps IPv4-mapped IPv6. */
 function normalizeIp(address: string): { ip: string; family: 'ipv4' | 'ipv6' } | undefined {
-  let ip = address.replace(/%.*$/, '');
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped) ip = mapped[1]!;
+  const ip = unmapIPv4(address.replace(/%.*$/, ''));
   const version = isIP(ip);
   if (version === 0) return undefined;
   return { ip, family: version === 4 ? 'ipv4' : 'ipv6' };

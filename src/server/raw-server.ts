@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { SockitError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { defaultStateDir } from '../state.js';
-import { type Address, formatAddress, parseAddress } from '../transport/address.js';
+import { type Address, formatAddress, parseAddress, unmapIPv4 } from '../transport/address.js';
 import type { TlsServerCredentials } from '../transport/listen.js';
 import { Acceptor, type Session } from './acceptor.js';
 import { DEFAULT_LIMITS } from './limits.js';
@@ -155,7 +155,7 @@ export async function serveRaw(options: ServeRawOptions): Promise<RawServer> {
       socket.setTimeout(END_GRACE_MS, () => socket.destroy());
     },
     open: (socket, info) => {
-      const remoteAddress = normalizeRemote(socket.remoteAddress);
+      const remoteAddress = socket.remoteAddress === undefined ? undefined : unmapIPv4(socket.remoteAddress);
       if (options.admit && !options.admit({ remoteAddress, peer: info.peer })) {
         log.info('connection denied', { peer: info.peer });
         server?.emit('denied', info.peer);
@@ -179,10 +179,6 @@ export async function serveRaw(options: ServeRawOptions): Promise<RawServer> {
 }
 
 /** `::ffff:127.0.0.1` (an IPv4 client on a dual-stack socket) is shown and matched as `127.0.0.1`. */
-function normalizeRemote(address: string | undefined): string | undefined {
-  if (address === undefined) return undefined;
-  return address.toLowerCase().startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-}
 
 function runConnection(
   socket: Socket,

@@ -85,3 +85,9 @@ export function isLoopback(address: Address): boolean {
     host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '::ffff:127.0.0.1'
   );
 }
+
+/** An IPv4 client on a dual-stack socket appears as `::ffff:1.2.3.4`; this gives `1.2.3.4`. */
+export function unmapIPv4(ip: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  return mapped ? mapped[1]! : ip;
+}
