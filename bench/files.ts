@@ -18,10 +18,10 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { closeSync, existsSync, openSync, rmSync, statfsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, waitListening } from './lib/ports.js';
 import { cpuTimeMs, memoryOf } from './lib/proc.js';
 import { writeRandomFile } from './lib/random-file.js';
 import { findPython, SOCKIT_CLI, startSockitServe } from './lib/servers.js';
@@ -448,7 +448,7 @@ async function rsyncPut(source: string, disk: string, fsync: boolean): Promise<R
     { stdio: 'ignore' },
   );
   try {
-    await waitForPort(port);
+    await waitListening(port);
     syncDisks();
     const run = await timed('rsync', [
       ...(fsync ? ['--fsync'] : []),
@@ -633,36 +633,6 @@ function syncDisks(): void {
     execFileSync('sync', [], { stdio: 'ignore', timeout: 60_000 });
   } catch {
     // not fatal: the figures are just noisier
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Polls until something accepts connections on the port (a daemon that prints nothing). */
-async function waitForPort(port: number): Promise<void> {
-  const deadline = performance.now() + 10_000;
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = new Socket();
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-      socket.connect(port, '127.0.0.1');
-    });
-    if (open) return;
-    if (performance.now() > deadline) throw new Error(`nothing listens on port ${port}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 

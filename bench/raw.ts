@@ -17,10 +17,11 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, rmSync, statfsSync, writeSync } from 'node:fs';
-import { createServer, type Socket, connect as tcpConnect } from 'node:net';
+import { closeSync, existsSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { type Socket, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, waitListening } from './lib/ports.js';
 import { cpuTimeMs } from './lib/proc.js';
 import { SOCKIT_CLI } from './lib/servers.js';
 import type { BenchContext, BenchSuite } from './report.js';
@@ -52,33 +53,9 @@ function have(program: string): boolean {
 }
 
 /** A port nobody listens on right now. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** Whether 127.0.0.1:port is in LISTEN state, read from /proc so no connection is spent on asking. */
-function listening(port: number): boolean {
-  const suffix = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    for (const row of readFileSync(table, 'utf8').split('\n').slice(1)) {
-      const fields = row.trim().split(/\s+/);
-      if (fields[1]?.endsWith(suffix) && fields[3] === '0A') return true;
-    }
-  }
-  return false;
-}
-
-async function waitListening(port: number, child: Spawned): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!listening(port)) {
-    if (child.exited) throw new Error(`listener exited before listening: ${child.stderr()}`);
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${port} after 10 s: ${child.stderr()}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+/** For waitListening: why to stop waiting for a child that exited before it listened. */
+function exitedEarly(child: Spawned): () => string | undefined {
+  return () => (child.exited ? `listener exited before listening: ${child.stderr()}` : undefined);
 }
 
 interface Spawned {
@@ -184,7 +161,7 @@ async function relayOnce(
   const port = await freePort();
   const [listenCommand, listenArgs] = subject.listen(port);
   const listener = launch(listenCommand, listenArgs);
-  await waitListening(port, listener);
+  await waitListening(port, exitedEarly(listener));
   const started = performance.now();
   const [connectCommand, connectArgs] = subject.connect(port);
   const connector = launch(connectCommand, connectArgs, input);
@@ -367,7 +344,7 @@ async function brokerOnce(subject: BrokerSubject): Promise<{ seconds: number; cp
   const broker = launch(command, args);
   const sockets: Socket[] = [];
   try {
-    await waitListening(port, broker);
+    await waitListening(port, exitedEarly(broker));
     const sender = await dial(port);
     sockets.push(sender);
     const receivers = [];
