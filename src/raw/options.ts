@@ -27,15 +27,3 @@ export function execSpecFrom(exec: string[] | undefined, shExec: string | undefi
   if (argv.length === 0 || argv[0] === '') throw new SockitError('USAGE', '--exec needs a command');
   return { argv };
 }
-
-/** An AbortSignal that fires on the first SIGINT/SIGTERM; a second signal exits at once. */
-export function untilSignal(): AbortSignal {
-  const controller = new AbortController();
-  const stop = (): void => {
-    if (controller.signal.aborted) process.exit(130);
-    controller.abort();
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  return controller.signal;
-}

@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
 import { SockitError } from '../../errors.js';
 import type { ListenMode } from '../../raw/listen.js';
-import { execSpecFrom, parseRawAddress, untilSignal } from '../../raw/options.js';
+import { execSpecFrom, parseRawAddress } from '../../raw/options.js';
 import { action, collect, exitCodeFor, parseIntOption, reportError } from '../common.js';
 import { halfCloseHelp } from '../raw-help.js';
+import { untilSignal } from '../signals.js';
 
 interface ListenCliOptions {
   udp?: boolean;

@@ -8,6 +8,7 @@ import { formatAddress, isLoopback } from '../../transport/address.js';
 import { SOCKIT_VERSION } from '../../version.js';
 import { action, parseIntOption, splitList } from '../common.js';
 import { SERVE_PLUGINS } from '../serve-plugins.js';
+import { untilSignal } from '../signals.js';
 
 /** Where `sockit serve` listens with no address: loopback, a fixed port that is easy to type. */
 export const DEFAULT_SERVE_ADDRESS = 'tcp://127.0.0.1:7070';
@@ -133,15 +134,11 @@ function tryCommands(address: string, running: Set<string>): string[] {
     .map(([, command]) => `  ${command}`);
 }
 
+/** First SIGINT/SIGTERM: graceful shutdown, then exit 0; a second one exits at once. */
 function handleSignals(server: Server, log: ReturnType<typeof createLogger>): void {
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      log.warn('second signal: exiting now', { signal });
-      process.exit(1);
-    }
-    stopping = true;
-    log.info('shutting down', { signal, connections: server.connectionCount });
+  const signal = untilSignal();
+  signal.addEventListener('abort', () => {
+    log.info('shutting down', { signal: signal.reason, connections: server.connectionCount });
     server.close().then(
       () => {
         log.info('stopped');
@@ -152,7 +149,5 @@ function handleSignals(server: Server, log: ReturnType<typeof createLogger>): vo
         process.exit(1);
       },
     );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  });
 }
