@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { SockitError } from '../errors.js';
+import { readCompactHeader, TYPE_PATTERN } from './compact-header.js';
 import {
   DEFAULT_MAX_BODY_BYTES,
   type Frame,
@@ -30,8 +31,6 @@ export class FrameError extends SockitError {
     this.textClient = textClient;
   }
 }
-
-const TYPE_PATTERN = /^[a-z][a-z0-9-]{0,63}$/;
 
 const State = { Length: 0, Header: 1, Body: 2, Failed: 3 } as const;
 type State = (typeof State)[keyof typeof State];
@@ -93,8 +92,9 @@ export class FrameDecoder {
     }
     if (this.#state === State.Header) {
       if (this.#buffered < this.#headerLength) return undefined;
-      this.#header = this.#parseHeader(this.#takeHeaderText(this.#headerLength));
+      this.#header = this.#takeHeader(this.#headerLength);
       this.#bodySize = this.#header.size ?? 0;
+      this.#checkBodySize(this.#bodySize);
       this.#state = State.Body;
     }
     if (this.#state === State.Body) {
@@ -138,13 +138,8 @@ export class FrameDecoder {
       this.#fail('FRAME_INVALID', 'header.type must be a string of 1-64 characters matching [a-z][a-z0-9-]*');
     }
     const size = header.size;
-    if (size !== undefined) {
-      if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
-        this.#fail('FRAME_INVALID', 'header.size must be a non-negative integer');
-      }
-      if (size > this.#maxBodyBytes) {
-        this.#fail('TOO_LARGE', `body of ${size} bytes is over the limit of ${this.#maxBodyBytes} bytes`);
-      }
+    if (size !== undefined && (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)) {
+      this.#fail('FRAME_INVALID', 'header.size must be a non-negative integer');
     }
     const id = header.id;
     if (
@@ -167,25 +162,39 @@ export class FrameDecoder {
     return length;
   }
 
+  #checkBodySize(size: number): void {
+    if (size > this.#maxBodyBytes) {
+      this.#fail('TOO_LARGE', `body of ${size} bytes is over the limit of ${this.#maxBodyBytes} bytes`);
+    }
+  }
+
   /**
-   * Removes `n` header bytes and returns them decoded. Decoding straight from the chunk saves a
-   * view per frame; invalid UTF-8 decodes to U+FFFD, so only a header that contains one needs
-   * the exact check.
+   * Removes `n` header bytes and returns the header. One that lies in one chunk is read in
+   * place, without a view; the compact form is read without JSON.parse (compact-header.ts).
    */
-  #takeHeaderText(n: number): string {
+  #takeHeader(n: number): FrameHeader {
     const first = this.#chunks[0]!;
-    let bytes: Buffer | undefined;
-    let text: string;
+    let bytes: Buffer;
+    let start = 0;
     if (first.length - this.#offset >= n) {
-      const start = this.#offset;
-      text = first.toString('utf8', start, start + n);
-      if (text.includes('\uFFFD')) bytes = first.subarray(start, start + n);
+      bytes = first;
+      start = this.#offset;
       this.#skip(first, n);
     } else {
       bytes = this.#take(n);
-      text = bytes.toString('utf8');
     }
-    if (bytes !== undefined && !isUtf8(bytes)) this.#fail('FRAME_INVALID', 'header is not valid UTF-8');
+    return readCompactHeader(bytes, start, start + n) ?? this.#parseHeader(this.#headerText(bytes, start, n));
+  }
+
+  /**
+   * The header's text. Invalid UTF-8 decodes to U+FFFD, so only a header that contains one
+   * needs the exact check.
+   */
+  #headerText(bytes: Buffer, start: number, n: number): string {
+    const text = bytes.toString('utf8', start, start + n);
+    if (text.includes('\uFFFD') && !isUtf8(bytes.subarray(start, start + n))) {
+      this.#fail('FRAME_INVALID', 'header is not valid UTF-8');
+    }
     return text;
   }
 

@@ -6,6 +6,7 @@ import { TEXT_CLIENT_REPLY } from '../protocol/decoder.js';
 import { errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import { FramedSocket, type FrameError } from '../transport/framed-socket.js';
 import { SOCKIT_AGENT } from '../version.js';
+import type { IdleClock, IdleWatched } from './idle-clock.js';
 import type { Limits } from './limits.js';
 import { type RequestOwner, ServerRequest } from './request.js';
 import type { ConnectionContext, MessageHandler, RequestHandler } from './service.js';
@@ -45,16 +46,28 @@ export class ServerConnection implements RequestOwner {
   /** Set when an unauthenticated client starts using open services. */
   #anonymous = false;
   #draining = false;
+  /** Watches for idleness once the handshake is done; none when the idle timeout is off. */
+  readonly #idleClock: IdleClock | undefined;
+  readonly #idleWatch: IdleWatched;
 
   constructor(
     socket: Socket,
-    options: { id: number; peer: string; dispatch: Dispatch; limits: Limits; log: Logger },
+    options: {
+      id: number;
+      peer: string;
+      dispatch: Dispatch;
+      limits: Limits;
+      log: Logger;
+      /** The server's shared idle clock (`limits.idleTimeoutMs`); without one, never idle. */
+      idleClock?: IdleClock | undefined;
+    },
     onClosed: (connection: ServerConnection) => void,
   ) {
     this.#dispatch = options.dispatch;
     this.#limits = options.limits;
     this.#log = options.log;
     this.#onClosed = onClosed;
+    this.#idleClock = options.idleClock;
     this.#framed = new FramedSocket(
       socket,
       {
@@ -99,13 +112,21 @@ export class ServerConnection implements RequestOwner {
         };
       },
     };
+    const framed = this.#framed;
+    this.#idleWatch = {
+      get activity() {
+        return framed.activity;
+      },
+      onIdle: () => this.#onTimeout(),
+    };
+    // The handshake has its own deadline; after it the idle clock takes over (#watchIdle).
     socket.setTimeout(options.limits.handshakeTimeoutMs, () => this.#onTimeout());
   }
 
   // ---- RequestOwner -------------------------------------------------------------------
 
-  sendFrame(header: FrameHeader, body?: Uint8Array): boolean {
-    return this.#framed.send(header, body);
+  sendFrame(header: FrameHeader, body: Uint8Array | undefined, id: number): boolean {
+    return this.#framed.send(header, body, id);
   }
 
   drained(): Promise<void> {
@@ -174,6 +195,8 @@ export class ServerConnection implements RequestOwner {
     // Long-running requests (a quiet command, a chat member) are not idleness.
     if (this.#requests.size > 0 || this.#holds > 0) return;
     this.#closeWithError('TIMEOUT', `idle for ${this.#limits.idleTimeoutMs} ms`);
+    // Closing waits for the peer; it must not be told twice.
+    this.#idleClock?.unwatch(this.#idleWatch);
   }
 
   #onFrameError(error: FrameError): void {
@@ -188,6 +211,7 @@ export class ServerConnection implements RequestOwner {
 
   #onClose(error: Error | undefined): void {
     this.#phase = Phase.Closing;
+    this.#idleClock?.unwatch(this.#idleWatch);
     const reason = new SockitError('CLOSED', 'client disconnected', { cause: error });
     for (const request of this.#requests.values()) request.abort(reason);
     this.#requests.clear();
@@ -256,7 +280,7 @@ export class ServerConnection implements RequestOwner {
       // finished its handshake as far as it goes: from now on only idleness closes it.
       if (!this.#anonymous) {
         this.#anonymous = true;
-        this.#framed.socket.setTimeout(this.#limits.idleTimeoutMs);
+        this.#watchIdle();
       }
       return this.#onRequestFrame(frame);
     }
@@ -272,7 +296,12 @@ export class ServerConnection implements RequestOwner {
   #becomeReady(): void {
     this.#phase = Phase.Ready;
     this.#framed.send({ type: 'ready' });
-    this.#framed.socket.setTimeout(this.#limits.idleTimeoutMs);
+    this.#watchIdle();
+  }
+
+  #watchIdle(): void {
+    this.#framed.socket.setTimeout(0);
+    this.#idleClock?.watch(this.#idleWatch);
   }
 
   /** Requests are served after `ready`, and before it only for open services (echo by default). */

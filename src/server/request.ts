@@ -5,7 +5,8 @@ import type { ConnectionContext } from './service.js';
 /** The parts of a connection a request needs; the server connection implements it. */
 export interface RequestOwner {
   readonly context: ConnectionContext;
-  sendFrame(header: FrameHeader, body?: Uint8Array): boolean;
+  /** Sends a frame of request `id` (which replaces the header's own). */
+  sendFrame(header: FrameHeader, body: Uint8Array | undefined, id: number): boolean;
   drained(): Promise<void>;
   requestFinished(request: ServerRequest): void;
   reportFailure(request: ServerRequest, error: unknown): void;
@@ -63,10 +64,7 @@ export class ServerRequest {
   /** Sends a frame of this request. False: wait for `drained()` before sending more. */
   send(header: ReplyHeader, body?: Uint8Array): boolean {
     if (this.#finished) return false;
-    // Object.assign + a property write is several times cheaper than `{ ...header, id }` in V8.
-    const framed: FrameHeader = Object.assign({}, header);
-    framed.id = this.id;
-    return this.#owner.sendFrame(framed, body);
+    return this.#owner.sendFrame(header, body, this.id);
   }
 
   drained(): Promise<void> {
@@ -89,7 +87,7 @@ export class ServerRequest {
   fail(code: ErrorCode, message: string, extra?: Record<string, unknown>): void {
     if (this.#finished) return;
     const wireCode = ERROR_CATALOGUE[code].wire ? code : 'INTERNAL';
-    this.#owner.sendFrame(errorHeader(wireCode, message, this.id, extra));
+    this.#owner.sendFrame(errorHeader(wireCode, message, this.id, extra), undefined, this.id);
     this.finish();
   }
 

@@ -8,6 +8,7 @@ import { type Address, formatAddress, parseAddress } from '../transport/address.
 import type { TlsServerCredentials } from '../transport/listen.js';
 import { Acceptor } from './acceptor.js';
 import { type Dispatch, ServerConnection } from './connection.js';
+import { IdleClock } from './idle-clock.js';
 import { type Limits, resolveLimits } from './limits.js';
 import type { MessageHandler, RequestHandler, Service } from './service.js';
 import { serverTls } from './tls.js';
@@ -64,6 +65,7 @@ export class Server extends EventEmitter {
     this.tokenCreated = init.tokenCreated;
     this.tlsFingerprint = init.tlsFingerprint;
     this.#services = init.services;
+    const idleClock = init.limits.idleTimeoutMs > 0 ? new IdleClock(init.limits.idleTimeoutMs) : undefined;
     const refusal = encodeFrameToBuffer(
       errorHeader('BUSY', 'server is at its connection limit; try again later'),
     );
@@ -78,7 +80,14 @@ export class Server extends EventEmitter {
       open: (socket, info) => {
         const connection = new ServerConnection(
           socket,
-          { id: info.id, peer: info.peer, dispatch: init.dispatch, limits: init.limits, log: init.log },
+          {
+            id: info.id,
+            peer: info.peer,
+            dispatch: init.dispatch,
+            limits: init.limits,
+            log: init.log,
+            idleClock,
+          },
           (closed) => {
             this.#connections.delete(closed);
             this.emit('disconnect', closed.context);

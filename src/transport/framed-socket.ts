@@ -40,6 +40,7 @@ export class FramedSocket {
   readonly #stopReadingWhileWriteBlocked: boolean;
   #closeError: Error | undefined;
   #drain: Promise<void> | undefined;
+  #activity = 0;
 
   constructor(socket: Socket, events: FramedSocketEvents, options: FramedSocketOptions = {}) {
     this.socket = socket;
@@ -49,6 +50,7 @@ export class FramedSocket {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       if (this.#ending) return; // after end(), the peer's bytes are read only to see its FIN
+      this.#activity++;
       this.#decoder.push(chunk);
       // Replies to this chunk's frames leave together as soon as the handlers return.
       this.#batch ??= [];
@@ -64,18 +66,26 @@ export class FramedSocket {
     });
   }
 
+  /** Grows with every read and every write: what idle timeouts watch. */
+  get activity(): number {
+    return this.#activity;
+  }
+
   get closed(): boolean {
     return this.#closed || this.socket.destroyed;
   }
 
-  /** Sends one frame. Returns false when the caller should wait for `drained()`. */
-  send(header: FrameHeader, body?: Uint8Array): boolean {
+  /**
+   * Sends one frame; `id`, when given, replaces the header's own. Returns false when the caller
+   * should wait for `drained()`.
+   */
+  send(header: FrameHeader, body?: Uint8Array, id: number | undefined = header.id): boolean {
     if (this.closed || !this.socket.writable) return false;
     if (this.#batch === undefined) {
       this.#batch = [];
       queueMicrotask(this.#flushBatch);
     }
-    for (const part of encodeFrame(header, body)) {
+    for (const part of encodeFrame(header, body, id)) {
       this.#batch.push(part);
       this.#batchBytes += part.length;
     }
@@ -137,6 +147,7 @@ export class FramedSocket {
     this.#batch = undefined;
     this.#batchBytes = 0;
     if (batch.length === 0 || this.socket.destroyed) return;
+    this.#activity++;
     if (batch.length === 1) {
       this.socket.write(batch[0]!);
       return;
