@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, mock, test } from 'node:test';
+import { IdleClock } from '../../src/server/idle-clock.js';
+
+/** A watched connection whose traffic the test makes by hand. */
+function target() {
+  const idleAt: number[] = [];
+  let now = 0;
+  return {
+    activity: 0,
+    idleAt,
+    onIdle() {
+      idleAt.push(now);
+    },
+    advance(ms: number) {
+      for (let i = 0; i < ms; i++) {
+        now++;
+        mock.timers.tick(1);
+      }
+    },
+  };
+}
+
+describe('IdleClock', () => {
+  beforeEach(() => mock.timers.enable({ apis: ['setInterval'] }));
+  afterEach(() => mock.timers.reset());
+
+  test('fires after the timeout of quiet, within one tick of it, and again after each further timeout', () => {
+    const clock = new IdleClock(800);
+    const connection = target();
+    clock.watch(connection);
+    connection.advance(2000);
+    assert.equal(connection.idleAt.length, 2);
+    assert.ok(connection.idleAt[0]! >= 800 && connection.idleAt[0]! <= 900, `fired at ${connection.idleAt[0]}`);
+    assert.ok(connection.idleAt[1]! >= 1600 && connection.idleAt[1]! <= 1800, `fired at ${connection.idleAt[1]}`);
+    clock.stop();
+  });
+
+  test('traffic restarts the quiet time', () => {
+    const clock = new IdleClock(800);
+    const connection = target();
+    clock.watch(connection);
+    for (let i = 0; i < 10; i++) {
+      connection.advance(500);
+      connection.activity++;
+    }
+    assert.deepEqual(connection.idleAt, []);
+    connection.advance(1000);
+    assert.equal(connection.idleAt.length, 1);
+    assert.ok(connection.idleAt[0]! >= 5800 && connection.idleAt[0]! <= 5900, `fired at ${connection.idleAt[0]}`);
+    clock.stop();
+  });
+
+  test('an unwatched connection is never told, and the clock stops with the last one', () => {
+    const clock = new IdleClock(100);
+    const kept = target();
+    const dropped = target();
+    clock.watch(kept);
+    clock.watch(dropped);
+    clock.unwatch(dropped);
+    kept.advance(150);
+    assert.equal(kept.idleAt.length, 1);
+    assert.deepEqual(dropped.idleAt, []);
+    clock.unwatch(kept);
+    kept.advance(500);
+    assert.equal(kept.idleAt.length, 1);
+  });
+});
