@@ -370,8 +370,11 @@ export class ServerConnection implements RequestOwner {
       return;
     }
     const request = new ServerRequest(frame, this);
-    this.#requests.set(id, request);
     request.run(opener.handler);
+    // Only a request still open after its handler returns needs finding again (follow-ups,
+    // cancel, disconnect). Most small ones (echo, stat) are done by then, and skip the Map,
+    // which would otherwise grow and shrink its table for each of them.
+    if (!request.finished) this.#requests.set(id, request);
   }
 
   #mayUse(service: string): boolean {

@@ -31,8 +31,14 @@ describe('IdleClock', () => {
     clock.watch(connection);
     connection.advance(2000);
     assert.equal(connection.idleAt.length, 2);
-    assert.ok(connection.idleAt[0]! >= 800 && connection.idleAt[0]! <= 900, `fired at ${connection.idleAt[0]}`);
-    assert.ok(connection.idleAt[1]! >= 1600 && connection.idleAt[1]! <= 1800, `fired at ${connection.idleAt[1]}`);
+    assert.ok(
+      connection.idleAt[0]! >= 800 && connection.idleAt[0]! <= 900,
+      `fired at ${connection.idleAt[0]}`,
+    );
+    assert.ok(
+      connection.idleAt[1]! >= 1600 && connection.idleAt[1]! <= 1800,
+      `fired at ${connection.idleAt[1]}`,
+    );
     clock.stop();
   });
 
@@ -47,7 +53,10 @@ describe('IdleClock', () => {
     assert.deepEqual(connection.idleAt, []);
     connection.advance(1000);
     assert.equal(connection.idleAt.length, 1);
-    assert.ok(connection.idleAt[0]! >= 5800 && connection.idleAt[0]! <= 5900, `fired at ${connection.idleAt[0]}`);
+    assert.ok(
+      connection.idleAt[0]! >= 5800 && connection.idleAt[0]! <= 5900,
+      `fired at ${connection.idleAt[0]}`,
+    );
     clock.stop();
   });
 
