@@ -203,8 +203,15 @@ function decimalLength(value: number): number {
 function writeDecimal(out: Buffer, at: number, value: number): number {
   const end = at + decimalLength(value);
   let rest = value;
-  for (let i = end - 1; i >= at; i--) {
+  let i = end - 1;
+  // Above 2^31 the digits come from floating-point division; below it, from integer division.
+  for (; rest > 0x7fffffff; i--) {
     const next = Math.floor(rest / 10);
+    out[i] = DIGIT_0 + (rest - next * 10);
+    rest = next;
+  }
+  for (; i >= at; i--) {
+    const next = (rest / 10) | 0;
     out[i] = DIGIT_0 + (rest - next * 10);
     rest = next;
   }
