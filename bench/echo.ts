@@ -23,8 +23,8 @@ import {
 import { median, round } from './lib/stats.js';
 import type { BenchContext, BenchSuite } from './report.js';
 
-/** `SOCKIT_BENCH_SECONDS=1 npm run bench -- echo` for a quick look; the default is 2 per round. */
-const DURATION_MS = Number(process.env.SOCKIT_BENCH_SECONDS ?? 2) * 1000;
+/** Seconds per round: `SOCKIT_BENCH_SECONDS=3 npm run bench -- echo` for steadier figures; the default is 1. */
+const DURATION_MS = Number(process.env.SOCKIT_BENCH_SECONDS ?? 1) * 1000;
 /** `SOCKIT_BENCH_CPU_PROF=/tmp/prof`: the sockit server child writes a V8 CPU profile there. */
 const CPU_PROFILE_DIR = process.env.SOCKIT_BENCH_CPU_PROF;
 const WARMUP_MS = Math.min(500, DURATION_MS / 2);
@@ -58,7 +58,7 @@ const WORKLOADS: Workload[] = [
     connections: 4,
     inFlight: 8,
     bodyBytes: 65536,
-    rounds: 2,
+    rounds: 1,
   },
 ];
 

@@ -15,7 +15,7 @@ import { findPython, SOCKIT_CLI, startSockitServe } from './lib/servers.js';
 import { median } from './lib/stats.js';
 import type { BenchContext, BenchSuite } from './report.js';
 
-const SECONDS = Number(process.env.SOCKIT_BENCH_SECONDS ?? 3);
+const SECONDS = Number(process.env.SOCKIT_BENCH_SECONDS ?? 2);
 /** The in-process subjects share this window, in alternating batches of BATCH commands. */
 const WINDOW_MS = SECONDS * 3 * 1000;
 const BATCH = 20;

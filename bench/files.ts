@@ -1,5 +1,5 @@
 /**
- * The files suite: a 1 GiB file of random bytes put and got with `sockit put/get` (the built
+ * The files suite: a 512 MiB file (SOCKIT_BENCH_FILE_MIB) of random bytes put and got with `sockit put/get` (the built
  * CLI, a child process, against `sockit serve --files` in another), each case in the same run
  * as its peers:
  *
@@ -29,7 +29,7 @@ import { round } from './lib/stats.js';
 import type { BenchContext, BenchSuite } from './report.js';
 
 const MiB = 1024 * 1024;
-const FILE_BYTES = Number(process.env.SOCKIT_BENCH_FILE_MIB ?? 1024) * MiB;
+const FILE_BYTES = Number(process.env.SOCKIT_BENCH_FILE_MIB ?? 512) * MiB;
 const RUNS = Math.max(1, Number(process.env.SOCKIT_BENCH_FILE_RUNS ?? 2));
 const PYTHON_BYTES = 10 * MiB;
 /** One transfer may take this long before it is killed (a stuck peer must not stall the run). */

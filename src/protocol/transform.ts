@@ -1,12 +1,36 @@
 /** How an echo server changes what it sends back: as is, or upper-cased like the tutorials. */
 export type EchoTransform = 'none' | 'upper';
 
-/** Upper-cases ASCII letters only, so binary and multi-byte UTF-8 pass through intact. */
+/**
+ * Upper-cases ASCII letters only, so binary and multi-byte UTF-8 pass through intact.
+ * The bytes are copied, then changed four at a time in place (a byte-wise test done with word
+ * arithmetic): per-byte typed-array access costs ~20 instructions a byte in V8, which made a
+ * 64 KiB echo far slower than the copy itself.
+ */
 export function upperAscii(bytes: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(bytes.length);
-  for (let i = 0; i < bytes.length; i++) {
-    const byte = bytes[i]!;
-    out[i] = byte >= 0x61 && byte <= 0x7a ? byte - 0x20 : byte;
+  out.set(bytes);
+  const head = Math.min(out.length, (4 - (out.byteOffset % 4)) % 4);
+  const words = (out.length - head) >>> 2;
+  upperBytes(out, 0, head);
+  if (words > 0) {
+    const view = new Int32Array(out.buffer, out.byteOffset + head, words);
+    for (let i = 0; i < words; i++) {
+      const word = view[i]!;
+      const low7 = word & 0x7f7f7f7f;
+      // Per byte, bit 7 of: (b & 0x7f) >= 'a', (b & 0x7f) > 'z', and b itself >= 0x80. No byte
+      // carries into the next: 0x7f + 0x1f < 0x100.
+      const isLower = (low7 + 0x1f1f1f1f) & ~(low7 + 0x05050505) & ~word & 0x80808080;
+      view[i] = word ^ (isLower >>> 2);
+    }
   }
+  upperBytes(out, head + words * 4, out.length);
   return out;
+}
+
+function upperBytes(out: Buffer, from: number, to: number): void {
+  for (let i = from; i < to; i++) {
+    const byte = out[i]!;
+    if (byte >= 0x61 && byte <= 0x7a) out[i] = byte - 0x20;
+  }
 }
