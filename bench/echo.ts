@@ -42,7 +42,7 @@ const PING_PONG: Workload = {
   connections: 50,
   inFlight: 1,
   bodyBytes: 64,
-  rounds: 3,
+  rounds: 4,
 };
 const WORKLOADS: Workload[] = [
   PING_PONG,

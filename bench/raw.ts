@@ -1,7 +1,7 @@
 /**
  * The raw suite (netcat mode), each case against its peers in the same run:
  *
- * - relay: a 1 GiB file (SOCKIT_BENCH_RAW_MIB) from tmpfs through `connect --send-only` → `listen --recv-only` to
+ * - relay: a 2 GiB file (SOCKIT_BENCH_RAW_MIB) from tmpfs through `connect --send-only` → `listen --recv-only` to
  *   /dev/null, the canonical netcat file transfer, against `ncat --send-only` → `ncat -l
  *   --recv-only` and `socat -u` on both ends (all with their default buffer sizes). The time runs
  *   from starting the sending process to both processes' exit, so sockit's Node start-up
@@ -27,7 +27,7 @@ import { SOCKIT_CLI } from './lib/servers.js';
 import type { BenchContext, BenchSuite } from './report.js';
 
 const MiB = 1024 * 1024;
-const RELAY_BYTES = Number(process.env.SOCKIT_BENCH_RAW_MIB ?? 1024) * MiB;
+const RELAY_BYTES = Number(process.env.SOCKIT_BENCH_RAW_MIB ?? 2048) * MiB;
 const RUNS = Math.max(1, Number(process.env.SOCKIT_BENCH_RAW_RUNS ?? 3));
 const BROKER_RECORDS = Number(process.env.SOCKIT_BENCH_BROKER_RECORDS ?? 1_000_000);
 const BROKER_RECEIVERS = 50;

@@ -94,7 +94,6 @@ export class FrameDecoder {
       if (this.#buffered < this.#headerLength) return undefined;
       this.#header = this.#takeHeader(this.#headerLength);
       this.#bodySize = this.#header.size ?? 0;
-      this.#checkBodySize(this.#bodySize);
       this.#state = State.Body;
     }
     if (this.#state === State.Body) {
@@ -138,8 +137,11 @@ export class FrameDecoder {
       this.#fail('FRAME_INVALID', 'header.type must be a string of 1-64 characters matching [a-z][a-z0-9-]*');
     }
     const size = header.size;
-    if (size !== undefined && (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)) {
-      this.#fail('FRAME_INVALID', 'header.size must be a non-negative integer');
+    if (size !== undefined) {
+      if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+        this.#fail('FRAME_INVALID', 'header.size must be a non-negative integer');
+      }
+      this.#checkBodySize(size);
     }
     const id = header.id;
     if (
@@ -183,7 +185,10 @@ export class FrameDecoder {
     } else {
       bytes = this.#take(n);
     }
-    return readCompactHeader(bytes, start, start + n) ?? this.#parseHeader(this.#headerText(bytes, start, n));
+    const compact = readCompactHeader(bytes, start, start + n);
+    if (compact === undefined) return this.#parseHeader(this.#headerText(bytes, start, n));
+    if (compact.size !== undefined) this.#checkBodySize(compact.size);
+    return compact;
   }
 
   /**

@@ -3,6 +3,9 @@ import type { Service } from '../server/service.js';
 
 export { type EchoTransform, upperAscii };
 
+/** The reply header, shared: replies get their id and size when encoded, never by mutation. */
+const ECHO_REPLY = Object.freeze({ type: 'echo' });
+
 export interface EchoOptions {
   transform?: EchoTransform;
 }
@@ -17,7 +20,7 @@ export function echoService(options: EchoOptions = {}): Service {
     name: 'echo',
     requests: {
       echo(request) {
-        request.reply({ type: 'echo' }, transform === 'upper' ? upperAscii(request.body) : request.body);
+        request.reply(ECHO_REPLY, transform === 'upper' ? upperAscii(request.body) : request.body);
       },
     },
   };
