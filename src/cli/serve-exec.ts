@@ -16,6 +16,7 @@ interface ExecCliOptions {
   execCwd?: string;
   execCwdRoot?: string;
   execEnvAllow?: string;
+  execSpawner?: string;
   open?: string;
   insecureNoAuth?: boolean;
 }
@@ -30,6 +31,7 @@ const DEPENDENT_FLAGS: readonly [string, keyof ExecCliOptions][] = [
   ['--exec-cwd', 'execCwd'],
   ['--exec-cwd-root', 'execCwdRoot'],
   ['--exec-env-allow', 'execEnvAllow'],
+  ['--exec-spawner', 'execSpawner'],
 ];
 
 /**
@@ -69,6 +71,10 @@ export const execServePlugin: ServePlugin = {
       .option(
         '--exec-env-allow <names>',
         'exec: variables requests may set (comma-separated; NAME* = prefix; * = any)',
+      )
+      .option(
+        '--exec-spawner <how>',
+        'exec: "native" (posix_spawn, no fork; default when built) or "node" (child_process)',
       );
   },
   create(raw, log) {
@@ -119,6 +125,7 @@ export const execServePlugin: ServePlugin = {
         ...(options.execCwdRoot !== undefined ? { cwdRoots: splitList(options.execCwdRoot) } : {}),
         ...(envAllow !== undefined ? { envAllow: envAllow.includes('*') ? ('any' as const) : envAllow } : {}),
         ...(options.execAudit !== undefined ? { auditFile: options.execAudit } : { audit: log }),
+        ...(options.execSpawner !== undefined ? { spawner: options.execSpawner as 'native' | 'node' } : {}),
         log,
       });
     } catch (error) {
@@ -128,6 +135,7 @@ export const execServePlugin: ServePlugin = {
     log.info('exec service on', {
       programs: allow === 'any' ? 'any' : allow.join(','),
       shell: options.allowShell === true,
+      spawner: service.spawner,
       ...(options.execAudit !== undefined ? { audit: options.execAudit } : {}),
     });
     if (options.insecureNoAuth) {

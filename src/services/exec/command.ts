@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { type ErrorCode, SockitError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -7,6 +6,7 @@ import type { Frame } from '../../protocol/frame.js';
 import type { ServerRequest } from '../../server/request.js';
 import type { ExecPlan } from './policy.js';
 import { signalGroup, trackGroup, untrackGroup } from './process-group.js';
+import { type CommandProcess, type Spawner, startProcess } from './spawner.js';
 
 /** After a kill, how long a process outside the group may hold the pipes before they are closed. */
 const KILLED_PIPE_GRACE_MS = 1000;
@@ -39,10 +39,11 @@ export class RunningCommand {
   readonly done: Promise<CommandOutcome>;
   readonly #request: ServerRequest;
   readonly #maxOutputBytes: number;
+  readonly #spawner: Spawner;
   readonly #log: Logger;
   #resolveDone!: (outcome: CommandOutcome) => void;
   #phase: 'pending' | 'running' | 'gone' = 'pending';
-  #child: ChildProcess | undefined;
+  #child: CommandProcess | undefined;
   #pid: number | undefined;
   #startedAt = 0;
   #leaderExited = false;
@@ -59,9 +60,10 @@ export class RunningCommand {
   readonly #ready: Promise<void>;
   #resolveReady!: () => void;
 
-  constructor(request: ServerRequest, limits: { maxOutputBytes: number }, log: Logger) {
+  constructor(request: ServerRequest, settings: { maxOutputBytes: number; spawner: Spawner }, log: Logger) {
     this.#request = request;
-    this.#maxOutputBytes = limits.maxOutputBytes || Number.POSITIVE_INFINITY;
+    this.#maxOutputBytes = settings.maxOutputBytes || Number.POSITIVE_INFINITY;
+    this.#spawner = settings.spawner;
     this.#log = log;
     this.done = new Promise((resolve) => {
       this.#resolveDone = resolve;
@@ -109,15 +111,9 @@ export class RunningCommand {
   /** Starts the process; the outcome arrives through `done`. */
   start(plan: ExecPlan): void {
     const { timeoutMs } = plan;
-    let child: ChildProcess;
+    let child: CommandProcess;
     try {
-      child = spawn(plan.file, plan.args, {
-        cwd: plan.cwd,
-        env: plan.env,
-        // Its own process group: one kill(-pid) reaches everything it starts.
-        detached: true,
-        stdio: [plan.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-      });
+      child = startProcess(plan, this.#spawner);
     } catch (error) {
       this.#spawnFailed(error as NodeJS.ErrnoException, plan);
       return;

@@ -1,5 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import type { Logger } from '../../log.js';
+import { defaultSpawner, hasNativeSpawner, type Spawner } from './spawner.js';
 
 /** The exec service's settings. `allow` is required: remote execution is never on by accident. */
 export interface ExecServiceOptions {
@@ -36,6 +37,12 @@ export interface ExecServiceOptions {
   auditFile?: string;
   /** Diagnostics (a failed kill, an audit file that cannot be written). */
   log?: Logger;
+  /**
+   * How commands are started: `'native'` (posix_spawn, no fork of the server; needs the addon
+   * that `npm install` builds on Linux) or `'node'` (child_process.spawn). Default: native when
+   * built, else node.
+   */
+  spawner?: Spawner;
 }
 
 /** Options after defaults and checks; what the running service reads. */
@@ -50,6 +57,7 @@ export interface ResolvedExecOptions {
   cwdRoots: readonly string[] | undefined;
   envAllow: 'any' | { names: ReadonlySet<string>; prefixes: readonly string[] };
   baseEnv: NodeJS.ProcessEnv;
+  spawner: Spawner;
 }
 
 /** Variables a client may set when the server runs an allow-list and says nothing else. */
@@ -82,6 +90,13 @@ export function resolveExecOptions(options: ExecServiceOptions): ResolvedExecOpt
   const baseEnv = { ...(options.baseEnv ?? process.env) };
   // The server's own secret has no business in a command's environment.
   delete baseEnv.SOCKIT_TOKEN;
+  const spawner = options.spawner ?? defaultSpawner();
+  if (spawner !== 'native' && spawner !== 'node') {
+    throw new TypeError(`exec option spawner must be "native" or "node", got "${String(spawner)}"`);
+  }
+  if (spawner === 'native' && !hasNativeSpawner()) {
+    throw new TypeError('exec option spawner "native": the addon is not built (see npm install output)');
+  }
   return {
     allow,
     allowShell,
@@ -93,6 +108,7 @@ export function resolveExecOptions(options: ExecServiceOptions): ResolvedExecOpt
     cwdRoots,
     envAllow: envAllow === 'any' ? 'any' : resolveEnvAllow(envAllow),
     baseEnv,
+    spawner,
   };
 }
 

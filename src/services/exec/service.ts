@@ -6,11 +6,14 @@ import { createAuditSink, type ExecAuditEntry } from './audit.js';
 import { type CommandOutcome, RunningCommand } from './command.js';
 import { type ExecServiceOptions, resolveExecOptions } from './options.js';
 import { type ExecRequestFields, parseExecRequest, planExec } from './policy.js';
+import type { Spawner } from './spawner.js';
 
 /** The exec service, with a count of what it runs (for status and tests). */
 export interface ExecService extends Service {
   /** Requests admitted and not yet over: being checked or running. */
   readonly running: number;
+  /** How this service starts commands (options `spawner`). */
+  readonly spawner: Spawner;
 }
 
 /**
@@ -100,6 +103,7 @@ export function execService(options: ExecServiceOptions): ExecService {
     name: 'exec',
     requests: { exec },
     followUps: ['stdin', 'stdin-end', 'signal'],
+    spawner: settings.spawner,
     get running() {
       return admitted;
     },

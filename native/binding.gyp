@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "sockit_spawn",
+      "sources": ["spawn.c"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}
