@@ -29,23 +29,33 @@ const PY_CLIENT = `${PEERS}remote_cmd_client.py`;
 
 const CASE = 'exec `true` round trips, 1 connection';
 const CLI_CASE = 'one whole CLI run, wall time';
-const SOCKIT = 'sockit serve --exec';
+const SOCKIT = 'sockit serve --exec (native posix_spawn)';
+const SOCKIT_NODE = 'sockit serve --exec --exec-spawner node (child_process)';
 const BARE = "bare spawn('true') loop, default stdio";
 const BARE_DETACHED = 'bare spawn loop, detached + piped (what sockit spawns)';
+const BARE_NATIVE = "bare loop of sockit's native spawner (posix_spawn)";
 const PYTHON_SERVER = 'python remote_cmd_server.py (seed)';
 const PYTHON_SUBPROCESS = 'python subprocess loop (shell=True, as the seed)';
 
 export const execSuite: BenchSuite = {
   name: 'exec',
   async run(context) {
-    const sockitServer = await startSockitServe({ extraArgs: ['--exec'] });
+    const sockitServer = await startSockitServe({ extraArgs: ['--exec', '--exec-spawner', 'native'] });
+    const nodeSpawnServer = await startSockitServe({ extraArgs: ['--exec', '--exec-spawner', 'node'] });
     let client: Client | undefined;
+    let nodeSpawnClient: Client | undefined;
     let spawner: ReturnType<typeof startSpawnLoop> | undefined;
     try {
       const address = `tcp://127.0.0.1:${sockitServer.port}`;
       client = await connect(address, { token: sockitServer.token, env: {} });
       const open = client;
       await repeat(WARMUP_COMMANDS, () => open.exec(['true']).then(() => undefined));
+      nodeSpawnClient = await connect(`tcp://127.0.0.1:${nodeSpawnServer.port}`, {
+        token: nodeSpawnServer.token,
+        env: {},
+      });
+      const viaNode = nodeSpawnClient;
+      await repeat(WARMUP_COMMANDS, () => viaNode.exec(['true']).then(() => undefined));
       const bare = startSpawnLoop();
       spawner = bare;
       await bare.run('default', WARMUP_COMMANDS);
@@ -54,6 +64,8 @@ export const execSuite: BenchSuite = {
         { name: BARE, batch: () => bare.run('default', BATCH) },
         { name: SOCKIT, batch: () => repeat(BATCH, () => open.exec(['true']).then(check)) },
         { name: BARE_DETACHED, batch: () => bare.run('detached', BATCH) },
+        { name: SOCKIT_NODE, batch: () => repeat(BATCH, () => viaNode.exec(['true']).then(check)) },
+        { name: BARE_NATIVE, batch: () => bare.run('native', BATCH) },
       ]);
       const medians = Object.fromEntries(rates.map((entry) => [entry.name, entry.rate]));
       for (const entry of rates) {
@@ -73,8 +85,13 @@ export const execSuite: BenchSuite = {
       });
       context.ratio({
         case: CASE,
-        label: `${SOCKIT} / ${BARE_DETACHED} (protocol overhead alone)`,
-        value: medians[SOCKIT]! / medians[BARE_DETACHED]!,
+        label: `${SOCKIT_NODE} / ${BARE_DETACHED} (the protocol's cost, same spawn)`,
+        value: medians[SOCKIT_NODE]! / medians[BARE_DETACHED]!,
+      });
+      context.ratio({
+        case: CASE,
+        label: `${SOCKIT} / ${SOCKIT_NODE} (what posix_spawn buys)`,
+        value: medians[SOCKIT]! / medians[SOCKIT_NODE]!,
       });
 
       const python = findPython();
@@ -98,6 +115,11 @@ export const execSuite: BenchSuite = {
             label: `${BARE} / ${PYTHON_SUBPROCESS} (Node's fork vs Python's vfork)`,
             value: medians[BARE]! / subprocessRate,
           });
+          context.ratio({
+            case: CASE,
+            label: `${BARE_NATIVE} / ${PYTHON_SUBPROCESS} (posix_spawn against vfork)`,
+            value: medians[BARE_NATIVE]! / subprocessRate,
+          });
         }
       }
 
@@ -105,7 +127,9 @@ export const execSuite: BenchSuite = {
     } finally {
       spawner?.stop();
       await client?.close().catch(() => {});
+      await nodeSpawnClient?.close().catch(() => {});
       await sockitServer.stop();
+      await nodeSpawnServer.stop();
     }
   },
 };
@@ -144,7 +168,7 @@ async function repeat(count: number, step: () => Promise<void>): Promise<void> {
 }
 
 /** The bare-spawn baseline in a fresh process (see bench/lib/spawn-loop.ts for why). */
-function startSpawnLoop(): { run(mode: 'default' | 'detached', count: number): Promise<void>; stop(): void } {
+function startSpawnLoop(): { run(mode: 'default' | 'detached' | 'native', count: number): Promise<void>; stop(): void } {
   const child = spawn(process.execPath, [fileURLToPath(new URL('./lib/spawn-loop.js', import.meta.url))], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
