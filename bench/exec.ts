@@ -168,7 +168,10 @@ async function repeat(count: number, step: () => Promise<void>): Promise<void> {
 }
 
 /** The bare-spawn baseline in a fresh process (see bench/lib/spawn-loop.ts for why). */
-function startSpawnLoop(): { run(mode: 'default' | 'detached' | 'native', count: number): Promise<void>; stop(): void } {
+function startSpawnLoop(): {
+  run(mode: 'default' | 'detached' | 'native', count: number): Promise<void>;
+  stop(): void;
+} {
   const child = spawn(process.execPath, [fileURLToPath(new URL('./lib/spawn-loop.js', import.meta.url))], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
