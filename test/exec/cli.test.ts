@@ -18,7 +18,8 @@ describe('sockit exec', () => {
 
   before(async () => {
     env = await startExec();
-    other = await startExec();
+    // The second server starts commands with child_process: fan-out covers both spawners.
+    other = await startExec({ spawner: 'node' });
     dir = await tempDir('sockit-exec-cli-');
     cliEnv = { SOCKIT_TOKEN: TEST_TOKEN, SOCKIT_STATE_DIR: dir.path };
   });
@@ -188,6 +189,8 @@ describe('sockit serve exec options', () => {
       [['--exec-allow', 'ls', '--allow-shell'], /--allow-shell and --exec-allow/],
       [['--exec', '--open', 'echo,exec'], /always needs the token/],
       [['--exec', '--exec-max-output', 'lots'], /--exec-max-output/],
+      [['--exec', '--exec-spawner', 'fork'], /spawner must be "native" or "node"/],
+      [['--exec-spawner', 'node'], /--exec-spawner needs --exec/],
     ];
     for (const [flags, message] of cases) {
       const result = await runCli(['serve', ...flags, 'tcp://127.0.0.1:0']);
