@@ -57,6 +57,10 @@ export class FrameDecoder {
   #headerLength = 0;
   #header: FrameHeader | undefined;
   #bodySize = 0;
+  /** The chunk the current frame starts at offset 0 of, if it does (see Frame.wire). */
+  #frameChunk: Buffer | undefined;
+  /** Whether the current frame's header was in the compact form. */
+  #compact = false;
 
   constructor(options: DecoderOptions = {}) {
     this.#maxHeaderBytes = Math.min(options.maxHeaderBytes ?? MAX_HEADER_BYTES, MAX_HEADER_BYTES);
@@ -86,6 +90,7 @@ export class FrameDecoder {
     // Each step returns early when bytes are short and falls into the next when they are not.
     if (this.#state === State.Length) {
       if (this.#buffered < LENGTH_PREFIX_BYTES) return undefined;
+      this.#frameChunk = this.#offset === 0 ? this.#chunks[0] : undefined;
       this.#headerLength = this.#takeLength();
       this.#checkHeaderLength();
       this.#state = State.Header;
@@ -100,9 +105,18 @@ export class FrameDecoder {
       if (this.#buffered < this.#bodySize) return undefined;
       const body = this.#take(this.#bodySize);
       const header = this.#header!;
+      const chunk = this.#frameChunk;
+      // A frame that is a whole chunk by itself needs no view to be handed out as bytes.
+      const wire =
+        this.#compact &&
+        chunk !== undefined &&
+        chunk.length === LENGTH_PREFIX_BYTES + this.#headerLength + this.#bodySize
+          ? chunk
+          : undefined;
       this.#header = undefined;
+      this.#frameChunk = undefined;
       this.#state = State.Length;
-      return { header, body };
+      return { header, body, wire };
     }
     return undefined;
   }
@@ -186,6 +200,7 @@ export class FrameDecoder {
       bytes = this.#take(n);
     }
     const compact = readCompactHeader(bytes, start, start + n);
+    this.#compact = compact !== undefined;
     if (compact === undefined) return this.#parseHeader(this.#headerText(bytes, start, n));
     if (compact.size !== undefined) this.#checkBodySize(compact.size);
     return compact;

@@ -18,6 +18,12 @@ export interface FrameHeader {
 export interface Frame {
   header: FrameHeader;
   body: Buffer;
+  /**
+   * The frame's own bytes (length prefix, compact header, body), when the decoder has them
+   * without copying: the header was in the compact form and the frame arrived as one whole
+   * chunk. A reply that would be byte-identical (an echo) can be these bytes.
+   */
+  wire?: Buffer | undefined;
 }
 
 /** The wire ceiling for the header length; receivers may set a lower limit. */

@@ -81,11 +81,21 @@ export class FramedSocket {
    */
   send(header: FrameHeader, body?: Uint8Array, id: number | undefined = header.id): boolean {
     if (this.closed || !this.socket.writable) return false;
+    return this.#enqueue(encodeFrame(header, body, id));
+  }
+
+  /** Sends bytes that already are one whole frame (a decoded frame's `wire`). Like `send`. */
+  sendEncoded(frame: Buffer): boolean {
+    if (this.closed || !this.socket.writable) return false;
+    return this.#enqueue([frame]);
+  }
+
+  #enqueue(parts: Buffer[]): boolean {
     if (this.#batch === undefined) {
       this.#batch = [];
       queueMicrotask(this.#flushBatch);
     }
-    for (const part of encodeFrame(header, body, id)) {
+    for (const part of parts) {
       this.#batch.push(part);
       this.#batchBytes += part.length;
     }

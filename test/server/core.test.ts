@@ -273,6 +273,51 @@ describe('authentication', () => {
   });
 });
 
+describe('framed echo without a transform', () => {
+  let server: Server;
+  let state: TempDir;
+  before(async () => {
+    ({ server, state } = await serveWithState());
+  });
+  after(async () => {
+    await server.close(1000);
+    await state.cleanup();
+  });
+
+  test('a compact request arriving whole comes back as the very same bytes', async () => {
+    const peer = await RawPeer.open(server.address);
+    await peer.handshake();
+    const request = encodeFrameToBuffer({ type: 'echo', id: 7 }, Buffer.from('same bytes'));
+    peer.text = '';
+    peer.socket.write(request);
+    const reply = (await peer.next())!;
+    assert.deepEqual(reply.header, { type: 'echo', id: 7, size: 10 });
+    assert.equal(peer.text, request.toString('latin1'));
+    peer.socket.destroy();
+  });
+
+  test('any other request is answered with a fresh header: no foreign fields come back', async () => {
+    const peer = await RawPeer.open(server.address);
+    await peer.handshake();
+    // Not compact (an extra field), and split over two writes.
+    const request = encodeFrameToBuffer({ type: 'echo', id: 8, note: 'not echoed' }, Buffer.from('hi'));
+    peer.socket.write(request.subarray(0, 5));
+    await new Promise((resolve) => setImmediate(resolve));
+    peer.socket.write(request.subarray(5));
+    const reply = (await peer.next())!;
+    assert.deepEqual(reply.header, { type: 'echo', id: 8, size: 2 });
+    assert.equal(reply.body.toString(), 'hi');
+    // Compact but in two pieces: the same answer, encoded afresh.
+    const compact = encodeFrameToBuffer({ type: 'echo', id: 9 }, Buffer.from('ok'));
+    peer.socket.write(compact.subarray(0, 3));
+    await new Promise((resolve) => setImmediate(resolve));
+    peer.socket.write(compact.subarray(3));
+    const second = (await peer.next())!;
+    assert.deepEqual([second.header, second.body.toString()], [{ type: 'echo', id: 9, size: 2 }, 'ok']);
+    peer.socket.destroy();
+  });
+});
+
 describe('protocol errors never crash the server', () => {
   let server: Server;
   let state: TempDir;
