@@ -64,6 +64,8 @@ const WORKLOADS: Workload[] = [
 
 const SOCKIT = 'sockit serve (framed)';
 const SOCKIT_RAW = 'sockit listen --echo (raw)';
+/** The framed server with `--echo upper`: every reply encoded afresh (no reuse of the request's bytes). */
+const SOCKIT_UPPER = 'sockit serve --echo upper (framed)';
 const NET = 'node net echo';
 const PYTHON = 'python ThreadingTCPServer';
 
@@ -74,6 +76,8 @@ interface Subject {
   name: string;
   mode: LoadSpec['mode'];
   start(): Promise<ServerChild | SockitServer>;
+  /** Only in ping-pong (to keep the run short). */
+  pingPongOnly?: boolean;
 }
 
 export const echoSuite: BenchSuite = {
@@ -95,7 +99,7 @@ export const echoSuite: BenchSuite = {
         for (let round = 0; round < workload.rounds; round++) {
           for (const subject of subjects) {
             const server = servers.get(subject.name);
-            if (!server) continue;
+            if (!server || (subject.pingPongOnly && workload !== PING_PONG)) continue;
             const figures = await measureCase(context, workload, subject, server);
             if (figures) rounds.set(subject.name, [...(rounds.get(subject.name) ?? []), figures]);
           }
@@ -110,7 +114,15 @@ export const echoSuite: BenchSuite = {
 
 function chooseSubjects(context: BenchContext): Subject[] {
   const nodeArgs = CPU_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROFILE_DIR}`] : [];
-  const subjects: Subject[] = [{ name: SOCKIT, mode: 'framed', start: () => startSockitServe({ nodeArgs }) }];
+  const subjects: Subject[] = [
+    { name: SOCKIT, mode: 'framed', start: () => startSockitServe({ nodeArgs }) },
+    {
+      name: SOCKIT_UPPER,
+      mode: 'framed',
+      start: () => startSockitServe({ extraArgs: ['--echo', 'upper'] }),
+      pingPongOnly: true,
+    },
+  ];
   if (hasRawListen()) {
     subjects.push({ name: SOCKIT_RAW, mode: 'raw', start: startSockitListen });
   } else {
@@ -128,11 +140,18 @@ function chooseSubjects(context: BenchContext): Subject[] {
 
 /** The framing + dispatch + echo code alone, no sockets: what sockit adds per message. */
 async function measureServerPath(context: BenchContext): Promise<void> {
-  for (const perChunk of [1, 32]) {
+  // 1 per read is ping-pong: each request arrives whole and an unchanged echo sends its bytes
+  // back. `upper` and pipelined reads take the general path: decode, encode a fresh reply.
+  const cases = [
+    { perChunk: 1, transform: 'none' as const },
+    { perChunk: 1, transform: 'upper' as const },
+    { perChunk: 32, transform: 'none' as const },
+  ];
+  for (const { perChunk, transform } of cases) {
     try {
-      const nanos = await serverPathNanos(perChunk, 64, 400);
+      const nanos = await serverPathNanos(perChunk, 64, 400, transform);
       context.record({
-        case: `echo server path in-process, 64 B, ${perChunk} request(s) per read, no sockets`,
+        case: `echo server path in-process, 64 B, ${perChunk} request(s) per read, echo ${transform}, no sockets`,
         subject: SOCKIT,
         value: nanos / 1000,
         unit: 'µs CPU/request',
@@ -199,7 +218,7 @@ function reportWorkload(context: BenchContext, workload: Workload, rounds: Map<s
     }
   }
   const unit = workload.bodyBytes >= 65536 ? 'MB/s' : 'msgs/s';
-  for (const numerator of [SOCKIT, SOCKIT_RAW]) {
+  for (const numerator of [SOCKIT, SOCKIT_UPPER, SOCKIT_RAW]) {
     for (const denominator of [NET, PYTHON]) {
       const top = best.get(numerator);
       const bottom = best.get(denominator);

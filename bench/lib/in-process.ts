@@ -12,7 +12,7 @@ import { encodeFrameToBuffer } from '../../src/protocol/frame.js';
 import { ServerConnection } from '../../src/server/connection.js';
 import { resolveLimits } from '../../src/server/limits.js';
 import { buildDispatch } from '../../src/server/server.js';
-import { echoService } from '../../src/services/echo.js';
+import { type EchoTransform, echoService } from '../../src/services/echo.js';
 
 /** Just enough of a net.Socket for ServerConnection/FramedSocket; writes are counted, not sent. */
 class StandInSocket extends EventEmitter {
@@ -56,8 +56,9 @@ export async function serverPathNanos(
   perChunk: number,
   bodyBytes: number,
   windowMs: number,
+  transform: EchoTransform = 'none',
 ): Promise<number> {
-  const dispatch = buildDispatch([echoService()], undefined, ['echo']);
+  const dispatch = buildDispatch([echoService({ transform })], undefined, ['echo']);
   const socket = new StandInSocket();
   new ServerConnection(
     socket as unknown as Socket,
