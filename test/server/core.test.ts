@@ -58,6 +58,19 @@ async function serveWithState(
   return { server, state };
 }
 
+/** A server from `serveWithState` for the tests of one describe block, closed after them. */
+function serveForSuite(options: Partial<ServeOptions> = {}): { server: Server; state: TempDir } {
+  const suite = {} as { server: Server; state: TempDir };
+  before(async () => {
+    Object.assign(suite, await serveWithState(options));
+  });
+  after(async () => {
+    await suite.server.close(1000);
+    await suite.state.cleanup();
+  });
+  return suite;
+}
+
 /** Watches `client` from now on; resolves once the server closed it for idling (TIMEOUT). */
 async function closedForIdling(client: Client): Promise<void> {
   const reason = await new Promise<SockitError>((resolve) => client.once('close', resolve));
@@ -191,22 +204,17 @@ describe('the same suite over every transport', () => {
 });
 
 describe('authentication', () => {
-  let server: Server;
-  let state: TempDir;
-  before(async () => {
-    ({ server, state } = await serveWithState({ services: [echoService(), secretService] }));
-  });
-  after(async () => {
-    await server.close(1000);
-    await state.cleanup();
-  });
+  const suite = serveForSuite({ services: [echoService(), secretService] });
 
   test('a wrong token is AUTH_FAILED and the connection closes', async () => {
-    await expectCode(connect(server.address, { token: 'wrong', stateDir: state.path }), 'AUTH_FAILED');
+    await expectCode(
+      connect(suite.server.address, { token: 'wrong', stateDir: suite.state.path }),
+      'AUTH_FAILED',
+    );
   });
 
   test('without a token only open services answer; others are AUTH_REQUIRED', async () => {
-    const client = await connect(server.address, { stateDir: state.path, env: {} });
+    const client = await connect(suite.server.address, { stateDir: suite.state.path, env: {} });
     try {
       assert.equal(client.authenticated, false);
       assert.deepEqual(client.welcome.open, ['echo']);
@@ -219,18 +227,21 @@ describe('authentication', () => {
   });
 
   test('the token is taken from SOCKIT_TOKEN', async () => {
-    const client = await connect(server.address, { stateDir: state.path, env: { SOCKIT_TOKEN: TEST_TOKEN } });
+    const client = await connect(suite.server.address, {
+      stateDir: suite.state.path,
+      env: { SOCKIT_TOKEN: TEST_TOKEN },
+    });
     assert.equal(client.authenticated, true);
     await client.close();
   });
 
   test('a proof recorded on one connection is useless on another', async () => {
-    const first = await RawPeer.open(server.address);
+    const first = await RawPeer.open(suite.server.address);
     first.send({ type: 'hello', version: 1 });
     const welcome = (await first.next())!;
     const proof = computeProof(TEST_TOKEN, String(welcome.header.nonce));
     first.socket.destroy();
-    const second = await RawPeer.open(server.address);
+    const second = await RawPeer.open(suite.server.address);
     second.send({ type: 'hello', version: 1 });
     const secondWelcome = (await second.next())!;
     assert.notEqual(secondWelcome.header.nonce, welcome.header.nonce);
@@ -265,7 +276,7 @@ describe('authentication', () => {
       insecureNoAuth: true,
       services: [secretService],
     });
-    const client = await connect(open.address, { env: {}, stateDir: state.path });
+    const client = await connect(open.address, { env: {}, stateDir: suite.state.path });
     assert.equal(client.welcome.auth, 'none');
     assert.equal((await client.call({ type: 'secret' })).header.value, 42);
     await client.close();
@@ -274,18 +285,10 @@ describe('authentication', () => {
 });
 
 describe('framed echo without a transform', () => {
-  let server: Server;
-  let state: TempDir;
-  before(async () => {
-    ({ server, state } = await serveWithState());
-  });
-  after(async () => {
-    await server.close(1000);
-    await state.cleanup();
-  });
+  const suite = serveForSuite();
 
   test('a compact request arriving whole comes back as the very same bytes', async () => {
-    const peer = await RawPeer.open(server.address);
+    const peer = await RawPeer.open(suite.server.address);
     await peer.handshake();
     const request = encodeFrameToBuffer({ type: 'echo', id: 7 }, Buffer.from('same bytes'));
     peer.text = '';
@@ -297,7 +300,7 @@ describe('framed echo without a transform', () => {
   });
 
   test('any other request is answered with a fresh header: no foreign fields come back', async () => {
-    const peer = await RawPeer.open(server.address);
+    const peer = await RawPeer.open(suite.server.address);
     await peer.handshake();
     // Not compact (an extra field), and split over two writes.
     const request = encodeFrameToBuffer({ type: 'echo', id: 8, note: 'not echoed' }, Buffer.from('hi'));
@@ -319,18 +322,10 @@ describe('framed echo without a transform', () => {
 });
 
 describe('protocol errors never crash the server', () => {
-  let server: Server;
-  let state: TempDir;
-  before(async () => {
-    ({ server, state } = await serveWithState());
-  });
-  after(async () => {
-    await server.close(1000);
-    await state.cleanup();
-  });
+  const suite = serveForSuite();
 
   test('a first frame other than hello is UNSUPPORTED', async () => {
-    const peer = await RawPeer.open(server.address);
+    const peer = await RawPeer.open(suite.server.address);
     peer.send({ type: 'echo', id: 1 });
     const error = (await peer.next())!;
     assert.equal(error.header.code, 'UNSUPPORTED');
@@ -339,7 +334,7 @@ describe('protocol errors never crash the server', () => {
   });
 
   test('an unknown version is UNSUPPORTED with the versions spoken', async () => {
-    const peer = await RawPeer.open(server.address);
+    const peer = await RawPeer.open(suite.server.address);
     peer.send({ type: 'hello', version: 2 });
     const error = (await peer.next())!;
     assert.equal(error.header.code, 'UNSUPPORTED');
@@ -348,7 +343,7 @@ describe('protocol errors never crash the server', () => {
   });
 
   test('a plain-text client gets one line, then the connection closes', async () => {
-    const peer = await RawPeer.open(server.address);
+    const peer = await RawPeer.open(suite.server.address);
     peer.socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
     await peer.closed;
     assert.match(peer.text, /^This port speaks the sockit framed protocol.*\n$/);
@@ -356,7 +351,7 @@ describe('protocol errors never crash the server', () => {
   });
 
   test('a malformed frame gets FRAME_INVALID without id, then close', async () => {
-    const peer = await RawPeer.open(server.address);
+    const peer = await RawPeer.open(suite.server.address);
     await peer.handshake();
     const prefix = Buffer.alloc(4);
     prefix.writeUInt32BE(4);
@@ -386,7 +381,7 @@ describe('protocol errors never crash the server', () => {
   });
 
   test('unknown request types are UNSUPPORTED for that id, and the connection lives on', async () => {
-    const peer = await RawPeer.open(server.address);
+    const peer = await RawPeer.open(suite.server.address);
     await peer.handshake();
     peer.send({ type: 'teleport', id: 7 });
     const error = (await peer.next())!;
@@ -398,7 +393,7 @@ describe('protocol errors never crash the server', () => {
   });
 
   test('a request without id is a connection error BAD_REQUEST', async () => {
-    const peer = await RawPeer.open(server.address);
+    const peer = await RawPeer.open(suite.server.address);
     await peer.handshake();
     peer.send({ type: 'echo' });
     const error = (await peer.next())!;
@@ -407,7 +402,7 @@ describe('protocol errors never crash the server', () => {
   });
 
   test('an error that quotes a huge field is cut short instead of crashing the server', async () => {
-    const peer = await RawPeer.open(server.address);
+    const peer = await RawPeer.open(suite.server.address);
     peer.send({ type: 'hello', version: 'v'.repeat(65_000) });
     const error = (await peer.next())!;
     assert.equal(error.header.code, 'UNSUPPORTED');
@@ -450,7 +445,7 @@ describe('protocol errors never crash the server', () => {
   });
 
   test('the server still serves after all of that', async () => {
-    const client = await connect(server.address, { token: TEST_TOKEN, stateDir: state.path });
+    const client = await connect(suite.server.address, { token: TEST_TOKEN, stateDir: suite.state.path });
     assert.equal((await client.echo('alive')).toString(), 'alive');
     await client.close();
   });
