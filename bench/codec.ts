@@ -10,7 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import { FrameDecoder } from '../src/protocol/decoder.js';
 import { encodeFrame, encodeFrameToBuffer } from '../src/protocol/frame.js';
-import type { BenchSuite } from './report.js';
+import type { BenchContext, BenchSuite } from './report.js';
 
 const DURATION_MS = Math.min(1500, Number(process.env.SOCKIT_BENCH_SECONDS ?? 3) * 500);
 const WARMUP_MS = 300;
@@ -84,6 +84,27 @@ function fromSocketReads(type: string, body: Buffer, count: number): number {
   return rate * count;
 }
 
+/** A 64 KiB-frame rate as GB/s, with its ratio against the target. */
+function recordLargeFrames(
+  context: BenchContext,
+  figures: { rate: number; case: string; ratioCase: string },
+): void {
+  const gbps = (figures.rate * LARGE) / 1e9;
+  context.record({
+    case: figures.case,
+    subject: 'sockit',
+    value: gbps,
+    unit: 'GB/s',
+    extra: { 'frames/s': Math.round(figures.rate) },
+  });
+  context.ratio({
+    case: figures.ratioCase,
+    label: 'encode + decode GB/s',
+    value: gbps,
+    target: GB_PER_SECOND_TARGET,
+  });
+}
+
 export const codecSuite: BenchSuite = {
   name: 'codec',
   async run(context) {
@@ -91,42 +112,17 @@ export const codecSuite: BenchSuite = {
     const small = Buffer.alloc(SMALL, 0x61);
 
     // 64 KiB, pushed as encoded: encode, push both parts, take the frame.
-    {
-      const rate = oneAtATime('data', large, 64);
-      const gbps = (rate * LARGE) / 1e9;
-      context.record({
-        case: 'codec 64 KiB frame, encode + decode (body passed as a view)',
-        subject: 'sockit',
-        value: gbps,
-        unit: 'GB/s',
-        extra: { 'frames/s': Math.round(rate) },
-      });
-      context.ratio({
-        case: 'codec 64 KiB frame, view',
-        label: 'encode + decode GB/s',
-        value: gbps,
-        target: GB_PER_SECOND_TARGET,
-      });
-    }
-
+    recordLargeFrames(context, {
+      rate: oneAtATime('data', large, 64),
+      case: 'codec 64 KiB frame, encode + decode (body passed as a view)',
+      ratioCase: 'codec 64 KiB frame, view',
+    });
     // 64 KiB, as a socket delivers it: encode 16 frames, decode 16 frames from 64 KiB reads.
-    {
-      const rate = fromSocketReads('data', large, 16);
-      const gbps = (rate * LARGE) / 1e9;
-      context.record({
-        case: 'codec 64 KiB frame, encode + decode (from 64 KiB socket reads, bodies copied once)',
-        subject: 'sockit',
-        value: gbps,
-        unit: 'GB/s',
-        extra: { 'frames/s': Math.round(rate) },
-      });
-      context.ratio({
-        case: 'codec 64 KiB frame, socket reads',
-        label: 'encode + decode GB/s',
-        value: gbps,
-        target: GB_PER_SECOND_TARGET,
-      });
-    }
+    recordLargeFrames(context, {
+      rate: fromSocketReads('data', large, 16),
+      case: 'codec 64 KiB frame, encode + decode (from 64 KiB socket reads, bodies copied once)',
+      ratioCase: 'codec 64 KiB frame, socket reads',
+    });
 
     // 64 B, one at a time: encode (header and body in one buffer), push, take.
     {

@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { type Client, connect } from '../src/client/client.js';
+import { connect } from '../src/client/client.js';
 import { runChild, startServerChild } from './lib/children.js';
 import { findPython, SOCKIT_CLI, startSockitServe } from './lib/servers.js';
 import { median } from './lib/stats.js';
@@ -40,31 +40,22 @@ const PYTHON_SUBPROCESS = 'python subprocess loop (shell=True, as the seed)';
 export const execSuite: BenchSuite = {
   name: 'exec',
   async run(context) {
-    const sockitServer = await startSockitServe({ extraArgs: ['--exec', '--exec-spawner', 'native'] });
-    const nodeSpawnServer = await startSockitServe({ extraArgs: ['--exec', '--exec-spawner', 'node'] });
-    let client: Client | undefined;
-    let nodeSpawnClient: Client | undefined;
+    const servers: ExecServer[] = [];
     let spawner: ReturnType<typeof startSpawnLoop> | undefined;
     try {
-      const address = `tcp://127.0.0.1:${sockitServer.port}`;
-      client = await connect(address, { token: sockitServer.token, env: {} });
-      const open = client;
-      await repeat(WARMUP_COMMANDS, () => open.exec(['true']).then(() => undefined));
-      nodeSpawnClient = await connect(`tcp://127.0.0.1:${nodeSpawnServer.port}`, {
-        token: nodeSpawnServer.token,
-        env: {},
-      });
-      const viaNode = nodeSpawnClient;
-      await repeat(WARMUP_COMMANDS, () => viaNode.exec(['true']).then(() => undefined));
+      const native = await startExecServer('native');
+      servers.push(native);
+      const viaNode = await startExecServer('node');
+      servers.push(viaNode);
       const bare = startSpawnLoop();
       spawner = bare;
       await bare.run('default', WARMUP_COMMANDS);
 
       const rates = await interleaved([
         { name: BARE, batch: () => bare.run('default', BATCH) },
-        { name: SOCKIT, batch: () => repeat(BATCH, () => open.exec(['true']).then(check)) },
+        { name: SOCKIT, batch: () => repeat(BATCH, native.runTrue) },
         { name: BARE_DETACHED, batch: () => bare.run('detached', BATCH) },
-        { name: SOCKIT_NODE, batch: () => repeat(BATCH, () => viaNode.exec(['true']).then(check)) },
+        { name: SOCKIT_NODE, batch: () => repeat(BATCH, viaNode.runTrue) },
         { name: BARE_NATIVE, batch: () => bare.run('native', BATCH) },
       ]);
       const medians = Object.fromEntries(rates.map((entry) => [entry.name, entry.rate]));
@@ -123,16 +114,44 @@ export const execSuite: BenchSuite = {
         }
       }
 
-      await measureCli(context, address, sockitServer.token);
+      await measureCli(context, native.address, native.token);
     } finally {
       spawner?.stop();
-      await client?.close().catch(() => {});
-      await nodeSpawnClient?.close().catch(() => {});
-      await sockitServer.stop();
-      await nodeSpawnServer.stop();
+      for (const server of servers) await server.stop();
     }
   },
 };
+
+interface ExecServer {
+  address: string;
+  token: string;
+  /** One `true` over the server's connection; throws unless it exits 0. */
+  runTrue(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** `sockit serve --exec` with one spawner and a warmed-up client on it; `stop` closes both. */
+async function startExecServer(spawner: 'native' | 'node'): Promise<ExecServer> {
+  const server = await startSockitServe({ extraArgs: ['--exec', '--exec-spawner', spawner] });
+  try {
+    const address = `tcp://127.0.0.1:${server.port}`;
+    const client = await connect(address, { token: server.token, env: {} });
+    const runTrue = (): Promise<void> => client.exec(['true']).then(check);
+    await repeat(WARMUP_COMMANDS, runTrue);
+    return {
+      address,
+      token: server.token,
+      runTrue,
+      async stop() {
+        await client.close().catch(() => {});
+        await server.stop();
+      },
+    };
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+}
 
 function check(result: { code: number | null }): void {
   if (result.code !== 0) throw new Error(`remote true exited ${result.code}`);

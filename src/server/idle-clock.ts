@@ -21,7 +21,6 @@ const MAX_TICK_MS = 1000;
  * connection only bumps a counter and one interval looks at them all, a few times per timeout.
  */
 export class IdleClock {
-  readonly #timeoutMs: number;
   readonly #tickMs: number;
   readonly #quietTicksToFire: number;
   readonly #watched = new Map<IdleWatched, Watch>();
@@ -29,13 +28,8 @@ export class IdleClock {
 
   /** `timeoutMs` > 0. */
   constructor(timeoutMs: number) {
-    this.#timeoutMs = timeoutMs;
     this.#tickMs = Math.max(1, Math.min(MAX_TICK_MS, Math.floor(timeoutMs / TICKS_PER_TIMEOUT)));
     this.#quietTicksToFire = Math.ceil(timeoutMs / this.#tickMs);
-  }
-
-  get timeoutMs(): number {
-    return this.#timeoutMs;
   }
 
   /** Starts watching; the quiet time counts from now. */

@@ -79,7 +79,7 @@ export class FramedSocket {
    * Sends one frame; `id`, when given, replaces the header's own. Returns false when the caller
    * should wait for `drained()`.
    */
-  send(header: FrameHeader, body?: Uint8Array, id: number | undefined = header.id): boolean {
+  send(header: FrameHeader, body?: Uint8Array, id?: number): boolean {
     if (this.closed || !this.socket.writable) return false;
     return this.#enqueue(encodeFrame(header, body, id));
   }

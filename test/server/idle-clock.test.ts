@@ -21,6 +21,10 @@ function target() {
   };
 }
 
+function assertFiredBetween(at: number, earliest: number, latest: number): void {
+  assert.ok(at >= earliest && at <= latest, `fired at ${at}`);
+}
+
 describe('IdleClock', () => {
   beforeEach(() => mock.timers.enable({ apis: ['setInterval'] }));
   afterEach(() => mock.timers.reset());
@@ -31,14 +35,8 @@ describe('IdleClock', () => {
     clock.watch(connection);
     connection.advance(2000);
     assert.equal(connection.idleAt.length, 2);
-    assert.ok(
-      connection.idleAt[0]! >= 800 && connection.idleAt[0]! <= 900,
-      `fired at ${connection.idleAt[0]}`,
-    );
-    assert.ok(
-      connection.idleAt[1]! >= 1600 && connection.idleAt[1]! <= 1800,
-      `fired at ${connection.idleAt[1]}`,
-    );
+    assertFiredBetween(connection.idleAt[0]!, 800, 900);
+    assertFiredBetween(connection.idleAt[1]!, 1600, 1800);
     clock.stop();
   });
 
@@ -53,10 +51,7 @@ describe('IdleClock', () => {
     assert.deepEqual(connection.idleAt, []);
     connection.advance(1000);
     assert.equal(connection.idleAt.length, 1);
-    assert.ok(
-      connection.idleAt[0]! >= 5800 && connection.idleAt[0]! <= 5900,
-      `fired at ${connection.idleAt[0]}`,
-    );
+    assertFiredBetween(connection.idleAt[0]!, 5800, 5900);
     clock.stop();
   });
 

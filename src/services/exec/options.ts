@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import type { Logger } from '../../log.js';
-import { defaultSpawner, hasNativeSpawner, type Spawner } from './spawner.js';
+import { hasNativeSpawner, type Spawner } from './spawner.js';
 
 /** The exec service's settings. `allow` is required: remote execution is never on by accident. */
 export interface ExecServiceOptions {
@@ -90,7 +90,7 @@ export function resolveExecOptions(options: ExecServiceOptions): ResolvedExecOpt
   const baseEnv = { ...(options.baseEnv ?? process.env) };
   // The server's own secret has no business in a command's environment.
   delete baseEnv.SOCKIT_TOKEN;
-  const spawner = options.spawner ?? defaultSpawner();
+  const spawner = options.spawner ?? (hasNativeSpawner() ? 'native' : 'node');
   if (spawner !== 'native' && spawner !== 'node') {
     throw new TypeError(`exec option spawner must be "native" or "node", got "${String(spawner)}"`);
   }

@@ -48,12 +48,7 @@ function loadAddon(): NativeAddon | null {
   return addon;
 }
 
-/** The spawner used when none is asked for: native when its addon is built and loads. */
-export function defaultSpawner(): Spawner {
-  return loadAddon() ? 'native' : 'node';
-}
-
-/** Whether the native spawner can be used here. */
+/** Whether the native spawner can be used here (its addon is built and loads). */
 export function hasNativeSpawner(): boolean {
   return loadAddon() !== null;
 }
