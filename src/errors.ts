@@ -40,7 +40,18 @@ export const ERROR_CATALOGUE = {
     summary: "The server's TLS certificate differs from the pinned one (possible interception).",
   },
   TLS_FAILED: { wire: false, summary: 'The TLS handshake failed or the certificate was not trusted.' },
-  USAGE: { wire: false, summary: 'A command-line or option error: a bad address, a conflicting flag.' },
+  USAGE: {
+    wire: false,
+    summary: 'A command-line error: a bad address, a conflicting flag, a missing argument.',
+  },
+  INVALID_OPTION: {
+    wire: false,
+    summary: 'An option value is out of range or of the wrong form (CLI flag or library option).',
+  },
+  CANCELLED: {
+    wire: false,
+    summary: 'The request was cancelled: its signal aborted, the client was destroyed, or Ctrl-C.',
+  },
 } as const satisfies Record<string, { wire: boolean; summary: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
@@ -72,33 +83,108 @@ export class SockitError extends Error {
   }
 }
 
-/** Maps a Node.js system error from connect/listen to a sockit error with a useful message. */
+/** Throws-ready error for a bad option value (library option or CLI flag): code INVALID_OPTION. */
+export function invalidOption(message: string, cause?: unknown): SockitError {
+  return new SockitError('INVALID_OPTION', message, cause === undefined ? {} : { cause });
+}
+
+/**
+ * The error of a cancelled request: code CANCELLED, the abort reason (a signal's `reason`, the
+ * error that made the caller give up) kept as `cause`.
+ */
+export function cancelled(reason?: unknown, message = 'request cancelled'): SockitError {
+  if (reason instanceof SockitError && reason.code === 'CANCELLED') return reason;
+  const why = reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : '';
+  return new SockitError(
+    'CANCELLED',
+    why ? `${message}: ${why}` : message,
+    reason === undefined ? {} : { cause: reason },
+  );
+}
+
+/** What an errno value means to sockit: its code and a few plain words. */
+interface ErrnoMeaning {
+  code: ErrorCode;
+  reason: string;
+  /** The meaning on a socket connect/listen, where it differs (ENOENT: no socket file). */
+  socket?: { code: ErrorCode; reason: string };
+}
+
+/**
+ * The one errno → code table. The files service, the files client, the exec spawner and the
+ * socket layer all take their code from here, and wrap the reason in their own context.
+ */
+export const ERRNO_TABLE: Readonly<Record<string, ErrnoMeaning>> = {
+  ECONNREFUSED: { code: 'CONNECT_FAILED', reason: 'connection refused (is the server running?)' },
+  ECONNRESET: { code: 'CLOSED', reason: 'connection reset by peer' },
+  EPIPE: { code: 'CLOSED', reason: 'connection reset by peer' },
+  ETIMEDOUT: { code: 'TIMEOUT', reason: 'timed out' },
+  EHOSTUNREACH: { code: 'CONNECT_FAILED', reason: 'host unreachable' },
+  ENETUNREACH: { code: 'CONNECT_FAILED', reason: 'network unreachable' },
+  ENOTFOUND: { code: 'CONNECT_FAILED', reason: 'host not found (no such name in DNS or /etc/hosts)' },
+  EAI_AGAIN: { code: 'CONNECT_FAILED', reason: 'host name lookup failed (DNS did not answer)' },
+  EADDRINUSE: { code: 'UNAVAILABLE', reason: 'address already in use' },
+  EADDRNOTAVAIL: {
+    code: 'UNAVAILABLE',
+    reason: 'address not available on this machine (no interface has that IP)',
+  },
+  ENOENT: {
+    code: 'NOT_FOUND',
+    reason: 'no such file or directory',
+    socket: { code: 'CONNECT_FAILED', reason: 'no such socket file' },
+  },
+  ENOTDIR: { code: 'NOT_FOUND', reason: 'a part of the path is a file, not a directory' },
+  EISDIR: { code: 'BAD_REQUEST', reason: 'is a directory' },
+  EEXIST: { code: 'CONFLICT', reason: 'already exists' },
+  ENOTEMPTY: { code: 'CONFLICT', reason: 'directory not empty' },
+  EACCES: { code: 'FORBIDDEN', reason: 'permission denied' },
+  EPERM: { code: 'FORBIDDEN', reason: 'operation not permitted' },
+  EROFS: { code: 'FORBIDDEN', reason: 'read-only file system' },
+  ELOOP: { code: 'FORBIDDEN', reason: 'too many symbolic links' },
+  ENAMETOOLONG: { code: 'FORBIDDEN', reason: 'name too long' },
+  ENOSPC: { code: 'UNAVAILABLE', reason: 'no space left on the disk' },
+  EDQUOT: { code: 'UNAVAILABLE', reason: 'disk quota exceeded' },
+  ETXTBSY: { code: 'UNAVAILABLE', reason: 'the program file is being written' },
+  EAGAIN: { code: 'UNAVAILABLE', reason: 'resource temporarily unavailable' },
+  EMFILE: { code: 'UNAVAILABLE', reason: 'too many open files' },
+  ENFILE: { code: 'UNAVAILABLE', reason: 'too many open files on the system' },
+  ENOMEM: { code: 'UNAVAILABLE', reason: 'out of memory' },
+};
+
+/** The errno name of a Node.js system error (`ENOENT`), or undefined. */
+export function errnoOf(error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** The table entry for an error's errno; `socket` picks the connect/listen meaning. */
+export function errnoMeaning(error: unknown, socket = false): ErrnoMeaning | undefined {
+  const errno = errnoOf(error);
+  const meaning = errno === undefined ? undefined : ERRNO_TABLE[errno];
+  return socket && meaning?.socket ? { ...meaning, ...meaning.socket } : meaning;
+}
+
+/**
+ * Maps a Node.js system error from connect/listen to a sockit error with a useful message:
+ * `what: reason`. Unknown errors become INTERNAL with their own message.
+ */
 export function fromSystemError(error: unknown, what: string): SockitError {
   if (error instanceof SockitError) return error;
-  const err = error as NodeJS.ErrnoException;
-  switch (err?.code) {
-    case 'ECONNREFUSED':
-      return new SockitError('CONNECT_FAILED', `${what}: connection refused (is the server running?)`, {
-        cause: err,
-      });
-    case 'ENOENT':
-      return new SockitError('CONNECT_FAILED', `${what}: no such socket file`, { cause: err });
-    case 'ETIMEDOUT':
-      return new SockitError('TIMEOUT', `${what}: timed out`, { cause: err });
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return new SockitError('CONNECT_FAILED', `${what}: host unreachable (${err.code})`, { cause: err });
-    case 'ECONNRESET':
-    case 'EPIPE':
-      return new SockitError('CLOSED', `${what}: connection reset by peer`, { cause: err });
-    case 'EADDRINUSE':
-      return new SockitError('UNAVAILABLE', `${what}: address already in use`, { cause: err });
-    case 'EACCES':
-    case 'EPERM':
-      return new SockitError('FORBIDDEN', `${what}: permission denied`, { cause: err });
-    default:
-      return new SockitError('INTERNAL', `${what}: ${err?.message ?? String(error)}`, { cause: err });
-  }
+  const meaning = errnoMeaning(error, true);
+  if (meaning) return new SockitError(meaning.code, `${what}: ${meaning.reason}`, { cause: error });
+  const message = error instanceof Error ? error.message : String(error);
+  return new SockitError('INTERNAL', `${what}: ${message}`, { cause: error });
+}
+
+/**
+ * A local file error (a log file, a known_hosts file, a certificate): `path: reason`, with the
+ * table's code, never a socket wording. Unknown errors keep their message.
+ */
+export function fromFileError(error: unknown, path: string, what = ''): SockitError {
+  if (error instanceof SockitError) return error;
+  const meaning = errnoMeaning(error);
+  const prefix = what === '' ? path : `${what} ${path}`;
+  if (meaning) return new SockitError(meaning.code, `${prefix}: ${meaning.reason}`, { cause: error });
+  const message = error instanceof Error ? error.message : String(error);
+  return new SockitError('INTERNAL', `${prefix}: ${message}`, { cause: error });
 }

@@ -1,5 +1,8 @@
 /** Log levels in increasing severity; a logger drops entries below its level. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** Every level, least severe first (the choices of `serve --log-level`). */
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 /** Structured logger: JSON lines when the output is not a terminal, short text lines when it is. */

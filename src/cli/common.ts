@@ -1,7 +1,8 @@
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import type { Client, ConnectOptions } from '../client/client.js';
 import { type ErrorCode, SockitError } from '../errors.js';
+import { argParsers } from '../options.js';
 import { defaultStateDir } from '../state.js';
 
 /** Process exit codes of every sockit command (README "Exit codes"). */
@@ -13,10 +14,14 @@ export const EXIT = {
   timeout: 4,
   auth: 5,
   tls: 6,
+  /** Ctrl-C (128 + SIGINT), as a shell reports it. */
+  interrupted: 130,
 } as const;
 
 const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   USAGE: EXIT.usage,
+  INVALID_OPTION: EXIT.usage,
+  CANCELLED: EXIT.interrupted,
   CONNECT_FAILED: EXIT.connect,
   CLOSED: EXIT.connect,
   TIMEOUT: EXIT.timeout,
@@ -51,7 +56,8 @@ export interface ClientCliOptions {
   ca?: string;
   knownHosts?: string;
   stateDir?: string;
-  connectTimeout?: string;
+  /** Milliseconds, parsed by argParsers.duration. */
+  connectTimeout?: number;
   verbose?: boolean;
 }
 
@@ -60,26 +66,21 @@ export function addClientOptions(command: Command): Command {
   return command
     .option(
       '--token-file <path>',
-      'read the token from this file (default: $SOCKIT_TOKEN, then the state dir)',
+      'read the token from this file (wins over $SOCKIT_TOKEN; default: $SOCKIT_TOKEN, then the state dir)',
     )
     .option('--fingerprint <sha256>', 'TLS: trust only a server certificate with this SHA-256 fingerprint')
     .option('--ca <pem-file>', 'TLS: verify the server against this CA instead of pinning')
     .option('--known-hosts <file>', 'TLS: pinned fingerprints file (default: <state dir>/known_hosts)')
     .option('--state-dir <dir>', 'where tokens, certificates and pins live (default: $SOCKIT_STATE_DIR)')
-    .option('--connect-timeout <ms>', 'give up connecting after this many milliseconds', '10000');
+    .addOption(
+      new Option('--connect-timeout <duration>', `give up connecting after this long (${DURATION_HELP})`)
+        .argParser(argParsers.duration('--connect-timeout'))
+        .default(10_000, '10s'),
+    );
 }
 
-/** Parses a positive integer option, or throws a USAGE error naming the option. */
-export function parseIntOption(value: string | undefined, name: string, fallback?: number): number {
-  if (value === undefined) {
-    if (fallback === undefined) throw new SockitError('USAGE', `${name} is required`);
-    return fallback;
-  }
-  const number = Number(value);
-  if (!Number.isInteger(number) || number < 0)
-    throw new SockitError('USAGE', `${name} must be a whole number, got "${value}"`);
-  return number;
-}
+/** What every duration option's help says (src/options.ts parseDuration). */
+export const DURATION_HELP = 'duration, e.g. 5s, 500ms, 2m; a bare number is seconds';
 
 /** `"a, b,,c"` → `['a', 'b', 'c']`: the comma-separated lists of options like `--open`. */
 export function splitList(text: string | undefined): string[] {
@@ -99,7 +100,7 @@ export async function clientOptions(options: ClientCliOptions): Promise<ConnectO
   const stateDir = options.stateDir ?? defaultStateDir();
   const result: ConnectOptions = {
     stateDir,
-    connectTimeoutMs: parseIntOption(options.connectTimeout, '--connect-timeout', 10_000),
+    connectTimeoutMs: options.connectTimeout ?? 10_000,
     tls: { knownHostsFile: options.knownHosts ?? join(stateDir, 'known_hosts') },
     onTlsPin: ({ fingerprint, status }) => {
       if (status === 'pinned') process.stderr.write(`sockit: pinned new TLS fingerprint ${fingerprint}\n`);
@@ -122,11 +123,16 @@ export async function withClient<T>(
 ): Promise<T> {
   const { connect } = await import('../client/client.js');
   const client = await connect(address, await clientOptions(options));
+  let result: T;
   try {
-    return await work(client);
-  } finally {
-    await client.close();
+    result = await work(client);
+  } catch (error) {
+    // The command failed: requests it left open are cancelled, not waited for.
+    client.destroy();
+    throw error;
   }
+  await client.close();
+  return result;
 }
 
 /** Wraps a command action so every failure ends as one line on stderr and an exit code. */

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { SockitError } from '../errors.js';
+import { invalidOption, SockitError } from '../errors.js';
+import { argParsers } from '../options.js';
 import { chatService } from '../services/chat.js';
-import { parseIntOption } from './common.js';
 import type { ServePlugin } from './serve-plugins.js';
 
 /**
@@ -14,23 +14,19 @@ export const chatServePlugin: ServePlugin = {
       .option('--chat', 'run the chat service: rooms, unique names, presence (open it with --open echo,chat)')
       .option(
         '--chat-max-queue <bytes>',
-        'drop a chat member with more than this many bytes of messages waiting for it',
-        String(1 << 20),
+        'drop a chat member with more than this many bytes of messages waiting for it (K/M suffixes; default 1M, at least 1K)',
+        argParsers.bytes('--chat-max-queue'),
       );
   },
   create(options) {
     if (!options.chat) {
-      if (options.chatMaxQueue !== undefined && options.chatMaxQueue !== String(1 << 20)) {
+      if (options.chatMaxQueue !== undefined) {
         throw new SockitError('USAGE', '--chat-max-queue only means something with --chat');
       }
       return undefined;
     }
-    const maxQueueBytes = parseIntOption(
-      options.chatMaxQueue as string | undefined,
-      '--chat-max-queue',
-      1 << 20,
-    );
-    if (maxQueueBytes < 1024) throw new SockitError('USAGE', '--chat-max-queue must be at least 1024 bytes');
+    const maxQueueBytes = (options.chatMaxQueue as number | undefined) ?? 1 << 20;
+    if (maxQueueBytes < 1024) throw invalidOption('--chat-max-queue must be at least 1024 bytes (1K)');
     return chatService({ maxQueueBytes });
   },
 };

@@ -1,23 +1,24 @@
 import type { Command } from 'commander';
 import { SockitError } from '../errors.js';
+import { argParsers } from '../options.js';
 import { execService } from '../services/exec/index.js';
-import { parseIntOption, splitList } from './common.js';
-import { parseSize } from './serve-files.js';
+import { DURATION_HELP, splitList } from './common.js';
 import type { ServePlugin } from './serve-plugins.js';
 
 interface ExecCliOptions {
   exec?: boolean;
   execAllow?: string;
   allowShell?: boolean;
-  execTimeoutMax?: string;
-  execMaxOutput?: string;
-  execMaxRunning?: string;
+  /** Milliseconds, bytes and a count: parsed by argParsers. */
+  execTimeoutMax?: number;
+  execMaxOutput?: number;
+  execMaxRunning?: number;
   execAudit?: string;
   execCwd?: string;
   execCwdRoot?: string;
   execEnvAllow?: string;
-  execSpawner?: string;
-  open?: string;
+  execSpawner?: 'native' | 'node';
+  open?: string[];
   insecureNoAuth?: boolean;
 }
 
@@ -48,14 +49,20 @@ export const execServePlugin: ServePlugin = {
       )
       .option('--allow-shell', 'exec: also accept shell strings (needs --exec)')
       .option(
-        '--exec-timeout-max <ms>',
-        'exec: longest a command may run, capping client timeouts (0 = no cap; default 1 h)',
+        '--exec-timeout-max <duration>',
+        `exec: longest a command may run, capping client timeouts (${DURATION_HELP}; 0 = no cap; default 1h)`,
+        argParsers.duration('--exec-timeout-max'),
       )
       .option(
         '--exec-max-output <bytes>',
         'exec: stdout+stderr bytes before a command is killed (K/M/G suffixes; 0 = none; default 1G)',
+        argParsers.bytes('--exec-max-output'),
       )
-      .option('--exec-max-running <n>', 'exec: commands running at once across the server (default 32)')
+      .option(
+        '--exec-max-running <n>',
+        'exec: commands running at once across the server (default 32)',
+        argParsers.positive('--exec-max-running'),
+      )
       .option(
         '--exec-audit <file>',
         'exec: append one JSON line per command to FILE (default: the server log)',
@@ -75,6 +82,7 @@ export const execServePlugin: ServePlugin = {
       .option(
         '--exec-spawner <how>',
         'exec: "native" (posix_spawn, no fork; default when built) or "node" (child_process)',
+        argParsers.choice('--exec-spawner', ['native', 'node'] as const),
       );
   },
   create(raw, log) {
@@ -97,7 +105,7 @@ export const execServePlugin: ServePlugin = {
         '--allow-shell and --exec-allow exclude each other: a shell string can run any program (use --exec)',
       );
     }
-    if (splitList(options.open).includes('exec')) {
+    if (options.open?.includes('exec')) {
       throw new SockitError(
         'USAGE',
         '--open exec: the exec service always needs the token; remove exec from --open',
@@ -107,31 +115,19 @@ export const execServePlugin: ServePlugin = {
     if (allow !== 'any' && allow.length === 0)
       throw new SockitError('USAGE', '--exec-allow needs at least one program');
     const envAllow = options.execEnvAllow === undefined ? undefined : splitList(options.execEnvAllow);
-    let service: ReturnType<typeof execService>;
-    try {
-      service = execService({
-        allow,
-        allowShell: options.allowShell === true,
-        ...(options.execTimeoutMax !== undefined
-          ? { maxTimeoutMs: parseIntOption(options.execTimeoutMax, '--exec-timeout-max') }
-          : {}),
-        ...(options.execMaxOutput !== undefined
-          ? { maxOutputBytes: parseSize(options.execMaxOutput, '--exec-max-output') }
-          : {}),
-        ...(options.execMaxRunning !== undefined
-          ? { maxRunning: parseIntOption(options.execMaxRunning, '--exec-max-running') }
-          : {}),
-        ...(options.execCwd !== undefined ? { cwd: options.execCwd } : {}),
-        ...(options.execCwdRoot !== undefined ? { cwdRoots: splitList(options.execCwdRoot) } : {}),
-        ...(envAllow !== undefined ? { envAllow: envAllow.includes('*') ? ('any' as const) : envAllow } : {}),
-        ...(options.execAudit !== undefined ? { auditFile: options.execAudit } : { audit: log }),
-        ...(options.execSpawner !== undefined ? { spawner: options.execSpawner as 'native' | 'node' } : {}),
-        log,
-      });
-    } catch (error) {
-      if (error instanceof TypeError) throw new SockitError('USAGE', error.message, { cause: error });
-      throw error;
-    }
+    const service = execService({
+      allow,
+      allowShell: options.allowShell === true,
+      ...(options.execTimeoutMax !== undefined ? { maxTimeoutMs: options.execTimeoutMax } : {}),
+      ...(options.execMaxOutput !== undefined ? { maxOutputBytes: options.execMaxOutput } : {}),
+      ...(options.execMaxRunning !== undefined ? { maxRunning: options.execMaxRunning } : {}),
+      ...(options.execCwd !== undefined ? { cwd: options.execCwd } : {}),
+      ...(options.execCwdRoot !== undefined ? { cwdRoots: splitList(options.execCwdRoot) } : {}),
+      ...(envAllow !== undefined ? { envAllow: envAllow.includes('*') ? ('any' as const) : envAllow } : {}),
+      ...(options.execAudit !== undefined ? { auditFile: options.execAudit } : { audit: log }),
+      ...(options.execSpawner !== undefined ? { spawner: options.execSpawner } : {}),
+      log,
+    });
     log.info('exec service on', {
       programs: allow === 'any' ? 'any' : allow.join(','),
       shell: options.allowShell === true,

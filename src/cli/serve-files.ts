@@ -1,15 +1,17 @@
 import type { Command } from 'commander';
-import { SockitError } from '../errors.js';
+import { invalidOption, SockitError } from '../errors.js';
+import { argParsers } from '../options.js';
 import { filesService } from '../services/files/index.js';
-import { parseIntOption } from './common.js';
+import { DURATION_HELP } from './common.js';
 import type { ServePlugin } from './serve-plugins.js';
 
 interface FilesCliOptions {
   files?: string;
-  filesMaxSize?: string;
-  filesReserve?: string;
-  filesStallTimeout?: string;
-  open?: string;
+  /** Bytes, bytes and milliseconds: parsed by argParsers. */
+  filesMaxSize?: number;
+  filesReserve?: number;
+  filesStallTimeout?: number;
+  open?: string[];
   insecureNoAuth?: boolean;
 }
 
@@ -31,14 +33,17 @@ export const filesServePlugin: ServePlugin = {
       .option(
         '--files-max-size <bytes>',
         'files: largest file a client may upload (K/M/G/T suffixes; default: no limit)',
+        argParsers.bytes('--files-max-size'),
       )
       .option(
         '--files-reserve <bytes>',
         'files: refuse uploads that would leave less free disk space than this (default 0)',
+        argParsers.bytes('--files-reserve'),
       )
       .option(
-        '--files-stall-timeout <ms>',
-        'files: give up an upload that sends nothing this long, keeping its partial (default 120000; 0 = never)',
+        '--files-stall-timeout <duration>',
+        `files: give up an upload that sends nothing this long, keeping its partial (${DURATION_HELP}; default 2m; 0 = never)`,
+        argParsers.duration('--files-stall-timeout'),
       );
   },
   create(raw, log) {
@@ -48,7 +53,7 @@ export const filesServePlugin: ServePlugin = {
       if (stray) throw new SockitError('USAGE', `${stray[0]} needs --files DIR`);
       return undefined;
     }
-    if ((options.open ?? '').split(',').some((name) => name.trim() === 'files')) {
+    if (options.open?.includes('files')) {
       throw new SockitError(
         'USAGE',
         '--open files: the files service always needs the token; remove files from --open',
@@ -58,19 +63,14 @@ export const filesServePlugin: ServePlugin = {
     try {
       service = filesService({
         root: options.files,
-        ...(options.filesMaxSize !== undefined
-          ? { maxFileSize: parseSize(options.filesMaxSize, '--files-max-size') }
-          : {}),
-        ...(options.filesReserve !== undefined
-          ? { reserveBytes: parseSize(options.filesReserve, '--files-reserve') }
-          : {}),
-        ...(options.filesStallTimeout !== undefined
-          ? { stallTimeoutMs: parseIntOption(options.filesStallTimeout, '--files-stall-timeout') }
-          : {}),
+        ...(options.filesMaxSize !== undefined ? { maxFileSize: options.filesMaxSize } : {}),
+        ...(options.filesReserve !== undefined ? { reserveBytes: options.filesReserve } : {}),
+        ...(options.filesStallTimeout !== undefined ? { stallTimeoutMs: options.filesStallTimeout } : {}),
       });
     } catch (error) {
-      if (error instanceof TypeError)
-        throw new SockitError('USAGE', `--files: ${error.message}`, { cause: error });
+      // The library names its option (`files root …`); say which flag that was.
+      if (error instanceof SockitError && error.code === 'INVALID_OPTION')
+        throw invalidOption(`--files: ${error.message}`, error);
       throw error;
     }
     log.info('files service on', { root: options.files });
@@ -82,18 +82,3 @@ export const filesServePlugin: ServePlugin = {
     return service;
   },
 };
-
-const UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
-
-/** `1048576`, `64K`, `10M`, `2G`, `1T` (binary units; a trailing `B`/`iB` is accepted). */
-export function parseSize(text: string, flag: string): number {
-  const match = /^(\d+)\s*([KMGT]?)(?:i?B)?$/i.exec(text.trim());
-  if (!match)
-    throw new SockitError(
-      'USAGE',
-      `${flag} must be a byte count like 1048576, 64K, 10M or 2G, got "${text}"`,
-    );
-  const bytes = Number(match[1]) * UNITS[match[2]!.toUpperCase()]!;
-  if (!Number.isSafeInteger(bytes)) throw new SockitError('USAGE', `${flag} is too large`);
-  return bytes;
-}

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import type { Logger } from '../log.js';
+import { argParsers } from '../options.js';
 import type { Service } from '../server/service.js';
-import { type EchoTransform, echoService } from '../services/echo.js';
+import { ECHO_TRANSFORMS, type EchoTransform, echoService } from '../services/echo.js';
 import { chatServePlugin } from './serve-chat.js';
 import { execServePlugin } from './serve-exec.js';
 import { filesServePlugin } from './serve-files.js';
@@ -21,7 +22,8 @@ const echoPlugin: ServePlugin = {
   addOptions(command) {
     command.option(
       '--echo <transform>',
-      'echo service transform: none or upper (as the tutorials do)',
+      `echo service transform: ${ECHO_TRANSFORMS.join(' or ')} (as the tutorials do)`,
+      argParsers.choice('--echo', ECHO_TRANSFORMS),
       'none',
     );
   },

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import { SockitError } from '../errors.js';
+import { cancelled, SockitError } from '../errors.js';
 import { computeProof, PROTOCOL_VERSION } from '../protocol/auth.js';
 import { errorFromHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import { defaultStateDir, readTokenFile, tokenPath } from '../state.js';
@@ -27,7 +27,7 @@ const chatClient = () => import('./chat.js');
 import { ClientRequest, type RequestOptions } from './request.js';
 
 export interface ConnectOptions {
-  /** The token. Default: `$SOCKIT_TOKEN`, else `tokenFile`, else `<stateDir>/token` if it exists. */
+  /** The token. Default: `tokenFile` if given, else `$SOCKIT_TOKEN`, else `<stateDir>/token` if it exists. */
   token?: string;
   tokenFile?: string;
   /** Give up connecting and handshaking after this long. Default 10 s. */
@@ -67,6 +67,8 @@ export class Client extends EventEmitter {
   #nextId = 1;
   #closedError: SockitError | undefined;
   #closed: Promise<void>;
+  /** Set by close(): no new requests, the open ones may finish. */
+  #closing: SockitError | undefined;
 
   /** Use `connect()`. */
   constructor(
@@ -155,6 +157,7 @@ export class Client extends EventEmitter {
    */
   open(header: { type: string; [field: string]: unknown }, body?: Uint8Array, options: RequestOptions = {}) {
     if (this.#closedError) throw this.#closedError;
+    if (this.#closing) throw this.#closing;
     const id = this.#nextId++;
     const request = new ClientRequest(id, this.#framed, options, () => this.#requests.delete(id));
     this.#requests.set(id, request);
@@ -177,15 +180,36 @@ export class Client extends EventEmitter {
     return this.#framed.drained();
   }
 
-  /** Closes the connection after pending writes; resolves when it is closed. */
-  close(): Promise<void> {
+  /**
+   * Closes gracefully: no new requests; those in flight may finish, for at most `deadlineMs`
+   * (default 30 s; 0 = do not wait), after which they are cancelled (CANCELLED) as by
+   * `destroy()`. Then the connection ends after pending writes; resolves when it is closed.
+   */
+  async close(options: { deadlineMs?: number } = {}): Promise<void> {
+    this.#closing ??= new SockitError('CLOSED', 'the client is closing: no new requests');
+    const pending = [...this.#requests.values()].map((request) => request.done.catch(() => {}));
+    if (pending.length > 0) {
+      const deadlineMs = options.deadlineMs ?? 30_000;
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, deadlineMs);
+      });
+      await Promise.race([Promise.all(pending), deadline]);
+      clearTimeout(timer);
+      this.#cancelAll(`the client closed before the request finished (close deadline ${deadlineMs} ms)`);
+    }
     this.#framed.end();
     return this.#closed;
   }
 
-  /** Closes at once, failing every open request with CLOSED. */
+  /** Closes at once: every open request rejects with CANCELLED ("client destroyed"). */
   destroy(): void {
+    this.#cancelAll('the client was destroyed');
     this.#framed.destroy();
+  }
+
+  #cancelAll(message: string): void {
+    for (const request of [...this.#requests.values()]) request.cancel(cancelled(undefined, message));
   }
 
   /** Internal: a frame after the handshake. */
@@ -215,12 +239,13 @@ export class Client extends EventEmitter {
   }
 }
 
-/** Resolves which token a client uses: explicit, `$SOCKIT_TOKEN`, a token file, or the local state. */
+/** Resolves which token a client uses: explicit, a token file, `$SOCKIT_TOKEN`, or the local state. */
 export function resolveClientToken(options: ConnectOptions): string | undefined {
   if (options.token !== undefined) return options.token;
+  // An explicit file (`--token-file`) wins over the environment, as any explicit flag does.
+  if (options.tokenFile !== undefined) return readTokenFile(options.tokenFile);
   const env = options.env ?? process.env;
   if (env.SOCKIT_TOKEN) return env.SOCKIT_TOKEN;
-  if (options.tokenFile !== undefined) return readTokenFile(options.tokenFile);
   return readTokenFile(tokenPath(options.stateDir ?? defaultStateDir(env)), { optional: true });
 }
 

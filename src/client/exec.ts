@@ -1,5 +1,5 @@
 import { Readable, Writable } from 'node:stream';
-import { SockitError } from '../errors.js';
+import { invalidOption, SockitError } from '../errors.js';
 import { EXEC_SIGNALS, type ExecSignal, isExecSignal } from '../protocol/exec.js';
 import type { Frame, FrameHeader } from '../protocol/frame.js';
 import type { Client } from './client.js';
@@ -171,7 +171,7 @@ export class RemoteProcess {
   /** Forwards a signal to the command's process group. False if the command has already ended. */
   kill(signal: ExecSignal = 'SIGTERM'): boolean {
     if (!isExecSignal(signal))
-      throw new TypeError(`signal must be one of ${EXEC_SIGNALS.join(', ')}, got ${signal}`);
+      throw invalidOption(`signal must be one of ${EXEC_SIGNALS.join(', ')}, got ${signal}`);
     if (this.#request.settled) return false;
     this.#request.send({ type: 'signal', signal });
     return true;
@@ -313,13 +313,13 @@ function execHeader(command: ExecCommand, options: SpawnRemoteOptions, stdin: bo
   const header: { type: string; [field: string]: unknown } = { type: 'exec' };
   if (Array.isArray(command)) {
     if (command.length === 0 || !command.every((arg) => typeof arg === 'string')) {
-      throw new TypeError('exec argv must be a non-empty list of strings');
+      throw invalidOption('exec argv must be a non-empty list of strings');
     }
     header.argv = command;
   } else {
     const shell = (command as { shell?: unknown }).shell;
     if (typeof shell !== 'string' || shell.length === 0) {
-      throw new TypeError('exec needs an argv list or { shell: "command string" }');
+      throw invalidOption('exec needs an argv list or { shell: "command string" }');
     }
     header.shell = shell;
   }

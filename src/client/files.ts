@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { type FileHandle, lstat, open, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { SockitError } from '../errors.js';
+import { errnoMeaning, errnoOf, fromFileError, SockitError } from '../errors.js';
 import { FILES_FRAMES, type FileEntry, isSha256Hex, partialDownloadName } from '../protocol/files.js';
 import type { Frame, FrameHeader } from '../protocol/frame.js';
 import { hashRange, readChunks } from '../storage/file-reader.js';
@@ -482,16 +482,12 @@ function parseEntries(value: unknown): FileEntry[] {
   return entries;
 }
 
-/** Local file-system errors get a sockit code and the local path. */
+/** Local file-system errors get the errno table's code and the local path. */
 function localFailure(error: unknown, path: string): unknown {
   if (error instanceof SockitError) return error;
-  const code = (error as NodeJS.ErrnoException)?.code;
-  switch (code) {
+  switch (errnoOf(error)) {
     case 'ENOENT':
       return new SockitError('NOT_FOUND', `${path}: no such local file or directory`, { cause: error });
-    case 'EACCES':
-    case 'EPERM':
-      return new SockitError('FORBIDDEN', `${path}: permission denied`, { cause: error });
     case 'ENOSPC':
     case 'EDQUOT':
       return new SockitError('UNAVAILABLE', `${path}: the local disk is full; free space and use --resume`, {
@@ -500,6 +496,6 @@ function localFailure(error: unknown, path: string): unknown {
     case 'EISDIR':
       return new SockitError('USAGE', `${path} is a directory: use -r`, { cause: error });
     default:
-      return error;
+      return errnoMeaning(error) ? fromFileError(error, path) : error;
   }
 }

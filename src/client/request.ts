@@ -1,11 +1,11 @@
-import { SockitError } from '../errors.js';
+import { cancelled, SockitError } from '../errors.js';
 import { errorFromHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import type { FramedSocket } from '../transport/framed-socket.js';
 
 export interface RequestOptions {
   /** Fail with TIMEOUT (and cancel on the server) if the request is not done by then. 0 = never. */
   timeoutMs?: number;
-  /** Cancels the request when aborted. */
+  /** Cancels the request when aborted: `done` rejects with CANCELLED, the signal's reason as `cause`. */
   signal?: AbortSignal;
   /** Recognises the frame that ends the request (`exit`, `get-end`, …). Errors always end it. */
   final?: (header: FrameHeader) => boolean;
@@ -29,7 +29,7 @@ export class ClientRequest {
   #settled = false;
   #timer: NodeJS.Timeout | undefined;
   #signal: AbortSignal | undefined;
-  readonly #onAbort = (): void => this.cancel();
+  readonly #onAbort = (): void => this.cancel(this.#signal?.reason);
 
   constructor(id: number, framed: FramedSocket, options: RequestOptions, release: () => void) {
     this.id = id;
@@ -75,11 +75,14 @@ export class ClientRequest {
     if (!this.send(header, body)) await this.drained();
   }
 
-  /** Asks the server to stop this request; `done` rejects with TIMEOUT-coded "cancelled". */
-  cancel(): void {
+  /**
+   * Asks the server to stop this request; `done` rejects with CANCELLED, `reason` (why the
+   * caller gave up) kept as its `cause`.
+   */
+  cancel(reason?: unknown): void {
     if (this.#settled) return;
     this.#sendCancel();
-    this.#settle(new SockitError('TIMEOUT', 'request cancelled'));
+    this.#settle(cancelled(reason));
   }
 
   /** Internal: a frame with this id arrived. */

@@ -1,6 +1,9 @@
 /** How an echo server changes what it sends back: as is, or upper-cased like the tutorials. */
 export type EchoTransform = 'none' | 'upper';
 
+/** Every transform, for option checks and help texts. */
+export const ECHO_TRANSFORMS: readonly EchoTransform[] = ['none', 'upper'];
+
 /**
  * Upper-cases ASCII letters only, so binary and multi-byte UTF-8 pass through intact.
  * The bytes are copied, then changed four at a time in place (a byte-wise test done with word

@@ -1,3 +1,4 @@
+import { invalidOption } from '../errors.js';
 import { DEFAULT_MAX_BODY_BYTES, MAX_HEADER_BYTES } from '../protocol/frame.js';
 
 /** Limits a server enforces. All are on by default; each can be changed. */
@@ -33,17 +34,17 @@ export function resolveLimits(overrides: Partial<Limits> = {}): Limits {
   const limits: Limits = { ...DEFAULT_LIMITS };
   for (const [key, value] of Object.entries(overrides) as [keyof Limits, number | undefined][]) {
     if (value === undefined) continue;
-    if (!(key in DEFAULT_LIMITS)) throw new TypeError(`unknown limit "${key}"`);
+    if (!(key in DEFAULT_LIMITS)) throw invalidOption(`unknown limit "${key}"`);
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-      throw new TypeError(`limit ${key} must be a non-negative integer, got ${String(value)}`);
+      throw invalidOption(`limit ${key} must be a non-negative integer, got ${String(value)}`);
     }
     limits[key] = value;
   }
   if (limits.maxHeaderBytes > MAX_HEADER_BYTES || limits.maxHeaderBytes < 2) {
-    throw new TypeError(`limit maxHeaderBytes must be 2-${MAX_HEADER_BYTES}`);
+    throw invalidOption(`limit maxHeaderBytes must be 2-${MAX_HEADER_BYTES}`);
   }
   if (limits.maxConnections < 1 || limits.maxOpenRequests < 1) {
-    throw new TypeError('limits maxConnections and maxOpenRequests must be at least 1');
+    throw invalidOption('limits maxConnections and maxOpenRequests must be at least 1');
   }
   return limits;
 }

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { SockitError } from '../errors.js';
+import { invalidOption, SockitError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { defaultStateDir } from '../state.js';
 import { type Address, formatAddress, parseAddress, unmapIPv4 } from '../transport/address.js';
@@ -124,7 +124,7 @@ const END_GRACE_MS = 5000;
  */
 export async function serveRaw(options: ServeRawOptions): Promise<RawServer> {
   if (typeof options.handle !== 'function')
-    throw new TypeError('serveRaw needs a handle(connection) function');
+    throw invalidOption('serveRaw needs a handle(connection) function');
   const log = options.log ?? silentLogger;
   const listen = Array.isArray(options.listen) ? options.listen : [options.listen];
   const addresses = (listen as (string | Address)[]).map((item) =>
@@ -138,7 +138,7 @@ export async function serveRaw(options: ServeRawOptions): Promise<RawServer> {
   }
   const maxConnections = options.maxConnections ?? DEFAULT_LIMITS.maxConnections;
   if (!Number.isInteger(maxConnections) || maxConnections < 1) {
-    throw new TypeError(`maxConnections must be a whole number of at least 1, got ${String(maxConnections)}`);
+    throw invalidOption(`maxConnections must be a whole number of at least 1, got ${String(maxConnections)}`);
   }
   const idleTimeoutMs = options.idleTimeoutMs ?? 0;
 

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { SockitError } from '../errors.js';
+import { invalidOption, SockitError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { encodeFrameToBuffer, errorHeader } from '../protocol/frame.js';
 import { echoService } from '../services/echo.js';
@@ -156,10 +156,10 @@ export async function serve(options: ServeOptions): Promise<Server> {
   let tokenCreated = false;
   if (options.insecureNoAuth) {
     if (options.token !== undefined || options.tokenFile !== undefined) {
-      throw new TypeError('options insecureNoAuth and token/tokenFile exclude each other');
+      throw invalidOption('options insecureNoAuth and token/tokenFile exclude each other');
     }
   } else if (options.token !== undefined) {
-    if (options.token.length === 0) throw new TypeError('option token must not be empty');
+    if (options.token.length === 0) throw invalidOption('option token must not be empty');
     token = options.token;
   } else {
     tokenFile = options.tokenFile ?? tokenPath(stateDir);
@@ -206,7 +206,7 @@ export function buildDispatch(
   const claim = (type: string, service: string): void => {
     const owner = claimed.get(type);
     if (owner !== undefined && owner !== service) {
-      throw new TypeError(`services "${owner}" and "${service}" both handle frame type "${type}"`);
+      throw invalidOption(`services "${owner}" and "${service}" both handle frame type "${type}"`);
     }
     claimed.set(type, service);
   };

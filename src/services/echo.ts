@@ -1,7 +1,8 @@
-import { type EchoTransform, upperAscii } from '../protocol/transform.js';
+import { checkChoice } from '../options.js';
+import { ECHO_TRANSFORMS, type EchoTransform, upperAscii } from '../protocol/transform.js';
 import type { Service } from '../server/service.js';
 
-export { type EchoTransform, upperAscii };
+export { ECHO_TRANSFORMS, type EchoTransform, upperAscii };
 
 /** The reply header, shared: replies get their id and size when encoded, never by mutation. */
 const ECHO_REPLY = Object.freeze({ type: 'echo' });
@@ -12,10 +13,7 @@ export interface EchoOptions {
 
 /** Echo: `{"type":"echo","id":N}` + body comes back with the same id, through the transform. */
 export function echoService(options: EchoOptions = {}): Service {
-  const transform = options.transform ?? 'none';
-  if (transform !== 'none' && transform !== 'upper') {
-    throw new TypeError(`echo transform must be "none" or "upper", got "${String(transform)}"`);
-  }
+  const transform = checkChoice(options.transform ?? 'none', 'echo transform', ECHO_TRANSFORMS);
   return {
     name: 'echo',
     requests: {

@@ -1,6 +1,6 @@
 import type { Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { SockitError } from '../errors.js';
+import { cancelled, SockitError } from '../errors.js';
 import { DATA_CHUNK_BYTES } from '../protocol/files.js';
 
 /**
@@ -49,7 +49,7 @@ export async function hashRange(
   signal?: AbortSignal,
 ): Promise<void> {
   for await (const chunk of readChunks(handle, start, end, 1024 * 1024)) {
-    signal?.throwIfAborted();
+    if (signal?.aborted) throw cancelled(signal.reason);
     hash.update(chunk);
   }
 }

@@ -19,6 +19,7 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { join } from 'node:path';
 import { domainToASCII } from 'node:url';
+import { fromFileError, invalidOption } from '../errors.js';
 import { writeFileAtomic } from '../state.js';
 
 /** Options for {@link generateSelfSignedCertificate} and {@link loadOrCreateCertificate}. */
@@ -170,7 +171,7 @@ function generalNames(names: string[]): Buffer {
     else {
       // dNSName is an IA5String, so internationalised names must be converted to their punycode form.
       const ascii = /^[\x21-\x7e]+$/.test(name) ? name.toLowerCase() : domainToASCII(name);
-      if (!ascii) throw new TypeError(`invalid subjectAltName: ${JSON.stringify(name)}`);
+      if (!ascii) throw invalidOption(`invalid subjectAltName: ${JSON.stringify(name)}`);
       entry = implicit(2, Buffer.from(ascii, 'ascii'));
     }
     const key = entry.toString('hex');
@@ -205,7 +206,7 @@ function fingerprint(der: Buffer): string {
 export function generateSelfSignedCertificate(options: SelfSignedOptions = {}): SelfSignedCertificate {
   const commonName = options.commonName ?? 'sockit';
   const days = options.days ?? 3650;
-  if (!Number.isFinite(days) || days <= 0) throw new TypeError(`days must be a positive number, got ${days}`);
+  if (!Number.isFinite(days) || days <= 0) throw invalidOption(`days must be a positive number, got ${days}`);
 
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
 
@@ -258,7 +259,7 @@ function readIfExists(path: string): string | undefined {
     return readFileSync(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
+    throw fromFileError(err, path, 'cannot read TLS file');
   }
 }
 
@@ -270,7 +271,7 @@ function readIfExists(path: string): string | undefined {
  * atomically. `options` only apply when a certificate is generated. Concurrent first calls from several
  * processes on the same `dir` are not coordinated.
  *
- * @throws {Error} if both files exist but are unparsable or the key does not belong to the certificate
+ * @throws {SockitError} INVALID_OPTION if both files exist but are unparsable or the key does not belong to the certificate
  *   (they are left untouched rather than silently replaced, since clients may have pinned the fingerprint).
  */
 export function loadOrCreateCertificate(dir: string, options: SelfSignedOptions = {}): StoredCertificate {
@@ -280,16 +281,8 @@ export function loadOrCreateCertificate(dir: string, options: SelfSignedOptions 
   const keyPem = readIfExists(keyPath);
 
   if (certPem !== undefined && keyPem !== undefined) {
-    let cert: X509Certificate;
-    let matches: boolean;
-    try {
-      cert = new X509Certificate(certPem);
-      matches = cert.checkPrivateKey(createPrivateKey(keyPem));
-    } catch (err) {
-      throw new Error(`cannot load TLS certificate from ${dir}: ${(err as Error).message}`, { cause: err });
-    }
-    if (!matches) throw new Error(`${keyPath} does not match ${certPath}`);
-    return { certPem, keyPem, fingerprint256: cert.fingerprint256, created: false };
+    const checked = checkCertificatePair(certPem, keyPem, certPath, keyPath);
+    return { certPem, keyPem, fingerprint256: checked.fingerprint256, created: false };
   }
 
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -301,4 +294,45 @@ export function loadOrCreateCertificate(dir: string, options: SelfSignedOptions 
   writeFileAtomic(keyPath, generated.keyPem, 0o600);
   writeFileAtomic(certPath, generated.certPem, 0o644);
   return { ...generated, created: true };
+}
+
+/**
+ * Parses a certificate and its private key and checks that they belong together. Every failure
+ * is one INVALID_OPTION line naming the file at fault, never OpenSSL's own text alone.
+ */
+export function checkCertificatePair(
+  certPem: string | Buffer,
+  keyPem: string | Buffer,
+  certPath: string,
+  keyPath: string,
+): { fingerprint256: string } {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch (err) {
+    throw invalidOption(`${certPath} is not a PEM certificate (${(err as Error).message})`, err);
+  }
+  let matches: boolean;
+  try {
+    matches = cert.checkPrivateKey(createPrivateKey(keyPem));
+  } catch (err) {
+    throw invalidOption(`${keyPath} is not a PEM private key (${(err as Error).message})`, err);
+  }
+  if (!matches) throw invalidOption(`${keyPath} is not the private key of ${certPath}`);
+  return { fingerprint256: cert.fingerprint256 };
+}
+
+/** Reads `--cert FILE --key FILE`: file errors name the file, a bad PEM names the file too. */
+export function readCertificateFiles(certPath: string, keyPath: string): { cert: Buffer; key: Buffer } {
+  const read = (path: string, what: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw fromFileError(err, path, `cannot read ${what}`);
+    }
+  };
+  const cert = read(certPath, 'TLS certificate');
+  const key = read(keyPath, 'TLS key');
+  checkCertificatePair(cert, key, certPath, keyPath);
+  return { cert, key };
 }

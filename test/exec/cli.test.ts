@@ -66,7 +66,7 @@ describe('sockit exec', () => {
 
   test('--cwd, --env, --shell refused by a server without shells', async () => {
     assert.equal((await exec(['--cwd', dir.path, env.address, '--', 'pwd'])).stdout.trim(), dir.path);
-    const vars = await exec(['-e', 'A=1', '--env', 'B=x=y', env.address, '--', 'sh', '-c', 'echo $A $B']);
+    const vars = await exec(['--env', 'A=1', '--env', 'B=x=y', env.address, '--', 'sh', '-c', 'echo $A $B']);
     assert.equal(vars.stdout, '1 x=y\n');
     const shell = await exec(['--shell', 'echo hi', env.address]);
     assert.equal(shell.code, 126);
@@ -77,7 +77,7 @@ describe('sockit exec', () => {
     const missing = await exec([env.address, '--', 'sockit-no-such-program']);
     assert.equal(missing.code, 127);
     assert.match(missing.stderr, /NOT_FOUND/);
-    const slow = await exec(['--timeout', '200', env.address, '--', 'sleep', '30']);
+    const slow = await exec(['--timeout', '200ms', env.address, '--', 'sleep', '30']);
     assert.equal(slow.code, 124);
     assert.match(slow.stderr, /timeout/);
   });
@@ -91,7 +91,7 @@ describe('sockit exec', () => {
   test('usage errors exit 2', async () => {
     assert.equal((await exec([env.address])).code, 2);
     assert.equal((await exec(['--shell', 'x', env.address, '--', 'true'])).code, 2);
-    assert.equal((await exec(['-e', 'NOEQUALS', env.address, '--', 'true'])).code, 2);
+    assert.equal((await exec(['--env', 'NOEQUALS', env.address, '--', 'true'])).code, 2);
   });
 
   test('fan-out runs on every server, prefixes lines, and sums up', async () => {

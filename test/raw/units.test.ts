@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { parseDuration } from '../../src/options.js';
 import { AccessList, parseCidrList } from '../../src/raw/cidr.js';
-import { parseDuration } from '../../src/raw/duration.js';
 import { formatHexRows } from '../../src/raw/hex-dump.js';
 import { execSpecFrom, parseRawAddress } from '../../src/raw/options.js';
 
@@ -58,7 +58,7 @@ describe('raw option parsing', () => {
     assert.equal(parseDuration('0.5', '-w'), 500);
     assert.equal(parseDuration('250ms', '-i'), 250);
     assert.equal(parseDuration('2m', '-i'), 120_000);
-    assert.throws(() => parseDuration('soon', '-i'), /-i takes a time/);
+    assert.throws(() => parseDuration('soon', '-i'), /-i takes a duration/);
   });
 
   it('splits a single --exec value on blanks and keeps argv otherwise', () => {

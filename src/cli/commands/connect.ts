@@ -1,14 +1,16 @@
 import type { Command } from 'commander';
 import { SockitError } from '../../errors.js';
+import { argParsers } from '../../options.js';
 import { execSpecFrom, parseRawAddress } from '../../raw/options.js';
-import { action, clientOptions, EXIT, exitCodeFor, reportError } from '../common.js';
+import { action, clientOptions, DURATION_HELP, EXIT, exitCodeFor, reportError } from '../common.js';
 import { halfCloseHelp } from '../raw-help.js';
 
 interface ConnectCliOptions {
   udp?: boolean;
   scan?: boolean;
-  wait?: string;
-  idleTimeout?: string;
+  /** Milliseconds (argParsers.duration). */
+  wait?: number;
+  idleTimeout?: number;
   exec?: string[];
   shExec?: string;
   sendOnly?: boolean;
@@ -32,8 +34,16 @@ export function registerConnect(program: Command): void {
     .argument('<address>', 'tcp://HOST:PORT, tls://…, udp://…, unix:/PATH, HOST:PORT; with -z: HOST:PORTS')
     .option('-u, --udp', 'the address is UDP: each stdin line is one datagram, replies are printed')
     .option('-z, --scan', 'only check which ports accept connections (HOST:20-25,80); exit 0 if any does')
-    .option('-w, --wait <time>', 'connect timeout (5 = seconds, 500ms, 2m)', '10')
-    .option('-i, --idle-timeout <time>', 'close the connection after this long without traffic')
+    .option(
+      '-w, --wait <duration>',
+      `connect timeout (${DURATION_HELP}; default 10s)`,
+      argParsers.duration('-w'),
+    )
+    .option(
+      '-i, --idle-timeout <duration>',
+      `close the connection after this long without traffic (${DURATION_HELP})`,
+      argParsers.duration('-i'),
+    )
     .option(
       '-e, --exec <command...>',
       "connect the socket to a process (argv, no shell); put it last, or quote it: -e 'grep -v x'",
@@ -64,8 +74,7 @@ Exit codes: 0 done, 1 failure, 2 usage, 3 refused/reset, 4 timeout, 6 TLS. With 
 }
 
 async function runConnectCommand(addressText: string, options: ConnectCliOptions): Promise<void> {
-  const { parseDuration } = await import('../../raw/duration.js');
-  const connectTimeoutMs = parseDuration(options.wait ?? '10', '-w');
+  const connectTimeoutMs = options.wait ?? 10_000;
   if (options.scan) {
     const [{ runScan }, { parseScanTarget }] = await Promise.all([
       import('../../raw/connect.js'),
@@ -94,7 +103,7 @@ async function runConnectCommand(addressText: string, options: ConnectCliOptions
     sendOnly: options.sendOnly ?? false,
     recvOnly: options.recvOnly ?? false,
     connectTimeoutMs,
-    idleTimeoutMs: options.idleTimeout === undefined ? undefined : parseDuration(options.idleTimeout, '-i'),
+    idleTimeoutMs: options.idleTimeout,
     hex: options.hex ?? false,
     logFile: options.output,
     verbose: options.verbose ?? false,

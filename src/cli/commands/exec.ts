@@ -2,14 +2,15 @@ import { constants } from 'node:os';
 import { type Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { isatty } from 'node:tty';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import type { ExecCommand, ExecExit, RemoteProcess } from '../../client/exec.js';
 import { type ErrorCode, SockitError } from '../../errors.js';
+import { argParsers } from '../../options.js';
 import {
   addClientOptions,
   type ClientCliOptions,
   collect,
-  parseIntOption,
+  DURATION_HELP,
   splitList,
   withClient,
 } from '../common.js';
@@ -31,7 +32,8 @@ const EXEC_EXIT = {
 } as const;
 
 interface ExecCliOptions extends ClientCliOptions {
-  timeout?: string;
+  /** Milliseconds (argParsers.duration). */
+  timeout?: number;
   cwd?: string;
   env: string[];
   shell?: string;
@@ -61,11 +63,14 @@ export function registerExec(program: Command): void {
       .argument('<addresses>', 'server address, or ADDR1,ADDR2,… to fan out')
       .argument('[command...]', 'program and arguments, after -- (run without a shell)')
       .option(
-        '--timeout <ms>',
-        'kill the command (its whole process group) after this long; the server caps it',
+        '--timeout <duration>',
+        `kill the command (its whole process group) after this long (${DURATION_HELP}); the server caps it`,
+        argParsers.duration('--timeout'),
       )
       .option('--cwd <dir>', 'working directory on the server')
-      .option('-e, --env <K=V>', 'set a variable for the command (repeatable)', collect, [])
+      .option('--env <K=V>', 'set a variable for the command (repeatable)', collect, [])
+      // -e is --exec in listen/connect (as in ncat); here it only points at the long name.
+      .addOption(new Option('-e <K=V>').hideHelp().argParser(envShortHint))
       .option('--shell <string>', 'run this shell string instead of a program (the server must allow shells)')
       .option('-n, --no-stdin', 'do not forward local stdin (by default it is, unless it is a terminal)')
       .addHelpText(
@@ -78,6 +83,13 @@ export function registerExec(program: Command): void {
   ).action(async (addressList: string, words: string[], options: ExecCliOptions) => {
     process.exitCode = await runExecCli(addressList, words, options);
   });
+}
+
+function envShortHint(value: string): never {
+  throw new SockitError(
+    'USAGE',
+    `exec sets variables with --env ${value} (long form only: -e means --exec in listen and connect)`,
+  );
 }
 
 async function runExecCli(addressList: string, words: string[], options: ExecCliOptions): Promise<number> {
@@ -126,8 +138,7 @@ function parseRequest(words: string[], options: ExecCliOptions) {
     env ??= {};
     env[pair.slice(0, equals)] = pair.slice(equals + 1);
   }
-  const timeoutMs = options.timeout === undefined ? undefined : parseIntOption(options.timeout, '--timeout');
-  return { command, env, timeoutMs };
+  return { command, env, timeoutMs: options.timeout };
 }
 
 /**

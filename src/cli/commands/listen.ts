@@ -1,15 +1,16 @@
 import type { Command } from 'commander';
 import { SockitError } from '../../errors.js';
+import { argParsers } from '../../options.js';
 import type { ListenMode } from '../../raw/listen.js';
 import { execSpecFrom, parseRawAddress } from '../../raw/options.js';
-import { action, collect, exitCodeFor, parseIntOption, reportError } from '../common.js';
+import { action, collect, DURATION_HELP, exitCodeFor, reportError } from '../common.js';
 import { halfCloseHelp } from '../raw-help.js';
 import { untilSignal } from '../signals.js';
 
 interface ListenCliOptions {
   udp?: boolean;
   keepOpen?: boolean;
-  maxConns?: string;
+  maxConns?: number;
   allow?: string[];
   deny?: string[];
   exec?: string[];
@@ -21,7 +22,8 @@ interface ListenCliOptions {
   sendOnly?: boolean;
   recvOnly?: boolean;
   shutdown: boolean;
-  idleTimeout?: string;
+  /** Milliseconds (argParsers.duration). */
+  idleTimeout?: number;
   hex?: boolean;
   output?: string;
   verbose?: boolean;
@@ -41,7 +43,11 @@ export function registerListen(program: Command): void {
     .argument('[address]', 'tcp://HOST:PORT, tls://…, udp://…, unix:/PATH, HOST:PORT or PORT', '127.0.0.1:0')
     .option('-u, --udp', 'the address is UDP (same as udp://HOST:PORT)')
     .option('-k, --keep-open', 'serve many clients, at once and one after another, until stopped')
-    .option('-m, --max-conns <n>', 'clients at once with --keep-open; extras are told and closed', '100')
+    .option(
+      '-m, --max-conns <n>',
+      'clients at once with --keep-open; extras are told and closed (default 100)',
+      argParsers.positive('--max-conns'),
+    )
     .option('--allow <cidrs>', 'only these IPs/CIDR blocks may connect (comma list, repeatable)', collect)
     .option('--deny <cidrs>', 'these IPs/CIDR blocks may not connect (comma list, repeatable)', collect)
     .option(
@@ -56,7 +62,11 @@ export function registerListen(program: Command): void {
     .option('--send-only', 'only send stdin; drop what clients send')
     .option('--recv-only', 'only print what clients send; do not read stdin')
     .option('--no-shutdown', 'keep our write side open after stdin EOF')
-    .option('-i, --idle-timeout <time>', 'close a connection idle this long (5 = seconds, 500ms, 2m)')
+    .option(
+      '-i, --idle-timeout <duration>',
+      `close a connection idle this long (${DURATION_HELP})`,
+      argParsers.duration('-i'),
+    )
     .option('--hex', 'hex dump of both directions to stderr')
     .option('-o, --output <file>', 'log every byte of every session to FILE (mode 0600)')
     .option('-v, --verbose', 'connection messages on stderr')
@@ -109,14 +119,12 @@ async function runListenCommand(addressText: string, options: ListenCliOptions):
   if ((options.cert === undefined) !== (options.key === undefined)) {
     throw new SockitError('USAGE', '--cert and --key go together');
   }
-  const [{ runListen }, { AccessList }, { parseDuration }, { readFileSync }] = await Promise.all([
+  const [{ runListen }, { AccessList }, { readCertificateFiles }] = await Promise.all([
     import('../../raw/listen.js'),
     import('../../raw/cidr.js'),
-    import('../../raw/duration.js'),
-    import('node:fs'),
+    import('../../transport/self-signed.js'),
   ]);
-  const maxConnections = parseIntOption(options.maxConns, '--max-conns', 100);
-  if (maxConnections < 1) throw new SockitError('USAGE', '--max-conns must be at least 1');
+  const maxConnections = options.maxConns ?? 100;
   const signal = untilSignal();
   const error = await runListen({
     address,
@@ -127,14 +135,11 @@ async function runListenCommand(addressText: string, options: ListenCliOptions):
     shutdown: options.shutdown,
     sendOnly: options.sendOnly ?? false,
     recvOnly: options.recvOnly ?? false,
-    idleTimeoutMs: options.idleTimeout === undefined ? undefined : parseDuration(options.idleTimeout, '-i'),
+    idleTimeoutMs: options.idleTimeout,
     hex: options.hex ?? false,
     logFile: options.output,
     verbose: options.verbose ?? false,
-    tls:
-      options.cert === undefined
-        ? undefined
-        : { cert: readFileSync(options.cert), key: readFileSync(options.key!) },
+    tls: options.cert === undefined ? undefined : readCertificateFiles(options.cert, options.key!),
     stateDir: options.stateDir,
     signal,
   });

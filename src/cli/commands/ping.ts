@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { action, addClientOptions, type ClientCliOptions, parseIntOption, withClient } from '../common.js';
+import { argParsers } from '../../options.js';
+import { action, addClientOptions, type ClientCliOptions, withClient } from '../common.js';
 
 export function registerPing(program: Command): void {
   addClientOptions(
@@ -7,11 +8,11 @@ export function registerPing(program: Command): void {
       .command('ping')
       .description('connect, handshake, and measure ping round trips')
       .argument('<address>', 'server address')
-      .option('-c, --count <n>', 'number of pings', '1')
+      .option('-c, --count <n>', 'number of pings (default 1)', argParsers.positive('--count'))
       .option('--json', 'print results as JSON'),
   ).action(
-    action(async (address: string, options: ClientCliOptions & { count: string; json?: boolean }) => {
-      const count = parseIntOption(options.count, '--count');
+    action(async (address: string, options: ClientCliOptions & { count?: number; json?: boolean }) => {
+      const count = options.count ?? 1;
       await withClient(address, options, async (client) => {
         const times: number[] = [];
         for (let i = 0; i < count; i++) times.push(await client.ping());

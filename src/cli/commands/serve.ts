@@ -1,14 +1,18 @@
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { SockitError } from '../../errors.js';
-import { createLogger, type LogLevel } from '../../log.js';
+import { createLogger, LOG_LEVELS, type LogLevel } from '../../log.js';
+import { argParsers, parseChoiceList } from '../../options.js';
 import { type Server, serve } from '../../server/server.js';
 import type { Service } from '../../server/service.js';
 import { formatAddress, isLoopback } from '../../transport/address.js';
+import { readCertificateFiles } from '../../transport/self-signed.js';
 import { SOCKIT_VERSION } from '../../version.js';
-import { action, parseIntOption, splitList } from '../common.js';
+import { action, DURATION_HELP } from '../common.js';
 import { SERVE_PLUGINS } from '../serve-plugins.js';
 import { untilSignal } from '../signals.js';
+
+/** Services `--open` may name; exec and files are refused there with the reason (they need the token). */
+const OPENABLE = ['echo', 'chat', 'exec', 'files'] as const;
 
 /** Where `sockit serve` listens with no address: loopback, a fixed port that is easy to type. */
 export const DEFAULT_SERVE_ADDRESS = 'tcp://127.0.0.1:7070';
@@ -16,14 +20,15 @@ export const DEFAULT_SERVE_ADDRESS = 'tcp://127.0.0.1:7070';
 interface ServeCliOptions {
   tokenFile?: string;
   insecureNoAuth?: boolean;
-  open: string;
+  open: string[];
   cert?: string;
   key?: string;
   stateDir?: string;
-  maxConnections?: string;
-  idleTimeout?: string;
-  maxRequests?: string;
-  shutdownDeadline?: string;
+  maxConnections?: number;
+  /** Milliseconds, as the next one (argParsers.duration). */
+  idleTimeout?: number;
+  maxRequests?: number;
+  shutdownDeadline?: number;
   logLevel: LogLevel;
   jsonLogs?: boolean;
   [plugin: string]: unknown;
@@ -39,18 +44,36 @@ export function registerServe(program: Command): void {
       '--insecure-no-auth',
       'DANGER: let anyone who connects use every service, exec and files included',
     )
-    .option('--open <services>', 'comma-separated services usable without the token', 'echo')
+    .option(
+      '--open <services>',
+      `comma-separated services usable without the token: ${OPENABLE.join(', ')} (default echo)`,
+      (text: string) => parseChoiceList(text, '--open', OPENABLE),
+      ['echo'],
+    )
     .option('--cert <pem>', 'TLS certificate (default: a self-signed one kept in the state dir)')
     .option('--key <pem>', 'TLS private key for --cert')
     .option(
       '--state-dir <dir>',
       'where token and certificate live (default: $SOCKIT_STATE_DIR or ~/.local/state/sockit)',
     )
-    .option('--max-connections <n>', 'connections open at once')
-    .option('--idle-timeout <ms>', 'close connections idle this long (0 = never)')
-    .option('--max-requests <n>', 'open requests per connection')
-    .option('--shutdown-deadline <ms>', 'on SIGINT/SIGTERM, wait this long for open requests')
-    .option('--log-level <level>', 'debug, info, warn or error', 'info')
+    .option('--max-connections <n>', 'connections open at once', argParsers.positive('--max-connections'))
+    .option(
+      '--idle-timeout <duration>',
+      `close connections idle this long (${DURATION_HELP}; 0 = never)`,
+      argParsers.duration('--idle-timeout'),
+    )
+    .option('--max-requests <n>', 'open requests per connection', argParsers.positive('--max-requests'))
+    .option(
+      '--shutdown-deadline <duration>',
+      `on SIGINT/SIGTERM, wait this long for open requests (${DURATION_HELP})`,
+      argParsers.duration('--shutdown-deadline'),
+    )
+    .option(
+      '--log-level <level>',
+      LOG_LEVELS.join(', '),
+      argParsers.choice('--log-level', LOG_LEVELS),
+      'info',
+    )
     .option('--json-logs', 'JSON-lines logs even on a terminal');
   for (const plugin of SERVE_PLUGINS) plugin.addOptions(command);
   command.action(
@@ -67,30 +90,24 @@ async function runServe(addressArgs: string[], options: ServeCliOptions): Promis
     throw new SockitError('USAGE', '--cert and --key go together');
   }
   const limits = {
-    maxConnections: optionalInt(options.maxConnections, '--max-connections'),
-    idleTimeoutMs: optionalInt(options.idleTimeout, '--idle-timeout'),
-    maxOpenRequests: optionalInt(options.maxRequests, '--max-requests'),
-    shutdownDeadlineMs: optionalInt(options.shutdownDeadline, '--shutdown-deadline'),
+    maxConnections: options.maxConnections,
+    idleTimeoutMs: options.idleTimeout,
+    maxOpenRequests: options.maxRequests,
+    shutdownDeadlineMs: options.shutdownDeadline,
   };
   const server = await serve({
     listen: addressArgs.length > 0 ? addressArgs : [DEFAULT_SERVE_ADDRESS],
     services,
-    openServices: splitList(options.open),
+    openServices: options.open,
     ...(options.insecureNoAuth ? { insecureNoAuth: true } : {}),
     ...(options.tokenFile !== undefined ? { tokenFile: options.tokenFile } : {}),
     ...(options.stateDir !== undefined ? { stateDir: options.stateDir } : {}),
-    ...(options.cert !== undefined
-      ? { tls: { cert: readFileSync(options.cert), key: readFileSync(options.key!) } }
-      : {}),
+    ...(options.cert !== undefined ? { tls: readCertificateFiles(options.cert, options.key!) } : {}),
     limits,
     log,
   });
   printBanner(server, services, options);
   handleSignals(server, log);
-}
-
-function optionalInt(value: string | undefined, name: string): number | undefined {
-  return value === undefined ? undefined : parseIntOption(value, name);
 }
 
 function printBanner(server: Server, services: Service[], options: ServeCliOptions): void {

@@ -1,11 +1,13 @@
 import type { Command } from 'commander';
+import { argParsers } from '../../options.js';
 import { parseRawAddress } from '../../raw/options.js';
-import { action, parseIntOption } from '../common.js';
+import { action, DURATION_HELP } from '../common.js';
 import { promptLoop } from '../prompt.js';
 
 interface UdpCliOptions {
-  timeout: string;
-  retries: string;
+  /** Milliseconds (argParsers.duration). */
+  timeout?: number;
+  retries?: number;
   json?: boolean;
 }
 
@@ -18,19 +20,20 @@ export function registerUdp(program: Command): void {
     )
     .argument('<address>', 'udp://HOST:PORT or HOST:PORT')
     .argument('[text...]', 'text to send as one datagram (joined with spaces)')
-    .option('--timeout <time>', 'wait this long for each reply before sending again (1 = second, 500ms)', '1')
-    .option('--retries <n>', 'extra attempts after a timeout', '3')
+    .option(
+      '--timeout <duration>',
+      `wait this long for each reply before sending again (${DURATION_HELP}; default 1s)`,
+      argParsers.duration('--timeout'),
+    )
+    .option('--retries <n>', 'extra attempts after a timeout (default 3)', argParsers.integer('--retries'))
     .option('--json', 'print each reply as a JSON line with its round trip and attempts')
     .action(
       action(async (addressText: string, words: string[], options: UdpCliOptions) => {
-        const [{ connectUdp, udpRequest }, { parseDuration }] = await Promise.all([
-          import('../../transport/udp.js'),
-          import('../../raw/duration.js'),
-        ]);
+        const { connectUdp, udpRequest } = await import('../../transport/udp.js');
         const address = parseRawAddress(addressText, true);
         const request = {
-          timeoutMs: parseDuration(options.timeout, '--timeout'),
-          retries: parseIntOption(options.retries, '--retries', 3),
+          timeoutMs: options.timeout ?? 1000,
+          retries: options.retries ?? 3,
         };
         const connection = await connectUdp(address);
         const print = (reply: { payload: Buffer; attempts: number; rttMs: number }): void => {

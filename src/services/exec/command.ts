@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { type ErrorCode, SockitError } from '../../errors.js';
+import { type ErrorCode, errnoMeaning, SockitError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { EXEC_SIGNALS, isExecSignal } from '../../protocol/exec.js';
 import type { Frame } from '../../protocol/frame.js';
@@ -297,24 +297,20 @@ function spawnFailure(
   log: Logger,
 ): { code: ErrorCode; message: string } {
   const program = plan.shell !== undefined ? plan.file : plan.argv![0]!;
-  switch (error.code) {
-    case 'ENOENT':
-    case 'ENOTDIR':
+  // The code comes from the one errno table; EISDIR (a directory named as the program) is
+  // a program that cannot be executed, as EACCES is.
+  switch (error.code === 'EISDIR' ? 'FORBIDDEN' : errnoMeaning(error)?.code) {
+    case 'NOT_FOUND':
       return {
         code: 'NOT_FOUND',
         message: `program "${program}" not found on the server (not on its PATH, or no such file)`,
       };
-    case 'EACCES':
-    case 'EPERM':
-    case 'EISDIR':
+    case 'FORBIDDEN':
       return { code: 'FORBIDDEN', message: `cannot execute "${program}" on the server: permission denied` };
-    case 'EAGAIN':
-    case 'EMFILE':
-    case 'ENFILE':
-    case 'ENOMEM':
+    case 'UNAVAILABLE':
       return {
         code: 'UNAVAILABLE',
-        message: `the server cannot start processes right now (${error.code}); try again later`,
+        message: `the server cannot start "${program}" right now (${error.code}: ${errnoMeaning(error)!.reason}); try again later`,
       };
     default:
       if (typeof error.code === 'string' && error.code.startsWith('ERR_INVALID_ARG')) {

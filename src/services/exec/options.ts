@@ -1,4 +1,5 @@
 import { isAbsolute, resolve } from 'node:path';
+import { invalidOption } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { hasNativeSpawner, type Spawner } from './spawner.js';
 
@@ -75,16 +76,16 @@ export function resolveExecOptions(options: ExecServiceOptions): ResolvedExecOpt
   const allow = resolveAllow(options.allow);
   const allowShell = options.allowShell ?? false;
   if (allowShell && allow !== 'any') {
-    throw new TypeError(
+    throw invalidOption(
       'exec options allowShell and allow (a list) exclude each other: a shell string can run any program',
     );
   }
   const cwdRoots = options.cwdRoots?.map((root) => {
     if (typeof root !== 'string' || root.length === 0)
-      throw new TypeError('exec cwdRoots entries must be paths');
+      throw invalidOption('exec cwdRoots entries must be paths');
     return resolve(root);
   });
-  if (cwdRoots && cwdRoots.length === 0) throw new TypeError('exec option cwdRoots must not be empty');
+  if (cwdRoots && cwdRoots.length === 0) throw invalidOption('exec option cwdRoots must not be empty');
   const cwd = resolve(options.cwd ?? cwdRoots?.[0] ?? process.cwd());
   const envAllow = options.envAllow ?? (allow === 'any' ? 'any' : SAFE_ENV_NAMES);
   const baseEnv = { ...(options.baseEnv ?? process.env) };
@@ -92,10 +93,10 @@ export function resolveExecOptions(options: ExecServiceOptions): ResolvedExecOpt
   delete baseEnv.SOCKIT_TOKEN;
   const spawner = options.spawner ?? (hasNativeSpawner() ? 'native' : 'node');
   if (spawner !== 'native' && spawner !== 'node') {
-    throw new TypeError(`exec option spawner must be "native" or "node", got "${String(spawner)}"`);
+    throw invalidOption(`exec option spawner must be "native" or "node", got "${String(spawner)}"`);
   }
   if (spawner === 'native' && !hasNativeSpawner()) {
-    throw new TypeError('exec option spawner "native": the addon is not built (see npm install output)');
+    throw invalidOption('exec option spawner "native": the addon is not built (see npm install output)');
   }
   return {
     allow,
@@ -115,19 +116,19 @@ export function resolveExecOptions(options: ExecServiceOptions): ResolvedExecOpt
 function resolveAllow(allow: ExecServiceOptions['allow']): ResolvedExecOptions['allow'] {
   if (allow === 'any') return 'any';
   if (!Array.isArray(allow)) {
-    throw new TypeError('exec option allow must be "any" or a list of programs');
+    throw invalidOption('exec option allow must be "any" or a list of programs');
   }
   const programs = new Set<string>();
   for (const program of allow as readonly unknown[]) {
     if (typeof program !== 'string' || program.length === 0 || program.includes('\0')) {
-      throw new TypeError(`exec allow-list entry ${JSON.stringify(program)} is not a program name`);
+      throw invalidOption(`exec allow-list entry ${JSON.stringify(program)} is not a program name`);
     }
     if (program.includes('/') && !isAbsolute(program)) {
-      throw new TypeError(`exec allow-list entry "${program}" must be a bare name or an absolute path`);
+      throw invalidOption(`exec allow-list entry "${program}" must be a bare name or an absolute path`);
     }
     programs.add(program);
   }
-  if (programs.size === 0) throw new TypeError('exec allow-list is empty: name at least one program');
+  if (programs.size === 0) throw invalidOption('exec allow-list is empty: name at least one program');
   return programs;
 }
 
@@ -136,7 +137,7 @@ function resolveEnvAllow(list: readonly string[]): { names: Set<string>; prefixe
   const prefixes: string[] = [];
   for (const entry of list) {
     if (typeof entry !== 'string' || entry.length === 0)
-      throw new TypeError('exec envAllow entries must be names');
+      throw invalidOption('exec envAllow entries must be names');
     if (entry.endsWith('*')) prefixes.push(entry.slice(0, -1));
     else names.add(entry);
   }
@@ -146,7 +147,7 @@ function resolveEnvAllow(list: readonly string[]): { names: Set<string>; prefixe
 function count(value: number | undefined, name: string, fallback: number, min: number): number {
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value < min) {
-    throw new TypeError(`exec option ${name} must be an integer >= ${min}, got ${String(value)}`);
+    throw invalidOption(`exec option ${name} must be an integer >= ${min}, got ${String(value)}`);
   }
   return value;
 }

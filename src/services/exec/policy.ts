@@ -1,6 +1,6 @@
 import { realpath, stat } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
-import { SockitError } from '../../errors.js';
+import { errnoMeaning, SockitError } from '../../errors.js';
 import type { FrameHeader } from '../../protocol/frame.js';
 import type { ResolvedExecOptions } from './options.js';
 
@@ -148,8 +148,7 @@ async function checkCwd(requested: string, options: ResolvedExecOptions): Promis
     }
   } catch (error) {
     if (error instanceof SockitError) throw error;
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM') {
+    if (errnoMeaning(error)?.code === 'FORBIDDEN') {
       throw new SockitError('FORBIDDEN', `working directory ${requested}: permission denied`);
     }
     throw new SockitError('NOT_FOUND', `working directory ${requested} does not exist on the server`);

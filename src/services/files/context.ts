@@ -1,5 +1,5 @@
 import type { Stats } from 'node:fs';
-import { SockitError } from '../../errors.js';
+import { invalidOption, SockitError } from '../../errors.js';
 import type { FileEntry } from '../../protocol/files.js';
 import type { ServerRequest } from '../../server/request.js';
 import { Jail } from './jail.js';
@@ -32,12 +32,12 @@ export interface FilesContext {
 /** Checks the options (TypeError naming the field) and opens the root. */
 export function createFilesContext(options: FilesOptions): FilesContext {
   if (typeof options.root !== 'string' || options.root.length === 0) {
-    throw new TypeError('files option root must name a directory');
+    throw invalidOption('files option root must name a directory');
   }
   const count = (name: keyof FilesOptions, fallback: number): number => {
     const value = options[name] ?? fallback;
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-      throw new TypeError(`files option ${name} must be a non-negative integer, got ${String(value)}`);
+      throw invalidOption(`files option ${name} must be a non-negative integer, got ${String(value)}`);
     }
     return value;
   };

@@ -1,4 +1,22 @@
-import { SockitError } from '../../errors.js';
+import { errnoMeaning, errnoOf, SockitError } from '../../errors.js';
+
+/** Wordings that say what to do next; the code always comes from the errno table. */
+const HINTS: Record<string, (shown: string) => string> = {
+  ENOENT: (shown) => `${shown} does not exist (list the directory to see what is there)`,
+  ENOTDIR: (shown) => `${shown}: a part of the path is a file, not a directory`,
+  EISDIR: (shown) => `${shown} is a directory: use list, or get -r`,
+  ENOTEMPTY: (shown) => `${shown} is a directory that is not empty: remove its contents first (rm -r)`,
+  EACCES: (shown) => `${shown}: the server has no permission there`,
+  EPERM: (shown) => `${shown}: the server has no permission there`,
+  EROFS: (shown) => `${shown}: the server has no permission there`,
+  ELOOP: (shown) => `${shown}: too many symbolic links, or a link where none is allowed`,
+  ENAMETOOLONG: (shown) => `${shown}: the name is too long for the server's file system`,
+  ENOSPC: (shown) => `the server's disk is full while writing ${shown}; free space and resume`,
+  EDQUOT: (shown) => `the server's disk is full while writing ${shown}; free space and resume`,
+};
+
+/** Errnos that are not about the path (out of memory, a socket reset) stay unknown: INTERNAL. */
+const PATH_CODES = new Set(['NOT_FOUND', 'BAD_REQUEST', 'CONFLICT', 'FORBIDDEN', 'UNAVAILABLE']);
 
 /**
  * Turns a file-system error into a wire error that says what went wrong with which path,
@@ -7,43 +25,9 @@ import { SockitError } from '../../errors.js';
  */
 export function fsFailure(error: unknown, path: string): unknown {
   if (error instanceof SockitError) return error;
-  const code = (error as NodeJS.ErrnoException)?.code;
+  const meaning = errnoMeaning(error);
+  if (!meaning || !PATH_CODES.has(meaning.code)) return error;
   const shown = JSON.stringify(path);
-  switch (code) {
-    case 'ENOENT':
-      return new SockitError(
-        'NOT_FOUND',
-        `${shown} does not exist (list the directory to see what is there)`,
-      );
-    case 'ENOTDIR':
-      return new SockitError('NOT_FOUND', `${shown}: a part of the path is a file, not a directory`);
-    case 'EISDIR':
-      return new SockitError('BAD_REQUEST', `${shown} is a directory: use list, or get -r`);
-    case 'EEXIST':
-      return new SockitError('CONFLICT', `${shown} already exists`);
-    case 'ENOTEMPTY':
-      return new SockitError(
-        'CONFLICT',
-        `${shown} is a directory that is not empty: remove its contents first (rm -r)`,
-      );
-    case 'EACCES':
-    case 'EPERM':
-    case 'EROFS':
-      return new SockitError('FORBIDDEN', `${shown}: the server has no permission there`);
-    case 'ELOOP':
-      return new SockitError(
-        'FORBIDDEN',
-        `${shown}: too many symbolic links, or a link where none is allowed`,
-      );
-    case 'ENAMETOOLONG':
-      return new SockitError('FORBIDDEN', `${shown}: the name is too long for the server's file system`);
-    case 'ENOSPC':
-    case 'EDQUOT':
-      return new SockitError(
-        'UNAVAILABLE',
-        `the server's disk is full while writing ${shown}; free space and resume`,
-      );
-    default:
-      return error;
-  }
+  const hint = HINTS[errnoOf(error)!];
+  return new SockitError(meaning.code, hint ? hint(shown) : `${shown}: ${meaning.reason}`);
 }

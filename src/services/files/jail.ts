@@ -13,7 +13,7 @@
 import { closeSync, constants, openSync, readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { type FileHandle, lstat, mkdir, open, readlink, realpath, stat } from 'node:fs/promises';
 import { sep } from 'node:path';
-import { SockitError } from '../../errors.js';
+import { invalidOption, SockitError } from '../../errors.js';
 import { RESERVED_PREFIX } from '../../protocol/files.js';
 import { fsFailure } from './fs-errors.js';
 import { joinRemotePath } from './path.js';
@@ -96,9 +96,9 @@ export class Jail {
     try {
       real = realpathSync(root);
     } catch (error) {
-      throw new TypeError(`files root ${root} cannot be used: ${(error as Error).message}`);
+      throw invalidOption(`files root ${root} cannot be used: ${(error as Error).message}`);
     }
-    if (!statSync(real).isDirectory()) throw new TypeError(`files root ${root} is not a directory`);
+    if (!statSync(real).isDirectory()) throw invalidOption(`files root ${root} is not a directory`);
     const fd = openSync(real, DIR_FLAGS);
     try {
       let seen: string | undefined;
