@@ -50,19 +50,84 @@ describe('client requests', () => {
   test('an AbortSignal cancels a request', async () => {
     const controller = new AbortController();
     const pending = client.call({ type: 'stall' }, undefined, { signal: controller.signal, timeoutMs: 0 });
-    controller.abort();
-    await assert.rejects(pending, isCode('TIMEOUT'));
+    const reason = new Error('the user gave up');
+    controller.abort(reason);
+    await assert.rejects(pending, (error: SockitError) => {
+      assert.equal(error.code, 'CANCELLED');
+      assert.equal(error.cause, reason, 'the abort reason is kept as the cause');
+      assert.match(error.message, /request cancelled: the user gave up/);
+      return true;
+    });
     await client.echo('sync');
     assert.equal(cancelled, 2);
   });
 
-  test('destroying the connection fails open requests with CLOSED', async () => {
+  test('destroying the client aborts open requests with CANCELLED', async () => {
     const extra = await startServer();
     const other = await connect(extra.address, { token: TEST_TOKEN, stateDir: extra.stateDir });
     const pending = other.call({ type: 'echo' }, Buffer.alloc(8 * 1024 * 1024), { timeoutMs: 0 });
     other.destroy();
-    await assert.rejects(pending, isCode('CLOSED'));
+    await assert.rejects(pending, { code: 'CANCELLED', message: /the client was destroyed/ });
     await extra.stop();
+  });
+});
+
+describe('client close and destroy', () => {
+  /** Holds each `gate` request until `release()` answers them all. */
+  function gateService() {
+    const held: (() => void)[] = [];
+    let arrived!: () => void;
+    const firstArrived = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    const service: Service = {
+      name: 'gate',
+      requests: {
+        gate(request) {
+          held.push(() => request.reply({ type: 'gate' }));
+          request.signal.addEventListener('abort', () => request.finish());
+          arrived();
+        },
+      },
+    };
+    return { service, firstArrived, release: () => held.splice(0).forEach((answer) => answer()) };
+  }
+
+  test('close() waits for requests in flight and refuses new ones meanwhile', async () => {
+    const gate = gateService();
+    const started = await startServer({ services: [echoService(), gate.service] });
+    try {
+      const client = await connect(started.address, { token: TEST_TOKEN, stateDir: started.stateDir });
+      const pending = client.call({ type: 'gate' }, undefined, { timeoutMs: 0 });
+      await gate.firstArrived;
+      let closed = false;
+      const closing = client.close().then(() => {
+        closed = true;
+      });
+      assert.throws(() => client.open({ type: 'echo' }), { code: 'CLOSED', message: /closing/ });
+      assert.equal(closed, false);
+      gate.release();
+      assert.equal((await pending).header.type, 'gate', 'the request in flight got its answer');
+      await closing;
+      assert.equal(closed, true);
+    } finally {
+      await started.stop();
+    }
+  });
+
+  test('close({ deadlineMs }) cancels what is still open at the deadline with CANCELLED', async () => {
+    const gate = gateService();
+    const started = await startServer({ services: [echoService(), gate.service] });
+    try {
+      const client = await connect(started.address, { token: TEST_TOKEN, stateDir: started.stateDir });
+      const pending = client.call({ type: 'gate' }, undefined, { timeoutMs: 0 });
+      await gate.firstArrived;
+      const rejected = assert.rejects(pending, { code: 'CANCELLED', message: /close deadline 50 ms/ });
+      await client.close({ deadlineMs: 50 });
+      await rejected;
+    } finally {
+      await started.stop();
+    }
   });
 });
 

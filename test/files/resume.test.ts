@@ -17,7 +17,7 @@ import { type FilesFixture, isCode, sha256File, startFiles, treeOf, writeRandomF
 
 const MiB = 1024 * 1024;
 
-/** Runs a transfer, cancels it once `atBytes` are across, and checks that it failed with TIMEOUT. */
+/** Runs a transfer, cancels it once `atBytes` are across, and checks that it failed with CANCELLED. */
 async function cancelAt(
   atBytes: number,
   transfer: (options: TransferOptions) => Promise<unknown>,
@@ -30,7 +30,7 @@ async function cancelAt(
         if (bytes >= atBytes) controller.abort();
       },
     }),
-    isCode('TIMEOUT'),
+    isCode('CANCELLED'),
   );
 }
 
