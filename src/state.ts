@@ -12,7 +12,7 @@ import {
 } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { SockitError } from './errors.js';
+import { fromFileError, SockitError } from './errors.js';
 
 /**
  * Where sockit keeps what must survive a restart: the server token, the self-signed TLS
@@ -54,8 +54,27 @@ export function writeFileAtomic(path: string, contents: string, mode: number): v
 
 /** Writes a private (0600) file atomically, creating its directory (0700) if needed. */
 export function writePrivateFile(path: string, contents: string): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileAtomic(path, contents, 0o600);
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw withStateHint(fromFileError(error, dirname(path), 'cannot create state directory'));
+  }
+  try {
+    writeFileAtomic(path, contents, 0o600);
+  } catch (error) {
+    throw withStateHint(fromFileError(error, path, 'cannot write'));
+  }
+}
+
+/** A state-dir failure says how to choose another one. */
+function withStateHint(error: SockitError): SockitError {
+  return new SockitError(
+    error.code,
+    `${error.message} (choose another with --state-dir or $SOCKIT_STATE_DIR)`,
+    {
+      cause: error.cause,
+    },
+  );
 }
 
 /** Reads the token in `path`, or creates a new random one there (mode 0600). */
@@ -74,9 +93,7 @@ export function readTokenFile(path: string, options: { optional?: boolean } = {}
     text = readFileSync(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' && options.optional) return undefined;
-    throw new SockitError('USAGE', `cannot read token file ${path}: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw fromFileError(error, path, 'cannot read token file');
   }
   const token = text.trim();
   if (token.length === 0) throw new SockitError('USAGE', `token file ${path} is empty`);

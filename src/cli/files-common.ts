@@ -28,9 +28,6 @@ export function addTransferOptions(command: Command): Command {
     .option('-q, --quiet', 'print nothing but errors');
 }
 
-/** Exit code after Ctrl-C, as shells report it. */
-const EXIT_INTERRUPTED = 130;
-
 /**
  * Runs a transfer with a reporter and a signal that fires on the first Ctrl-C or SIGTERM: the
  * transfer stops, its partial file is kept, and the message says how to finish it.
@@ -41,7 +38,7 @@ export async function runTransferCommand(
   work: (reporter: TransferReporter, signal: AbortSignal) => Promise<void>,
 ): Promise<void> {
   const controller = new AbortController();
-  const interrupt = (): void => controller.abort();
+  const interrupt = (signal: NodeJS.Signals): void => controller.abort(signal);
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
   const reporter = createReporter({ verb, json: options.json, quiet: options.quiet });
@@ -52,13 +49,14 @@ export async function runTransferCommand(
   } catch (error) {
     reporter.finish(false, error);
     if (controller.signal.aborted) {
+      // CANCELLED exits 130, as a shell reports Ctrl-C; the transfer's own error is the cause.
       reportError(
         new SockitError(
-          'TIMEOUT',
-          `interrupted; what arrived is kept: run the same command with --resume to finish ${verb === 'put' ? 'the upload' : 'the download'}`,
+          'CANCELLED',
+          `interrupted (${String(controller.signal.reason)}); what arrived is kept: run the same command with --resume to finish ${verb === 'put' ? 'the upload' : 'the download'}`,
+          { cause: error },
         ),
       );
-      process.exitCode = EXIT_INTERRUPTED;
       return;
     }
     throw error;

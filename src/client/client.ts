@@ -4,7 +4,7 @@ import { cancelled, SockitError } from '../errors.js';
 import { computeProof, PROTOCOL_VERSION } from '../protocol/auth.js';
 import { errorFromHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import { defaultStateDir, readTokenFile, tokenPath } from '../state.js';
-import { type Address, parseAddress } from '../transport/address.js';
+import { type Address, formatAddress, parseAddress } from '../transport/address.js';
 import { type DialOptions, dialStream, type TlsTrust } from '../transport/dial.js';
 import { FramedSocket } from '../transport/framed-socket.js';
 import { SOCKIT_AGENT } from '../version.js';
@@ -19,6 +19,30 @@ import {
   spawnRemote,
 } from './exec.js';
 import type { FileEntry, ListOptions, StatOptions, TransferOptions, TransferResult } from './files.js';
+
+/**
+ * Which service answers a request type: to explain an UNSUPPORTED answer. The files names are
+ * protocol/files.ts FILES_FRAMES, written out so that `exec` and `ping` do not load that module.
+ */
+const SERVICE_OF_REQUEST: Record<string, string> = {
+  exec: 'exec',
+  put: 'files',
+  get: 'files',
+  list: 'files',
+  stat: 'files',
+  delete: 'files',
+  join: 'chat',
+  leave: 'chat',
+  echo: 'echo',
+};
+
+/** How an operator starts each service. */
+const START_HINTS: Record<string, string> = {
+  exec: 'sockit serve --exec-allow PROGRAMS',
+  files: 'sockit serve --files DIR',
+  chat: 'sockit serve --chat',
+  echo: 'sockit serve',
+};
 
 /** The files and chat clients load on first use: a CLI run of `exec` or `ping` never pays for them. */
 const filesClient = () => import('./files.js');
@@ -159,7 +183,13 @@ export class Client extends EventEmitter {
     if (this.#closedError) throw this.#closedError;
     if (this.#closing) throw this.#closing;
     const id = this.#nextId++;
-    const request = new ClientRequest(id, this.#framed, options, () => this.#requests.delete(id));
+    const request = new ClientRequest(
+      id,
+      this.#framed,
+      options,
+      () => this.#requests.delete(id),
+      (error) => this.#explainUnsupported(header.type, error),
+    );
     this.#requests.set(id, request);
     this.#framed.send({ ...header, id }, body);
     return request;
@@ -206,6 +236,18 @@ export class Client extends EventEmitter {
   destroy(): void {
     this.#cancelAll('the client was destroyed');
     this.#framed.destroy();
+  }
+
+  /** UNSUPPORTED for a service's request: say which service is missing and how to start it. */
+  #explainUnsupported(type: string, error: SockitError): SockitError {
+    const service = SERVICE_OF_REQUEST[type];
+    if (error.code !== 'UNSUPPORTED' || service === undefined || this.welcome.services.includes(service))
+      return error;
+    return new SockitError(
+      'UNSUPPORTED',
+      `the server does not run ${service} (start it with \`${START_HINTS[service]}\`)`,
+      { cause: error },
+    );
   }
 
   #cancelAll(message: string): void {
@@ -260,6 +302,19 @@ export async function connect(address: string | Address, options: ConnectOptions
   const tlsTrust: TlsTrust = { knownHostsFile: join(stateDir, 'known_hosts'), ...options.tls };
   const socket = await dialStream(target, { timeoutMs, tls: tlsTrust, onTlsPin: options.onTlsPin });
   const token = resolveClientToken(options);
+  // The first bytes the peer sent, to show when it turns out not to speak sockit (an HTTP port).
+  let firstBytes: Buffer | undefined;
+  socket.once('data', (chunk: Buffer) => {
+    firstBytes = chunk.subarray(0, 64);
+  });
+  const notSockit = (cause: unknown): SockitError =>
+    new SockitError(
+      'UNSUPPORTED',
+      `${formatAddress(target)} is not a sockit server (${sentText(firstBytes)})`,
+      {
+        cause,
+      },
+    );
 
   let client: Client | undefined;
   let settle: { resolve: (client: Client) => void; reject: (error: Error) => void };
@@ -296,17 +351,21 @@ export async function connect(address: string | Address, options: ConnectOptions
           return;
         }
         settle.reject(
-          new SockitError('UNSUPPORTED', `unexpected "${header.type}" frame during the handshake`),
+          welcome === undefined
+            ? notSockit(undefined)
+            : new SockitError('UNSUPPORTED', `unexpected "${header.type}" frame during the handshake`),
         );
         framed.destroy();
       },
       onFrameError(error) {
-        settle.reject(error);
+        // Bytes that do not even frame before the welcome: another protocol on that port.
+        settle.reject(client || welcome ? error : notSockit(error));
         framed.destroy();
       },
       onClose(error) {
         resolveClosed();
         if (client) client.closedBy(error);
+        else if (welcome === undefined && firstBytes !== undefined) settle.reject(notSockit(error));
         else
           settle.reject(new SockitError('CLOSED', 'the server closed the connection during the handshake'));
       },
@@ -326,7 +385,11 @@ export async function connect(address: string | Address, options: ConnectOptions
 
   const timer = setTimeout(() => {
     settle.reject(
-      new SockitError('TIMEOUT', `handshake with the server did not finish within ${timeoutMs} ms`),
+      new SockitError(
+        'TIMEOUT',
+        `handshake with the server did not finish within ${timeoutMs} ms` +
+          (welcome === undefined ? ` (no welcome: is ${formatAddress(target)} a sockit server?)` : ''),
+      ),
     );
     framed.destroy();
   }, timeoutMs);
@@ -336,6 +399,14 @@ export async function connect(address: string | Address, options: ConnectOptions
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** `it sent: "HTTP/1.1 400 Bad Request\r\n…"`: the peer's first bytes, printable and short. */
+function sentText(bytes: Buffer | undefined): string {
+  if (bytes === undefined || bytes.length === 0) return 'it sent nothing sockit understands';
+  const text = bytes.subarray(0, 40).toString('latin1');
+  const shown = JSON.stringify(text).slice(1, -1);
+  return `it sent: "${shown}${bytes.length > 40 ? '…' : ''}"`;
 }
 
 function parseWelcome(header: FrameHeader): Welcome {

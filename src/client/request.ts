@@ -11,6 +11,9 @@ export interface RequestOptions {
   final?: (header: FrameHeader) => boolean;
 }
 
+/** Internal (set by Client.open): rewords a server error with what the client knows. */
+export type ExplainError = (error: SockitError) => SockitError;
+
 /**
  * One request in flight on a client connection. Follow-up frames the client sends carry its id
  * (`send`/`write`); frames from the server go to `onFrame` until the final one settles `done`.
@@ -31,7 +34,16 @@ export class ClientRequest {
   #signal: AbortSignal | undefined;
   readonly #onAbort = (): void => this.cancel(this.#signal?.reason);
 
-  constructor(id: number, framed: FramedSocket, options: RequestOptions, release: () => void) {
+  readonly #explain: ExplainError;
+
+  constructor(
+    id: number,
+    framed: FramedSocket,
+    options: RequestOptions,
+    release: () => void,
+    explain: ExplainError = (error) => error,
+  ) {
+    this.#explain = explain;
     this.id = id;
     this.#framed = framed;
     this.#final = options.final ?? (() => true);
@@ -90,7 +102,7 @@ export class ClientRequest {
     if (this.#settled) return;
     const { header } = frame;
     if (header.type === 'error') {
-      this.#settle(errorFromHeader(header, 'the server reported an error'));
+      this.#settle(this.#explain(errorFromHeader(header, 'the server reported an error')));
       return;
     }
     if (this.#final(header)) {

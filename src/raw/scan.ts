@@ -1,5 +1,6 @@
+import { lookup } from 'node:dns/promises';
 import net from 'node:net';
-import { SockitError } from '../errors.js';
+import { fromSystemError, SockitError } from '../errors.js';
 
 /**
  * Parses a port list for `-z`: `80`, `20-25`, `22,80,8000-8010`. Ports are 1-65535; the result
@@ -49,7 +50,8 @@ export interface ScanOptions {
 
 /**
  * `-z`: tries a TCP connection to each port and closes it at once, sending nothing.
- * Resolves with every result in port order.
+ * Resolves with every result in port order. The host name is looked up once, first: a name
+ * that does not resolve is one CONNECT_FAILED error, not every port "closed".
  */
 export async function scanPorts(
   host: string,
@@ -58,12 +60,20 @@ export async function scanPorts(
 ): Promise<ScanResult[]> {
   const timeoutMs = options.timeoutMs ?? 2000;
   const concurrency = Math.max(1, options.concurrency ?? 64);
+  let ip = host;
+  if (net.isIP(host) === 0) {
+    try {
+      ip = (await lookup(host)).address;
+    } catch (error) {
+      throw fromSystemError(error, `cannot scan ${host}`);
+    }
+  }
   const results: ScanResult[] = new Array(ports.length);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < ports.length) {
       const index = next++;
-      const result = await probe(host, ports[index]!, timeoutMs);
+      const result = await probe(ip, ports[index]!, timeoutMs);
       results[index] = result;
       options.onResult?.(result);
     }

@@ -1,5 +1,5 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { fromSystemError } from '../errors.js';
+import { fromFileError } from '../errors.js';
 import { HexDumper } from './hex-dump.js';
 
 /** Observers of the bytes a session carries: hex dump, session log. Called before the bytes move on. */
@@ -23,7 +23,7 @@ export class SessionLog {
     try {
       this.#fd = openSync(path, 'w', 0o600);
     } catch (error) {
-      throw fromSystemError(error, `cannot open session log ${path}`);
+      throw fromFileError(error, path, 'cannot open session log');
     }
   }
 

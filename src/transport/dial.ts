@@ -53,12 +53,8 @@ export function dialStream(address: Address, options: DialOptions = {}): Promise
       clearTimeout(timer);
       socket.destroy();
       if (error instanceof SockitError) reject(error);
-      else if (
-        (error as NodeJS.ErrnoException).code?.startsWith('ERR_TLS') ||
-        error.message.includes('certificate')
-      ) {
-        reject(new SockitError('TLS_FAILED', `${what}: ${error.message}`, { cause: error }));
-      } else reject(fromSystemError(error, what));
+      else if (address.kind === 'tls' && isTlsError(error)) reject(tlsFailure(error, what));
+      else reject(fromSystemError(error, what));
     };
     socket.once('error', fail);
     socket.once(address.kind === 'tls' ? 'secureConnect' : 'connect', () => {
@@ -73,6 +69,33 @@ export function dialStream(address: Address, options: DialOptions = {}): Promise
       resolve(socket);
     });
   });
+}
+
+/** OpenSSL's errors (`ERR_SSL_…`, with a `reason`) and Node's TLS ones (`ERR_TLS_…`). */
+function isTlsError(error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  return (
+    code.startsWith('ERR_TLS') ||
+    code.startsWith('ERR_SSL') ||
+    'reason' in error ||
+    error.message.includes('certificate')
+  );
+}
+
+/**
+ * One line instead of OpenSSL's `…:error:0A00010B:SSL routines:…` text: the reason, and a hint
+ * when the server is not speaking TLS at all (a plain sockit server, an HTTP port).
+ */
+function tlsFailure(error: Error, what: string): SockitError {
+  const reason = (error as { reason?: unknown }).reason;
+  const text = typeof reason === 'string' ? reason : error.message;
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  const plain =
+    code === 'ERR_SSL_WRONG_VERSION_NUMBER' ||
+    code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' ||
+    /wrong version number|packet length too long|http request/i.test(text);
+  const hint = plain ? ': the server does not speak TLS there (for a plain server use tcp://HOST:PORT)' : '';
+  return new SockitError('TLS_FAILED', `${what}: TLS handshake failed (${text})${hint}`, { cause: error });
 }
 
 function verifyServer(

@@ -1,6 +1,6 @@
 import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { SockitError } from '../errors.js';
+import { fromFileError, SockitError } from '../errors.js';
 
 /** Normalises a SHA-256 fingerprint to Node's form: upper-case hex pairs joined by colons. */
 export function normalizeFingerprint(text: string): string {
@@ -19,7 +19,8 @@ function readPins(file: string): Map<string, string> {
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw fromFileError(error, file, 'cannot read known-hosts file');
   }
   for (const line of text.split('\n')) {
     const trimmed = line.trim();
@@ -38,8 +39,13 @@ function readPins(file: string): Map<string, string> {
 export function checkKnownHost(file: string, hostPort: string, fingerprint: string): 'known' | 'pinned' {
   const pinned = readPins(file).get(hostPort);
   if (pinned === undefined) {
-    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    appendFileSync(file, `${hostPort} ${fingerprint}\n`, { mode: 0o600 });
+    try {
+      mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+      appendFileSync(file, `${hostPort} ${fingerprint}\n`, { mode: 0o600 });
+    } catch (error) {
+      // A file error, not a socket one: it must not read "no such socket file".
+      throw fromFileError(error, file, 'cannot pin the TLS fingerprint in known-hosts file');
+    }
     return 'pinned';
   }
   if (pinned === fingerprint) return 'known';

@@ -285,7 +285,11 @@ export function loadOrCreateCertificate(dir: string, options: SelfSignedOptions 
     return { certPem, keyPem, fingerprint256: checked.fingerprint256, created: false };
   }
 
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw fromFileError(err, dir, 'cannot create the TLS state directory');
+  }
   // Remove a lone leftover first: the key is then written before the cert, so an interruption at any
   // point leaves at most one file, which the next call regenerates instead of pairing with a stale half.
   rmSync(certPath, { force: true });

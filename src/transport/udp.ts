@@ -1,4 +1,5 @@
 import dgram from 'node:dgram';
+import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { fromSystemError, SockitError } from '../errors.js';
 import { type Address, formatAddress, formatHostPort } from './address.js';
@@ -135,10 +136,20 @@ export async function connectUdp(address: Address): Promise<UdpConnection> {
   const target = asUdp(address);
   const remote: Address = { kind: 'udp', host: target.host, port: target.port };
   const what = formatAddress(remote);
-  const socket = dgram.createSocket(socketType(target.host));
+  // Resolved here, not by dgram: a failed lookup inside socket.connect() surfaces as a bogus
+  // "Port should be > 0" error instead of ENOTFOUND.
+  let ip = target.host;
+  if (isIP(ip) === 0) {
+    try {
+      ip = (await lookup(target.host)).address;
+    } catch (error) {
+      throw fromSystemError(error, `cannot reach ${what}`);
+    }
+  }
+  const socket = dgram.createSocket(socketType(ip));
   await new Promise<void>((resolve, reject) => {
     socket.once('error', (error) => reject(fromSystemError(error, `cannot reach ${what}`)));
-    socket.connect(target.port, target.host, () => resolve());
+    socket.connect(target.port, ip, () => resolve());
   });
   socket.removeAllListeners('error');
   const errorListeners: ((error: SockitError) => void)[] = [];

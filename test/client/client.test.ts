@@ -90,7 +90,13 @@ describe('client close and destroy', () => {
         },
       },
     };
-    return { service, firstArrived, release: () => held.splice(0).forEach((answer) => answer()) };
+    return {
+      service,
+      firstArrived,
+      release: () => {
+        for (const answer of held.splice(0)) answer();
+      },
+    };
   }
 
   test('close() waits for requests in flight and refuses new ones meanwhile', async () => {

@@ -189,7 +189,7 @@ describe('sockit serve exec options', () => {
       [['--exec-allow', 'ls', '--allow-shell'], /--allow-shell and --exec-allow/],
       [['--exec', '--open', 'echo,exec'], /always needs the token/],
       [['--exec', '--exec-max-output', 'lots'], /--exec-max-output/],
-      [['--exec', '--exec-spawner', 'fork'], /spawner must be "native" or "node"/],
+      [['--exec', '--exec-spawner', 'fork'], /--exec-spawner must be one of native, node; got "fork"/],
       [['--exec-spawner', 'node'], /--exec-spawner needs --exec/],
     ];
     for (const [flags, message] of cases) {
