@@ -65,7 +65,10 @@ export function encodeFrame(
     const json = headerJson(header, id, size, withSize);
     headerBytes = Buffer.byteLength(json);
     if (headerBytes > MAX_HEADER_BYTES) {
-      throw new RangeError(`frame header is ${headerBytes} bytes, over the ${MAX_HEADER_BYTES}-byte limit`);
+      throw new SockitError(
+        'TOO_LARGE',
+        `frame header is ${headerBytes} bytes, over the ${MAX_HEADER_BYTES}-byte limit`,
+      );
     }
     out = Buffer.allocUnsafe(LENGTH_PREFIX_BYTES + headerBytes + bodyBytes);
     out.write(json, LENGTH_PREFIX_BYTES, 'utf8');

@@ -1,4 +1,5 @@
 import { invalidOption } from '../errors.js';
+import { checkInteger } from '../options.js';
 import { DEFAULT_MAX_BODY_BYTES, MAX_HEADER_BYTES } from '../protocol/frame.js';
 
 /** Limits a server enforces. All are on by default; each can be changed. */
@@ -35,16 +36,12 @@ export function resolveLimits(overrides: Partial<Limits> = {}): Limits {
   for (const [key, value] of Object.entries(overrides) as [keyof Limits, number | undefined][]) {
     if (value === undefined) continue;
     if (!(key in DEFAULT_LIMITS)) throw invalidOption(`unknown limit "${key}"`);
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-      throw invalidOption(`limit ${key} must be a non-negative integer, got ${String(value)}`);
-    }
-    limits[key] = value;
+    limits[key] = checkInteger(value, `limit ${key}`);
   }
   if (limits.maxHeaderBytes > MAX_HEADER_BYTES || limits.maxHeaderBytes < 2) {
     throw invalidOption(`limit maxHeaderBytes must be 2-${MAX_HEADER_BYTES}`);
   }
-  if (limits.maxConnections < 1 || limits.maxOpenRequests < 1) {
-    throw invalidOption('limits maxConnections and maxOpenRequests must be at least 1');
-  }
+  checkInteger(limits.maxConnections, 'limit maxConnections', 1);
+  checkInteger(limits.maxOpenRequests, 'limit maxOpenRequests', 1);
   return limits;
 }

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { invalidOption, SockitError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
+import { checkInteger } from '../options.js';
 import { defaultStateDir } from '../state.js';
 import { type Address, formatAddress, parseAddress, unmapIPv4 } from '../transport/address.js';
 import type { TlsServerCredentials } from '../transport/listen.js';
@@ -136,10 +137,11 @@ export async function serveRaw(options: ServeRawOptions): Promise<RawServer> {
       throw new SockitError('USAGE', `${formatAddress(address)}: serveRaw takes streams; use listenUdp`);
     }
   }
-  const maxConnections = options.maxConnections ?? DEFAULT_LIMITS.maxConnections;
-  if (!Number.isInteger(maxConnections) || maxConnections < 1) {
-    throw invalidOption(`maxConnections must be a whole number of at least 1, got ${String(maxConnections)}`);
-  }
+  const maxConnections = checkInteger(
+    options.maxConnections ?? DEFAULT_LIMITS.maxConnections,
+    'maxConnections',
+    1,
+  );
   const idleTimeoutMs = options.idleTimeoutMs ?? 0;
 
   const tls = serverTls(addresses, options.tls, options.stateDir ?? defaultStateDir());

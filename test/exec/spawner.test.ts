@@ -1,5 +1,14 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  mkdtempSync,
+  openSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -124,6 +133,18 @@ for (const spawner of ['native', 'node'] as const) {
       writeFileSync(plain, 'echo no\n');
       chmodSync(plain, 0o644);
       assert.equal(await startError(run(spawner, plain, [])), 'EACCES');
+    });
+
+    test('other errnos keep their own name (ETXTBSY here), never a made-up EIO', async () => {
+      // A program still open for writing cannot be executed: execve fails with ETXTBSY.
+      const busy = join(dir, `being-written-${spawner}`);
+      const fd = openSync(busy, 'w', 0o755);
+      try {
+        writeSync(fd, '#!/bin/sh\necho no\n');
+        assert.equal(await startError(run(spawner, busy, [])), 'ETXTBSY');
+      } finally {
+        closeSync(fd);
+      }
     });
   });
 }

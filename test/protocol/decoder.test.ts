@@ -285,6 +285,6 @@ describe('encodeFrame', () => {
     const [bytes] = encodeFrame({ type: 'echo', id: 1, size: 99 }, Buffer.from('abc'));
     const frames = decodeAll([bytes!]);
     assert.equal(frames[0]!.header.size, 3);
-    assert.throws(() => encodeFrame({ type: 'x', pad: 'a'.repeat(MAX_HEADER_BYTES) }), RangeError);
+    assert.throws(() => encodeFrame({ type: 'x', pad: 'a'.repeat(MAX_HEADER_BYTES) }), { code: 'TOO_LARGE' });
   });
 });

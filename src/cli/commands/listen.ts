@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { SockitError } from '../../errors.js';
 import { argParsers } from '../../options.js';
+import { ECHO_TRANSFORMS, type EchoTransform } from '../../protocol/transform.js';
 import type { ListenMode } from '../../raw/listen.js';
 import { execSpecFrom, parseRawAddress } from '../../raw/options.js';
 import { action, collect, DURATION_HELP, exitCodeFor, reportError } from '../common.js';
@@ -17,7 +18,7 @@ interface ListenCliOptions {
   shExec?: string;
   broker?: boolean;
   chat?: boolean;
-  echo?: string | boolean;
+  echo?: EchoTransform | true;
   greeting?: string;
   sendOnly?: boolean;
   recvOnly?: boolean;
@@ -57,7 +58,11 @@ export function registerListen(program: Command): void {
     .option('-c, --sh-exec <command>', 'connect each client to `/bin/sh -c COMMAND`')
     .option('--broker', "relay every client's bytes to every other client")
     .option('--chat', 'line chat for plain clients: names, <user> prefixes, join/leave notices')
-    .option('--echo [transform]', 'raw echo server: none or upper (the tutorials’ servers)')
+    .option(
+      '--echo [transform]',
+      `raw echo server: ${ECHO_TRANSFORMS.join(' or ')} (the tutorials’ servers)`,
+      argParsers.choice('--echo', ECHO_TRANSFORMS),
+    )
     .option('--greeting <text>', 'with --echo: send this line to each client on connect')
     .option('--send-only', 'only send stdin; drop what clients send')
     .option('--recv-only', 'only print what clients send; do not read stdin')
@@ -104,10 +109,8 @@ function modeFrom(options: ListenCliOptions): ListenMode {
   if (options.broker) return { kind: 'broker' };
   if (options.chat) return { kind: 'chat' };
   if (options.echo !== undefined) {
+    // A bare --echo is `none`; a value was checked by its argParser.
     const transform = options.echo === true ? 'none' : options.echo;
-    if (transform !== 'none' && transform !== 'upper') {
-      throw new SockitError('USAGE', `--echo takes none or upper, got "${transform}"`);
-    }
     return { kind: 'echo', transform, greeting: options.greeting };
   }
   return { kind: 'relay' };

@@ -1,6 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { invalidOption } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { checkInteger } from '../../options.js';
 import { hasNativeSpawner, type Spawner } from './spawner.js';
 
 /** The exec service's settings. `allow` is required: remote execution is never on by accident. */
@@ -145,9 +146,5 @@ function resolveEnvAllow(list: readonly string[]): { names: Set<string>; prefixe
 }
 
 function count(value: number | undefined, name: string, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw invalidOption(`exec option ${name} must be an integer >= ${min}, got ${String(value)}`);
-  }
-  return value;
+  return value === undefined ? fallback : checkInteger(value, `exec option ${name}`, min);
 }

@@ -1,5 +1,6 @@
 import type { Stats } from 'node:fs';
 import { invalidOption, SockitError } from '../../errors.js';
+import { checkInteger } from '../../options.js';
 import type { FileEntry } from '../../protocol/files.js';
 import type { ServerRequest } from '../../server/request.js';
 import { Jail } from './jail.js';
@@ -29,17 +30,13 @@ export interface FilesContext {
   readonly stallTimeoutMs: number;
 }
 
-/** Checks the options (TypeError naming the field) and opens the root. */
+/** Checks the options (INVALID_OPTION naming the field) and opens the root. */
 export function createFilesContext(options: FilesOptions): FilesContext {
   if (typeof options.root !== 'string' || options.root.length === 0) {
     throw invalidOption('files option root must name a directory');
   }
   const count = (name: keyof FilesOptions, fallback: number): number => {
-    const value = options[name] ?? fallback;
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-      throw invalidOption(`files option ${name} must be a non-negative integer, got ${String(value)}`);
-    }
-    return value;
+    return checkInteger(options[name] ?? fallback, `files option ${name}`);
   };
   return {
     jail: Jail.open(options.root),
