@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { SockitError } from '../../errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../../log.js';
 import { argParsers, parseChoiceList } from '../../options.js';
@@ -44,11 +44,13 @@ export function registerServe(program: Command): void {
       '--insecure-no-auth',
       'DANGER: let anyone who connects use every service, exec and files included',
     )
-    .option(
-      '--open <services>',
-      `comma-separated services usable without the token: ${OPENABLE.join(', ')} (default echo)`,
-      (text: string) => parseChoiceList(text, '--open', OPENABLE),
-      ['echo'],
+    .addOption(
+      new Option(
+        '--open <services>',
+        `comma-separated services usable without the token: ${OPENABLE.join(', ')}`,
+      )
+        .argParser((text: string) => parseChoiceList(text, '--open', OPENABLE))
+        .default(['echo'], 'echo'),
     )
     .option('--cert <pem>', 'TLS certificate (default: a self-signed one kept in the state dir)')
     .option('--key <pem>', 'TLS private key for --cert')
