@@ -197,7 +197,7 @@ class ExecSession {
     };
     try {
       return await withClient(address, options, async (client) => {
-        if (this.#cancelled) throw new SockitError('CLOSED', 'interrupted');
+        if (this.#cancelled) throw new SockitError('CANCELLED', 'interrupted');
         const remote = client.spawn(request.command, {
           stdin: this.#forwardStdin,
           ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
@@ -319,7 +319,10 @@ function describeExit(address: string, exit: ExecExit, prefix: string | undefine
 function exitForError(code: ErrorCode): number {
   switch (code) {
     case 'USAGE':
+    case 'INVALID_OPTION':
       return EXEC_EXIT.usage;
+    case 'CANCELLED':
+      return EXEC_EXIT.signalBase + constants.signals.SIGINT;
     case 'NOT_FOUND':
       return EXEC_EXIT.notFound;
     case 'FORBIDDEN':
