@@ -22,6 +22,12 @@ describe('listen/connect --exec and --sh-exec', () => {
     assert.doesNotMatch(listener.stderr(), /WARNING/, 'loopback needs no warning');
   });
 
+  it('-e is --exec, as in ncat (exec keeps --env long-only, so -e means one thing)', async () => {
+    const listener = await startListen(['127.0.0.1:0', '-e', 'tr a-z A-Z']);
+    assert.equal(await converse(listener.port, 'short form\n'), 'SHORT FORM\n');
+    assert.equal((await listener.exited).code, 0, listener.stderr());
+  });
+
   it('--sh-exec runs through the shell', async () => {
     const listener = await startListen(['127.0.0.1:0', '--sh-exec', 'tr a-z A-Z | rev']);
     assert.equal(await converse(listener.port, 'hello\n'), 'OLLEH\n');
