@@ -9,8 +9,8 @@ import { invalidOption } from './errors.js';
 const DECIMAL = /^\d+$/;
 
 /**
- * A whole decimal number >= `min` (default 0). `''`, `0x10`, `1e3`, `1.5`, `-1` and spaces
- * are refused: `Number()` would take the first three.
+ * A whole decimal number >= `min` (default 0), blanks around it ignored. `''`, `0x10`, `1e3`,
+ * `1.5`, `-1` are refused: `Number()` would take the first three.
  */
 export function parseInteger(text: string, name: string, min = 0): number {
   const trimmed = text.trim();
