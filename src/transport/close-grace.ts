@@ -1,0 +1,41 @@
+import type { Socket } from 'node:net';
+
+/** How long a peer has to close its side after we ended ours, before the socket is destroyed. */
+export const CLOSE_GRACE_MS = 5000;
+
+/**
+ * Ends our side of `socket` (after `chunk`, if given) and destroys it when `graceMs` have passed,
+ * counted from now. The peer's bytes are read and dropped so its FIN is seen, but they never move
+ * the deadline: a peer that keeps its end open, or keeps sending, cannot hold the descriptor.
+ */
+export function endWithin(socket: Socket, graceMs: number = CLOSE_GRACE_MS, chunk?: string | Buffer): void {
+  if (socket.destroyed) return;
+  if (!socket.writableEnded) {
+    if (chunk === undefined) socket.end();
+    else socket.end(chunk);
+  }
+  destroyAfter(socket, graceMs);
+  socket.resume();
+}
+
+/**
+ * Destroys `socket` `ms` from now unless it closes first. A fixed timer, not `socket.setTimeout`
+ * (which every read and write re-arms). Of several calls, the earliest deadline wins.
+ */
+export function destroyAfter(socket: Socket, ms: number): void {
+  if (socket.destroyed) return;
+  const at = Date.now() + ms;
+  const earlier = deadlines.get(socket);
+  if (earlier !== undefined) {
+    if (earlier.at <= at) return;
+    clearTimeout(earlier.timer);
+  } else {
+    socket.once('close', () => {
+      clearTimeout(deadlines.get(socket)?.timer);
+      deadlines.delete(socket);
+    });
+  }
+  deadlines.set(socket, { at, timer: setTimeout(() => socket.destroy(), ms) });
+}
+
+const deadlines = new WeakMap<Socket, { at: number; timer: NodeJS.Timeout }>();
