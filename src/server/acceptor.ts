@@ -84,10 +84,14 @@ export class Acceptor {
   }
 
   async listen(address: Address): Promise<Address> {
-    const listener = await listenStream(address, (socket, onSecure) => this.#accept(socket, address, onSecure), {
-      tls: this.#options.tls,
-      tlsHandshakeTimeoutMs: this.#options.tlsHandshakeTimeoutMs,
-    });
+    const listener = await listenStream(
+      address,
+      (socket, onSecure) => this.#accept(socket, address, onSecure),
+      {
+        tls: this.#options.tls,
+        tlsHandshakeTimeoutMs: this.#options.tlsHandshakeTimeoutMs,
+      },
+    );
     this.#listeners.push(listener);
     this.#options.log.info('listening', { address: formatAddress(listener.address) });
     return listener.address;

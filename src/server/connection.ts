@@ -137,9 +137,12 @@ export class ServerConnection implements RequestOwner {
     };
     // The handshake has a fixed deadline from accept (a dribbled hello cannot stretch it);
     // after it the idle clock takes over (#watchIdle).
-    this.#handshakeTimer = setTimeout(() => {
-      this.#closeWithError('TIMEOUT', 'handshake not completed in time');
-    }, Math.max(0, options.limits.handshakeTimeoutMs - (Date.now() - (options.acceptedAt ?? Date.now()))));
+    this.#handshakeTimer = setTimeout(
+      () => {
+        this.#closeWithError('TIMEOUT', 'handshake not completed in time');
+      },
+      Math.max(0, options.limits.handshakeTimeoutMs - (Date.now() - (options.acceptedAt ?? Date.now()))),
+    );
   }
 
   /** What the peer has proven so far, which sets how large a body it may announce. */

@@ -164,7 +164,14 @@ export async function serveRaw(options: ServeRawOptions): Promise<RawServer> {
         socket.destroy();
         return { drain() {}, expire() {} };
       }
-      return runConnection(socket, { ...info, remoteAddress }, options, { idleTimeoutMs, closeGraceMs }, log, server);
+      return runConnection(
+        socket,
+        { ...info, remoteAddress },
+        options,
+        { idleTimeoutMs, closeGraceMs },
+        log,
+        server,
+      );
     },
   });
   server = new RawServer(acceptor, {

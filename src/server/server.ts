@@ -9,8 +9,8 @@ import type { TlsServerCredentials } from '../transport/listen.js';
 import { Acceptor } from './acceptor.js';
 import { type Dispatch, ServerConnection } from './connection.js';
 import { IdleClock } from './idle-clock.js';
-import { BufferBudget } from './read-budget.js';
 import { type Limits, resolveLimits } from './limits.js';
+import { BufferBudget } from './read-budget.js';
 import type { MessageHandler, RequestHandler, Service } from './service.js';
 import { serverTls } from './tls.js';
 

@@ -6,15 +6,17 @@ import { CLOSE_GRACE_MS, endWithin } from './close-grace.js';
 
 /**
  * Bytes buffered in decoders, shared by the sockets of one server: a socket holding part of a
- * frame stops reading while the total is over budget, and reads again once it drops.
+ * frame stops reading while the total is over budget, and reads again when told it may.
  */
 export interface ReadBudget {
   /** Adds `delta` bytes (negative: released) to the total. */
   charge(delta: number): void;
   /** Whether the total is over budget now. */
   readonly exceeded: boolean;
-  /** Calls `resume` once, when the total is back under budget. */
-  whenBelow(resume: () => void): void;
+  /** Over budget: whether `holder` may read on anyway; if not, `resume` is called once it may. */
+  mayRead(holder: object, resume: () => void): boolean;
+  /** `holder` holds no partial frame any more (it finished its frame, or closed). */
+  release(holder: object): void;
 }
 
 export interface FramedSocketOptions extends DecoderOptions {
@@ -97,6 +99,7 @@ export class FramedSocket {
       this.#closed = true;
       clearTimeout(this.#frameTimer);
       this.#budget?.charge(-this.#charged);
+      this.#budget?.release(this);
       this.#charged = 0;
       this.#events.onClose(this.#closeError);
     });
@@ -266,14 +269,19 @@ export class FramedSocket {
     if (budget === undefined) return;
     budget.charge(buffered - this.#charged);
     this.#charged = buffered;
-    if (buffered > 0 && budget.exceeded && !this.#overBudget) {
+    if (buffered === 0) {
+      budget.release(this);
+      return;
+    }
+    if (!budget.exceeded || this.#overBudget) return;
+    const resume = (): void => {
+      if (!this.#overBudget) return;
+      this.#overBudget = false;
+      this.#resumeReading();
+    };
+    if (!budget.mayRead(this, resume)) {
       this.#overBudget = true;
       this.socket.pause();
-      budget.whenBelow(() => {
-        if (!this.#overBudget) return;
-        this.#overBudget = false;
-        this.#resumeReading();
-      });
     }
   }
 
