@@ -158,6 +158,22 @@ describe('time limits that data cannot stretch', { timeout: 30_000 }, () => {
     }
   });
 
+  test('after a connection error, a peer that sends on is not drained for free: past 256 KiB it is destroyed', async () => {
+    const server = await serveOnLoopback({ limits: { closeGraceMs: 20_000 } });
+    try {
+      const peer = await RawPeer.open(server.address);
+      peer.send({ type: 'echo', id: 1 });
+      assert.equal((await peer.next())!.header.code, 'UNSUPPORTED');
+      const started = Date.now();
+      peer.socket.on('error', () => {});
+      peer.socket.write(Buffer.alloc(4 * 1024 * 1024));
+      await peer.closed;
+      assert.ok(Date.now() - started < 5000, `closed after ${Date.now() - started} ms, the grace is 20 s`);
+    } finally {
+      await server.close(100);
+    }
+  });
+
   test('the raw server too: after finish, a peer that keeps sending is destroyed at the grace', async () => {
     const state = await tempDir();
     const server = await serveRaw({
