@@ -105,32 +105,41 @@ async function slowLoris(context: BenchContext, cap: number): Promise<void> {
       if (typeof result === 'number') idle.push(result);
     }
     const hello = encodeFrameToBuffer({ type: 'hello', version: 1, client: 'slow-loris-dripper' });
+    let opened = 0;
     let cut = 0;
-    const started = performance.now();
-    const drippers = await openMany(server.port, DRIPPERS, (socket) => {
-      socket.write(hello.subarray(0, 1));
-      socket.resume(); // read (and drop) what the server says, so its close is seen here
-      socket.once('close', () => cut++);
-    });
-    const openedS = (performance.now() - started) / 1000;
+    let peakLive = 0;
+    const drippers: net.Socket[] = [];
     let at = 1;
     const drip = setInterval(() => {
       for (const socket of drippers) if (!socket.destroyed) socket.write(hello.subarray(at, at + 1));
       at = Math.min(at + 1, hello.length - 1); // never the last byte
     }, 2000);
+    // Fresh clients from the start of the ramp until 11 s after the last dripper arrived (past
+    // the 10 s handshake deadline of every one).
     const served: number[] = [];
     const refused = new Map<string, number>();
-    let firstServedAt: number | undefined;
-    // 11 s from the last dripper's arrival: past the 10 s handshake deadline of every one.
-    const opened = performance.now();
-    while (performance.now() - opened < 11_000) {
-      const result = await freshHandshake(server.port, server.token);
-      if (typeof result === 'number') {
-        served.push(result);
-        firstServedAt ??= performance.now() - opened;
-      } else refused.set(result, (refused.get(result) ?? 0) + 1);
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
+    let lastArrival: number | undefined;
+    const fresh = (async () => {
+      while (lastArrival === undefined || performance.now() - lastArrival < 11_000) {
+        const result = await freshHandshake(server.port, server.token);
+        if (typeof result === 'number') served.push(result);
+        else refused.set(result, (refused.get(result) ?? 0) + 1);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    })();
+    const started = performance.now();
+    drippers.push(
+      ...(await openMany(server.port, DRIPPERS, (socket) => {
+        opened++;
+        peakLive = Math.max(peakLive, opened - cut);
+        socket.write(hello.subarray(0, 1));
+        socket.resume(); // read (and drop) what the server says, so its close is seen here
+        socket.once('close', () => cut++);
+      })),
+    );
+    lastArrival = performance.now();
+    const openedS = (lastArrival - started) / 1000;
+    await fresh;
     clearInterval(drip);
     for (const socket of drippers) socket.destroy();
     const p50 = median(served) ?? Number.NaN;
@@ -144,8 +153,7 @@ async function slowLoris(context: BenchContext, cap: number): Promise<void> {
         served: served.length,
         refused: [...refused].map(([code, n]) => `${code}×${n}`).join(' ') || 'none',
         'drippers opened in s': round(openedS, 1),
-        'first served s after the last dripper':
-          firstServedAt === undefined ? 'never' : round(firstServedAt / 1000, 1),
+        'peak drippers connected at once': peakLive,
         'drippers cut by the server': cut,
         'idle p50 ms': round(idleP50, 1),
       },
