@@ -2,13 +2,14 @@
  * The hostile suite (`npm run bench -- hostile`): a `sockit serve` child with its default limits
  * against peers that attack its limits, each case bounded to about 20 s and to loopback:
  *
- * - slow loris: 10,000 clients drip their `hello` one byte every 2 s; a fresh client connects
- *   every 250 ms for 11 s after the last dripper arrived. Before the fixed handshake deadline
- *   the drippers kept every fresh client at BUSY; now each is cut 10 s after its accept. Run
- *   with the default cap (10,000: the drippers fill it) and with a cap above them (latency
- *   while they are all connected). Reported: the fresh clients' handshake latency (p50, ms),
- *   BUSY answers, when the first was served, and the ratio to the idle latency. The drippers
- *   run in this process, the server in a child: each has its own descriptors.
+ * - slow loris: 10,000 clients drip their `hello` one byte every 2 s (never its last byte); a
+ *   fresh client connects every 250 ms from the start of their ramp until 11 s after the last
+ *   one arrived. Before the fixed handshake deadline the drippers kept every fresh client at
+ *   BUSY; now each is cut 10 s after its accept. Run with the default cap (10,000: the drippers
+ *   would fill it) and a cap above them. Reported: the fresh clients' handshake latency (p50,
+ *   ms), their BUSY answers, the most drippers connected at once, and the ratio to the idle
+ *   latency. The drippers run in this process, the server in a child: each has its own
+ *   descriptors.
  * - refused holders: `--max-connections 50`, then 10,000 clients that are refused and keep their
  *   end open. Reported: the server's peak descriptors (/proc/PID/fd).
  * - 16 MiB announcements: 1,000 unauthenticated clients announce a 16 MiB `hello` (and 1,000 a
@@ -273,7 +274,7 @@ async function fuzz(context: BenchContext): Promise<void> {
     }
     const alive = await freshHandshake(server.port, server.token);
     context.record({
-      case: 'fuzzed frames (authenticated, every frame type and field)',
+      case: 'fuzzed frames (authenticated, echo-only server, the fuzz test frame types and fields)',
       subject: 'sockit',
       value: frames,
       unit: 'frames',
