@@ -59,7 +59,8 @@ export class Acceptor {
   readonly #sessions = new Map<Socket, Session>();
   /** TLS sockets accepted whose handshake is not done: they count against the cap too. */
   readonly #securing = new Set<Socket>();
-  #refusing = 0;
+  /** Refused sockets not closed yet (each on its timer). */
+  readonly #refusing = new Set<Socket>();
   #nextId = 1;
   #closing: Promise<void> | undefined;
 
@@ -130,7 +131,7 @@ export class Acceptor {
 
   /** Connections refused whose sockets are not closed yet. */
   get refusalsInProgress(): number {
-    return this.#refusing;
+    return this.#refusing.size;
   }
 
   /**
@@ -139,13 +140,13 @@ export class Acceptor {
    */
   #refuse(socket: Socket, peer: string, onSecure: SecureNotifier | undefined): void {
     const limit = this.#options.maxConnections;
-    if (this.#refusing >= MAX_REFUSALS_IN_PROGRESS) {
+    if (this.#refusing.size >= MAX_REFUSALS_IN_PROGRESS) {
       socket.destroy();
       return;
     }
     this.#options.log.warn('connection refused: limit reached', { peer, limit });
-    this.#refusing++;
-    socket.once('close', () => this.#refusing--);
+    this.#refusing.add(socket);
+    socket.once('close', () => this.#refusing.delete(socket));
     // The deadline runs from accept, also while a TLS client is still shaking hands.
     const { refusal, closeGraceMs } = this.#options;
     destroyAfter(socket, closeGraceMs);
@@ -164,7 +165,8 @@ export class Acceptor {
 
   async #close(deadlineMs: number): Promise<void> {
     const stopped = Promise.all(this.#listeners.map((listener) => listener.close()));
-    for (const socket of this.#securing) socket.destroy();
+    // Neither has a session to drain: a closed server holds no socket on a timer.
+    for (const socket of [...this.#securing, ...this.#refusing]) socket.destroy();
     const sockets = [...this.#sessions.keys()];
     const allClosed = Promise.all(
       sockets.map((socket) => (socket.destroyed ? undefined : new Promise((r) => socket.once('close', r)))),
