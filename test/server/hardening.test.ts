@@ -4,6 +4,8 @@
  * refused sockets open, announce bodies they never send, or reuse open request ids.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 import tls from 'node:tls';
@@ -13,7 +15,7 @@ import { serveRaw } from '../../src/server/raw-server.js';
 import { type ServeOptions, type Server, serve } from '../../src/server/server.js';
 import type { Service } from '../../src/server/service.js';
 import { echoService } from '../../src/services/echo.js';
-import { TEST_TOKEN, tempDir } from '../helpers.js';
+import { CLI, TEST_TOKEN, tempDir, waitForLine } from '../helpers.js';
 import { RawPeer } from './peer.js';
 
 function serveOnLoopback(options: Partial<ServeOptions>): Promise<Server> {
@@ -260,6 +262,28 @@ async function holder(port: number): Promise<{ socket: net.Socket; ended: Promis
   });
   return { socket, ended };
 }
+
+describe('sockit serve --handshake-timeout (spawned CLI)', { timeout: 30_000 }, () => {
+  test('a client that says nothing is told TIMEOUT at the deadline given', async () => {
+    const state = await tempDir();
+    const child = spawn(process.execPath, [CLI, 'serve', 'tcp://127.0.0.1:0', '--handshake-timeout', '200'], {
+      env: { ...process.env, SOCKIT_STATE_DIR: state.path, HOME: state.path },
+    });
+    try {
+      const [, address] = await waitForLine(child.stdout, /^ {2}(tcp:\/\/\S+)$/);
+      const peer = await RawPeer.open(address!);
+      const started = Date.now();
+      const error = (await peer.next())!;
+      assert.equal(error.header.code, 'TIMEOUT');
+      await peer.closed;
+      assert.ok(Date.now() - started < 3000, `told after ${Date.now() - started} ms`);
+    } finally {
+      child.kill('SIGKILL');
+      if (child.exitCode === null) await once(child, 'exit');
+      await state.cleanup();
+    }
+  });
+});
 
 describe('refusals that free what they hold', { timeout: 30_000 }, () => {
   test('framed: a refused client that keeps its end open is destroyed on a fixed timer', async () => {

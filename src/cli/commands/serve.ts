@@ -22,6 +22,7 @@ interface ServeCliOptions {
   stateDir?: string;
   maxConnections?: string;
   idleTimeout?: string;
+  handshakeTimeout?: string;
   maxRequests?: string;
   shutdownDeadline?: string;
   logLevel: LogLevel;
@@ -48,6 +49,7 @@ export function registerServe(program: Command): void {
     )
     .option('--max-connections <n>', 'connections open at once')
     .option('--idle-timeout <ms>', 'close connections idle this long (0 = never)')
+    .option('--handshake-timeout <ms>', 'time from accept to finish TLS and hello/auth (default 10000)')
     .option('--max-requests <n>', 'open requests per connection')
     .option('--shutdown-deadline <ms>', 'on SIGINT/SIGTERM, wait this long for open requests')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
@@ -69,6 +71,7 @@ async function runServe(addressArgs: string[], options: ServeCliOptions): Promis
   const limits = {
     maxConnections: optionalInt(options.maxConnections, '--max-connections'),
     idleTimeoutMs: optionalInt(options.idleTimeout, '--idle-timeout'),
+    handshakeTimeoutMs: optionalInt(options.handshakeTimeout, '--handshake-timeout'),
     maxOpenRequests: optionalInt(options.maxRequests, '--max-requests'),
     shutdownDeadlineMs: optionalInt(options.shutdownDeadline, '--shutdown-deadline'),
   };
