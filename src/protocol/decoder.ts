@@ -10,11 +10,20 @@ import {
   MAX_REQUEST_ID,
 } from './frame.js';
 
+/**
+ * The largest body accepted for a frame with this header, asked right after the header is
+ * parsed and before any body byte is buffered. The seam for limits that depend on a
+ * connection's phase or on the frame's type: the owner decides, the decoder enforces.
+ */
+export type BodyLimit = (header: FrameHeader) => number;
+
 export interface DecoderOptions {
   /** Largest accepted header, at most 65536 (the wire ceiling). */
   maxHeaderBytes?: number;
   /** Largest accepted body of one frame. Default 16 MiB. */
   maxBodyBytes?: number;
+  /** A tighter limit per frame, below `maxBodyBytes` (which stays the ceiling). */
+  bodyLimit?: BodyLimit | undefined;
   /**
    * Server side: treat a first length prefix made of printable ASCII that decodes past the
    * ceiling as a text client (`GET `, `hell`) rather than as a broken frame.
@@ -25,7 +34,7 @@ export interface DecoderOptions {
 /** A framing violation. `textClient` marks a peer that sent plain text instead of frames. */
 export class FrameError extends SockitError {
   readonly textClient: boolean;
-  constructor(code: 'FRAME_INVALID' | 'TOO_LARGE', message: string, textClient = false) {
+  constructor(code: 'FRAME_INVALID' | 'TOO_LARGE' | 'TIMEOUT', message: string, textClient = false) {
     super(code, message);
     this.name = 'FrameError';
     this.textClient = textClient;
@@ -48,6 +57,7 @@ type State = (typeof State)[keyof typeof State];
 export class FrameDecoder {
   readonly #maxHeaderBytes: number;
   readonly #maxBodyBytes: number;
+  readonly #bodyLimit: BodyLimit | undefined;
   #detectTextClient: boolean;
   #chunks: Buffer[] = [];
   /** Read offset into `#chunks[0]`. */
@@ -65,6 +75,7 @@ export class FrameDecoder {
   constructor(options: DecoderOptions = {}) {
     this.#maxHeaderBytes = Math.min(options.maxHeaderBytes ?? MAX_HEADER_BYTES, MAX_HEADER_BYTES);
     this.#maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.#bodyLimit = options.bodyLimit;
     this.#detectTextClient = options.detectTextClient ?? false;
   }
 
@@ -99,6 +110,7 @@ export class FrameDecoder {
       if (this.#buffered < this.#headerLength) return undefined;
       this.#header = this.#takeHeader(this.#headerLength);
       this.#bodySize = this.#header.size ?? 0;
+      if (this.#bodyLimit !== undefined) this.#checkBodyLimit(this.#header, this.#bodyLimit(this.#header));
       this.#state = State.Body;
     }
     if (this.#state === State.Body) {
@@ -182,6 +194,16 @@ export class FrameDecoder {
     if (size > this.#maxBodyBytes) {
       this.#fail('TOO_LARGE', `body of ${size} bytes is over the limit of ${this.#maxBodyBytes} bytes`);
     }
+  }
+
+  #checkBodyLimit(header: FrameHeader, limit: number): void {
+    if (this.#bodySize <= limit) return;
+    this.#fail(
+      'TOO_LARGE',
+      limit === 0
+        ? `a "${header.type}" frame takes no body here (it announced ${this.#bodySize} bytes)`
+        : `body of ${this.#bodySize} bytes is over the limit of ${limit} bytes for a "${header.type}" frame here`,
+    );
   }
 
   /**

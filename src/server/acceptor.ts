@@ -2,9 +2,11 @@ import type { Socket } from 'node:net';
 import { SockitError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type Address, formatAddress } from '../transport/address.js';
+import { destroyAfter, endWithin } from '../transport/close-grace.js';
 import {
   describePeer,
   listenStream,
+  type SecureNotifier,
   type StreamListener,
   type TlsServerCredentials,
 } from '../transport/listen.js';
@@ -13,8 +15,24 @@ import {
 export interface Session {
   /** Stop taking new work and close when the current work is done. */
   drain(): void;
-  /** Close now, aborting whatever runs. */
-  destroy(reason: SockitError): void;
+  /** The shutdown deadline passed: abort whatever runs, tell the peer if it can, and close. */
+  expire(reason: SockitError): void;
+}
+
+/**
+ * Refusals in progress at once. Past it a new client over the connection limit is destroyed at
+ * accept without a word, so clients that hold their refused sockets open cannot take the
+ * descriptors: the server holds at most maxConnections + this many client sockets.
+ */
+export const MAX_REFUSALS_IN_PROGRESS = 256;
+
+/** What the acceptor tells `open` about a new connection. */
+export interface AcceptedInfo {
+  id: number;
+  peer: string;
+  local: Address;
+  /** `Date.now()` at accept: deadlines that run from accept count from here (TLS came first). */
+  acceptedAt: number;
 }
 
 export interface AcceptorOptions {
@@ -22,9 +40,13 @@ export interface AcceptorOptions {
   tls?: TlsServerCredentials | undefined;
   log: Logger;
   /** Turns an accepted socket into a session. */
-  open(socket: Socket, info: { id: number; peer: string; local: Address }): Session;
-  /** Tells a client over the connection limit why it is refused, then closes it. */
-  refuse(socket: Socket, reason: string): void;
+  open(socket: Socket, info: AcceptedInfo): Session;
+  /** What a client over the connection limit is sent before its socket is closed. */
+  refusal: string | Buffer;
+  /** Time a `tls://` client has from accept to finish its TLS handshake. */
+  tlsHandshakeTimeoutMs: number;
+  /** A refused client has this long from accept to read why before its socket is destroyed. */
+  closeGraceMs: number;
 }
 
 /**
@@ -35,6 +57,10 @@ export class Acceptor {
   readonly #options: AcceptorOptions;
   readonly #listeners: StreamListener[] = [];
   readonly #sessions = new Map<Socket, Session>();
+  /** TLS sockets accepted whose handshake is not done: they count against the cap too. */
+  readonly #securing = new Set<Socket>();
+  /** Refused sockets not closed yet (each on its timer). */
+  readonly #refusing = new Set<Socket>();
   #nextId = 1;
   #closing: Promise<void> | undefined;
 
@@ -59,33 +85,73 @@ export class Acceptor {
   }
 
   async listen(address: Address): Promise<Address> {
-    const listener = await listenStream(address, (socket) => this.#accept(socket, address), {
-      tls: this.#options.tls,
-    });
+    const listener = await listenStream(
+      address,
+      (socket, onSecure) => this.#accept(socket, address, onSecure),
+      {
+        tls: this.#options.tls,
+        tlsHandshakeTimeoutMs: this.#options.tlsHandshakeTimeoutMs,
+      },
+    );
     this.#listeners.push(listener);
     this.#options.log.info('listening', { address: formatAddress(listener.address) });
     return listener.address;
   }
 
-  #accept(socket: Socket, local: Address): void {
+  #accept(socket: Socket, local: Address, onSecure: SecureNotifier | undefined): void {
     socket.on('error', () => {}); // reported through the session's own close handling
     if (this.#closing) {
       socket.destroy();
       return;
     }
+    const acceptedAt = Date.now();
     const peer = describePeer(socket);
-    if (this.#sessions.size >= this.#options.maxConnections) {
-      this.#options.log.warn('connection refused: limit reached', {
-        peer,
-        limit: this.#options.maxConnections,
-      });
-      this.#options.refuse(socket, `server is at its connection limit (${this.#options.maxConnections})`);
+    if (this.#sessions.size + this.#securing.size >= this.#options.maxConnections) {
+      this.#refuse(socket, peer, onSecure);
       return;
     }
-    const id = this.#nextId++;
-    const session = this.#options.open(socket, { id, peer, local });
+    if (onSecure === undefined) {
+      this.#open(socket, { id: this.#nextId++, peer, local, acceptedAt });
+      return;
+    }
+    this.#securing.add(socket);
+    socket.once('close', () => this.#securing.delete(socket));
+    onSecure(() => {
+      this.#securing.delete(socket);
+      if (this.#closing) socket.destroy();
+      else this.#open(socket, { id: this.#nextId++, peer, local, acceptedAt });
+    });
+  }
+
+  #open(socket: Socket, info: AcceptedInfo): void {
+    const session = this.#options.open(socket, info);
     this.#sessions.set(socket, session);
     socket.once('close', () => this.#sessions.delete(socket));
+  }
+
+  /** Connections refused whose sockets are not closed yet. */
+  get refusalsInProgress(): number {
+    return this.#refusing.size;
+  }
+
+  /**
+   * The one refusal of both servers: write why, end our side, and destroy the socket on a fixed
+   * timer even if the peer keeps its end open. Past MAX_REFUSALS_IN_PROGRESS, destroy at once.
+   */
+  #refuse(socket: Socket, peer: string, onSecure: SecureNotifier | undefined): void {
+    const limit = this.#options.maxConnections;
+    if (this.#refusing.size >= MAX_REFUSALS_IN_PROGRESS) {
+      socket.destroy();
+      return;
+    }
+    this.#options.log.warn('connection refused: limit reached', { peer, limit });
+    this.#refusing.add(socket);
+    socket.once('close', () => this.#refusing.delete(socket));
+    // The deadline runs from accept, also while a TLS client is still shaking hands.
+    const { refusal, closeGraceMs } = this.#options;
+    destroyAfter(socket, closeGraceMs);
+    if (onSecure === undefined) endWithin(socket, closeGraceMs, refusal);
+    else onSecure(() => endWithin(socket, closeGraceMs, refusal));
   }
 
   /**
@@ -99,6 +165,8 @@ export class Acceptor {
 
   async #close(deadlineMs: number): Promise<void> {
     const stopped = Promise.all(this.#listeners.map((listener) => listener.close()));
+    // Neither has a session to drain: a closed server holds no socket on a timer.
+    for (const socket of [...this.#securing, ...this.#refusing]) socket.destroy();
     const sockets = [...this.#sessions.keys()];
     const allClosed = Promise.all(
       sockets.map((socket) => (socket.destroyed ? undefined : new Promise((r) => socket.once('close', r)))),
@@ -115,7 +183,7 @@ export class Acceptor {
       this.#options.log.warn('shutdown deadline passed; closing remaining connections', {
         connections: this.#sessions.size,
       });
-      for (const session of this.#sessions.values()) session.destroy(reason);
+      for (const session of this.#sessions.values()) session.expire(reason);
       await allClosed;
     }
     await stopped;

@@ -4,10 +4,11 @@ import type { Logger } from '../log.js';
 import { createNonce, PROTOCOL_VERSION, SUPPORTED_VERSIONS, verifyProof } from '../protocol/auth.js';
 import { TEXT_CLIENT_REPLY } from '../protocol/decoder.js';
 import { errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
-import { FramedSocket, type FrameError } from '../transport/framed-socket.js';
+import { FramedSocket, type FrameError, type ReadBudget } from '../transport/framed-socket.js';
 import { SOCKIT_AGENT } from '../version.js';
 import type { IdleClock, IdleWatched } from './idle-clock.js';
 import type { Limits } from './limits.js';
+import { phaseBodyLimit, type TrustPhase } from './phase-limits.js';
 import { type RequestOwner, ServerRequest } from './request.js';
 import type { ConnectionContext, MessageHandler, RequestHandler } from './service.js';
 
@@ -22,6 +23,9 @@ export interface Dispatch {
   /** The token, or undefined when the operator turned authentication off. */
   readonly token: string | undefined;
 }
+
+/** At the shutdown deadline, how long the error frames of open requests get to leave. */
+const SHUTDOWN_FLUSH_MS = 500;
 
 const Phase = { Hello: 0, Welcomed: 1, Ready: 2, Closing: 3 } as const;
 type Phase = (typeof Phase)[keyof typeof Phase];
@@ -49,17 +53,25 @@ export class ServerConnection implements RequestOwner {
   /** Watches for idleness once the handshake is done; none when the idle timeout is off. */
   readonly #idleClock: IdleClock | undefined;
   readonly #idleWatch: IdleWatched;
+  /** The handshake's fixed deadline from accept; cleared once the handshake is done. */
+  #handshakeTimer: NodeJS.Timeout | undefined;
+  /** Set at the shutdown deadline: the requests' ends are sent by `expire`, not one by one. */
+  #expiring = false;
 
   constructor(
     socket: Socket,
     options: {
       id: number;
       peer: string;
+      /** `Date.now()` at accept: the handshake deadline counts from there. Default: now. */
+      acceptedAt?: number;
       dispatch: Dispatch;
       limits: Limits;
       log: Logger;
       /** The server's shared idle clock (`limits.idleTimeoutMs`); without one, never idle. */
       idleClock?: IdleClock | undefined;
+      /** The server-wide budget of buffered bytes (`limits.maxBufferedBytes`). */
+      budget?: ReadBudget | undefined;
     },
     onClosed: (connection: ServerConnection) => void,
   ) {
@@ -78,6 +90,10 @@ export class ServerConnection implements RequestOwner {
       {
         maxHeaderBytes: options.limits.maxHeaderBytes,
         maxBodyBytes: options.limits.maxBodyBytes,
+        bodyLimit: (header) => phaseBodyLimit(this.#trustPhase(), header, this.#limits),
+        frameTimeoutMs: options.limits.frameTimeoutMs,
+        closeGraceMs: options.limits.closeGraceMs,
+        budget: options.budget,
         detectTextClient: true,
         stopReadingWhileWriteBlocked: true,
       },
@@ -117,10 +133,23 @@ export class ServerConnection implements RequestOwner {
       get activity() {
         return framed.activity;
       },
-      onIdle: () => this.#onTimeout(),
+      onIdle: () => this.#onIdle(),
     };
-    // The handshake has its own deadline; after it the idle clock takes over (#watchIdle).
-    socket.setTimeout(options.limits.handshakeTimeoutMs, () => this.#onTimeout());
+    // The handshake has a fixed deadline from accept (a dribbled hello cannot stretch it);
+    // after it the idle clock takes over (#watchIdle).
+    this.#handshakeTimer = setTimeout(
+      () => {
+        this.#closeWithError('TIMEOUT', 'handshake not completed in time');
+      },
+      Math.max(0, options.limits.handshakeTimeoutMs - (Date.now() - (options.acceptedAt ?? Date.now()))),
+    );
+  }
+
+  /** What the peer has proven so far, which sets how large a body it may announce. */
+  #trustPhase(): TrustPhase {
+    if (this.#authenticated) return 'authenticated';
+    if (this.#phase === Phase.Welcomed || this.#anonymous) return 'anonymous';
+    return 'handshake';
   }
 
   // ---- RequestOwner -------------------------------------------------------------------
@@ -139,7 +168,7 @@ export class ServerConnection implements RequestOwner {
 
   requestFinished(request: ServerRequest): void {
     if (this.#requests.get(request.id) === request) this.#requests.delete(request.id);
-    if (this.#draining && this.#requests.size === 0) this.#framed.end();
+    if (this.#draining && !this.#expiring && this.#requests.size === 0) this.#framed.end();
   }
 
   reportFailure(request: ServerRequest, error: unknown): void {
@@ -149,7 +178,8 @@ export class ServerConnection implements RequestOwner {
       // Reached from promise handlers: a throw here would be an unhandled rejection that ends the
       // process. Lose this connection, never the server.
       this.#log.error('could not report a request failure', { error: String(reportError) });
-      this.destroy(new SockitError('INTERNAL', 'failure while reporting a failure'));
+      for (const open of this.#requests.values()) open.abort(new SockitError('INTERNAL', 'connection lost'));
+      this.#framed.destroy();
     }
   }
 
@@ -180,22 +210,29 @@ export class ServerConnection implements RequestOwner {
     if (this.#requests.size === 0) this.#closeWithError('UNAVAILABLE', 'server is shutting down');
   }
 
-  /** Aborts every open request and closes the socket now. */
-  destroy(reason: SockitError): void {
-    for (const request of this.#requests.values()) request.abort(reason);
-    this.#framed.destroy();
+  /**
+   * The shutdown deadline passed: every request still open gets `reason` (UNAVAILABLE) as its
+   * error frame and its work is aborted; the connection closes once that is flushed, or after
+   * SHUTDOWN_FLUSH_MS at the latest.
+   */
+  expire(reason: SockitError): void {
+    this.#expiring = true;
+    this.#phase = Phase.Closing;
+    const code = ERROR_CATALOGUE[reason.code].wire ? reason.code : 'UNAVAILABLE';
+    for (const request of [...this.#requests.values()]) {
+      request.fail(code, reason.message);
+      request.abort(reason);
+    }
+    this.#framed.end(undefined, SHUTDOWN_FLUSH_MS);
   }
 
   #closeWithError(code: string, message: string): void {
     this.#phase = Phase.Closing;
+    clearTimeout(this.#handshakeTimer);
     this.#framed.closeWithError(code, message);
   }
 
-  #onTimeout(): void {
-    if (this.#phase === Phase.Hello || (this.#phase === Phase.Welcomed && !this.#anonymous)) {
-      this.#closeWithError('TIMEOUT', 'handshake not completed in time');
-      return;
-    }
+  #onIdle(): void {
     // Long-running requests (a quiet command, a chat member) are not idleness.
     if (this.#requests.size > 0 || this.#holds > 0) return;
     this.#closeWithError('TIMEOUT', `idle for ${this.#limits.idleTimeoutMs} ms`);
@@ -205,6 +242,7 @@ export class ServerConnection implements RequestOwner {
 
   #onFrameError(error: FrameError): void {
     this.#phase = Phase.Closing;
+    clearTimeout(this.#handshakeTimer);
     if (error.textClient) {
       this.#framed.end(TEXT_CLIENT_REPLY);
       return;
@@ -215,6 +253,7 @@ export class ServerConnection implements RequestOwner {
 
   #onClose(error: Error | undefined): void {
     this.#phase = Phase.Closing;
+    clearTimeout(this.#handshakeTimer);
     this.#idleClock?.unwatch(this.#idleWatch);
     const reason = new SockitError('CLOSED', 'client disconnected', { cause: error });
     for (const request of this.#requests.values()) request.abort(reason);
@@ -304,7 +343,8 @@ export class ServerConnection implements RequestOwner {
   }
 
   #watchIdle(): void {
-    this.#framed.socket.setTimeout(0);
+    clearTimeout(this.#handshakeTimer);
+    this.#handshakeTimer = undefined;
     this.#idleClock?.watch(this.#idleWatch);
   }
 
@@ -360,7 +400,9 @@ export class ServerConnection implements RequestOwner {
       return;
     }
     if (this.#requests.has(id)) {
-      this.#framed.send(errorHeader('CONFLICT', `request id ${id} is already open on this connection`, id));
+      // The client's id bookkeeping is broken: neither request can be trusted to reach the right
+      // caller, so the connection ends (its open requests are aborted on close).
+      this.#closeWithError('CONFLICT', `request id ${id} is already open on this connection`);
       return;
     }
     if (this.#requests.size >= this.#limits.maxOpenRequests) {

@@ -8,14 +8,31 @@ export interface Limits {
   maxConnections: number;
   /** A connection with no traffic and no open request for this long is closed (TIMEOUT). 0 = never. */
   idleTimeoutMs: number;
-  /** Time a new framed connection has to finish hello/auth. */
+  /**
+   * Time a new connection has, from accept, to finish its TLS handshake and hello/auth (or start
+   * using open services). A fixed deadline: bytes arriving do not extend it.
+   */
   handshakeTimeoutMs: number;
+  /** A frame whose first bytes arrived must be complete within this (TIMEOUT). 0 = no limit. */
+  frameTimeoutMs: number;
   /** Requests open at once on one connection; past it the server answers BUSY for that id. */
   maxOpenRequests: number;
   /** Largest accepted frame header (at most 65536). */
   maxHeaderBytes: number;
-  /** Largest accepted frame body. */
+  /** Largest accepted frame body, after authentication. */
   maxBodyBytes: number;
+  /** Largest body of a request to an open service before authentication (hello/auth take none). */
+  preAuthBodyBytes: number;
+  /**
+   * Bytes held in all connections' decoders together. Past it, connections holding part of a
+   * frame stop reading until it drops. 0 = no budget.
+   */
+  maxBufferedBytes: number;
+  /**
+   * After the server ends a connection (an error, a refusal at the cap), the peer has this long
+   * to close its side before the socket is destroyed. Fixed from the end: bytes do not extend it.
+   */
+  closeGraceMs: number;
   /** Graceful shutdown: how long open requests may run before connections are force-closed. */
   shutdownDeadlineMs: number;
 }
@@ -24,9 +41,13 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxConnections: 10_000,
   idleTimeoutMs: 300_000,
   handshakeTimeoutMs: 10_000,
+  frameTimeoutMs: 60_000,
   maxOpenRequests: 64,
   maxHeaderBytes: MAX_HEADER_BYTES,
   maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+  preAuthBodyBytes: 64 * 1024,
+  maxBufferedBytes: 256 * 1024 * 1024,
+  closeGraceMs: 5000,
   shutdownDeadlineMs: 10_000,
 });
 

@@ -5,6 +5,7 @@ import { type Logger, silentLogger } from '../log.js';
 import { checkInteger } from '../options.js';
 import { defaultStateDir } from '../state.js';
 import { type Address, formatAddress, parseAddress, unmapIPv4 } from '../transport/address.js';
+import { endWithin } from '../transport/close-grace.js';
 import type { TlsServerCredentials } from '../transport/listen.js';
 import { Acceptor, type Session } from './acceptor.js';
 import { DEFAULT_LIMITS } from './limits.js';
@@ -61,6 +62,10 @@ export interface ServeRawOptions extends RawHandler {
   log?: Logger;
   /** Decides whether a peer may talk to us (allow/deny lists); refused peers are closed at once. */
   admit?(peer: RawPeer): boolean;
+  /** After the server ends a connection or refuses one, the peer's time to close. Default 5 s. */
+  closeGraceMs?: number;
+  /** Time a `tls://` client has from accept to finish its TLS handshake. Default 10 s. */
+  tlsHandshakeTimeoutMs?: number;
   /** What a client over the connection limit reads before it is closed. */
   refusal?(limit: number): string;
 }
@@ -107,9 +112,6 @@ export class RawServer extends EventEmitter {
 const defaultRefusal = (limit: number): string =>
   `sockit: connection refused: the server already has ${limit} client${limit === 1 ? '' : 's'} (its limit); try again later\n`;
 
-/** Time a peer gets to close its side after we ended ours, before the socket is destroyed. */
-const END_GRACE_MS = 5000;
-
 /**
  * Serves plain bytes (no framing) with a socketserver-style handler on TCP, TLS or Unix
  * addresses, sharing the framed server's acceptor: the connection cap with a clear refusal,
@@ -143,6 +145,7 @@ export async function serveRaw(options: ServeRawOptions): Promise<RawServer> {
     1,
   );
   const idleTimeoutMs = options.idleTimeoutMs ?? 0;
+  const closeGraceMs = options.closeGraceMs ?? DEFAULT_LIMITS.closeGraceMs;
 
   const tls = serverTls(addresses, options.tls, options.stateDir ?? defaultStateDir());
 
@@ -152,19 +155,25 @@ export async function serveRaw(options: ServeRawOptions): Promise<RawServer> {
     maxConnections,
     tls: tls?.credentials,
     log,
-    refuse: (socket) => {
-      socket.end(refusal(maxConnections));
-      socket.setTimeout(END_GRACE_MS, () => socket.destroy());
-    },
+    refusal: refusal(maxConnections),
+    tlsHandshakeTimeoutMs: options.tlsHandshakeTimeoutMs ?? DEFAULT_LIMITS.handshakeTimeoutMs,
+    closeGraceMs,
     open: (socket, info) => {
       const remoteAddress = socket.remoteAddress === undefined ? undefined : unmapIPv4(socket.remoteAddress);
       if (options.admit && !options.admit({ remoteAddress, peer: info.peer })) {
         log.info('connection denied', { peer: info.peer });
         server?.emit('denied', info.peer);
         socket.destroy();
-        return { drain() {}, destroy() {} };
+        return { drain() {}, expire() {} };
       }
-      return runConnection(socket, { ...info, remoteAddress }, options, idleTimeoutMs, log, server);
+      return runConnection(
+        socket,
+        { ...info, remoteAddress },
+        options,
+        { idleTimeoutMs, closeGraceMs },
+        log,
+        server,
+      );
     },
   });
   server = new RawServer(acceptor, {
@@ -186,7 +195,7 @@ function runConnection(
   socket: Socket,
   info: { id: number; peer: string; local: Address; remoteAddress: string | undefined },
   handler: RawHandler,
-  idleTimeoutMs: number,
+  { idleTimeoutMs, closeGraceMs }: { idleTimeoutMs: number; closeGraceMs: number },
   log: Logger,
   server: RawServer | undefined,
 ): Session {
@@ -211,10 +220,10 @@ function runConnection(
   }
   server?.emit('connection', connection);
   socket.once('close', () => server?.emit('disconnect', connection));
-  void lifecycle(connection, handler, log);
+  void lifecycle(connection, handler, log, closeGraceMs);
   return {
     drain: () => abort.abort(new SockitError('UNAVAILABLE', 'server is shutting down')),
-    destroy: (reason) => {
+    expire: (reason) => {
       if (!abort.signal.aborted) abort.abort(reason);
       socket.destroy();
     },
@@ -222,7 +231,12 @@ function runConnection(
 }
 
 /** setup → handle → finish, then end the connection; a failing step is logged, never thrown. */
-async function lifecycle(connection: RawConnection, handler: RawHandler, log: Logger): Promise<void> {
+async function lifecycle(
+  connection: RawConnection,
+  handler: RawHandler,
+  log: Logger,
+  closeGraceMs: number,
+): Promise<void> {
   const { socket } = connection;
   let failed = false;
   const report = (step: string, error: unknown): void => {
@@ -252,9 +266,8 @@ async function lifecycle(connection: RawConnection, handler: RawHandler, log: Lo
     socket.destroy();
     return;
   }
-  // Like socketserver's shutdown_request: our side ends; the peer gets a moment to close its own.
-  if (!socket.writableEnded) socket.end();
-  socket.setTimeout(END_GRACE_MS, () => socket.destroy());
-  if (socket.readableEnded) return;
-  socket.resume(); // drain what the peer still sends, so its FIN reaches us and the socket closes
+  // Like socketserver's shutdown_request: our side ends; the peer gets a fixed moment to close its
+  // own (what it still sends is dropped, and moves no deadline).
+  socket.setTimeout(0); // the idle timer is done: the grace below is the only deadline now
+  endWithin(socket, closeGraceMs);
 }

@@ -10,6 +10,7 @@ import { Acceptor } from './acceptor.js';
 import { type Dispatch, ServerConnection } from './connection.js';
 import { IdleClock } from './idle-clock.js';
 import { type Limits, resolveLimits } from './limits.js';
+import { BufferBudget } from './read-budget.js';
 import type { MessageHandler, RequestHandler, Service } from './service.js';
 import { serverTls } from './tls.js';
 
@@ -46,6 +47,7 @@ export class Server extends EventEmitter {
   readonly #acceptor: Acceptor;
   readonly #services: readonly Service[];
   readonly #connections = new Set<ServerConnection>();
+  readonly #budget: BufferBudget;
   #closed: Promise<void> | undefined;
 
   /** Use `serve()`; the constructor does not listen. */
@@ -66,6 +68,8 @@ export class Server extends EventEmitter {
     this.tlsFingerprint = init.tlsFingerprint;
     this.#services = init.services;
     const idleClock = init.limits.idleTimeoutMs > 0 ? new IdleClock(init.limits.idleTimeoutMs) : undefined;
+    this.#budget = new BufferBudget(init.limits.maxBufferedBytes);
+    const budget = this.#budget;
     const refusal = encodeFrameToBuffer(
       errorHeader('BUSY', 'server is at its connection limit; try again later'),
     );
@@ -73,20 +77,21 @@ export class Server extends EventEmitter {
       maxConnections: init.limits.maxConnections,
       tls: init.tls,
       log: init.log,
-      refuse: (socket) => {
-        socket.end(refusal);
-        socket.resume(); // read to the client's FIN so the socket closes
-      },
+      refusal,
+      tlsHandshakeTimeoutMs: init.limits.handshakeTimeoutMs,
+      closeGraceMs: init.limits.closeGraceMs,
       open: (socket, info) => {
         const connection = new ServerConnection(
           socket,
           {
             id: info.id,
             peer: info.peer,
+            acceptedAt: info.acceptedAt,
             dispatch: init.dispatch,
             limits: init.limits,
             log: init.log,
             idleClock,
+            budget,
           },
           (closed) => {
             this.#connections.delete(closed);
@@ -112,6 +117,21 @@ export class Server extends EventEmitter {
 
   get connectionCount(): number {
     return this.#connections.size;
+  }
+
+  /** Bytes held in all connections' frame decoders now (see `limits.maxBufferedBytes`). */
+  get bufferedBytes(): number {
+    return this.#budget.total;
+  }
+
+  /** Connections that stopped reading because `limits.maxBufferedBytes` is exceeded. */
+  get pausedReads(): number {
+    return this.#budget.waiting;
+  }
+
+  /** Refused clients whose sockets are not closed yet. */
+  get refusalsInProgress(): number {
+    return this.#acceptor.refusalsInProgress;
   }
 
   /** Internal: binds one more address. */

@@ -2,10 +2,35 @@ import type { Socket } from 'node:net';
 import { SockitError } from '../errors.js';
 import { type DecoderOptions, FrameDecoder, FrameError } from '../protocol/decoder.js';
 import { encodeFrame, errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
+import { CLOSE_GRACE_MS, endWithin } from './close-grace.js';
+
+/**
+ * Bytes buffered in decoders, shared by the sockets of one server: a socket holding part of a
+ * frame stops reading while the total is over budget, and reads again when told it may.
+ */
+export interface ReadBudget {
+  /** Adds `delta` bytes (negative: released) to the total. */
+  charge(delta: number): void;
+  /** Whether the total is over budget now. */
+  readonly exceeded: boolean;
+  /** Over budget: whether `holder` may read on anyway; if not, `resume` is called once it may. */
+  mayRead(holder: object, resume: () => void): boolean;
+  /** `holder` holds no partial frame any more (it finished its frame, or closed). */
+  release(holder: object): void;
+}
 
 export interface FramedSocketOptions extends DecoderOptions {
   /** Decode nothing more while our own writes wait for `drain` (servers: answers nobody reads). */
   stopReadingWhileWriteBlocked?: boolean;
+  /**
+   * A frame whose first bytes arrived must be complete this long after, or the connection ends
+   * with TIMEOUT (onFrameError): a peer dribbling one frame cannot hold the socket. 0 = no limit.
+   */
+  frameTimeoutMs?: number;
+  /** After `end()`, the peer has this long to close before the socket is destroyed. Default 5 s. */
+  closeGraceMs?: number;
+  /** The server-wide budget of buffered bytes this socket counts against. */
+  budget?: ReadBudget | undefined;
 }
 
 /** What a FramedSocket reports to its owner (the server connection or the client). */
@@ -41,16 +66,26 @@ export class FramedSocket {
   #closeError: Error | undefined;
   #drain: Promise<void> | undefined;
   #activity = 0;
+  readonly #frameTimeoutMs: number;
+  readonly #closeGraceMs: number;
+  #frameTimer: NodeJS.Timeout | undefined;
+  readonly #budget: ReadBudget | undefined;
+  /** Bytes this socket has charged to the budget (its decoder's buffer when last counted). */
+  #charged = 0;
+  /** Paused because the budget is exceeded while this socket holds part of a frame. */
+  #overBudget = false;
 
   constructor(socket: Socket, events: FramedSocketEvents, options: FramedSocketOptions = {}) {
     this.socket = socket;
     this.#stopReadingWhileWriteBlocked = options.stopReadingWhileWriteBlocked ?? false;
     this.#events = events;
     this.#decoder = new FrameDecoder(options);
+    this.#frameTimeoutMs = options.frameTimeoutMs ?? 0;
+    this.#closeGraceMs = options.closeGraceMs ?? CLOSE_GRACE_MS;
+    this.#budget = options.budget;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       if (this.#ending) return; // after end(), the peer's bytes are read only to see its FIN
-      this.#activity++;
       this.#decoder.push(chunk);
       // Replies to this chunk's frames leave together as soon as the handlers return.
       this.#batch ??= [];
@@ -62,11 +97,15 @@ export class FramedSocket {
     });
     socket.on('close', () => {
       this.#closed = true;
+      clearTimeout(this.#frameTimer);
+      this.#budget?.charge(-this.#charged);
+      this.#budget?.release(this);
+      this.#charged = 0;
       this.#events.onClose(this.#closeError);
     });
   }
 
-  /** Grows with every read and every write: what idle timeouts watch. */
+  /** Grows with every frame received and every write: what idle timeouts watch (idle = no frame). */
   get activity(): number {
     return this.#activity;
   }
@@ -133,17 +172,21 @@ export class FramedSocket {
     this.end();
   }
 
-  /** Closes our side after pending writes; the peer's close then completes it. */
-  end(chunk?: string): void {
-    if (this.closed || this.#ending) return;
-    this.#ending = true;
-    this.#flushBatch();
-    if (chunk === undefined) this.socket.end();
-    else this.socket.end(chunk);
-    // Keep reading (and dropping) so the peer's FIN is seen and the socket can close.
-    this.socket.resume();
-    // A peer that never closes its side must not hold the socket forever.
-    this.socket.setTimeout(5000, () => this.socket.destroy());
+  /**
+   * Closes our side after pending writes; the peer's close then completes it. The socket is
+   * destroyed `graceMs` (default: the closeGraceMs option) from now whatever the peer does (keeps its side open, keeps sending).
+   * Called again with a shorter grace, the shorter one wins.
+   */
+  end(chunk?: string, graceMs: number = this.#closeGraceMs): void {
+    if (this.closed) return;
+    if (!this.#ending) {
+      this.#ending = true;
+      clearTimeout(this.#frameTimer);
+      this.#flushBatch();
+    }
+    // Reads go on (and are dropped) so the peer's FIN is seen and the socket can close.
+    this.#overBudget = false;
+    endWithin(this.socket, graceMs, chunk);
   }
 
   destroy(error?: Error): void {
@@ -174,18 +217,17 @@ export class FramedSocket {
       // one side may do this, or two peers writing at once could each wait for the other to read.
       if (this.#stopReadingWhileWriteBlocked && this.socket.writableNeedDrain) {
         this.#waitFor(this.drained());
-        return;
+        break;
       }
       let frame: Frame | undefined;
       try {
         frame = this.#decoder.next();
       } catch (error) {
-        this.#blocked = true;
-        this.socket.pause();
-        this.#events.onFrameError(error as FrameError);
+        this.#fail(error as FrameError);
         return;
       }
-      if (frame === undefined) return;
+      if (frame === undefined) break;
+      this.#activity++;
       let pending: void | Promise<void>;
       try {
         pending = this.#events.onFrame(frame);
@@ -196,6 +238,56 @@ export class FramedSocket {
       }
       if (pending !== undefined) this.#waitFor(pending);
     }
+    this.#afterPump();
+  }
+
+  /** Stops reading and reports a framing violation (or a stalled frame) to the owner. */
+  #fail(error: FrameError): void {
+    this.#blocked = true;
+    clearTimeout(this.#frameTimer);
+    this.socket.pause();
+    this.#events.onFrameError(error);
+  }
+
+  /** After decoding what could be: the stalled-frame deadline and the shared budget. */
+  #afterPump(): void {
+    if (this.#closed || this.#ending) return;
+    const buffered = this.#decoder.bufferedBytes;
+    // The deadline runs only while the peer owes us bytes of a started frame: not between
+    // frames, and not while we are the ones not reading (a slow handler, answers not read).
+    if (this.#decoder.idle || this.#blocked) {
+      clearTimeout(this.#frameTimer);
+      this.#frameTimer = undefined;
+    } else if (this.#frameTimer === undefined && this.#frameTimeoutMs > 0) {
+      this.#frameTimer = setTimeout(() => {
+        this.#fail(
+          new FrameError('TIMEOUT', `a frame was started and not finished within ${this.#frameTimeoutMs} ms`),
+        );
+      }, this.#frameTimeoutMs);
+    }
+    const budget = this.#budget;
+    if (budget === undefined) return;
+    budget.charge(buffered - this.#charged);
+    this.#charged = buffered;
+    if (buffered === 0) {
+      budget.release(this);
+      return;
+    }
+    if (!budget.exceeded || this.#overBudget) return;
+    const resume = (): void => {
+      if (!this.#overBudget) return;
+      this.#overBudget = false;
+      this.#resumeReading();
+    };
+    if (!budget.mayRead(this, resume)) {
+      this.#overBudget = true;
+      this.socket.pause();
+    }
+  }
+
+  #resumeReading(): void {
+    if (this.#blocked || this.#overBudget || this.#closed) return;
+    this.socket.resume();
   }
 
   #waitFor(pending: Promise<void>): void {
@@ -204,7 +296,7 @@ export class FramedSocket {
     const resume = (): void => {
       this.#blocked = false;
       if (this.#closed) return;
-      this.socket.resume();
+      this.#resumeReading();
       this.#pump();
     };
     pending.then(resume, (error: unknown) => {

@@ -18,27 +18,48 @@ export interface StreamListener {
 }
 
 /**
+ * Given with each `tls://` socket: registers the one call made when its TLS handshake is done
+ * (never, if it fails). Writes and ends before that would break the handshake.
+ */
+export type SecureNotifier = (ready: () => void) => void;
+
+/** Time a `tls://` client has from accept to finish its TLS handshake, unless the caller says. */
+export const DEFAULT_TLS_HANDSHAKE_MS = 10_000;
+
+/**
  * Binds a TCP, TLS or Unix-socket listener and reports its real address. `[::]` gives one
  * dual-stack socket. A stale Unix socket file (nobody accepting on it) is removed first; a live
- * one is `UNAVAILABLE`, as with a TCP port in use.
+ * one is `UNAVAILABLE`, as with a TCP port in use. `tls://` sockets reach `onSocket` at accept,
+ * before their TLS handshake, with a `SecureNotifier`; one that does not finish the handshake
+ * within `tlsHandshakeTimeoutMs` is destroyed.
  */
 export async function listenStream(
   address: Address,
-  onSocket: (socket: net.Socket) => void,
-  options: { tls?: TlsServerCredentials; backlog?: number } = {},
+  onSocket: (socket: net.Socket, onSecure: SecureNotifier | undefined) => void,
+  options: { tls?: TlsServerCredentials; backlog?: number; tlsHandshakeTimeoutMs?: number } = {},
 ): Promise<StreamListener> {
   if (address.kind === 'udp') throw new SockitError('USAGE', 'listenStream takes tcp, tls or unix addresses');
   let server: net.Server;
   if (address.kind === 'tls') {
     if (!options.tls) throw new SockitError('USAGE', `${formatAddress(address)} needs a certificate and key`);
-    server = tls.createServer(
-      { cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' },
-      onSocket,
-    );
-    // A client that fails the handshake must not produce an unhandled error on the server.
-    server.on('tlsClientError', (_error, socket) => socket.destroy());
+    const context = tls.createSecureContext({
+      cert: options.tls.cert,
+      key: options.tls.key,
+      minVersion: 'TLSv1.2',
+    });
+    const handshakeMs = options.tlsHandshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_MS;
+    // The TLS socket is handed over at accept, not after its handshake as tls.Server does, so
+    // the owner counts it against its connection cap from accept; `onSecure` says when it may
+    // be used. A handshake not done within the deadline (not Node's own 120 s) loses the socket.
+    server = net.createServer((raw) => {
+      const socket = new tls.TLSSocket(raw, { isServer: true, secureContext: context });
+      const timer = setTimeout(() => socket.destroy(), handshakeMs);
+      socket.once('secure', () => clearTimeout(timer));
+      socket.once('close', () => clearTimeout(timer));
+      onSocket(socket, (ready) => socket.once('secure', ready));
+    });
   } else {
-    server = net.createServer(onSocket);
+    server = net.createServer((socket) => onSocket(socket, undefined));
   }
   server.on('error', () => {});
   if (address.kind === 'unix') await removeStaleUnixSocket(address.path);

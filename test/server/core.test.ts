@@ -1,15 +1,14 @@
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type Client, connect } from '../../src/client/client.js';
-import { SockitError } from '../../src/errors.js';
+import type { SockitError } from '../../src/errors.js';
 import { computeProof } from '../../src/protocol/auth.js';
-import { FrameDecoder } from '../../src/protocol/decoder.js';
-import { encodeFrameToBuffer, type Frame, type FrameHeader } from '../../src/protocol/frame.js';
+import { encodeFrameToBuffer } from '../../src/protocol/frame.js';
 import { type ServeOptions, type Server, serve } from '../../src/server/server.js';
 import type { Service } from '../../src/server/service.js';
 import { echoService } from '../../src/services/echo.js';
 import { TEST_TOKEN, tempDir } from '../helpers.js';
+import { expectCode, RawPeer } from './peer.js';
 
 type TempDir = Awaited<ReturnType<typeof tempDir>>;
 
@@ -76,77 +75,6 @@ async function closedForIdling(client: Client): Promise<void> {
   const reason = await new Promise<SockitError>((resolve) => client.once('close', resolve));
   assert.equal(reason.code, 'TIMEOUT');
   assert.match(reason.message, /idle/);
-}
-
-/** Speaks raw frames to a server: for the tests that must send what a good client never would. */
-class RawPeer {
-  readonly socket: net.Socket;
-  readonly #decoder = new FrameDecoder();
-  readonly #frames: Frame[] = [];
-  readonly #waiters: ((frame: Frame | undefined) => void)[] = [];
-  text = '';
-  readonly closed: Promise<void>;
-
-  private constructor(socket: net.Socket) {
-    this.socket = socket;
-    socket.on('data', (chunk: Buffer) => {
-      this.text += chunk.toString('latin1');
-      this.#decoder.push(chunk);
-      try {
-        for (let frame = this.#decoder.next(); frame; frame = this.#decoder.next()) this.#deliver(frame);
-      } catch {
-        // plain-text answers are read from `text`
-      }
-    });
-    this.closed = new Promise((resolve) =>
-      socket.on('close', () => {
-        for (const waiter of this.#waiters.splice(0)) waiter(undefined);
-        resolve();
-      }),
-    );
-  }
-
-  static async open(address: string): Promise<RawPeer> {
-    const port = Number(address.split(':').pop());
-    const socket = net.connect({ host: '127.0.0.1', port });
-    await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    return new RawPeer(socket);
-  }
-
-  #deliver(frame: Frame): void {
-    const waiter = this.#waiters.shift();
-    if (waiter) waiter(frame);
-    else this.#frames.push(frame);
-  }
-
-  send(header: FrameHeader, body?: Buffer): void {
-    this.socket.write(encodeFrameToBuffer(header, body));
-  }
-
-  next(): Promise<Frame | undefined> {
-    const frame = this.#frames.shift();
-    if (frame) return Promise.resolve(frame);
-    if (this.socket.destroyed) return Promise.resolve(undefined);
-    return new Promise((resolve) => this.#waiters.push(resolve));
-  }
-
-  async handshake(token = TEST_TOKEN): Promise<void> {
-    this.send({ type: 'hello', version: 1, client: 'raw-test' });
-    const welcome = (await this.next())!;
-    assert.equal(welcome.header.type, 'welcome');
-    this.send({ type: 'auth', proof: computeProof(token, String(welcome.header.nonce)) });
-    assert.equal((await this.next())!.header.type, 'ready');
-  }
-}
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<SockitError> {
-  const error = await promise.then(
-    () => assert.fail(`expected ${code}`),
-    (e: unknown) => e,
-  );
-  assert.ok(error instanceof SockitError, `a SockitError, got ${String(error)}`);
-  assert.equal(error.code, code, error.message);
-  return error;
 }
 
 const transports = ['tcp://127.0.0.1:0', 'tls://127.0.0.1:0', 'tcp://[::1]:0', 'unix'];
@@ -554,7 +482,7 @@ describe('graceful shutdown', () => {
     await state.cleanup();
   });
 
-  test('at the deadline remaining requests are aborted and connections force-closed', async () => {
+  test('at the deadline each open request gets UNAVAILABLE, its work is aborted, the connection closes', async () => {
     const hold = holdService();
     const server = await serveOnLoopback({ token: TEST_TOKEN, services: [hold.service] });
     const client = await connect(server.address, { token: TEST_TOKEN });
@@ -563,9 +491,9 @@ describe('graceful shutdown', () => {
       const check = (): void => (hold.started === 1 ? resolve() : void setImmediate(check));
       check();
     });
-    const failed = expectCode(answer, 'CLOSED');
+    const failed = expectCode(answer, 'UNAVAILABLE');
     await server.close(10);
-    await failed;
+    assert.match((await failed).message, /shut down before the request finished/);
   });
 });
 

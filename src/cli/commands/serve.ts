@@ -27,6 +27,7 @@ interface ServeCliOptions {
   maxConnections?: number;
   /** Milliseconds, as the next one (argParsers.duration). */
   idleTimeout?: number;
+  handshakeTimeout?: number;
   maxRequests?: number;
   shutdownDeadline?: number;
   logLevel: LogLevel;
@@ -64,6 +65,11 @@ export function registerServe(program: Command): void {
       `close connections idle this long (${DURATION_HELP}; 0 = never)`,
       argParsers.duration('--idle-timeout'),
     )
+    .option(
+      '--handshake-timeout <duration>',
+      `time from accept to finish TLS and hello/auth (${DURATION_HELP}; default 10s)`,
+      argParsers.duration('--handshake-timeout'),
+    )
     .option('--max-requests <n>', 'open requests per connection', argParsers.positive('--max-requests'))
     .option(
       '--shutdown-deadline <duration>',
@@ -94,6 +100,7 @@ async function runServe(addressArgs: string[], options: ServeCliOptions): Promis
   const limits = {
     maxConnections: options.maxConnections,
     idleTimeoutMs: options.idleTimeout,
+    handshakeTimeoutMs: options.handshakeTimeout,
     maxOpenRequests: options.maxRequests,
     shutdownDeadlineMs: options.shutdownDeadline,
   };
