@@ -21,7 +21,8 @@ describe('allow/deny CIDR matching', () => {
     for (const empty of ['', ' ', ',', ' , ,\t']) {
       assert.throws(
         () => AccessList.fromOptions([empty]),
-        (error: unknown) => (error as { code?: string }).code === 'USAGE' && /--allow: .* lists no address/.test(String(error)),
+        (error: unknown) =>
+          (error as { code?: string }).code === 'USAGE' && /--allow: .* lists no address/.test(String(error)),
       );
       assert.throws(() => AccessList.fromOptions([], ['10.0.0.0/8', empty]), /--deny: .* lists no address/);
     }
