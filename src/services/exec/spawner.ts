@@ -120,6 +120,9 @@ class NativeChild extends EventEmitter implements CommandProcess {
 
   #onExit(code: number | null, signal: NodeJS.Signals | null): void {
     this.#exit = [code, signal];
+    // Our end of the stdin socketpair: nothing else closes it when the request never sent
+    // stdin-end (one descriptor per command, until EMFILE). ChildProcess does the same on exit.
+    this.stdin?.destroy();
     this.emit('exit', code, signal);
     this.#closeIfDone();
   }
