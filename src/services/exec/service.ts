@@ -82,6 +82,8 @@ export function execService(options: ExecServiceOptions): ExecService {
         refuse(error, fields);
         return;
       }
+      // An audit file that is behind holds new commands back rather than losing their records.
+      await audit.ready();
       if (request.signal.aborted) {
         // Cancelled or disconnected while we checked: the client has stopped listening.
         command.abandon();
