@@ -84,7 +84,7 @@ export function execService(options: ExecServiceOptions): ExecService {
       }
       try {
         // An audit file that is behind holds new commands back rather than losing their records.
-        await audit.ready();
+        await readyOrAborted(audit.ready(), request.signal);
         if (request.signal.aborted) {
           // Cancelled or disconnected while we checked: the client has stopped listening.
           command.abandon();
@@ -123,6 +123,19 @@ export function execService(options: ExecServiceOptions): ExecService {
       await audit.close();
     },
   };
+}
+
+/** Waits for `ready`, or less if the request is cancelled meanwhile (the caller then sees the abort). */
+function readyOrAborted(ready: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    void ready.then(done);
+  });
 }
 
 function describe(fields: ExecRequestFields | undefined): Partial<ExecAuditEntry> {
