@@ -19,7 +19,7 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { join } from 'node:path';
 import { domainToASCII } from 'node:url';
-import { writeFileAtomic } from '../state.js';
+import { checkPrivateDir, readPrivateFile, writeFileAtomic } from '../state.js';
 
 /** Options for {@link generateSelfSignedCertificate} and {@link loadOrCreateCertificate}. */
 export interface SelfSignedOptions {
@@ -277,7 +277,8 @@ export function loadOrCreateCertificate(dir: string, options: SelfSignedOptions 
   const certPath = join(dir, 'cert.pem');
   const keyPath = join(dir, 'key.pem');
   const certPem = readIfExists(certPath);
-  const keyPem = readIfExists(keyPath);
+  // The key is checked as the token is: ours, 0600, not a symlink, in a directory only we can write.
+  const keyPem = readPrivateFile(keyPath, 'TLS key', { optional: true });
 
   if (certPem !== undefined && keyPem !== undefined) {
     let cert: X509Certificate;
@@ -293,6 +294,7 @@ export function loadOrCreateCertificate(dir: string, options: SelfSignedOptions 
   }
 
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  checkPrivateDir(dir);
   // Remove a lone leftover first: the key is then written before the cert, so an interruption at any
   // point leaves at most one file, which the next call regenerates instead of pairing with a stale half.
   rmSync(certPath, { force: true });
