@@ -46,6 +46,9 @@ export interface AuditSink {
   close(): Promise<void>;
 }
 
+/** How long close() lets a file that is behind drain before it gives up on the queue. */
+const AUDIT_CLOSE_FLUSH_MS = 5000;
+
 /** What the audit file may fall behind by before entries are dropped (and counted). */
 export const DEFAULT_AUDIT_QUEUE_BYTES = 1024 * 1024;
 
@@ -85,7 +88,9 @@ export function createAuditSink(options: {
     stream = createWriteStream('', { fd });
     let reported = false;
     stream.on('error', (error) => {
-      // A broken file never drains: nothing may wait for it.
+      // A broken file never drains: nothing may wait for it, and nothing more is written to it
+      // (the stream closes its descriptor itself).
+      stream = undefined;
       queue.length = 0;
       backlog.queuedBytes = 0;
       draining = undefined;
@@ -146,8 +151,28 @@ export function createAuditSink(options: {
     async close() {
       const open = stream;
       if (!open) return;
-      // What is queued still goes to the file (the drop count too) before it is closed.
-      while (draining !== undefined) await draining;
+      // What is queued still goes to the file (the drop count too) before it is closed, but a
+      // file that does not move within a fixed time must not hold the server's shutdown.
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), AUDIT_CLOSE_FLUSH_MS);
+      });
+      try {
+        while (draining !== undefined) {
+          if ((await Promise.race([draining, deadline])) === 'late') {
+            options.log?.warn('exec audit file did not drain before close; queued entries were lost', {
+              file: options.file,
+              queued: queue.length,
+              dropped: backlog.dropped,
+            });
+            stream = undefined;
+            open.destroy();
+            return;
+          }
+        }
+      } finally {
+        clearTimeout(timer);
+      }
       stream = undefined;
       resolveDrained?.();
       await new Promise<void>((resolve) => open.end(resolve));
