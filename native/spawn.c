@@ -8,7 +8,9 @@
  *   file      program; searched on env's PATH (else the server's) unless it contains a slash
  *   argv      the whole argv, argv[0] included
  *   env       ["NAME=value", ...], the child's whole environment
- *   cwd       the child's working directory
+ *   cwd       the child's working directory: a path, or an open directory descriptor (a
+ *             number) that the child fchdir()s to, so a directory checked by the caller cannot
+ *             be swapped (for a symlink, say) between the check and the start
  *   pipeStdin true: stdinFd is our end of a socketpair; false: stdin is /dev/null, stdinFd -1
  *   onExit    called once as onExit(code, null) or onExit(null, signalNumber)
  * The child leads a new session and process group (setsid), has every signal at its default
@@ -79,7 +81,21 @@ static napi_value throw_errno(napi_env env, int err, const char *what) {
   return NULL;
 }
 
+/* posix_spawn_file_actions_addfchdir_np arrived in glibc 2.29; before it, chdir to /proc/self/fd/N. */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
+#define SOCKIT_HAVE_ADDFCHDIR 1
+#else
+#define SOCKIT_HAVE_ADDFCHDIR 0
+#endif
+
 /* ---- strings from JS --------------------------------------------------------------------- */
+
+/* "/proc/self/fd/N": what a descriptor cwd is called in messages (and chdir'ed to without fchdir). */
+static char *describe_fd(int fd) {
+  char *text = malloc(32);
+  if (text != NULL) snprintf(text, 32, "/proc/self/fd/%d", fd);
+  return text;
+}
 
 static char *utf8(napi_env env, napi_value value) {
   size_t length = 0;
@@ -243,7 +259,16 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   napi_get_value_bool(env, args[4], &pipe_stdin);
 
   char *file = utf8(env, args[0]);
-  char *cwd = utf8(env, args[3]);
+  napi_valuetype cwd_type = napi_undefined;
+  napi_typeof(env, args[3], &cwd_type);
+  int32_t cwd_fd = -1;
+  char *cwd = NULL;
+  if (cwd_type == napi_number) {
+    napi_get_value_int32(env, args[3], &cwd_fd);
+    cwd = describe_fd(cwd_fd);
+  } else {
+    cwd = utf8(env, args[3]);
+  }
   char **argv = string_list(env, args[1]);
   char **envp = string_list(env, args[2]);
   int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
@@ -253,7 +278,8 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   posix_spawn_file_actions_init(&actions);
   posix_spawnattr_init(&attributes);
 
-  if (file == NULL || cwd == NULL || argv == NULL || envp == NULL || argv[0] == NULL) {
+  if (file == NULL || cwd == NULL || argv == NULL || envp == NULL || argv[0] == NULL ||
+      (cwd_type == napi_number && cwd_fd < 0)) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "spawn: strings without NUL bytes expected");
     goto done;
   }
@@ -277,7 +303,16 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   }
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-  posix_spawn_file_actions_addchdir_np(&actions, cwd);
+  if (cwd_fd >= 0) {
+#if SOCKIT_HAVE_ADDFCHDIR
+    posix_spawn_file_actions_addfchdir_np(&actions, cwd_fd);
+#else
+    /* The child has a copy of our descriptors until it execs: the magic link is the held inode. */
+    posix_spawn_file_actions_addchdir_np(&actions, cwd);
+#endif
+  } else {
+    posix_spawn_file_actions_addchdir_np(&actions, cwd);
+  }
   sigset_t all, none;
   sigfillset(&all);
   sigemptyset(&none);

@@ -27,6 +27,61 @@ export interface ChatPresence {
 }
 
 /**
+ * The one set of listeners a client gets for all its rooms: `frame`, `close` and
+ * `server-error` are each listened to once per client, and a frame finds its room by a Map
+ * lookup. Listeners per room would be O(rooms) work per frame and trip Node's MaxListeners
+ * warning at the eleventh room.
+ */
+class ChatDispatch {
+  readonly #client: Client;
+  readonly #rooms = new Map<string, ChatRoom>();
+  readonly #onFrame = (frame: Frame): void => {
+    const room = frame.header.room;
+    if (typeof room === 'string') this.#rooms.get(room)?.deliver(frame);
+  };
+  readonly #onEnd = (reason: SockitError): void => {
+    for (const room of [...this.#rooms.values()]) room.end(reason);
+  };
+
+  constructor(client: Client) {
+    this.#client = client;
+  }
+
+  /** Starts routing the room's frames to `room`; a room already held (a second join, refused by the server) is left as it is. */
+  add(room: ChatRoom): void {
+    if (this.#rooms.has(room.room)) return;
+    if (this.#rooms.size === 0) {
+      this.#client.on('frame', this.#onFrame);
+      this.#client.on('close', this.#onEnd);
+      this.#client.on('server-error', this.#onEnd);
+    }
+    this.#rooms.set(room.room, room);
+  }
+
+  /** Stops routing to `room`; the last room out removes the client listeners. */
+  remove(room: ChatRoom): void {
+    if (this.#rooms.get(room.room) !== room) return;
+    this.#rooms.delete(room.room);
+    if (this.#rooms.size === 0) {
+      this.#client.off('frame', this.#onFrame);
+      this.#client.off('close', this.#onEnd);
+      this.#client.off('server-error', this.#onEnd);
+    }
+  }
+}
+
+const dispatchers = new WeakMap<Client, ChatDispatch>();
+
+function dispatchFor(client: Client): ChatDispatch {
+  let dispatch = dispatchers.get(client);
+  if (dispatch === undefined) {
+    dispatch = new ChatDispatch(client);
+    dispatchers.set(client, dispatch);
+  }
+  return dispatch;
+}
+
+/**
  * Membership in one chat room. Events: `message` (ChatMessage, your own included, in the order
  * the server fanned them out), `presence` (ChatPresence), `close` (SockitError: the connection
  * ended or the server dropped this member).
@@ -40,9 +95,7 @@ export class ChatRoom extends EventEmitter {
   #left = false;
   /** Frames that arrived before the caller could attach listeners; see `joinChat`. */
   #backlog: Frame[] | undefined = [];
-  readonly #onFrame: (frame: Frame) => void;
-  /** Both the connection's `close` and a connection-level `server-error` end the membership. */
-  readonly #onEnd: (reason: SockitError) => void;
+  readonly #dispatch: ChatDispatch;
 
   /** Use `joinChat()` or `client.chat()`. */
   constructor(client: Client, init: { room: string; name: string }) {
@@ -51,14 +104,8 @@ export class ChatRoom extends EventEmitter {
     this.room = init.room;
     this.name = init.name;
     this.members = new Set();
-    this.#onFrame = (frame) => {
-      if (this.#backlog) this.#backlog.push(frame);
-      else this.#receive(frame);
-    };
-    this.#onEnd = (reason) => this.#closed(reason);
-    client.on('frame', this.#onFrame);
-    client.on('close', this.#onEnd);
-    client.on('server-error', this.#onEnd);
+    this.#dispatch = dispatchFor(client);
+    this.#dispatch.add(this);
   }
 
   /** Sends a message to everyone in the room. False: wait for `client.drained()` before the next. */
@@ -91,10 +138,22 @@ export class ChatRoom extends EventEmitter {
     this.#detach();
   }
 
+  /** Internal (ChatDispatch): a frame for this room. */
+  deliver(frame: Frame): void {
+    if (this.#backlog) this.#backlog.push(frame);
+    else this.#receive(frame);
+  }
+
+  /** Internal (ChatDispatch): the connection closed or failed; the membership ends. */
+  end(reason: SockitError): void {
+    if (this.#left) return;
+    this.#detach();
+    this.emit('close', reason);
+  }
+
   #receive(frame: Frame): void {
     if (this.#left) return;
     const { header } = frame;
-    if (header.room !== this.room) return;
     if (header.type === 'message') {
       const from = String(header.from ?? '');
       this.emit('message', { room: this.room, from, text: frame.body.toString('utf8'), body: frame.body });
@@ -109,17 +168,9 @@ export class ChatRoom extends EventEmitter {
     }
   }
 
-  #closed(reason: SockitError): void {
-    if (this.#left) return;
-    this.#detach();
-    this.emit('close', reason);
-  }
-
   #detach(): void {
     this.#left = true;
-    this.client.off('frame', this.#onFrame);
-    this.client.off('close', this.#onEnd);
-    this.client.off('server-error', this.#onEnd);
+    this.#dispatch.remove(this);
   }
 }
 

@@ -300,8 +300,9 @@ export async function connect(address: string | Address, options: ConnectOptions
   const timeoutMs = options.connectTimeoutMs ?? 10_000;
   const stateDir = options.stateDir ?? defaultStateDir(options.env ?? process.env);
   const tlsTrust: TlsTrust = { knownHostsFile: join(stateDir, 'known_hosts'), ...options.tls };
-  const socket = await dialStream(target, { timeoutMs, tls: tlsTrust, onTlsPin: options.onTlsPin });
+  // Credentials first: a bad token file must fail before a socket exists that could outlive the error.
   const token = resolveClientToken(options);
+  const socket = await dialStream(target, { timeoutMs, tls: tlsTrust, onTlsPin: options.onTlsPin });
   // The first bytes the peer sent, to show when it turns out not to speak sockit (an HTTP port).
   let firstBytes: Buffer | undefined;
   socket.once('data', (chunk: Buffer) => {

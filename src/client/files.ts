@@ -12,7 +12,7 @@ import { constants } from 'node:fs';
 import { type FileHandle, lstat, open, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { errnoMeaning, errnoOf, fromFileError, SockitError } from '../errors.js';
-import { FILES_FRAMES, type FileEntry, isSha256Hex, partialDownloadName } from '../protocol/files.js';
+import { byPath, FILES_FRAMES, type FileEntry, isSha256Hex, partialDownloadName } from '../protocol/files.js';
 import type { Frame, FrameHeader } from '../protocol/frame.js';
 import { hashRange, readChunks } from '../storage/file-reader.js';
 import { SequentialWriter } from '../storage/file-writer.js';
@@ -393,7 +393,8 @@ export async function listEntries(
   };
   const done = await request.done;
   entries.push(...parseEntries(done.header.entries));
-  return entries;
+  // A streamed listing arrives in the server's directory order.
+  return entries.sort(byPath);
 }
 
 /** One entry; with `sha256` the server hashes the file. */

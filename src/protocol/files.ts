@@ -80,3 +80,10 @@ export function isSha256Hex(text: unknown): text is string {
 
 /** SHA-256 of nothing: what a 0-byte file hashes to. */
 export const EMPTY_SHA256 = createHash('sha256').digest('hex');
+
+/** Listing order, by name and depth first: `a`, `a/b`, `a.txt` (a path separator sorts before any character). */
+export function byPath(a: FileEntry, b: FileEntry): number {
+  const left = a.path.replaceAll('/', '\0');
+  const right = b.path.replaceAll('/', '\0');
+  return left < right ? -1 : left > right ? 1 : 0;
+}

@@ -12,15 +12,20 @@ export interface CidrRule {
 /**
  * Parses `--allow`/`--deny` values: comma- or space-separated IPv4/IPv6 addresses, each with an
  * optional `/prefix`. A bare address is a single host (/32 or /128). Host names are refused:
- * access decisions must not depend on DNS answers.
+ * access decisions must not depend on DNS answers. A value with no address in it (`''`, `' '`,
+ * `','`) is a USAGE error: an allow list that parsed to nothing would otherwise admit everyone.
  */
 export function parseCidrList(values: readonly string[], option = '--allow/--deny'): CidrRule[] {
   const rules: CidrRule[] = [];
   for (const value of values) {
-    for (const item of value.split(/[\s,]+/)) {
-      if (item === '') continue;
-      rules.push(parseCidr(item, option));
+    const items = value.split(/[\s,]+/).filter((item) => item !== '');
+    if (items.length === 0) {
+      throw new SockitError(
+        'USAGE',
+        `${option}: "${value}" lists no address; give IPs or CIDR blocks (e.g. 127.0.0.1, 10.0.0.0/8)`,
+      );
     }
+    for (const item of items) rules.push(parseCidr(item, option));
   }
   return rules;
 }

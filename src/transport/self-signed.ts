@@ -20,7 +20,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { join } from 'node:path';
 import { domainToASCII } from 'node:url';
 import { fromFileError, invalidOption } from '../errors.js';
-import { writeFileAtomic } from '../state.js';
+import { checkPrivateDir, readPrivateFile, writeFileAtomic } from '../state.js';
 
 /** Options for {@link generateSelfSignedCertificate} and {@link loadOrCreateCertificate}. */
 export interface SelfSignedOptions {
@@ -278,7 +278,8 @@ export function loadOrCreateCertificate(dir: string, options: SelfSignedOptions 
   const certPath = join(dir, 'cert.pem');
   const keyPath = join(dir, 'key.pem');
   const certPem = readIfExists(certPath);
-  const keyPem = readIfExists(keyPath);
+  // The key is checked as the token is: ours, 0600, not a symlink, in a directory only we can write.
+  const keyPem = readPrivateFile(keyPath, 'TLS key', { optional: true });
 
   if (certPem !== undefined && keyPem !== undefined) {
     const checked = checkCertificatePair(certPem, keyPem, certPath, keyPath);
@@ -290,6 +291,7 @@ export function loadOrCreateCertificate(dir: string, options: SelfSignedOptions 
   } catch (err) {
     throw fromFileError(err, dir, 'cannot create the TLS state directory');
   }
+  checkPrivateDir(dir);
   // Remove a lone leftover first: the key is then written before the cert, so an interruption at any
   // point leaves at most one file, which the next call regenerates instead of pairing with a stale half.
   rmSync(certPath, { force: true });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { type ChatMessage, type ChatPresence, type ChatRoom, type Client, connect } from '../../src/index.js';
@@ -107,6 +108,58 @@ describe('chat service', () => {
       ['bob join', 'bob leave', 'carol join', 'carol leave'],
     );
     assert.deepEqual(chat.members('tea'), ['alice']);
+  });
+
+  it('one client in 20 rooms: one listener set, no MaxListeners warning, each message to its room only', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => {
+      warnings.push(warning);
+    };
+    process.on('warning', onWarning);
+    try {
+      const client = await open();
+      const rooms = await Promise.all(
+        Array.from({ length: 20 }, (_, index) => client.chat({ name: 'many', room: `room-${index}` })),
+      );
+      for (const event of ['frame', 'close', 'server-error'])
+        assert.equal(client.listenerCount(event), 1, event);
+      const received = rooms.map(() => [] as string[]);
+      rooms.forEach((room, index) =>
+        room.on('message', (message: ChatMessage) => received[index]!.push(message.text)),
+      );
+
+      const speaker = await open();
+      const spoken = await Promise.all(
+        rooms.map((_, index) => speaker.chat({ name: 'speaker', room: `room-${index}` })),
+      );
+      spoken.forEach((room, index) => {
+        room.say(`to ${index} a`);
+        room.say(`to ${index} b`);
+      });
+      await Promise.all(rooms.map((room, index) => until(room, () => received[index]!.length === 2)));
+      assert.deepEqual(
+        received,
+        rooms.map((_, index) => [`to ${index} a`, `to ${index} b`]),
+      );
+
+      // Leaving keeps the other rooms served; the last one out removes the listeners.
+      await rooms[3]!.leave();
+      spoken[4]!.say('still here');
+      await until(rooms[4]!, () => received[4]!.length === 3);
+      assert.deepEqual(received[3], ['to 3 a', 'to 3 b']);
+      const closes = rooms.filter((_, index) => index !== 3).map((room) => once(room, 'close'));
+      client.destroy();
+      await Promise.all(closes);
+      for (const event of ['frame', 'close', 'server-error'])
+        assert.equal(client.listenerCount(event), 0, event);
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on a later tick
+      assert.deepEqual(
+        warnings.filter((warning) => warning.name === 'MaxListenersExceededWarning'),
+        [],
+      );
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 
   it('refuses bad names and rooms with BAD_REQUEST', async () => {

@@ -8,7 +8,7 @@ import { serve } from '../../src/server/server.js';
 import type { Service } from '../../src/server/service.js';
 import { echoService } from '../../src/services/echo.js';
 import { generateSelfSignedCertificate } from '../../src/transport/self-signed.js';
-import { startServer, TEST_TOKEN, tempDir } from '../helpers.js';
+import { runCli, startServer, TEST_TOKEN, tempDir } from '../helpers.js';
 
 function isCode(code: string) {
   return (error: unknown) => error instanceof SockitError && error.code === code;
@@ -225,5 +225,72 @@ describe('addresses', () => {
       return isCode('UNAVAILABLE')(error) && /address already in use/.test((error as Error).message);
     });
     await first.close(100);
+  });
+});
+
+describe('credentials are read before dialling', () => {
+  /** A TCP listener that counts the connections it gets and never answers. */
+  async function countingListener(): Promise<{
+    port: number;
+    count: () => number;
+    close: () => Promise<void>;
+  }> {
+    let connections = 0;
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((socket) => {
+      connections++;
+      sockets.add(socket);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return {
+      port: (server.address() as net.AddressInfo).port,
+      count: () => connections,
+      close: () =>
+        new Promise<void>((resolve) => {
+          for (const socket of sockets) socket.destroy();
+          server.close(() => resolve());
+        }),
+    };
+  }
+
+  test('connect() with an unreadable token file fails with USAGE and opens no socket', async () => {
+    const listener = await countingListener();
+    const dir = await tempDir();
+    try {
+      await assert.rejects(
+        connect(`127.0.0.1:${listener.port}`, {
+          tokenFile: `${dir.path}/missing`,
+          stateDir: dir.path,
+          env: {},
+        }),
+        (error: unknown) => isCode('USAGE')(error) && /cannot read token file/.test((error as Error).message),
+      );
+      assert.equal(listener.count(), 0);
+    } finally {
+      await listener.close();
+      await dir.cleanup();
+    }
+  });
+
+  test('the CLI with a bad --token-file exits at once with code 2, without connecting', async () => {
+    const listener = await countingListener();
+    const dir = await tempDir();
+    try {
+      const started = performance.now();
+      const result = await runCli(
+        ['ping', `127.0.0.1:${listener.port}`, '--token-file', `${dir.path}/missing`],
+        { env: { SOCKIT_STATE_DIR: dir.path, HOME: dir.path }, timeoutMs: 20_000 },
+      );
+      const elapsed = performance.now() - started;
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, /^sockit: USAGE: cannot read token file .*missing/);
+      assert.equal(result.stderr.trim().split('\n').length, 1, 'one line, no stack');
+      assert.equal(listener.count(), 0, 'no connection was made');
+      // Before the fix the open socket kept the CLI alive for the 10 s connect timeout.
+      assert.ok(elapsed < 5000, `exited after ${Math.round(elapsed)} ms`);
+    } finally {
+      await listener.close();
+      await dir.cleanup();
+    }
   });
 });

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
-import { readFile, stat } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Logger } from '../../src/log.js';
+import { createAuditSink } from '../../src/services/exec/audit.js';
 import { tempDir } from '../helpers.js';
 import { startExec } from './helpers.js';
 
@@ -71,4 +74,69 @@ test('audit entries can go to a Logger instead', async () => {
   assert.deepEqual(entries[0]!.fields!.argv, ['echo', 'hi']);
   assert.equal(entries[0]!.fields!.code, 0);
   assert.equal(entries[0]!.fields!.bytesOut, 3);
+});
+
+test('the audit file is written with backpressure: a bounded queue, drops counted and recorded', async () => {
+  const dir = await tempDir('sockit-exec-audit-');
+  const fifo = join(dir.path, 'audit.fifo');
+  execFileSync('mkfifo', [fifo]);
+  // A FIFO's two opens wait for each other: the reader's on the thread pool, the sink's here.
+  // Nothing is read until the queue is full: the pipe (64 KiB) fills, then the stream, then the queue.
+  const opening = open(fifo, 'r');
+  const maxQueuedBytes = 32 * 1024;
+  const sink = createAuditSink({ file: fifo, maxQueuedBytes });
+  const reader = await opening;
+  try {
+    const entry = (id: number) => ({
+      peer: '127.0.0.1:1',
+      connection: 1,
+      id,
+      outcome: 'exit' as const,
+      argv: ['echo', 'x'.repeat(200)],
+    });
+    const total = 3000; // ~750 KB of lines: far more than the pipe, the stream and the queue hold
+    for (let id = 1; id <= total; id++) {
+      sink.record(entry(id));
+      assert.ok(sink.backlog.queuedBytes <= maxQueuedBytes, `queue at ${sink.backlog.queuedBytes} bytes`);
+    }
+    const dropped = sink.backlog.dropped;
+    assert.ok(dropped > 0, 'a full queue drops (and counts) entries');
+    let readyResolved = false;
+    const ready = sink.ready().then(() => {
+      readyResolved = true;
+    });
+    assert.equal(readyResolved, false, 'ready() waits while the file is behind');
+
+    // Now read everything: the queue drains, the drop count is written, close() ends the file.
+    const lines: string[] = [];
+    let partial = '';
+    const reading = (async () => {
+      const stream = createReadStream('', { fd: reader.fd, autoClose: false });
+      for await (const chunk of stream) {
+        const text = partial + chunk.toString();
+        const parts = text.split('\n');
+        partial = parts.pop()!;
+        lines.push(...parts);
+      }
+    })();
+    await ready;
+    await sink.close();
+    await reading;
+    const records = lines.map((line) => JSON.parse(line));
+    const exec = records.filter((record) => record.event === 'exec');
+    const drops = records.filter((record) => record.event === 'audit-dropped');
+    assert.equal(drops.length, 1);
+    assert.equal(drops[0].dropped, dropped);
+    assert.equal(exec.length + dropped, total, 'every entry is written or counted as dropped');
+    // What was written is in order and whole: the first ones, then the ones after the gap.
+    const ids = exec.map((record) => record.id);
+    assert.deepEqual(
+      ids,
+      [...ids].sort((a, b) => a - b),
+    );
+    assert.equal(ids[0], 1);
+  } finally {
+    await reader.close().catch(() => {});
+    await dir.cleanup();
+  }
 });

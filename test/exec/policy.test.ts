@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdir, realpath } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, readFile, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { SockitError } from '../../src/errors.js';
@@ -77,6 +79,74 @@ describe('exec policy: working directories', () => {
     await assert.rejects(env.client.exec(['pwd'], { cwd: '/' }), { code: 'FORBIDDEN' });
   });
 });
+
+for (const spawner of ['native', 'node'] as const) {
+  describe(`exec policy: --exec-cwd-root holds the directory it checked (${spawner} spawner)`, () => {
+    test('a directory swapped for a symlink to / during the runs: no command starts outside the root', async (t) => {
+      const dir = await tempDir('sockit-exec-swap-');
+      const root = join(await realpath(dir.path), 'root');
+      const work = join(root, 'work');
+      await mkdir(work, { recursive: true });
+      const auditFile = join(dir.path, 'audit.jsonl');
+      const env = await startExec({ cwdRoots: [root], spawner, auditFile });
+      // Swaps root/work between the real directory and a symlink to / as fast as it can.
+      const swapper = spawn(
+        process.execPath,
+        [
+          '-e',
+          `const fs = require('node:fs');
+           const [work, away] = process.argv.slice(1);
+           process.stdout.write('go\\n');
+           for (;;) {
+             fs.renameSync(work, away);
+             fs.symlinkSync('/', work);
+             fs.unlinkSync(work);
+             fs.renameSync(away, work);
+           }`,
+          work,
+          `${work}.away`,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      const swapperExit = once(swapper, 'exit');
+      try {
+        await once(swapper.stdout, 'data');
+        const outcomes: Record<string, number> = {};
+        const outside: string[] = [];
+        // Until 20 runs ran (or 600 tries): a real race, many refused, none outside.
+        for (let run = 0; run < 600 && (outcomes.ran ?? 0) < 20; run++) {
+          try {
+            const ran = await env.client.exec(['pwd'], { cwd: 'work' });
+            const cwd = ran.stdout.toString().trim();
+            if (!cwd.startsWith(`${root}/`)) outside.push(cwd);
+            outcomes.ran = (outcomes.ran ?? 0) + 1;
+          } catch (error) {
+            const code = (error as SockitError).code;
+            outcomes[code] = (outcomes[code] ?? 0) + 1;
+          }
+        }
+        t.diagnostic(`${spawner}: ${JSON.stringify(outcomes)}`);
+        assert.deepEqual(outside, [], `runs started outside ${root}`);
+        assert.ok((outcomes.ran ?? 0) > 0, `some runs ran: ${JSON.stringify(outcomes)}`);
+        for (const code of Object.keys(outcomes))
+          assert.ok(['ran', 'FORBIDDEN', 'NOT_FOUND'].includes(code), code);
+      } finally {
+        swapper.kill('SIGKILL');
+        await swapperExit;
+        await env.stop();
+      }
+      // The audit log records where each run really started: the held directory's real path.
+      const entries = (await readFile(auditFile, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line))
+        .filter((entry) => entry.outcome === 'exit');
+      assert.ok(entries.length > 0);
+      for (const entry of entries) assert.ok(entry.cwd.startsWith(root), entry.cwd);
+      await dir.cleanup();
+    });
+  });
+}
 
 describe('exec policy: limits', () => {
   test('past the server-wide cap on running commands, BUSY', async () => {

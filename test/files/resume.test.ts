@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { statSync } from 'node:fs';
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect } from '../../src/client/client.js';
@@ -324,5 +324,56 @@ describe('server killed mid-upload', () => {
     const secondExit = once(second.child, 'exit');
     second.child.kill('SIGTERM');
     await secondExit;
+  });
+});
+
+describe('kept partials the server did not write', () => {
+  let files: FilesFixture;
+  before(async () => {
+    files = await startFiles();
+  });
+  after(() => files.stop());
+
+  test('a partial hard-linked to a file outside the root is refused; the outside file is untouched', async () => {
+    const client = await files.connect();
+    const outsideFile = join(files.outside, 'precious.txt');
+    await writeFile(outsideFile, 'precious bytes outside the root\n');
+    const before = await sha256File(outsideFile);
+    await link(outsideFile, join(files.root, partialUploadName('linked.bin')));
+    const source = join(files.local, 'linked.bin');
+    const sha = await writeRandomFile(source, 3 * DATA_CHUNK_BYTES + 5);
+
+    await assert.rejects(client.put(source, 'linked.bin', { resume: true }), (error: unknown) => {
+      assert.ok(isCode('FORBIDDEN')(error), String(error));
+      assert.match(
+        (error as Error).message,
+        /kept partial upload of linked\.bin has 2 links .*without resume/,
+      );
+      return true;
+    });
+    assert.equal(await sha256File(outsideFile), before);
+    // Without resume the planted name is replaced by a partial of our own: the upload works.
+    const put = await client.put(source, 'linked.bin');
+    assert.equal(put.sha256, sha);
+    assert.equal(await sha256File(join(files.root, 'linked.bin')), sha);
+    assert.equal(await sha256File(outsideFile), before);
+    assert.equal((await stat(outsideFile)).nlink, 1, 'the planted link is gone');
+  });
+
+  test('a partial that is a symlink is not followed', async () => {
+    const client = await files.connect();
+    const outsideFile = join(files.outside, 'target.txt');
+    await writeFile(outsideFile, 'outside\n');
+    await symlink(outsideFile, join(files.root, partialUploadName('sym.bin')));
+    const source = join(files.local, 'sym.bin');
+    await writeRandomFile(source, 1000);
+    await assert.rejects(client.put(source, 'sym.bin', { resume: true }), (error: unknown) => {
+      assert.ok(isCode('FORBIDDEN')(error), String(error));
+      assert.match((error as Error).message, /kept partial upload of sym\.bin is a symlink/);
+      return true;
+    });
+    assert.equal(await readFile(outsideFile, 'utf8'), 'outside\n');
+    await client.put(source, 'sym.bin');
+    assert.equal(await readFile(outsideFile, 'utf8'), 'outside\n');
   });
 });

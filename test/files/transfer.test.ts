@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { chmod, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { EMPTY_SHA256 } from '../../src/protocol/files.js';
+import { Jail } from '../../src/services/files/jail.js';
 import {
   filesAndClientPerSuite,
   isCode,
@@ -250,6 +251,62 @@ describe('limits', () => {
       );
       await assert.rejects(client.call({ type: 'list', path: 'many' }), isCode('TOO_LARGE'));
     } finally {
+      await files.stop();
+    }
+  });
+
+  test('a big directory streams: the first part leaves before the walk has stat-ed half of it', async () => {
+    let partsWritten = 0;
+    const files = await startFiles({
+      // Counts the list-part frames the server writes, as it writes them.
+      wrap: (service) => ({
+        ...service,
+        requests: {
+          ...service.requests,
+          list: (request) => {
+            const write = request.write.bind(request);
+            request.write = (header, body) => {
+              if (header.type === 'list-part') partsWritten++;
+              return write(header, body);
+            };
+            return service.requests!.list!(request);
+          },
+        },
+      }),
+    });
+    const entryStats = Jail.prototype.entryStats;
+    try {
+      const count = 1500;
+      await mkdir(join(files.root, 'big', 'sub'), { recursive: true });
+      const names = Array.from(
+        { length: count },
+        (_, i) => `${String(i).padStart(5, '0')}-${'x'.repeat(100)}`,
+      );
+      await Promise.all(names.map((name) => writeFile(join(files.root, 'big', name), '')));
+      await writeFile(join(files.root, 'big', 'sub', 'inner'), 'in');
+      // What had been sent when the walk reached each entry: read and stat-ed whole before
+      // sending, nothing would have been.
+      const sentAtStat: number[] = [];
+      Jail.prototype.entryStats = function (this: Jail, ...args: Parameters<Jail['entryStats']>) {
+        sentAtStat.push(partsWritten);
+        return entryStats.apply(this, args);
+      };
+      const client = await files.connect();
+      const entries = await client.list('big', { recursive: true });
+      // `big` itself (list checks what it names), then its 1500 files and sub, then sub/inner.
+      assert.equal(sentAtStat.length, count + 3, 'every entry stat-ed once');
+      assert.ok(
+        sentAtStat[count / 2]! >= 1,
+        `parts sent when half the entries were stat-ed: ${sentAtStat[count / 2]}`,
+      );
+      assert.ok(partsWritten >= 4, `${partsWritten} parts`);
+      // The client sorts what came in directory order: by name, depth first.
+      assert.deepEqual(
+        entries.map((entry) => entry.path),
+        [...names.map((name) => `big/${name}`), 'big/sub', 'big/sub/inner'],
+      );
+    } finally {
+      Jail.prototype.entryStats = entryStats;
       await files.stop();
     }
   });

@@ -131,11 +131,15 @@ describe('listen --keep-open, --max-conns, --allow/--deny', () => {
   });
 
   it('--allow with a host name or bad prefix is a usage error', async () => {
-    for (const bad of ['localhost', '10.0.0.0/33', '::1/129']) {
+    for (const bad of ['localhost', '10.0.0.0/33', '::1/129', '', ' ', ',']) {
       const run = sockit(['listen', '127.0.0.1:0', '--allow', bad], { stdin: 'ignore' });
       const exit = await run.exited;
       assert.equal(exit.code, 2, run.stderr());
       assert.match(run.stderr(), /^sockit: USAGE: --allow: /);
     }
+    // An empty --deny is as much a mistake as an empty --allow.
+    const run = sockit(['listen', '127.0.0.1:0', '--deny', ' , '], { stdin: 'ignore' });
+    assert.equal((await run.exited).code, 2, run.stderr());
+    assert.match(run.stderr(), /^sockit: USAGE: --deny: " , " lists no address/);
   });
 });

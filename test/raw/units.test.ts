@@ -17,6 +17,17 @@ describe('allow/deny CIDR matching', () => {
     }
   });
 
+  it('refuses a value that lists no address: an empty allow list must not admit everyone', () => {
+    for (const empty of ['', ' ', ',', ' , ,\t']) {
+      assert.throws(
+        () => AccessList.fromOptions([empty]),
+        (error: unknown) =>
+          (error as { code?: string }).code === 'USAGE' && /--allow: .* lists no address/.test(String(error)),
+      );
+      assert.throws(() => AccessList.fromOptions([], ['10.0.0.0/8', empty]), /--deny: .* lists no address/);
+    }
+  });
+
   it('admits by allow list, refuses by deny list, deny wins', () => {
     const list = AccessList.fromOptions(['10.0.0.0/8', '2001:db8::/32'], ['10.1.0.0/16']);
     assert.equal(list.admits('10.2.3.4'), true);

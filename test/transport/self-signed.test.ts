@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -238,6 +238,19 @@ describe('loadOrCreateCertificate', () => {
     const cert = new X509Certificate(await readFile(join(dir, 'cert.pem')));
     assert.equal(cert.checkPrivateKey(createPrivateKey(await readFile(join(dir, 'key.pem')))), true);
     assert.equal(loadOrCreateCertificate(dir).fingerprint256, second.fingerprint256);
+  });
+
+  it('refuses a key others can read, or a directory others can write, with the fix', posix, async () => {
+    const dir = join(root, 'loose');
+    loadOrCreateCertificate(dir);
+    await chmod(join(dir, 'key.pem'), 0o644);
+    assert.throws(() => loadOrCreateCertificate(dir), /USAGE|TLS key .*key\.pem has mode 0644: .*chmod 600/);
+    assert.throws(() => loadOrCreateCertificate(dir), /chmod 600/);
+    await chmod(join(dir, 'key.pem'), 0o600);
+    await chmod(dir, 0o777);
+    assert.throws(() => loadOrCreateCertificate(dir), /directory .*loose has mode 0777: .*chmod go-w/);
+    await unlink(join(dir, 'key.pem')); // no key yet: the directory is checked before one is written
+    assert.throws(() => loadOrCreateCertificate(dir), /chmod go-w/);
   });
 
   it('refuses a key that does not match the certificate and leaves the files alone', async () => {

@@ -1,4 +1,5 @@
-import { realpath, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { type FileHandle, open, readlink, realpath, stat } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { errnoMeaning, SockitError } from '../../errors.js';
 import type { FrameHeader } from '../../protocol/frame.js';
@@ -13,7 +14,14 @@ export interface ExecPlan {
   /** What `spawn` gets: the program and its arguments. */
   readonly file: string;
   readonly args: readonly string[];
+  /** The working directory's real path (what the audit log records). */
   readonly cwd: string;
+  /**
+   * With `cwdRoots`: the working directory, held open. It was checked through this descriptor
+   * and the command starts there by it, so swapping the path (for a symlink to `/`, say) after
+   * the check changes nothing. Whoever starts the plan closes it (`releasePlan`).
+   */
+  readonly cwdHandle?: FileHandle | undefined;
   readonly env: NodeJS.ProcessEnv;
   /** Names of the variables the request set (values stay out of the audit log). */
   readonly envNames: readonly string[];
@@ -108,17 +116,26 @@ export async function planExec(fields: ExecRequestFields, options: ResolvedExecO
     options.maxTimeoutMs === 0
       ? requested
       : Math.min(requested || options.maxTimeoutMs, options.maxTimeoutMs);
+  const cwd: { path: string; handle?: FileHandle } = options.cwdRoots
+    ? await holdCwd(fields.cwd ?? options.cwd, options, options.cwdRoots)
+    : { path: fields.cwd === undefined ? await defaultCwd(options) : await checkCwd(fields.cwd, options) };
   return {
     argv,
     shell,
     file: shell !== undefined ? options.shellPath : argv![0]!,
     args: shell !== undefined ? ['-c', shell] : argv!.slice(1),
-    cwd: fields.cwd === undefined ? await defaultCwd(options) : await checkCwd(fields.cwd, options),
+    cwd: cwd.path,
+    cwdHandle: cwd.handle,
     env: fields.env ? { ...options.baseEnv, ...fields.env } : options.baseEnv,
     envNames,
     timeoutMs,
     stdin: fields.stdin,
   };
+}
+
+/** Closes what a plan holds (its working directory); call once the command started, or will not. */
+export async function releasePlan(plan: ExecPlan): Promise<void> {
+  await plan.cwdHandle?.close().catch(() => {});
 }
 
 function envAllowed(name: string, allow: ResolvedExecOptions['envAllow']): boolean {
@@ -137,7 +154,7 @@ async function defaultCwd(options: ResolvedExecOptions): Promise<string> {
   return options.cwd;
 }
 
-/** A request's directory must exist (NOT_FOUND) and, with roots, lie inside one (FORBIDDEN). */
+/** Without roots, a request's directory must exist (NOT_FOUND); with roots `holdCwd` checks it. */
 async function checkCwd(requested: string, options: ResolvedExecOptions): Promise<string> {
   const path = resolve(options.cwd, requested);
   let real: string;
@@ -148,21 +165,62 @@ async function checkCwd(requested: string, options: ResolvedExecOptions): Promis
     }
   } catch (error) {
     if (error instanceof SockitError) throw error;
-    if (errnoMeaning(error)?.code === 'FORBIDDEN') {
-      throw new SockitError('FORBIDDEN', `working directory ${requested}: permission denied`);
-    }
-    throw new SockitError('NOT_FOUND', `working directory ${requested} does not exist on the server`);
-  }
-  if (options.cwdRoots) {
-    const roots = await realRoots(options, options.cwdRoots);
-    if (!roots.some((root) => real === root || real.startsWith(root.endsWith(sep) ? root : root + sep))) {
-      throw new SockitError(
-        'FORBIDDEN',
-        `working directory ${requested} is outside the directories this server allows (${options.cwdRoots.join(', ')})`,
-      );
-    }
+    throw cwdFailure(error, requested);
   }
   return real;
+}
+
+const { O_RDONLY, O_DIRECTORY } = constants;
+
+/**
+ * Opens the requested directory and checks where the *opened* directory is (its
+ * /proc/self/fd link), not where the path pointed a moment earlier: check and use are the same
+ * inode. FORBIDDEN outside the roots, NOT_FOUND/BAD_REQUEST as `checkCwd` says them.
+ */
+async function holdCwd(
+  requested: string,
+  options: ResolvedExecOptions,
+  cwdRoots: readonly string[],
+): Promise<{ path: string; handle: FileHandle }> {
+  let handle: FileHandle;
+  try {
+    handle = await open(resolve(options.cwd, requested), O_RDONLY | O_DIRECTORY);
+  } catch (error) {
+    throw cwdFailure(error, requested);
+  }
+  try {
+    let real: string;
+    try {
+      real = await readlink(`/proc/self/fd/${handle.fd}`);
+    } catch (error) {
+      throw cwdFailure(error, requested);
+    }
+    const roots = await realRoots(options, cwdRoots);
+    if (real.endsWith(' (deleted)') || !insideRoots(real, roots)) {
+      throw new SockitError(
+        'FORBIDDEN',
+        `working directory ${requested} is outside the directories this server allows (${cwdRoots.join(', ')})`,
+      );
+    }
+    return { path: real, handle };
+  } catch (error) {
+    await handle.close().catch(() => {});
+    throw error;
+  }
+}
+
+function insideRoots(real: string, roots: readonly string[]): boolean {
+  return roots.some((root) => real === root || real.startsWith(root.endsWith(sep) ? root : root + sep));
+}
+
+function cwdFailure(error: unknown, requested: string): SockitError {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOTDIR')
+    return new SockitError('BAD_REQUEST', `working directory ${requested} is not a directory`);
+  if (errnoMeaning(error)?.code === 'FORBIDDEN') {
+    return new SockitError('FORBIDDEN', `working directory ${requested}: permission denied`);
+  }
+  return new SockitError('NOT_FOUND', `working directory ${requested} does not exist on the server`);
 }
 
 // The roots' real paths, resolved at the first request rather than on every one (a root that

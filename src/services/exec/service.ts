@@ -5,7 +5,7 @@ import type { Service } from '../../server/service.js';
 import { createAuditSink, type ExecAuditEntry } from './audit.js';
 import { type CommandOutcome, RunningCommand } from './command.js';
 import { type ExecServiceOptions, resolveExecOptions } from './options.js';
-import { type ExecRequestFields, parseExecRequest, planExec } from './policy.js';
+import { type ExecRequestFields, parseExecRequest, planExec, releasePlan } from './policy.js';
 import type { Spawner } from './spawner.js';
 
 /** The exec service, with a count of what it runs (for status and tests). */
@@ -82,15 +82,21 @@ export function execService(options: ExecServiceOptions): ExecService {
         refuse(error, fields);
         return;
       }
-      if (request.signal.aborted) {
-        // Cancelled or disconnected while we checked: the client has stopped listening.
-        command.abandon();
-        audit.record({ ...where, ...describe(fields), outcome: 'cancelled' });
-        request.finish();
-        return;
+      try {
+        // An audit file that is behind holds new commands back rather than losing their records.
+        await readyOrAborted(audit.ready(), request.signal);
+        if (request.signal.aborted) {
+          // Cancelled or disconnected while we checked: the client has stopped listening.
+          command.abandon();
+          audit.record({ ...where, ...describe(fields), outcome: 'cancelled' });
+          request.finish();
+          return;
+        }
+        commands.add(command);
+        command.start(plan); // the spawn is synchronous: the child is in its directory now
+      } finally {
+        await releasePlan(plan);
       }
-      commands.add(command);
-      command.start(plan);
       const outcome = await command.done;
       audit.record({ ...where, ...describe(fields), cwd: plan.cwd, ...summarize(outcome) });
     } finally {
@@ -117,6 +123,19 @@ export function execService(options: ExecServiceOptions): ExecService {
       await audit.close();
     },
   };
+}
+
+/** Waits for `ready`, or less if the request is cancelled meanwhile (the caller then sees the abort). */
+function readyOrAborted(ready: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    void ready.then(done);
+  });
 }
 
 function describe(fields: ExecRequestFields | undefined): Partial<ExecAuditEntry> {

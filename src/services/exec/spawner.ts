@@ -26,7 +26,8 @@ interface NativeAddon {
     file: string,
     argv: string[],
     env: string[],
-    cwd: string,
+    /** A path, or a held directory's descriptor (the child fchdir()s to it). */
+    cwd: string | number,
     pipeStdin: boolean,
     onExit: (code: number | null, signal: number | null) => void,
   ): [pid: number, stdinFd: number, stdoutFd: number, stderrFd: number];
@@ -64,7 +65,9 @@ export function startProcess(plan: ExecPlan, spawner: Spawner): CommandProcess {
     if (native) return new NativeChild(native, plan);
   }
   const child: ChildProcess = spawn(plan.file, plan.args, {
-    cwd: plan.cwd,
+    // A held directory by its magic link in *our* /proc: the forked child chdir()s to the held
+    // inode itself, whatever the path now names.
+    cwd: plan.cwdHandle ? `/proc/${process.pid}/fd/${plan.cwdHandle.fd}` : plan.cwd,
     env: plan.env,
     // Its own process group: one kill(-pid) reaches everything it starts.
     detached: true,
@@ -99,7 +102,7 @@ class NativeChild extends EventEmitter implements CommandProcess {
       plan.file,
       [plan.file, ...plan.args],
       env,
-      plan.cwd,
+      plan.cwdHandle?.fd ?? plan.cwd,
       plan.stdin === true,
       (code, signal) => this.#onExit(code, signal === null ? null : (SIGNAL_NAMES.get(signal) ?? null)),
     );
@@ -120,6 +123,9 @@ class NativeChild extends EventEmitter implements CommandProcess {
 
   #onExit(code: number | null, signal: NodeJS.Signals | null): void {
     this.#exit = [code, signal];
+    // Our end of the stdin socketpair: nothing else closes it when the request never sent
+    // stdin-end (one descriptor per command, until EMFILE). ChildProcess does the same on exit.
+    this.stdin?.destroy();
     this.emit('exit', code, signal);
     this.#closeIfDone();
   }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { opendir } from 'node:fs/promises';
 import { SockitError } from '../../errors.js';
-import { FILES_FRAMES, type FileEntry, RESERVED_PREFIX } from '../../protocol/files.js';
+import { byPath, FILES_FRAMES, type FileEntry, RESERVED_PREFIX } from '../../protocol/files.js';
 import type { ServerRequest } from '../../server/request.js';
 import { hashRange } from '../../storage/file-reader.js';
 import { type FilesContext, requireAuthenticated, toEntry } from './context.js';
@@ -12,8 +12,10 @@ import { joinRemotePath, parseRemotePath } from './path.js';
 const BATCH_JSON_BYTES = 48 * 1024;
 
 /**
- * `list`: the entries of a directory (or of a whole tree with `recursive`), sorted by name,
- * reserved temporary files, symlinks that lead out, and special files left out. Symlinked
+ * `list`: the entries of a directory (or of a whole tree with `recursive`), streamed as the
+ * directory is read (a listing that fits in one frame is sorted by name; a streamed one comes
+ * in directory order and the client sorts it), reserved temporary files, symlinks that lead
+ * out, and special files left out. Symlinked
  * directories are listed but not descended into (no loops). A listing too large for one
  * header travels in `list-part` frames before the final `list-result` when the client says
  * it understands them (`stream: true`, a sockit extension); otherwise it is TOO_LARGE.
@@ -31,6 +33,7 @@ export async function handleList(request: ServerRequest, context: FilesContext):
   }
   let batch: FileEntry[] = [];
   let batchBytes = 0;
+  let parts = 0;
   for await (const entry of walk(context.jail, names, recursive)) {
     request.signal.throwIfAborted();
     const bytes = Buffer.byteLength(JSON.stringify(entry)) + 1;
@@ -42,12 +45,15 @@ export async function handleList(request: ServerRequest, context: FilesContext):
         );
       }
       await request.write({ type: FILES_FRAMES.listPart, entries: batch });
+      parts++;
       batch = [];
       batchBytes = 0;
     }
     batch.push(entry);
     batchBytes += bytes;
   }
+  // A listing that fits in one frame is all here: it goes out sorted, as it always did.
+  if (parts === 0) batch.sort(byPath);
   request.reply({ type: FILES_FRAMES.listResult, entries: batch });
 }
 
@@ -98,33 +104,36 @@ async function statEntry(jail: Jail, names: string[]): Promise<FileEntry> {
   }
 }
 
-/** Depth-first, sorted by name; each directory is opened through the jail before it is read. */
+/**
+ * The entries of a directory as `opendir` gives them (directory order), one at a time: nothing
+ * waits for the whole directory to be read and stat'ed, and only one batch of entries is ever
+ * held. With `recursive`, a directory's subdirectories are walked after it is closed (only their
+ * names wait, so one descriptor is open at a time, however deep the tree).
+ */
 async function* walk(jail: Jail, names: readonly string[], recursive: boolean): AsyncGenerator<FileEntry> {
   const dir = await jail.openDir(names);
-  const found: { entry: FileEntry; name: string; descend: boolean }[] = [];
+  const subdirectories: string[] = [];
   try {
-    const children = await readdir(dir.at('.'), { withFileTypes: true });
-    children.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const child of children) {
-      if (child.name.startsWith(RESERVED_PREFIX)) continue;
-      let stats: Awaited<ReturnType<Jail['entryStats']>>;
-      try {
-        stats = await jail.entryStats(dir, child.name);
-      } catch {
-        continue; // a link that leads out, or an entry that vanished: not part of the listing
+    const entries = await opendir(dir.at('.'), { bufferSize: 64 });
+    try {
+      for await (const child of entries) {
+        if (child.name.startsWith(RESERVED_PREFIX)) continue;
+        let stats: Awaited<ReturnType<Jail['entryStats']>>;
+        try {
+          stats = await jail.entryStats(dir, child.name);
+        } catch {
+          continue; // a link that leads out, or an entry that vanished: not part of the listing
+        }
+        if (stats === undefined || (!stats.isFile() && !stats.isDirectory())) continue;
+        if (recursive && stats.isDirectory() && !child.isSymbolicLink()) subdirectories.push(child.name);
+        yield toEntry(dir.relative(child.name), stats);
       }
-      if (stats === undefined || (!stats.isFile() && !stats.isDirectory())) continue;
-      found.push({
-        entry: toEntry(dir.relative(child.name), stats),
-        name: child.name,
-        descend: recursive && stats.isDirectory() && !child.isSymbolicLink(),
-      });
+    } finally {
+      // A consumer that stops early (an aborted request) ends the loop without closing the Dir.
+      await entries.close().catch(() => {});
     }
   } finally {
     await dir.close();
   }
-  for (const { entry, name, descend } of found) {
-    yield entry;
-    if (descend) yield* walk(jail, [...names, name], recursive);
-  }
+  for (const name of subdirectories) yield* walk(jail, [...names, name], recursive);
 }

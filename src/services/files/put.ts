@@ -25,7 +25,7 @@ import type { JailedDir } from './jail.js';
 import { parseRemotePath } from './path.js';
 import type { UploadLock } from './upload-locks.js';
 
-const { O_RDWR, O_CREAT, O_TRUNC, O_NOFOLLOW, O_NONBLOCK } = constants;
+const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
 
 /** What a put asks for, checked. */
 interface PutRequest {
@@ -82,15 +82,8 @@ export async function handlePut(request: ServerRequest, context: FilesContext): 
     stop.signal.addEventListener('abort', () => held.markReleasing(), { once: true });
     stop.signal.throwIfAborted();
     partialPath = dir.at(partialUploadName(name));
-    partial = await open(
-      partialPath,
-      O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | (put.resume ? 0 : O_TRUNC),
-      0o600,
-    );
-    const partialStats = await partial.stat();
-    if (!partialStats.isFile())
-      throw new SockitError('FORBIDDEN', `the partial file of ${put.path} is not a file`);
-    let offset = put.resume ? partialStats.size : 0;
+    partial = await openPartial(partialPath, put);
+    let offset = put.resume ? (await partial.stat()).size : 0;
     if (offset > put.fileSize) {
       await partial.truncate(0);
       offset = 0;
@@ -137,6 +130,51 @@ export async function handlePut(request: ServerRequest, context: FilesContext): 
     lock?.release();
     await dir?.close();
   }
+}
+
+/**
+ * The partial file of a put. Its name is predictable, so whoever can write the directory could
+ * have put something there first: a kept partial is taken only if it is a regular file with one
+ * link (a hard link to a file elsewhere would have that file appended to, or truncated), opened
+ * without following a symlink; a new partial replaces whatever had the name and is created
+ * exclusively (O_EXCL), never opened through an existing entry.
+ */
+async function openPartial(path: string, put: PutRequest): Promise<FileHandle> {
+  if (put.resume) {
+    let kept: FileHandle | undefined;
+    try {
+      kept = await open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP') throw notOwnPartial(put, 'is a symlink');
+      if (code !== 'ENOENT') throw error;
+    }
+    if (kept) {
+      try {
+        const stats = await kept.stat();
+        if (!stats.isFile()) throw notOwnPartial(put, 'is not a regular file');
+        if (stats.nlink !== 1)
+          throw notOwnPartial(put, `has ${stats.nlink} links (a hard link to another file)`);
+        return kept;
+      } catch (error) {
+        await kept.close().catch(() => {});
+        throw error;
+      }
+    }
+  } else {
+    // Unlinking drops a planted link (or an old partial) without touching what it points to.
+    await unlink(path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
+  }
+  return open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK, 0o600);
+}
+
+function notOwnPartial(put: PutRequest, what: string): SockitError {
+  return new SockitError(
+    'FORBIDDEN',
+    `the kept partial upload of ${put.path} ${what}: it is not one this server wrote; upload again without resume to replace it`,
+  );
 }
 
 function readPutRequest(request: ServerRequest): PutRequest {
