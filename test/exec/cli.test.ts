@@ -8,6 +8,21 @@ import { after, before, describe, test } from 'node:test';
 import { CLI, runCli, TEST_TOKEN, tempDir, waitForLine } from '../helpers.js';
 import { isDead, startExec, waitUntilDead } from './helpers.js';
 
+/**
+ * Fan-out output (`ADDRESS: line`) split by server, each server's lines in order. Every line must
+ * carry one of the prefixes: a torn or unprefixed line fails here.
+ */
+function linesByServer(stdout: string, addresses: string[]): Record<string, string[]> {
+  const byServer: Record<string, string[]> = Object.fromEntries(addresses.map((address) => [address, []]));
+  for (const line of stdout.split('\n').slice(0, -1)) {
+    const address = addresses.find((candidate) => line.startsWith(`${candidate}: `));
+    assert.ok(address, `a whole, prefixed line: ${JSON.stringify(line)} in ${JSON.stringify(stdout)}`);
+    byServer[address].push(line.slice(address.length + 2));
+  }
+  assert.ok(stdout.endsWith('\n'), `ends with a whole line: ${JSON.stringify(stdout)}`);
+  return byServer;
+}
+
 describe('sockit exec', () => {
   let env: Awaited<ReturnType<typeof startExec>>;
   let other: Awaited<ReturnType<typeof startExec>>;
@@ -97,9 +112,11 @@ describe('sockit exec', () => {
   test('fan-out runs on every server, prefixes lines, and sums up', async () => {
     const ok = await exec([`${env.address},${other.address}`, '--', 'sh', '-c', 'echo one; printf two']);
     assert.equal(ok.code, 0, ok.stderr);
-    for (const address of [env.address, other.address]) {
-      assert.ok(ok.stdout.includes(`${address}: one\n${address}: two\n`), ok.stdout);
-    }
+    // Whole lines, each prefixed; the servers' lines may interleave, so compare per server.
+    assert.deepEqual(linesByServer(ok.stdout, [env.address, other.address]), {
+      [env.address]: ['one', 'two'],
+      [other.address]: ['one', 'two'],
+    });
     assert.match(ok.stderr, /all 2 servers succeeded/);
 
     const bad = `unix:${join(dir.path, 'gone.sock')}`;
@@ -119,8 +136,10 @@ describe('sockit exec', () => {
   test('fan-out sends the same stdin to every server', async () => {
     const result = await exec([`${env.address},${other.address}`, '--', 'wc', '-c'], { input: 'abcdef' });
     assert.equal(result.code, 0);
-    assert.ok(result.stdout.includes(`${env.address}: 6\n`), result.stdout);
-    assert.ok(result.stdout.includes(`${other.address}: 6\n`), result.stdout);
+    assert.deepEqual(linesByServer(result.stdout, [env.address, other.address]), {
+      [env.address]: ['6'],
+      [other.address]: ['6'],
+    });
     // A server that cannot be reached does not hold up, or eat, the others' stdin.
     const bad = `unix:${join(dir.path, 'absent.sock')}`;
     const partly = await exec([`${bad},${env.address}`, '--', 'wc', '-c'], { input: 'abcdef' });
