@@ -5,54 +5,11 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { basename, join, sep } from 'node:path';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { defaultStateDir } from '../src/state.js';
-import { tempDir } from './helpers.js';
+import { fixture, runTestFile, tempDir } from './helpers.js';
 import { suite } from './setup.js';
 
-const SETUP = fileURLToPath(new URL('./setup.js', import.meta.url));
-const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
-
 const under = (path: string, dir: string): boolean => path.startsWith(dir + sep);
-
-/** Runs one fixture file as its own `node --test` with the setup, in an environment like a user's shell. */
-function runFixture(
-  file: string,
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; output: string; ms: number }> {
-  const started = Date.now();
-  const clean = { ...process.env };
-  for (const name of [
-    'SOCKIT_STATE_DIR',
-    'XDG_STATE_HOME',
-    'XDG_CONFIG_HOME',
-    'XDG_DATA_HOME',
-    'XDG_CACHE_HOME',
-  ]) {
-    delete clean[name];
-  }
-  // NODE_TEST_CONTEXT would make the child report to this runner instead of running its own.
-  delete clean.NODE_TEST_CONTEXT;
-  const child = spawn(process.execPath, ['--test', '--test-timeout=60000', '--import', SETUP, file], {
-    env: { ...clean, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    output += chunk;
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    output += chunk;
-  });
-  const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(guard);
-      resolve({ code, output, ms: Date.now() - started });
-    });
-  });
-}
 
 /** A home directory that looks used: `sockit serve` has left its token in ~/.local/state/sockit. */
 async function usedHome(): Promise<{ home: string; token: string; cleanup: () => Promise<void> }> {
@@ -103,7 +60,7 @@ describe('the suite is hermetic', () => {
     const home = await usedHome();
     try {
       const before = { text: readFileSync(home.token, 'utf8'), mtime: statSync(home.token).mtimeMs };
-      const run = await runFixture(fixture('hermetic.fixture.js'), { HOME: home.home });
+      const run = await runTestFile(fixture('hermetic.fixture.js'), { HOME: home.home });
       assert.equal(run.code, 0, run.output);
       assert.equal(readFileSync(home.token, 'utf8'), before.text);
       assert.equal(statSync(home.token).mtimeMs, before.mtime);
@@ -115,7 +72,7 @@ describe('the suite is hermetic', () => {
   test('a file that writes into the real state dir fails, naming the change', async () => {
     const home = await usedHome();
     try {
-      const run = await runFixture(fixture('writes-real-state.fixture.js'), { HOME: home.home });
+      const run = await runTestFile(fixture('writes-real-state.fixture.js'), { HOME: home.home });
       assert.notEqual(run.code, 0, run.output);
       assert.match(run.output, /hermetic check: .*writes-real-state\.fixture\.js changed the real state dir/);
       assert.match(run.output, /token: file/);
@@ -129,7 +86,7 @@ describe('the leak check', () => {
   test('a file that leaves a server open fails within the grace period, naming the server', async () => {
     const home = await usedHome();
     try {
-      const run = await runFixture(fixture('leaks-a-server.fixture.js'), {
+      const run = await runTestFile(fixture('leaks-a-server.fixture.js'), {
         HOME: home.home,
         SOCKIT_TEST_LEAK_GRACE_MS: '500',
       });

@@ -3,6 +3,7 @@ import { chmod, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { EMPTY_SHA256 } from '../../src/protocol/files.js';
+import { describeOverTransports } from '../helpers.js';
 import {
   filesAndClientPerSuite,
   isCode,
@@ -12,8 +13,8 @@ import {
   writeRandomFile,
 } from './fixtures.js';
 
-describe('put and get', () => {
-  const suite = filesAndClientPerSuite();
+describeOverTransports('put and get', (transport) => {
+  const suite = filesAndClientPerSuite(transport);
 
   test('a file round-trips byte for byte, with SHA-256 on both sides', async () => {
     const { files, client } = suite;

@@ -44,9 +44,15 @@ function holdService() {
   };
 }
 
+/** Every server serveOnLoopback started: the file's last hook closes those a failed test left open. */
+const started = new Set<Server>();
+after(() => Promise.all([...started].map((server) => server.close(0))));
+
 /** `serve` on TCP loopback, port 0. */
-function serveOnLoopback(options: Partial<ServeOptions>): Promise<Server> {
-  return serve({ listen: 'tcp://127.0.0.1:0', ...options });
+async function serveOnLoopback(options: Partial<ServeOptions>): Promise<Server> {
+  const server = await serve({ listen: 'tcp://127.0.0.1:0', ...options });
+  started.add(server);
+  return server;
 }
 
 /** A server on TCP loopback with the test token and a fresh state dir, which the test closes and removes. */
