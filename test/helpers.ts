@@ -93,6 +93,16 @@ const running = new Set<() => Promise<void>>();
 // file (and the leak check): the file's last hook stops what is left.
 after(() => Promise.all([...running].map((stop) => stop())));
 
+/**
+ * serve(), for tests that need it bare (their own listen address, no state dir): the file's last
+ * hook closes the server if the test did not (close() is idempotent).
+ */
+export async function serveForFile(options: ServeOptions): Promise<Server> {
+  const server = await serve(options);
+  running.add(() => server.close(0));
+  return server;
+}
+
 /** serve() options for a test server, plus the transport it listens on (default tcp). */
 export type TestServeOptions = Partial<ServeOptions> & { transport?: Transport };
 
