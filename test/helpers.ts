@@ -1,8 +1,9 @@
 /** Shared test helpers: temp dirs, servers on port 0, and the built CLI run as a child process. */
-import { spawn } from 'node:child_process';
+import { type ChildProcessByStdio, type SpawnOptions, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { after, describe } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type ServeOptions, type Server, serve } from '../src/server/server.js';
@@ -38,10 +39,14 @@ export function runTestFile(
   }
   // NODE_TEST_CONTEXT would make the child report to this runner instead of running its own.
   delete clean.NODE_TEST_CONTEXT;
-  const child = spawn(process.execPath, ['--test', '--test-timeout=60000', '--import', SETUP, file], {
-    env: { ...clean, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--test', '--test-reporter=tap', '--test-timeout=60000', '--import', SETUP, file],
+    {
+      env: { ...clean, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => {
     output += chunk;
@@ -101,6 +106,27 @@ export async function serveForFile(options: ServeOptions): Promise<Server> {
   const server = await serve(options);
   running.add(() => server.close(0));
   return server;
+}
+
+/**
+ * spawn() with stdin from /dev/null and piped stdout/stderr, for tests that drive a child by hand
+ * (signals, half-read output): the file's last hook SIGKILLs it if a failed test left it running.
+ */
+export function spawnForFile(
+  file: string,
+  args: string[],
+  options: Omit<SpawnOptions, 'stdio'> = {},
+): ChildProcessByStdio<null, Readable, Readable> {
+  const child = spawn(file, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+  const kill = (): Promise<void> =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('close', () => resolve());
+      child.kill('SIGKILL');
+    });
+  running.add(kill);
+  child.once('close', () => running.delete(kill));
+  return child;
 }
 
 /** serve() options for a test server, plus the transport it listens on (default tcp). */

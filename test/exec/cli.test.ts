@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CLI, runCli, TEST_TOKEN, tempDir, waitForLine } from '../helpers.js';
+import { CLI, runCli, spawnForFile, TEST_TOKEN, tempDir, waitForLine } from '../helpers.js';
 import { isDead, startExec, waitUntilDead } from './helpers.js';
 
 /**
@@ -150,10 +149,13 @@ describe('sockit exec', () => {
   test('Ctrl-C (SIGINT) is forwarded to the remote command', async () => {
     const script =
       "process.on('SIGINT', () => { console.log('got SIGINT'); process.exit(7); }); console.log('ready'); setInterval(() => {}, 1000);";
-    const cli = spawn(process.execPath, [CLI, 'exec', env.address, '--', process.execPath, '-e', script], {
-      env: { ...process.env, ...cliEnv },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const cli = spawnForFile(
+      process.execPath,
+      [CLI, 'exec', env.address, '--', process.execPath, '-e', script],
+      {
+        env: { ...process.env, ...cliEnv },
+      },
+    );
     let stdout = '';
     cli.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
@@ -166,12 +168,11 @@ describe('sockit exec', () => {
   });
 
   test('Ctrl-C on a command that does not catch it exits 130 and the command is gone', async () => {
-    const cli = spawn(
+    const cli = spawnForFile(
       process.execPath,
       [CLI, 'exec', env.address, '--', 'sh', '-c', 'echo $$; exec sleep 1000'],
       {
         env: { ...process.env, ...cliEnv },
-        stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
     const [line] = await waitForLine(cli.stdout, /^\d+$/);
@@ -184,9 +185,8 @@ describe('sockit exec', () => {
   });
 
   test('a closed local stdout (| head) stops the remote command', async () => {
-    const cli = spawn(process.execPath, [CLI, 'exec', env.address, '--', 'yes'], {
+    const cli = spawnForFile(process.execPath, [CLI, 'exec', env.address, '--', 'yes'], {
       env: { ...process.env, ...cliEnv },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
     await waitForLine(cli.stdout, /^y$/);
     cli.stdout.destroy();
@@ -221,21 +221,17 @@ describe('sockit serve exec options', () => {
   test('sockit serve --exec-allow runs only the listed programs, and audits to a file', async () => {
     const dir = await tempDir('sockit-exec-serve-');
     const audit = join(dir.path, 'audit.jsonl');
-    const server = spawn(
-      process.execPath,
-      [
-        CLI,
-        'serve',
-        '--state-dir',
-        dir.path,
-        '--exec-allow',
-        'echo',
-        '--exec-audit',
-        audit,
-        'tcp://127.0.0.1:0',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const server = spawnForFile(process.execPath, [
+      CLI,
+      'serve',
+      '--state-dir',
+      dir.path,
+      '--exec-allow',
+      'echo',
+      '--exec-audit',
+      audit,
+      'tcp://127.0.0.1:0',
+    ]);
     try {
       const [address] = await waitForLine(server.stdout, /tcp:\/\/127\.0\.0\.1:\d+/);
       const cliEnv = { SOCKIT_STATE_DIR: dir.path };
