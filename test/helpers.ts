@@ -1,13 +1,68 @@
 /** Shared test helpers: temp dirs, servers on port 0, and the built CLI run as a child process. */
-import { spawn } from 'node:child_process';
+import { type ChildProcessByStdio, type SpawnOptions, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { after, describe } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type ServeOptions, type Server, serve } from '../src/server/server.js';
 
 /** The built CLI entry point (tests run from build/test, the CLI is build/src/cli/main.js). */
 export const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+/** The suite's setup module (test/setup.ts), which `npm test` loads with --import. */
+const SETUP = fileURLToPath(new URL('./setup.js', import.meta.url));
+
+/** A fixture test file (test/fixtures/NAME, built), for tests of the runner's checks. */
+export const fixture = (name: string): string =>
+  fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+
+/**
+ * Runs one test file (a fixture under test/fixtures) as its own `node --test` with the suite's
+ * setup, in an environment like a user's shell (no suite dirs): to test what the runner does with it.
+ */
+export function runTestFile(
+  file: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; output: string; ms: number }> {
+  const started = Date.now();
+  const clean = { ...process.env };
+  for (const name of [
+    'SOCKIT_STATE_DIR',
+    'XDG_STATE_HOME',
+    'XDG_CONFIG_HOME',
+    'XDG_DATA_HOME',
+    'XDG_CACHE_HOME',
+  ]) {
+    delete clean[name];
+  }
+  // NODE_TEST_CONTEXT would make the child report to this runner instead of running its own.
+  delete clean.NODE_TEST_CONTEXT;
+  const child = spawn(
+    process.execPath,
+    ['--test', '--test-reporter=tap', '--test-timeout=60000', '--import', SETUP, file],
+    {
+      env: { ...clean, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk;
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    output += chunk;
+  });
+  const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(guard);
+      resolve({ code, output, ms: Date.now() - started });
+    });
+  });
+}
 
 /** A fresh temp directory, removed by the returned cleanup. */
 export async function tempDir(
@@ -19,29 +74,99 @@ export async function tempDir(
 
 export const TEST_TOKEN = 'test-token-not-secret';
 
+/** The stream transports a service's shared suite runs over (see describeOverTransports). */
+export const TRANSPORTS = ['tcp', 'tls', 'unix'] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+
+/** Where a test server listens: loopback port 0 for tcp/tls, a socket file in `dir` for unix. */
+export function listenAddress(transport: Transport, dir: string): string {
+  return transport === 'unix' ? `unix:${join(dir, 's.sock')}` : `${transport}://127.0.0.1:0`;
+}
+
 /**
- * Starts a server on 127.0.0.1 port 0 with a known token and a private state dir.
+ * One describe block per transport, the same tests in each (as the core's echo suite does):
+ * `body(transport)` registers them; pass the transport on to startServer and its wrappers.
+ */
+export function describeOverTransports(name: string, body: (transport: Transport) => void): void {
+  for (const transport of TRANSPORTS) describe(`${name} (${transport})`, () => body(transport));
+}
+
+/** Stops of the servers startServer started and nobody stopped yet. */
+const running = new Set<() => Promise<void>>();
+
+// A test that fails before its own cleanup must not leave its server open for the rest of the
+// file (and the leak check): the file's last hook stops what is left.
+after(() => Promise.all([...running].map((stop) => stop())));
+
+/**
+ * serve(), for tests that need it bare (their own listen address, no state dir): the file's last
+ * hook closes the server if the test did not (close() is idempotent).
+ */
+export async function serveForFile(options: ServeOptions): Promise<Server> {
+  const server = await serve(options);
+  running.add(() => server.close(0));
+  return server;
+}
+
+/**
+ * spawn() with stdin from /dev/null and piped stdout/stderr, for tests that drive a child by hand
+ * (signals, half-read output): the file's last hook SIGKILLs it if a failed test left it running.
+ */
+export function spawnForFile(
+  file: string,
+  args: string[],
+  options: Omit<SpawnOptions, 'stdio'> = {},
+): ChildProcessByStdio<null, Readable, Readable> {
+  const child = spawn(file, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+  const kill = (): Promise<void> =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('close', () => resolve());
+      child.kill('SIGKILL');
+    });
+  running.add(kill);
+  child.once('close', () => running.delete(kill));
+  return child;
+}
+
+/** serve() options for a test server, plus the transport it listens on (default tcp). */
+export type TestServeOptions = Partial<ServeOptions> & { transport?: Transport };
+
+/**
+ * Starts a server on 127.0.0.1 port 0 (or the given transport) with a known token and a private
+ * state dir (which also holds its TLS certificate, the client's pin and a unix socket).
  * Call `stop()` in a finally/after hook.
  */
 export async function startServer(
-  options: Partial<ServeOptions> = {},
+  options: TestServeOptions = {},
 ): Promise<{ server: Server; address: string; stateDir: string; stop: () => Promise<void> }> {
+  const { transport = 'tcp', ...serveOptions } = options;
   const state = await tempDir('sockit-state-');
-  const server = await serve({
-    listen: 'tcp://127.0.0.1:0',
-    token: TEST_TOKEN,
-    stateDir: state.path,
-    ...options,
-  });
-  return {
-    server,
-    address: server.address,
-    stateDir: state.path,
-    stop: async () => {
-      await server.close(1000);
-      await state.cleanup();
-    },
+  let server: Server;
+  try {
+    server = await serve({
+      listen: listenAddress(transport, state.path),
+      token: TEST_TOKEN,
+      stateDir: state.path,
+      ...serveOptions,
+    });
+  } catch (error) {
+    await state.cleanup();
+    throw error;
+  }
+  // A suite "over tls" must not quietly run over tcp.
+  if (!options.listen && !server.address.startsWith(`${transport}:`)) {
+    await server.close(0);
+    await state.cleanup();
+    throw new Error(`asked for ${transport}, listening on ${server.address}`);
+  }
+  const stop = async (): Promise<void> => {
+    running.delete(stop);
+    await server.close(1000);
+    await state.cleanup();
   };
+  running.add(stop);
+  return { server, address: server.address, stateDir: state.path, stop };
 }
 
 export interface CliResult {

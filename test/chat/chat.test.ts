@@ -124,9 +124,9 @@ describe('chat service', () => {
       for (const event of ['frame', 'close', 'server-error'])
         assert.equal(client.listenerCount(event), 1, event);
       const received = rooms.map(() => [] as string[]);
-      rooms.forEach((room, index) =>
-        room.on('message', (message: ChatMessage) => received[index]!.push(message.text)),
-      );
+      rooms.forEach((room, index) => {
+        room.on('message', (message: ChatMessage) => received[index]!.push(message.text));
+      });
 
       const speaker = await open();
       const spoken = await Promise.all(

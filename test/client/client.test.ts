@@ -8,7 +8,7 @@ import { serve } from '../../src/server/server.js';
 import type { Service } from '../../src/server/service.js';
 import { echoService } from '../../src/services/echo.js';
 import { generateSelfSignedCertificate } from '../../src/transport/self-signed.js';
-import { runCli, startServer, TEST_TOKEN, tempDir } from '../helpers.js';
+import { runCli, serveForFile, startServer, TEST_TOKEN, tempDir } from '../helpers.js';
 
 function isCode(code: string) {
   return (error: unknown) => error instanceof SockitError && error.code === code;
@@ -176,7 +176,7 @@ describe('TLS with an operator certificate', () => {
 
 describe('addresses', () => {
   test('one [::] listener answers IPv4 and IPv6 clients', async () => {
-    const server = await serve({ listen: 'tcp://[::]:0', token: TEST_TOKEN });
+    const server = await serveForFile({ listen: 'tcp://[::]:0', token: TEST_TOKEN });
     const bound = server.addresses[0]!;
     assert.ok(bound.kind === 'tcp');
     try {
@@ -193,7 +193,7 @@ describe('addresses', () => {
   test('a stale Unix socket file is replaced; a live one or a plain file is refused', async () => {
     const dir = await tempDir();
     try {
-      const live = await serve({ listen: `unix:${dir.path}/live.sock`, token: TEST_TOKEN });
+      const live = await serveForFile({ listen: `unix:${dir.path}/live.sock`, token: TEST_TOKEN });
       await assert.rejects(
         serve({ listen: `unix:${dir.path}/live.sock`, token: TEST_TOKEN }),
         (error: unknown) => {
@@ -206,7 +206,7 @@ describe('addresses', () => {
       const crashed = net.createServer();
       await new Promise<void>((resolve) => crashed.listen(`${dir.path}/stale.sock`, resolve));
       (crashed as unknown as { _handle: { close(): void } })._handle.close();
-      const reborn = await serve({ listen: `unix:${dir.path}/stale.sock`, token: TEST_TOKEN });
+      const reborn = await serveForFile({ listen: `unix:${dir.path}/stale.sock`, token: TEST_TOKEN });
       const client = await connect(reborn.address, { token: TEST_TOKEN });
       assert.equal((await client.echo('back')).toString(), 'back');
       await client.close();
@@ -220,7 +220,7 @@ describe('addresses', () => {
   });
 
   test('a port in use is UNAVAILABLE with a clear message', async () => {
-    const first = await serve({ listen: 'tcp://127.0.0.1:0', token: TEST_TOKEN });
+    const first = await serveForFile({ listen: 'tcp://127.0.0.1:0', token: TEST_TOKEN });
     await assert.rejects(serve({ listen: first.address, token: TEST_TOKEN }), (error: unknown) => {
       return isCode('UNAVAILABLE')(error) && /address already in use/.test((error as Error).message);
     });

@@ -1,12 +1,26 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CLI, runCli, TEST_TOKEN, tempDir, waitForLine } from '../helpers.js';
+import { CLI, runCli, spawnForFile, TEST_TOKEN, tempDir, waitForLine } from '../helpers.js';
 import { isDead, startExec, waitUntilDead } from './helpers.js';
+
+/**
+ * Fan-out output (`ADDRESS: line`) split by server, each server's lines in order. Every line must
+ * carry one of the prefixes: a torn or unprefixed line fails here.
+ */
+function linesByServer(stdout: string, addresses: string[]): Record<string, string[]> {
+  const byServer: Record<string, string[]> = Object.fromEntries(addresses.map((address) => [address, []]));
+  for (const line of stdout.split('\n').slice(0, -1)) {
+    const address = addresses.find((candidate) => line.startsWith(`${candidate}: `));
+    assert.ok(address, `a whole, prefixed line: ${JSON.stringify(line)} in ${JSON.stringify(stdout)}`);
+    byServer[address].push(line.slice(address.length + 2));
+  }
+  assert.ok(stdout.endsWith('\n'), `ends with a whole line: ${JSON.stringify(stdout)}`);
+  return byServer;
+}
 
 describe('sockit exec', () => {
   let env: Awaited<ReturnType<typeof startExec>>;
@@ -97,9 +111,11 @@ describe('sockit exec', () => {
   test('fan-out runs on every server, prefixes lines, and sums up', async () => {
     const ok = await exec([`${env.address},${other.address}`, '--', 'sh', '-c', 'echo one; printf two']);
     assert.equal(ok.code, 0, ok.stderr);
-    for (const address of [env.address, other.address]) {
-      assert.ok(ok.stdout.includes(`${address}: one\n${address}: two\n`), ok.stdout);
-    }
+    // Whole lines, each prefixed; the servers' lines may interleave, so compare per server.
+    assert.deepEqual(linesByServer(ok.stdout, [env.address, other.address]), {
+      [env.address]: ['one', 'two'],
+      [other.address]: ['one', 'two'],
+    });
     assert.match(ok.stderr, /all 2 servers succeeded/);
 
     const bad = `unix:${join(dir.path, 'gone.sock')}`;
@@ -119,8 +135,10 @@ describe('sockit exec', () => {
   test('fan-out sends the same stdin to every server', async () => {
     const result = await exec([`${env.address},${other.address}`, '--', 'wc', '-c'], { input: 'abcdef' });
     assert.equal(result.code, 0);
-    assert.ok(result.stdout.includes(`${env.address}: 6\n`), result.stdout);
-    assert.ok(result.stdout.includes(`${other.address}: 6\n`), result.stdout);
+    assert.deepEqual(linesByServer(result.stdout, [env.address, other.address]), {
+      [env.address]: ['6'],
+      [other.address]: ['6'],
+    });
     // A server that cannot be reached does not hold up, or eat, the others' stdin.
     const bad = `unix:${join(dir.path, 'absent.sock')}`;
     const partly = await exec([`${bad},${env.address}`, '--', 'wc', '-c'], { input: 'abcdef' });
@@ -131,10 +149,13 @@ describe('sockit exec', () => {
   test('Ctrl-C (SIGINT) is forwarded to the remote command', async () => {
     const script =
       "process.on('SIGINT', () => { console.log('got SIGINT'); process.exit(7); }); console.log('ready'); setInterval(() => {}, 1000);";
-    const cli = spawn(process.execPath, [CLI, 'exec', env.address, '--', process.execPath, '-e', script], {
-      env: { ...process.env, ...cliEnv },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const cli = spawnForFile(
+      process.execPath,
+      [CLI, 'exec', env.address, '--', process.execPath, '-e', script],
+      {
+        env: { ...process.env, ...cliEnv },
+      },
+    );
     let stdout = '';
     cli.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
@@ -147,12 +168,11 @@ describe('sockit exec', () => {
   });
 
   test('Ctrl-C on a command that does not catch it exits 130 and the command is gone', async () => {
-    const cli = spawn(
+    const cli = spawnForFile(
       process.execPath,
       [CLI, 'exec', env.address, '--', 'sh', '-c', 'echo $$; exec sleep 1000'],
       {
         env: { ...process.env, ...cliEnv },
-        stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
     const [line] = await waitForLine(cli.stdout, /^\d+$/);
@@ -165,9 +185,8 @@ describe('sockit exec', () => {
   });
 
   test('a closed local stdout (| head) stops the remote command', async () => {
-    const cli = spawn(process.execPath, [CLI, 'exec', env.address, '--', 'yes'], {
+    const cli = spawnForFile(process.execPath, [CLI, 'exec', env.address, '--', 'yes'], {
       env: { ...process.env, ...cliEnv },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
     await waitForLine(cli.stdout, /^y$/);
     cli.stdout.destroy();
@@ -202,21 +221,17 @@ describe('sockit serve exec options', () => {
   test('sockit serve --exec-allow runs only the listed programs, and audits to a file', async () => {
     const dir = await tempDir('sockit-exec-serve-');
     const audit = join(dir.path, 'audit.jsonl');
-    const server = spawn(
-      process.execPath,
-      [
-        CLI,
-        'serve',
-        '--state-dir',
-        dir.path,
-        '--exec-allow',
-        'echo',
-        '--exec-audit',
-        audit,
-        'tcp://127.0.0.1:0',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const server = spawnForFile(process.execPath, [
+      CLI,
+      'serve',
+      '--state-dir',
+      dir.path,
+      '--exec-allow',
+      'echo',
+      '--exec-audit',
+      audit,
+      'tcp://127.0.0.1:0',
+    ]);
     try {
       const [address] = await waitForLine(server.stdout, /tcp:\/\/127\.0\.0\.1:\d+/);
       const cliEnv = { SOCKIT_STATE_DIR: dir.path };

@@ -3,20 +3,20 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { SockitError } from '../../src/errors.js';
-import { tempDir } from '../helpers.js';
+import { describeOverTransports, tempDir } from '../helpers.js';
 import { nodeArgv, startExec, zombieChildren } from './helpers.js';
 
-describe('exec: commands, exit codes, output', () => {
+describeOverTransports('exec: commands, exit codes, output', (transport) => {
   let env: Awaited<ReturnType<typeof startExec>>;
   let dir: Awaited<ReturnType<typeof tempDir>>;
 
   before(async () => {
-    env = await startExec();
+    env = await startExec({}, { transport });
     dir = await tempDir('sockit-exec-');
   });
   after(async () => {
-    await env.stop();
-    await dir.cleanup();
+    await env?.stop();
+    await dir?.cleanup();
   });
 
   test('exit codes 0, 1 and 42 come back as they are', async () => {

@@ -3,14 +3,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Client, connect } from '../../src/client/client.js';
-import type { ServeOptions, Server } from '../../src/server/server.js';
+import type { Server } from '../../src/server/server.js';
 import { type ExecService, type ExecServiceOptions, execService } from '../../src/services/exec/index.js';
-import { startServer, TEST_TOKEN } from '../helpers.js';
+import { startServer, TEST_TOKEN, type TestServeOptions } from '../helpers.js';
 
 /** A server on port 0 running exec (any program unless told) and a connected, authenticated client. */
 export async function startExec(
   options: Partial<ExecServiceOptions> = {},
-  serveOptions: Partial<ServeOptions> = {},
+  serveOptions: TestServeOptions = {},
 ): Promise<{
   address: string;
   client: Client;

@@ -4,9 +4,9 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { after, before, describe, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { tempDir } from '../helpers.js';
+import { describeOverTransports, tempDir } from '../helpers.js';
 import { nodeArgv, startExec } from './helpers.js';
 
 const MB = 1024 * 1024;
@@ -53,16 +53,16 @@ class CounterCheck extends Writable {
   }
 }
 
-describe('exec: streams', () => {
+describeOverTransports('exec: streams', (transport) => {
   let env: Awaited<ReturnType<typeof startExec>>;
   let dir: Awaited<ReturnType<typeof tempDir>>;
   before(async () => {
-    env = await startExec();
+    env = await startExec({}, { transport });
     dir = await tempDir('sockit-exec-streams-');
   });
   after(async () => {
-    await env.stop();
-    await dir.cleanup();
+    await env?.stop();
+    await dir?.cleanup();
   });
 
   test('50 MB of output arrives intact and in order', async () => {

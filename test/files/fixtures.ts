@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { type Client, connect } from '../../src/client/client.js';
 import { SockitError } from '../../src/errors.js';
-import type { ServeOptions, Server } from '../../src/server/server.js';
+import type { Server } from '../../src/server/server.js';
 import type { Service } from '../../src/server/service.js';
 import { type FilesOptions, filesService } from '../../src/services/files/index.js';
-import { startServer, TEST_TOKEN } from '../helpers.js';
+import { startServer, TEST_TOKEN, type TestServeOptions, type Transport } from '../helpers.js';
 
 export { writeRandomFile } from '../../bench/lib/random-file.js';
 
@@ -34,7 +34,7 @@ export async function startFiles(
     files?: Omit<FilesOptions, 'root'>;
     /** Wraps the service, to watch or hold its requests. */
     wrap?: (service: Service) => Service;
-    serve?: Partial<ServeOptions>;
+    serve?: TestServeOptions;
     /** Where the temp dirs go. Default os.tmpdir(). */
     baseDir?: string;
   } = {},
@@ -81,14 +81,14 @@ export interface FilesSuite {
  * Call inside a `describe`: starts a files server on a fresh temp root and one client before the
  * suite's tests, and stops them after. Read the fields inside tests, not at describe time.
  */
-export function filesAndClientPerSuite(): FilesSuite {
+export function filesAndClientPerSuite(transport: Transport = 'tcp'): FilesSuite {
   const suite = {} as FilesSuite;
   before(async () => {
-    suite.files = await startFiles();
+    suite.files = await startFiles({ serve: { transport } });
     suite.client = await suite.files.connect();
   });
   after(async () => {
-    await suite.files.stop();
+    await suite.files?.stop();
   });
   return suite;
 }

@@ -12,7 +12,7 @@ import { DATA_CHUNK_BYTES, partialDownloadName, partialUploadName } from '../../
 import type { Frame } from '../../src/protocol/frame.js';
 import type { ServerRequest } from '../../src/server/request.js';
 import type { Service } from '../../src/server/service.js';
-import { CLI, runCli, TEST_TOKEN, tempDir, waitForLine } from '../helpers.js';
+import { CLI, runCli, spawnForFile, TEST_TOKEN, tempDir, waitForLine } from '../helpers.js';
 import { type FilesFixture, isCode, sha256File, startFiles, treeOf, writeRandomFile } from './fixtures.js';
 
 const MiB = 1024 * 1024;
@@ -101,10 +101,13 @@ describe('resume', () => {
   test('kill the client mid-upload, then put --resume finishes it byte-exact', async () => {
     const source = join(files.local, 'killed-client.bin');
     const sha = await writeRandomFile(source, 24 * MiB);
-    const child = spawn(process.execPath, [CLI, 'put', '--json', source, files.address, 'killed.bin'], {
-      env: { ...process.env, SOCKIT_TOKEN: TEST_TOKEN },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnForFile(
+      process.execPath,
+      [CLI, 'put', '--json', source, files.address, 'killed.bin'],
+      {
+        env: { ...process.env, SOCKIT_TOKEN: TEST_TOKEN },
+      },
+    );
     child.stdout.resume();
     child.stderr.resume();
     const exited = once(child, 'exit');

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { EMPTY_SHA256 } from '../../src/protocol/files.js';
 import { Jail } from '../../src/services/files/jail.js';
+import { describeOverTransports } from '../helpers.js';
 import {
   filesAndClientPerSuite,
   isCode,
@@ -13,8 +14,8 @@ import {
   writeRandomFile,
 } from './fixtures.js';
 
-describe('put and get', () => {
-  const suite = filesAndClientPerSuite();
+describeOverTransports('put and get', (transport) => {
+  const suite = filesAndClientPerSuite(transport);
 
   test('a file round-trips byte for byte, with SHA-256 on both sides', async () => {
     const { files, client } = suite;

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { QuitDetector } from '../../src/raw/echo.js';
-import { dial, killAll, type Listening, launch, missing, readAll, startListen, which } from './helpers.js';
+import { requireTool } from '../tools.js';
+import { dial, killAll, type Listening, launch, readAll, startListen } from './helpers.js';
 
 const PYTHON_CLIENT = fileURLToPath(new URL('../../../bench/peers/echo_client.py', import.meta.url));
 
@@ -35,14 +36,9 @@ describe('listen --echo upper --greeting', () => {
   });
 
   it("serves the seeds' unmodified Python echo client", async (t) => {
-    const reason = missing('python3', 'python3');
-    if (reason) return t.skip(reason);
-    const python = launch(which('python3')!, [
-      PYTHON_CLIENT,
-      '127.0.0.1',
-      String(server.port),
-      '--expect-greeting',
-    ]);
+    const python3 = requireTool(t, 'python3');
+    if (!python3) return;
+    const python = launch(python3, [PYTHON_CLIENT, '127.0.0.1', String(server.port), '--expect-greeting']);
     python.child.stdin!.end('hello\nwhat a day\nexit\n');
     const exit = await python.exited;
     assert.equal(exit.code, 0, python.stderr());
@@ -53,15 +49,10 @@ describe('listen --echo upper --greeting', () => {
   });
 
   it('serves 20 Python clients at once', async (t) => {
-    const reason = missing('python3', 'python3');
-    if (reason) return t.skip(reason);
+    const python3 = requireTool(t, 'python3');
+    if (!python3) return;
     const clients = Array.from({ length: 20 }, (_, index) => {
-      const python = launch(which('python3')!, [
-        PYTHON_CLIENT,
-        '127.0.0.1',
-        String(server.port),
-        '--expect-greeting',
-      ]);
+      const python = launch(python3, [PYTHON_CLIENT, '127.0.0.1', String(server.port), '--expect-greeting']);
       python.child.stdin!.end(`client ${index}\nquit\n`);
       return { index, python };
     });

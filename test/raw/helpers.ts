@@ -1,5 +1,5 @@
 /** Helpers for netcat-mode tests: CLI children with live stdio, real peers, plain sockets. */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import { CLI, tempDir } from '../helpers.js';
 
@@ -145,22 +145,6 @@ export async function startListen(args: string[], options: LaunchOptions = {}): 
     host: hostPort?.[1] ?? hostPort?.[2] ?? '',
     port: Number(hostPort?.[3] ?? 0),
   };
-}
-
-/** Full path of a program on PATH, or undefined. */
-export function which(program: string): string | undefined {
-  try {
-    return execFileSync('sh', ['-c', `command -v ${program}`], { encoding: 'utf8' }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Why a peer test cannot run, or undefined when the tool is there. */
-export function missing(program: string, debianPackage: string): string | undefined {
-  return which(program)
-    ? undefined
-    : `${program} is not installed (apt-get install ${debianPackage}; .ci/run does it)`;
 }
 
 /** Connects a plain TCP socket and resolves once connected. */

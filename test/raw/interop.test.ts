@@ -3,17 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  closedPort,
-  killAll,
-  launch,
-  missing,
-  type Running,
-  sockit,
-  startListen,
-  tempDir,
-  which,
-} from './helpers.js';
+import { requireTool } from '../tools.js';
+import { closedPort, killAll, launch, type Running, sockit, startListen, tempDir } from './helpers.js';
 
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 
@@ -72,17 +63,17 @@ describe('interop with ncat, socat and nc (OpenBSD)', () => {
   });
 
   it('sockit connect ↔ ncat -l: both directions, both exit 0', async (t) => {
-    const reason = missing('ncat', 'ncat');
-    if (reason) return t.skip(reason);
-    const { peer, port } = await peerListener(which('ncat')!, (p) => ['-l', '127.0.0.1', String(p)]);
+    const ncat = requireTool(t, 'ncat');
+    if (!ncat) return;
+    const { peer, port } = await peerListener(ncat, (p) => ['-l', '127.0.0.1', String(p)]);
     const client = sockit(['connect', `127.0.0.1:${port}`]);
     await exchange(peer, 'from ncat\n', client, 'from sockit\n');
   });
 
   it('sockit connect ↔ socat TCP-LISTEN: both directions', async (t) => {
-    const reason = missing('socat', 'socat');
-    if (reason) return t.skip(reason);
-    const { peer, port } = await peerListener(which('socat')!, (p) => [
+    const socat = requireTool(t, 'socat');
+    if (!socat) return;
+    const { peer, port } = await peerListener(socat, (p) => [
       `TCP-LISTEN:${p},bind=127.0.0.1,reuseaddr`,
       '-',
     ]);
@@ -90,23 +81,23 @@ describe('interop with ncat, socat and nc (OpenBSD)', () => {
     await exchange(peer, 'from socat\n', client, 'from sockit\n');
   });
 
-  for (const [tool, pkg, args] of [
-    ['ncat', 'ncat', (port: number) => ['127.0.0.1', String(port)]],
-    ['nc', 'netcat-openbsd', (port: number) => ['-N', '127.0.0.1', String(port)]],
-    ['socat', 'socat', (port: number) => ['-', `TCP:127.0.0.1:${port}`]],
+  for (const [tool, args] of [
+    ['ncat', (port: number) => ['127.0.0.1', String(port)]],
+    ['nc', (port: number) => ['-N', '127.0.0.1', String(port)]],
+    ['socat', (port: number) => ['-', `TCP:127.0.0.1:${port}`]],
   ] as const) {
     it(`${tool} client → sockit listen: both directions, both exit 0`, async (t) => {
-      const reason = missing(tool, pkg);
-      if (reason) return t.skip(reason);
+      const path = requireTool(t, tool);
+      if (!path) return;
       const listener = await startListen(['127.0.0.1:0']);
-      const client = launch(which(tool)!, args(listener.port));
+      const client = launch(path, args(listener.port));
       await exchange(listener, 'from sockit\n', client, `from ${tool}\n`);
     });
   }
 
   it('socat sends 16 MB to sockit listen byte-exact', async (t) => {
-    const reason = missing('socat', 'socat');
-    if (reason) return t.skip(reason);
+    const socat = requireTool(t, 'socat');
+    if (!socat) return;
     const file = join(dir.path, 'big.bin');
     const data = randomBytes(16 * 1024 * 1024);
     writeFileSync(file, data);
@@ -114,7 +105,7 @@ describe('interop with ncat, socat and nc (OpenBSD)', () => {
     const outFd = openSync(outFile, 'w');
     try {
       const listener = await startListen(['127.0.0.1:0'], { stdin: 'ignore', stdout: outFd });
-      const client = launch(which('socat')!, ['-u', `FILE:${file}`, `TCP:127.0.0.1:${listener.port}`]);
+      const client = launch(socat, ['-u', `FILE:${file}`, `TCP:127.0.0.1:${listener.port}`]);
       const [clientExit, listenerExit] = await Promise.all([client.exited, listener.exited]);
       assert.equal(clientExit.code, 0, client.stderr());
       assert.equal(listenerExit.code, 0, listener.stderr());
@@ -125,17 +116,17 @@ describe('interop with ncat, socat and nc (OpenBSD)', () => {
   });
 
   it('ncat --ssl client → sockit listen tls://', async (t) => {
-    const reason = missing('ncat', 'ncat');
-    if (reason) return t.skip(reason);
+    const ncat = requireTool(t, 'ncat');
+    if (!ncat) return;
     const listener = await startListen(['tls://127.0.0.1:0', '--state-dir', join(dir.path, 'tls-server')]);
-    const client = launch(which('ncat')!, ['--ssl', '127.0.0.1', String(listener.port)]);
+    const client = launch(ncat, ['--ssl', '127.0.0.1', String(listener.port)]);
     await exchange(listener, 'encrypted hello from sockit\n', client, 'encrypted hello from ncat\n');
   });
 
   it('sockit connect tls:// → ncat --ssl -l, pinning its certificate on first use', async (t) => {
-    const reason = missing('ncat', 'ncat');
-    if (reason) return t.skip(reason);
-    const { peer, port } = await peerListener(which('ncat')!, (p) => ['--ssl', '-l', '127.0.0.1', String(p)]);
+    const ncat = requireTool(t, 'ncat');
+    if (!ncat) return;
+    const { peer, port } = await peerListener(ncat, (p) => ['--ssl', '-l', '127.0.0.1', String(p)]);
     const state = join(dir.path, 'tls-client');
     const client = sockit(['connect', `tls://127.0.0.1:${port}`, '--state-dir', state]);
     await exchange(peer, 'from ncat over TLS\n', client, 'from sockit over TLS\n');

@@ -7,7 +7,7 @@ import { encodeFrameToBuffer } from '../../src/protocol/frame.js';
 import { type ServeOptions, type Server, serve } from '../../src/server/server.js';
 import type { Service } from '../../src/server/service.js';
 import { echoService } from '../../src/services/echo.js';
-import { TEST_TOKEN, tempDir } from '../helpers.js';
+import { serveForFile, TEST_TOKEN, tempDir } from '../helpers.js';
 import { expectCode, RawPeer } from './peer.js';
 
 type TempDir = Awaited<ReturnType<typeof tempDir>>;
@@ -43,9 +43,9 @@ function holdService() {
   };
 }
 
-/** `serve` on TCP loopback, port 0. */
+/** `serve` on TCP loopback, port 0 (closed by the file's last hook if a failed test did not). */
 function serveOnLoopback(options: Partial<ServeOptions>): Promise<Server> {
-  return serve({ listen: 'tcp://127.0.0.1:0', ...options });
+  return serveForFile({ listen: 'tcp://127.0.0.1:0', ...options });
 }
 
 /** A server on TCP loopback with the test token and a fresh state dir, which the test closes and removes. */
@@ -349,7 +349,7 @@ describe('protocol errors never crash the server', () => {
         },
       },
     };
-    const flooded = await serve({ listen: 'tcp://127.0.0.1:0', token: TEST_TOKEN, services: [counting] });
+    const flooded = await serveOnLoopback({ token: TEST_TOKEN, services: [counting] });
     const peer = await RawPeer.open(flooded.address);
     await peer.handshake();
     peer.socket.pause(); // read nothing from now on

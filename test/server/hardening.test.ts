@@ -266,9 +266,13 @@ async function holder(port: number): Promise<{ socket: net.Socket; ended: Promis
 describe('sockit serve --handshake-timeout (spawned CLI)', { timeout: 30_000 }, () => {
   test('a client that says nothing is told TIMEOUT at the deadline given', async () => {
     const state = await tempDir();
-    const child = spawn(process.execPath, [CLI, 'serve', 'tcp://127.0.0.1:0', '--handshake-timeout', '200ms'], {
-      env: { ...process.env, SOCKIT_STATE_DIR: state.path, HOME: state.path },
-    });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'serve', 'tcp://127.0.0.1:0', '--handshake-timeout', '200ms'],
+      {
+        env: { ...process.env, SOCKIT_STATE_DIR: state.path, HOME: state.path },
+      },
+    );
     try {
       const [, address] = await waitForLine(child.stdout, /^ {2}(tcp:\/\/\S+)$/);
       const peer = await RawPeer.open(address!);

@@ -4,16 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { connectUdp, listenUdp, MAX_DATAGRAM_BYTES, udpRequest } from '../../src/index.js';
 import { parseAddress } from '../../src/transport/address.js';
-import {
-  killAll,
-  type Listening,
-  launch,
-  missing,
-  sockit,
-  startListen,
-  waitForText,
-  which,
-} from '../raw/helpers.js';
+import { killAll, type Listening, launch, sockit, startListen, waitForText } from '../raw/helpers.js';
+import { requireTool } from '../tools.js';
 
 const SEEDS = fileURLToPath(new URL('../../../bench/peers/', import.meta.url));
 
@@ -164,9 +156,9 @@ describe('UDP: listen --udp, connect --udp, sockit udp', () => {
   });
 
   it("serves the seeds' Python UDP client, and sockit udp talks to the seeds' Python UDP server", async (t) => {
-    const reason = missing('python3', 'python3');
-    if (reason) return t.skip(reason);
-    const client = launch(which('python3')!, [`${SEEDS}udp_echo_client.py`, '127.0.0.1', String(echo.port)]);
+    const python3 = requireTool(t, 'python3');
+    if (!python3) return;
+    const client = launch(python3, [`${SEEDS}udp_echo_client.py`, '127.0.0.1', String(echo.port)]);
     client.child.stdin!.end('hello\nworld\nexit\n');
     assert.equal((await client.exited).code, 0, client.stderr());
     assert.match(
@@ -174,7 +166,7 @@ describe('UDP: listen --udp, connect --udp, sockit udp', () => {
       /收到服务端发来的消息 b'HELLO'[\s\S]*收到服务端发来的消息 b'WORLD'/,
     );
 
-    const server = launch(which('python3')!, [`${SEEDS}udp_echo_server.py`, '127.0.0.1', '0']);
+    const server = launch(python3, [`${SEEDS}udp_echo_server.py`, '127.0.0.1', '0']);
     const ready = await waitForText(server, /ready (\d+)/, 'stdout');
     const run = sockit(['udp', `127.0.0.1:${ready[1]}`, 'from sockit'], { stdin: 'ignore' });
     assert.equal((await run.exited).code, 0, run.stderr());
@@ -183,9 +175,9 @@ describe('UDP: listen --udp, connect --udp, sockit udp', () => {
   });
 
   it('socat talks to listen --udp', async (t) => {
-    const reason = missing('socat', 'socat');
-    if (reason) return t.skip(reason);
-    const client = launch(which('socat')!, ['-', `UDP:127.0.0.1:${echo.port}`]);
+    const socat = requireTool(t, 'socat');
+    if (!socat) return;
+    const client = launch(socat, ['-', `UDP:127.0.0.1:${echo.port}`]);
     client.child.stdin!.end('from socat\n');
     assert.equal((await client.exited).code, 0, client.stderr());
     assert.equal(client.stdout().toString(), 'FROM SOCAT\n');

@@ -108,14 +108,20 @@ export function createAuditSink(options: {
     while (queue.length > 0) {
       const line = queue.shift()!;
       backlog.queuedBytes -= line.length;
-      if (!open.write(line)) return waitForDrain(open);
+      if (!open.write(line)) {
+        waitForDrain(open);
+        return;
+      }
     }
     if (backlog.dropped > 0) {
       const dropped = backlog.dropped;
       backlog.dropped = 0;
       options.log?.warn('exec audit file fell behind; entries were dropped', { file: options.file, dropped });
       const line = `${JSON.stringify({ time: new Date().toISOString(), event: 'audit-dropped', dropped })}\n`;
-      if (!open.write(line)) return waitForDrain(open);
+      if (!open.write(line)) {
+        waitForDrain(open);
+        return;
+      }
     }
     draining = undefined;
     resolveDrained?.();
