@@ -129,9 +129,7 @@ export function readPrivateFile(
         `${what} ${path} is a symlink; secrets are read only from regular files: put the token itself there (then chmod 600 ${path})`,
       );
     }
-    throw new SockitError('USAGE', `cannot read ${what} ${path}: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw fromFileError(error, path, `cannot read ${what}`);
   }
   try {
     const stats = fstatSync(fd);
