@@ -108,6 +108,11 @@ export async function runListen(options: ListenOptions): Promise<SockitError | u
     server.on('connection', (connection: RawConnection) => notice?.(`connection from ${connection.peer}`));
     server.on('disconnect', (connection: RawConnection) => notice?.(`${connection.peer} disconnected`));
     server.on('denied', (peer: string) => notice?.(`refused ${peer}: not allowed by --allow/--deny`));
+    server.on('refused', (peer: string) =>
+      notice?.(
+        `refused ${peer}: ${multi ? `already ${maxConnections} clients (--max-conns)` : 'busy with one client (use --keep-open for more)'}`,
+      ),
+    );
     // The fingerprint comes first: whoever waits for "listening on" has it by then.
     if (server.tlsFingerprint) say(`TLS fingerprint (SHA-256): ${server.tlsFingerprint}`);
     say(`listening on ${server.addresses.map(formatAddress).join(', ')}`);

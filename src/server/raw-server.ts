@@ -4,7 +4,7 @@ import { SockitError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { defaultStateDir } from '../state.js';
 import { type Address, formatAddress, parseAddress, unmapIPv4 } from '../transport/address.js';
-import type { TlsServerCredentials } from '../transport/listen.js';
+import { describePeer, type TlsServerCredentials } from '../transport/listen.js';
 import { Acceptor, type Session } from './acceptor.js';
 import { DEFAULT_LIMITS } from './limits.js';
 import { serverTls } from './tls.js';
@@ -64,7 +64,11 @@ export interface ServeRawOptions extends RawHandler {
   refusal?(limit: number): string;
 }
 
-/** A running raw server; `close()` shuts it down gracefully. */
+/**
+ * A running raw server; `close()` shuts it down gracefully. Events: `connection` and
+ * `disconnect` (a RawConnection), `denied` (the peer `admit` turned away) and `refused` (the
+ * peer over `maxConnections`, told why and closed), then `close`.
+ */
 export class RawServer extends EventEmitter {
   /** SHA-256 fingerprint of the TLS certificate when a `tls://` address is served. */
   readonly tlsFingerprint: string | undefined;
@@ -151,7 +155,12 @@ export async function serveRaw(options: ServeRawOptions): Promise<RawServer> {
     tls: tls?.credentials,
     log,
     refuse: (socket) => {
+      server?.emit('refused', describePeer(socket));
       socket.end(refusal(maxConnections));
+      // Read to the client's FIN so the socket closes: an unread socket holds no event-loop
+      // handle, so close() would wait for it with nothing left to run (exit 13 in the CLI).
+      socket.resume();
+      socket.once('end', () => socket.destroy());
       socket.setTimeout(END_GRACE_MS, () => socket.destroy());
     },
     open: (socket, info) => {
