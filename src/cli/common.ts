@@ -13,6 +13,8 @@ export const EXIT = {
   timeout: 4,
   auth: 5,
   tls: 6,
+  /** Ctrl-C, as shells report a command ended by SIGINT. */
+  interrupted: 130,
 } as const;
 
 const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {

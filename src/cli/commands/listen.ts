@@ -4,6 +4,7 @@ import type { ListenMode } from '../../raw/listen.js';
 import { execSpecFrom, parseRawAddress } from '../../raw/options.js';
 import { action, collect, exitCodeFor, parseIntOption, reportError } from '../common.js';
 import { halfCloseHelp } from '../raw-help.js';
+import { tutorialExecMode, tutorialUploadMode } from '../tutorial-modes.js';
 import { untilSignal } from '../signals.js';
 
 interface ListenCliOptions {
@@ -18,6 +19,9 @@ interface ListenCliOptions {
   chat?: boolean;
   echo?: string | boolean;
   greeting?: string;
+  tutorialExec?: boolean;
+  execAllow?: string;
+  tutorialUpload?: string;
   sendOnly?: boolean;
   recvOnly?: boolean;
   shutdown: boolean;
@@ -53,6 +57,15 @@ export function registerListen(program: Command): void {
     .option('--chat', 'line chat for plain clients: names, <user> prefixes, join/leave notices')
     .option('--echo [transform]', 'raw echo server: none or upper (the tutorials’ servers)')
     .option('--greeting <text>', 'with --echo: send this line to each client on connect')
+    .option(
+      '--tutorial-exec',
+      "the tutorials' remote-command protocol (bare command in, 4-byte length + output back), argv without a shell; needs --exec-allow",
+    )
+    .option('--exec-allow <programs>', 'with --tutorial-exec: the programs clients may run (comma-separated)')
+    .option(
+      '--tutorial-upload <dir>',
+      "the tutorials' line-by-line upload (success after each chunk, quit ends); each upload appears in DIR as upload-N",
+    )
     .option('--send-only', 'only send stdin; drop what clients send')
     .option('--recv-only', 'only print what clients send; do not read stdin')
     .option('--no-shutdown', 'keep our write side open after stdin EOF')
@@ -67,7 +80,8 @@ export function registerListen(program: Command): void {
       'after',
       `
 ${halfCloseHelp('client')} With --keep-open, stdin goes to
-every client and a client's EOF ends its session. Echo, broker and chat always keep open.`,
+every client and a client's EOF ends its session. Echo, broker, chat and the tutorial modes
+always keep open.`,
     )
     .action(
       action(async (addressText: string, options: ListenCliOptions) =>
@@ -76,19 +90,26 @@ every client and a client's EOF ends its session. Echo, broker and chat always k
     );
 }
 
-function modeFrom(options: ListenCliOptions): ListenMode {
+async function modeFrom(options: ListenCliOptions): Promise<ListenMode> {
   const chosen = [
     options.exec && '--exec',
     options.shExec !== undefined && '--sh-exec',
     options.broker && '--broker',
     options.chat && '--chat',
     options.echo !== undefined && '--echo',
+    options.tutorialExec && '--tutorial-exec',
+    options.tutorialUpload !== undefined && '--tutorial-upload',
   ].filter(Boolean);
   if (chosen.length > 1)
     throw new SockitError('USAGE', `${chosen.join(' and ')} exclude each other; pick one`);
   if (options.greeting !== undefined && options.echo === undefined) {
     throw new SockitError('USAGE', '--greeting goes with --echo');
   }
+  if (options.execAllow !== undefined && !options.tutorialExec) {
+    throw new SockitError('USAGE', '--exec-allow goes with --tutorial-exec');
+  }
+  if (options.tutorialExec) return tutorialExecMode(options.execAllow);
+  if (options.tutorialUpload !== undefined) return tutorialUploadMode(options.tutorialUpload);
   const spec = execSpecFrom(options.exec, options.shExec);
   if (spec) return { kind: 'exec', spec };
   if (options.broker) return { kind: 'broker' };
@@ -104,7 +125,7 @@ function modeFrom(options: ListenCliOptions): ListenMode {
 }
 
 async function runListenCommand(addressText: string, options: ListenCliOptions): Promise<void> {
-  const mode = modeFrom(options);
+  const mode = await modeFrom(options);
   const address = parseRawAddress(addressText, options.udp);
   if ((options.cert === undefined) !== (options.key === undefined)) {
     throw new SockitError('USAGE', '--cert and --key go together');
