@@ -29,7 +29,8 @@ export function splitCommandLine(line: string): string[] {
       quote = char;
       inWord = true;
     } else if (char === '\\') {
-      if (index + 1 >= line.length) throw new SockitError('BAD_REQUEST', 'the command ends with a lone backslash');
+      if (index + 1 >= line.length)
+        throw new SockitError('BAD_REQUEST', 'the command ends with a lone backslash');
       word += line[++index];
       inWord = true;
     } else if (/\s/.test(char)) {

@@ -6,8 +6,8 @@
  * operator's allow-list, run with stdin from /dev/null, a time limit and an output cap.
  */
 import { spawn } from 'node:child_process';
-import { endianness } from 'node:os';
 import type { Socket } from 'node:net';
+import { endianness } from 'node:os';
 import { SockitError } from '../errors.js';
 import type { RawHandler } from '../server/raw-server.js';
 import { splitCommandLine } from './argv-split.js';
@@ -149,7 +149,10 @@ function runCommand(
     };
     child.stdout!.on('data', keep(stdout));
     child.stderr!.on('data', keep(stderr));
-    const timer = setTimeout(() => kill(`killed after the ${limits.timeoutMs} ms time limit`), limits.timeoutMs);
+    const timer = setTimeout(
+      () => kill(`killed after the ${limits.timeoutMs} ms time limit`),
+      limits.timeoutMs,
+    );
     const onAbort = (): void => kill('the client left');
     signal.addEventListener('abort', onAbort, { once: true });
     child.once('error', (error: NodeJS.ErrnoException) => {

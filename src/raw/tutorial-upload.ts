@@ -45,23 +45,25 @@ export function tutorialUploadHandler(options: TutorialUploadOptions): RawHandle
       // The files service hides and refuses RESERVED_PREFIX names, so the temp file is never served.
       const tempPath = join(options.directory, `${RESERVED_PREFIX}upload-${randomUUID()}`);
       const file = await open(tempPath, 'wx', 0o644);
-      let published = false;
+      let published: string | undefined;
+      let bytes: number | undefined;
       try {
-        const bytes = await receive(socket, file, maxBytes, taps);
-        if (bytes === undefined) {
-          options.notice?.(`${peer} left before "quit": its upload is discarded`);
-          return;
+        bytes = await receive(socket, file, maxBytes, taps);
+        if (bytes !== undefined) {
+          await file.sync();
+          await file.close();
+          published = await publishNext(tempPath, options.directory);
         }
-        await file.sync();
-        await file.close();
-        const name = await publishNext(tempPath, options.directory);
-        published = true;
-        options.notice?.(`${peer} uploaded ${bytes} bytes as ${name}`);
-        options.onUpload?.(name, bytes, peer);
       } finally {
         await file.close().catch(() => {});
-        if (!published) await unlink(tempPath).catch(() => {});
+        if (published === undefined) await unlink(tempPath).catch(() => {});
       }
+      if (published === undefined) {
+        options.notice?.(`${peer} left before "quit": its upload is discarded`);
+        return;
+      }
+      options.notice?.(`${peer} uploaded ${bytes} bytes as ${published}`);
+      options.onUpload?.(published, bytes!, peer);
     },
   };
 }

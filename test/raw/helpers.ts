@@ -224,3 +224,20 @@ export async function closedPort(): Promise<number> {
 
 /** A temp state dir for TLS tests (certificate, known_hosts), with cleanup. */
 export { tempDir };
+
+/**
+ * The full path of a peer a test needs. When it is missing the test is skipped on a developer's
+ * machine, and fails under `CI=true`, where a missing tool must never pass as a skip.
+ */
+export function requireTool(
+  t: { skip(message?: string): void },
+  program: string,
+  debianPackage: string,
+): string | undefined {
+  const path = which(program);
+  if (path) return path;
+  const reason = missing(program, debianPackage)!;
+  if (process.env.CI === 'true') throw new Error(reason);
+  t.skip(reason);
+  return undefined;
+}

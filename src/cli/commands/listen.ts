@@ -4,8 +4,8 @@ import type { ListenMode } from '../../raw/listen.js';
 import { execSpecFrom, parseRawAddress } from '../../raw/options.js';
 import { action, collect, exitCodeFor, parseIntOption, reportError } from '../common.js';
 import { halfCloseHelp } from '../raw-help.js';
-import { tutorialExecMode, tutorialUploadMode } from '../tutorial-modes.js';
 import { untilSignal } from '../signals.js';
+import { tutorialExecMode, tutorialUploadMode } from '../tutorial-modes.js';
 
 interface ListenCliOptions {
   udp?: boolean;

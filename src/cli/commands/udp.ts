@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { parseRawAddress } from '../../raw/options.js';
 import { SockitError } from '../../errors.js';
+import { parseRawAddress } from '../../raw/options.js';
 import { action, EXIT, parseIntOption, reportError } from '../common.js';
 import { promptLoop } from '../prompt.js';
 
