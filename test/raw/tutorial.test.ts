@@ -57,7 +57,7 @@ describe('lengthPrefixed: struct.pack("i", n) + body', () => {
   });
 });
 
-describe('listen --tutorial-exec: the tutorial remote-command client, unchanged', () => {
+describe('listen --tutorial-exec: the tutorial remote-command client, unchanged', { timeout: 60_000 }, () => {
   let server: Listening;
   let work: Awaited<ReturnType<typeof tempDir>>;
   before(async () => {
@@ -153,7 +153,7 @@ describe('listen --tutorial-exec: the tutorial remote-command client, unchanged'
   });
 });
 
-describe('listen --tutorial-upload DIR: the tutorial upload client, unchanged', () => {
+describe('listen --tutorial-upload DIR: the tutorial upload client, unchanged', { timeout: 60_000 }, () => {
   let server: Listening;
   let dir: Awaited<ReturnType<typeof tempDir>>;
   let source: Awaited<ReturnType<typeof tempDir>>;

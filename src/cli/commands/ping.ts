@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { SockitError } from '../../errors.js';
 import { action, addClientOptions, type ClientCliOptions, parseIntOption, withClient } from '../common.js';
 
 export function registerPing(program: Command): void {
@@ -12,6 +13,7 @@ export function registerPing(program: Command): void {
   ).action(
     action(async (address: string, options: ClientCliOptions & { count: string; json?: boolean }) => {
       const count = parseIntOption(options.count, '--count');
+      if (count < 1) throw new SockitError('USAGE', `--count must be at least 1 (got ${count}): ping sends that many`);
       await withClient(address, options, async (client) => {
         const times: number[] = [];
         for (let i = 0; i < count; i++) times.push(await client.ping());
