@@ -101,18 +101,26 @@ describe('listen --echo upper --greeting', () => {
     assert.equal((await linesText).toString(), 'Hello World!\nONE\nTWO\n');
   });
 
-  it('ends the session on a bare "exit" after messages without a newline (the tutorial client)', { timeout: 10_000 }, async () => {
-    const socket = await dial(server.port);
-    const everything = readAll(socket);
-    const replies = [readBytes(socket, 'Hello World!\nHELLO'.length)];
-    socket.write('hello');
-    await replies[0];
-    const world = readBytes(socket, 'WORLD'.length);
-    socket.write('world');
-    await world;
-    socket.write('exit');
-    assert.equal((await everything).toString(), 'Hello World!\nHELLOWORLD', 'the server closed the session');
-  });
+  it(
+    'ends the session on a bare "exit" after messages without a newline (the tutorial client)',
+    { timeout: 10_000 },
+    async () => {
+      const socket = await dial(server.port);
+      const everything = readAll(socket);
+      const replies = [readBytes(socket, 'Hello World!\nHELLO'.length)];
+      socket.write('hello');
+      await replies[0];
+      const world = readBytes(socket, 'WORLD'.length);
+      socket.write('world');
+      await world;
+      socket.write('exit');
+      assert.equal(
+        (await everything).toString(),
+        'Hello World!\nHELLOWORLD',
+        'the server closed the session',
+      );
+    },
+  );
 
   it('passes binary and UTF-8 through, upper-casing ASCII letters only', async () => {
     const socket = await dial(server.port, '127.0.0.1', { allowHalfOpen: true });

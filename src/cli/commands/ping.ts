@@ -13,7 +13,8 @@ export function registerPing(program: Command): void {
   ).action(
     action(async (address: string, options: ClientCliOptions & { count: string; json?: boolean }) => {
       const count = parseIntOption(options.count, '--count');
-      if (count < 1) throw new SockitError('USAGE', `--count must be at least 1 (got ${count}): ping sends that many`);
+      if (count < 1)
+        throw new SockitError('USAGE', `--count must be at least 1 (got ${count}): ping sends that many`);
       await withClient(address, options, async (client) => {
         const times: number[] = [];
         for (let i = 0; i < count; i++) times.push(await client.ping());
