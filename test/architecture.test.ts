@@ -16,7 +16,7 @@ const ALLOWED: Record<string, string[]> = {
   server: ['transport', 'protocol', 'services/echo'],
   services: ['server', 'transport', 'storage', 'protocol'],
   client: ['transport', 'storage', 'protocol'],
-  raw: ['transport', 'server', 'protocol/transform'],
+  raw: ['transport', 'server', 'storage', 'protocol/transform', 'protocol/files'],
   cli: ['*'],
 };
 /** Imports no service may make even though its layer is allowed: services never parse bytes. */

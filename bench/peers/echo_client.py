@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Interactive TCP client -- peer reproduction of the seeds' echo client.
 
-Sources (/work/shared/seeds):
+Sources (seed tutorials, see SEEDS.md):
   * 000 socket_client_tcp: loop `msg = input('>>: ').strip()`, skip empty
     input, send(msg.encode('utf-8')), one recv(1024), print the reply.
   * 004 socket_client.py: first recv()s the server's greeting; typing `exit`

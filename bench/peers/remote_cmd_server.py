@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Remote shell-command server, "sticky packet" (粘包) fix variant.
 
-Source (/work/shared/seeds/002): the second remote-command server, the one that
+Source (seed 002, see SEEDS.md): the second remote-command server, the one that
 "solves sticky packets" with struct.
 
 WIRE FORMAT (exactly as in the seed code)

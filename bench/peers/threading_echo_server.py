@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Concurrent TCP echo server -- peer reproduction of the seeds' socketserver example.
 
-Sources (/work/shared/seeds):
+Sources (seed tutorials, see SEEDS.md):
   * 004 "非堵塞型信息交互实例": socketserver.ThreadingTCPServer with a
     BaseRequestHandler subclass defining setup()/handle()/finish(); handle()
     greets the client ("Hello World!"), then loops recv(1024) and breaks on b'exit'.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Interactive UDP client -- peer reproduction of the seeds' UDP client.
 
-Source (/work/shared/seeds): 000 socket_client_udp (also 002):
+Source (seed tutorials, see SEEDS.md): 000 socket_client_udp (also 002):
 loop `msg = input('>>: ').strip()`, sendto(msg.encode('utf-8'), ip_port),
 `data, addr = recvfrom(1024)`, print the reply. Note: unlike the TCP client,
 the seed does NOT skip empty input -- an empty datagram is sent and echoed.

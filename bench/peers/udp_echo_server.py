@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """UDP upper-case echo server -- peer reproduction of the seeds' UDP server.
 
-Sources (/work/shared/seeds): 000 socket_server_udp and 002's UDP server:
+Sources (seed tutorials, see SEEDS.md): 000 socket_server_udp and 002's UDP server:
 bind, loop `data, addr = recvfrom(1024)`, print, `sendto(data.upper(), addr)`.
 (002's copy has a typo `udp_sever.recvfrom` that raises NameError on the first
 datagram; 004's UDP server only prints and never replies.)

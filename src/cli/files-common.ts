@@ -75,3 +75,12 @@ export function reporterCallbacks(reporter: TransferReporter): TreeCallbacks {
     onFileDone: (item, result) => reporter.fileDone(item, result),
   };
 }
+
+/**
+ * A remote path as the commands take it: a leading `/` means the server's root, as `put FILE
+ * ADDR /` already does, so `ls ADDR /` and `get ADDR /dir/a.bin` work too. The server still
+ * refuses absolute paths on the wire; this is only how the CLI spells the root.
+ */
+export function rootRelative(remote: string): string {
+  return remote.replace(/^\/+/, '');
+}

@@ -36,13 +36,33 @@ const program = new Command('sockit')
   )
   .version(SOCKIT_VERSION)
   .showHelpAfterError('(run with --help for usage)')
-  .configureOutput({ outputError: (text, write) => write(text) });
+  .configureOutput({ outputError: (text, write) => write(withHint(text)) });
+// Every usage mistake exits 2, `sockit` alone included (its usage goes to stderr).
 program.exitOverride((error) => {
-  process.exit(error.exitCode === 1 && error.code !== 'commander.help' ? 2 : error.exitCode);
+  process.exit(error.exitCode === 1 ? 2 : error.exitCode);
 });
+
+/**
+ * `sockit exec ADDR ls -la` reads `-la` as an option of exec: say where the command's own
+ * options go instead of leaving the user with "unknown option".
+ */
+function withHint(text: string): string {
+  const unknown = /unknown option '([^']+)'/.exec(text);
+  const [command, address, ...words] = process.argv.slice(2);
+  if (!unknown || command !== 'exec') return text;
+  const example =
+    address !== undefined && !address.startsWith('-') && words.length > 0
+      ? `sockit exec ${address} -- ${words.join(' ')}`
+      : `sockit exec ADDRESS -- CMD ${unknown[1]}`;
+  return `${text}hint: put the command after "--" so that ${unknown[1]} reaches it: ${example}\n`;
+}
 
 try {
   const name = process.argv[2] ?? '';
+  if (name === '') {
+    for (const register of await Promise.all(COMMANDS.map(loadCommand))) register(program);
+    program.help({ error: true });
+  }
   const wanted = COMMANDS.includes(name) ? [name] : COMMANDS;
   for (const register of await Promise.all(wanted.map(loadCommand))) register(program);
   await program.parseAsync(process.argv);

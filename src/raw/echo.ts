@@ -20,13 +20,16 @@ export interface RawEchoOptions {
 /**
  * Finds where a client asked to leave: `exit` or `quit` on a line of its own, or sent bare
  * as a whole chunk (the seeds' Python client sends the word without a newline and the seeds'
- * servers compare each `recv()` with it). Keeps the unfinished line between chunks.
+ * servers compare each `recv()` with it). Keeps the unfinished line between chunks. A bare
+ * chunk counts even after earlier messages without a newline (`hello`, `world`, then `exit`:
+ * how the tutorials' interactive client talks), since those never end a line.
  */
 export class QuitDetector {
   #tail = '';
 
   /** Returns the offset at which the quit line starts in `chunk`, or -1 when the client stays. */
   scan(chunk: Uint8Array): number {
+    if (this.#tail !== '' && this.#isBareQuit(chunk)) return 0;
     let lineStart = 0;
     for (let index = chunk.indexOf(NEWLINE); index !== -1; index = chunk.indexOf(NEWLINE, index + 1)) {
       if (this.#isQuit(chunk, lineStart, index)) return lineStart;
@@ -36,6 +39,14 @@ export class QuitDetector {
     if (this.#isQuit(chunk, lineStart, chunk.length)) return lineStart;
     this.#remember(chunk, lineStart);
     return -1;
+  }
+
+  /** A whole chunk without a newline that is only a quit word: the seeds' `recv() == b'exit'`. */
+  #isBareQuit(chunk: Uint8Array): boolean {
+    if (chunk.length > TAIL_LIMIT || chunk.includes(NEWLINE)) return false;
+    return QUIT_WORDS.has(
+      Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length).toString('latin1').trim(),
+    );
   }
 
   #isQuit(chunk: Uint8Array, start: number, end: number): boolean {

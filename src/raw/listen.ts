@@ -13,6 +13,8 @@ import { SessionLog, sessionTaps, type TapOptions } from './session-log.js';
 import { SharedInput } from './shared-input.js';
 import { standardInput } from './stdio.js';
 import { relayStdio } from './stdio-relay.js';
+import { type TutorialExecOptions, tutorialExecHandler } from './tutorial-exec.js';
+import { tutorialUploadHandler } from './tutorial-upload.js';
 import { serveUdp } from './udp-listen.js';
 
 /** What a listener does with each client. */
@@ -21,12 +23,14 @@ export type ListenMode =
   | { kind: 'echo'; transform: EchoTransform; greeting?: string | undefined }
   | { kind: 'exec'; spec: ExecSpec }
   | { kind: 'broker' }
-  | { kind: 'chat' };
+  | { kind: 'chat' }
+  | { kind: 'tutorial-exec'; plan: TutorialExecOptions['plan'] }
+  | { kind: 'tutorial-upload'; directory: string };
 
 export interface ListenOptions {
   address: Address;
   mode: ListenMode;
-  /** Serve clients one after another and at once, until stopped. Echo, broker and chat always do. */
+  /** Serve clients one after another and at once, until stopped. Every mode but relay and exec always does. */
   keepOpen?: boolean;
   /** Clients at once with `keepOpen`. Default 100 (as Ncat). */
   maxConnections?: number;
@@ -70,7 +74,7 @@ export async function runListen(options: ListenOptions): Promise<SockitError | u
   const log = options.logFile ? new SessionLog(options.logFile) : undefined;
   const tapOptions: TapOptions = { hex: options.hex ?? false, log };
   const { mode } = options;
-  const alwaysOpen = mode.kind === 'echo' || mode.kind === 'broker' || mode.kind === 'chat';
+  const alwaysOpen = mode.kind !== 'relay' && mode.kind !== 'exec';
   const multi = alwaysOpen || (options.keepOpen ?? false);
   if (options.sendOnly && options.recvOnly) {
     throw new SockitError('USAGE', '--send-only and --recv-only exclude each other');
@@ -108,6 +112,11 @@ export async function runListen(options: ListenOptions): Promise<SockitError | u
     server.on('connection', (connection: RawConnection) => notice?.(`connection from ${connection.peer}`));
     server.on('disconnect', (connection: RawConnection) => notice?.(`${connection.peer} disconnected`));
     server.on('denied', (peer: string) => notice?.(`refused ${peer}: not allowed by --allow/--deny`));
+    server.on('refused', (peer: string) =>
+      notice?.(
+        `refused ${peer}: ${multi ? `already ${maxConnections} clients (--max-conns)` : 'busy with one client (use --keep-open for more)'}`,
+      ),
+    );
     // The fingerprint comes first: whoever waits for "listening on" has it by then.
     if (server.tlsFingerprint) say(`TLS fingerprint (SHA-256): ${server.tlsFingerprint}`);
     say(`listening on ${server.addresses.map(formatAddress).join(', ')}`);
@@ -148,6 +157,10 @@ function buildHandler(
       return createBroker({ notice, taps: tapsFor });
     case 'chat':
       return createLineChat({ notice });
+    case 'tutorial-exec':
+      return tutorialExecHandler({ plan: mode.plan, notice, taps: tapsFor });
+    case 'tutorial-upload':
+      return tutorialUploadHandler({ directory: mode.directory, notice, taps: tapsFor });
     case 'exec':
       return {
         async handle(connection) {
@@ -225,10 +238,7 @@ async function listenUdpMode(
 ): Promise<SockitError | undefined> {
   const { mode } = options;
   if (mode.kind !== 'relay' && mode.kind !== 'echo') {
-    throw new SockitError(
-      'USAGE',
-      `--${mode.kind === 'exec' ? 'exec' : mode.kind} needs a stream; UDP carries single datagrams`,
-    );
+    throw new SockitError('USAGE', `--${mode.kind} needs a stream; UDP carries single datagrams`);
   }
   const server = await serveUdp({
     address: options.address,

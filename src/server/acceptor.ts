@@ -43,6 +43,8 @@ export interface AcceptorOptions {
   open(socket: Socket, info: AcceptedInfo): Session;
   /** What a client over the connection limit is sent before its socket is closed. */
   refusal: string | Buffer;
+  /** Told of each client refused over the limit (the raw server's `refused` event). */
+  onRefused?: (peer: string) => void;
   /** Time a `tls://` client has from accept to finish its TLS handshake. */
   tlsHandshakeTimeoutMs: number;
   /** A refused client has this long from accept to read why before its socket is destroyed. */
@@ -145,6 +147,7 @@ export class Acceptor {
       return;
     }
     this.#options.log.warn('connection refused: limit reached', { peer, limit });
+    this.#options.onRefused?.(peer);
     this.#refusing.add(socket);
     socket.once('close', () => this.#refusing.delete(socket));
     // The deadline runs from accept, also while a TLS client is still shaking hands.

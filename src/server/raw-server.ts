@@ -70,7 +70,11 @@ export interface ServeRawOptions extends RawHandler {
   refusal?(limit: number): string;
 }
 
-/** A running raw server; `close()` shuts it down gracefully. */
+/**
+ * A running raw server; `close()` shuts it down gracefully. Events: `connection` and
+ * `disconnect` (a RawConnection), `denied` (the peer `admit` turned away) and `refused` (the
+ * peer over `maxConnections`, told why and closed), then `close`.
+ */
 export class RawServer extends EventEmitter {
   /** SHA-256 fingerprint of the TLS certificate when a `tls://` address is served. */
   readonly tlsFingerprint: string | undefined;
@@ -158,6 +162,7 @@ export async function serveRaw(options: ServeRawOptions): Promise<RawServer> {
     refusal: refusal(maxConnections),
     tlsHandshakeTimeoutMs: options.tlsHandshakeTimeoutMs ?? DEFAULT_LIMITS.handshakeTimeoutMs,
     closeGraceMs,
+    onRefused: (peer) => server?.emit('refused', peer),
     open: (socket, info) => {
       const remoteAddress = socket.remoteAddress === undefined ? undefined : unmapIPv4(socket.remoteAddress);
       if (options.admit && !options.admit({ remoteAddress, peer: info.peer })) {

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { QuitDetector } from '../../src/raw/echo.js';
 import { requireTool } from '../tools.js';
-import { dial, killAll, type Listening, launch, readAll, startListen } from './helpers.js';
+import { dial, killAll, type Listening, launch, readAll, readBytes, startListen } from './helpers.js';
 
 const PYTHON_CLIENT = fileURLToPath(new URL('../../../bench/peers/echo_client.py', import.meta.url));
 
@@ -21,6 +21,12 @@ describe('QuitDetector', () => {
     assert.deepEqual(scanAll('hello\n', 'ex', 'it'), [-1, -1, 0]);
     assert.deepEqual(scanAll('exits\n', 'say exit\n', 'exitquit'), [-1, -1, -1]);
     assert.deepEqual(scanAll('x'.repeat(100), 'exit\n'), [-1, -1], 'part of a long line is not a quit word');
+    assert.deepEqual(
+      scanAll('hello', 'world', 'exit'),
+      [-1, -1, 0],
+      'the tutorial client: messages without a newline, then a bare exit',
+    );
+    assert.deepEqual(scanAll('hello', 'exit\n'), [-1, -1], 'a line that only ends in exit is not one');
   });
 });
 
@@ -75,6 +81,27 @@ describe('listen --echo upper --greeting', () => {
     lines.write('one\ntwo\nquit\nnever echoed\n');
     assert.equal((await linesText).toString(), 'Hello World!\nONE\nTWO\n');
   });
+
+  it(
+    'ends the session on a bare "exit" after messages without a newline (the tutorial client)',
+    { timeout: 10_000 },
+    async () => {
+      const socket = await dial(server.port);
+      const everything = readAll(socket);
+      const replies = [readBytes(socket, 'Hello World!\nHELLO'.length)];
+      socket.write('hello');
+      await replies[0];
+      const world = readBytes(socket, 'WORLD'.length);
+      socket.write('world');
+      await world;
+      socket.write('exit');
+      assert.equal(
+        (await everything).toString(),
+        'Hello World!\nHELLOWORLD',
+        'the server closed the session',
+      );
+    },
+  );
 
   it('passes binary and UTF-8 through, upper-casing ASCII letters only', async () => {
     const socket = await dial(server.port, '127.0.0.1', { allowHalfOpen: true });

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { ChatRoom } from '../../client/chat.js';
 import type { SockitError } from '../../errors.js';
 import { action, addClientOptions, type ClientCliOptions, reportError, withClient } from '../common.js';
+import { terminalKeys } from '../prompt.js';
 
 interface ChatCliOptions extends ClientCliOptions {
   name: string;
@@ -35,6 +36,7 @@ export function registerChat(program: Command): void {
 async function converse(room: ChatRoom): Promise<void> {
   const terminal = Boolean(process.stdin.isTTY && process.stdout.isTTY);
   const lines = createInterface({ input: process.stdin, output: process.stdout, terminal, historySize: 500 });
+  const keys = terminalKeys(lines, terminal);
   lines.setPrompt(`[${room.room}] ${room.name}> `);
   const show = (text: string): void => printAbove(lines, text, terminal);
 
@@ -48,6 +50,7 @@ async function converse(room: ChatRoom): Promise<void> {
   const closed = new Promise<void>((resolve) => {
     room.once('close', (reason: SockitError) => {
       dropped = reason;
+      keys.leaving();
       lines.close();
       resolve();
     });
@@ -63,14 +66,19 @@ async function converse(room: ChatRoom): Promise<void> {
         clearLine(process.stdout, 0);
       }
       const text = line.trim();
-      if (text === '/quit') break;
+      if (text === '/quit') {
+        keys.leaving();
+        break;
+      }
       if (text === '/who') show(`* in ${room.room}: ${[...room.members].join(', ')}`);
       else if (text.startsWith('/')) show('* commands: /who, /quit');
       else if (text.length > 0 && !room.say(line)) await room.client.drained();
       if (terminal) lines.prompt(true);
     }
   })();
-  await Promise.race([typing, closed]);
+  typing.catch(() => {}); // after Ctrl-C or a dropped connection nobody awaits the typing loop
+  await Promise.race([typing, closed, keys.interrupted]);
+  keys.leaving();
   lines.close();
   if (dropped) {
     if (dropped.code !== 'CLOSED') reportError(dropped);

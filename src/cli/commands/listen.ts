@@ -7,6 +7,7 @@ import { execSpecFrom, parseRawAddress } from '../../raw/options.js';
 import { action, collect, DURATION_HELP, exitCodeFor, reportError } from '../common.js';
 import { halfCloseHelp } from '../raw-help.js';
 import { untilSignal } from '../signals.js';
+import { tutorialExecMode, tutorialUploadMode } from '../tutorial-modes.js';
 
 interface ListenCliOptions {
   udp?: boolean;
@@ -20,6 +21,9 @@ interface ListenCliOptions {
   chat?: boolean;
   echo?: EchoTransform | true;
   greeting?: string;
+  tutorialExec?: boolean;
+  execAllow?: string;
+  tutorialUpload?: string;
   sendOnly?: boolean;
   recvOnly?: boolean;
   shutdown: boolean;
@@ -64,6 +68,15 @@ export function registerListen(program: Command): void {
       argParsers.choice('--echo', ECHO_TRANSFORMS),
     )
     .option('--greeting <text>', 'with --echo: send this line to each client on connect')
+    .option(
+      '--tutorial-exec',
+      "the tutorials' remote-command protocol (bare command in, 4-byte length + output back), argv without a shell; needs --exec-allow",
+    )
+    .option('--exec-allow <programs>', 'with --tutorial-exec: the programs clients may run (comma-separated)')
+    .option(
+      '--tutorial-upload <dir>',
+      "the tutorials' line-by-line upload (success after each chunk, quit ends); each upload appears in DIR as upload-N",
+    )
     .option('--send-only', 'only send stdin; drop what clients send')
     .option('--recv-only', 'only print what clients send; do not read stdin')
     .option('--no-shutdown', 'keep our write side open after stdin EOF')
@@ -82,7 +95,8 @@ export function registerListen(program: Command): void {
       'after',
       `
 ${halfCloseHelp('client')} With --keep-open, stdin goes to
-every client and a client's EOF ends its session. Echo, broker and chat always keep open.`,
+every client and a client's EOF ends its session. Echo, broker, chat and the tutorial modes
+always keep open.`,
     )
     .action(
       action(async (addressText: string, options: ListenCliOptions) =>
@@ -91,19 +105,26 @@ every client and a client's EOF ends its session. Echo, broker and chat always k
     );
 }
 
-function modeFrom(options: ListenCliOptions): ListenMode {
+async function modeFrom(options: ListenCliOptions): Promise<ListenMode> {
   const chosen = [
     options.exec && '--exec',
     options.shExec !== undefined && '--sh-exec',
     options.broker && '--broker',
     options.chat && '--chat',
     options.echo !== undefined && '--echo',
+    options.tutorialExec && '--tutorial-exec',
+    options.tutorialUpload !== undefined && '--tutorial-upload',
   ].filter(Boolean);
   if (chosen.length > 1)
     throw new SockitError('USAGE', `${chosen.join(' and ')} exclude each other; pick one`);
   if (options.greeting !== undefined && options.echo === undefined) {
     throw new SockitError('USAGE', '--greeting goes with --echo');
   }
+  if (options.execAllow !== undefined && !options.tutorialExec) {
+    throw new SockitError('USAGE', '--exec-allow goes with --tutorial-exec');
+  }
+  if (options.tutorialExec) return tutorialExecMode(options.execAllow);
+  if (options.tutorialUpload !== undefined) return tutorialUploadMode(options.tutorialUpload);
   const spec = execSpecFrom(options.exec, options.shExec);
   if (spec) return { kind: 'exec', spec };
   if (options.broker) return { kind: 'broker' };
@@ -117,7 +138,7 @@ function modeFrom(options: ListenCliOptions): ListenMode {
 }
 
 async function runListenCommand(addressText: string, options: ListenCliOptions): Promise<void> {
-  const mode = modeFrom(options);
+  const mode = await modeFrom(options);
   const address = parseRawAddress(addressText, options.udp);
   if ((options.cert === undefined) !== (options.key === undefined)) {
     throw new SockitError('USAGE', '--cert and --key go together');

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { FileEntry } from '../../client/files.js';
 import { action, addClientOptions, type ClientCliOptions, withClient } from '../common.js';
+import { rootRelative } from '../files-common.js';
 import { formatBytes } from '../progress.js';
 
 interface LsOptions extends ClientCliOptions {
@@ -15,13 +16,13 @@ export function registerLs(program: Command): void {
       .command('ls')
       .description('list a directory of a files server (mode, size, modification time, path)')
       .argument('<address>', 'server address')
-      .argument('[dir]', 'directory under the server root (default: the root)')
+      .argument('[dir]', 'directory under the server root; "/" or nothing is the root')
       .option('-r, --recursive', 'list the whole tree')
       .option('--json', 'one JSON array of entries on stdout'),
   ).action(
     action(async (address: string, dir: string | undefined, options: LsOptions) => {
       await withClient(address, options, async (client) => {
-        const entries = await client.list(dir ?? '', { recursive: options.recursive ?? false });
+        const entries = await client.list(rootRelative(dir ?? ''), { recursive: options.recursive ?? false });
         if (options.json) {
           process.stdout.write(`${JSON.stringify(entries)}\n`);
           return;

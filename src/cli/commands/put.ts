@@ -8,6 +8,7 @@ import {
   runTransferCommand,
   type TransferCliOptions,
 } from '../files-common.js';
+import { fromStdin, STDIO_NAME, withStdinFile } from '../stdio-transfer.js';
 
 /** `sockit put [-r] LOCAL… ADDRESS REMOTE`: upload files, verified by SHA-256. */
 export function registerPut(program: Command): void {
@@ -19,7 +20,7 @@ export function registerPut(program: Command): void {
         .description(
           'upload files to a files server; REMOTE is a path under its root (a directory when it ends in "/", exists as one, or several LOCALs are given)',
         )
-        .argument('<paths...>', 'LOCAL… ADDRESS REMOTE'),
+        .argument('<paths...>', 'LOCAL… ADDRESS REMOTE (LOCAL - reads stdin; REMOTE / is the root)'),
     ),
   ).action(
     action(async (args: string[], options: TransferCliOptions) => {
@@ -32,6 +33,29 @@ export function registerPut(program: Command): void {
       const remote = args.at(-1)!;
       const address = args.at(-2)!;
       const locals = args.slice(0, -2);
+      if (locals.includes(STDIO_NAME)) {
+        if (locals.length > 1)
+          throw new SockitError('USAGE', 'put - (stdin) uploads one stream; give it alone');
+        await withStdinFile(remote, (item) =>
+          withClient(address, options, (client) =>
+            runTransferCommand('put', options, async (reporter, signal) => {
+              reporter.start(1, item.size);
+              await runUploads(
+                client,
+                [item],
+                {
+                  overwrite: options.overwrite ?? false,
+                  resume: options.resume ?? false,
+                  preserve: false,
+                  signal,
+                },
+                fromStdin(reporterCallbacks(reporter)),
+              );
+            }),
+          ),
+        );
+        return;
+      }
       await withClient(address, options, (client) =>
         runTransferCommand('put', options, async (reporter, signal) => {
           const items = await planUpload(client, locals, remote, { recursive: options.recursive ?? false });

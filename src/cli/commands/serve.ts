@@ -7,9 +7,10 @@ import type { Service } from '../../server/service.js';
 import { formatAddress, isLoopback } from '../../transport/address.js';
 import { readCertificateFiles } from '../../transport/self-signed.js';
 import { SOCKIT_VERSION } from '../../version.js';
-import { action, DURATION_HELP } from '../common.js';
+import { action, DURATION_HELP, splitList } from '../common.js';
 import { SERVE_PLUGINS } from '../serve-plugins.js';
 import { untilSignal } from '../signals.js';
+import { sockitCommand, tryCommands } from '../try-commands.js';
 
 /** Services `--open` may name; exec and files are refused there with the reason (they need the token). */
 const OPENABLE = ['echo', 'chat', 'exec', 'files'] as const;
@@ -119,6 +120,12 @@ async function runServe(addressArgs: string[], options: ServeCliOptions): Promis
   handleSignals(server, log);
 }
 
+/** The programs `--exec-allow` names, 'any' for `--exec`, undefined without exec. */
+function execAllowOf(options: ServeCliOptions): 'any' | string[] | undefined {
+  if (typeof options.execAllow === 'string') return splitList(options.execAllow);
+  return options.exec === true ? 'any' : undefined;
+}
+
 function printBanner(server: Server, services: Service[], options: ServeCliOptions): void {
   const lines = [`sockit ${SOCKIT_VERSION} serving ${services.map((s) => s.name).join(', ')} on:`];
   for (const address of server.addresses) lines.push(`  ${formatAddress(address)}`);
@@ -139,25 +146,19 @@ function printBanner(server: Server, services: Service[], options: ServeCliOptio
       'WARNING: listening beyond loopback without TLS: traffic is readable on the network (use tls://).',
     );
   }
-  const first = formatAddress(server.addresses[0]!);
-  lines.push('Try:', ...tryCommands(first, new Set(services.map((service) => service.name))));
+  const sockit = sockitCommand();
+  const examples = tryCommands(
+    {
+      address: server.addresses[0]!,
+      services: new Set(services.map((service) => service.name)),
+      execAllow: execAllowOf(options),
+    },
+    sockit,
+  );
+  lines.push('Try:', ...examples.map((command) => `  ${command}`));
+  if (sockit !== 'sockit')
+    lines.push("  (npx runs this checkout's sockit; `npm link` puts `sockit` on PATH)");
   process.stdout.write(`${lines.join('\n')}\n`);
-}
-
-/** Three commands that show what this server runs, the enabled services first. */
-function tryCommands(address: string, running: Set<string>): string[] {
-  const examples: [service: string, command: string][] = [
-    ['exec', `sockit exec ${address} -- uname -a`],
-    ['files', `sockit put README.md ${address} /   then   sockit ls ${address}`],
-    ['chat', `sockit chat ${address} --name you`],
-    ['echo', `sockit ping ${address}`],
-    ['echo', `sockit echo ${address} hello`],
-    ['echo', `sockit echo ${address}   (interactive, exit/quit ends it)`],
-  ];
-  return examples
-    .filter(([service]) => running.has(service))
-    .slice(0, 3)
-    .map(([, command]) => `  ${command}`);
 }
 
 /** First SIGINT/SIGTERM: graceful shutdown, then exit 0; a second one exits at once. */

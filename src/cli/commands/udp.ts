@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
+import { SockitError } from '../../errors.js';
 import { argParsers } from '../../options.js';
 import { parseRawAddress } from '../../raw/options.js';
-import { action, DURATION_HELP } from '../common.js';
+import { action, DURATION_HELP, EXIT, reportError } from '../common.js';
 import { promptLoop } from '../prompt.js';
 
 interface UdpCliOptions {
@@ -50,9 +51,16 @@ export function registerUdp(program: Command): void {
             print(await udpRequest(connection, Buffer.from(words.join(' ')), request));
             return;
           }
-          await promptLoop(async (line) =>
-            print(await udpRequest(connection, Buffer.from(line.trim()), request)),
-          );
+          // A lost reply is reported and the prompt stays: UDP promises no delivery, so one
+          // missing answer is no reason to end the session. The exit status remembers it.
+          await promptLoop(async (line) => {
+            try {
+              print(await udpRequest(connection, Buffer.from(line.trim()), request));
+            } catch (error) {
+              if (!(error instanceof SockitError && error.code === 'TIMEOUT')) throw error;
+              reportError(error, EXIT.failure);
+            }
+          });
         } finally {
           await connection.close();
         }
