@@ -117,7 +117,7 @@ describe('usage errors say what to type', { timeout: 60_000 }, () => {
   it('ping -c 0 is a usage error, before connecting', async () => {
     const result = await runCli(['ping', '127.0.0.1:1', '-c', '0']);
     assert.equal(result.code, 2);
-    assert.equal(result.stderr, 'sockit: USAGE: --count must be at least 1 (got 0): ping sends that many\n');
+    assert.equal(result.stderr, 'sockit: INVALID_OPTION: --count must be at least 1; got 0\n');
   });
 });
 

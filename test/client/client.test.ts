@@ -253,7 +253,7 @@ describe('credentials are read before dialling', () => {
     };
   }
 
-  test('connect() with an unreadable token file fails with USAGE and opens no socket', async () => {
+  test('connect() with a missing token file fails with NOT_FOUND and opens no socket', async () => {
     const listener = await countingListener();
     const dir = await tempDir();
     try {
@@ -263,7 +263,7 @@ describe('credentials are read before dialling', () => {
           stateDir: dir.path,
           env: {},
         }),
-        (error: unknown) => isCode('USAGE')(error) && /cannot read token file/.test((error as Error).message),
+        (error: unknown) => isCode('NOT_FOUND')(error) && /cannot read token file/.test((error as Error).message),
       );
       assert.equal(listener.count(), 0);
     } finally {
@@ -272,7 +272,7 @@ describe('credentials are read before dialling', () => {
     }
   });
 
-  test('the CLI with a bad --token-file exits at once with code 2, without connecting', async () => {
+  test('the CLI with a missing --token-file exits at once with code 1, without connecting', async () => {
     const listener = await countingListener();
     const dir = await tempDir();
     try {
@@ -282,8 +282,8 @@ describe('credentials are read before dialling', () => {
         { env: { SOCKIT_STATE_DIR: dir.path, HOME: dir.path }, timeoutMs: 20_000 },
       );
       const elapsed = performance.now() - started;
-      assert.equal(result.code, 2, result.stderr);
-      assert.match(result.stderr, /^sockit: USAGE: cannot read token file .*missing/);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, /^sockit: NOT_FOUND: cannot read token file .*missing: no such file or directory$/m);
       assert.equal(result.stderr.trim().split('\n').length, 1, 'one line, no stack');
       assert.equal(listener.count(), 0, 'no connection was made');
       // Before the fix the open socket kept the CLI alive for the 10 s connect timeout.
