@@ -53,6 +53,7 @@ export interface ClientCliOptions {
   stateDir?: string;
   connectTimeout?: string;
   verbose?: boolean;
+  proxy?: string;
 }
 
 /** Adds the client options (token, TLS trust, state dir, connect timeout) to a command. */
@@ -66,7 +67,8 @@ export function addClientOptions(command: Command): Command {
     .option('--ca <pem-file>', 'TLS: verify the server against this CA instead of pinning')
     .option('--known-hosts <file>', 'TLS: pinned fingerprints file (default: <state dir>/known_hosts)')
     .option('--state-dir <dir>', 'where tokens, certificates and pins live (default: $SOCKIT_STATE_DIR)')
-    .option('--connect-timeout <ms>', 'give up connecting after this many milliseconds', '10000');
+    .option('--connect-timeout <ms>', 'give up connecting after this many milliseconds', '10000')
+    .option('--proxy <url>', 'connect through socks5://HOST:PORT or http://HOST:PORT (HTTP CONNECT)');
 }
 
 /** Parses a positive integer option, or throws a USAGE error naming the option. */
@@ -106,6 +108,10 @@ export async function clientOptions(options: ClientCliOptions): Promise<ConnectO
     },
   };
   if (options.tokenFile !== undefined) result.tokenFile = options.tokenFile;
+  if (options.proxy !== undefined) {
+    const { parseProxy } = await import('../transport/proxy.js');
+    result.proxy = parseProxy(options.proxy);
+  }
   if (options.fingerprint !== undefined) result.tls!.fingerprint = options.fingerprint;
   if (options.ca !== undefined) {
     const { readFile } = await import('node:fs/promises');

@@ -37,6 +37,8 @@ export interface ConnectOptions {
   /** TLS trust; by default fingerprints are pinned in `<stateDir>/known_hosts` on first use. */
   tls?: TlsTrust;
   onTlsPin?: DialOptions['onTlsPin'];
+  /** Reach the server through a SOCKS5 or HTTP CONNECT proxy (`--proxy`). */
+  proxy?: DialOptions['proxy'];
   stateDir?: string;
   /** Largest frame body accepted from the server. Default 16 MiB. */
   maxBodyBytes?: number;
@@ -233,7 +235,12 @@ export async function connect(address: string | Address, options: ConnectOptions
   const timeoutMs = options.connectTimeoutMs ?? 10_000;
   const stateDir = options.stateDir ?? defaultStateDir(options.env ?? process.env);
   const tlsTrust: TlsTrust = { knownHostsFile: join(stateDir, 'known_hosts'), ...options.tls };
-  const socket = await dialStream(target, { timeoutMs, tls: tlsTrust, onTlsPin: options.onTlsPin });
+  const socket = await dialStream(target, {
+    timeoutMs,
+    tls: tlsTrust,
+    onTlsPin: options.onTlsPin,
+    proxy: options.proxy,
+  });
   const token = resolveClientToken(options);
 
   let client: Client | undefined;
