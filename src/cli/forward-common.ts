@@ -29,22 +29,35 @@ export interface ForwardCliOptions {
 /** Adds the forwarding options to `forward` or `chaos`. */
 export function addForwardOptions(command: Command): Command {
   return command
-    .argument('<listen>', 'where clients connect: tcp://HOST:PORT, tls://…, unix:/PATH, udp://…, HOST:PORT, PORT')
+    .argument(
+      '<listen>',
+      'where clients connect: tcp://HOST:PORT, tls://…, unix:/PATH, udp://…, HOST:PORT, PORT',
+    )
     .argument('<target>', 'where each client is relayed: tcp://HOST:PORT, tls://…, unix:/PATH, udp://…')
     .option('-m, --max-conns <n>', 'clients at once (UDP: client peers); extras are closed', '100')
     .option('--allow <cidrs>', 'only these IPs/CIDR blocks may connect (comma list, repeatable)', collect)
     .option('--deny <cidrs>', 'these IPs/CIDR blocks may not connect (comma list, repeatable)', collect)
     .option('-w, --wait <time>', 'how long the target gets to accept a connection (5 = seconds, 500ms)', '10')
-    .option('-i, --idle-timeout <time>', 'close a connection with no traffic either way for this long (UDP default 60s)')
+    .option(
+      '-i, --idle-timeout <time>',
+      'close a connection with no traffic either way for this long (UDP default 60s)',
+    )
     .option('--proxy-protocol <v1|v2>', "send HAProxy's PROXY header to the target (the real client address)")
     .option('--proxy <url>', 'reach the target through socks5://HOST:PORT or http://HOST:PORT (CONNECT)')
-    .option('--drain <time>', 'on SIGTERM/SIGINT: how long open connections may go on before they are cut', '10')
+    .option(
+      '--drain <time>',
+      'on SIGTERM/SIGINT: how long open connections may go on before they are cut',
+      '10',
+    )
     .option('--cert <pem>', 'tls:// listen: certificate (default: the self-signed one in the state dir)')
     .option('--key <pem>', 'tls:// listen: private key for --cert')
     .option('--fingerprint <sha256>', 'tls:// target: trust only a certificate with this SHA-256 fingerprint')
     .option('--ca <pem-file>', 'tls:// target: verify against this CA instead of pinning')
     .option('--servername <name>', 'tls:// target: the name sent in SNI and checked with --ca')
-    .option('--known-hosts <file>', 'tls:// target: pinned fingerprints file (default: <state dir>/known_hosts)')
+    .option(
+      '--known-hosts <file>',
+      'tls:// target: pinned fingerprints file (default: <state dir>/known_hosts)',
+    )
     .option('--state-dir <dir>', 'certificate and pins (default: $SOCKIT_STATE_DIR)')
     .option('-q, --quiet', 'no line per connection');
 }
@@ -58,7 +71,10 @@ export interface ForwardExtras {
 }
 
 /** Parses the two addresses; both UDP or both streams. */
-export function forwardAddresses(listenText: string, targetText: string): { listen: Address; target: Address } {
+export function forwardAddresses(
+  listenText: string,
+  targetText: string,
+): { listen: Address; target: Address } {
   const listen = parseAddress(listenText);
   const target = parseAddress(targetText);
   if ((listen.kind === 'udp') !== (target.kind === 'udp')) {
@@ -137,7 +153,9 @@ export async function runForwardCommand(
           : { cert: readFileSync(options.cert), key: readFileSync(options.key!) },
       stateDir: options.stateDir,
       dial: {
-        ...(trust?.tls ? { tls: { ...trust.tls, ...(options.servername ? { servername: options.servername } : {}) } } : {}),
+        ...(trust?.tls
+          ? { tls: { ...trust.tls, ...(options.servername ? { servername: options.servername } : {}) } }
+          : {}),
         ...(trust?.onTlsPin ? { onTlsPin: trust.onTlsPin } : {}),
         ...(options.proxy ? { proxy: parseProxy(options.proxy) } : {}),
       },
@@ -146,7 +164,8 @@ export async function runForwardCommand(
     });
   }
   const extra = await extras.started?.(forwarder);
-  if (forwarder.tlsFingerprint) process.stderr.write(`sockit: TLS fingerprint (SHA-256): ${forwarder.tlsFingerprint}\n`);
+  if (forwarder.tlsFingerprint)
+    process.stderr.write(`sockit: TLS fingerprint (SHA-256): ${forwarder.tlsFingerprint}\n`);
   process.stderr.write(
     `sockit: listening on ${forwarder.addresses.map(formatAddress).join(', ')}, forwarding to ${formatAddress(target)}\n`,
   );
@@ -154,7 +173,9 @@ export async function runForwardCommand(
     if (signal.aborted) resolve();
     signal.addEventListener('abort', () => resolve(), { once: true });
   });
-  process.stderr.write(`sockit: ${String(signal.reason)}: draining ${forwarder.connectionCount} connection(s)\n`);
+  process.stderr.write(
+    `sockit: ${String(signal.reason)}: draining ${forwarder.connectionCount} connection(s)\n`,
+  );
   await extra?.close();
   await forwarder.close(drainMs);
   process.exit(0);

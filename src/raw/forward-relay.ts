@@ -51,7 +51,11 @@ const DEFAULT_CLOSE_GRACE_MS = 5000;
  * destroys both. Resolves once both sockets are closed; after the relay is over a peer that
  * does not close is destroyed after `closeGraceMs`.
  */
-export function relaySockets(a: Socket, b: Socket, options: SocketRelayOptions = {}): Promise<SocketRelayResult> {
+export function relaySockets(
+  a: Socket,
+  b: Socket,
+  options: SocketRelayOptions = {},
+): Promise<SocketRelayResult> {
   const started = performance.now();
   a.allowHalfOpen = true;
   b.allowHalfOpen = true;

@@ -82,7 +82,8 @@ export function dialStream(address: Address, options: DialOptions = {}): Promise
       const connected = socket;
       const ready = (): void => {
         try {
-          if (address.kind === 'tls') verifyServer(connected as tls.TLSSocket, address, trust, options.onTlsPin);
+          if (address.kind === 'tls')
+            verifyServer(connected as tls.TLSSocket, address, trust, options.onTlsPin);
         } catch (error) {
           fail(error as Error);
           return;

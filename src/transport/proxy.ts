@@ -54,7 +54,12 @@ export async function openProxyTunnel(
   return socket;
 }
 
-async function httpConnect(socket: net.Socket, reader: ByteReader, host: string, port: number): Promise<void> {
+async function httpConnect(
+  socket: net.Socket,
+  reader: ByteReader,
+  host: string,
+  port: number,
+): Promise<void> {
   const target = formatHostPort(host, port);
   socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
   const header = (await reader.readUntil('\r\n\r\n', MAX_HTTP_HEADER_BYTES)).toString('latin1');

@@ -35,7 +35,11 @@ export function peer(t: TestContext, program: string, debianPackage: string): st
 }
 
 /** An in-process TCP echo server (half-close aware: it ends its side after the client's EOF). */
-export async function echoServer(): Promise<{ port: number; server: net.Server; close: () => Promise<void> }> {
+export async function echoServer(): Promise<{
+  port: number;
+  server: net.Server;
+  close: () => Promise<void>;
+}> {
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     socket.on('error', () => {});
     socket.pipe(socket);

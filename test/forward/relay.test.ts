@@ -130,11 +130,18 @@ describe('PROXY headers and proxy URLs', () => {
   it('turns IPv6 text into network bytes', () => {
     assert.equal(ipBytes('::1', 6).toString('hex'), `${'0'.repeat(30)}01`);
     assert.equal(ipBytes('127.0.0.1', 6).toString('hex'), '00000000000000000000ffff7f000001');
-    assert.equal(ipBytes('fd00::ab:1', 6).toString('hex'), 'fd0000000000000000000000 00ab0001'.replace(' ', ''));
+    assert.equal(
+      ipBytes('fd00::ab:1', 6).toString('hex'),
+      'fd0000000000000000000000 00ab0001'.replace(' ', ''),
+    );
   });
 
   it('parses socks5:// and http:// proxies and refuses anything else', () => {
-    assert.deepEqual(parseProxy('socks5://127.0.0.1:1080'), { kind: 'socks5', host: '127.0.0.1', port: 1080 });
+    assert.deepEqual(parseProxy('socks5://127.0.0.1:1080'), {
+      kind: 'socks5',
+      host: '127.0.0.1',
+      port: 1080,
+    });
     assert.deepEqual(parseProxy('http://[::1]:3128'), { kind: 'http', host: '::1', port: 3128 });
     assert.throws(() => parseProxy('ftp://x:1'), /--proxy "ftp:\/\/x:1"/);
     assert.throws(() => parseProxy('http://x'), /socks5:\/\/HOST:PORT/);

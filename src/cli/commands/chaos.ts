@@ -52,7 +52,9 @@ curl -X DELETE localhost:8474/toxics/latency_down`,
           async started() {
             if (!control) return undefined;
             const server = await startControl(control, toxics);
-            process.stderr.write(`sockit: control API on http://${formatAddress(server.address).slice(6)}/toxics\n`);
+            process.stderr.write(
+              `sockit: control API on http://${formatAddress(server.address).slice(6)}/toxics\n`,
+            );
             return server;
           },
         });

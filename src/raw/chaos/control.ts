@@ -57,7 +57,10 @@ export async function startControl(address: Address, toxics: ToxicSet): Promise<
   };
 }
 
-async function answer(request: http.IncomingMessage, toxics: ToxicSet): Promise<{ status: number; body?: unknown }> {
+async function answer(
+  request: http.IncomingMessage,
+  toxics: ToxicSet,
+): Promise<{ status: number; body?: unknown }> {
   const path = (request.url ?? '/').split('?')[0]!.replace(/\/+$/, '');
   const method = request.method ?? 'GET';
   if (path === '/toxics') {
@@ -78,7 +81,8 @@ async function answer(request: http.IncomingMessage, toxics: ToxicSet): Promise<
   const named = /^\/toxics\/([^/]+)$/.exec(path);
   if (named && method === 'DELETE') {
     const name = decodeURIComponent(named[1]!);
-    if (!toxics.remove(name)) return { status: 404, body: errorBody('NOT_FOUND', `no toxic named "${name}"`) };
+    if (!toxics.remove(name))
+      return { status: 404, body: errorBody('NOT_FOUND', `no toxic named "${name}"`) };
     return { status: 204 };
   }
   if (named && method === 'GET') {
@@ -87,7 +91,10 @@ async function answer(request: http.IncomingMessage, toxics: ToxicSet): Promise<
     if (!toxic) return { status: 404, body: errorBody('NOT_FOUND', `no toxic named "${name}"`) };
     return { status: 200, body: toxic };
   }
-  return { status: 404, body: errorBody('NOT_FOUND', `${method} ${path}: the API is GET/POST/DELETE /toxics`) };
+  return {
+    status: 404,
+    body: errorBody('NOT_FOUND', `${method} ${path}: the API is GET/POST/DELETE /toxics`),
+  };
 }
 
 function readJson(request: http.IncomingMessage): Promise<unknown> {
@@ -107,7 +114,12 @@ function readJson(request: http.IncomingMessage): Promise<unknown> {
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
       } catch {
-        reject(new SockitError('USAGE', 'the body is not JSON; send a toxic object or {"spec":"TYPE:STREAM:VALUE"}'));
+        reject(
+          new SockitError(
+            'USAGE',
+            'the body is not JSON; send a toxic object or {"spec":"TYPE:STREAM:VALUE"}',
+          ),
+        );
       }
     });
     request.once('error', reject);
@@ -133,6 +145,9 @@ function send(response: http.ServerResponse, status: number, body?: unknown): vo
     return;
   }
   const text = `${JSON.stringify(body)}\n`;
-  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  response.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
   response.end(text);
 }

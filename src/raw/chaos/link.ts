@@ -185,7 +185,11 @@ export class ToxicLink extends EventEmitter implements RelaySink {
   }
 
   #enqueue(piece: Piece): void {
-    const at = Math.max(piece.notBefore, this.#tail + piece.gap, piece.gap > 0 ? performance.now() + piece.gap : 0);
+    const at = Math.max(
+      piece.notBefore,
+      this.#tail + piece.gap,
+      piece.gap > 0 ? performance.now() + piece.gap : 0,
+    );
     this.#tail = at;
     this.#queue.push({ at, piece });
     this.#queuedBytes += piece.bytes?.length ?? 0;
@@ -213,7 +217,8 @@ export class ToxicLink extends EventEmitter implements RelaySink {
     if (!this.#blocked && this.#queue.length > 0) {
       this.#timer = setTimeout(() => this.#pump(), Math.max(0, this.#queue[0]!.at - now));
     }
-    if (!this.#blocked && this.#queuedBytes < HIGH_WATER_BYTES / 2 && this.#held.length === 0) this.#drained();
+    if (!this.#blocked && this.#queuedBytes < HIGH_WATER_BYTES / 2 && this.#held.length === 0)
+      this.#drained();
   }
 
   #drained(): void {

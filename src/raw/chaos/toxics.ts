@@ -72,7 +72,8 @@ const bad = (text: string, why: string): SockitError =>
 export function parseToxicSpec(text: string): Omit<Toxic, 'name'> & { name?: string } {
   const [typeText = '', ...parts] = text.split(':');
   const type = typeText.trim().toLowerCase().replace('_', '-') as ToxicType;
-  if (!TOXIC_TYPES.includes(type)) throw bad(text, `unknown type "${typeText}"; types: ${TOXIC_TYPES.join(', ')}`);
+  if (!TOXIC_TYPES.includes(type))
+    throw bad(text, `unknown type "${typeText}"; types: ${TOXIC_TYPES.join(', ')}`);
   let stream: ToxicStream = 'both';
   let toxicity = 1;
   let name: string | undefined;
@@ -116,7 +117,16 @@ function parseProbability(value: string, text: string): number {
   return p;
 }
 
-const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1000, mb: 1e6, gb: 1e9, kib: 1024, mib: 2 ** 20, gib: 2 ** 30 };
+const BYTE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  kb: 1000,
+  mb: 1e6,
+  gb: 1e9,
+  kib: 1024,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+};
 
 function parseUnit(value: string, unit: Unit, text: string): number {
   if (unit === 'ms') {
@@ -143,13 +153,13 @@ export function normalizeToxic(input: unknown, datagrams: boolean): Omit<Toxic, 
   }
   if (!datagrams && DATAGRAM_ONLY.includes(type)) throw bad(text, `${type} acts on datagrams (udp://)`);
   const stream = raw.stream ?? 'both';
-  if (stream !== 'up' && stream !== 'down' && stream !== 'both') throw bad(text, 'stream is up, down or both');
+  if (stream !== 'up' && stream !== 'down' && stream !== 'both')
+    throw bad(text, 'stream is up, down or both');
   const toxicity = raw.toxicity ?? 1;
   if (typeof toxicity !== 'number' || !(toxicity >= 0 && toxicity <= 1)) throw bad(text, 'toxicity is 0-1');
-  const given = (typeof raw.attributes === 'object' && raw.attributes !== null ? raw.attributes : {}) as Record<
-    string,
-    unknown
-  >;
+  const given = (
+    typeof raw.attributes === 'object' && raw.attributes !== null ? raw.attributes : {}
+  ) as Record<string, unknown>;
   const attributes: Record<string, number> = {};
   for (const spec of ATTRIBUTES[type]) {
     const value = given[spec.key] ?? spec.default;
