@@ -137,7 +137,8 @@ export function ipBytes(ip: string, family: 4 | 6): Buffer {
       ? headGroups
       : [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups];
   const bytes = Buffer.alloc(16);
-  groups.forEach((group, index) => bytes.writeUInt16BE(Number.parseInt(group || '0', 16), index * 2));
+  for (const [index, group] of groups.entries())
+    bytes.writeUInt16BE(Number.parseInt(group || '0', 16), index * 2);
   return bytes;
 }
 
