@@ -163,7 +163,13 @@ export async function runForwardCommand(
       ...(say ? { say } : {}),
     });
   }
-  const extra = await extras.started?.(forwarder);
+  let extra: { close(): Promise<void> } | undefined;
+  try {
+    extra = await extras.started?.(forwarder);
+  } catch (error) {
+    await forwarder.close(0);
+    throw error;
+  }
   if (forwarder.tlsFingerprint)
     process.stderr.write(`sockit: TLS fingerprint (SHA-256): ${forwarder.tlsFingerprint}\n`);
   process.stderr.write(
