@@ -10,13 +10,14 @@ import { codecSuite } from './codec.js';
 import { echoSuite } from './echo.js';
 import { execSuite } from './exec.js';
 import { filesSuite } from './files.js';
+import { forwardSuite } from './forward.js';
 import { findPython } from './lib/servers.js';
 import { formatNumber, measurementRows, ratioRows, renderTable, targetMet } from './lib/table.js';
 import { rawSuite } from './raw.js';
 import type { BenchResults, BenchSuite, Machine, SuiteResult } from './report.js';
 
 /** Every suite `npm run bench` knows, in run order. Add yours with one line. */
-const SUITES: BenchSuite[] = [echoSuite, codecSuite, execSuite, filesSuite, rawSuite];
+const SUITES: BenchSuite[] = [echoSuite, codecSuite, execSuite, filesSuite, rawSuite, forwardSuite];
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 
