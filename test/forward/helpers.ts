@@ -90,3 +90,60 @@ export function echoThrough(port: number, bytes: Buffer): Promise<Buffer> {
 
 /** Random bytes of a given size. */
 export const payload = (size: number): Buffer => randomBytes(size);
+
+/**
+ * A small SOCKS5 server (RFC 1928, no authentication, CONNECT only) that records what it was
+ * asked for. `refuse` answers every CONNECT with that reply code instead.
+ */
+export async function socks5Server(
+  refuse?: number,
+): Promise<{ port: number; asked: string[]; close: () => void }> {
+  const asked: string[] = [];
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
+    client.on('error', () => {});
+    let buffered = Buffer.alloc(0);
+    let stage: 'hello' | 'request' | 'relay' = 'hello';
+    const onData = (chunk: Buffer): void => {
+      buffered = Buffer.concat([buffered, chunk]);
+      if (stage === 'hello' && buffered.length >= 2 && buffered.length >= 2 + buffered[1]!) {
+        buffered = buffered.subarray(2 + buffered[1]!);
+        client.write(Buffer.from([5, 0]));
+        stage = 'request';
+      }
+      if (stage !== 'request' || buffered.length < 5) return;
+      const type = buffered[3];
+      const length = type === 1 ? 4 : type === 4 ? 16 : 1 + buffered[4]!;
+      if (buffered.length < 4 + length + 2) return;
+      const host =
+        type === 1
+          ? [...buffered.subarray(4, 8)].join('.')
+          : type === 3
+            ? buffered.subarray(5, 5 + buffered[4]!).toString()
+            : 'ipv6';
+      const port = buffered.readUInt16BE(4 + length);
+      asked.push(`${host}:${port}`);
+      const rest = buffered.subarray(4 + length + 2);
+      stage = 'relay';
+      client.off('data', onData);
+      client.pause(); // until the upstream is there; pipe() resumes it
+      if (refuse !== undefined) {
+        client.end(Buffer.from([5, refuse, 0, 1, 0, 0, 0, 0, 0, 0]));
+        return;
+      }
+      const upstream = net.connect(
+        { host: host === 'localhost' ? '127.0.0.1' : host, port, allowHalfOpen: true },
+        () => {
+          client.write(Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0, 0]));
+          if (rest.length > 0) upstream.write(rest);
+          client.pipe(upstream);
+          upstream.pipe(client);
+        },
+      );
+      upstream.on('error', () => client.end(Buffer.from([5, 5, 0, 1, 0, 0, 0, 0, 0, 0])));
+    };
+    client.on('data', onData);
+  });
+  track(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as net.AddressInfo).port, asked, close: () => server.close() };
+}

@@ -3,65 +3,14 @@ import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import tls from 'node:tls';
 import { waitListening } from '../../bench/lib/ports.js';
+import type { SockitError } from '../../src/errors.js';
+import { dialStream } from '../../src/transport/dial.js';
+import { generateSelfSignedCertificate } from '../../src/transport/self-signed.js';
 import { runCli, startServer, TEST_TOKEN, tempDir } from '../helpers.js';
 import { closedPort, killAll, launch, type Running, readAll } from '../raw/helpers.js';
-import { echoServer, echoThrough, payload, peer, startForwarder, track } from './helpers.js';
-
-/**
- * A small SOCKS5 server (RFC 1928, no authentication, CONNECT only) that records what it was
- * asked for. `refuse` answers every CONNECT with that reply code instead.
- */
-async function socks5Server(refuse?: number): Promise<{ port: number; asked: string[]; close: () => void }> {
-  const asked: string[] = [];
-  const server = net.createServer({ allowHalfOpen: true }, (client) => {
-    client.on('error', () => {});
-    let buffered = Buffer.alloc(0);
-    let stage: 'hello' | 'request' | 'relay' = 'hello';
-    const onData = (chunk: Buffer): void => {
-      buffered = Buffer.concat([buffered, chunk]);
-      if (stage === 'hello' && buffered.length >= 2 && buffered.length >= 2 + buffered[1]!) {
-        buffered = buffered.subarray(2 + buffered[1]!);
-        client.write(Buffer.from([5, 0]));
-        stage = 'request';
-      }
-      if (stage !== 'request' || buffered.length < 5) return;
-      const type = buffered[3];
-      const length = type === 1 ? 4 : type === 4 ? 16 : 1 + buffered[4]!;
-      if (buffered.length < 4 + length + 2) return;
-      const host =
-        type === 1
-          ? [...buffered.subarray(4, 8)].join('.')
-          : type === 3
-            ? buffered.subarray(5, 5 + buffered[4]!).toString()
-            : 'ipv6';
-      const port = buffered.readUInt16BE(4 + length);
-      asked.push(`${host}:${port}`);
-      const rest = buffered.subarray(4 + length + 2);
-      stage = 'relay';
-      client.off('data', onData);
-      client.pause(); // until the upstream is there; pipe() resumes it
-      if (refuse !== undefined) {
-        client.end(Buffer.from([5, refuse, 0, 1, 0, 0, 0, 0, 0, 0]));
-        return;
-      }
-      const upstream = net.connect(
-        { host: host === 'localhost' ? '127.0.0.1' : host, port, allowHalfOpen: true },
-        () => {
-          client.write(Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0, 0]));
-          if (rest.length > 0) upstream.write(rest);
-          client.pipe(upstream);
-          upstream.pipe(client);
-        },
-      );
-      upstream.on('error', () => client.end(Buffer.from([5, 5, 0, 1, 0, 0, 0, 0, 0, 0])));
-    };
-    client.on('data', onData);
-  });
-  track(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: (server.address() as net.AddressInfo).port, asked, close: () => server.close() };
-}
+import { echoServer, echoThrough, payload, peer, socks5Server, startForwarder, track } from './helpers.js';
 
 /** `ncat -l --proxy-type http`: a real HTTP CONNECT proxy. */
 async function ncatHttpProxy(ncat: string): Promise<{ proxy: Running; port: number }> {
@@ -189,5 +138,63 @@ describe('outbound --proxy (SOCKS5 and HTTP CONNECT)', { timeout: 90_000 }, () =
     const unix = await runCli(['connect', '--proxy', 'socks5://127.0.0.1:1', 'unix:/tmp/x.sock'], { env });
     assert.equal(unix.code, 2);
     assert.match(unix.stderr, /--proxy reaches host:port addresses, not unix: sockets/);
+  });
+});
+
+describe('dialStream through a proxy, TLS on top', { timeout: 30_000 }, () => {
+  it('runs TLS end to end through SOCKS5, pinned by fingerprint, with --servername in SNI', async () => {
+    const certificate = generateSelfSignedCertificate();
+    let seenName: string | undefined;
+    const server = tls.createServer({ cert: certificate.certPem, key: certificate.keyPem }, (socket) => {
+      seenName = (socket as tls.TLSSocket & { servername?: string }).servername;
+      socket.end('secret over socks');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const socks = await socks5Server();
+    try {
+      const socket = await dialStream(
+        { kind: 'tls', host: '127.0.0.1', port: (server.address() as net.AddressInfo).port },
+        {
+          tls: { fingerprint: certificate.fingerprint256, servername: 'db.internal' },
+          proxy: { kind: 'socks5', host: '127.0.0.1', port: socks.port },
+        },
+      );
+      assert.equal((await readAll(socket)).toString(), 'secret over socks');
+      assert.equal(seenName, 'db.internal');
+      assert.equal(socks.asked.length, 1);
+      await assert.rejects(
+        dialStream(
+          { kind: 'tls', host: '127.0.0.1', port: (server.address() as net.AddressInfo).port },
+          {
+            tls: { fingerprint: 'AB'.repeat(32) },
+            proxy: { kind: 'socks5', host: '127.0.0.1', port: socks.port },
+          },
+        ),
+        (error: unknown) => (error as SockitError).code === 'TLS_FINGERPRINT_CHANGED',
+      );
+    } finally {
+      socks.close();
+      server.close();
+    }
+  });
+
+  it('a proxy that does not answer in time is a TIMEOUT', async () => {
+    const silent = net.createServer(() => {});
+    track(silent);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      await assert.rejects(
+        dialStream(
+          { kind: 'tcp', host: '127.0.0.1', port: 9 },
+          {
+            timeoutMs: 200,
+            proxy: { kind: 'http', host: '127.0.0.1', port: (silent.address() as net.AddressInfo).port },
+          },
+        ),
+        (error: unknown) => (error as SockitError).code === 'TIMEOUT',
+      );
+    } finally {
+      silent.close();
+    }
   });
 });
