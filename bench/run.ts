@@ -10,6 +10,7 @@ import { codecSuite } from './codec.js';
 import { echoSuite } from './echo.js';
 import { execSuite } from './exec.js';
 import { filesSuite } from './files.js';
+import { forwardSuite } from './forward.js';
 import { hostileSuite } from './hostile.js';
 import { findPython } from './lib/servers.js';
 import { formatNumber, measurementRows, ratioRows, renderTable, targetMet } from './lib/table.js';
@@ -17,7 +18,15 @@ import { rawSuite } from './raw.js';
 import type { BenchResults, BenchSuite, Machine, SuiteResult } from './report.js';
 
 /** Every suite `npm run bench` knows, in run order. Add yours with one line. */
-const SUITES: BenchSuite[] = [echoSuite, codecSuite, execSuite, filesSuite, rawSuite, hostileSuite];
+const SUITES: BenchSuite[] = [
+  echoSuite,
+  codecSuite,
+  execSuite,
+  filesSuite,
+  rawSuite,
+  forwardSuite,
+  hostileSuite,
+];
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 

@@ -59,6 +59,7 @@ export interface ClientCliOptions {
   /** Milliseconds, parsed by argParsers.duration. */
   connectTimeout?: number;
   verbose?: boolean;
+  proxy?: string;
 }
 
 /** Adds the client options (token, TLS trust, state dir, connect timeout) to a command. */
@@ -76,7 +77,8 @@ export function addClientOptions(command: Command): Command {
       new Option('--connect-timeout <duration>', `give up connecting after this long (${DURATION_HELP})`)
         .argParser(argParsers.duration('--connect-timeout'))
         .default(10_000, '10s'),
-    );
+    )
+    .option('--proxy <url>', 'connect through socks5://HOST:PORT or http://HOST:PORT (HTTP CONNECT)');
 }
 
 /** What every duration option's help says (src/options.ts parseDuration). */
@@ -107,6 +109,10 @@ export async function clientOptions(options: ClientCliOptions): Promise<ConnectO
     },
   };
   if (options.tokenFile !== undefined) result.tokenFile = options.tokenFile;
+  if (options.proxy !== undefined) {
+    const { parseProxy } = await import('../transport/proxy.js');
+    result.proxy = parseProxy(options.proxy);
+  }
   if (options.fingerprint !== undefined) result.tls!.fingerprint = options.fingerprint;
   if (options.ca !== undefined) {
     const { readFile } = await import('node:fs/promises');

@@ -23,6 +23,8 @@ const COMMANDS = [
   'connect',
   'udp',
   'chat',
+  'forward',
+  'chaos',
 ];
 
 async function loadCommand(name: string): Promise<Register> {

@@ -61,6 +61,8 @@ export interface ConnectOptions {
   /** TLS trust; by default fingerprints are pinned in `<stateDir>/known_hosts` on first use. */
   tls?: TlsTrust;
   onTlsPin?: DialOptions['onTlsPin'];
+  /** Reach the server through a SOCKS5 or HTTP CONNECT proxy (`--proxy`). */
+  proxy?: DialOptions['proxy'];
   stateDir?: string;
   /** Largest frame body accepted from the server. Default 16 MiB. */
   maxBodyBytes?: number;
@@ -302,7 +304,12 @@ export async function connect(address: string | Address, options: ConnectOptions
   const tlsTrust: TlsTrust = { knownHostsFile: join(stateDir, 'known_hosts'), ...options.tls };
   // Credentials first: a bad token file must fail before a socket exists that could outlive the error.
   const token = resolveClientToken(options);
-  const socket = await dialStream(target, { timeoutMs, tls: tlsTrust, onTlsPin: options.onTlsPin });
+  const socket = await dialStream(target, {
+    timeoutMs,
+    tls: tlsTrust,
+    onTlsPin: options.onTlsPin,
+    proxy: options.proxy,
+  });
   // The first bytes the peer sent, to show when it turns out not to speak sockit (an HTTP port).
   let firstBytes: Buffer | undefined;
   socket.once('data', (chunk: Buffer) => {

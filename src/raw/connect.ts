@@ -26,6 +26,8 @@ export interface ConnectRawOptions {
   verbose?: boolean;
   tls?: TlsTrust;
   onTlsPin?: DialOptions['onTlsPin'];
+  /** `--proxy`: reach the address through a SOCKS5 or HTTP CONNECT proxy. */
+  proxy?: DialOptions['proxy'];
   say?: (line: string) => void;
 }
 
@@ -63,6 +65,7 @@ export async function runConnect(options: ConnectRawOptions): Promise<SockitErro
       timeoutMs: options.connectTimeoutMs ?? 10_000,
       ...(options.tls ? { tls: options.tls } : {}),
       ...(options.onTlsPin ? { onTlsPin: options.onTlsPin } : {}),
+      ...(options.proxy ? { proxy: options.proxy } : {}),
     });
     notice?.(`connected to ${formatAddress(options.address)}`);
     if (options.exec) {

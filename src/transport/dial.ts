@@ -3,6 +3,7 @@ import tls from 'node:tls';
 import { fromSystemError, SockitError } from '../errors.js';
 import { type Address, formatAddress, formatHostPort } from './address.js';
 import { checkKnownHost, normalizeFingerprint } from './known-hosts.js';
+import { formatProxy, openProxyTunnel, type ProxySpec } from './proxy.js';
 
 /** How a client decides to trust a TLS server. */
 export interface TlsTrust {
@@ -12,6 +13,8 @@ export interface TlsTrust {
   ca?: string | Buffer;
   /** Trust-on-first-use file; the fingerprint seen first is pinned there. */
   knownHostsFile?: string;
+  /** The name sent in SNI (and checked against a CA-verified certificate). Default: the host, unless an IP. */
+  servername?: string;
 }
 
 export interface DialOptions {
@@ -20,54 +23,87 @@ export interface DialOptions {
   tls?: TlsTrust;
   /** Called once with the server fingerprint and what the pinning decided. */
   onTlsPin?: (info: { fingerprint: string; status: 'known' | 'pinned' | 'matched' | 'ca' }) => void;
+  /** Reach the address through this SOCKS5 or HTTP CONNECT proxy (TLS runs end to end inside it). */
+  proxy?: ProxySpec | undefined;
 }
 
 /** Connects a stream socket to a tcp, tls or unix address; TLS is verified before it resolves. */
 export function dialStream(address: Address, options: DialOptions = {}): Promise<net.Socket> {
   if (address.kind === 'udp')
     return Promise.reject(new SockitError('USAGE', 'udp addresses carry datagrams, not streams'));
-  const what = `cannot connect to ${formatAddress(address)}`;
+  if (options.proxy && address.kind === 'unix')
+    return Promise.reject(new SockitError('USAGE', '--proxy reaches host:port addresses, not unix: sockets'));
+  const what = options.proxy
+    ? `cannot connect to ${formatAddress(address)} through ${formatProxy(options.proxy)}`
+    : `cannot connect to ${formatAddress(address)}`;
   const timeoutMs = options.timeoutMs ?? 10_000;
   return new Promise<net.Socket>((resolve, reject) => {
-    let socket: net.Socket;
+    let socket: net.Socket | undefined;
+    let done = false;
     const trust = options.tls ?? {};
-    if (address.kind === 'tls') {
-      socket = tls.connect({
-        host: address.host,
-        port: address.port,
-        servername: net.isIP(address.host) ? undefined : address.host,
-        ca: trust.ca,
-        // Without a CA the chain cannot be verified; the fingerprint check below decides instead.
-        rejectUnauthorized: trust.ca !== undefined,
-      });
-    } else if (address.kind === 'unix') {
-      socket = net.connect({ path: address.path });
-    } else {
-      socket = net.connect({ host: address.host, port: address.port });
-    }
     const timer = setTimeout(() => {
-      socket.destroy();
+      done = true;
+      socket?.destroy();
       reject(new SockitError('TIMEOUT', `${what}: no answer within ${timeoutMs} ms`));
     }, timeoutMs);
     const fail = (error: Error): void => {
       clearTimeout(timer);
-      socket.destroy();
+      socket?.destroy();
+      if (done) return;
+      done = true;
       if (error instanceof SockitError) reject(error);
       else if (address.kind === 'tls' && isTlsError(error)) reject(tlsFailure(error, what));
       else reject(fromSystemError(error, what));
     };
-    socket.once('error', fail);
-    socket.once(address.kind === 'tls' ? 'secureConnect' : 'connect', () => {
-      try {
-        if (address.kind === 'tls') verifyServer(socket as tls.TLSSocket, address, trust, options.onTlsPin);
-      } catch (error) {
-        fail(error as Error);
+    const start = (tunnel: net.Socket | undefined): void => {
+      if (done) {
+        tunnel?.destroy();
         return;
       }
-      clearTimeout(timer);
-      socket.off('error', fail);
-      resolve(socket);
-    });
+      if (address.kind === 'tls') {
+        socket = tls.connect({
+          ...(tunnel ? { socket: tunnel } : { host: address.host, port: address.port }),
+          servername: trust.servername ?? (net.isIP(address.host) ? undefined : address.host),
+          ca: trust.ca,
+          // Without a CA the chain cannot be verified; the fingerprint check below decides instead.
+          rejectUnauthorized: trust.ca !== undefined,
+        });
+      } else if (tunnel) {
+        socket = tunnel;
+      } else if (address.kind === 'unix') {
+        socket = net.connect({ path: address.path });
+      } else {
+        socket = net.connect({ host: address.host, port: address.port });
+      }
+      const connected = socket;
+      const ready = (): void => {
+        try {
+          if (address.kind === 'tls')
+            verifyServer(connected as tls.TLSSocket, address, trust, options.onTlsPin);
+        } catch (error) {
+          fail(error as Error);
+          return;
+        }
+        clearTimeout(timer);
+        connected.off('error', fail);
+        done = true;
+        resolve(connected);
+      };
+      connected.once('error', fail);
+      if (tunnel && address.kind !== 'tls') ready();
+      else connected.once(address.kind === 'tls' ? 'secureConnect' : 'connect', ready);
+    };
+    if (!options.proxy || address.kind === 'unix') {
+      start(undefined);
+      return;
+    }
+    openProxyTunnel(options.proxy, address.host, address.port, (raw) => {
+      socket = raw;
+      raw.once('error', fail);
+    }).then((tunnel) => {
+      tunnel.off('error', fail);
+      start(tunnel);
+    }, fail);
   });
 }
 

@@ -263,7 +263,8 @@ describe('credentials are read before dialling', () => {
           stateDir: dir.path,
           env: {},
         }),
-        (error: unknown) => isCode('NOT_FOUND')(error) && /cannot read token file/.test((error as Error).message),
+        (error: unknown) =>
+          isCode('NOT_FOUND')(error) && /cannot read token file/.test((error as Error).message),
       );
       assert.equal(listener.count(), 0);
     } finally {
@@ -283,7 +284,10 @@ describe('credentials are read before dialling', () => {
       );
       const elapsed = performance.now() - started;
       assert.equal(result.code, 1, result.stderr);
-      assert.match(result.stderr, /^sockit: NOT_FOUND: cannot read token file .*missing: no such file or directory$/m);
+      assert.match(
+        result.stderr,
+        /^sockit: NOT_FOUND: cannot read token file .*missing: no such file or directory$/m,
+      );
       assert.equal(result.stderr.trim().split('\n').length, 1, 'one line, no stack');
       assert.equal(listener.count(), 0, 'no connection was made');
       // Before the fix the open socket kept the CLI alive for the 10 s connect timeout.

@@ -24,6 +24,7 @@ interface ConnectCliOptions {
   ca?: string;
   knownHosts?: string;
   stateDir?: string;
+  proxy?: string;
 }
 
 /** `sockit connect`: the netcat-style client side, and `-z` port checks. */
@@ -60,6 +61,7 @@ export function registerConnect(program: Command): void {
     .option('--ca <pem-file>', 'TLS: verify the server against this CA instead of pinning')
     .option('--known-hosts <file>', 'TLS: pinned fingerprints file (default: <state dir>/known_hosts)')
     .option('--state-dir <dir>', 'where pinned fingerprints live (default: $SOCKIT_STATE_DIR)')
+    .option('--proxy <url>', 'connect through socks5://HOST:PORT or http://HOST:PORT (HTTP CONNECT)')
     .addHelpText(
       'after',
       `
@@ -95,7 +97,8 @@ async function runConnectCommand(addressText: string, options: ConnectCliOptions
   const exec = execSpecFrom(options.exec, options.shExec);
   const { runConnect } = await import('../../raw/connect.js');
   // The same TLS trust (known_hosts, --fingerprint, --ca) and pin notice as the framed clients.
-  const { tls, onTlsPin } = await clientOptions(options);
+  const { tls, onTlsPin, proxy } = await clientOptions(options);
+  if (proxy && address.kind === 'udp') throw new SockitError('USAGE', '--proxy carries streams, not UDP');
   const error = await runConnect({
     address,
     exec,
@@ -109,6 +112,7 @@ async function runConnectCommand(addressText: string, options: ConnectCliOptions
     verbose: options.verbose ?? false,
     ...(tls ? { tls } : {}),
     ...(onTlsPin ? { onTlsPin } : {}),
+    ...(proxy ? { proxy } : {}),
   });
   if (error) reportError(error);
   process.exit(error ? exitCodeFor(error) : 0);

@@ -1,0 +1,331 @@
+/**
+ * The forward suite: `sockit forward` against socat and ncat as relays, in the same run.
+ *
+ * - bulk: SOCKIT_BENCH_FORWARD_MIB (default 2048) MiB through one connection, from an
+ *   in-process sender (one reused 1 MiB buffer) to an in-process sink that reads into one reused
+ *   buffer, through `sockit forward` / `socat TCP-LISTEN:…,fork TCP:…` / `ncat -l -k -c 'ncat
+ *   HOST PORT'` (ncat relays only by running a second ncat per connection). Time from connect to
+ *   the sink's EOF with every byte counted; best of SOCKIT_BENCH_FORWARD_RUNS (default 1:
+ *   socat and ncat take 15-20 s for 2 GiB here, and the suite should stay near a minute).
+ * - short connections: 8 loops of connect, 64 B up, 64 B echoed back, close, for
+ *   SOCKIT_BENCH_FORWARD_SECONDS (default 2) s per subject (at most 50 000 connections),
+ *   through sockit and socat fork (ncat's process pair per connection is left out: it measures
+ *   process start-up, not relaying). Connections per second, best of two runs.
+ *
+ * The relays are the only children; the sender, sink and echo server live in this process,
+ * the same for every subject.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import net from 'node:net';
+import { readIntoReusedBuffer } from '../src/raw/reused-buffer.js';
+import { freePort, waitListening } from './lib/ports.js';
+import { SOCKIT_CLI } from './lib/servers.js';
+import type { BenchContext, BenchSuite } from './report.js';
+
+const MiB = 1024 * 1024;
+const BULK_BYTES = Number(process.env.SOCKIT_BENCH_FORWARD_MIB ?? 2048) * MiB;
+const BULK_RUNS = Math.max(1, Number(process.env.SOCKIT_BENCH_FORWARD_RUNS ?? 1));
+const SHORT_RUNS = 2;
+const SHORT_SECONDS = Number(process.env.SOCKIT_BENCH_FORWARD_SECONDS ?? 2);
+const SHORT_LOOPS = 8;
+const SHORT_MAX_CONNECTIONS = 50_000;
+/** A bulk run slower than this is stopped: a stuck relay must not stall the benchmark. */
+const BULK_TIMEOUT_MS = 90_000;
+
+const BULK_CASE = `forward ${BULK_BYTES / MiB} MiB tcp → tcp`;
+const SHORT_CASE = 'forward short connections (64 B each way)';
+
+interface Relay {
+  name: string;
+  available: boolean;
+  command(port: number, target: number): [string, string[]];
+}
+
+function have(program: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${program}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const RELAYS: Relay[] = [
+  {
+    name: 'sockit',
+    available: true,
+    command: (port, target) => [
+      process.execPath,
+      [SOCKIT_CLI, 'forward', `127.0.0.1:${port}`, `127.0.0.1:${target}`, '-q', '-m', '1000'],
+    ],
+  },
+  {
+    name: 'socat',
+    available: have('socat'),
+    command: (port, target) => [
+      'socat',
+      [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork,backlog=1024`, `TCP:127.0.0.1:${target}`],
+    ],
+  },
+  {
+    name: 'ncat',
+    available: have('ncat'),
+    command: (port, target) => [
+      'ncat',
+      ['-l', '-k', '127.0.0.1', String(port), '-c', `ncat 127.0.0.1 ${target}`],
+    ],
+  },
+];
+
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+/** Starts a relay and waits until it listens. */
+async function startRelay(
+  relay: Relay,
+  target: number,
+): Promise<{ port: number; child: ChildProcess; stop(): Promise<void> }> {
+  const port = await freePort();
+  const [command, args] = relay.command(port, target);
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.add(child);
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    if (stderr.length < 20_000) stderr += chunk.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  await waitListening(port, () => (child.exitCode !== null ? `${relay.name} exited: ${stderr}` : undefined));
+  return {
+    port,
+    child,
+    async stop() {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
+      await exited;
+      clearTimeout(timer);
+      children.delete(child);
+    },
+  };
+}
+
+/** A sink that counts bytes per connection and reports each connection's total at its EOF. */
+async function startSink(): Promise<{ port: number; next(): Promise<number>; close(): void }> {
+  const waiting: ((bytes: number) => void)[] = [];
+  const server = net.createServer((socket) => {
+    let bytes = 0;
+    const buffer = Buffer.allocUnsafe(256 * 1024);
+    const count = (chunk: Buffer): boolean => {
+      bytes += chunk.length;
+      return true;
+    };
+    if (!readIntoReusedBuffer(socket, buffer, count)) {
+      socket.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+      });
+    }
+    socket.on('error', () => {});
+    socket.once('end', () => {
+      socket.end();
+      waiting.shift()?.(bytes);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    next: () => new Promise((resolve) => waiting.push(resolve)),
+    close: () => server.close(),
+  };
+}
+
+/** Sends `bytes` as fast as backpressure allows, then ends. */
+function send(port: number, bytes: number): Promise<void> {
+  const block = Buffer.alloc(MiB, 0x61);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    let left = bytes;
+    const pump = (): void => {
+      while (left > 0) {
+        const size = Math.min(left, block.length);
+        left -= size;
+        if (!socket.write(size === block.length ? block : block.subarray(0, size))) {
+          socket.once('drain', pump);
+          return;
+        }
+      }
+      socket.end();
+    };
+    socket.once('connect', pump);
+    socket.once('error', reject);
+    socket.once('close', () => resolve());
+    socket.resume();
+  });
+}
+
+async function bulkOnce(
+  relay: Relay,
+  sink: Awaited<ReturnType<typeof startSink>>,
+): Promise<{ seconds: number }> {
+  const running = await startRelay(relay, sink.port);
+  try {
+    const started = performance.now();
+    const received = sink.next();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`${relay.name}: bulk run over ${BULK_TIMEOUT_MS} ms`)),
+        BULK_TIMEOUT_MS,
+      );
+    });
+    const [bytes] = await Promise.race([Promise.all([received, send(running.port, BULK_BYTES)]), timeout]);
+    clearTimeout(timer);
+    const seconds = (performance.now() - started) / 1000;
+    if (bytes !== BULK_BYTES) throw new Error(`${relay.name} delivered ${bytes} of ${BULK_BYTES} bytes`);
+    return { seconds };
+  } finally {
+    await running.stop();
+  }
+}
+
+async function bulkCase(context: BenchContext, relays: Relay[]): Promise<void> {
+  const sink = await startSink();
+  try {
+    const best = new Map<string, { seconds: number }>();
+    for (let round = 0; round < BULK_RUNS; round++) {
+      for (const relay of relays) {
+        const run = await bulkOnce(relay, sink);
+        const previous = best.get(relay.name);
+        if (!previous || run.seconds < previous.seconds) best.set(relay.name, run);
+      }
+    }
+    const rates = new Map<string, number>();
+    for (const relay of relays) {
+      const run = best.get(relay.name)!;
+      const rate = BULK_BYTES / MiB / run.seconds;
+      rates.set(relay.name, rate);
+      context.record({
+        case: BULK_CASE,
+        subject: relay.name,
+        value: rate,
+        unit: 'MiB/s',
+        extra: { seconds: Number(run.seconds.toFixed(3)) },
+      });
+    }
+    const peers = [...rates.entries()].filter(([name]) => name !== 'sockit');
+    if (peers.length > 0) {
+      const [name, fastest] = peers.reduce((a, b) => (b[1] > a[1] ? b : a));
+      context.ratio({
+        case: BULK_CASE,
+        label: `sockit / ${name} (the faster peer) MiB/s`,
+        value: rates.get('sockit')! / fastest,
+        target: 1.5,
+      });
+    }
+  } finally {
+    sink.close();
+  }
+}
+
+/** An echo server for the short-connection case (echoes, ends after the client's EOF). */
+async function startEcho(): Promise<{ port: number; close(): void }> {
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('error', () => {});
+    socket.pipe(socket);
+  });
+  await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 1024 }, resolve));
+  return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
+}
+
+/** One short connection: connect, 64 B up, the 64 B back, EOF both ways. */
+function shortConnection(port: number, message: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    let received = 0;
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+    });
+    socket.once('error', reject);
+    socket.once('end', () => {
+      socket.end();
+      if (received === message.length) resolve();
+      else reject(new Error(`short connection got ${received} of ${message.length} bytes back`));
+    });
+    socket.once('connect', () => socket.end(message));
+  });
+}
+
+/** Connections per second of SHORT_LOOPS loops of short connections to `port`. */
+async function shortRate(port: number): Promise<number> {
+  const message = Buffer.alloc(64, 0x62);
+  let done = 0;
+  const started = performance.now();
+  const deadline = started + SHORT_SECONDS * 1000;
+  const loop = async (): Promise<void> => {
+    while (performance.now() < deadline && done < SHORT_MAX_CONNECTIONS) {
+      await shortConnection(port, message);
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: SHORT_LOOPS }, loop));
+  return done / ((performance.now() - started) / 1000);
+}
+
+async function shortOnce(relay: Relay, echoPort: number): Promise<number> {
+  const running = await startRelay(relay, echoPort);
+  try {
+    return await shortRate(running.port);
+  } finally {
+    await running.stop();
+  }
+}
+
+async function shortCase(context: BenchContext, relays: Relay[]): Promise<void> {
+  const echo = await startEcho();
+  try {
+    const best = new Map<string, number>();
+    // The floor: the same loops straight to the echo server, no relay (what the machine allows).
+    let direct = 0;
+    for (let round = 0; round < SHORT_RUNS; round++) {
+      direct = Math.max(direct, await shortRate(echo.port));
+      for (const relay of relays) {
+        const rate = await shortOnce(relay, echo.port);
+        best.set(relay.name, Math.max(best.get(relay.name) ?? 0, rate));
+      }
+    }
+    context.record({ case: SHORT_CASE, subject: 'direct (no relay)', value: direct, unit: 'conn/s' });
+    for (const relay of relays) {
+      context.record({ case: SHORT_CASE, subject: relay.name, value: best.get(relay.name)!, unit: 'conn/s' });
+    }
+    const socat = best.get('socat');
+    if (socat !== undefined) {
+      context.ratio({
+        case: SHORT_CASE,
+        label: 'sockit / socat fork conn/s',
+        value: best.get('sockit')! / socat,
+        target: 2,
+      });
+    }
+  } finally {
+    echo.close();
+  }
+}
+
+export const forwardSuite: BenchSuite = {
+  name: 'forward',
+  async run(context) {
+    for (const relay of RELAYS) {
+      if (!relay.available)
+        context.note(`${relay.name} is not installed (apt-get install ${relay.name}); skipped`);
+    }
+    const available = RELAYS.filter((relay) => relay.available);
+    await bulkCase(context, available);
+    await shortCase(
+      context,
+      available.filter((relay) => relay.name !== 'ncat'),
+    );
+    context.note(
+      `forward: bulk best of ${BULK_RUNS}, short connections best of ${SHORT_RUNS} runs; bulk sender and sink, and the short-connection echo server, run in the benchmark process`,
+    );
+  },
+};

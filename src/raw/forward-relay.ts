@@ -1,0 +1,145 @@
+import type { Socket } from 'node:net';
+
+/**
+ * Where one direction of a relay writes: the destination socket itself, or something in front of
+ * it (a chaos link) with the same write/end/drain contract as a Writable.
+ */
+export interface RelaySink {
+  /** False asks the writer to wait for 'drain' (backpressure). */
+  write(chunk: Buffer): boolean;
+  /** The source ended: carry its FIN on (half-close). */
+  end(): void;
+  once(event: 'drain', listener: () => void): unknown;
+}
+
+/** How a relay ended: both directions done, idle, aborted, or one side failed. */
+export type RelayEnd = 'done' | 'idle' | 'aborted' | 'error';
+
+export interface SocketRelayOptions {
+  /** Close both sockets after this long without a byte in either direction. 0 or undefined: never. */
+  idleTimeoutMs?: number | undefined;
+  /** Aborting stops the relay at once (a forced shutdown). */
+  signal?: AbortSignal | undefined;
+  /** Replaces the plain write into `b` (client → target): a chaos link. */
+  upstream?: RelaySink | undefined;
+  /** Replaces the plain write into `a` (target → client). */
+  downstream?: RelaySink | undefined;
+  /** Time both sockets get to close after the relay is over, before they are destroyed. */
+  closeGraceMs?: number;
+}
+
+export interface SocketRelayResult {
+  /** Bytes read from `a` (client → target). */
+  up: number;
+  /** Bytes read from `b` (target → client). */
+  down: number;
+  ms: number;
+  end: RelayEnd;
+  /** The first socket error, for the log line (a reset after both sides ended is not one). */
+  error: Error | undefined;
+}
+
+const DEFAULT_CLOSE_GRACE_MS = 5000;
+
+/**
+ * Joins two stream sockets, as socat does for two addresses, but with the half-close carried
+ * faithfully: each side's FIN is passed on as a FIN (`end()`) and the other direction keeps
+ * flowing until it ends too, however long that takes (socat gives it `-t` 0.5 s).
+ *
+ * Backpressure both ways: a direction whose destination is full pauses its source, so memory
+ * stays bounded by the sockets' own buffers whatever the speeds. An error on either socket
+ * destroys both. Resolves once both sockets are closed; after the relay is over a peer that
+ * does not close is destroyed after `closeGraceMs`.
+ */
+export function relaySockets(
+  a: Socket,
+  b: Socket,
+  options: SocketRelayOptions = {},
+): Promise<SocketRelayResult> {
+  const started = performance.now();
+  a.allowHalfOpen = true;
+  b.allowHalfOpen = true;
+  let up = 0;
+  let down = 0;
+  let end: RelayEnd = 'done';
+  let error: Error | undefined;
+  let endsSeen = 0;
+
+  const stopBoth = (why: RelayEnd, cause?: Error): void => {
+    if (end === 'done' && why !== 'done') end = why;
+    if (cause && error === undefined && !(endsSeen === 2 && isResetLike(cause))) error = cause;
+    a.destroy();
+    b.destroy();
+  };
+  const pipe = (from: Socket, to: Socket, sink: RelaySink, count: (n: number) => void): void => {
+    const resume = (): void => {
+      from.resume();
+    };
+    from.on('data', (chunk: Buffer) => {
+      count(chunk.length);
+      if (!sink.write(chunk)) {
+        from.pause();
+        sink.once('drain', resume);
+      }
+    });
+    from.once('end', () => {
+      endsSeen++;
+      if (!to.destroyed) sink.end();
+    });
+    from.on('error', (cause: Error) => stopBoth('error', cause));
+  };
+  pipe(a, b, options.upstream ?? b, (n) => {
+    up += n;
+  });
+  pipe(b, a, options.downstream ?? a, (n) => {
+    down += n;
+  });
+
+  let idleTimer: NodeJS.Timeout | undefined;
+  const idleMs = options.idleTimeoutMs ?? 0;
+  if (idleMs > 0) {
+    // One timer checked against a moving total: data never re-arms a timer, it only moves the mark.
+    let seen = -1;
+    const check = (): void => {
+      const total = up + down;
+      if (total === seen) {
+        stopBoth('idle');
+        return;
+      }
+      seen = total;
+      idleTimer = setTimeout(check, idleMs);
+    };
+    check();
+  }
+  const onAbort = (): void => stopBoth('aborted');
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  if (options.signal?.aborted) onAbort();
+
+  const grace = options.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS;
+  const closed = (socket: Socket): Promise<void> =>
+    new Promise((resolve) => {
+      if (socket.destroyed && !socket.connecting) {
+        resolve();
+        return;
+      }
+      socket.once('close', () => resolve());
+    });
+  // Once either side is fully closed the other gets `grace` to finish, then it is destroyed.
+  const onFirstClose = (): void => {
+    const other = a.destroyed ? b : a;
+    if (!other.destroyed) setTimeout(() => other.destroy(), grace).unref();
+  };
+  a.once('close', onFirstClose);
+  b.once('close', onFirstClose);
+
+  return Promise.all([closed(a), closed(b)]).then(() => {
+    clearTimeout(idleTimer);
+    options.signal?.removeEventListener('abort', onAbort);
+    return { up, down, ms: Math.round(performance.now() - started), end, error };
+  });
+}
+
+function isResetLike(error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ECONNRESET' || code === 'EPIPE';
+}

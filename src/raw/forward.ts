@@ -1,0 +1,140 @@
+import type { Socket } from 'node:net';
+import { SockitError } from '../errors.js';
+import { type RawConnection, serveRaw } from '../server/raw-server.js';
+import { type Address, formatAddress } from '../transport/address.js';
+import { type DialOptions, dialStream } from '../transport/dial.js';
+import type { TlsServerCredentials } from '../transport/listen.js';
+import { AccessList } from './cidr.js';
+import { type ProxyProtocolVersion, proxyHeader } from './forward-proxy-header.js';
+import { type RelaySink, relaySockets, type SocketRelayResult } from './forward-relay.js';
+
+/** What `forward` and `chaos` may put in front of each direction of one connection. */
+export interface ConnectionLinks {
+  upstream?: RelaySink;
+  downstream?: RelaySink;
+}
+
+export interface StreamForwardOptions {
+  listen: Address;
+  target: Address;
+  /** Clients at once; one more is closed at once (nothing written: the stream is not ours). Default 100. */
+  maxConnections?: number;
+  access?: AccessList | undefined;
+  /** `-w`: how long the target gets to accept (and finish TLS). Default 10 s. */
+  connectTimeoutMs?: number;
+  /** `-i`: close a connection with no byte either way for this long. */
+  idleTimeoutMs?: number | undefined;
+  /** Send HAProxy's PROXY header to the target before the client's bytes. */
+  proxyProtocol?: ProxyProtocolVersion | undefined;
+  /** Certificate and key for a `tls://` listen address (default: the kept self-signed pair). */
+  tls?: TlsServerCredentials | undefined;
+  stateDir?: string | undefined;
+  /** How the target is dialled: TLS trust, servername, outbound proxy. */
+  dial?: Omit<DialOptions, 'timeoutMs'>;
+  /** Chaos: links for one connection's two directions, made once the target answered. */
+  links?: (client: Socket, target: Socket) => ConnectionLinks;
+  /** One line per connection and per refusal (default: `sockit: …` on stderr). */
+  say?: (line: string) => void;
+}
+
+/** A running forwarder. */
+export interface Forwarder {
+  /** Bound listen addresses, port 0 resolved. */
+  readonly addresses: Address[];
+  readonly tlsFingerprint: string | undefined;
+  /** Connections being relayed now. */
+  readonly connectionCount: number;
+  /** Stops accepting; connections finish on their own until `deadlineMs`, then are cut. */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+/** Ncat's default for `--max-conns`, the same as `listen`. */
+export const DEFAULT_FORWARD_MAX_CONNECTIONS = 100;
+
+const stderrSay = (line: string): void => {
+  process.stderr.write(`sockit: ${line}\n`);
+};
+
+/**
+ * `sockit forward LISTEN TARGET` for stream addresses (tcp, tls, unix on either side): every
+ * client gets a fresh connection to the target, and the two are joined by `relaySockets`
+ * (half-close and backpressure both ways). A target that refuses or does not answer in time
+ * closes that client with a log line; the forwarder keeps serving.
+ */
+export async function startStreamForward(options: StreamForwardOptions): Promise<Forwarder> {
+  const say = options.say ?? stderrSay;
+  const access = options.access ?? new AccessList([], []);
+  if (access.active && options.listen.kind === 'unix') {
+    throw new SockitError(
+      'USAGE',
+      '--allow/--deny match IP addresses; a unix: socket has none (use file permissions)',
+    );
+  }
+  if (options.target.kind === 'udp') {
+    throw new SockitError('USAGE', 'a stream listener forwards to a stream target (tcp, tls, unix), not udp');
+  }
+  const target = formatAddress(options.target);
+  const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+  const server = await serveRaw({
+    listen: options.listen,
+    maxConnections: options.maxConnections ?? DEFAULT_FORWARD_MAX_CONNECTIONS,
+    // A forwarder is transparent: an extra client is closed without a word in its stream.
+    refusal: () => '',
+    tls: options.tls,
+    stateDir: options.stateDir,
+    admit: ({ remoteAddress }) => access.admits(remoteAddress),
+    shutdownDeadlineMs: 10_000,
+    handle: (connection) => forwardOne(connection, options, target, connectTimeoutMs, say),
+  });
+  server.on('denied', (peer: string) => say(`refused ${peer}: not allowed by --allow/--deny`));
+  return {
+    addresses: server.addresses,
+    tlsFingerprint: server.tlsFingerprint,
+    get connectionCount() {
+      return server.connectionCount;
+    },
+    close: (deadlineMs) => server.close(deadlineMs),
+  };
+}
+
+async function forwardOne(
+  connection: RawConnection,
+  options: StreamForwardOptions,
+  target: string,
+  connectTimeoutMs: number,
+  say: (line: string) => void,
+): Promise<void> {
+  const client = connection.socket;
+  const name = `${connection.peer} → ${target}`;
+  let upstream: Socket;
+  try {
+    upstream = await dialStream(options.target, { ...options.dial, timeoutMs: connectTimeoutMs });
+  } catch (error) {
+    const reason = error instanceof SockitError ? `${error.code}: ${error.message}` : String(error);
+    say(`${name}: ${reason}; closed the client`);
+    client.destroy();
+    return;
+  }
+  if (client.destroyed) {
+    say(`${name}: the client left before the target answered`);
+    upstream.destroy();
+    return;
+  }
+  if (options.proxyProtocol) upstream.write(proxyHeader(options.proxyProtocol, client));
+  const links = options.links?.(client, upstream) ?? {};
+  const result = await relaySockets(client, upstream, {
+    idleTimeoutMs: options.idleTimeoutMs,
+    upstream: links.upstream,
+    downstream: links.downstream,
+  });
+  say(`${name}: ${describeResult(result)}`);
+}
+
+/** `up 5 B, down 12 B, 3 ms` and how it ended when that was not both sides closing. */
+export function describeResult(result: SocketRelayResult): string {
+  const parts = [`up ${result.up} B, down ${result.down} B, ${result.ms} ms`];
+  if (result.end === 'idle') parts.push('closed: idle (-i)');
+  else if (result.end === 'aborted') parts.push('closed: shutting down');
+  if (result.error) parts.push(`error: ${result.error.message}`);
+  return parts.join(', ');
+}

@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import net from 'node:net';
+import { describe, it } from 'node:test';
+import { proxyHeader } from '../../src/raw/forward-proxy-header.js';
+import { relaySockets } from '../../src/raw/forward-relay.js';
+import { ipBytes, parseProxy } from '../../src/transport/proxy.js';
+import { payload } from './helpers.js';
+
+const MiB = 1024 * 1024;
+
+/** Two connected socket pairs: client ↔ (a … b) ↔ target, with a and b for the relay. */
+async function pairs(): Promise<{ client: net.Socket; a: net.Socket; b: net.Socket; target: net.Socket }> {
+  const pair = async (): Promise<[net.Socket, net.Socket]> => {
+    const server = net.createServer({ allowHalfOpen: true });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const accepted = once(server, 'connection');
+    const dialed = net.connect({
+      port: (server.address() as net.AddressInfo).port,
+      host: '127.0.0.1',
+      allowHalfOpen: true,
+    });
+    const [socket] = (await accepted) as [net.Socket];
+    server.close();
+    return [dialed, socket];
+  };
+  const [client, a] = await pair();
+  const [b, target] = await pair();
+  return { client, a, b, target };
+}
+
+const collect = (socket: net.Socket): Promise<Buffer> => {
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  return once(socket, 'end').then(() => Buffer.concat(chunks));
+};
+
+describe('relaySockets', { timeout: 30_000 }, () => {
+  it("carries the client's FIN to the target, and the answer after it still comes back", async () => {
+    const { client, a, b, target } = await pairs();
+    const relayed = relaySockets(a, b);
+    const atTarget = collect(target);
+    client.end('question');
+    assert.equal((await atTarget).toString(), 'question');
+    const atClient = collect(client);
+    target.end('answer after your EOF');
+    assert.equal((await atClient).toString(), 'answer after your EOF');
+    const result = await relayed;
+    assert.deepEqual([result.up, result.down, result.end, result.error], [8, 21, 'done', undefined]);
+  });
+
+  it("carries the target's FIN to the client, and the client may still send", async () => {
+    const { client, a, b, target } = await pairs();
+    const relayed = relaySockets(a, b);
+    const atClient = collect(client);
+    target.end('bye');
+    assert.equal((await atClient).toString(), 'bye');
+    const atTarget = collect(target);
+    client.end('still talking');
+    assert.equal((await atTarget).toString(), 'still talking');
+    assert.equal((await relayed).end, 'done');
+  });
+
+  it('pauses the client while the target reads nothing: relay memory stays bounded, then all arrives', async () => {
+    const { client, a, b, target } = await pairs();
+    target.pause();
+    const relayed = relaySockets(a, b);
+    const data = payload(64 * MiB);
+    const paused = once(a, 'pause');
+    client.end(data);
+    await paused; // the relay stopped reading the client: backpressure reached it
+    assert.ok(b.writableLength <= 2 * MiB, `relay holds ${b.writableLength} bytes for the target`);
+    assert.ok(client.writableLength > 32 * MiB, 'the client still holds most of what it wants to send');
+    const hash = createHash('sha256');
+    let received = 0;
+    target.on('data', (chunk: Buffer) => {
+      hash.update(chunk);
+      received += chunk.length;
+    });
+    target.resume();
+    await once(target, 'end');
+    assert.equal(received, data.length);
+    assert.equal(hash.digest('hex'), createHash('sha256').update(data).digest('hex'));
+    target.end();
+    client.resume();
+    assert.equal((await relayed).up, data.length);
+  });
+
+  it('closes both sides after the idle timeout', async () => {
+    const { client, a, b, target } = await pairs();
+    client.on('error', () => {});
+    target.on('error', () => {});
+    const result = await relaySockets(a, b, { idleTimeoutMs: 100 });
+    assert.equal(result.end, 'idle');
+    assert.ok(result.ms >= 100);
+    client.destroy();
+    target.destroy();
+  });
+
+  it('destroys the other side when one resets', async () => {
+    const { client, a, b, target } = await pairs();
+    target.on('error', () => {});
+    const relayed = relaySockets(a, b);
+    target.resume();
+    const targetEnded = once(target, 'end');
+    client.resetAndDestroy();
+    await targetEnded; // the relay closed its side towards the target
+    const result = await relayed;
+    assert.equal(result.end, 'error');
+    assert.equal((result.error as NodeJS.ErrnoException).code, 'ECONNRESET');
+    target.destroy();
+  });
+});
+
+describe('PROXY headers and proxy URLs', () => {
+  it('writes PROXY v1 and v2 for an IPv4 client', async () => {
+    const { client, a, b, target } = await pairs();
+    const v1 = proxyHeader('v1', a).toString('latin1');
+    assert.equal(v1, `PROXY TCP4 127.0.0.1 127.0.0.1 ${a.remotePort} ${a.localPort}\r\n`);
+    const v2 = proxyHeader('v2', a);
+    assert.equal(v2.subarray(0, 12).toString('hex'), '0d0a0d0a000d0a515549540a');
+    assert.deepEqual([v2[12], v2[13], v2.readUInt16BE(14)], [0x21, 0x11, 12]);
+    assert.deepEqual([...v2.subarray(16, 20)], [127, 0, 0, 1]);
+    assert.equal(v2.readUInt16BE(24), a.remotePort);
+    assert.equal(v2.readUInt16BE(26), a.localPort);
+    for (const socket of [client, a, b, target]) socket.destroy();
+  });
+
+  it('turns IPv6 text into network bytes', () => {
+    assert.equal(ipBytes('::1', 6).toString('hex'), `${'0'.repeat(30)}01`);
+    assert.equal(ipBytes('127.0.0.1', 6).toString('hex'), '00000000000000000000ffff7f000001');
+    assert.equal(
+      ipBytes('fd00::ab:1', 6).toString('hex'),
+      'fd0000000000000000000000 00ab0001'.replace(' ', ''),
+    );
+  });
+
+  it('parses socks5:// and http:// proxies and refuses anything else', () => {
+    assert.deepEqual(parseProxy('socks5://127.0.0.1:1080'), {
+      kind: 'socks5',
+      host: '127.0.0.1',
+      port: 1080,
+    });
+    assert.deepEqual(parseProxy('http://[::1]:3128'), { kind: 'http', host: '::1', port: 3128 });
+    assert.throws(() => parseProxy('ftp://x:1'), /--proxy "ftp:\/\/x:1"/);
+    assert.throws(() => parseProxy('http://x'), /socks5:\/\/HOST:PORT/);
+  });
+});
