@@ -154,7 +154,7 @@ describe('sockit chaos', { timeout: 120_000 }, () => {
     const server = await startServer();
     const chaos = await startForwarder('chaos', ['127.0.0.1:0', server.address, '-t', 'timeout:both:0'], env);
     try {
-      const result = await runCli(['ping', '--connect-timeout', '400', `127.0.0.1:${chaos.port}`], { env });
+      const result = await runCli(['ping', '--connect-timeout', '400ms', `127.0.0.1:${chaos.port}`], { env });
       assert.equal(result.code, 4, result.stderr);
       assert.match(result.stderr, /^sockit: TIMEOUT: /);
     } finally {
