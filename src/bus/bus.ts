@@ -48,3 +48,16 @@ export function busToken(text: string): string {
 
 /** Default heartbeat: presence snapshots and claim refreshes every 2 s, so a dead node is gone in ≤ 6 s. */
 export const DEFAULT_HEARTBEAT_MS = 2000;
+
+/** `host:port` list of a bus URL with any user and password left out: what logs may show. */
+export function redactBusUrl(url: string): string {
+  return url
+    .split(',')
+    .map((one) =>
+      one
+        .trim()
+        .replace(/^[a-z+]+:\/\//i, '')
+        .replace(/^[^@]*@/, ''),
+    )
+    .join(',');
+}

@@ -1,5 +1,5 @@
-import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { type Bus, type BusState, DEFAULT_HEARTBEAT_MS } from './bus.js';
 
 /** Nodes of one process that share subjects and claims: several servers in one test, say. */

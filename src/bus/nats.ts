@@ -6,7 +6,7 @@ import { type KV, Kvm } from '@nats-io/kv';
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { SockitError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
-import { type Bus, type BusState, DEFAULT_HEARTBEAT_MS } from './bus.js';
+import { type Bus, type BusState, DEFAULT_HEARTBEAT_MS, redactBusUrl } from './bus.js';
 
 export interface NatsBusOptions {
   /** `nats://HOST:PORT` or `tls://HOST:PORT` (several, comma-separated, for a NATS cluster). */
@@ -28,14 +28,6 @@ const REFRESH_BATCH = 64;
 /** Reconnect backoff: 250 ms doubling to 5 s, with jitter so servers do not reconnect in step. */
 const BACKOFF_FIRST_MS = 250;
 const BACKOFF_MAX_MS = 5000;
-
-/** `host:port` list of a bus URL with any user and password left out: what logs may show. */
-export function redactBusUrl(url: string): string {
-  return url
-    .split(',')
-    .map((one) => one.trim().replace(/^[a-z+]+:\/\//i, '').replace(/^[^@]*@/, ''))
-    .join(',');
-}
 
 /**
  * The NATS bus: core pub/sub carries messages and presence (at-most-once, ordered per

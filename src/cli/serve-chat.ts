@@ -6,7 +6,7 @@ import type { ServePlugin } from './serve-plugins.js';
 
 /**
  * `sockit serve --chat`: the chat service (rooms, names, presence). It needs the token unless
- * the operator opens it: `--open echo,chat`.
+ * the operator opens it: `--open echo,chat`. With `--bus` its rooms span every server on the bus.
  */
 export const chatServePlugin: ServePlugin = {
   addOptions(command: Command) {
@@ -18,7 +18,7 @@ export const chatServePlugin: ServePlugin = {
         String(1 << 20),
       );
   },
-  create(options) {
+  create(options, _log, bus) {
     if (!options.chat) {
       if (options.chatMaxQueue !== undefined && options.chatMaxQueue !== String(1 << 20)) {
         throw new SockitError('USAGE', '--chat-max-queue only means something with --chat');
@@ -31,6 +31,6 @@ export const chatServePlugin: ServePlugin = {
       1 << 20,
     );
     if (maxQueueBytes < 1024) throw new SockitError('USAGE', '--chat-max-queue must be at least 1024 bytes');
-    return chatService({ maxQueueBytes });
+    return chatService({ maxQueueBytes, ...(bus ? { bus } : {}) });
   },
 };

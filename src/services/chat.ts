@@ -207,7 +207,8 @@ export function chatService(options: ChatOptions = {}): ChatService {
     const taken = (): SockitError =>
       new SockitError('CONFLICT', `the name "${name}" is taken in room "${room}"; pick another name`);
     const pendingKey = `${room}\0${name}`;
-    if (rooms.get(room)?.has(name) || pending.has(pendingKey) || presence.hasRemote(room, name)) throw taken();
+    if (rooms.get(room)?.has(name) || pending.has(pendingKey) || presence.hasRemote(room, name))
+      throw taken();
     pending.add(pendingKey);
     let claimed: boolean;
     try {
@@ -234,7 +235,12 @@ export function chatService(options: ChatOptions = {}): ChatService {
     subscribe(room);
     // A chat member waits for messages: it is not idle.
     membership.release ??= request.connection.hold();
-    request.reply({ type: 'joined', room, name, members: [...members.keys(), ...presence.remoteMembers(room)] });
+    request.reply({
+      type: 'joined',
+      room,
+      name,
+      members: [...members.keys(), ...presence.remoteMembers(room)],
+    });
     broadcastPresence(room, name, 'join');
   };
 

@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { type Bus, redactBusUrl } from '../../bus/bus.js';
 import { SockitError } from '../../errors.js';
 import { createLogger, type LogLevel } from '../../log.js';
 import { type Server, serve } from '../../server/server.js';
 import type { Service } from '../../server/service.js';
 import { formatAddress, isLoopback } from '../../transport/address.js';
 import { SOCKIT_VERSION } from '../../version.js';
+import { addBusOptions, type BusCliOptions, openBus } from '../bus-options.js';
 import { action, parseIntOption, splitList } from '../common.js';
 import { SERVE_PLUGINS } from '../serve-plugins.js';
 import { untilSignal } from '../signals.js';
@@ -13,7 +15,7 @@ import { untilSignal } from '../signals.js';
 /** Where `sockit serve` listens with no address: loopback, a fixed port that is easy to type. */
 export const DEFAULT_SERVE_ADDRESS = 'tcp://127.0.0.1:7070';
 
-interface ServeCliOptions {
+interface ServeCliOptions extends BusCliOptions {
   tokenFile?: string;
   insecureNoAuth?: boolean;
   open: string;
@@ -52,6 +54,7 @@ export function registerServe(program: Command): void {
     .option('--shutdown-deadline <ms>', 'on SIGINT/SIGTERM, wait this long for open requests')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .option('--json-logs', 'JSON-lines logs even on a terminal');
+  addBusOptions(command, 'chat rooms');
   for (const plugin of SERVE_PLUGINS) plugin.addOptions(command);
   command.action(
     action(async (addresses: string[], options: ServeCliOptions) => runServe(addresses, options)),
@@ -60,12 +63,30 @@ export function registerServe(program: Command): void {
 
 async function runServe(addressArgs: string[], options: ServeCliOptions): Promise<void> {
   const log = createLogger({ level: options.logLevel, ...(options.jsonLogs ? { json: true } : {}) });
-  const services = SERVE_PLUGINS.map((plugin) => plugin.create(options, log)).filter(
-    (service): service is Service => service !== undefined,
-  );
   if ((options.cert === undefined) !== (options.key === undefined)) {
     throw new SockitError('USAGE', '--cert and --key go together');
   }
+  if (options.bus !== undefined && !options.chat) {
+    throw new SockitError('USAGE', '--bus shares chat rooms between servers: it goes with --chat');
+  }
+  const bus = await openBus(options, log);
+  try {
+    await startServing(addressArgs, options, log, bus);
+  } catch (error) {
+    await bus?.close();
+    throw error;
+  }
+}
+
+async function startServing(
+  addressArgs: string[],
+  options: ServeCliOptions,
+  log: ReturnType<typeof createLogger>,
+  bus: Bus | undefined,
+): Promise<void> {
+  const services = SERVE_PLUGINS.map((plugin) => plugin.create(options, log, bus)).filter(
+    (service): service is Service => service !== undefined,
+  );
   const limits = {
     maxConnections: optionalInt(options.maxConnections, '--max-connections'),
     idleTimeoutMs: optionalInt(options.idleTimeout, '--idle-timeout'),
@@ -85,17 +106,23 @@ async function runServe(addressArgs: string[], options: ServeCliOptions): Promis
     limits,
     log,
   });
-  printBanner(server, services, options);
-  handleSignals(server, log);
+  printBanner(server, services, options, bus);
+  handleSignals(server, log, bus);
 }
 
 function optionalInt(value: string | undefined, name: string): number | undefined {
   return value === undefined ? undefined : parseIntOption(value, name);
 }
 
-function printBanner(server: Server, services: Service[], options: ServeCliOptions): void {
+function printBanner(
+  server: Server,
+  services: Service[],
+  options: ServeCliOptions,
+  bus: Bus | undefined,
+): void {
   const lines = [`sockit ${SOCKIT_VERSION} serving ${services.map((s) => s.name).join(', ')} on:`];
   for (const address of server.addresses) lines.push(`  ${formatAddress(address)}`);
+  if (bus) lines.push(`bus: ${redactBusUrl(options.bus!)} (NATS; chat rooms shared with every server on it)`);
   if (server.tlsFingerprint) lines.push(`TLS fingerprint (SHA-256): ${server.tlsFingerprint}`);
   if (options.insecureNoAuth) {
     lines.push(
@@ -135,19 +162,22 @@ function tryCommands(address: string, running: Set<string>): string[] {
 }
 
 /** First SIGINT/SIGTERM: graceful shutdown, then exit 0; a second one exits at once. */
-function handleSignals(server: Server, log: ReturnType<typeof createLogger>): void {
+function handleSignals(server: Server, log: ReturnType<typeof createLogger>, bus: Bus | undefined): void {
   const signal = untilSignal();
   signal.addEventListener('abort', () => {
     log.info('shutting down', { signal: signal.reason, connections: server.connectionCount });
-    server.close().then(
-      () => {
-        log.info('stopped');
-        process.exit(0);
-      },
-      (error: unknown) => {
-        log.error('shutdown failed', { error: String(error) });
-        process.exit(1);
-      },
-    );
+    server
+      .close()
+      .then(() => bus?.close())
+      .then(
+        () => {
+          log.info('stopped');
+          process.exit(0);
+        },
+        (error: unknown) => {
+          log.error('shutdown failed', { error: String(error) });
+          process.exit(1);
+        },
+      );
   });
 }
