@@ -77,7 +77,9 @@ describe('chat over NATS: three servers', { timeout: 180_000 }, () => {
         }
       }),
     );
-    await Promise.all(rooms.map((room, index) => until(room, () => received[index]! === senders * perSender)));
+    await Promise.all(
+      rooms.map((room, index) => until(room, () => received[index]! === senders * perSender)),
+    );
     assert.deepEqual(disorder, []);
   });
 
@@ -153,9 +155,7 @@ describe('chat over NATS: three servers', { timeout: 180_000 }, () => {
     b2.client.destroy(); // leaves while the bus is down: the others learn it on resync
 
     await nats.restart();
-    await Promise.all(
-      [a1, a2, b1].map((room) => until(room, () => notices.get(room)!.includes('bus-up'))),
-    );
+    await Promise.all([a1, a2, b1].map((room) => until(room, () => notices.get(room)!.includes('bus-up'))));
     await until(a1, () => !a1.members.has('b2'));
     for (let i = 0; i < 20; i++) b1.say(`after ${i}`);
     await until(a1, () => heard.get(a1)!.includes('b1:after 19'));

@@ -1,12 +1,14 @@
 import type { Command } from 'commander';
 import { SockitError } from '../../errors.js';
+import { createLogger } from '../../log.js';
 import type { ListenMode } from '../../raw/listen.js';
 import { execSpecFrom, parseRawAddress } from '../../raw/options.js';
+import { addBusOptions, type BusCliOptions, openBus } from '../bus-options.js';
 import { action, collect, exitCodeFor, parseIntOption, reportError } from '../common.js';
 import { halfCloseHelp } from '../raw-help.js';
 import { untilSignal } from '../signals.js';
 
-interface ListenCliOptions {
+interface ListenCliOptions extends BusCliOptions {
   udp?: boolean;
   keepOpen?: boolean;
   maxConns?: string;
@@ -32,7 +34,7 @@ interface ListenCliOptions {
 
 /** `sockit listen`: the netcat-style server side. */
 export function registerListen(program: Command): void {
-  program
+  const command = program
     .command('listen')
     .description(
       'accept raw connections (no framing): stdin/stdout, --exec, --echo, --broker or --chat; ' +
@@ -74,6 +76,7 @@ every client and a client's EOF ends its session. Echo, broker and chat always k
         runListenCommand(addressText, options),
       ),
     );
+  addBusOptions(command, 'the --broker or --chat');
 }
 
 function modeFrom(options: ListenCliOptions): ListenMode {
@@ -115,10 +118,18 @@ async function runListenCommand(addressText: string, options: ListenCliOptions):
     import('../../raw/duration.js'),
     import('node:fs'),
   ]);
+  if (options.bus !== undefined && mode.kind !== 'broker' && mode.kind !== 'chat') {
+    throw new SockitError(
+      'USAGE',
+      '--bus shares a --broker or --chat with other servers: it goes with one of them',
+    );
+  }
   const maxConnections = parseIntOption(options.maxConns, '--max-conns', 100);
   if (maxConnections < 1) throw new SockitError('USAGE', '--max-conns must be at least 1');
+  const bus = await openBus(options, createLogger({ level: options.verbose ? 'info' : 'warn' }));
   const signal = untilSignal();
   const error = await runListen({
+    bus,
     address,
     mode,
     keepOpen: options.keepOpen ?? false,
@@ -137,7 +148,7 @@ async function runListenCommand(addressText: string, options: ListenCliOptions):
         : { cert: readFileSync(options.cert), key: readFileSync(options.key!) },
     stateDir: options.stateDir,
     signal,
-  });
+  }).finally(() => bus?.close());
   if (error) reportError(error);
   // Standard input may still hold the event loop (a terminal); the session is over, so leave.
   process.exit(error ? exitCodeFor(error) : 0);
