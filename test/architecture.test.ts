@@ -11,12 +11,13 @@ const LEAVES = ['errors', 'log', 'state', 'version'];
 /** Layer → layers it may import (besides itself and the leaves). */
 const ALLOWED: Record<string, string[]> = {
   protocol: [],
+  bus: [],
   storage: ['protocol'],
   transport: ['protocol'],
   server: ['transport', 'protocol', 'services/echo'],
-  services: ['server', 'transport', 'storage', 'protocol'],
+  services: ['server', 'transport', 'storage', 'protocol', 'bus'],
   client: ['transport', 'storage', 'protocol'],
-  raw: ['transport', 'server', 'protocol/transform'],
+  raw: ['transport', 'server', 'protocol/transform', 'bus'],
   cli: ['*'],
 };
 /** Imports no service may make even though its layer is allowed: services never parse bytes. */
