@@ -43,12 +43,25 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
   const prefix = options.prefix ?? 'sockit';
   const where = redactBusUrl(options.url);
   const servers = options.url.split(',').map((one) => one.trim());
+  const login = userInfo(servers);
   const wantsTls = servers.some((one) => /^tls:\/\//i.test(one)) || options.tls !== undefined;
+  let creds: Uint8Array | undefined;
+  if (options.credsFile !== undefined) {
+    try {
+      creds = readFileSync(options.credsFile);
+    } catch (error) {
+      throw new SockitError(
+        'USAGE',
+        `cannot read the bus credentials ${options.credsFile}: ${describe(error)}`,
+      );
+    }
+  }
   let attempt = 0;
   let nc: NatsConnection;
   try {
     nc = await connect({
-      servers: servers.map((one) => one.replace(/^tls:\/\//i, 'nats://')),
+      servers: servers.map((one) => one.replace(/^[a-z]+:\/\//i, 'nats://').replace(/\/\/[^@/]*@/, '//')),
+      ...login,
       name: `sockit ${process.pid}`,
       noEcho: true,
       maxReconnectAttempts: -1,
@@ -56,9 +69,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
         const base = Math.min(BACKOFF_FIRST_MS * 2 ** attempt++, BACKOFF_MAX_MS);
         return base / 2 + Math.random() * (base / 2);
       },
-      ...(options.credsFile !== undefined
-        ? { authenticator: credsAuthenticator(readFileSync(options.credsFile)) }
-        : {}),
+      ...(creds !== undefined ? { authenticator: credsAuthenticator(creds) } : {}),
       ...(wantsTls ? { tls: { ...options.tls } } : {}),
     });
   } catch (error) {
@@ -75,6 +86,15 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
       'CONNECT_FAILED',
       `the bus at ${where} has no usable JetStream for the name registry (start nats-server with -js): ${describe(error)}`,
       { cause: error },
+    );
+  }
+
+  const ttlMs = (await kv.status()).ttl;
+  if (ttlMs !== 3 * heartbeatMs) {
+    await nc.close().catch(() => {});
+    throw new SockitError(
+      'USAGE',
+      `the servers on ${where} refresh names every ${ttlMs / 3} ms (set by the first of them); start this one with --bus-heartbeat ${ttlMs / 3} too`,
     );
   }
 
@@ -214,10 +234,23 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
           held.map(([key, revision]) => kv.delete(key, { previousSeq: revision }).catch(() => {})),
         );
       }
+      const wasUp = state === 'up';
       closed = true;
-      await nc.drain().catch(() => nc.close());
+      // Draining waits for the server to confirm; with NATS gone there is nothing to wait for.
+      await (wasUp ? nc.drain() : nc.close()).catch(() => nc.close());
     },
   };
+}
+
+/** `user:pass@` (or a lone `token@`) from the first server URL that has one, as NATS connect options. */
+function userInfo(servers: string[]): { user?: string; pass?: string; token?: string } {
+  for (const server of servers) {
+    const match = /^[a-z]+:\/\/([^@/]*)@/i.exec(server);
+    if (!match) continue;
+    const [user, pass] = match[1]!.split(':').map(decodeURIComponent);
+    return pass === undefined ? { token: user! } : { user: user!, pass };
+  }
+  return {};
 }
 
 function isTaken(error: unknown): boolean {
