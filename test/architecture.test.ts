@@ -12,6 +12,7 @@ const LEAVES = ['errors', 'log', 'state', 'version'];
 const ALLOWED: Record<string, string[]> = {
   protocol: [],
   bus: [],
+  metrics: ['server', 'bus'],
   storage: ['protocol'],
   transport: ['protocol'],
   server: ['transport', 'protocol', 'services/echo'],

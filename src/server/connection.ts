@@ -49,6 +49,7 @@ export class ServerConnection implements RequestOwner {
   /** Watches for idleness once the handshake is done; none when the idle timeout is off. */
   readonly #idleClock: IdleClock | undefined;
   readonly #idleWatch: IdleWatched;
+  readonly #onError: ((code: string) => void) | undefined;
 
   constructor(
     socket: Socket,
@@ -60,6 +61,8 @@ export class ServerConnection implements RequestOwner {
       log: Logger;
       /** The server's shared idle clock (`limits.idleTimeoutMs`); without one, never idle. */
       idleClock?: IdleClock | undefined;
+      /** Told about connections closed with an error (metrics). */
+      onError?: ((code: string) => void) | undefined;
     },
     onClosed: (connection: ServerConnection) => void,
   ) {
@@ -68,6 +71,7 @@ export class ServerConnection implements RequestOwner {
     this.#log = options.log;
     this.#onClosed = onClosed;
     this.#idleClock = options.idleClock;
+    this.#onError = options.onError;
     this.#framed = new FramedSocket(
       socket,
       {
@@ -187,6 +191,7 @@ export class ServerConnection implements RequestOwner {
   }
 
   #closeWithError(code: string, message: string): void {
+    this.#onError?.(code);
     this.#phase = Phase.Closing;
     this.#framed.closeWithError(code, message);
   }

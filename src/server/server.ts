@@ -10,6 +10,7 @@ import { Acceptor } from './acceptor.js';
 import { type Dispatch, ServerConnection } from './connection.js';
 import { IdleClock } from './idle-clock.js';
 import { type Limits, resolveLimits } from './limits.js';
+import { observedServices, type ServerObserver } from './observer.js';
 import type { MessageHandler, RequestHandler, Service } from './service.js';
 import { serverTls } from './tls.js';
 
@@ -32,6 +33,8 @@ export interface ServeOptions {
   stateDir?: string;
   limits?: Partial<Limits>;
   log?: Logger;
+  /** Told about connections, refusals and requests: the seam `--metrics` hooks into. */
+  observer?: ServerObserver;
 }
 
 /** A running framed server. Close it with `close()`; it drains open requests first. */
@@ -58,6 +61,7 @@ export class Server extends EventEmitter {
     tlsFingerprint: string | undefined;
     tokenFile: string | undefined;
     tokenCreated: boolean;
+    observer?: ServerObserver | undefined;
   }) {
     super();
     this.limits = init.limits;
@@ -65,6 +69,7 @@ export class Server extends EventEmitter {
     this.tokenCreated = init.tokenCreated;
     this.tlsFingerprint = init.tlsFingerprint;
     this.#services = init.services;
+    const observer = init.observer;
     const idleClock = init.limits.idleTimeoutMs > 0 ? new IdleClock(init.limits.idleTimeoutMs) : undefined;
     const refusal = encodeFrameToBuffer(
       errorHeader('BUSY', 'server is at its connection limit; try again later'),
@@ -74,10 +79,15 @@ export class Server extends EventEmitter {
       tls: init.tls,
       log: init.log,
       refuse: (socket) => {
+        observer?.refused?.('limit');
         socket.end(refusal);
         socket.resume(); // read to the client's FIN so the socket closes
       },
       open: (socket, info) => {
+        if (observer) {
+          observer.connectionOpened?.();
+          socket.once('close', () => observer.connectionClosed?.(socket.bytesRead, socket.bytesWritten));
+        }
         const connection = new ServerConnection(
           socket,
           {
@@ -87,6 +97,7 @@ export class Server extends EventEmitter {
             limits: init.limits,
             log: init.log,
             idleClock,
+            onError: observer?.connectionError?.bind(observer),
           },
           (closed) => {
             this.#connections.delete(closed);
@@ -112,6 +123,11 @@ export class Server extends EventEmitter {
 
   get connectionCount(): number {
     return this.#connections.size;
+  }
+
+  /** True once `close()` began: draining, no longer ready for new work. */
+  get closing(): boolean {
+    return this.#closed !== undefined;
   }
 
   /** Internal: binds one more address. */
@@ -170,13 +186,18 @@ export async function serve(options: ServeOptions): Promise<Server> {
 
   const server = new Server({
     limits,
-    dispatch: buildDispatch(services, token, options.openServices ?? ['echo']),
+    dispatch: buildDispatch(
+      options.observer ? observedServices(services, options.observer) : services,
+      token,
+      options.openServices ?? ['echo'],
+    ),
     services,
     log,
     tls: tls?.credentials,
     tlsFingerprint: tls?.fingerprint,
     tokenFile,
     tokenCreated,
+    observer: options.observer,
   });
   try {
     for (const address of addresses) await server.listen(address);

@@ -52,6 +52,8 @@ export interface ChatService extends Service {
   members(room: string): string[];
   /** Rooms with members on this server. */
   readonly roomCount: number;
+  /** Memberships on this server, all rooms (one member in two rooms counts twice). */
+  readonly memberCount: number;
 }
 
 /**
@@ -284,6 +286,11 @@ export function chatService(options: ChatOptions = {}): ChatService {
     },
     get roomCount() {
       return rooms.size;
+    },
+    get memberCount() {
+      let count = 0;
+      for (const members of rooms.values()) count += members.size;
+      return count;
     },
     close() {
       unwatchBus();

@@ -3,12 +3,14 @@ import type { Command } from 'commander';
 import { type Bus, redactBusUrl } from '../../bus/bus.js';
 import { SockitError } from '../../errors.js';
 import { createLogger, type LogLevel } from '../../log.js';
+import type { ServerObserver } from '../../server/observer.js';
 import { type Server, serve } from '../../server/server.js';
 import type { Service } from '../../server/service.js';
 import { formatAddress, isLoopback } from '../../transport/address.js';
 import { SOCKIT_VERSION } from '../../version.js';
 import { addBusOptions, type BusCliOptions, openBus } from '../bus-options.js';
 import { action, parseIntOption, splitList } from '../common.js';
+import { startServeMetrics } from '../serve-metrics.js';
 import { SERVE_PLUGINS } from '../serve-plugins.js';
 import { untilSignal } from '../signals.js';
 
@@ -28,6 +30,7 @@ interface ServeCliOptions extends BusCliOptions {
   shutdownDeadline?: string;
   logLevel: LogLevel;
   jsonLogs?: boolean;
+  metrics?: string;
   [plugin: string]: unknown;
 }
 
@@ -53,7 +56,11 @@ export function registerServe(program: Command): void {
     .option('--max-requests <n>', 'open requests per connection')
     .option('--shutdown-deadline <ms>', 'on SIGINT/SIGTERM, wait this long for open requests')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
-    .option('--json-logs', 'JSON-lines logs even on a terminal');
+    .option('--json-logs', 'JSON-lines logs even on a terminal')
+    .option(
+      '--metrics <addr>',
+      'serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT (or PORT on 127.0.0.1)',
+    );
   addBusOptions(command, 'chat rooms');
   for (const plugin of SERVE_PLUGINS) plugin.addOptions(command);
   command.action(
@@ -87,13 +94,38 @@ async function startServing(
   const services = SERVE_PLUGINS.map((plugin) => plugin.create(options, log, bus)).filter(
     (service): service is Service => service !== undefined,
   );
+  let server: Server | undefined;
+  const metrics =
+    options.metrics === undefined
+      ? undefined
+      : await startServeMetrics(options.metrics, services, bus, () => server?.closing ?? false, log);
+  try {
+    server = await serveWith(addressArgs, options, services, log, metrics?.observer);
+  } catch (error) {
+    await metrics?.endpoint.close();
+    throw error;
+  }
+  printBanner(server, services, options, bus, metrics?.endpoint.url);
+  handleSignals(server, log, async () => {
+    await bus?.close();
+    await metrics?.endpoint.close();
+  });
+}
+
+function serveWith(
+  addressArgs: string[],
+  options: ServeCliOptions,
+  services: Service[],
+  log: ReturnType<typeof createLogger>,
+  observer: ServerObserver | undefined,
+): Promise<Server> {
   const limits = {
     maxConnections: optionalInt(options.maxConnections, '--max-connections'),
     idleTimeoutMs: optionalInt(options.idleTimeout, '--idle-timeout'),
     maxOpenRequests: optionalInt(options.maxRequests, '--max-requests'),
     shutdownDeadlineMs: optionalInt(options.shutdownDeadline, '--shutdown-deadline'),
   };
-  const server = await serve({
+  return serve({
     listen: addressArgs.length > 0 ? addressArgs : [DEFAULT_SERVE_ADDRESS],
     services,
     openServices: splitList(options.open),
@@ -105,9 +137,8 @@ async function startServing(
       : {}),
     limits,
     log,
+    ...(observer ? { observer } : {}),
   });
-  printBanner(server, services, options, bus);
-  handleSignals(server, log, bus);
 }
 
 function optionalInt(value: string | undefined, name: string): number | undefined {
@@ -119,9 +150,11 @@ function printBanner(
   services: Service[],
   options: ServeCliOptions,
   bus: Bus | undefined,
+  metricsUrl: string | undefined,
 ): void {
   const lines = [`sockit ${SOCKIT_VERSION} serving ${services.map((s) => s.name).join(', ')} on:`];
   for (const address of server.addresses) lines.push(`  ${formatAddress(address)}`);
+  if (metricsUrl) lines.push(`metrics: ${metricsUrl}/metrics  (/healthz, /readyz)`);
   if (bus) lines.push(`bus: ${redactBusUrl(options.bus!)} (NATS; chat rooms shared with every server on it)`);
   if (server.tlsFingerprint) lines.push(`TLS fingerprint (SHA-256): ${server.tlsFingerprint}`);
   if (options.insecureNoAuth) {
@@ -161,14 +194,18 @@ function tryCommands(address: string, running: Set<string>): string[] {
     .map(([, command]) => `  ${command}`);
 }
 
-/** First SIGINT/SIGTERM: graceful shutdown, then exit 0; a second one exits at once. */
-function handleSignals(server: Server, log: ReturnType<typeof createLogger>, bus: Bus | undefined): void {
+/** First SIGINT/SIGTERM: graceful shutdown, then `after` (bus, metrics), exit 0; a second one exits at once. */
+function handleSignals(
+  server: Server,
+  log: ReturnType<typeof createLogger>,
+  after: () => Promise<void>,
+): void {
   const signal = untilSignal();
   signal.addEventListener('abort', () => {
     log.info('shutting down', { signal: signal.reason, connections: server.connectionCount });
     server
       .close()
-      .then(() => bus?.close())
+      .then(after)
       .then(
         () => {
           log.info('stopped');
