@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import type { Bus } from '../bus/bus.js';
 import type { ServerObserver } from '../server/observer.js';
 
@@ -20,14 +20,29 @@ export interface ServerMetrics {
 }
 
 /**
- * sockit's Prometheus series (names `sockit_*`, plus Node's process metrics): connections,
+ * sockit's Prometheus series (names `sockit_*`, plus process memory and start time): connections,
  * refusals, requests by type and final code, bytes, chat, bus state. Counters only grow; the
  * gauges are read when scraped.
  */
 export function createServerMetrics(sources: MetricsSources = {}): ServerMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  // prom-client's default Node metrics include gauges named *_total, which promtool rejects:
+  // the two process series operators use most, named by Prometheus convention, instead.
+  new Gauge({
+    name: 'process_resident_memory_bytes',
+    help: 'Resident memory size in bytes.',
+    registers,
+    collect() {
+      this.set(process.memoryUsage.rss());
+    },
+  });
+  const started = new Gauge({
+    name: 'process_start_time_seconds',
+    help: 'Start time of the process since the Unix epoch, in seconds.',
+    registers,
+  });
+  started.set(Math.round(Date.now() / 1000 - process.uptime()));
   let open = 0;
   new Gauge({
     name: 'sockit_connections_open',
