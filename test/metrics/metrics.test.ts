@@ -3,7 +3,7 @@
  * the traffic this test sends; `/readyz` answers 503 while the bus is down or the server drains.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { memoryBus } from '../../src/bus/memory.js';
@@ -27,17 +27,14 @@ async function get(url: string): Promise<{ status: number; text: string }> {
   return { status: response.status, text: await response.text() };
 }
 
-/** Runs `promtool check metrics` on a scrape; resolves with its exit code and output. */
-function promtool(scrape: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, output }));
-    child.stdin.end(scrape);
+/** Runs `promtool check metrics` on a scrape (it reads stdin and exits at once). */
+function promtool(scrape: string): { code: number | null; output: string } {
+  const result = spawnSync('promtool', ['check', 'metrics'], {
+    input: scrape,
+    encoding: 'utf8',
+    timeout: 10_000,
   });
+  return { code: result.status, output: `${result.stdout}${result.stderr}` };
 }
 
 /** The server counts a connection's bytes when it closes: scrape again until the closes are in. */
@@ -120,7 +117,7 @@ describe('sockit serve --metrics', { timeout: 60_000 }, () => {
     assert.equal(sample(scrape, 'sockit_requests_total{type="join",code="CONFLICT"}'), 1);
     assert.equal(sample(scrape, 'sockit_chat_members'), 2);
     assert.equal(sample(scrape, 'sockit_bus_up{kind="nats"}'), 1);
-    const checked = await promtool(scrape);
+    const checked = promtool(scrape);
     assert.equal(checked.code, 0, checked.output);
 
     for (const client of clients.splice(0)) client.destroy();
