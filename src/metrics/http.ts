@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fromSystemError } from '../errors.js';
-import type { ServerMetrics } from './metrics.js';
+import type { MetricsSource } from './metrics.js';
 
 /** The running metrics endpoint. */
 export interface MetricsEndpoint {
@@ -20,7 +20,7 @@ const REQUEST_DEADLINE_MS = 10_000;
 export async function serveMetrics(
   host: string,
   port: number,
-  metrics: ServerMetrics,
+  metrics: MetricsSource,
 ): Promise<MetricsEndpoint> {
   const server: Server = createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0];
@@ -35,9 +35,9 @@ export async function serveMetrics(
       return text(ready ? 200 : 503, ready ? 'ready\n' : `not ready: ${reason}\n`);
     }
     if (path !== '/metrics') return text(404, 'try /metrics, /healthz or /readyz\n');
-    metrics.registry.metrics().then(
+    metrics.scrape().then(
       (body) => {
-        response.writeHead(200, { 'content-type': metrics.registry.contentType });
+        response.writeHead(200, { 'content-type': metrics.contentType });
         response.end(body);
       },
       () => text(500, 'metrics could not be collected\n'),

@@ -12,9 +12,15 @@ export interface MetricsSources {
 }
 
 /** A registry with sockit's series, and the observer that feeds them. */
-export interface ServerMetrics {
+export interface ServerMetrics extends MetricsSource {
   readonly registry: Registry;
   readonly observer: ServerObserver;
+}
+
+/** What the HTTP endpoint serves: a scrape, and readiness. */
+export interface MetricsSource {
+  readonly contentType: string;
+  scrape(): Promise<string>;
   /** Ready for new work: not draining, and the bus (if any) is up. With why not. */
   readiness(): { ready: boolean; reason?: string };
 }
@@ -41,6 +47,7 @@ export function createServerMetrics(sources: MetricsSources = {}): ServerMetrics
     name: 'process_start_time_seconds',
     help: 'Start time of the process since the Unix epoch, in seconds.',
     registers,
+    aggregator: 'min', // across workers: the earliest
   });
   started.set(Math.round(Date.now() / 1000 - process.uptime()));
   let open = 0;
@@ -156,6 +163,8 @@ export function createServerMetrics(sources: MetricsSources = {}): ServerMetrics
   return {
     registry,
     observer,
+    contentType: registry.contentType,
+    scrape: () => registry.metrics(),
     readiness() {
       if (sources.draining?.()) return { ready: false, reason: 'draining' };
       if (bus && bus.state !== 'up') return { ready: false, reason: 'bus down' };

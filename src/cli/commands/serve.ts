@@ -6,12 +6,15 @@ import { createLogger, type LogLevel } from '../../log.js';
 import type { ServerObserver } from '../../server/observer.js';
 import { type Server, serve } from '../../server/server.js';
 import type { Service } from '../../server/service.js';
-import { formatAddress, isLoopback } from '../../transport/address.js';
+import { serverTls } from '../../server/tls.js';
+import { defaultStateDir, loadOrCreateToken, tokenPath } from '../../state.js';
+import { formatAddress, isLoopback, parseAddress } from '../../transport/address.js';
 import { SOCKIT_VERSION } from '../../version.js';
 import { addBusOptions, type BusCliOptions, openBus } from '../bus-options.js';
 import { action, parseIntOption, splitList } from '../common.js';
 import { startServeMetrics } from '../serve-metrics.js';
 import { SERVE_PLUGINS } from '../serve-plugins.js';
+import { isServeWorker, parseWorkers, runPrimary, sendBanner, workerStopSignal } from '../serve-workers.js';
 import { untilSignal } from '../signals.js';
 
 /** Where `sockit serve` listens with no address: loopback, a fixed port that is easy to type. */
@@ -31,6 +34,7 @@ interface ServeCliOptions extends BusCliOptions {
   logLevel: LogLevel;
   jsonLogs?: boolean;
   metrics?: string;
+  workers?: string;
   [plugin: string]: unknown;
 }
 
@@ -61,6 +65,10 @@ export function registerServe(program: Command): void {
       '--metrics <addr>',
       'serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT (or PORT on 127.0.0.1)',
     );
+  command.option(
+    '--workers <n>',
+    'worker processes sharing the listeners (node:cluster); auto = one per core. With --chat it needs --bus',
+  );
   addBusOptions(command, 'chat rooms');
   for (const plugin of SERVE_PLUGINS) plugin.addOptions(command);
   command.action(
@@ -75,6 +83,22 @@ async function runServe(addressArgs: string[], options: ServeCliOptions): Promis
   }
   if (options.bus !== undefined && !options.chat) {
     throw new SockitError('USAGE', '--bus shares chat rooms between servers: it goes with --chat');
+  }
+  const workers = parseWorkers(options.workers);
+  if (workers > 1 && options.chat && options.bus === undefined) {
+    throw new SockitError(
+      'USAGE',
+      `--workers ${workers} with --chat needs --bus: each worker is its own process, and without a bus every worker would have rooms of its own`,
+    );
+  }
+  if (workers > 1 && !isServeWorker()) {
+    await runPrimary({
+      count: workers,
+      log,
+      metrics: options.metrics,
+      prepare: () => prepareShared(addressArgs, options),
+    });
+    return;
   }
   const bus = await openBus(options, log);
   try {
@@ -102,14 +126,24 @@ async function startServing(
   try {
     server = await serveWith(addressArgs, options, services, log, metrics?.observer);
   } catch (error) {
-    await metrics?.endpoint.close();
+    await metrics?.endpoint?.close();
     throw error;
   }
-  printBanner(server, services, options, bus, metrics?.endpoint.url);
+  printBanner(server, services, options, bus, metrics?.endpoint?.url);
   handleSignals(server, log, async () => {
     await bus?.close();
-    await metrics?.endpoint.close();
+    await metrics?.endpoint?.close();
   });
+}
+
+/** Makes token and certificate once, before the workers start, so that they all share them. */
+function prepareShared(addressArgs: string[], options: ServeCliOptions): void {
+  const stateDir = options.stateDir ?? defaultStateDir();
+  if (!options.insecureNoAuth) loadOrCreateToken(options.tokenFile ?? tokenPath(stateDir));
+  const addresses = (addressArgs.length > 0 ? addressArgs : [DEFAULT_SERVE_ADDRESS]).map((text) =>
+    parseAddress(text),
+  );
+  if (options.cert === undefined) serverTls(addresses, undefined, stateDir);
 }
 
 function serveWith(
@@ -175,7 +209,8 @@ function printBanner(
   }
   const first = formatAddress(server.addresses[0]!);
   lines.push('Try:', ...tryCommands(first, new Set(services.map((service) => service.name))));
-  process.stdout.write(`${lines.join('\n')}\n`);
+  if (isServeWorker()) sendBanner(lines.join('\n'));
+  else process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 /** Three commands that show what this server runs, the enabled services first. */
@@ -200,7 +235,7 @@ function handleSignals(
   log: ReturnType<typeof createLogger>,
   after: () => Promise<void>,
 ): void {
-  const signal = untilSignal();
+  const signal = isServeWorker() ? workerStopSignal() : untilSignal();
   signal.addEventListener('abort', () => {
     log.info('shutting down', { signal: signal.reason, connections: server.connectionCount });
     server
