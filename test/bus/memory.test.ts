@@ -4,8 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { MemoryHub, memoryBus } from '../../src/bus/memory.js';
 import { type ChatMessage, type ChatRoom, type Client, connect } from '../../src/index.js';
 import { type ChatService, chatService } from '../../src/services/chat.js';
-import { startServer, TEST_TOKEN } from '../helpers.js';
-import { until } from './wait.js';
+import { startServer, TEST_TOKEN, untilChat as until } from '../helpers.js';
 
 type Started = Awaited<ReturnType<typeof startServer>>;
 

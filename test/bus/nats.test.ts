@@ -13,10 +13,9 @@ import {
   type Client,
   connect,
 } from '../../src/index.js';
-import { TEST_TOKEN } from '../helpers.js';
+import { TEST_TOKEN, untilChat as until } from '../helpers.js';
 import { killAll } from '../raw/helpers.js';
 import { type BusServer, type Nats, sharedState, startBusServer, startNats } from './helpers.js';
-import { until } from './wait.js';
 
 /** Short heartbeat so the bounds are quick to test: a dead server is gone in 3 beats + 1. */
 const HEARTBEAT_MS = 300;
