@@ -3,8 +3,12 @@
  * `serveRaw()` runs a plain-bytes handler with the socketserver lifecycle (setup → handle → finish).
  */
 
+export type { Bus, BusState } from './bus/bus.js';
+export { MemoryHub, memoryBus } from './bus/memory.js';
+export { type NatsBusOptions, natsBus } from './bus/nats.js';
 export {
   type ChatMessage,
+  type ChatNotice,
   type ChatPresence,
   ChatRoom,
   type JoinChatOptions,

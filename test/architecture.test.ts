@@ -11,12 +11,14 @@ const LEAVES = ['errors', 'log', 'options', 'state', 'version'];
 /** Layer → layers it may import (besides itself and the leaves). */
 const ALLOWED: Record<string, string[]> = {
   protocol: [],
+  bus: [],
+  metrics: ['server', 'bus'],
   storage: ['protocol'],
   transport: ['protocol'],
   server: ['transport', 'protocol', 'services/echo'],
-  services: ['server', 'transport', 'storage', 'protocol'],
+  services: ['server', 'transport', 'storage', 'protocol', 'bus'],
   client: ['transport', 'storage', 'protocol'],
-  raw: ['transport', 'server', 'storage', 'protocol/transform', 'protocol/files'],
+  raw: ['transport', 'server', 'storage', 'protocol/transform', 'protocol/files', 'bus'],
   cli: ['*'],
 };
 /** Imports no service may make even though its layer is allowed: services never parse bytes. */

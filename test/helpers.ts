@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { after, describe } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import type { ChatRoom } from '../src/client/chat.js';
 import { type ServeOptions, type Server, serve } from '../src/server/server.js';
 
 /** The built CLI entry point (tests run from build/test, the CLI is build/src/cli/main.js). */
@@ -228,5 +229,19 @@ export function waitForLine(stream: NodeJS.ReadableStream, pattern: RegExp): Pro
     };
     stream.on('data', onData);
     stream.once('end', () => reject(new Error(`stream ended before a line matched ${pattern}: ${buffered}`)));
+  });
+}
+
+/** Resolves once `predicate` holds, re-checked on every message, presence and notice of `room`. */
+export function untilChat(room: ChatRoom, predicate: () => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    const events = ['message', 'presence', 'notice'] as const;
+    const check = (): void => {
+      if (!predicate()) return;
+      for (const event of events) room.off(event, check);
+      resolve();
+    };
+    for (const event of events) room.on(event, check);
+    check();
   });
 }

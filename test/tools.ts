@@ -40,8 +40,17 @@ export function strictTools(env: NodeJS.ProcessEnv = process.env): boolean {
 export function requireTool(t: TestContext, program: string): string | undefined {
   const path = which(program);
   if (path) return path;
-  const reason = `${program} is not installed (apt-get install ${DEBIAN_PACKAGE[program] ?? program}; .ci/run does it)`;
+  const reason = notInstalled(program);
   assert.ok(!strictTools(), `${reason}; under CI=true every peer tool is required`);
   t.skip(reason);
   return undefined;
+}
+
+/** Why `program` cannot run here, or undefined when it is installed. */
+export function missingTool(program: string): string | undefined {
+  return which(program) ? undefined : notInstalled(program);
+}
+
+function notInstalled(program: string): string {
+  return `${program} is not installed (apt-get install ${DEBIAN_PACKAGE[program] ?? program}; .ci/run does it)`;
 }

@@ -6,7 +6,7 @@ import type { ServePlugin } from './serve-plugins.js';
 
 /**
  * `sockit serve --chat`: the chat service (rooms, names, presence). It needs the token unless
- * the operator opens it: `--open echo,chat`.
+ * the operator opens it: `--open echo,chat`. With `--bus` its rooms span every server on the bus.
  */
 export const chatServePlugin: ServePlugin = {
   addOptions(command: Command) {
@@ -18,7 +18,7 @@ export const chatServePlugin: ServePlugin = {
         argParsers.bytes('--chat-max-queue'),
       );
   },
-  create(options) {
+  create(options, _log, bus) {
     if (!options.chat) {
       if (options.chatMaxQueue !== undefined) {
         throw new SockitError('USAGE', '--chat-max-queue only means something with --chat');
@@ -27,6 +27,6 @@ export const chatServePlugin: ServePlugin = {
     }
     const maxQueueBytes = (options.chatMaxQueue as number | undefined) ?? 1 << 20;
     if (maxQueueBytes < 1024) throw invalidOption('--chat-max-queue must be at least 1024 bytes (1K)');
-    return chatService({ maxQueueBytes });
+    return chatService({ maxQueueBytes, ...(bus ? { bus } : {}) });
   },
 };

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { Bus } from '../bus/bus.js';
 import type { Logger } from '../log.js';
 import { argParsers } from '../options.js';
 import type { Service } from '../server/service.js';
@@ -14,8 +15,8 @@ import { filesServePlugin } from './serve-files.js';
  */
 export interface ServePlugin {
   addOptions(command: Command): void;
-  /** The service, or undefined when its options leave it off. */
-  create(options: Record<string, unknown>, log: Logger): Service | undefined;
+  /** The service, or undefined when its options leave it off. `bus`: what `--bus` connected. */
+  create(options: Record<string, unknown>, log: Logger, bus?: Bus): Service | undefined;
 }
 
 const echoPlugin: ServePlugin = {

@@ -26,6 +26,13 @@ export interface ChatPresence {
   reason?: string;
 }
 
+/** A server notice about the room, e.g. `bus-down`/`bus-up` when its link to other servers goes and returns. */
+export interface ChatNotice {
+  room: string;
+  event: string;
+  text: string;
+}
+
 /**
  * The one set of listeners a client gets for all its rooms: `frame`, `close` and
  * `server-error` are each listened to once per client, and a frame finds its room by a Map
@@ -83,8 +90,8 @@ function dispatchFor(client: Client): ChatDispatch {
 
 /**
  * Membership in one chat room. Events: `message` (ChatMessage, your own included, in the order
- * the server fanned them out), `presence` (ChatPresence), `close` (SockitError: the connection
- * ended or the server dropped this member).
+ * the server fanned them out), `presence` (ChatPresence), `notice` (ChatNotice), `close`
+ * (SockitError: the connection ended or the server dropped this member).
  */
 export class ChatRoom extends EventEmitter {
   readonly client: Client;
@@ -165,6 +172,13 @@ export class ChatRoom extends EventEmitter {
       const presence: ChatPresence = { room: this.room, name, event };
       if (typeof header.reason === 'string') presence.reason = header.reason;
       this.emit('presence', presence);
+    } else if (header.type === 'notice') {
+      const notice: ChatNotice = {
+        room: this.room,
+        event: String(header.event ?? ''),
+        text: String(header.text ?? ''),
+      };
+      this.emit('notice', notice);
     }
   }
 

@@ -60,6 +60,24 @@ export class FanOut {
     return congested.length === 1 ? congested[0] : Promise.all(congested).then(() => undefined);
   }
 
+  /**
+   * Writes `chunk` to every member with no way to pause its source (bytes from other servers on
+   * the bus): a member with more than `maxQueueBytes` queued is dropped instead, so memory stays
+   * bounded while the rest go on.
+   */
+  broadcast(chunk: Uint8Array, maxQueueBytes: number): void {
+    for (const member of this.members) {
+      if (!member.writable) continue;
+      if (member.writableLength > maxQueueBytes) {
+        this.members.delete(member);
+        this.#onDrop?.(member);
+        member.destroy();
+        continue;
+      }
+      member.write(chunk);
+    }
+  }
+
   /** One waiter per congested member, shared by every sender that waits on it. */
   #drained(member: Socket): Promise<void> {
     const existing = this.#waiters.get(member);

@@ -1,3 +1,4 @@
+import type { Bus } from '../bus/bus.js';
 import { SockitError } from '../errors.js';
 import type { EchoTransform } from '../protocol/transform.js';
 import { type RawConnection, type RawHandler, type RawServer, serveRaw } from '../server/raw-server.js';
@@ -30,6 +31,8 @@ export type ListenMode =
 export interface ListenOptions {
   address: Address;
   mode: ListenMode;
+  /** Share `--broker`/`--chat` with the other servers on this bus (the caller closes it). */
+  bus?: Bus | undefined;
   /** Serve clients one after another and at once, until stopped. Every mode but relay and exec always does. */
   keepOpen?: boolean;
   /** Clients at once with `keepOpen`. Default 100 (as Ncat). */
@@ -125,6 +128,7 @@ export async function runListen(options: ListenOptions): Promise<SockitError | u
     options.signal?.addEventListener('abort', () => sessionDone(undefined), { once: true });
     const error = await finished;
     await server.close(1000);
+    (handler as { close?: () => void }).close?.();
     return error;
   } finally {
     log?.close();
@@ -154,9 +158,9 @@ function buildHandler(
     case 'echo':
       return rawEchoHandler({ transform: mode.transform, greeting: mode.greeting, taps: tapsFor });
     case 'broker':
-      return createBroker({ notice, taps: tapsFor });
+      return createBroker({ notice, taps: tapsFor, ...(options.bus ? { bus: options.bus } : {}) });
     case 'chat':
-      return createLineChat({ notice });
+      return createLineChat({ notice, ...(options.bus ? { bus: options.bus } : {}) });
     case 'tutorial-exec':
       return tutorialExecHandler({ plan: mode.plan, notice, taps: tapsFor });
     case 'tutorial-upload':

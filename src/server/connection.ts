@@ -57,6 +57,7 @@ export class ServerConnection implements RequestOwner {
   #handshakeTimer: NodeJS.Timeout | undefined;
   /** Set at the shutdown deadline: the requests' ends are sent by `expire`, not one by one. */
   #expiring = false;
+  readonly #onError: ((code: string) => void) | undefined;
 
   constructor(
     socket: Socket,
@@ -72,6 +73,8 @@ export class ServerConnection implements RequestOwner {
       idleClock?: IdleClock | undefined;
       /** The server-wide budget of buffered bytes (`limits.maxBufferedBytes`). */
       budget?: ReadBudget | undefined;
+      /** Told about connections closed with an error (metrics). */
+      onError?: ((code: string) => void) | undefined;
     },
     onClosed: (connection: ServerConnection) => void,
   ) {
@@ -80,6 +83,7 @@ export class ServerConnection implements RequestOwner {
     this.#log = options.log;
     this.#onClosed = onClosed;
     this.#idleClock = options.idleClock;
+    this.#onError = options.onError;
     this.#framed = new FramedSocket(
       socket,
       {
@@ -227,6 +231,7 @@ export class ServerConnection implements RequestOwner {
   }
 
   #closeWithError(code: string, message: string): void {
+    this.#onError?.(code);
     this.#phase = Phase.Closing;
     clearTimeout(this.#handshakeTimer);
     this.#framed.closeWithError(code, message);

@@ -33,6 +33,10 @@ export class ServerRequest {
   #abort: AbortController | undefined;
   #abortReason: SockitError | undefined;
   #finished = false;
+  /** `OK`, or the code `fail` sent: what the request ended with, for metrics. */
+  finalCode = 'OK';
+  /** Told once when the request ends (the observer seam: metrics). */
+  onFinish: ((request: ServerRequest) => void) | undefined;
   /** Receives this request's follow-up frames; a returned promise pauses the connection. */
   onFrame: ((frame: Frame) => void | Promise<void>) | undefined;
 
@@ -105,6 +109,7 @@ export class ServerRequest {
   fail(code: ErrorCode, message: string, extra?: Record<string, unknown>): void {
     if (this.#finished) return;
     const wireCode = ERROR_CATALOGUE[code].wire ? code : 'INTERNAL';
+    this.finalCode = wireCode;
     this.#owner.sendFrame(errorHeader(wireCode, message, this.id, extra), undefined, this.id);
     this.finish();
   }
@@ -114,6 +119,7 @@ export class ServerRequest {
     if (this.#finished) return;
     this.#finished = true;
     this.#owner.requestFinished(this);
+    this.onFinish?.(this);
   }
 
   /** Core use: abort the work of this request with a reason. */

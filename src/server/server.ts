@@ -10,6 +10,7 @@ import { Acceptor } from './acceptor.js';
 import { type Dispatch, ServerConnection } from './connection.js';
 import { IdleClock } from './idle-clock.js';
 import { type Limits, resolveLimits } from './limits.js';
+import { observedServices, type ServerObserver } from './observer.js';
 import { BufferBudget } from './read-budget.js';
 import type { MessageHandler, RequestHandler, Service } from './service.js';
 import { serverTls } from './tls.js';
@@ -33,6 +34,8 @@ export interface ServeOptions {
   stateDir?: string;
   limits?: Partial<Limits>;
   log?: Logger;
+  /** Told about connections, refusals and requests: the seam `--metrics` hooks into. */
+  observer?: ServerObserver;
 }
 
 /** A running framed server. Close it with `close()`; it drains open requests first. */
@@ -60,6 +63,7 @@ export class Server extends EventEmitter {
     tlsFingerprint: string | undefined;
     tokenFile: string | undefined;
     tokenCreated: boolean;
+    observer?: ServerObserver | undefined;
   }) {
     super();
     this.limits = init.limits;
@@ -67,6 +71,7 @@ export class Server extends EventEmitter {
     this.tokenCreated = init.tokenCreated;
     this.tlsFingerprint = init.tlsFingerprint;
     this.#services = init.services;
+    const observer = init.observer;
     const idleClock = init.limits.idleTimeoutMs > 0 ? new IdleClock(init.limits.idleTimeoutMs) : undefined;
     this.#budget = new BufferBudget(init.limits.maxBufferedBytes);
     const budget = this.#budget;
@@ -80,7 +85,12 @@ export class Server extends EventEmitter {
       refusal,
       tlsHandshakeTimeoutMs: init.limits.handshakeTimeoutMs,
       closeGraceMs: init.limits.closeGraceMs,
+      onRefused: () => observer?.refused?.('limit'),
       open: (socket, info) => {
+        if (observer) {
+          observer.connectionOpened?.();
+          socket.once('close', () => observer.connectionClosed?.(socket.bytesRead, socket.bytesWritten));
+        }
         const connection = new ServerConnection(
           socket,
           {
@@ -92,6 +102,7 @@ export class Server extends EventEmitter {
             log: init.log,
             idleClock,
             budget,
+            onError: observer?.connectionError?.bind(observer),
           },
           (closed) => {
             this.#connections.delete(closed);
@@ -132,6 +143,11 @@ export class Server extends EventEmitter {
   /** Refused clients whose sockets are not closed yet. */
   get refusalsInProgress(): number {
     return this.#acceptor.refusalsInProgress;
+  }
+
+  /** True once `close()` began: draining, no longer ready for new work. */
+  get closing(): boolean {
+    return this.#closed !== undefined;
   }
 
   /** Internal: binds one more address. */
@@ -190,13 +206,18 @@ export async function serve(options: ServeOptions): Promise<Server> {
 
   const server = new Server({
     limits,
-    dispatch: buildDispatch(services, token, options.openServices ?? ['echo']),
+    dispatch: buildDispatch(
+      options.observer ? observedServices(services, options.observer) : services,
+      token,
+      options.openServices ?? ['echo'],
+    ),
     services,
     log,
     tls: tls?.credentials,
     tlsFingerprint: tls?.fingerprint,
     tokenFile,
     tokenCreated,
+    observer: options.observer,
   });
   try {
     for (const address of addresses) await server.listen(address);

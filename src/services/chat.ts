@@ -1,3 +1,7 @@
+import { type Bus, busToken } from '../bus/bus.js';
+import { decodeEnvelope, encodeEnvelope } from '../bus/envelope.js';
+import { memoryBus } from '../bus/memory.js';
+import { Presence } from '../bus/presence.js';
 import { SockitError } from '../errors.js';
 import type { Frame } from '../protocol/frame.js';
 import type { ServerRequest } from '../server/request.js';
@@ -11,7 +15,18 @@ export interface ChatOptions {
   maxQueueBytes?: number;
   /** Largest `say` body. Default 64 KiB. */
   maxMessageBytes?: number;
+  /**
+   * What rooms are shared over: another server on the same bus sees the same rooms, names and
+   * messages. Default: a private in-process bus (this server alone). The caller closes it.
+   */
+  bus?: Bus;
 }
+
+/** What members are told when the bus to the other servers goes and comes back. */
+const BUS_NOTICES = {
+  down: 'the link to the other servers is down: only members on this server hear you, and messages from the others are lost until it is back',
+  up: 'the link to the other servers is back: members resynchronised, messages flow again',
+} as const;
 
 /** Names and rooms: 1-64 printable characters, no control characters. */
 const MAX_NAME_LENGTH = 64;
@@ -35,7 +50,10 @@ interface Membership {
 export interface ChatService extends Service {
   /** Members of a room in join order (empty for an unknown room). */
   members(room: string): string[];
+  /** Rooms with members on this server. */
   readonly roomCount: number;
+  /** Memberships on this server, all rooms (one member in two rooms counts twice). */
+  readonly memberCount: number;
 }
 
 /**
@@ -53,6 +71,56 @@ export function chatService(options: ChatOptions = {}): ChatService {
   const maxMessageBytes = options.maxMessageBytes ?? 64 * 1024;
   const rooms = new Map<string, Map<string, Member>>();
   const stateKey = Symbol('chat');
+  const bus = options.bus ?? memoryBus();
+  const presence = new Presence(bus, 'chat');
+  /** Names being claimed on the bus right now, `room\0name`: a second join waits for no one. */
+  const pending = new Set<string>();
+  /** Room → the unsubscribe of its bus subject, while this server has members there. */
+  const subscriptions = new Map<string, () => void>();
+  const subjectOf = (room: string): string => `chat.${busToken(room)}`;
+
+  /** Messages other servers published to a room with members here. */
+  const subscribe = (room: string): void => {
+    if (subscriptions.has(room)) return;
+    subscriptions.set(
+      room,
+      bus.subscribe(subjectOf(room), (payload) => {
+        const envelope = decodeEnvelope(payload);
+        const members = rooms.get(room);
+        if (!envelope || !members || typeof envelope.header.f !== 'string') return;
+        const header = { type: 'message', room, from: envelope.header.f };
+        for (const member of [...members.values()]) deliver(member, header, envelope.body);
+      }),
+    );
+  };
+
+  presence.onChange((change) => {
+    const members = rooms.get(change.room);
+    if (!members || members.has(change.name)) return;
+    const header = {
+      type: 'presence',
+      room: change.room,
+      name: change.name,
+      event: change.event,
+      ...(change.reason ? { reason: change.reason } : {}),
+    };
+    for (const member of [...members.values()]) deliver(member, header);
+  });
+  presence.onLost((room, name) => {
+    const member = rooms.get(room)?.get(name);
+    if (!member) return;
+    remove(member, 'name taken on another server during a bus outage');
+    member.connection.closeWithError(
+      'CONFLICT',
+      `while the link between servers was down another server gave the name "${name}" in room "${room}" to someone else; join again under another name`,
+    );
+  });
+  const unwatchBus = bus.onState((state) => {
+    for (const [room, members] of rooms) {
+      const header = { type: 'notice', room, event: `bus-${state}`, text: BUS_NOTICES[state] };
+      for (const member of [...members.values()]) deliver(member, header);
+    }
+  });
 
   const membershipOf = (connection: ConnectionContext): Membership => {
     let membership = connection.state.get(stateKey) as Membership | undefined;
@@ -116,11 +184,15 @@ export function chatService(options: ChatOptions = {}): ChatService {
     const members = rooms.get(member.room);
     if (!members) return;
     members.delete(member.name);
-    if (members.size === 0) rooms.delete(member.room);
-    else broadcastPresence(member.room, member.name, 'leave', reason);
+    presence.remove(member.room, member.name, reason);
+    if (members.size === 0) {
+      rooms.delete(member.room);
+      subscriptions.get(member.room)?.();
+      subscriptions.delete(member.room);
+    } else broadcastPresence(member.room, member.name, 'leave', reason);
   };
 
-  const join = (request: ServerRequest): void => {
+  const join = async (request: ServerRequest): Promise<void> => {
     const room = checkedText(request.header.room ?? 'lobby', 'room');
     const name = checkedText(request.header.name, 'name');
     const membership = membershipOf(request.connection);
@@ -134,10 +206,26 @@ export function chatService(options: ChatOptions = {}): ChatService {
         `a connection may be in ${MAX_ROOMS_PER_CONNECTION} rooms at once; leave one first`,
       );
     }
-    let members = rooms.get(room);
-    if (members?.has(name)) {
-      throw new SockitError('CONFLICT', `the name "${name}" is taken in room "${room}"; pick another name`);
+    const taken = (): SockitError =>
+      new SockitError('CONFLICT', `the name "${name}" is taken in room "${room}"; pick another name`);
+    const pendingKey = `${room}\0${name}`;
+    if (rooms.get(room)?.has(name) || pending.has(pendingKey) || presence.hasRemote(room, name))
+      throw taken();
+    pending.add(pendingKey);
+    let claimed: boolean;
+    try {
+      claimed = await presence.claim(room, name);
+    } finally {
+      pending.delete(pendingKey);
     }
+    if (!claimed) throw taken();
+    if (request.signal.aborted || membership.byRoom.has(room)) {
+      // The joiner went away, or joined this room under another name meanwhile.
+      presence.unclaim(room, name);
+      if (request.signal.aborted) return;
+      throw new SockitError('CONFLICT', `this connection already joined room "${room}"`);
+    }
+    let members = rooms.get(room);
     if (!members) {
       members = new Map();
       rooms.set(room, members);
@@ -145,9 +233,16 @@ export function chatService(options: ChatOptions = {}): ChatService {
     const member: Member = { name, room, connection: request.connection };
     members.set(name, member);
     membership.byRoom.set(room, member);
+    presence.add(room, name);
+    subscribe(room);
     // A chat member waits for messages: it is not idle.
     membership.release ??= request.connection.hold();
-    request.reply({ type: 'joined', room, name, members: [...members.keys()] });
+    request.reply({
+      type: 'joined',
+      room,
+      name,
+      members: [...members.keys(), ...presence.remoteMembers(room)],
+    });
     broadcastPresence(room, name, 'join');
   };
 
@@ -178,6 +273,8 @@ export function chatService(options: ChatOptions = {}): ChatService {
     const header = { type: 'message', room, from: sender.name };
     // The body is a fresh socket chunk (never reused), so every member's queue may hold it as is.
     for (const member of [...members.values()]) deliver(member, header, frame.body);
+    // One publish per say, on one connection: the other servers get this sender's messages in order.
+    bus.publish(subjectOf(room), encodeEnvelope({ f: sender.name }, frame.body));
   };
 
   return {
@@ -185,10 +282,21 @@ export function chatService(options: ChatOptions = {}): ChatService {
     requests: { join, leave },
     messages: { say },
     members(room: string): string[] {
-      return [...(rooms.get(room)?.keys() ?? [])];
+      return [...(rooms.get(room)?.keys() ?? []), ...presence.remoteMembers(room)];
     },
     get roomCount() {
       return rooms.size;
+    },
+    get memberCount() {
+      let count = 0;
+      for (const members of rooms.values()) count += members.size;
+      return count;
+    },
+    close() {
+      unwatchBus();
+      presence.close();
+      for (const unsubscribe of subscriptions.values()) unsubscribe();
+      subscriptions.clear();
     },
   };
 }

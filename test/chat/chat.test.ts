@@ -8,24 +8,9 @@ import { FrameDecoder } from '../../src/protocol/decoder.js';
 import { encodeFrameToBuffer, type Frame } from '../../src/protocol/frame.js';
 import { type ChatService, chatService } from '../../src/services/chat.js';
 import { echoService } from '../../src/services/echo.js';
-import { startServer, TEST_TOKEN } from '../helpers.js';
+import { startServer, TEST_TOKEN, untilChat as until } from '../helpers.js';
 
 type Started = Awaited<ReturnType<typeof startServer>>;
-
-/** Resolves once `predicate` holds, re-checking on every event of `room`. */
-function until(room: ChatRoom, predicate: () => boolean): Promise<void> {
-  return new Promise((resolve) => {
-    const check = (): void => {
-      if (!predicate()) return;
-      room.off('message', check);
-      room.off('presence', check);
-      resolve();
-    };
-    room.on('message', check);
-    room.on('presence', check);
-    check();
-  });
-}
 
 /** A member that authenticates and joins by hand, then stops reading: the slow reader. */
 async function stalledMember(port: number, name: string): Promise<net.Socket> {

@@ -47,6 +47,7 @@ async function converse(room: ChatRoom): Promise<void> {
       `* ${presence.name} ${presence.event === 'join' ? 'joined' : 'left'}${presence.reason ? ` (${presence.reason})` : ''}`,
     ),
   );
+  room.on('notice', (notice: { text: string }) => show(`* ${notice.text}`));
   const closed = new Promise<void>((resolve) => {
     room.once('close', (reason: SockitError) => {
       dropped = reason;

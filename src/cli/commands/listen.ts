@@ -1,15 +1,17 @@
 import type { Command } from 'commander';
 import { SockitError } from '../../errors.js';
+import { createLogger } from '../../log.js';
 import { argParsers } from '../../options.js';
 import { ECHO_TRANSFORMS, type EchoTransform } from '../../protocol/transform.js';
 import type { ListenMode } from '../../raw/listen.js';
 import { execSpecFrom, parseRawAddress } from '../../raw/options.js';
+import { addBusOptions, type BusCliOptions, openBus } from '../bus-options.js';
 import { action, collect, DURATION_HELP, exitCodeFor, reportError } from '../common.js';
 import { halfCloseHelp } from '../raw-help.js';
 import { untilSignal } from '../signals.js';
 import { tutorialExecMode, tutorialUploadMode } from '../tutorial-modes.js';
 
-interface ListenCliOptions {
+interface ListenCliOptions extends BusCliOptions {
   udp?: boolean;
   keepOpen?: boolean;
   maxConns?: number;
@@ -39,7 +41,7 @@ interface ListenCliOptions {
 
 /** `sockit listen`: the netcat-style server side. */
 export function registerListen(program: Command): void {
-  program
+  const command = program
     .command('listen')
     .description(
       'accept raw connections (no framing): stdin/stdout, --exec, --echo, --broker or --chat; ' +
@@ -103,6 +105,7 @@ always keep open.`,
         runListenCommand(addressText, options),
       ),
     );
+  addBusOptions(command, 'the --broker or --chat');
 }
 
 async function modeFrom(options: ListenCliOptions): Promise<ListenMode> {
@@ -148,9 +151,17 @@ async function runListenCommand(addressText: string, options: ListenCliOptions):
     import('../../raw/cidr.js'),
     import('../../transport/self-signed.js'),
   ]);
+  if (options.bus !== undefined && mode.kind !== 'broker' && mode.kind !== 'chat') {
+    throw new SockitError(
+      'USAGE',
+      '--bus shares a --broker or --chat with other servers: it goes with one of them',
+    );
+  }
   const maxConnections = options.maxConns ?? 100;
+  const bus = await openBus(options, createLogger({ level: options.verbose ? 'info' : 'warn' }));
   const signal = untilSignal();
   const error = await runListen({
+    bus,
     address,
     mode,
     keepOpen: options.keepOpen ?? false,
@@ -166,7 +177,7 @@ async function runListenCommand(addressText: string, options: ListenCliOptions):
     tls: options.cert === undefined ? undefined : readCertificateFiles(options.cert, options.key!),
     stateDir: options.stateDir,
     signal,
-  });
+  }).finally(() => bus?.close());
   if (error) reportError(error);
   // Standard input may still hold the event loop (a terminal); the session is over, so leave.
   process.exit(error ? exitCodeFor(error) : 0);

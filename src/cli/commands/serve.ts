@@ -1,14 +1,21 @@
 import { type Command, Option } from 'commander';
+import { type Bus, redactBusUrl } from '../../bus/bus.js';
 import { SockitError } from '../../errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../../log.js';
 import { argParsers, parseChoiceList } from '../../options.js';
+import type { ServerObserver } from '../../server/observer.js';
 import { type Server, serve } from '../../server/server.js';
 import type { Service } from '../../server/service.js';
-import { formatAddress, isLoopback } from '../../transport/address.js';
+import { serverTls } from '../../server/tls.js';
+import { defaultStateDir, loadOrCreateToken, tokenPath } from '../../state.js';
+import { formatAddress, isLoopback, parseAddress } from '../../transport/address.js';
 import { readCertificateFiles } from '../../transport/self-signed.js';
 import { SOCKIT_VERSION } from '../../version.js';
+import { addBusOptions, type BusCliOptions, openBus } from '../bus-options.js';
 import { action, DURATION_HELP, splitList } from '../common.js';
+import { startServeMetrics } from '../serve-metrics.js';
 import { SERVE_PLUGINS } from '../serve-plugins.js';
+import { isServeWorker, parseWorkers, runPrimary, sendBanner, workerStopSignal } from '../serve-workers.js';
 import { untilSignal } from '../signals.js';
 import { sockitCommand, tryCommands } from '../try-commands.js';
 
@@ -18,7 +25,7 @@ const OPENABLE = ['echo', 'chat', 'exec', 'files'] as const;
 /** Where `sockit serve` listens with no address: loopback, a fixed port that is easy to type. */
 export const DEFAULT_SERVE_ADDRESS = 'tcp://127.0.0.1:7070';
 
-interface ServeCliOptions {
+interface ServeCliOptions extends BusCliOptions {
   tokenFile?: string;
   insecureNoAuth?: boolean;
   open: string[];
@@ -33,6 +40,8 @@ interface ServeCliOptions {
   shutdownDeadline?: number;
   logLevel: LogLevel;
   jsonLogs?: boolean;
+  metrics?: string;
+  workers?: string;
   [plugin: string]: unknown;
 }
 
@@ -83,7 +92,16 @@ export function registerServe(program: Command): void {
       argParsers.choice('--log-level', LOG_LEVELS),
       'info',
     )
-    .option('--json-logs', 'JSON-lines logs even on a terminal');
+    .option('--json-logs', 'JSON-lines logs even on a terminal')
+    .option(
+      '--metrics <addr>',
+      'serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT (or PORT on 127.0.0.1)',
+    );
+  command.option(
+    '--workers <n>',
+    'worker processes sharing the listeners (node:cluster); auto = one per core. With --chat it needs --bus',
+  );
+  addBusOptions(command, 'chat rooms');
   for (const plugin of SERVE_PLUGINS) plugin.addOptions(command);
   command.action(
     action(async (addresses: string[], options: ServeCliOptions) => runServe(addresses, options)),
@@ -92,12 +110,81 @@ export function registerServe(program: Command): void {
 
 async function runServe(addressArgs: string[], options: ServeCliOptions): Promise<void> {
   const log = createLogger({ level: options.logLevel, ...(options.jsonLogs ? { json: true } : {}) });
-  const services = SERVE_PLUGINS.map((plugin) => plugin.create(options, log)).filter(
-    (service): service is Service => service !== undefined,
-  );
   if ((options.cert === undefined) !== (options.key === undefined)) {
     throw new SockitError('USAGE', '--cert and --key go together');
   }
+  if (options.bus !== undefined && !options.chat) {
+    throw new SockitError('USAGE', '--bus shares chat rooms between servers: it goes with --chat');
+  }
+  const workers = parseWorkers(options.workers);
+  if (workers > 1 && options.chat && options.bus === undefined) {
+    throw new SockitError(
+      'USAGE',
+      `--workers ${workers} with --chat needs --bus: each worker is its own process, and without a bus every worker would have rooms of its own`,
+    );
+  }
+  if (workers > 1 && !isServeWorker()) {
+    await runPrimary({
+      count: workers,
+      log,
+      metrics: options.metrics,
+      prepare: () => prepareShared(addressArgs, options),
+    });
+    return;
+  }
+  const bus = await openBus(options, log);
+  try {
+    await startServing(addressArgs, options, log, bus);
+  } catch (error) {
+    await bus?.close();
+    throw error;
+  }
+}
+
+async function startServing(
+  addressArgs: string[],
+  options: ServeCliOptions,
+  log: ReturnType<typeof createLogger>,
+  bus: Bus | undefined,
+): Promise<void> {
+  const services = SERVE_PLUGINS.map((plugin) => plugin.create(options, log, bus)).filter(
+    (service): service is Service => service !== undefined,
+  );
+  let server: Server | undefined;
+  const metrics =
+    options.metrics === undefined
+      ? undefined
+      : await startServeMetrics(options.metrics, services, bus, () => server?.closing ?? false, log);
+  try {
+    server = await serveWith(addressArgs, options, services, log, metrics?.observer);
+  } catch (error) {
+    await metrics?.endpoint?.close();
+    throw error;
+  }
+  printBanner(server, services, options, bus, metrics?.endpoint?.url);
+  handleSignals(server, log, async () => {
+    await bus?.close();
+    await metrics?.endpoint?.close();
+  });
+}
+
+/** Makes token and certificate once, before the workers start, so that they all share them. */
+function prepareShared(addressArgs: string[], options: ServeCliOptions): void {
+  const stateDir = options.stateDir ?? defaultStateDir();
+  if (!options.insecureNoAuth) loadOrCreateToken(options.tokenFile ?? tokenPath(stateDir));
+  const addresses = (addressArgs.length > 0 ? addressArgs : [DEFAULT_SERVE_ADDRESS]).map((text) =>
+    parseAddress(text),
+  );
+  if (options.cert === undefined) serverTls(addresses, undefined, stateDir);
+}
+
+function serveWith(
+  addressArgs: string[],
+  options: ServeCliOptions,
+  services: Service[],
+  log: ReturnType<typeof createLogger>,
+  observer: ServerObserver | undefined,
+): Promise<Server> {
   const limits = {
     maxConnections: options.maxConnections,
     idleTimeoutMs: options.idleTimeout,
@@ -105,7 +192,7 @@ async function runServe(addressArgs: string[], options: ServeCliOptions): Promis
     maxOpenRequests: options.maxRequests,
     shutdownDeadlineMs: options.shutdownDeadline,
   };
-  const server = await serve({
+  return serve({
     listen: addressArgs.length > 0 ? addressArgs : [DEFAULT_SERVE_ADDRESS],
     services,
     openServices: options.open,
@@ -115,9 +202,8 @@ async function runServe(addressArgs: string[], options: ServeCliOptions): Promis
     ...(options.cert !== undefined ? { tls: readCertificateFiles(options.cert, options.key!) } : {}),
     limits,
     log,
+    ...(observer ? { observer } : {}),
   });
-  printBanner(server, services, options);
-  handleSignals(server, log);
 }
 
 /** The programs `--exec-allow` names, 'any' for `--exec`, undefined without exec. */
@@ -126,9 +212,17 @@ function execAllowOf(options: ServeCliOptions): 'any' | string[] | undefined {
   return options.exec === true ? 'any' : undefined;
 }
 
-function printBanner(server: Server, services: Service[], options: ServeCliOptions): void {
+function printBanner(
+  server: Server,
+  services: Service[],
+  options: ServeCliOptions,
+  bus: Bus | undefined,
+  metricsUrl: string | undefined,
+): void {
   const lines = [`sockit ${SOCKIT_VERSION} serving ${services.map((s) => s.name).join(', ')} on:`];
   for (const address of server.addresses) lines.push(`  ${formatAddress(address)}`);
+  if (metricsUrl) lines.push(`metrics: ${metricsUrl}/metrics  (/healthz, /readyz)`);
+  if (bus) lines.push(`bus: ${redactBusUrl(options.bus!)} (NATS; chat rooms shared with every server on it)`);
   if (server.tlsFingerprint) lines.push(`TLS fingerprint (SHA-256): ${server.tlsFingerprint}`);
   if (options.insecureNoAuth) {
     lines.push(
@@ -158,23 +252,31 @@ function printBanner(server: Server, services: Service[], options: ServeCliOptio
   lines.push('Try:', ...examples.map((command) => `  ${command}`));
   if (sockit !== 'sockit')
     lines.push("  (npx runs this checkout's sockit; `npm link` puts `sockit` on PATH)");
-  process.stdout.write(`${lines.join('\n')}\n`);
+  if (isServeWorker()) sendBanner(lines.join('\n'));
+  else process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-/** First SIGINT/SIGTERM: graceful shutdown, then exit 0; a second one exits at once. */
-function handleSignals(server: Server, log: ReturnType<typeof createLogger>): void {
-  const signal = untilSignal();
+/** First SIGINT/SIGTERM: graceful shutdown, then `after` (bus, metrics), exit 0; a second one exits at once. */
+function handleSignals(
+  server: Server,
+  log: ReturnType<typeof createLogger>,
+  after: () => Promise<void>,
+): void {
+  const signal = isServeWorker() ? workerStopSignal() : untilSignal();
   signal.addEventListener('abort', () => {
     log.info('shutting down', { signal: signal.reason, connections: server.connectionCount });
-    server.close().then(
-      () => {
-        log.info('stopped');
-        process.exit(0);
-      },
-      (error: unknown) => {
-        log.error('shutdown failed', { error: String(error) });
-        process.exit(1);
-      },
-    );
+    server
+      .close()
+      .then(after)
+      .then(
+        () => {
+          log.info('stopped');
+          process.exit(0);
+        },
+        (error: unknown) => {
+          log.error('shutdown failed', { error: String(error) });
+          process.exit(1);
+        },
+      );
   });
 }

@@ -1,0 +1,174 @@
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { Bus } from '../bus/bus.js';
+import type { ServerObserver } from '../server/observer.js';
+
+/** What the metrics read at scrape time besides the observer's events. */
+export interface MetricsSources {
+  bus?: Bus | undefined;
+  /** Chat members on this server (all rooms). */
+  chatMembers?: () => number;
+  /** True while the server drains (SIGTERM): `/readyz` answers 503. */
+  draining?: () => boolean;
+}
+
+/** A registry with sockit's series, and the observer that feeds them. */
+export interface ServerMetrics extends MetricsSource {
+  readonly registry: Registry;
+  readonly observer: ServerObserver;
+}
+
+/** What the HTTP endpoint serves: a scrape, and readiness. */
+export interface MetricsSource {
+  readonly contentType: string;
+  scrape(): Promise<string>;
+  /** Ready for new work: not draining, and the bus (if any) is up. With why not. */
+  readiness(): { ready: boolean; reason?: string };
+}
+
+/**
+ * sockit's Prometheus series (names `sockit_*`, plus process memory and start time): connections,
+ * refusals, requests by type and final code, bytes, chat, bus state. Counters only grow; the
+ * gauges are read when scraped.
+ */
+export function createServerMetrics(sources: MetricsSources = {}): ServerMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  // prom-client's default Node metrics include gauges named *_total, which promtool rejects:
+  // the two process series operators use most, named by Prometheus convention, instead.
+  new Gauge({
+    name: 'process_resident_memory_bytes',
+    help: 'Resident memory size in bytes.',
+    registers,
+    collect() {
+      this.set(process.memoryUsage.rss());
+    },
+  });
+  const started = new Gauge({
+    name: 'process_start_time_seconds',
+    help: 'Start time of the process since the Unix epoch, in seconds.',
+    registers,
+    aggregator: 'min', // across workers: the earliest
+  });
+  started.set(Math.round(Date.now() / 1000 - process.uptime()));
+  let open = 0;
+  new Gauge({
+    name: 'sockit_connections_open',
+    help: 'Framed connections open now.',
+    registers,
+    collect() {
+      this.set(open);
+    },
+  });
+  const total = new Counter({
+    name: 'sockit_connections_total',
+    help: 'Framed connections accepted.',
+    registers,
+  });
+  const refused = new Counter({
+    name: 'sockit_connections_refused_total',
+    help: 'Connections turned away before their handshake, by reason.',
+    labelNames: ['reason'],
+    registers,
+  });
+  const errors = new Counter({
+    name: 'sockit_connection_errors_total',
+    help: 'Connections closed with an error frame, by code (AUTH_FAILED, TIMEOUT, ...).',
+    labelNames: ['code'],
+    registers,
+  });
+  const bytesIn = new Counter({
+    name: 'sockit_bytes_received_total',
+    help: 'Bytes read from closed connections.',
+    registers,
+  });
+  const bytesOut = new Counter({
+    name: 'sockit_bytes_sent_total',
+    help: 'Bytes written to closed connections.',
+    registers,
+  });
+  const openRequests = new Map<string, number>();
+  new Gauge({
+    name: 'sockit_requests_open',
+    help: 'Requests running now, by type (exec = commands running).',
+    labelNames: ['type'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [type, count] of openRequests) this.set({ type }, count);
+    },
+  });
+  const requests = new Counter({
+    name: 'sockit_requests_total',
+    help: 'Requests finished, by type and final code (OK or the error code).',
+    labelNames: ['type', 'code'],
+    registers,
+  });
+  const messages = new Counter({
+    name: 'sockit_messages_total',
+    help: 'Id-less messages received, by type (chat say).',
+    labelNames: ['type'],
+    registers,
+  });
+  if (sources.chatMembers) {
+    const members = sources.chatMembers;
+    new Gauge({
+      name: 'sockit_chat_members',
+      help: 'Chat memberships on this server (a member in two rooms counts twice).',
+      registers,
+      collect() {
+        this.set(members());
+      },
+    });
+  }
+  const { bus } = sources;
+  if (bus) {
+    new Gauge({
+      name: 'sockit_bus_up',
+      help: 'Whether the bus to the other servers is up (1) or down (0).',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        this.set({ kind: bus.kind }, bus.state === 'up' ? 1 : 0);
+      },
+    });
+    const changes = new Counter({
+      name: 'sockit_bus_state_changes_total',
+      help: 'Times the bus went down or came back, by the new state.',
+      labelNames: ['state'],
+      registers,
+    });
+    bus.onState((state) => changes.inc({ state }));
+  }
+  const observer: ServerObserver = {
+    connectionOpened() {
+      open++;
+      total.inc();
+    },
+    connectionClosed(read, written) {
+      open--;
+      bytesIn.inc(read);
+      bytesOut.inc(written);
+    },
+    refused: (reason) => refused.inc({ reason }),
+    connectionError: (code) => errors.inc({ code }),
+    requestStarted(type) {
+      openRequests.set(type, (openRequests.get(type) ?? 0) + 1);
+    },
+    requestFinished(type, code) {
+      openRequests.set(type, (openRequests.get(type) ?? 1) - 1);
+      requests.inc({ type, code });
+    },
+    message: (type) => messages.inc({ type }),
+  };
+  return {
+    registry,
+    observer,
+    contentType: registry.contentType,
+    scrape: () => registry.metrics(),
+    readiness() {
+      if (sources.draining?.()) return { ready: false, reason: 'draining' };
+      if (bus && bus.state !== 'up') return { ready: false, reason: 'bus down' };
+      return { ready: true };
+    },
+  };
+}

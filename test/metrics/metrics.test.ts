@@ -1,0 +1,169 @@
+/**
+ * `sockit serve --metrics`: the scrape passes `promtool check metrics`, and its counters match
+ * the traffic this test sends; `/readyz` answers 503 while the bus is down or the server drains.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { memoryBus } from '../../src/bus/memory.js';
+import { type Client, connect } from '../../src/index.js';
+import { serveMetrics } from '../../src/metrics/http.js';
+import { createServerMetrics } from '../../src/metrics/metrics.js';
+import { type Nats, sharedState, startNats } from '../bus/helpers.js';
+import { TEST_TOKEN } from '../helpers.js';
+import { killAll, sockit, waitForText } from '../raw/helpers.js';
+import { missingTool } from '../tools.js';
+
+/** One sample's value from a Prometheus text scrape, 0 when the series is absent. */
+function sample(scrape: string, series: string): number {
+  for (const line of scrape.split('\n')) {
+    if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
+  }
+  return 0;
+}
+
+async function get(url: string): Promise<{ status: number; text: string }> {
+  const response = await fetch(url);
+  return { status: response.status, text: await response.text() };
+}
+
+/** Runs `promtool check metrics` on a scrape (it reads stdin and exits at once). */
+function promtool(scrape: string): { code: number | null; output: string } {
+  const result = spawnSync('promtool', ['check', 'metrics'], {
+    input: scrape,
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  return { code: result.status, output: `${result.stdout}${result.stderr}` };
+}
+
+/** The server counts a connection's bytes when it closes: scrape again until the closes are in. */
+async function scrapeUntil(url: string, done: (scrape: string) => boolean): Promise<string> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const { text } = await get(url);
+    if (done(text)) return text;
+    assert.ok(Date.now() < deadline, `the scrape never satisfied the condition:\n${text}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('sockit serve --metrics', { timeout: 60_000 }, () => {
+  let nats: Nats;
+  let state: Awaited<ReturnType<typeof sharedState>>;
+  const clients: Client[] = [];
+  before(async () => {
+    const why = missingTool('promtool');
+    assert.equal(why, undefined, why);
+    nats = await startNats();
+    state = await sharedState();
+  });
+  after(async () => {
+    for (const client of clients) client.destroy();
+    await killAll();
+    await nats?.stop();
+    await state?.cleanup();
+  });
+
+  it('counts connections, refusals, requests by type and code, bytes, chat; promtool accepts the scrape', async () => {
+    const server = sockit(
+      [
+        ...['serve', '127.0.0.1:0', '--chat', '--bus', nats.url, '--state-dir', state.path],
+        ...['--metrics', '127.0.0.1:0', '--max-connections', '4'],
+      ],
+      { stdin: 'ignore' },
+    );
+    const banner = await waitForText(server, /serving .* on:\n\s+(\S+)\nmetrics: (\S+)/, 'stdout');
+    const address = banner[1]!;
+    const metricsUrl = banner[2]!;
+    const base = metricsUrl.replace(/\/metrics$/, '');
+    assert.equal((await get(`${base}/healthz`)).status, 200);
+    assert.deepEqual(await get(`${base}/readyz`), { status: 200, text: 'ready\n' });
+
+    const open = async (token = TEST_TOKEN): Promise<Client> => {
+      const client = await connect(address, { token, stateDir: state.path });
+      clients.push(client);
+      return client;
+    };
+    const worker = await open();
+    const body = Buffer.alloc(1000, 0x61);
+    for (let i = 0; i < 5; i++) assert.equal((await worker.echo(body)).length, 1000);
+    await assert.rejects(open('wrong-token'), { code: 'AUTH_FAILED' });
+    const alice = await (await open()).chat({ name: 'alice', room: 'm' });
+    await (await open()).chat({ name: 'bob', room: 'm' });
+    await assert.rejects((await open()).chat({ name: 'alice', room: 'm' }), { code: 'CONFLICT' });
+    for (let i = 0; i < 3; i++) alice.say(`hi ${i}`);
+    // Four connections are open: a fifth is refused at the limit.
+    const refused = net.connect({
+      port: Number(address.slice(address.lastIndexOf(':') + 1)),
+      host: '127.0.0.1',
+    });
+    const busy = await new Promise<string>((resolve) =>
+      refused.once('data', (chunk: Buffer) => resolve(String(chunk))),
+    );
+    assert.match(busy, /BUSY/);
+    refused.destroy();
+
+    let scrape = await scrapeUntil(
+      metricsUrl,
+      (text) => sample(text, 'sockit_messages_total{type="say"}') === 3,
+    );
+    assert.equal(sample(scrape, 'sockit_connections_total'), 5, 'four clients + the wrong token');
+    assert.equal(sample(scrape, 'sockit_connections_open'), 4);
+    assert.equal(sample(scrape, 'sockit_connections_refused_total{reason="limit"}'), 1);
+    assert.equal(sample(scrape, 'sockit_connection_errors_total{code="AUTH_FAILED"}'), 1);
+    assert.equal(sample(scrape, 'sockit_requests_total{type="echo",code="OK"}'), 5);
+    assert.equal(sample(scrape, 'sockit_requests_total{type="join",code="OK"}'), 2);
+    assert.equal(sample(scrape, 'sockit_requests_total{type="join",code="CONFLICT"}'), 1);
+    assert.equal(sample(scrape, 'sockit_chat_members'), 2);
+    assert.equal(sample(scrape, 'sockit_bus_up{kind="nats"}'), 1);
+    const checked = promtool(scrape);
+    assert.equal(checked.code, 0, checked.output);
+
+    for (const client of clients.splice(0)) client.destroy();
+    scrape = await scrapeUntil(metricsUrl, (text) => sample(text, 'sockit_connections_open') === 0);
+    assert.ok(sample(scrape, 'sockit_bytes_received_total') >= 5 * 1000, 'the echo bodies came in');
+    assert.ok(sample(scrape, 'sockit_bytes_sent_total') >= 5 * 1000, 'and went out');
+    assert.equal(sample(scrape, 'sockit_chat_members'), 0);
+
+    await nats.kill();
+    await waitForText(server, /bus down/);
+    assert.deepEqual(await get(`${base}/readyz`), { status: 503, text: 'not ready: bus down\n' });
+    scrape = (await get(metricsUrl)).text;
+    assert.equal(sample(scrape, 'sockit_bus_up{kind="nats"}'), 0);
+    assert.equal(sample(scrape, 'sockit_bus_state_changes_total{state="down"}'), 1);
+    await nats.restart();
+    await waitForText(server, /bus up again/);
+    assert.equal((await get(`${base}/readyz`)).status, 200);
+    assert.equal(sample((await get(metricsUrl)).text, 'sockit_bus_state_changes_total{state="up"}'), 1);
+    assert.equal((await server.stop()).code, 0);
+  });
+
+  it('/readyz is 503 while draining; unknown paths are 404, other methods 405', async () => {
+    let draining = false;
+    const endpoint = await serveMetrics(
+      '127.0.0.1',
+      0,
+      createServerMetrics({ bus: memoryBus(), draining: () => draining }),
+    );
+    try {
+      assert.equal((await get(`${endpoint.url}/readyz`)).status, 200);
+      draining = true;
+      assert.deepEqual(await get(`${endpoint.url}/readyz`), { status: 503, text: 'not ready: draining\n' });
+      assert.equal((await get(`${endpoint.url}/healthz`)).status, 200, 'alive while draining');
+      assert.equal((await get(`${endpoint.url}/nope`)).status, 404);
+      assert.equal((await fetch(`${endpoint.url}/metrics`, { method: 'POST' })).status, 405);
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  it('refuses a bad --metrics address with USAGE', async () => {
+    const result = sockit(['serve', '127.0.0.1:0', '--metrics', 'nowhere', '--state-dir', state.path], {
+      stdin: 'ignore',
+    });
+    assert.equal((await result.exited).code, 2);
+    assert.match(result.stderr(), /USAGE: --metrics takes HOST:PORT or PORT, got "nowhere"/);
+  });
+});
