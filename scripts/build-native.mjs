@@ -4,6 +4,8 @@
  * uses child_process.spawn, which works everywhere and forks (slower from a large server).
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const nativeDir = fileURLToPath(new URL('../native/', import.meta.url));
@@ -14,7 +16,11 @@ if (process.platform !== 'linux') {
 }
 const nodeGyp = process.env.npm_config_node_gyp;
 const command = nodeGyp ? process.execPath : 'node-gyp';
-const args = nodeGyp ? [nodeGyp, 'rebuild'] : ['rebuild'];
+// Headers of the running Node, when its installation has them (Debian's nodejs, the official
+// tarballs): node-gyp then needs no download, which a machine without internet cannot make.
+const localHeaders = join(dirname(dirname(process.execPath)), 'include', 'node', 'node_api.h');
+const nodedir = existsSync(localHeaders) ? [`--nodedir=${dirname(dirname(process.execPath))}`] : [];
+const args = nodeGyp ? [nodeGyp, 'rebuild', ...nodedir] : ['rebuild', ...nodedir];
 const result = spawnSync(command, args, { cwd: nativeDir, stdio: 'inherit' });
 if (result.status !== 0) {
   console.warn(
