@@ -3,8 +3,8 @@ import { type Readable, Transform, type TransformCallback, type Writable } from 
 import { finished } from 'node:stream/promises';
 import { isatty } from 'node:tty';
 import type { Command } from 'commander';
-import type { ExecCommand, ExecExit, RemoteProcess } from '../../client/exec.js';
-import { type ErrorCode, SockitError } from '../../errors.js';
+import type { ExecCommand, RemoteProcess } from '../../client/exec.js';
+import { SockitError } from '../../errors.js';
 import {
   addClientOptions,
   type ClientCliOptions,
@@ -13,24 +13,18 @@ import {
   splitList,
   withClient,
 } from '../common.js';
+import {
+  describeError,
+  describeExit,
+  EXEC_EXIT,
+  exitForError,
+  printError,
+  type TargetResult,
+} from '../exec-common.js';
+import { addTerminalOptions, chooseTerminal, runInTerminal, type TerminalCliOptions } from '../terminal.js';
 
-/** Exit codes of `sockit exec`, chosen to read like `ssh host cmd` and a shell. */
-const EXEC_EXIT = {
-  /** The command's own code 0–255 passes through; these are ours. */
-  usage: 2,
-  /** Killed by the server at its timeout, as coreutils `timeout` reports it. */
-  timedOut: 124,
-  /** The server refused the program (allow-list, permissions), as a shell says "cannot execute". */
-  forbidden: 126,
-  /** No such program on the server, as a shell says "command not found". */
-  notFound: 127,
-  /** Added to a signal's number when the command died of it (SIGKILL → 137). */
-  signalBase: 128,
-  /** Could not connect, authenticate, or keep the connection: ssh's own failure code. */
-  connection: 255,
-} as const;
-
-interface ExecCliOptions extends ClientCliOptions {
+/** Options of `sockit exec`; `sockit shell` has the same but --shell. */
+export interface ExecCliOptions extends ClientCliOptions, TerminalCliOptions {
   timeout?: string;
   cwd?: string;
   env: string[];
@@ -38,20 +32,18 @@ interface ExecCliOptions extends ClientCliOptions {
   stdin: boolean;
 }
 
-/** One server's run, for the fan-out summary. */
-interface TargetResult {
-  address: string;
-  exitCode: number;
-  /** e.g. `exit 0`, `killed by SIGTERM`, `NOT_FOUND: program …`. */
-  outcome: string;
-  durationMs?: number;
+/** A parsed request: what runs, with which variables and timeout. */
+export interface ExecCliRequest {
+  command: ExecCommand;
+  env: Record<string, string> | undefined;
+  timeoutMs: number | undefined;
 }
 
 /** Ctrl-C presses forwarded as SIGINT before the command is cancelled outright. */
 const FORWARDED_INTERRUPTS = 2;
 
 export function registerExec(program: Command): void {
-  addClientOptions(
+  const command = addClientOptions(
     program
       .command('exec')
       .description(
@@ -67,32 +59,59 @@ export function registerExec(program: Command): void {
       .option('--cwd <dir>', 'working directory on the server')
       .option('-e, --env <K=V>', 'set a variable for the command (repeatable)', collect, [])
       .option('--shell <string>', 'run this shell string instead of a program (the server must allow shells)')
-      .option('-n, --no-stdin', 'do not forward local stdin (by default it is, unless it is a terminal)')
-      .addHelpText(
-        'after',
-        "\nExit status: the command's own; 128+N when it died of signal N; 124 when the server timed it out;\n" +
-          '126 refused (allow-list); 127 no such program; 255 connection or authentication failure.\n' +
-          'Fan-out exits 0 only if every server succeeded, else with the highest of their statuses.\n' +
-          '\nExample: sockit exec 127.0.0.1:7070 -- uname -a',
-      ),
-  ).action(async (addressList: string, words: string[], options: ExecCliOptions) => {
-    process.exitCode = await runExecCli(addressList, words, options);
-  });
+      .option('-n, --no-stdin', 'do not forward local stdin (by default it is, unless it is a terminal)'),
+  );
+  addTerminalOptions(
+    command,
+    'run it in a pseudo-terminal on the server (for vim, top, sudo; one server only)',
+  )
+    .addHelpText(
+      'after',
+      "\nExit status: the command's own; 128+N when it died of signal N; 124 when the server timed it out;\n" +
+        '126 refused (allow-list); 127 no such program; 255 connection or authentication failure.\n' +
+        'Fan-out exits 0 only if every server succeeded, else with the highest of their statuses.\n' +
+        '\nExample: sockit exec 127.0.0.1:7070 -- uname -a',
+    )
+    .action(async (addressList: string, words: string[], options: ExecCliOptions) => {
+      process.exitCode = await runExecCli(addressList, words, options);
+    });
 }
 
 async function runExecCli(addressList: string, words: string[], options: ExecCliOptions): Promise<number> {
-  let request: {
-    command: ExecCommand;
-    env: Record<string, string> | undefined;
-    timeoutMs: number | undefined;
-  };
-  const addresses = splitList(addressList);
+  let request: ExecCliRequest;
   try {
-    if (addresses.length === 0) throw new SockitError('USAGE', 'name at least one server address');
     request = parseRequest(words, options);
   } catch (error) {
     printError(error);
     return EXEC_EXIT.usage;
+  }
+  return runRemote(addressList, request, options, false);
+}
+
+/**
+ * Runs a parsed request on one server or fans it out; in a pseudo-terminal when -t/-tt (or,
+ * with `terminalByDefault`, a local terminal) say so. Resolves with the CLI's exit status.
+ */
+export async function runRemote(
+  addressList: string,
+  request: ExecCliRequest,
+  options: ExecCliOptions,
+  terminalByDefault: boolean,
+): Promise<number> {
+  const addresses = splitList(addressList);
+  const terminal = chooseTerminal(options.tty, options.disableTty === true, terminalByDefault);
+  try {
+    if (addresses.length === 0) throw new SockitError('USAGE', 'name at least one server address');
+    if (terminal.pty && addresses.length > 1) {
+      throw new SockitError('USAGE', 'a terminal (-t) joins one server only; name one address or add -T');
+    }
+  } catch (error) {
+    printError(error);
+    return EXEC_EXIT.usage;
+  }
+  if (terminal.warning) printError(terminal.warning);
+  if (terminal.pty) {
+    return runInTerminal(addresses[0]!, request.command, remoteOptions(request, options), options);
   }
   const forwardStdin = options.stdin && !isatty(0);
   const session = new ExecSession(forwardStdin, addresses.length);
@@ -111,7 +130,16 @@ async function runExecCli(addressList: string, words: string[], options: ExecCli
   }
 }
 
-function parseRequest(words: string[], options: ExecCliOptions) {
+/** The spawn options a request and the CLI options give. */
+function remoteOptions(request: ExecCliRequest, options: ExecCliOptions) {
+  return {
+    ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
+    ...(request.env !== undefined ? { env: request.env } : {}),
+    ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
+  };
+}
+
+function parseRequest(words: string[], options: ExecCliOptions): ExecCliRequest {
   if (options.shell !== undefined && words.length > 0) {
     throw new SockitError('USAGE', 'give either --shell STRING or a command after --, not both');
   }
@@ -119,6 +147,11 @@ function parseRequest(words: string[], options: ExecCliOptions) {
     throw new SockitError('USAGE', 'no command: write it after --, e.g. sockit exec HOST -- ls -l');
   }
   const command: ExecCommand = options.shell !== undefined ? { shell: options.shell } : words;
+  return { command, ...parseEnvAndTimeout(options) };
+}
+
+/** `--env K=V` (repeatable) and `--timeout MS`, shared with `sockit shell`. */
+export function parseEnvAndTimeout(options: Pick<ExecCliOptions, 'env' | 'timeout'>) {
   let env: Record<string, string> | undefined;
   for (const pair of options.env) {
     const equals = pair.indexOf('=');
@@ -127,7 +160,7 @@ function parseRequest(words: string[], options: ExecCliOptions) {
     env[pair.slice(0, equals)] = pair.slice(equals + 1);
   }
   const timeoutMs = options.timeout === undefined ? undefined : parseIntOption(options.timeout, '--timeout');
-  return { command, env, timeoutMs };
+  return { env, timeoutMs };
 }
 
 /**
@@ -174,7 +207,7 @@ class ExecSession {
   /** Runs the command on one server; never throws: failures become an exit code and a line on stderr. */
   async run(
     address: string,
-    request: { command: ExecCommand; env: Record<string, string> | undefined; timeoutMs: number | undefined },
+    request: ExecCliRequest,
     options: ExecCliOptions,
     prefix: string | undefined,
   ): Promise<TargetResult> {
@@ -189,9 +222,7 @@ class ExecSession {
         if (this.#cancelled) throw new SockitError('CLOSED', 'interrupted');
         const remote = client.spawn(request.command, {
           stdin: this.#forwardStdin,
-          ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
-          ...(request.env !== undefined ? { env: request.env } : {}),
-          ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
+          ...remoteOptions(request, options),
         });
         this.#running.add(remote);
         const outputs = [
@@ -279,53 +310,6 @@ class LinePrefixer extends Transform {
     if (this.#partial.length === 0) callback();
     else callback(null, Buffer.concat([this.#prefix, ...this.#partial, Buffer.from('\n')]));
   }
-}
-
-function describeExit(address: string, exit: ExecExit, prefix: string | undefined): TargetResult {
-  const base = { address, durationMs: exit.durationMs };
-  if (exit.timedOut) {
-    printError(new SockitError('TIMEOUT', `the command ran past its timeout and was killed`), prefix);
-    return { ...base, exitCode: EXEC_EXIT.timedOut, outcome: 'timed out (killed)' };
-  }
-  if (exit.truncated) {
-    printError(
-      new SockitError('TOO_LARGE', `the command's output passed the server's limit; it was killed`),
-      prefix,
-    );
-  }
-  if (exit.signal !== null) {
-    const number = constants.signals[exit.signal] ?? 0;
-    return {
-      ...base,
-      exitCode: EXEC_EXIT.signalBase + number,
-      outcome: `killed by ${exit.signal}${exit.truncated ? ' (output limit)' : ''}`,
-    };
-  }
-  return { ...base, exitCode: exit.code ?? EXEC_EXIT.connection, outcome: `exit ${exit.code}` };
-}
-
-/** ssh-like: our own failures are 255, except the shell's 126/127 for a refused or missing program. */
-function exitForError(code: ErrorCode): number {
-  switch (code) {
-    case 'USAGE':
-      return EXEC_EXIT.usage;
-    case 'NOT_FOUND':
-      return EXEC_EXIT.notFound;
-    case 'FORBIDDEN':
-      return EXEC_EXIT.forbidden;
-    default:
-      return EXEC_EXIT.connection;
-  }
-}
-
-function describeError(error: unknown): string {
-  if (error instanceof SockitError) return `${error.code}: ${error.message}`;
-  return error instanceof Error ? error.message : String(error);
-}
-
-function printError(error: unknown, prefix = ''): void {
-  process.stderr.write(`${prefix}sockit: ${describeError(error)}\n`);
-  if (process.env.SOCKIT_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
 }
 
 function printSummary(results: readonly TargetResult[]): void {
