@@ -67,27 +67,31 @@ export interface Tmux {
   resize(cols: number, rows: number): Promise<void>;
   /** The visible screen as text. */
   screen(): Promise<string>;
+  /** `stty -a` of the pane's terminal, read from outside it. */
+  paneModes(): Promise<string>;
   kill(): Promise<void>;
 }
 
-/** Starts tmux running `command` (a shell command line) in a fresh session. */
-export async function startTmux(command: string, size = { cols: 80, rows: 24 }): Promise<Tmux> {
+/**
+ * Starts tmux running `command(tmux, dir)` (a shell command line; `tmux` is the command prefix
+ * for this server, `dir` the scratch directory) in a fresh session of 80x24, with `env` added
+ * to the environment and HOME in the scratch directory.
+ */
+export async function startTmux(
+  command: (tmux: string, dir: string) => string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<Tmux> {
   const scratch = await tempDir('sockit-tmux-');
   const socket = join(scratch.path, 'tmux.sock');
-  const tmux = (...args: string[]) => run('tmux', ['-S', socket, ...args], { timeout: 20_000 });
-  await tmux(
-    '-f',
-    '/dev/null',
-    'new-session',
-    '-d',
-    '-x',
-    String(size.cols),
-    '-y',
-    String(size.rows),
-    command,
-  );
+  const prefix = `tmux -S ${socket}`;
+  const options = {
+    timeout: 20_000,
+    env: { ...process.env, HOME: scratch.path, TERM: 'xterm-256color', SOCKIT_TOKEN: '', ...env },
+  };
+  const tmux = (...args: string[]) => run('tmux', ['-S', socket, ...args], options);
+  await tmux('-f', '/dev/null', 'new-session', '-d', '-x', '80', '-y', '24', command(prefix, scratch.path));
   return {
-    tmux: `tmux -S ${socket}`,
+    tmux: prefix,
     dir: scratch.path,
     async keys(text, options = {}) {
       await tmux('send-keys', ...(options.literal === false ? [] : ['-l']), text);
@@ -101,6 +105,10 @@ export async function startTmux(command: string, size = { cols: 80, rows: 24 }):
     },
     async screen() {
       return (await tmux('capture-pane', '-p')).stdout;
+    },
+    async paneModes() {
+      const tty = (await tmux('display-message', '-p', '#{pane_tty}')).stdout.trim();
+      return (await run('stty', ['-F', tty, '-a'], options)).stdout;
     },
     async kill() {
       await tmux('kill-server').catch(() => {}); // already gone when its last session ended
