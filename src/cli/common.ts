@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Client, ConnectOptions } from '../client/client.js';
 import { type ErrorCode, SockitError } from '../errors.js';
+import { parseDuration } from '../raw/duration.js';
 import { defaultStateDir } from '../state.js';
 
 /** Process exit codes of every sockit command (README "Exit codes"). */
@@ -53,6 +54,8 @@ export interface ClientCliOptions {
   stateDir?: string;
   connectTimeout?: string;
   verbose?: boolean;
+  keepalive?: string;
+  keepaliveCount?: string;
 }
 
 /** Adds the client options (token, TLS trust, state dir, connect timeout) to a command. */
@@ -66,7 +69,35 @@ export function addClientOptions(command: Command): Command {
     .option('--ca <pem-file>', 'TLS: verify the server against this CA instead of pinning')
     .option('--known-hosts <file>', 'TLS: pinned fingerprints file (default: <state dir>/known_hosts)')
     .option('--state-dir <dir>', 'where tokens, certificates and pins live (default: $SOCKIT_STATE_DIR)')
-    .option('--connect-timeout <ms>', 'give up connecting after this many milliseconds', '10000');
+    .option('--connect-timeout <ms>', 'give up connecting after this many milliseconds', '10000')
+    .option(...KEEPALIVE_OPTION)
+    .option(...KEEPALIVE_COUNT_OPTION);
+}
+
+/** `--keepalive INTERVAL` of the client and the server. */
+export const KEEPALIVE_OPTION = [
+  '--keepalive <interval>',
+  'ping the peer after this much silence (5 = seconds, 300ms, 1m; 0 = off; default 15s)',
+] as const;
+
+/** `--keepalive-count N` of the client and the server. */
+export const KEEPALIVE_COUNT_OPTION = [
+  '--keepalive-count <n>',
+  'unanswered pings before the peer counts as gone (default 3)',
+] as const;
+
+/** `--keepalive` / `--keepalive-count` as connect()/serve() options (unset ones left to the defaults). */
+export function keepaliveOptions(options: { keepalive?: string; keepaliveCount?: string }): {
+  keepaliveMs?: number;
+  keepaliveCount?: number;
+} {
+  const result: { keepaliveMs?: number; keepaliveCount?: number } = {};
+  if (options.keepalive !== undefined) result.keepaliveMs = parseDuration(options.keepalive, '--keepalive');
+  if (options.keepaliveCount !== undefined) {
+    result.keepaliveCount = parseIntOption(options.keepaliveCount, '--keepalive-count');
+    if (result.keepaliveCount < 1) throw new SockitError('USAGE', '--keepalive-count must be at least 1');
+  }
+  return result;
 }
 
 /** Parses a positive integer option, or throws a USAGE error naming the option. */
@@ -98,6 +129,7 @@ export function collect(value: string, previous: string[] | undefined): string[]
 export async function clientOptions(options: ClientCliOptions): Promise<ConnectOptions> {
   const stateDir = options.stateDir ?? defaultStateDir();
   const result: ConnectOptions = {
+    ...keepaliveOptions(options),
     stateDir,
     connectTimeoutMs: parseIntOption(options.connectTimeout, '--connect-timeout', 10_000),
     tls: { knownHostsFile: options.knownHosts ?? join(stateDir, 'known_hosts') },

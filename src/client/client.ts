@@ -7,6 +7,7 @@ import { defaultStateDir, readTokenFile, tokenPath } from '../state.js';
 import { type Address, parseAddress } from '../transport/address.js';
 import { type DialOptions, dialStream, type TlsTrust } from '../transport/dial.js';
 import { FramedSocket } from '../transport/framed-socket.js';
+import { resolveKeepalive } from '../transport/keepalive.js';
 import { SOCKIT_AGENT } from '../version.js';
 import type { ChatRoom, JoinChatOptions } from './chat.js';
 import {
@@ -19,6 +20,7 @@ import {
   spawnRemote,
 } from './exec.js';
 import type { FileEntry, ListOptions, StatOptions, TransferOptions, TransferResult } from './files.js';
+import { startClientKeepalive } from './keepalive.js';
 
 /** The files and chat clients load on first use: a CLI run of `exec` or `ping` never pays for them. */
 const filesClient = () => import('./files.js');
@@ -42,6 +44,10 @@ export interface ConnectOptions {
   maxBodyBytes?: number;
   /** Environment to read `SOCKIT_TOKEN` from. Default `process.env`. */
   env?: NodeJS.ProcessEnv;
+  /** Dead-server detection: a ping after this much silence, ms. Default 15 s; 0 = off. */
+  keepaliveMs?: number;
+  /** Unanswered pings before the server counts as gone and the connection closes (CLOSED). Default 3. */
+  keepaliveCount?: number;
 }
 
 /** What the server said in `welcome`. */
@@ -183,14 +189,19 @@ export class Client extends EventEmitter {
     return this.#closed;
   }
 
-  /** Closes at once, failing every open request with CLOSED. */
-  destroy(): void {
-    this.#framed.destroy();
+  /** Closes at once, failing every open request with CLOSED (or with `error`, which says why). */
+  destroy(error?: SockitError): void {
+    this.#framed.destroy(error);
   }
 
   /** Internal: a frame after the handshake. */
   dispatch(frame: Frame): void | Promise<void> {
     const id = frame.header.id;
+    // The server's keepalive asks whether we are still here (we said we answer, in hello).
+    if (frame.header.type === 'ping' && id !== undefined) {
+      this.#framed.send({ type: 'pong', id });
+      return;
+    }
     if (id !== undefined) {
       const request = this.#requests.get(id);
       return request?.receive(frame);
@@ -207,6 +218,7 @@ export class Client extends EventEmitter {
   closedBy(error: Error | undefined): void {
     const reason =
       this.#closedError ??
+      (error instanceof SockitError ? error : undefined) ??
       new SockitError('CLOSED', `connection closed${error ? `: ${error.message}` : ''}`, { cause: error });
     this.#closedError = reason;
     for (const request of this.#requests.values()) request.closedBy(reason);
@@ -233,6 +245,7 @@ export async function connect(address: string | Address, options: ConnectOptions
   const timeoutMs = options.connectTimeoutMs ?? 10_000;
   const stateDir = options.stateDir ?? defaultStateDir(options.env ?? process.env);
   const tlsTrust: TlsTrust = { knownHostsFile: join(stateDir, 'known_hosts'), ...options.tls };
+  const keepalive = resolveKeepalive(options.keepaliveMs, options.keepaliveCount);
   const socket = await dialStream(target, { timeoutMs, tls: tlsTrust, onTlsPin: options.onTlsPin });
   const token = resolveClientToken(options);
 
@@ -295,6 +308,7 @@ export async function connect(address: string | Address, options: ConnectOptions
       requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
       closed,
     });
+    if (keepalive.intervalMs > 0) startClientKeepalive(ready, framed.socket, keepalive);
     settle.resolve(ready);
     return ready;
   };
@@ -305,7 +319,9 @@ export async function connect(address: string | Address, options: ConnectOptions
     );
     framed.destroy();
   }, timeoutMs);
-  framed.send({ type: 'hello', version: PROTOCOL_VERSION, client: SOCKIT_AGENT });
+  // `keepalive`: this client answers the server's pings, whatever its own keepalive setting
+  // (servers ignore hello fields they do not know).
+  framed.send({ type: 'hello', version: PROTOCOL_VERSION, client: SOCKIT_AGENT, keepalive: true });
   try {
     return await handshake;
   } finally {

@@ -5,8 +5,10 @@ import { createNonce, PROTOCOL_VERSION, SUPPORTED_VERSIONS, verifyProof } from '
 import { TEXT_CLIENT_REPLY } from '../protocol/decoder.js';
 import { errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import { FramedSocket, type FrameError } from '../transport/framed-socket.js';
+import type { KeepaliveSettings } from '../transport/keepalive.js';
 import { SOCKIT_AGENT } from '../version.js';
 import type { IdleClock, IdleWatched } from './idle-clock.js';
+import { watchClient } from './keepalive.js';
 import type { Limits } from './limits.js';
 import { type RequestOwner, ServerRequest } from './request.js';
 import type { ConnectionContext, MessageHandler, RequestHandler } from './service.js';
@@ -49,6 +51,9 @@ export class ServerConnection implements RequestOwner {
   /** Watches for idleness once the handshake is done; none when the idle timeout is off. */
   readonly #idleClock: IdleClock | undefined;
   readonly #idleWatch: IdleWatched;
+  readonly #keepalive: KeepaliveSettings | undefined;
+  /** The client said in hello that it answers the server's pings. */
+  #answersPings = false;
 
   constructor(
     socket: Socket,
@@ -60,6 +65,8 @@ export class ServerConnection implements RequestOwner {
       log: Logger;
       /** The server's shared idle clock (`limits.idleTimeoutMs`); without one, never idle. */
       idleClock?: IdleClock | undefined;
+      /** Ping clients that say they answer (server/keepalive.ts); none: never. */
+      keepalive?: KeepaliveSettings | undefined;
     },
     onClosed: (connection: ServerConnection) => void,
   ) {
@@ -68,6 +75,7 @@ export class ServerConnection implements RequestOwner {
     this.#log = options.log;
     this.#onClosed = onClosed;
     this.#idleClock = options.idleClock;
+    this.#keepalive = options.keepalive;
     this.#framed = new FramedSocket(
       socket,
       {
@@ -260,6 +268,7 @@ export class ServerConnection implements RequestOwner {
       );
       return;
     }
+    this.#answersPings = header.keepalive === true;
     const needsAuth = this.#dispatch.token !== undefined;
     this.#nonce = needsAuth ? createNonce() : '';
     this.#framed.send({
@@ -306,6 +315,22 @@ export class ServerConnection implements RequestOwner {
   #watchIdle(): void {
     this.#framed.socket.setTimeout(0);
     this.#idleClock?.watch(this.#idleWatch);
+    if (this.#keepalive && this.#answersPings) {
+      watchClient(this.#framed.socket, this.#keepalive, this, this.#log);
+    }
+  }
+
+  /** For server/keepalive.ts. */
+  get id(): number {
+    return this.context.id;
+  }
+
+  get peer(): string {
+    return this.context.peer;
+  }
+
+  send(header: FrameHeader): boolean {
+    return this.#framed.send(header);
   }
 
   /** Requests are served after `ready`, and before it only for open services (echo by default). */
@@ -323,6 +348,7 @@ export class ServerConnection implements RequestOwner {
         this.#framed.send({ type: 'pong', id });
         return;
       }
+      if (type === 'pong') return; // the answer to our keepalive ping: its bytes were the point
       const request = this.#requests.get(id);
       if (type === 'cancel') {
         request?.abort(new SockitError('TIMEOUT', 'cancelled by the client'));

@@ -5,6 +5,7 @@ import { encodeFrameToBuffer, errorHeader } from '../protocol/frame.js';
 import { echoService } from '../services/echo.js';
 import { defaultStateDir, loadOrCreateToken, tokenPath } from '../state.js';
 import { type Address, formatAddress, parseAddress } from '../transport/address.js';
+import { type KeepaliveSettings, resolveKeepalive } from '../transport/keepalive.js';
 import type { TlsServerCredentials } from '../transport/listen.js';
 import { Acceptor } from './acceptor.js';
 import { type Dispatch, ServerConnection } from './connection.js';
@@ -32,6 +33,10 @@ export interface ServeOptions {
   stateDir?: string;
   limits?: Partial<Limits>;
   log?: Logger;
+  /** Dead-client detection for clients that answer pings: a ping after this much silence, ms. Default 15 s; 0 = off. */
+  keepaliveMs?: number;
+  /** Unanswered pings before such a client is dropped (its commands killed). Default 3. */
+  keepaliveCount?: number;
 }
 
 /** A running framed server. Close it with `close()`; it drains open requests first. */
@@ -51,6 +56,7 @@ export class Server extends EventEmitter {
   /** Use `serve()`; the constructor does not listen. */
   constructor(init: {
     limits: Limits;
+    keepalive?: KeepaliveSettings;
     dispatch: Dispatch;
     services: readonly Service[];
     log: Logger;
@@ -87,6 +93,7 @@ export class Server extends EventEmitter {
             limits: init.limits,
             log: init.log,
             idleClock,
+            keepalive: init.keepalive,
           },
           (closed) => {
             this.#connections.delete(closed);
@@ -167,9 +174,11 @@ export async function serve(options: ServeOptions): Promise<Server> {
   }
 
   const tls = serverTls(addresses, options.tls, stateDir);
+  const keepalive = resolveKeepalive(options.keepaliveMs, options.keepaliveCount);
 
   const server = new Server({
     limits,
+    keepalive,
     dispatch: buildDispatch(services, token, options.openServices ?? ['echo']),
     services,
     log,

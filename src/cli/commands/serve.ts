@@ -6,7 +6,14 @@ import { type Server, serve } from '../../server/server.js';
 import type { Service } from '../../server/service.js';
 import { formatAddress, isLoopback } from '../../transport/address.js';
 import { SOCKIT_VERSION } from '../../version.js';
-import { action, parseIntOption, splitList } from '../common.js';
+import {
+  action,
+  KEEPALIVE_COUNT_OPTION,
+  KEEPALIVE_OPTION,
+  keepaliveOptions,
+  parseIntOption,
+  splitList,
+} from '../common.js';
 import { SERVE_PLUGINS } from '../serve-plugins.js';
 import { untilSignal } from '../signals.js';
 
@@ -26,6 +33,8 @@ interface ServeCliOptions {
   shutdownDeadline?: string;
   logLevel: LogLevel;
   jsonLogs?: boolean;
+  keepalive?: string;
+  keepaliveCount?: string;
   [plugin: string]: unknown;
 }
 
@@ -50,6 +59,8 @@ export function registerServe(program: Command): void {
     .option('--idle-timeout <ms>', 'close connections idle this long (0 = never)')
     .option('--max-requests <n>', 'open requests per connection')
     .option('--shutdown-deadline <ms>', 'on SIGINT/SIGTERM, wait this long for open requests')
+    .option(...KEEPALIVE_OPTION)
+    .option(...KEEPALIVE_COUNT_OPTION)
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .option('--json-logs', 'JSON-lines logs even on a terminal');
   for (const plugin of SERVE_PLUGINS) plugin.addOptions(command);
@@ -83,6 +94,7 @@ async function runServe(addressArgs: string[], options: ServeCliOptions): Promis
       ? { tls: { cert: readFileSync(options.cert), key: readFileSync(options.key!) } }
       : {}),
     limits,
+    ...keepaliveOptions(options),
     log,
   });
   printBanner(server, services, options);
