@@ -3,7 +3,7 @@ import { type Readable, Transform, type TransformCallback, type Writable } from 
 import { finished } from 'node:stream/promises';
 import { isatty } from 'node:tty';
 import type { Command } from 'commander';
-import type { ExecCommand, RemoteProcess } from '../../client/exec.js';
+import type { ExecCommand, ExecExit, RemoteProcess } from '../../client/exec.js';
 import { SockitError } from '../../errors.js';
 import {
   addClientOptions,
@@ -21,6 +21,17 @@ import {
   printError,
   type TargetResult,
 } from '../exec-common.js';
+import {
+  Capture,
+  type FleetHost,
+  type HostOutcome,
+  printFleetSummary,
+  printGroups,
+  printJson,
+  readHostsFile,
+  runLimited,
+  writeOutdir,
+} from '../fleet.js';
 import { addTerminalOptions, chooseTerminal, runInTerminal, type TerminalCliOptions } from '../terminal.js';
 
 /** Options of `sockit exec`; `sockit shell` has the same but --shell. */
@@ -30,6 +41,13 @@ export interface ExecCliOptions extends ClientCliOptions, TerminalCliOptions {
   env: string[];
   shell?: string;
   stdin: boolean;
+  hosts?: string;
+  group?: string[];
+  par?: string;
+  hostTimeout?: string;
+  groupOutput?: boolean;
+  outdir?: string;
+  json?: boolean;
 }
 
 /** A parsed request: what runs, with which variables and timeout. */
@@ -59,7 +77,28 @@ export function registerExec(program: Command): void {
       .option('--cwd <dir>', 'working directory on the server')
       .option('-e, --env <K=V>', 'set a variable for the command (repeatable)', collect, [])
       .option('--shell <string>', 'run this shell string instead of a program (the server must allow shells)')
-      .option('-n, --no-stdin', 'do not forward local stdin (by default it is, unless it is a terminal)'),
+      .option('-n, --no-stdin', 'do not forward local stdin (by default it is, unless it is a terminal)')
+      .option(
+        '--hosts <file>',
+        'run on the hosts of this inventory (ADDRESS, NAME = ADDRESS, [group] lines); the command is then every word after the options',
+      )
+      .option(
+        '-g, --group <names>',
+        'with --hosts: only these groups (comma-separated, repeatable)',
+        collect,
+        [],
+      )
+      .option('--par <n>', 'servers at once (default 32)')
+      .option(
+        '--host-timeout <ms>',
+        'give up on a server (connecting and running) after this long: exit 124 for it',
+      )
+      .option(
+        '--group-output',
+        'show hosts with identical stdout, stderr and exit once, with their names (as clubak)',
+      )
+      .option('--outdir <dir>', 'write NAME.stdout, NAME.stderr and NAME.exit per host into DIR')
+      .option('--json', 'one JSON object per host (host, address, exit, signal, durationMs, stdout, stderr)'),
   );
   addTerminalOptions(
     command,
@@ -77,15 +116,23 @@ export function registerExec(program: Command): void {
     });
 }
 
-async function runExecCli(addressList: string, words: string[], options: ExecCliOptions): Promise<number> {
+async function runExecCli(first: string, words: string[], options: ExecCliOptions): Promise<number> {
   let request: ExecCliRequest;
+  let hosts: FleetHost[] | undefined;
   try {
-    request = parseRequest(words, options);
+    // With an inventory there is no address operand: the first word is the program.
+    const command = options.hosts !== undefined ? [first, ...words] : words;
+    request = parseRequest(command, options);
+    if (options.hosts !== undefined) {
+      hosts = readHostsFile(options.hosts, options.group?.flatMap((group) => splitList(group)) ?? []);
+    } else if ((options.group?.length ?? 0) > 0) {
+      throw new SockitError('USAGE', '-g needs --hosts FILE');
+    }
   } catch (error) {
     printError(error);
     return EXEC_EXIT.usage;
   }
-  return runRemote(addressList, request, options, false);
+  return runRemote(options.hosts !== undefined ? '' : first, request, options, false, hosts);
 }
 
 /**
@@ -97,11 +144,16 @@ export async function runRemote(
   request: ExecCliRequest,
   options: ExecCliOptions,
   terminalByDefault: boolean,
+  hosts?: FleetHost[],
 ): Promise<number> {
-  const addresses = splitList(addressList);
+  const targets = hosts ?? splitList(addressList).map((address) => ({ name: address, address }));
+  const addresses = targets.map((target) => target.address);
   const terminal = chooseTerminal(options.tty, options.disableTty === true, terminalByDefault);
+  const collecting = [options.groupOutput, options.outdir !== undefined, options.json].filter(Boolean).length;
   try {
     if (addresses.length === 0) throw new SockitError('USAGE', 'name at least one server address');
+    if (collecting > 1)
+      throw new SockitError('USAGE', '--group-output, --outdir and --json exclude each other');
     if (terminal.pty && addresses.length > 1) {
       throw new SockitError('USAGE', 'a terminal (-t) joins one server only; name one address or add -T');
     }
@@ -113,21 +165,70 @@ export async function runRemote(
   if (terminal.pty) {
     return runInTerminal(addresses[0]!, request.command, remoteOptions(request, options), options);
   }
-  const forwardStdin = options.stdin && !isatty(0);
-  const session = new ExecSession(forwardStdin, addresses.length);
+  let par: number;
+  let hostTimeoutMs: number | undefined;
   try {
-    if (addresses.length === 1) {
+    par = parseIntOption(options.par, '--par', 32);
+    if (par < 1) throw new SockitError('USAGE', '--par must be at least 1');
+    hostTimeoutMs =
+      options.hostTimeout === undefined ? undefined : parseIntOption(options.hostTimeout, '--host-timeout');
+  } catch (error) {
+    printError(error);
+    return EXEC_EXIT.usage;
+  }
+  // Local stdin goes to every server at once; with fewer slots than servers it cannot.
+  const forwardStdin = options.stdin && !isatty(0) && targets.length <= par;
+  const session = new ExecSession(forwardStdin, targets.length, Math.min(par, targets.length));
+  try {
+    if (targets.length === 1 && hosts === undefined && collecting === 0) {
       const result = await session.run(addresses[0]!, request, options, undefined);
       return result.exitCode;
     }
-    const results = await Promise.all(
-      addresses.map((address) => session.run(address, request, options, `${address}: `)),
-    );
-    printSummary(results);
-    return results.reduce((worst, result) => Math.max(worst, result.exitCode), 0);
+    const hostOptions: ExecCliOptions =
+      hostTimeoutMs === undefined
+        ? options
+        : {
+            ...options,
+            connectTimeout: String(
+              Math.min(hostTimeoutMs, parseIntOption(options.connectTimeout, '--connect-timeout', 10_000)),
+            ),
+          };
+    const outcomes = await runLimited(targets, par, async (host): Promise<HostOutcome> => {
+      const capture = collecting > 0 ? { stdout: new Capture(), stderr: new Capture() } : undefined;
+      const signal = hostTimeoutMs === undefined ? undefined : AbortSignal.timeout(hostTimeoutMs);
+      const result = await session.run(host.address, request, hostOptions, `${host.name}: `, {
+        ...(capture ? { capture } : {}),
+        ...(signal ? { signal } : {}),
+      });
+      return {
+        host,
+        exitCode: result.exitCode,
+        outcome: result.outcome,
+        ...(result.exit ? { exit: { code: result.exit.code, signal: result.exit.signal } } : {}),
+        ...(result.exit ? {} : { error: errorField(result.outcome) }),
+        ...(result.durationMs !== undefined ? { durationMs: result.durationMs } : {}),
+        stdout: capture?.stdout ?? new Capture(),
+        stderr: capture?.stderr ?? new Capture(),
+      };
+    });
+    if (options.json) printJson(outcomes);
+    else if (options.groupOutput) printGroups(outcomes);
+    else if (options.outdir !== undefined) await writeOutdir(options.outdir, outcomes);
+    if (hosts === undefined && collecting === 0) {
+      printSummary(outcomes.map((outcome, index) => ({ ...outcome, address: addresses[index]! })));
+    } else printFleetSummary(outcomes);
+    return outcomes.reduce((worst, result) => Math.max(worst, result.exitCode), 0);
   } finally {
     session.dispose();
   }
+}
+
+/** `CODE: message` back into its parts, for --json. */
+function errorField(outcome: string): { code: string; message: string } {
+  const colon = outcome.indexOf(': ');
+  return colon > 0 && /^[A-Z_]+$/.test(outcome.slice(0, colon))
+    ? { code: outcome.slice(0, colon), message: outcome.slice(colon + 2) }
+    : { code: 'INTERNAL', message: outcome };
 }
 
 /** The spawn options a request and the CLI options give. */
@@ -196,9 +297,13 @@ class ExecSession {
     process.exit(EXEC_EXIT.signalBase + constants.signals.SIGPIPE);
   };
 
-  constructor(forwardStdin: boolean, targets: number) {
+  constructor(forwardStdin: boolean, targets: number, concurrent = targets) {
     this.#forwardStdin = forwardStdin;
     this.#awaitingStdin = targets;
+    // Each running target pipes into both local streams: that many listeners are expected, not a leak.
+    for (const stream of [process.stdout, process.stderr]) {
+      stream.setMaxListeners(stream.getMaxListeners() + 2 * concurrent);
+    }
     process.on('SIGINT', this.#onInterrupt);
     process.on('SIGTERM', this.#onTerminate);
     process.stdout.on('error', this.#onStdoutError);
@@ -210,7 +315,8 @@ class ExecSession {
     request: ExecCliRequest,
     options: ExecCliOptions,
     prefix: string | undefined,
-  ): Promise<TargetResult> {
+    extra: { capture?: { stdout: Writable; stderr: Writable }; signal?: AbortSignal } = {},
+  ): Promise<TargetResult & { exit?: ExecExit }> {
     let stdinReported = false;
     const reportStdin = (sink: Writable | undefined): void => {
       if (stdinReported) return;
@@ -223,11 +329,12 @@ class ExecSession {
         const remote = client.spawn(request.command, {
           stdin: this.#forwardStdin,
           ...remoteOptions(request, options),
+          ...(extra.signal ? { signal: extra.signal } : {}),
         });
         this.#running.add(remote);
         const outputs = [
-          forward(remote.stdout, process.stdout, prefix),
-          forward(remote.stderr, process.stderr, prefix),
+          forward(remote.stdout, extra.capture?.stdout ?? process.stdout, extra.capture ? undefined : prefix),
+          forward(remote.stderr, extra.capture?.stderr ?? process.stderr, extra.capture ? undefined : prefix),
         ];
         // Awaited only after a clean exit; on an error they must not surface as unhandled rejections.
         for (const output of outputs) output.catch(() => {});
@@ -235,7 +342,7 @@ class ExecSession {
         try {
           const exit = await remote.exited;
           await Promise.all(outputs);
-          return describeExit(address, exit, prefix);
+          return { ...describeExit(address, exit, prefix), exit };
         } finally {
           this.#running.delete(remote);
           if (remote.stdin) {
@@ -246,7 +353,15 @@ class ExecSession {
       });
     } catch (error) {
       reportStdin(undefined);
-      printError(error, prefix);
+      if (extra.signal?.aborted) {
+        return {
+          address,
+          exitCode: EXEC_EXIT.timedOut,
+          outcome: 'TIMEOUT: --host-timeout passed; cancelled',
+        };
+      }
+      // The collecting modes report failures in their own output and the summary.
+      if (!extra.capture) printError(error, prefix);
       const code = error instanceof SockitError ? error.code : 'INTERNAL';
       return { address, exitCode: exitForError(code), outcome: describeError(error) };
     }
