@@ -4,6 +4,7 @@ import type { Client, ConnectOptions } from '../client/client.js';
 import { type ErrorCode, SockitError } from '../errors.js';
 import { parseDuration } from '../raw/duration.js';
 import { defaultStateDir } from '../state.js';
+import { applyClientConfig, loadClientConfig } from './client-config.js';
 
 /** Process exit codes of every sockit command (README "Exit codes"). */
 export const EXIT = {
@@ -56,6 +57,8 @@ export interface ClientCliOptions {
   verbose?: boolean;
   keepalive?: string;
   keepaliveCount?: string;
+  /** `-F FILE` (a path), `--no-config` (false), or neither. */
+  config?: string | false;
 }
 
 /** Adds the client options (token, TLS trust, state dir, connect timeout) to a command. */
@@ -71,7 +74,12 @@ export function addClientOptions(command: Command): Command {
     .option('--state-dir <dir>', 'where tokens, certificates and pins live (default: $SOCKIT_STATE_DIR)')
     .option('--connect-timeout <ms>', 'give up connecting after this many milliseconds', '10000')
     .option(...KEEPALIVE_OPTION)
-    .option(...KEEPALIVE_COUNT_OPTION);
+    .option(...KEEPALIVE_COUNT_OPTION)
+    .option(
+      '-F, --config <file>',
+      'client config file: host aliases and their settings (default: $XDG_CONFIG_HOME/sockit/config)',
+    )
+    .option('--no-config', 'ignore the client config file');
 }
 
 /** `--keepalive INTERVAL` of the client and the server. */
@@ -153,7 +161,8 @@ export async function withClient<T>(
   work: (client: Client) => Promise<T>,
 ): Promise<T> {
   const { connect } = await import('../client/client.js');
-  const client = await connect(address, await clientOptions(options));
+  const configured = applyClientConfig(address, options, loadClientConfig(options.config));
+  const client = await connect(configured.address, await clientOptions(configured.options));
   try {
     return await work(client);
   } finally {
