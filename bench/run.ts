@@ -16,6 +16,7 @@ import { findPython } from './lib/servers.js';
 import { formatNumber, measurementRows, ratioRows, renderTable, targetMet } from './lib/table.js';
 import { rawSuite } from './raw.js';
 import type { BenchResults, BenchSuite, Machine, SuiteResult } from './report.js';
+import { shellSuite } from './shell.js';
 
 /** Every suite `npm run bench` knows, in run order. Add yours with one line. */
 const SUITES: BenchSuite[] = [
@@ -26,6 +27,7 @@ const SUITES: BenchSuite[] = [
   rawSuite,
   forwardSuite,
   hostileSuite,
+  shellSuite,
 ];
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));

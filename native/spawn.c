@@ -17,6 +17,16 @@
  * disposition and none blocked (Node ignores SIGPIPE; a command must not inherit that), and gets
  * stdout and stderr on socketpairs, as libuv gives them. Our ends are close-on-exec.
  * Failures throw an Error whose `code` is the errno name (ENOENT, EACCES, ...).
+ *
+ * spawnPty(file, argv, env, cwd, rows, cols, onExit) -> [pid, masterFd]
+ *   The same, but the child's stdin, stdout and stderr are the slave side of a new
+ *   pseudo-terminal (posix_openpt) of rows x cols, and it gets that terminal as its controlling
+ *   terminal: POSIX_SPAWN_SETSID runs before the file actions, and a session leader that opens a
+ *   tty without O_NOCTTY acquires it (Linux). masterFd (close-on-exec, ours) carries the bytes.
+ *   The server never holds the slave open, so once the child and its descendants close it, a
+ *   read of masterFd fails with EIO: that is the terminal's end-of-file.
+ *
+ * resize(masterFd, rows, cols): TIOCSWINSZ; the kernel sends SIGWINCH to the foreground group.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,7 +38,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <termios.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -70,6 +82,9 @@ static const char *errno_name(int err) {
     case ENOSYS: return "ENOSYS";
     case ELOOP: return "ELOOP";
     case ENAMETOOLONG: return "ENAMETOOLONG";
+    case ENOTTY: return "ENOTTY";
+    case EBADF: return "EBADF";
+    case EINVAL: return "EINVAL";
     default: return "EIO";
   }
 }
@@ -247,6 +262,16 @@ static void close_pair(int pair[2]) {
   pair[0] = pair[1] = -1;
 }
 
+/* A new session (and process group), every signal at its default, none blocked. */
+static void new_session(posix_spawnattr_t *attributes) {
+  sigset_t all, none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(attributes, &all);
+  posix_spawnattr_setsigmask(attributes, &none);
+  posix_spawnattr_setflags(attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+}
+
 static napi_value Spawn(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value args[6];
@@ -313,12 +338,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   } else {
     posix_spawn_file_actions_addchdir_np(&actions, cwd);
   }
-  sigset_t all, none;
-  sigfillset(&all);
-  sigemptyset(&none);
-  posix_spawnattr_setsigdefault(&attributes, &all);
-  posix_spawnattr_setsigmask(&attributes, &none);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  new_session(&attributes);
 
   pid_t pid;
   int spawned = posix_spawn(&pid, program, &actions, &attributes, argv, envp);
@@ -363,6 +383,116 @@ done:
   return result;
 }
 
+/* ---- pseudo-terminals ------------------------------------------------------------------- */
+
+/* A window size from JS numbers; false if they are not 1..65535. */
+static bool window_size(napi_env env, napi_value rows, napi_value cols, struct winsize *size) {
+  int32_t r = 0, c = 0;
+  if (napi_get_value_int32(env, rows, &r) != napi_ok || napi_get_value_int32(env, cols, &c) != napi_ok)
+    return false;
+  if (r < 1 || r > 65535 || c < 1 || c > 65535) return false;
+  memset(size, 0, sizeof *size);
+  size->ws_row = (unsigned short)r;
+  size->ws_col = (unsigned short)c;
+  return true;
+}
+
+static napi_value SpawnPty(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value args[7];
+  napi_get_cb_info(env, info, &argc, args, NULL, NULL);
+  if (argc < 7) {
+    napi_throw_type_error(env, NULL, "spawnPty(file, argv, env, cwd, rows, cols, onExit)");
+    return NULL;
+  }
+  struct winsize size;
+  if (!window_size(env, args[4], args[5], &size)) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "spawnPty: rows and cols must be 1..65535");
+    return NULL;
+  }
+  char *file = utf8(env, args[0]);
+  char *cwd = utf8(env, args[3]);
+  char **argv = string_list(env, args[1]);
+  char **envp = string_list(env, args[2]);
+  int master = -1;
+  napi_value result = NULL;
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attributes;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attributes);
+
+  if (file == NULL || cwd == NULL || argv == NULL || envp == NULL || argv[0] == NULL) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "spawnPty: strings without NUL bytes expected");
+    goto done;
+  }
+  char program[PATH_MAX];
+  int found = find_program(file, envp, program, sizeof program);
+  if (found != 0) {
+    throw_errno(env, found, file);
+    goto done;
+  }
+  /* O_NOCTTY: the server must never acquire the terminal itself. */
+  master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  char slave[64];
+  if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0 ||
+      ptsname_r(master, slave, sizeof slave) != 0 || ioctl(master, TIOCSWINSZ, &size) != 0) {
+    throw_errno(env, errno, "posix_openpt");
+    goto done;
+  }
+  /* Opened by the child after setsid, without O_NOCTTY: it becomes the controlling terminal. */
+  posix_spawn_file_actions_addopen(&actions, 0, slave, O_RDWR, 0);
+  posix_spawn_file_actions_adddup2(&actions, 0, 1);
+  posix_spawn_file_actions_adddup2(&actions, 0, 2);
+  posix_spawn_file_actions_addchdir_np(&actions, cwd);
+  new_session(&attributes);
+
+  pid_t pid;
+  int spawned = posix_spawn(&pid, program, &actions, &attributes, argv, envp);
+  if (spawned != 0) {
+    throw_errno(env, spawned, spawned == ENOENT || spawned == ENOTDIR ? cwd : file);
+    goto done;
+  }
+  int watched = watch_exit(env, pid, args[6]);
+  if (watched != 0) {
+    kill(-pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    throw_errno(env, watched, "pidfd_open");
+    goto done;
+  }
+  napi_value item;
+  napi_create_array_with_length(env, 2, &result);
+  napi_create_int32(env, pid, &item);
+  napi_set_element(env, result, 0, item);
+  napi_create_int32(env, master, &item);
+  napi_set_element(env, result, 1, item);
+  master = -1; /* handed to JS */
+
+done:
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  if (master >= 0) close(master);
+  free(file);
+  free(cwd);
+  free_list(argv);
+  free_list(envp);
+  return result;
+}
+
+static napi_value Resize(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value args[3];
+  napi_get_cb_info(env, info, &argc, args, NULL, NULL);
+  int32_t fd = -1;
+  struct winsize size;
+  if (argc < 3 || napi_get_value_int32(env, args[0], &fd) != napi_ok ||
+      !window_size(env, args[1], args[2], &size)) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "resize(masterFd, rows, cols): rows and cols 1..65535");
+    return NULL;
+  }
+  if (ioctl(fd, TIOCSWINSZ, &size) != 0) return throw_errno(env, errno, "TIOCSWINSZ");
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   /* pidfd_open needs Linux 5.3: without it there is nothing to watch exits with, no module. */
   int probe = (int)syscall(SYS_pidfd_open, getpid(), 0);
@@ -374,5 +504,10 @@ NAPI_MODULE_INIT() {
   napi_value spawn;
   napi_create_function(env, "spawn", NAPI_AUTO_LENGTH, Spawn, NULL, &spawn);
   napi_set_named_property(env, exports, "spawn", spawn);
+  napi_value spawn_pty, resize;
+  napi_create_function(env, "spawnPty", NAPI_AUTO_LENGTH, SpawnPty, NULL, &spawn_pty);
+  napi_set_named_property(env, exports, "spawnPty", spawn_pty);
+  napi_create_function(env, "resize", NAPI_AUTO_LENGTH, Resize, NULL, &resize);
+  napi_set_named_property(env, exports, "resize", resize);
   return exports;
 }

@@ -2,8 +2,9 @@ import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { Client, ConnectOptions } from '../client/client.js';
 import { type ErrorCode, SockitError } from '../errors.js';
-import { argParsers } from '../options.js';
+import { argParsers, parseDuration, parsePositiveInteger } from '../options.js';
 import { defaultStateDir } from '../state.js';
+import { applyClientConfig, loadClientConfig } from './client-config.js';
 
 /** Process exit codes of every sockit command (README "Exit codes"). */
 export const EXIT = {
@@ -60,6 +61,10 @@ export interface ClientCliOptions {
   connectTimeout?: number;
   verbose?: boolean;
   proxy?: string;
+  keepalive?: string;
+  keepaliveCount?: string;
+  /** `-F FILE` (a path), `--no-config` (false), or neither. */
+  config?: string | false;
 }
 
 /** Adds the client options (token, TLS trust, state dir, connect timeout) to a command. */
@@ -78,7 +83,39 @@ export function addClientOptions(command: Command): Command {
         .argParser(argParsers.duration('--connect-timeout'))
         .default(10_000, '10s'),
     )
-    .option('--proxy <url>', 'connect through socks5://HOST:PORT or http://HOST:PORT (HTTP CONNECT)');
+    .option('--proxy <url>', 'connect through socks5://HOST:PORT or http://HOST:PORT (HTTP CONNECT)')
+    .option(...KEEPALIVE_OPTION)
+    .option(...KEEPALIVE_COUNT_OPTION)
+    .option(
+      '-F, --config <file>',
+      'client config file: host aliases and their settings (default: $XDG_CONFIG_HOME/sockit/config)',
+    )
+    .option('--no-config', 'ignore the client config file');
+}
+
+/** `--keepalive INTERVAL` of the client and the server. */
+export const KEEPALIVE_OPTION = [
+  '--keepalive <interval>',
+  'ping the peer after this much silence (duration, e.g. 5s, 300ms, 1m; a bare number is seconds; 0 = off; default 15s)',
+] as const;
+
+/** `--keepalive-count N` of the client and the server. */
+export const KEEPALIVE_COUNT_OPTION = [
+  '--keepalive-count <n>',
+  'unanswered pings before the peer counts as gone (default 3)',
+] as const;
+
+/** `--keepalive` / `--keepalive-count` as connect()/serve() options (unset ones left to the defaults). */
+export function keepaliveOptions(options: { keepalive?: string; keepaliveCount?: string }): {
+  keepaliveMs?: number;
+  keepaliveCount?: number;
+} {
+  const result: { keepaliveMs?: number; keepaliveCount?: number } = {};
+  if (options.keepalive !== undefined) result.keepaliveMs = parseDuration(options.keepalive, '--keepalive');
+  if (options.keepaliveCount !== undefined) {
+    result.keepaliveCount = parsePositiveInteger(options.keepaliveCount, '--keepalive-count');
+  }
+  return result;
 }
 
 /** What every duration option's help says (src/options.ts parseDuration). */
@@ -101,6 +138,7 @@ export function collect(value: string, previous: string[] | undefined): string[]
 export async function clientOptions(options: ClientCliOptions): Promise<ConnectOptions> {
   const stateDir = options.stateDir ?? defaultStateDir();
   const result: ConnectOptions = {
+    ...keepaliveOptions(options),
     stateDir,
     connectTimeoutMs: options.connectTimeout ?? 10_000,
     tls: { knownHostsFile: options.knownHosts ?? join(stateDir, 'known_hosts') },
@@ -128,7 +166,8 @@ export async function withClient<T>(
   work: (client: Client) => Promise<T>,
 ): Promise<T> {
   const { connect } = await import('../client/client.js');
-  const client = await connect(address, await clientOptions(options));
+  const configured = applyClientConfig(address, options, loadClientConfig(options.config));
+  const client = await connect(configured.address, await clientOptions(configured.options));
   let result: T;
   try {
     result = await work(client);

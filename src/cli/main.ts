@@ -15,6 +15,7 @@ const COMMANDS = [
   'ping',
   'echo',
   'exec',
+  'shell',
   'put',
   'get',
   'ls',

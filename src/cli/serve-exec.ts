@@ -9,6 +9,8 @@ interface ExecCliOptions {
   exec?: boolean;
   execAllow?: string;
   allowShell?: boolean;
+  allowPty?: boolean;
+  shellCommand?: string;
   /** Milliseconds, bytes and a count: parsed by argParsers. */
   execTimeoutMax?: number;
   execMaxOutput?: number;
@@ -25,6 +27,8 @@ interface ExecCliOptions {
 /** Options that only mean something with the exec service on: `[flag, key]`. */
 const DEPENDENT_FLAGS: readonly [string, keyof ExecCliOptions][] = [
   ['--allow-shell', 'allowShell'],
+  ['--allow-pty', 'allowPty'],
+  ['--shell-command', 'shellCommand'],
   ['--exec-timeout-max', 'execTimeoutMax'],
   ['--exec-max-output', 'execMaxOutput'],
   ['--exec-max-running', 'execMaxRunning'],
@@ -48,6 +52,14 @@ export const execServePlugin: ServePlugin = {
         'exec service for these programs only (comma-separated names or absolute paths)',
       )
       .option('--allow-shell', 'exec: also accept shell strings (needs --exec)')
+      .option(
+        '--allow-pty',
+        'exec: run commands in pseudo-terminals (exec -t) and `sockit shell`, under the same allow-list',
+      )
+      .option(
+        '--shell-command <argv>',
+        "exec: what `sockit shell` runs (space-separated argv; default: this user's login shell)",
+      )
       .option(
         '--exec-timeout-max <duration>',
         `exec: longest a command may run, capping client timeouts (${DURATION_HELP}; 0 = no cap; default 1h)`,
@@ -105,6 +117,11 @@ export const execServePlugin: ServePlugin = {
         '--allow-shell and --exec-allow exclude each other: a shell string can run any program (use --exec)',
       );
     }
+    if (options.shellCommand !== undefined && !options.allowPty) {
+      throw new SockitError('USAGE', '--shell-command needs --allow-pty (it is what `sockit shell` runs)');
+    }
+    const shellCommand = options.shellCommand?.split(/\s+/).filter((word) => word.length > 0);
+    if (shellCommand?.length === 0) throw new SockitError('USAGE', '--shell-command needs a program');
     if (options.open?.includes('exec')) {
       throw new SockitError(
         'USAGE',
@@ -118,6 +135,8 @@ export const execServePlugin: ServePlugin = {
     const service = execService({
       allow,
       allowShell: options.allowShell === true,
+      allowPty: options.allowPty === true,
+      ...(shellCommand !== undefined ? { shellCommand } : {}),
       ...(options.execTimeoutMax !== undefined ? { maxTimeoutMs: options.execTimeoutMax } : {}),
       ...(options.execMaxOutput !== undefined ? { maxOutputBytes: options.execMaxOutput } : {}),
       ...(options.execMaxRunning !== undefined ? { maxRunning: options.execMaxRunning } : {}),
@@ -131,6 +150,7 @@ export const execServePlugin: ServePlugin = {
     log.info('exec service on', {
       programs: allow === 'any' ? 'any' : allow.join(','),
       shell: options.allowShell === true,
+      pty: options.allowPty === true,
       spawner: service.spawner,
       ...(options.execAudit !== undefined ? { audit: options.execAudit } : {}),
     });

@@ -28,7 +28,16 @@ export function tutorialExecMode(execAllow: string | undefined): ListenMode {
     kind: 'tutorial-exec',
     plan: async (argv) => {
       const plan = await planExec(
-        { argv, shell: undefined, cwd: undefined, env: undefined, timeoutMs: undefined, stdin: false },
+        {
+          argv,
+          shell: undefined,
+          login: false,
+          cwd: undefined,
+          env: undefined,
+          timeoutMs: undefined,
+          stdin: false,
+          pty: undefined,
+        },
         policy,
       );
       return { file: plan.file, args: plan.args, cwd: plan.cwd, env: plan.env };

@@ -7,6 +7,7 @@ import { defaultStateDir, readTokenFile, tokenPath } from '../state.js';
 import { type Address, formatAddress, parseAddress } from '../transport/address.js';
 import { type DialOptions, dialStream, type TlsTrust } from '../transport/dial.js';
 import { FramedSocket } from '../transport/framed-socket.js';
+import { resolveKeepalive } from '../transport/keepalive.js';
 import { SOCKIT_AGENT } from '../version.js';
 import type { ChatRoom, JoinChatOptions } from './chat.js';
 import {
@@ -19,6 +20,7 @@ import {
   spawnRemote,
 } from './exec.js';
 import type { FileEntry, ListOptions, StatOptions, TransferOptions, TransferResult } from './files.js';
+import { startClientKeepalive } from './keepalive.js';
 
 /**
  * Which service answers a request type: to explain an UNSUPPORTED answer. The files names are
@@ -68,6 +70,10 @@ export interface ConnectOptions {
   maxBodyBytes?: number;
   /** Environment to read `SOCKIT_TOKEN` from. Default `process.env`. */
   env?: NodeJS.ProcessEnv;
+  /** Dead-server detection: a ping after this much silence, ms. Default 15 s; 0 = off. */
+  keepaliveMs?: number;
+  /** Unanswered pings before the server counts as gone and the connection closes (CLOSED). Default 3. */
+  keepaliveCount?: number;
 }
 
 /** What the server said in `welcome`. */
@@ -234,10 +240,13 @@ export class Client extends EventEmitter {
     return this.#closed;
   }
 
-  /** Closes at once: every open request rejects with CANCELLED ("client destroyed"). */
-  destroy(): void {
-    this.#cancelAll('the client was destroyed');
-    this.#framed.destroy();
+  /**
+   * Closes at once. Every open request rejects with `error` when one says why (a dead peer), else
+   * with CANCELLED ("the client was destroyed").
+   */
+  destroy(error?: SockitError): void {
+    if (error === undefined) this.#cancelAll('the client was destroyed');
+    this.#framed.destroy(error);
   }
 
   /** UNSUPPORTED for a service's request: say which service is missing and how to start it. */
@@ -259,6 +268,11 @@ export class Client extends EventEmitter {
   /** Internal: a frame after the handshake. */
   dispatch(frame: Frame): void | Promise<void> {
     const id = frame.header.id;
+    // The server's keepalive asks whether we are still here (we said we answer, in hello).
+    if (frame.header.type === 'ping' && id !== undefined) {
+      this.#framed.send({ type: 'pong', id });
+      return;
+    }
     if (id !== undefined) {
       const request = this.#requests.get(id);
       return request?.receive(frame);
@@ -275,6 +289,7 @@ export class Client extends EventEmitter {
   closedBy(error: Error | undefined): void {
     const reason =
       this.#closedError ??
+      (error instanceof SockitError ? error : undefined) ??
       new SockitError('CLOSED', `connection closed${error ? `: ${error.message}` : ''}`, { cause: error });
     this.#closedError = reason;
     for (const request of this.#requests.values()) request.closedBy(reason);
@@ -302,6 +317,7 @@ export async function connect(address: string | Address, options: ConnectOptions
   const timeoutMs = options.connectTimeoutMs ?? 10_000;
   const stateDir = options.stateDir ?? defaultStateDir(options.env ?? process.env);
   const tlsTrust: TlsTrust = { knownHostsFile: join(stateDir, 'known_hosts'), ...options.tls };
+  const keepalive = resolveKeepalive(options.keepaliveMs, options.keepaliveCount);
   // Credentials first: a bad token file must fail before a socket exists that could outlive the error.
   const token = resolveClientToken(options);
   const socket = await dialStream(target, {
@@ -387,6 +403,7 @@ export async function connect(address: string | Address, options: ConnectOptions
       requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
       closed,
     });
+    if (keepalive.intervalMs > 0) startClientKeepalive(ready, framed.socket, keepalive);
     settle.resolve(ready);
     return ready;
   };
@@ -401,7 +418,9 @@ export async function connect(address: string | Address, options: ConnectOptions
     );
     framed.destroy();
   }, timeoutMs);
-  framed.send({ type: 'hello', version: PROTOCOL_VERSION, client: SOCKIT_AGENT });
+  // `keepalive`: this client answers the server's pings, whatever its own keepalive setting
+  // (servers ignore hello fields they do not know).
+  framed.send({ type: 'hello', version: PROTOCOL_VERSION, client: SOCKIT_AGENT, keepalive: true });
   try {
     return await handshake;
   } finally {

@@ -7,8 +7,19 @@ import type { ClientRequest } from './request.js';
 
 export type { ExecSignal };
 
-/** A command: an argv run without a shell, or a shell string (only where the server allows shells). */
-export type ExecCommand = readonly string[] | { readonly shell: string };
+/**
+ * A command: an argv run without a shell, a shell string (only where the server allows shells),
+ * or `{ login: true }`: the server's own shell (`sockit shell`; only where it allows terminals).
+ */
+export type ExecCommand = readonly string[] | { readonly shell: string } | { readonly login: true };
+
+/** A pseudo-terminal for the command: the terminal type and window size it starts with. */
+export interface RemotePty {
+  /** The TERM the command sees, e.g. `xterm-256color`. */
+  term: string;
+  rows: number;
+  cols: number;
+}
 
 /** Signals a client may forward to a running command. */
 
@@ -28,6 +39,11 @@ export interface RemoteExecOptions {
 export interface SpawnRemoteOptions extends RemoteExecOptions {
   /** Give the command a stdin to write to (default true); false: it reads /dev/null. */
   stdin?: boolean;
+  /**
+   * Run it in a pseudo-terminal on the server (`--allow-pty` there): stdin is the terminal's
+   * input, stdout everything it shows (stderr stays empty); `resize()` follows window changes.
+   */
+  pty?: RemotePty;
 }
 
 /** Options of the collecting form. */
@@ -120,7 +136,7 @@ export class RemoteProcess {
   #pid: number | undefined;
 
   constructor(client: Client, command: ExecCommand, options: SpawnRemoteOptions = {}) {
-    const wantsStdin = options.stdin ?? true;
+    const wantsStdin = options.pty !== undefined || (options.stdin ?? true);
     this.#request = client.open(execHeader(command, options, wantsStdin), undefined, requestOptions(options));
     this.stdout = this.#stdout;
     this.stderr = this.#stderr;
@@ -175,6 +191,12 @@ export class RemoteProcess {
     if (this.#request.settled) return false;
     this.#request.send({ type: 'signal', signal });
     return true;
+  }
+
+  /** Tells the server the terminal's new size (SIGWINCH there); ignored for a command without a pty. */
+  resize(rows: number, cols: number): void {
+    if (this.#request.settled) return;
+    this.#request.send({ type: 'resize', rows, cols });
   }
 
   /** Stops the command at once (the server kills its process group); `exited` rejects. */
@@ -316,10 +338,12 @@ function execHeader(command: ExecCommand, options: SpawnRemoteOptions, stdin: bo
       throw invalidOption('exec argv must be a non-empty list of strings');
     }
     header.argv = command;
+  } else if ((command as { login?: unknown }).login === true) {
+    header.login = true;
   } else {
     const shell = (command as { shell?: unknown }).shell;
     if (typeof shell !== 'string' || shell.length === 0) {
-      throw invalidOption('exec needs an argv list or { shell: "command string" }');
+      throw invalidOption('exec needs an argv list, { shell: "command string" } or { login: true }');
     }
     header.shell = shell;
   }
@@ -327,6 +351,10 @@ function execHeader(command: ExecCommand, options: SpawnRemoteOptions, stdin: bo
   if (options.env !== undefined) header.env = options.env;
   if (options.timeoutMs !== undefined) header.timeoutMs = options.timeoutMs;
   if (stdin) header.stdin = true;
+  if (options.pty !== undefined) {
+    const { term, rows, cols } = options.pty;
+    header.pty = { term, rows, cols };
+  }
   return header;
 }
 

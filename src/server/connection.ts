@@ -5,8 +5,10 @@ import { createNonce, PROTOCOL_VERSION, SUPPORTED_VERSIONS, verifyProof } from '
 import { TEXT_CLIENT_REPLY } from '../protocol/decoder.js';
 import { errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import { FramedSocket, type FrameError, type ReadBudget } from '../transport/framed-socket.js';
+import type { KeepaliveSettings } from '../transport/keepalive.js';
 import { SOCKIT_AGENT } from '../version.js';
 import type { IdleClock, IdleWatched } from './idle-clock.js';
+import { watchClient } from './keepalive.js';
 import type { Limits } from './limits.js';
 import { phaseBodyLimit, type TrustPhase } from './phase-limits.js';
 import { type RequestOwner, ServerRequest } from './request.js';
@@ -58,6 +60,9 @@ export class ServerConnection implements RequestOwner {
   /** Set at the shutdown deadline: the requests' ends are sent by `expire`, not one by one. */
   #expiring = false;
   readonly #onError: ((code: string) => void) | undefined;
+  readonly #keepalive: KeepaliveSettings | undefined;
+  /** The client said in hello that it answers the server's pings. */
+  #answersPings = false;
 
   constructor(
     socket: Socket,
@@ -75,6 +80,8 @@ export class ServerConnection implements RequestOwner {
       budget?: ReadBudget | undefined;
       /** Told about connections closed with an error (metrics). */
       onError?: ((code: string) => void) | undefined;
+      /** Ping clients that say they answer (server/keepalive.ts); none: never. */
+      keepalive?: KeepaliveSettings | undefined;
     },
     onClosed: (connection: ServerConnection) => void,
   ) {
@@ -84,6 +91,7 @@ export class ServerConnection implements RequestOwner {
     this.#onClosed = onClosed;
     this.#idleClock = options.idleClock;
     this.#onError = options.onError;
+    this.#keepalive = options.keepalive;
     this.#framed = new FramedSocket(
       socket,
       {
@@ -230,6 +238,14 @@ export class ServerConnection implements RequestOwner {
     this.#framed.end(undefined, SHUTDOWN_FLUSH_MS);
   }
 
+  /** Aborts every open request (their commands are killed) and closes the socket now: a dead peer. */
+  destroy(reason: SockitError): void {
+    this.#phase = Phase.Closing;
+    clearTimeout(this.#handshakeTimer);
+    for (const request of [...this.#requests.values()]) request.abort(reason);
+    this.#framed.destroy();
+  }
+
   #closeWithError(code: string, message: string): void {
     this.#onError?.(code);
     this.#phase = Phase.Closing;
@@ -304,6 +320,7 @@ export class ServerConnection implements RequestOwner {
       );
       return;
     }
+    this.#answersPings = header.keepalive === true;
     const needsAuth = this.#dispatch.token !== undefined;
     this.#nonce = needsAuth ? createNonce() : '';
     this.#framed.send({
@@ -351,6 +368,22 @@ export class ServerConnection implements RequestOwner {
     clearTimeout(this.#handshakeTimer);
     this.#handshakeTimer = undefined;
     this.#idleClock?.watch(this.#idleWatch);
+    if (this.#keepalive && this.#answersPings) {
+      watchClient(this.#framed.socket, this.#keepalive, this, this.#log);
+    }
+  }
+
+  /** For server/keepalive.ts. */
+  get id(): number {
+    return this.context.id;
+  }
+
+  get peer(): string {
+    return this.context.peer;
+  }
+
+  send(header: FrameHeader): boolean {
+    return this.#framed.send(header);
   }
 
   /** Requests are served after `ready`, and before it only for open services (echo by default). */
@@ -368,6 +401,7 @@ export class ServerConnection implements RequestOwner {
         this.#framed.send({ type: 'pong', id });
         return;
       }
+      if (type === 'pong') return; // the answer to our keepalive ping: its bytes were the point
       const request = this.#requests.get(id);
       if (type === 'cancel') {
         request?.abort(new SockitError('TIMEOUT', 'cancelled by the client'));

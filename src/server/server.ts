@@ -5,6 +5,7 @@ import { encodeFrameToBuffer, errorHeader } from '../protocol/frame.js';
 import { echoService } from '../services/echo.js';
 import { defaultStateDir, loadOrCreateToken, tokenPath } from '../state.js';
 import { type Address, formatAddress, parseAddress } from '../transport/address.js';
+import { type KeepaliveSettings, resolveKeepalive } from '../transport/keepalive.js';
 import type { TlsServerCredentials } from '../transport/listen.js';
 import { Acceptor } from './acceptor.js';
 import { type Dispatch, ServerConnection } from './connection.js';
@@ -36,6 +37,10 @@ export interface ServeOptions {
   log?: Logger;
   /** Told about connections, refusals and requests: the seam `--metrics` hooks into. */
   observer?: ServerObserver;
+  /** Dead-client detection for clients that answer pings: a ping after this much silence, ms. Default 15 s; 0 = off. */
+  keepaliveMs?: number;
+  /** Unanswered pings before such a client is dropped (its commands killed). Default 3. */
+  keepaliveCount?: number;
 }
 
 /** A running framed server. Close it with `close()`; it drains open requests first. */
@@ -56,6 +61,7 @@ export class Server extends EventEmitter {
   /** Use `serve()`; the constructor does not listen. */
   constructor(init: {
     limits: Limits;
+    keepalive?: KeepaliveSettings;
     dispatch: Dispatch;
     services: readonly Service[];
     log: Logger;
@@ -103,6 +109,7 @@ export class Server extends EventEmitter {
             idleClock,
             budget,
             onError: observer?.connectionError?.bind(observer),
+            keepalive: init.keepalive,
           },
           (closed) => {
             this.#connections.delete(closed);
@@ -203,9 +210,11 @@ export async function serve(options: ServeOptions): Promise<Server> {
   }
 
   const tls = serverTls(addresses, options.tls, stateDir);
+  const keepalive = resolveKeepalive(options.keepaliveMs, options.keepaliveCount);
 
   const server = new Server({
     limits,
+    keepalive,
     dispatch: buildDispatch(
       options.observer ? observedServices(services, options.observer) : services,
       token,

@@ -83,7 +83,13 @@ async function converse(room: ChatRoom): Promise<void> {
   lines.close();
   if (dropped) {
     if (dropped.code !== 'CLOSED') reportError(dropped);
-    else process.stderr.write('sockit: the server closed the connection\n');
+    else {
+      // A vanished server (keepalive) says so; a plain close keeps the short sentence.
+      const why = dropped.message.startsWith('connection closed')
+        ? 'the server closed the connection'
+        : dropped.message;
+      process.stderr.write(`sockit: ${why}\n`);
+    }
     if (dropped.code === 'CLOSED') process.exitCode = 3;
     return;
   }

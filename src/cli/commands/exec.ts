@@ -4,8 +4,8 @@ import { finished } from 'node:stream/promises';
 import { isatty } from 'node:tty';
 import { type Command, Option } from 'commander';
 import type { ExecCommand, ExecExit, RemoteProcess } from '../../client/exec.js';
-import { type ErrorCode, SockitError } from '../../errors.js';
-import { argParsers } from '../../options.js';
+import { SockitError } from '../../errors.js';
+import { argParsers, parseDuration, parsePositiveInteger } from '../../options.js';
 import {
   addClientOptions,
   type ClientCliOptions,
@@ -14,46 +14,56 @@ import {
   splitList,
   withClient,
 } from '../common.js';
+import {
+  describeError,
+  describeExit,
+  EXEC_EXIT,
+  exitForError,
+  printError,
+  type TargetResult,
+} from '../exec-common.js';
+import {
+  Capture,
+  type FleetHost,
+  type HostOutcome,
+  printFleetSummary,
+  printGroups,
+  printJson,
+  readHostsFile,
+  runLimited,
+  writeOutdir,
+} from '../fleet.js';
+import { addTerminalOptions, chooseTerminal, runInTerminal, type TerminalCliOptions } from '../terminal.js';
 
-/** Exit codes of `sockit exec`, chosen to read like `ssh host cmd` and a shell. */
-const EXEC_EXIT = {
-  /** The command's own code 0–255 passes through; these are ours. */
-  usage: 2,
-  /** Killed by the server at its timeout, as coreutils `timeout` reports it. */
-  timedOut: 124,
-  /** The server refused the program (allow-list, permissions), as a shell says "cannot execute". */
-  forbidden: 126,
-  /** No such program on the server, as a shell says "command not found". */
-  notFound: 127,
-  /** Added to a signal's number when the command died of it (SIGKILL → 137). */
-  signalBase: 128,
-  /** Could not connect, authenticate, or keep the connection: ssh's own failure code. */
-  connection: 255,
-} as const;
-
-interface ExecCliOptions extends ClientCliOptions {
+/** Options of `sockit exec`; `sockit shell` has the same but --shell. */
+export interface ExecCliOptions extends ClientCliOptions, TerminalCliOptions {
   /** Milliseconds (argParsers.duration). */
   timeout?: number;
   cwd?: string;
   env: string[];
   shell?: string;
   stdin: boolean;
+  hosts?: string;
+  group?: string[];
+  par?: string;
+  hostTimeout?: string;
+  groupOutput?: boolean;
+  outdir?: string;
+  json?: boolean;
 }
 
-/** One server's run, for the fan-out summary. */
-interface TargetResult {
-  address: string;
-  exitCode: number;
-  /** e.g. `exit 0`, `killed by SIGTERM`, `NOT_FOUND: program …`. */
-  outcome: string;
-  durationMs?: number;
+/** A parsed request: what runs, with which variables and timeout. */
+export interface ExecCliRequest {
+  command: ExecCommand;
+  env: Record<string, string> | undefined;
+  timeoutMs: number | undefined;
 }
 
 /** Ctrl-C presses forwarded as SIGINT before the command is cancelled outright. */
 const FORWARDED_INTERRUPTS = 2;
 
 export function registerExec(program: Command): void {
-  addClientOptions(
+  const command = addClientOptions(
     program
       .command('exec')
       .description(
@@ -73,16 +83,42 @@ export function registerExec(program: Command): void {
       .addOption(new Option('-e <K=V>').hideHelp().argParser(envShortHint))
       .option('--shell <string>', 'run this shell string instead of a program (the server must allow shells)')
       .option('-n, --no-stdin', 'do not forward local stdin (by default it is, unless it is a terminal)')
-      .addHelpText(
-        'after',
-        "\nExit status: the command's own; 128+N when it died of signal N; 124 when the server timed it out;\n" +
-          '126 refused (allow-list); 127 no such program; 255 connection or authentication failure.\n' +
-          'Fan-out exits 0 only if every server succeeded, else with the highest of their statuses.\n' +
-          '\nExample: sockit exec 127.0.0.1:7070 -- uname -a',
-      ),
-  ).action(async (addressList: string, words: string[], options: ExecCliOptions) => {
-    process.exitCode = await runExecCli(addressList, words, options);
-  });
+      .option(
+        '--hosts <file>',
+        'run on the hosts of this inventory (ADDRESS, NAME = ADDRESS, [group] lines); the command is then every word after the options',
+      )
+      .option(
+        '-g, --group <names>',
+        'with --hosts: only these groups (comma-separated, repeatable)',
+        collect,
+        [],
+      )
+      .option('--par <n>', 'servers at once (default 32)')
+      .option(
+        '--host-timeout <duration>',
+        'give up on a server (connecting and running) after this long: exit 124 for it',
+      )
+      .option(
+        '--group-output',
+        'show hosts with identical stdout, stderr and exit once, with their names (as clubak)',
+      )
+      .option('--outdir <dir>', 'write NAME.stdout, NAME.stderr and NAME.exit per host into DIR')
+      .option('--json', 'one JSON object per host (host, address, exit, signal, durationMs, stdout, stderr)'),
+  );
+  addTerminalOptions(
+    command,
+    'run it in a pseudo-terminal on the server (for vim, top, sudo; one server only)',
+  )
+    .addHelpText(
+      'after',
+      "\nExit status: the command's own; 128+N when it died of signal N; 124 when the server timed it out;\n" +
+        '126 refused (allow-list); 127 no such program; 255 connection or authentication failure.\n' +
+        'Fan-out exits 0 only if every server succeeded, else with the highest of their statuses.\n' +
+        '\nExample: sockit exec 127.0.0.1:7070 -- uname -a',
+    )
+    .action(async (addressList: string, words: string[], options: ExecCliOptions) => {
+      process.exitCode = await runExecCli(addressList, words, options);
+    });
 }
 
 function envShortHint(value: string): never {
@@ -92,38 +128,128 @@ function envShortHint(value: string): never {
   );
 }
 
-async function runExecCli(addressList: string, words: string[], options: ExecCliOptions): Promise<number> {
-  let request: {
-    command: ExecCommand;
-    env: Record<string, string> | undefined;
-    timeoutMs: number | undefined;
-  };
-  const addresses = splitList(addressList);
+async function runExecCli(first: string, words: string[], options: ExecCliOptions): Promise<number> {
+  let request: ExecCliRequest;
+  let hosts: FleetHost[] | undefined;
   try {
-    if (addresses.length === 0) throw new SockitError('USAGE', 'name at least one server address');
-    request = parseRequest(words, options);
+    // With an inventory there is no address operand: the first word is the program.
+    const command = options.hosts !== undefined ? [first, ...words] : words;
+    request = parseRequest(command, options);
+    if (options.hosts !== undefined) {
+      hosts = readHostsFile(options.hosts, options.group?.flatMap((group) => splitList(group)) ?? []);
+    } else if ((options.group?.length ?? 0) > 0) {
+      throw new SockitError('USAGE', '-g needs --hosts FILE');
+    }
   } catch (error) {
     printError(error);
     return EXEC_EXIT.usage;
   }
-  const forwardStdin = options.stdin && !isatty(0);
-  const session = new ExecSession(forwardStdin, addresses.length);
+  return runRemote(options.hosts !== undefined ? '' : first, request, options, false, hosts);
+}
+
+/**
+ * Runs a parsed request on one server or fans it out; in a pseudo-terminal when -t/-tt (or,
+ * with `terminalByDefault`, a local terminal) say so. Resolves with the CLI's exit status.
+ */
+export async function runRemote(
+  addressList: string,
+  request: ExecCliRequest,
+  options: ExecCliOptions,
+  terminalByDefault: boolean,
+  hosts?: FleetHost[],
+): Promise<number> {
+  const targets = hosts ?? splitList(addressList).map((address) => ({ name: address, address }));
+  const addresses = targets.map((target) => target.address);
+  const terminal = chooseTerminal(options.tty, options.disableTty === true, terminalByDefault);
+  const collecting = [options.groupOutput, options.outdir !== undefined, options.json].filter(Boolean).length;
   try {
-    if (addresses.length === 1) {
+    if (addresses.length === 0) throw new SockitError('USAGE', 'name at least one server address');
+    if (collecting > 1)
+      throw new SockitError('USAGE', '--group-output, --outdir and --json exclude each other');
+    if (terminal.pty && addresses.length > 1) {
+      throw new SockitError('USAGE', 'a terminal (-t) joins one server only; name one address or add -T');
+    }
+  } catch (error) {
+    printError(error);
+    return EXEC_EXIT.usage;
+  }
+  if (terminal.warning) printError(terminal.warning);
+  if (terminal.pty) {
+    return runInTerminal(addresses[0]!, request.command, remoteOptions(request, options), options);
+  }
+  let par: number;
+  let hostTimeoutMs: number | undefined;
+  try {
+    par = options.par === undefined ? 32 : parsePositiveInteger(options.par, '--par');
+    hostTimeoutMs =
+      options.hostTimeout === undefined ? undefined : parseDuration(options.hostTimeout, '--host-timeout');
+  } catch (error) {
+    printError(error);
+    return EXEC_EXIT.usage;
+  }
+  // Local stdin goes to every server at once; with fewer slots than servers it cannot.
+  const forwardStdin = options.stdin && !isatty(0) && targets.length <= par;
+  const session = new ExecSession(forwardStdin, targets.length, Math.min(par, targets.length));
+  try {
+    if (targets.length === 1 && hosts === undefined && collecting === 0) {
       const result = await session.run(addresses[0]!, request, options, undefined);
       return result.exitCode;
     }
-    const results = await Promise.all(
-      addresses.map((address) => session.run(address, request, options, `${address}: `)),
-    );
-    printSummary(results);
-    return results.reduce((worst, result) => Math.max(worst, result.exitCode), 0);
+    const hostOptions: ExecCliOptions =
+      hostTimeoutMs === undefined
+        ? options
+        : {
+            ...options,
+            connectTimeout: Math.min(hostTimeoutMs, options.connectTimeout ?? 10_000),
+          };
+    const outcomes = await runLimited(targets, par, async (host): Promise<HostOutcome> => {
+      const capture = collecting > 0 ? { stdout: new Capture(), stderr: new Capture() } : undefined;
+      const signal = hostTimeoutMs === undefined ? undefined : AbortSignal.timeout(hostTimeoutMs);
+      const result = await session.run(host.address, request, hostOptions, `${host.name}: `, {
+        ...(capture ? { capture } : {}),
+        ...(signal ? { signal } : {}),
+      });
+      return {
+        host,
+        exitCode: result.exitCode,
+        outcome: result.outcome,
+        ...(result.exit ? { exit: { code: result.exit.code, signal: result.exit.signal } } : {}),
+        ...(result.exit ? {} : { error: errorField(result.outcome) }),
+        ...(result.durationMs !== undefined ? { durationMs: result.durationMs } : {}),
+        stdout: capture?.stdout ?? new Capture(),
+        stderr: capture?.stderr ?? new Capture(),
+      };
+    });
+    if (options.json) printJson(outcomes);
+    else if (options.groupOutput) printGroups(outcomes);
+    else if (options.outdir !== undefined) await writeOutdir(options.outdir, outcomes);
+    if (hosts === undefined && collecting === 0) {
+      printSummary(outcomes.map((outcome, index) => ({ ...outcome, address: addresses[index]! })));
+    } else printFleetSummary(outcomes);
+    return outcomes.reduce((worst, result) => Math.max(worst, result.exitCode), 0);
   } finally {
     session.dispose();
   }
 }
 
-function parseRequest(words: string[], options: ExecCliOptions) {
+/** `CODE: message` back into its parts, for --json. */
+function errorField(outcome: string): { code: string; message: string } {
+  const colon = outcome.indexOf(': ');
+  return colon > 0 && /^[A-Z_]+$/.test(outcome.slice(0, colon))
+    ? { code: outcome.slice(0, colon), message: outcome.slice(colon + 2) }
+    : { code: 'INTERNAL', message: outcome };
+}
+
+/** The spawn options a request and the CLI options give. */
+function remoteOptions(request: ExecCliRequest, options: ExecCliOptions) {
+  return {
+    ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
+    ...(request.env !== undefined ? { env: request.env } : {}),
+    ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
+  };
+}
+
+function parseRequest(words: string[], options: ExecCliOptions): ExecCliRequest {
   if (options.shell !== undefined && words.length > 0) {
     throw new SockitError('USAGE', 'give either --shell STRING or a command after --, not both');
   }
@@ -131,6 +257,11 @@ function parseRequest(words: string[], options: ExecCliOptions) {
     throw new SockitError('USAGE', 'no command: write it after --, e.g. sockit exec HOST -- ls -l');
   }
   const command: ExecCommand = options.shell !== undefined ? { shell: options.shell } : words;
+  return { command, ...parseEnvAndTimeout(options) };
+}
+
+/** `--env K=V` (repeatable) and `--timeout MS`, shared with `sockit shell`. */
+export function parseEnvAndTimeout(options: Pick<ExecCliOptions, 'env' | 'timeout'>) {
   let env: Record<string, string> | undefined;
   for (const pair of options.env) {
     const equals = pair.indexOf('=');
@@ -138,7 +269,7 @@ function parseRequest(words: string[], options: ExecCliOptions) {
     env ??= {};
     env[pair.slice(0, equals)] = pair.slice(equals + 1);
   }
-  return { command, env, timeoutMs: options.timeout };
+  return { env, timeoutMs: options.timeout };
 }
 
 /**
@@ -174,9 +305,13 @@ class ExecSession {
     process.exit(EXEC_EXIT.signalBase + constants.signals.SIGPIPE);
   };
 
-  constructor(forwardStdin: boolean, targets: number) {
+  constructor(forwardStdin: boolean, targets: number, concurrent = targets) {
     this.#forwardStdin = forwardStdin;
     this.#awaitingStdin = targets;
+    // Each running target pipes into both local streams: that many listeners are expected, not a leak.
+    for (const stream of [process.stdout, process.stderr]) {
+      stream.setMaxListeners(stream.getMaxListeners() + 2 * concurrent);
+    }
     process.on('SIGINT', this.#onInterrupt);
     process.on('SIGTERM', this.#onTerminate);
     process.stdout.on('error', this.#onStdoutError);
@@ -185,10 +320,11 @@ class ExecSession {
   /** Runs the command on one server; never throws: failures become an exit code and a line on stderr. */
   async run(
     address: string,
-    request: { command: ExecCommand; env: Record<string, string> | undefined; timeoutMs: number | undefined },
+    request: ExecCliRequest,
     options: ExecCliOptions,
     prefix: string | undefined,
-  ): Promise<TargetResult> {
+    extra: { capture?: { stdout: Writable; stderr: Writable }; signal?: AbortSignal } = {},
+  ): Promise<TargetResult & { exit?: ExecExit }> {
     let stdinReported = false;
     const reportStdin = (sink: Writable | undefined): void => {
       if (stdinReported) return;
@@ -200,14 +336,13 @@ class ExecSession {
         if (this.#cancelled) throw new SockitError('CANCELLED', 'interrupted');
         const remote = client.spawn(request.command, {
           stdin: this.#forwardStdin,
-          ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
-          ...(request.env !== undefined ? { env: request.env } : {}),
-          ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
+          ...remoteOptions(request, options),
+          ...(extra.signal ? { signal: extra.signal } : {}),
         });
         this.#running.add(remote);
         const outputs = [
-          forward(remote.stdout, process.stdout, prefix),
-          forward(remote.stderr, process.stderr, prefix),
+          forward(remote.stdout, extra.capture?.stdout ?? process.stdout, extra.capture ? undefined : prefix),
+          forward(remote.stderr, extra.capture?.stderr ?? process.stderr, extra.capture ? undefined : prefix),
         ];
         // Awaited only after a clean exit; on an error they must not surface as unhandled rejections.
         for (const output of outputs) output.catch(() => {});
@@ -215,7 +350,7 @@ class ExecSession {
         try {
           const exit = await remote.exited;
           await Promise.all(outputs);
-          return describeExit(address, exit, prefix);
+          return { ...describeExit(address, exit, prefix), exit };
         } finally {
           this.#running.delete(remote);
           if (remote.stdin) {
@@ -226,7 +361,15 @@ class ExecSession {
       });
     } catch (error) {
       reportStdin(undefined);
-      printError(error, prefix);
+      if (extra.signal?.aborted) {
+        return {
+          address,
+          exitCode: EXEC_EXIT.timedOut,
+          outcome: 'TIMEOUT: --host-timeout passed; cancelled',
+        };
+      }
+      // The collecting modes report failures in their own output and the summary.
+      if (!extra.capture) printError(error, prefix);
       const code = error instanceof SockitError ? error.code : 'INTERNAL';
       return { address, exitCode: exitForError(code), outcome: describeError(error) };
     }
@@ -290,56 +433,6 @@ class LinePrefixer extends Transform {
     if (this.#partial.length === 0) callback();
     else callback(null, Buffer.concat([this.#prefix, ...this.#partial, Buffer.from('\n')]));
   }
-}
-
-function describeExit(address: string, exit: ExecExit, prefix: string | undefined): TargetResult {
-  const base = { address, durationMs: exit.durationMs };
-  if (exit.timedOut) {
-    printError(new SockitError('TIMEOUT', `the command ran past its timeout and was killed`), prefix);
-    return { ...base, exitCode: EXEC_EXIT.timedOut, outcome: 'timed out (killed)' };
-  }
-  if (exit.truncated) {
-    printError(
-      new SockitError('TOO_LARGE', `the command's output passed the server's limit; it was killed`),
-      prefix,
-    );
-  }
-  if (exit.signal !== null) {
-    const number = constants.signals[exit.signal] ?? 0;
-    return {
-      ...base,
-      exitCode: EXEC_EXIT.signalBase + number,
-      outcome: `killed by ${exit.signal}${exit.truncated ? ' (output limit)' : ''}`,
-    };
-  }
-  return { ...base, exitCode: exit.code ?? EXEC_EXIT.connection, outcome: `exit ${exit.code}` };
-}
-
-/** ssh-like: our own failures are 255, except the shell's 126/127 for a refused or missing program. */
-function exitForError(code: ErrorCode): number {
-  switch (code) {
-    case 'USAGE':
-    case 'INVALID_OPTION':
-      return EXEC_EXIT.usage;
-    case 'CANCELLED':
-      return EXEC_EXIT.signalBase + constants.signals.SIGINT;
-    case 'NOT_FOUND':
-      return EXEC_EXIT.notFound;
-    case 'FORBIDDEN':
-      return EXEC_EXIT.forbidden;
-    default:
-      return EXEC_EXIT.connection;
-  }
-}
-
-function describeError(error: unknown): string {
-  if (error instanceof SockitError) return `${error.code}: ${error.message}`;
-  return error instanceof Error ? error.message : String(error);
-}
-
-function printError(error: unknown, prefix = ''): void {
-  process.stderr.write(`${prefix}sockit: ${describeError(error)}\n`);
-  if (process.env.SOCKIT_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
 }
 
 function printSummary(results: readonly TargetResult[]): void {

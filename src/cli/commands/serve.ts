@@ -12,7 +12,14 @@ import { formatAddress, isLoopback, parseAddress } from '../../transport/address
 import { readCertificateFiles } from '../../transport/self-signed.js';
 import { SOCKIT_VERSION } from '../../version.js';
 import { addBusOptions, type BusCliOptions, openBus } from '../bus-options.js';
-import { action, DURATION_HELP, splitList } from '../common.js';
+import {
+  action,
+  DURATION_HELP,
+  KEEPALIVE_COUNT_OPTION,
+  KEEPALIVE_OPTION,
+  keepaliveOptions,
+  splitList,
+} from '../common.js';
 import { startServeMetrics } from '../serve-metrics.js';
 import { SERVE_PLUGINS } from '../serve-plugins.js';
 import { isServeWorker, parseWorkers, runPrimary, sendBanner, workerStopSignal } from '../serve-workers.js';
@@ -42,6 +49,8 @@ interface ServeCliOptions extends BusCliOptions {
   jsonLogs?: boolean;
   metrics?: string;
   workers?: string;
+  keepalive?: string;
+  keepaliveCount?: string;
   [plugin: string]: unknown;
 }
 
@@ -92,6 +101,8 @@ export function registerServe(program: Command): void {
       argParsers.choice('--log-level', LOG_LEVELS),
       'info',
     )
+    .option(...KEEPALIVE_OPTION)
+    .option(...KEEPALIVE_COUNT_OPTION)
     .option('--json-logs', 'JSON-lines logs even on a terminal')
     .option(
       '--metrics <addr>',
@@ -201,6 +212,7 @@ function serveWith(
     ...(options.stateDir !== undefined ? { stateDir: options.stateDir } : {}),
     ...(options.cert !== undefined ? { tls: readCertificateFiles(options.cert, options.key!) } : {}),
     limits,
+    ...keepaliveOptions(options),
     log,
     ...(observer ? { observer } : {}),
   });

@@ -17,6 +17,10 @@ export interface ExecAuditEntry {
   outcome: 'exit' | 'refused' | 'failed' | 'cancelled';
   argv?: readonly string[];
   shell?: string;
+  /** A `sockit shell` request: the server chose the program (its argv is then in `argv`). */
+  login?: boolean;
+  /** The command ran in a pseudo-terminal. */
+  pty?: boolean;
   cwd?: string;
   envNames?: readonly string[];
   pid?: number;

@@ -4,7 +4,7 @@ import type { Logger } from '../../log.js';
 import { EXEC_SIGNALS, isExecSignal } from '../../protocol/exec.js';
 import type { Frame } from '../../protocol/frame.js';
 import type { ServerRequest } from '../../server/request.js';
-import type { ExecPlan } from './policy.js';
+import { type ExecPlan, isWindowDimension } from './policy.js';
 import { signalGroup, trackGroup, untrackGroup } from './process-group.js';
 import { type CommandProcess, type Spawner, startProcess } from './spawner.js';
 
@@ -85,8 +85,19 @@ export class RunningCommand {
       case 'stdin':
         return this.#writeStdin(frame.body);
       case 'stdin-end':
-        this.#child.stdin?.end();
+        // A terminal has no end-of-file to close (the user types ^D): only pipes are ended.
+        if (this.#child.resize === undefined) this.#child.stdin?.end();
         return;
+      case 'resize': {
+        if (this.#child.resize === undefined) return; // not a terminal: nothing to size
+        const { rows, cols } = header;
+        if (!isWindowDimension(rows) || !isWindowDimension(cols)) {
+          this.#failRunning('BAD_REQUEST', '"resize" needs rows and cols, whole numbers 1..65535');
+          return;
+        }
+        this.#child.resize(rows, cols);
+        return;
+      }
       case 'signal': {
         const signal = header.signal;
         if (!isExecSignal(signal)) {
@@ -133,7 +144,7 @@ export class RunningCommand {
     );
     child.stdin?.on('error', () => {}); // EPIPE: the command stopped reading; what we had is dropped
     this.#forward(child.stdout!, 'stdout');
-    this.#forward(child.stderr!, 'stderr');
+    if (child.stderr) this.#forward(child.stderr, 'stderr');
     child.once('exit', () => this.#onLeaderExit());
     child.once('close', (code: number | null, signal: NodeJS.Signals | null) => this.#onClose(code, signal));
     const request = this.#request;
@@ -193,11 +204,11 @@ export class RunningCommand {
     this.#outputPaused = true;
     const child = this.#child!;
     child.stdout!.pause();
-    child.stderr!.pause();
+    child.stderr?.pause();
     const resume = (): void => {
       this.#outputPaused = false;
       child.stdout!.resume();
-      child.stderr!.resume();
+      child.stderr?.resume();
     };
     // A closed connection rejects: the abort kills the command, and the pipes must drain to EOF.
     this.#request.drained().then(resume, resume);
@@ -229,6 +240,12 @@ export class RunningCommand {
       // Killed: read what is left in the pipes, but a process that escaped the group (setsid)
       // and still holds them open must not keep the request alive.
       this.#closeGrace = setTimeout(() => this.kill(this.#killedBy!), KILLED_PIPE_GRACE_MS);
+      this.#closeGrace.unref();
+    } else if (this.#child?.resize !== undefined) {
+      // A terminal session ends with its leader, as a login session does: a background job of
+      // the shell (another process group) holding the terminal open gets the same grace, then
+      // the master is closed, which hangs the terminal up (SIGHUP) for whatever is left.
+      this.#closeGrace = setTimeout(() => this.#child?.stdout?.destroy(), KILLED_PIPE_GRACE_MS);
       this.#closeGrace.unref();
     }
   }

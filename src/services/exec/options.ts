@@ -1,8 +1,9 @@
+import { userInfo } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { invalidOption } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { checkInteger } from '../../options.js';
-import { hasNativeSpawner, type Spawner } from './spawner.js';
+import { hasNativeSpawner, hasPty, type Spawner } from './spawner.js';
 
 /** The exec service's settings. `allow` is required: remote execution is never on by accident. */
 export interface ExecServiceOptions {
@@ -15,6 +16,13 @@ export interface ExecServiceOptions {
   allowShell?: boolean;
   /** The shell for `shell` requests. Default `/bin/sh`. */
   shellPath?: string;
+  /**
+   * Run commands in pseudo-terminals (`sockit exec -t`) and `login` requests (`sockit shell`),
+   * under the same allow-list. Needs the native addon; without it this option throws. Default false.
+   */
+  allowPty?: boolean;
+  /** What a `login` request (`sockit shell`) runs, as argv. Default: the server user's login shell, as a login shell. */
+  shellCommand?: readonly string[];
   /** Longest a command may run; caps a request's `timeoutMs` and applies when it gives none. 0 = no cap. Default 1 hour. */
   maxTimeoutMs?: number;
   /** Bytes of stdout + stderr after which the command is killed and reported `truncated`. 0 = no limit. Default 1 GiB. */
@@ -52,6 +60,10 @@ export interface ResolvedExecOptions {
   allow: 'any' | ReadonlySet<string>;
   allowShell: boolean;
   shellPath: string;
+  allowPty: boolean;
+  shellCommand: readonly string[] | undefined;
+  /** The login shell a `login` request runs when there is no shellCommand. */
+  loginShell: string;
   maxTimeoutMs: number;
   maxOutputBytes: number;
   maxRunning: number;
@@ -99,10 +111,27 @@ export function resolveExecOptions(options: ExecServiceOptions): ResolvedExecOpt
   if (spawner === 'native' && !hasNativeSpawner()) {
     throw invalidOption('exec option spawner "native": the addon is not built (see npm install output)');
   }
+  const allowPty = options.allowPty ?? false;
+  if (allowPty && !hasPty()) {
+    throw invalidOption(
+      'exec option allowPty (--allow-pty): pseudo-terminals are unavailable here (they need the native addon, which did not build or load; see npm install output)',
+    );
+  }
+  const shellCommand = options.shellCommand === undefined ? undefined : [...options.shellCommand];
+  if (
+    shellCommand &&
+    (shellCommand.length === 0 ||
+      !shellCommand.every((arg) => typeof arg === 'string' && arg.length > 0 && !arg.includes('\0')))
+  ) {
+    throw invalidOption('exec option shellCommand must be a non-empty argv of non-empty strings');
+  }
   return {
     allow,
     allowShell,
     shellPath: options.shellPath ?? EXEC_DEFAULTS.shellPath,
+    allowPty,
+    shellCommand,
+    loginShell: loginShellOf(baseEnv),
     maxTimeoutMs: count(options.maxTimeoutMs, 'maxTimeoutMs', EXEC_DEFAULTS.maxTimeoutMs, 0),
     maxOutputBytes: count(options.maxOutputBytes, 'maxOutputBytes', EXEC_DEFAULTS.maxOutputBytes, 0),
     maxRunning: count(options.maxRunning, 'maxRunning', EXEC_DEFAULTS.maxRunning, 1),
@@ -147,4 +176,15 @@ function resolveEnvAllow(list: readonly string[]): { names: Set<string>; prefixe
 
 function count(value: number | undefined, name: string, fallback: number, min: number): number {
   return value === undefined ? fallback : checkInteger(value, `exec option ${name}`, min);
+}
+
+/** The server user's login shell: the password database, else $SHELL, else /bin/sh. */
+function loginShellOf(env: NodeJS.ProcessEnv): string {
+  let shell: string | null | undefined;
+  try {
+    shell = userInfo().shell;
+  } catch {
+    shell = undefined; // no passwd entry (a container's arbitrary uid)
+  }
+  return shell || env.SHELL || '/bin/sh';
 }

@@ -1,6 +1,6 @@
 import { constants } from 'node:fs';
 import { type FileHandle, open, readlink, realpath, stat } from 'node:fs/promises';
-import { resolve, sep } from 'node:path';
+import { basename, resolve, sep } from 'node:path';
 import { errnoMeaning, SockitError } from '../../errors.js';
 import type { FrameHeader } from '../../protocol/frame.js';
 import type { ResolvedExecOptions } from './options.js';
@@ -29,6 +29,17 @@ export interface ExecPlan {
   readonly timeoutMs: number;
   /** Whether the client will send stdin; otherwise the command reads /dev/null. */
   readonly stdin: boolean;
+  /** argv[0] when it is not `file` (a login shell's `-bash`). */
+  readonly argv0?: string;
+  /** Run in a pseudo-terminal of this size (stdin, stdout and stderr are its slave side). */
+  readonly pty?: PtyRequest;
+}
+
+/** A request's terminal: the client's TERM and window size. */
+export interface PtyRequest {
+  readonly term: string;
+  readonly rows: number;
+  readonly cols: number;
 }
 
 /** The parts of a request that need no I/O to check, as they arrived (for the audit log even when refused). */
@@ -39,6 +50,29 @@ export interface ExecRequestFields {
   env: Readonly<Record<string, string>> | undefined;
   timeoutMs: number | undefined;
   stdin: boolean;
+  /** `sockit shell`: run the server's shell (its --shell-command or the user's login shell). */
+  login: boolean;
+  pty: PtyRequest | undefined;
+}
+
+/** A TERM value: a terminfo name, nothing a shell or terminfo lookup could trip over. */
+const TERM_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
+
+/** Whether `value` is a window dimension the kernel accepts (1..65535 cells). */
+export function isWindowDimension(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535;
+}
+
+/** Checks a `pty` field: `{ term, rows, cols }`. */
+function parsePty(pty: unknown, bad: (message: string) => never): PtyRequest {
+  if (typeof pty !== 'object' || pty === null || Array.isArray(pty))
+    bad('"pty" must be { term, rows, cols }');
+  const { term, rows, cols } = pty as Record<string, unknown>;
+  if (typeof term !== 'string' || !TERM_PATTERN.test(term))
+    bad('"pty.term" must be a terminal name like xterm-256color');
+  if (!isWindowDimension(rows) || !isWindowDimension(cols))
+    bad('"pty.rows" and "pty.cols" must be whole numbers 1..65535');
+  return { term: term as string, rows: rows as number, cols: cols as number };
 }
 
 /** Checks the shape of an `exec` header (BAD_REQUEST) — before any policy. */
@@ -46,9 +80,12 @@ export function parseExecRequest(header: FrameHeader): ExecRequestFields {
   const bad = (message: string): never => {
     throw new SockitError('BAD_REQUEST', message);
   };
-  const { argv, shell, cwd, env, timeoutMs, stdin } = header;
-  if ((argv === undefined) === (shell === undefined)) {
-    bad('an exec request needs exactly one of "argv" (a list of strings) and "shell" (a string)');
+  const { argv, shell, cwd, env, timeoutMs, stdin, login, pty } = header;
+  if (login !== undefined && login !== true) bad('"login" must be true when present');
+  if ([argv, shell, login].filter((field) => field !== undefined).length !== 1) {
+    bad(
+      'an exec request needs exactly one of "argv" (a list of strings), "shell" (a string) and "login" (true)',
+    );
   }
   if (argv !== undefined) {
     if (!Array.isArray(argv) || argv.length === 0) bad('"argv" must be a non-empty list of strings');
@@ -84,12 +121,21 @@ export function parseExecRequest(header: FrameHeader): ExecRequestFields {
     env: env as Record<string, string> | undefined,
     timeoutMs: timeoutMs as number | undefined,
     stdin: stdin === true,
+    login: login === true,
+    pty: pty === undefined ? undefined : parsePty(pty, bad),
   };
 }
 
 /** Applies the allow-list, shell and env policy (FORBIDDEN) and resolves the working directory. */
 export async function planExec(fields: ExecRequestFields, options: ResolvedExecOptions): Promise<ExecPlan> {
   const { argv, shell } = fields;
+  if ((fields.pty || fields.login) && !options.allowPty) {
+    throw new SockitError(
+      'FORBIDDEN',
+      'this server does not run terminals or shells for `sockit shell` (its operator can allow them with --allow-pty)',
+    );
+  }
+  const login = fields.login ? loginCommand(options) : undefined;
   if (shell !== undefined && !options.allowShell) {
     throw new SockitError(
       'FORBIDDEN',
@@ -100,6 +146,16 @@ export async function planExec(fields: ExecRequestFields, options: ResolvedExecO
     throw new SockitError(
       'FORBIDDEN',
       `"${argv[0]}" is not on this server's allow-list (${[...options.allow].join(', ')})`,
+    );
+  }
+  if (
+    login &&
+    options.allow !== 'any' &&
+    !login.allowedAs.some((name) => (options.allow as Set<string>).has(name))
+  ) {
+    throw new SockitError(
+      'FORBIDDEN',
+      `the server's shell "${login.file}" is not on its allow-list (${[...options.allow].join(', ')})`,
     );
   }
   const envNames = Object.keys(fields.env ?? {});
@@ -116,21 +172,46 @@ export async function planExec(fields: ExecRequestFields, options: ResolvedExecO
     options.maxTimeoutMs === 0
       ? requested
       : Math.min(requested || options.maxTimeoutMs, options.maxTimeoutMs);
+  let env = fields.env ? { ...options.baseEnv, ...fields.env } : options.baseEnv;
+  // The terminal type comes with the terminal, as ssh sends it: not subject to envAllow.
+  if (fields.pty) env = { ...env, TERM: fields.pty.term };
   const cwd: { path: string; handle?: FileHandle } = options.cwdRoots
     ? await holdCwd(fields.cwd ?? options.cwd, options, options.cwdRoots)
     : { path: fields.cwd === undefined ? await defaultCwd(options) : await checkCwd(fields.cwd, options) };
-  return {
-    argv,
+  const plan: ExecPlan = {
+    argv: login ? [login.file, ...login.args] : argv,
     shell,
-    file: shell !== undefined ? options.shellPath : argv![0]!,
-    args: shell !== undefined ? ['-c', shell] : argv!.slice(1),
+    file: login ? login.file : shell !== undefined ? options.shellPath : argv![0]!,
+    args: login ? login.args : shell !== undefined ? ['-c', shell] : argv!.slice(1),
     cwd: cwd.path,
     cwdHandle: cwd.handle,
-    env: fields.env ? { ...options.baseEnv, ...fields.env } : options.baseEnv,
+    env,
     envNames,
     timeoutMs,
-    stdin: fields.stdin,
+    stdin: fields.stdin || fields.pty !== undefined,
+    ...(login?.argv0 !== undefined ? { argv0: login.argv0 } : {}),
+    ...(fields.pty ? { pty: fields.pty } : {}),
   };
+  return plan;
+}
+
+/**
+ * What `sockit shell` runs: the server's `shellCommand`, else the server user's login shell
+ * as a login shell (argv[0] `-bash`, as login(1) and sshd start it). `allowedAs` are the
+ * allow-list entries that admit it: the configured name, or the shell's path or bare name.
+ */
+function loginCommand(options: ResolvedExecOptions): {
+  file: string;
+  args: string[];
+  argv0?: string;
+  allowedAs: string[];
+} {
+  if (options.shellCommand) {
+    const [file, ...args] = options.shellCommand;
+    return { file: file!, args, allowedAs: [file!] };
+  }
+  const file = options.loginShell;
+  return { file, args: [], argv0: `-${basename(file)}`, allowedAs: [file, basename(file)] };
 }
 
 /** Closes what a plan holds (its working directory); call once the command started, or will not. */

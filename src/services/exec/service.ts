@@ -98,7 +98,8 @@ export function execService(options: ExecServiceOptions): ExecService {
         await releasePlan(plan);
       }
       const outcome = await command.done;
-      audit.record({ ...where, ...describe(fields), cwd: plan.cwd, ...summarize(outcome) });
+      const ran = fields.login ? { argv: plan.argv } : {};
+      audit.record({ ...where, ...describe(fields), ...ran, cwd: plan.cwd, ...summarize(outcome) });
     } finally {
       admitted--;
       commands.delete(command);
@@ -108,7 +109,7 @@ export function execService(options: ExecServiceOptions): ExecService {
   return {
     name: 'exec',
     requests: { exec },
-    followUps: ['stdin', 'stdin-end', 'signal'],
+    followUps: ['stdin', 'stdin-end', 'signal', 'resize'],
     spawner: settings.spawner,
     get running() {
       return admitted;
@@ -140,7 +141,12 @@ function readyOrAborted(ready: Promise<void>, signal: AbortSignal): Promise<void
 
 function describe(fields: ExecRequestFields | undefined): Partial<ExecAuditEntry> {
   if (!fields) return {};
-  const described: Partial<ExecAuditEntry> = fields.argv ? { argv: fields.argv } : { shell: fields.shell! };
+  const described: Partial<ExecAuditEntry> = fields.argv
+    ? { argv: fields.argv }
+    : fields.login
+      ? { login: true }
+      : { shell: fields.shell! };
+  if (fields.pty) described.pty = true;
   if (fields.cwd !== undefined) described.cwd = fields.cwd;
   if (fields.env) described.envNames = Object.keys(fields.env);
   return described;

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
+import { ReadStream } from 'node:tty';
 import type { ExecPlan } from './policy.js';
 
 /**
@@ -19,6 +20,8 @@ export interface CommandProcess extends EventEmitter {
   readonly stdin: Writable | null;
   readonly stdout: Readable | null;
   readonly stderr: Readable | null;
+  /** Present on a command that runs in a pseudo-terminal: sets its window size (SIGWINCH). */
+  resize?(rows: number, cols: number): void;
 }
 
 interface NativeAddon {
@@ -31,6 +34,16 @@ interface NativeAddon {
     pipeStdin: boolean,
     onExit: (code: number | null, signal: number | null) => void,
   ): [pid: number, stdinFd: number, stdoutFd: number, stderrFd: number];
+  spawnPty(
+    file: string,
+    argv: string[],
+    env: string[],
+    cwd: string,
+    rows: number,
+    cols: number,
+    onExit: (code: number | null, signal: number | null) => void,
+  ): [pid: number, masterFd: number];
+  resize(masterFd: number, rows: number, cols: number): void;
 }
 
 /** Built by `npm install` (scripts/build-native.mjs) into native/build; resolved from build/src/services/exec. */
@@ -40,6 +53,11 @@ let addon: NativeAddon | null | undefined;
 
 function loadAddon(): NativeAddon | null {
   if (addon === undefined) {
+    // SOCKIT_NO_NATIVE=1: behave as where the addon did not build (and test that path).
+    if (process.env.SOCKIT_NO_NATIVE === '1') {
+      addon = null;
+      return addon;
+    }
     try {
       addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
     } catch {
@@ -55,11 +73,25 @@ export function hasNativeSpawner(): boolean {
 }
 
 /**
+ * Whether commands can run in a pseudo-terminal here: only through the addon (Node itself has
+ * no posix_openpt), see docs/exec.md "Terminals".
+ */
+export function hasPty(): boolean {
+  return loadAddon() !== null;
+}
+
+/**
  * Starts `plan` as the leader of a new process group, stdout and stderr piped, stdin piped when
  * the request asked for it. A failure to start throws (native) or arrives as an `error` event
  * with no pid (node), an ErrnoException either way.
  */
 export function startProcess(plan: ExecPlan, spawner: Spawner): CommandProcess {
+  if (plan.pty) {
+    const native = loadAddon();
+    // The service refuses pty requests without the addon; this is the last line of defence.
+    if (!native) throw Object.assign(new Error('pseudo-terminals need the native addon'), { code: 'ENOSYS' });
+    return new PtyChild(native, plan, plan.pty);
+  }
   if (spawner === 'native') {
     const native = loadAddon();
     if (native) return new NativeChild(native, plan);
@@ -80,6 +112,19 @@ const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
   Object.entries(constants.signals).map(([name, number]) => [number, name as NodeJS.Signals]),
 );
 
+function signalName(signal: number | null): NodeJS.Signals | null {
+  return signal === null ? null : (SIGNAL_NAMES.get(signal) ?? null);
+}
+
+/** The addon's form of an environment: `NAME=value` strings. */
+function envList(env: NodeJS.ProcessEnv): string[] {
+  const list: string[] = [];
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined) list.push(`${name}=${value}`);
+  }
+  return list;
+}
+
 /**
  * A process started by the addon, with ChildProcess's events: `exit (code, signal)` when it
  * ends, `close (code, signal)` once it has ended and its stdout and stderr are closed.
@@ -94,17 +139,13 @@ class NativeChild extends EventEmitter implements CommandProcess {
 
   constructor(native: NativeAddon, plan: ExecPlan) {
     super();
-    const env: string[] = [];
-    for (const [name, value] of Object.entries(plan.env)) {
-      if (value !== undefined) env.push(`${name}=${value}`);
-    }
     const [pid, stdinFd, stdoutFd, stderrFd] = native.spawn(
       plan.file,
-      [plan.file, ...plan.args],
-      env,
+      [plan.argv0 ?? plan.file, ...plan.args],
+      envList(plan.env),
       plan.cwdHandle?.fd ?? plan.cwd,
       plan.stdin === true,
-      (code, signal) => this.#onExit(code, signal === null ? null : (SIGNAL_NAMES.get(signal) ?? null)),
+      (code, signal) => this.#onExit(code, signalName(signal)),
     );
     this.pid = pid;
     this.stdin = stdinFd >= 0 ? new Socket({ fd: stdinFd, readable: false, writable: true }) : null;
@@ -132,5 +173,66 @@ class NativeChild extends EventEmitter implements CommandProcess {
 
   #closeIfDone(): void {
     if (this.#exit !== undefined && this.#openOutputs === 0) this.emit('close', ...this.#exit);
+  }
+}
+
+/**
+ * A process in a pseudo-terminal (the addon's spawnPty): the master side is one stream that is
+ * both `stdin` and `stdout` (a terminal merges stdout and stderr; `stderr` is null). The kernel
+ * reports the terminal's end, once nothing holds the slave side open, as EIO on a read: that is
+ * end-of-file here, not an error. Events as NativeChild.
+ */
+class PtyChild extends EventEmitter implements CommandProcess {
+  readonly pid: number;
+  readonly stdin: ReadStream;
+  readonly stdout: ReadStream;
+  readonly stderr = null;
+  readonly #native: NativeAddon;
+  readonly #fd: number;
+  #exit: [number | null, NodeJS.Signals | null] | undefined;
+  #closed = false;
+
+  constructor(native: NativeAddon, plan: ExecPlan, pty: NonNullable<ExecPlan['pty']>) {
+    super();
+    this.#native = native;
+    const [pid, fd] = native.spawnPty(
+      plan.file,
+      [plan.argv0 ?? plan.file, ...plan.args],
+      envList(plan.env),
+      // A held directory (--exec-cwd-root) by its descriptor: the child chdirs before exec,
+      // while it still has our descriptors, so the path names the held inode.
+      plan.cwdHandle ? `/proc/self/fd/${plan.cwdHandle.fd}` : plan.cwd,
+      pty.rows,
+      pty.cols,
+      (code, signal) => this.#onExit(code, signalName(signal)),
+    );
+    this.pid = pid;
+    this.#fd = fd;
+    // libuv polls the master on Node's loop, as the pidfd is; tty.ReadStream is also writable.
+    const master = new ReadStream(fd);
+    master.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EIO') this.emit('error', error);
+    });
+    master.once('close', () => {
+      this.#closed = true;
+      this.#closeIfDone();
+    });
+    this.stdin = master;
+    this.stdout = master;
+  }
+
+  resize(rows: number, cols: number): void {
+    // Once closed the descriptor number may already belong to something else.
+    if (!this.#closed) this.#native.resize(this.#fd, rows, cols);
+  }
+
+  #onExit(code: number | null, signal: NodeJS.Signals | null): void {
+    this.#exit = [code, signal];
+    this.emit('exit', code, signal);
+    this.#closeIfDone();
+  }
+
+  #closeIfDone(): void {
+    if (this.#exit !== undefined && this.#closed) this.emit('close', ...this.#exit);
   }
 }

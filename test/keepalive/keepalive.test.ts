@@ -1,0 +1,165 @@
+/**
+ * Dead peers: SIGSTOP one end (its socket stays open, nothing answers) and the other end must
+ * give up within INTERVAL × (COUNT + 1): the client exits 255, the server kills the command.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { after, describe, test } from 'node:test';
+import { connect } from '../../src/client/client.js';
+import { isDead, startExec, waitUntilDead } from '../exec/helpers.js';
+import { CLI, runCli, TEST_TOKEN, tempDir, waitForLine } from '../helpers.js';
+
+const INTERVAL_MS = 300;
+const COUNT = 3;
+/** The bound, plus what a loaded 2-core machine needs to notice and exit (one tick, process exit). */
+const BOUND_MS = INTERVAL_MS * (COUNT + 1);
+const SLACK_MS = 700;
+
+const children = new Set<ChildProcess>();
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('close', () => children.delete(child));
+  return child;
+}
+
+describe('keepalive', { timeout: 60_000 }, () => {
+  after(async () => {
+    for (const child of children) {
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+      await once(child, 'close').catch(() => {});
+    }
+  });
+
+  test('a client whose server stopped answering exits 255 within the bound, saying why', async () => {
+    const state = await tempDir();
+    try {
+      const server = track(
+        spawn(
+          process.execPath,
+          [
+            CLI,
+            'serve',
+            '--exec',
+            '--keepalive',
+            `${INTERVAL_MS}ms`,
+            '--state-dir',
+            state.path,
+            'tcp://127.0.0.1:0',
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SOCKIT_TOKEN: '', HOME: state.path } },
+        ),
+      );
+      server.stderr!.resume();
+      const [address] = await waitForLine(server.stdout!, /tcp:\/\/127\.0\.0\.1:\d+/);
+      const client = track(
+        spawn(
+          process.execPath,
+          [
+            CLI,
+            'exec',
+            '--keepalive',
+            `${INTERVAL_MS}ms`,
+            '--keepalive-count',
+            String(COUNT),
+            address!,
+            '--',
+            'sh',
+            '-c',
+            'echo up; exec sleep 30',
+          ],
+          // The token comes from the server's state dir.
+          {
+            stdio: ['ignore', 'pipe', 'pipe'],
+            env: { ...process.env, SOCKIT_TOKEN: '', SOCKIT_STATE_DIR: state.path, HOME: state.path },
+          },
+        ),
+      );
+      let stderr = '';
+      client.stderr!.on('data', (chunk: Buffer) => {
+        stderr += chunk;
+      });
+      await waitForLine(client.stdout!, /^up$/m);
+      const exited = once(client, 'close');
+      server.kill('SIGSTOP');
+      const stoppedAt = performance.now();
+      const [code] = await exited;
+      const tookMs = performance.now() - stoppedAt;
+      assert.equal(code, 255, stderr);
+      assert.match(
+        stderr,
+        /CLOSED: the server stopped answering \(nothing for \d+ ms; 3 pings 300 ms apart unanswered\)/,
+      );
+      assert.ok(tookMs >= INTERVAL_MS * COUNT, `gave up too early: ${tookMs} ms`);
+      assert.ok(tookMs <= BOUND_MS + SLACK_MS, `gave up after ${tookMs} ms, bound ${BOUND_MS} ms`);
+      server.kill('SIGCONT');
+    } finally {
+      await state.cleanup();
+    }
+  });
+
+  test('a server drops a client that stopped answering and kills its command', async () => {
+    const exec = await startExec({}, { keepaliveMs: INTERVAL_MS, keepaliveCount: COUNT });
+    const state = await tempDir();
+    try {
+      const client = track(
+        spawn(
+          process.execPath,
+          [CLI, 'exec', '--keepalive', '0', exec.address, '--', 'sh', '-c', 'echo "pid=$$"; exec sleep 30'],
+          {
+            stdio: ['ignore', 'pipe', 'pipe'],
+            env: { ...process.env, SOCKIT_TOKEN: TEST_TOKEN, SOCKIT_STATE_DIR: state.path, HOME: state.path },
+          },
+        ),
+      );
+      client.stderr!.resume();
+      const [, pid] = (await waitForLine(client.stdout!, /pid=(\d+)/)) as unknown as [string, string];
+      assert.equal(isDead(Number(pid)), false);
+      // The client says in hello that it answers pings, even with its own keepalive off.
+      client.kill('SIGSTOP');
+      const stoppedAt = performance.now();
+      await waitUntilDead(Number(pid), BOUND_MS + SLACK_MS + 2000);
+      const tookMs = performance.now() - stoppedAt;
+      assert.ok(tookMs >= INTERVAL_MS * COUNT, `dropped too early: ${tookMs} ms`);
+      assert.ok(tookMs <= BOUND_MS + SLACK_MS, `command killed after ${tookMs} ms, bound ${BOUND_MS} ms`);
+      assert.equal(exec.service.running, 0);
+    } finally {
+      await exec.stop();
+      await state.cleanup();
+    }
+  });
+
+  test('a quiet connection whose peer answers stays up at both ends', async () => {
+    const exec = await startExec({}, { keepaliveMs: 100, keepaliveCount: 1 });
+    try {
+      const client = await connect(exec.address, {
+        token: TEST_TOKEN,
+        stateDir: exec.stateDir,
+        keepaliveMs: 100,
+        keepaliveCount: 1,
+      });
+      try {
+        // Ten intervals of silence in the command: both ends ping, both answer, nothing is dropped.
+        const result = await client.exec(['sleep', '1']);
+        assert.equal(result.code, 0);
+        assert.equal(await client.ping().then(() => 'alive'), 'alive');
+      } finally {
+        client.destroy();
+      }
+    } finally {
+      await exec.stop();
+    }
+  });
+
+  test('bad keepalive settings are refused', async () => {
+    await assert.rejects(connect('tcp://127.0.0.1:1', { keepaliveMs: -1 }), TypeError);
+    await assert.rejects(connect('tcp://127.0.0.1:1', { keepaliveCount: 0 }), TypeError);
+    const bad = await runCli(['exec', '--keepalive', 'soon', 'tcp://127.0.0.1:1', '--', 'true']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--keepalive takes a time/);
+    const serve = await runCli(['serve', '--keepalive-count', '0', 'tcp://127.0.0.1:0']);
+    assert.equal(serve.code, 2);
+    assert.match(serve.stderr, /--keepalive-count must be at least 1/);
+  });
+});

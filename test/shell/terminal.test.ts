@@ -1,0 +1,124 @@
+/**
+ * `sockit shell` in a real terminal: tmux runs the CLI against a `sockit serve` process. Every
+ * step waits for an event: the remote bash signals a tmux channel before each prompt
+ * (PROMPT_COMMAND: p1, p2, …) and the commands typed signal their own.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { CLI, tempDir, waitForLine } from '../helpers.js';
+import { missingTool } from '../tools.js';
+import { cliLine, startTmux, type Tmux } from './helpers.js';
+
+const noTmux = process.env.CI === 'true' ? undefined : missingTool('tmux');
+
+describe('sockit shell in a terminal', { skip: noTmux, timeout: 90_000 }, () => {
+  let state: Awaited<ReturnType<typeof tempDir>>;
+  let server: ChildProcess;
+  let address: string;
+  const sessions: Tmux[] = [];
+
+  before(async () => {
+    state = await tempDir('sockit-shell-');
+    server = spawn(
+      process.execPath,
+      [
+        CLI,
+        'serve',
+        '--state-dir',
+        state.path,
+        '--exec',
+        '--allow-pty',
+        '--shell-command',
+        'bash --norc --noprofile',
+        'tcp://127.0.0.1:0',
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // The remote bash announces every prompt on the tmux channel of the session it serves.
+        env: {
+          ...process.env,
+          SOCKIT_TOKEN: '',
+          HOME: state.path,
+          PS1: '$ ',
+          PROMPT_COMMAND: 'n=$((n+1)); $TMUX_CMD wait-for -S p$n',
+        },
+      },
+    );
+    [address] = (await waitForLine(server.stdout!, /tcp:\/\/127\.0\.0\.1:\d+/)) as unknown as [string];
+    server.stderr!.resume();
+  });
+  after(async () => {
+    for (const session of sessions) await session.kill();
+    if (server.exitCode === null && server.signalCode === null) {
+      server.kill('SIGTERM');
+      await once(server, 'close');
+    }
+    await state.cleanup();
+  });
+
+  /** A terminal running `sockit shell`; when it ends the pane records its exit status and terminal modes. */
+  async function shellInTmux(): Promise<Tmux> {
+    const tmux = await startTmux(
+      (prefix, dir) =>
+        `stty -g > ${dir}/before; ${cliLine(['shell', '-e', `TMUX_CMD=${prefix.replace(/ /g, '\\ ')}`, '--state-dir', state.path, address])}; ` +
+        `echo $? > ${dir}/code; stty -g > ${dir}/after; ${prefix} wait-for -S ended`,
+    );
+    sessions.push(tmux);
+    await tmux.waitFor('p1');
+    // The local terminal is raw while the remote one runs: no echo, no line editing, no signals.
+    assert.match(await tmux.paneModes(), /-isig\b[\s\S]*-icanon\b[\s\S]*-echo\b/);
+    return tmux;
+  }
+
+  const file = (tmux: Tmux, name: string) => readFile(join(tmux.dir, name), 'utf8');
+
+  test('size, resize, Ctrl-C, a full-screen program, exit status, terminal restored', async () => {
+    const tmux = await shellInTmux();
+    const t = tmux.tmux;
+
+    await tmux.keys(`stty size > ${tmux.dir}/size1`);
+    await tmux.waitFor('p2');
+    assert.equal((await file(tmux, 'size1')).trim(), '24 80');
+
+    // SIGWINCH reaches the remote foreground job: it records the new size and exits.
+    await tmux.keys(
+      `sh -c 'trap "stty size > ${tmux.dir}/size2; exit" WINCH; ${t} wait-for -S armed; while :; do sleep 1 & wait $!; done'`,
+    );
+    await tmux.waitFor('armed');
+    await tmux.resize(100, 30);
+    await tmux.waitFor('p3');
+    assert.equal((await file(tmux, 'size2')).trim(), '30 100');
+
+    // Ctrl-C is a byte for the remote terminal: it kills the foreground job, the shell prompts again.
+    await tmux.keys(`sh -c '${t} wait-for -S running; exec sleep 100'`);
+    await tmux.waitFor('running');
+    await tmux.keys('C-c', { literal: false });
+    await tmux.waitFor('p4');
+    await tmux.keys(`echo $? > ${tmux.dir}/interrupted`);
+    await tmux.waitFor('p5');
+    assert.equal((await file(tmux, 'interrupted')).trim(), '130');
+
+    await tmux.keys('top -n 1');
+    await tmux.waitFor('p6');
+    const screen = await tmux.screen();
+    assert.match(screen, /Tasks: +\d+ total/);
+    assert.match(screen, /PID\s+USER/);
+
+    await tmux.keys('exit 7');
+    await tmux.waitFor('ended');
+    assert.equal((await file(tmux, 'code')).trim(), '7');
+    assert.equal(await file(tmux, 'after'), await file(tmux, 'before'), 'the local terminal is restored');
+  });
+
+  test('the local terminal is restored and the CLI exits 255 when the server is killed', async () => {
+    const tmux = await shellInTmux();
+    server.kill('SIGKILL');
+    await tmux.waitFor('ended');
+    assert.equal((await file(tmux, 'code')).trim(), '255');
+    assert.equal(await file(tmux, 'after'), await file(tmux, 'before'), 'the local terminal is restored');
+  });
+});
