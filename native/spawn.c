@@ -84,7 +84,6 @@ static const char *errno_name(int err) {
     case ENAMETOOLONG: return "ENAMETOOLONG";
     case ENOTTY: return "ENOTTY";
     case EBADF: return "EBADF";
-    case EINVAL: return "EINVAL";
     default: return "EIO";
   }
 }
