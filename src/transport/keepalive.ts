@@ -11,6 +11,7 @@
  * looks at a byte counter a few times per interval.
  */
 import type { Socket } from 'node:net';
+import { invalidOption } from '../errors.js';
 
 /** Keepalive settings; `intervalMs` 0 turns it off. */
 export interface KeepaliveSettings {
@@ -26,7 +27,7 @@ export const KEEPALIVE_DEFAULTS: Readonly<KeepaliveSettings> = Object.freeze({
   count: 3,
 });
 
-/** Settings from options, defaults filled in; a bad value is a TypeError naming its option. */
+/** Settings from options, defaults filled in; a bad value is INVALID_OPTION naming its option. */
 export function resolveKeepalive(
   intervalMs: number | undefined,
   count: number | undefined,
@@ -36,10 +37,10 @@ export function resolveKeepalive(
     count: count ?? KEEPALIVE_DEFAULTS.count,
   };
   if (!Number.isSafeInteger(settings.intervalMs) || settings.intervalMs < 0) {
-    throw new TypeError(`option keepaliveMs must be a whole number of ms >= 0, got ${String(intervalMs)}`);
+    throw invalidOption(`option keepaliveMs must be a whole number of ms >= 0, got ${String(intervalMs)}`);
   }
   if (!Number.isSafeInteger(settings.count) || settings.count < 1) {
-    throw new TypeError(`option keepaliveCount must be an integer >= 1, got ${String(count)}`);
+    throw invalidOption(`option keepaliveCount must be an integer >= 1, got ${String(count)}`);
   }
   return settings;
 }

@@ -2,11 +2,13 @@
  * Dead peers: SIGSTOP one end (its socket stays open, nothing answers) and the other end must
  * give up within INTERVAL × (COUNT + 1): the client exits 255, the server kills the command.
  */
+
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { after, describe, test } from 'node:test';
 import { connect } from '../../src/client/client.js';
+import type { SockitError } from '../../src/errors.js';
 import { isDead, startExec, waitUntilDead } from '../exec/helpers.js';
 import { CLI, runCli, TEST_TOKEN, tempDir, waitForLine } from '../helpers.js';
 
@@ -153,11 +155,12 @@ describe('keepalive', { timeout: 60_000 }, () => {
   });
 
   test('bad keepalive settings are refused', async () => {
-    await assert.rejects(connect('tcp://127.0.0.1:1', { keepaliveMs: -1 }), TypeError);
-    await assert.rejects(connect('tcp://127.0.0.1:1', { keepaliveCount: 0 }), TypeError);
+    const invalid = (error: SockitError) => error.code === 'INVALID_OPTION';
+    await assert.rejects(connect('tcp://127.0.0.1:1', { keepaliveMs: -1 }), invalid);
+    await assert.rejects(connect('tcp://127.0.0.1:1', { keepaliveCount: 0 }), invalid);
     const bad = await runCli(['exec', '--keepalive', 'soon', 'tcp://127.0.0.1:1', '--', 'true']);
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /--keepalive takes a time/);
+    assert.match(bad.stderr, /--keepalive takes a duration/);
     const serve = await runCli(['serve', '--keepalive-count', '0', 'tcp://127.0.0.1:0']);
     assert.equal(serve.code, 2);
     assert.match(serve.stderr, /--keepalive-count must be at least 1/);

@@ -192,23 +192,30 @@ describe('pty policy', { timeout: 30_000 }, () => {
     }
   });
 
-  test('allowPty needs the native addon: a clear TypeError without it', { timeout: 15_000 }, async () => {
-    // Checked in a child so this process keeps its addon loaded.
-    const { runCli } = await import('../helpers.js');
-    const state = await tempDir();
-    try {
-      const result = await runCli(
-        ['serve', '--exec', '--allow-pty', '--state-dir', state.path, 'tcp://127.0.0.1:0'],
-        {
-          env: { SOCKIT_NO_NATIVE: '1', HOME: state.path },
-          timeoutMs: 15_000,
-        },
+  test(
+    'allowPty needs the native addon: a clear INVALID_OPTION without it',
+    { timeout: 15_000 },
+    async () => {
+      // Checked in a child so this process keeps its addon loaded.
+      const { runCli } = await import('../helpers.js');
+      const state = await tempDir();
+      try {
+        const result = await runCli(
+          ['serve', '--exec', '--allow-pty', '--state-dir', state.path, 'tcp://127.0.0.1:0'],
+          {
+            env: { SOCKIT_NO_NATIVE: '1', HOME: state.path },
+            timeoutMs: 15_000,
+          },
+        );
+        assert.equal(result.code, 2);
+        assert.match(result.stderr, /--allow-pty.*pseudo-terminals are unavailable here/);
+      } finally {
+        await state.cleanup();
+      }
+      assert.throws(
+        () => execService({ allow: 'any', shellCommand: [] }),
+        (error: SockitError) => error.code === 'INVALID_OPTION',
       );
-      assert.equal(result.code, 2);
-      assert.match(result.stderr, /--allow-pty.*pseudo-terminals are unavailable here/);
-    } finally {
-      await state.cleanup();
-    }
-    assert.throws(() => execService({ allow: 'any', shellCommand: [] }), TypeError);
-  });
+    },
+  );
 });
