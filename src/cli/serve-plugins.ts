@@ -5,6 +5,7 @@ import { type EchoTransform, echoService } from '../services/echo.js';
 import { chatServePlugin } from './serve-chat.js';
 import { execServePlugin } from './serve-exec.js';
 import { filesServePlugin } from './serve-files.js';
+import { tunnelServePlugin } from './serve-tunnel.js';
 
 /**
  * How `sockit serve` learns about a service: the options it adds and how it builds the service
@@ -30,4 +31,4 @@ const echoPlugin: ServePlugin = {
   },
 };
 
-export const SERVE_PLUGINS: ServePlugin[] = [echoPlugin, execServePlugin, filesServePlugin, chatServePlugin];
+export const SERVE_PLUGINS: ServePlugin[] = [echoPlugin, execServePlugin, filesServePlugin, chatServePlugin, tunnelServePlugin];
