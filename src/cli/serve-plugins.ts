@@ -31,4 +31,10 @@ const echoPlugin: ServePlugin = {
   },
 };
 
-export const SERVE_PLUGINS: ServePlugin[] = [echoPlugin, execServePlugin, filesServePlugin, chatServePlugin, tunnelServePlugin];
+export const SERVE_PLUGINS: ServePlugin[] = [
+  echoPlugin,
+  execServePlugin,
+  filesServePlugin,
+  chatServePlugin,
+  tunnelServePlugin,
+];

@@ -31,14 +31,19 @@ export const tunnelServePlugin: ServePlugin = {
       return undefined;
     }
     if (splitList(options.open).includes('tunnel')) {
-      throw new SockitError('USAGE', '--open tunnel: tunnels always need the token; remove tunnel from --open');
+      throw new SockitError(
+        'USAGE',
+        '--open tunnel: tunnels always need the token; remove tunnel from --open',
+      );
     }
     const allow = splitList(options.tunnelAllow);
     if (allow.length === 0) throw new SockitError('USAGE', '--tunnel-allow needs at least one target');
     const service = tunnelService({ allow, remote: options.tunnelRemote === true, log });
     log.info('tunnel service on', { allow: allow.join(','), remote: options.tunnelRemote === true });
     if (options.insecureNoAuth) {
-      log.warn('tunnels run WITHOUT authentication (--insecure-no-auth): anyone who can connect may use them');
+      log.warn(
+        'tunnels run WITHOUT authentication (--insecure-no-auth): anyone who can connect may use them',
+      );
     }
     return service;
   },

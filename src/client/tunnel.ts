@@ -94,7 +94,9 @@ async function listenLocal(
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) =>
-      reject(new SockitError('UNAVAILABLE', `cannot listen on ${formatHostPort(host, port)}: ${error.message}`)),
+      reject(
+        new SockitError('UNAVAILABLE', `cannot listen on ${formatHostPort(host, port)}: ${error.message}`),
+      ),
     );
     server.listen(port, host, () => resolve());
   });

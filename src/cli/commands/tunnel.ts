@@ -60,9 +60,21 @@ export function registerTunnel(program: Command): void {
       .command('tunnel')
       .description('carry TCP through an authenticated sockit server, like ssh -L/-R/-D')
       .argument('<address>', 'server address (tcp://, tls://, unix:)')
-      .option('-L, --local <spec>', '[bind:]port:host:hostport — listen here, connect from the server', collect)
-      .option('-R, --remote <spec>', '[bind:]port:host:hostport — listen on the server, connect from here', collect)
-      .option('-D, --dynamic <spec>', '[bind:]port — a SOCKS5 server here, connecting from the server', collect),
+      .option(
+        '-L, --local <spec>',
+        '[bind:]port:host:hostport — listen here, connect from the server',
+        collect,
+      )
+      .option(
+        '-R, --remote <spec>',
+        '[bind:]port:host:hostport — listen on the server, connect from here',
+        collect,
+      )
+      .option(
+        '-D, --dynamic <spec>',
+        '[bind:]port — a SOCKS5 server here, connecting from the server',
+        collect,
+      ),
   )
     .addHelpText(
       'after',
@@ -90,7 +102,10 @@ Exit codes: 0 after SIGTERM/SIGINT, 2 usage, 3 cannot connect or the connection 
         const client = await connect(address, { ...(await clientOptions(options)), requestTimeoutMs: 0 });
         if (!client.authenticated) {
           client.destroy();
-          throw new SockitError('AUTH_REQUIRED', 'tunnels need the token: set SOCKIT_TOKEN or pass --token-file');
+          throw new SockitError(
+            'AUTH_REQUIRED',
+            'tunnels need the token: set SOCKIT_TOKEN or pass --token-file',
+          );
         }
         const say = (line: string): void => {
           process.stderr.write(`sockit: ${line}\n`);
@@ -111,7 +126,9 @@ Exit codes: 0 after SIGTERM/SIGINT, 2 usage, 3 cannot connect or the connection 
           for (const { listen, target } of remotes) {
             const endpoint = await tunnel.forwardRemote(client, listen, target, say);
             endpoints.push(endpoint);
-            say(`-R listening on the server at ${endpoint.address} → ${target.host}:${target.port} (from here)`);
+            say(
+              `-R listening on the server at ${endpoint.address} → ${target.host}:${target.port} (from here)`,
+            );
           }
         } catch (error) {
           client.destroy();

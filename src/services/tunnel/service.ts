@@ -105,7 +105,8 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
       socket = await dialTarget(target, allow, connectTimeoutMs, request.signal);
     } catch (error) {
       if (request.aborted) return request.finish();
-      if (error instanceof TunnelDialError) request.fail('UNAVAILABLE', error.message, { reason: error.reason });
+      if (error instanceof TunnelDialError)
+        request.fail('UNAVAILABLE', error.message, { reason: error.reason });
       else if (error instanceof SockitError) request.fail(error.code, error.message);
       else throw error;
       return;
@@ -140,7 +141,12 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
     }
     const host = request.header.host ?? '127.0.0.1';
     const port = request.header.port;
-    if (typeof host !== 'string' || !Number.isInteger(port) || (port as number) < 0 || (port as number) > 65535) {
+    if (
+      typeof host !== 'string' ||
+      !Number.isInteger(port) ||
+      (port as number) < 0 ||
+      (port as number) > 65535
+    ) {
       request.fail('BAD_REQUEST', 'tunnel-listen needs a "host" string and a "port" 0-65535');
       return;
     }
@@ -227,7 +233,13 @@ function parseTarget(request: ServerRequest): TunnelTarget | undefined {
   if (!validWindow(request)) return undefined;
   const { host, port, path } = request.header;
   if (typeof path === 'string' && path.startsWith('/') && host === undefined) return { path };
-  if (typeof host === 'string' && host !== '' && Number.isInteger(port) && (port as number) >= 1 && (port as number) <= 65535)
+  if (
+    typeof host === 'string' &&
+    host !== '' &&
+    Number.isInteger(port) &&
+    (port as number) >= 1 &&
+    (port as number) <= 65535
+  )
     return { host, port: port as number };
   request.fail('BAD_REQUEST', 'tunnel-open needs "host" and "port" 1-65535, or an absolute unix "path"');
   return undefined;
