@@ -39,6 +39,15 @@ export {
   type TreeCallbacks,
 } from './client/files-tree.js';
 export { ClientRequest, type RequestOptions } from './client/request.js';
+export {
+  forwardLocal,
+  forwardRemote,
+  forwardSocks,
+  openTunnelStream,
+  type TunnelEndpoint,
+  type TunnelReport,
+  type TunnelTarget,
+} from './client/tunnel.js';
 export { ERROR_CATALOGUE, type ErrorCode, isErrorCode, SockitError, type WireErrorCode } from './errors.js';
 export { createLogger, type Logger, type LoggerOptions, type LogLevel, silentLogger } from './log.js';
 export { computeProof, PROTOCOL_VERSION, verifyProof } from './protocol/auth.js';
@@ -52,6 +61,12 @@ export {
   MAX_HEADER_BYTES,
 } from './protocol/frame.js';
 export { DEFAULT_LIMITS, type Limits } from './server/limits.js';
+export {
+  TunnelAllowList,
+  type TunnelService,
+  type TunnelServiceOptions,
+  tunnelService,
+} from './services/tunnel/index.js';
 export {
   type RawConnection,
   type RawHandler,

@@ -37,14 +37,14 @@ export function openTunnelStream(
     const request = client.open({ ...header, window: TUNNEL_WINDOW }, undefined, {
       final: (frame) => frame.type === TUNNEL_FRAMES.closed,
     });
-    const early_error = (): void => request.cancel();
-    socket.once('error', early_error);
-    socket.once('close', early_error);
+    const earlyError = (): void => request.cancel();
+    socket.once('error', earlyError);
+    socket.once('close', earlyError);
     request.onFrame = (frame) => {
       if (stream !== undefined) return stream.onFrame(frame);
       if (frame.header.type !== TUNNEL_FRAMES.opened || !isValidWindow(frame.header.window)) return;
-      socket.off('error', early_error);
-      socket.off('close', early_error);
+      socket.off('error', earlyError);
+      socket.off('close', earlyError);
       stream = new TunnelStream(socket, {
         send: (next, body) => {
           if (!request.settled) request.send(next, body);
@@ -62,8 +62,8 @@ export function openTunnelStream(
       () => {},
       (error: Error) => {
         if (stream === undefined) {
-          socket.off('error', early_error);
-          socket.off('close', early_error);
+          socket.off('error', earlyError);
+          socket.off('close', earlyError);
           reject(error);
         } else stream.abort(error instanceof SockitError ? error : new SockitError('CLOSED', error.message));
       },
@@ -166,6 +166,7 @@ export function forwardRemote(
 ): Promise<TunnelEndpoint> {
   return new Promise((resolve, reject) => {
     let endpoint: TunnelEndpoint | undefined;
+    let closing = false;
     const request = client.open({ type: TUNNEL_FRAMES.listen, ...listen }, undefined, { final: () => false });
     request.onFrame = (frame) => {
       const { header } = frame;
@@ -174,7 +175,10 @@ export function forwardRemote(
         endpoint = {
           address: formatHostPort(String(header.host), port),
           port,
-          close: async () => request.cancel(),
+          close: async () => {
+            closing = true;
+            request.cancel();
+          },
         };
         resolve(endpoint);
       } else if (header.type === TUNNEL_FRAMES.accept) {
@@ -196,7 +200,7 @@ export function forwardRemote(
     };
     request.done.catch((error: Error) => {
       if (endpoint === undefined) reject(error);
-      else report(`-R listener ${endpoint.address} ended: ${error.message}`);
+      else if (!closing) report(`-R listener ${endpoint.address} ended: ${error.message}`);
     });
   });
 }
