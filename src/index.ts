@@ -62,12 +62,6 @@ export {
 } from './protocol/frame.js';
 export { DEFAULT_LIMITS, type Limits } from './server/limits.js';
 export {
-  TunnelAllowList,
-  type TunnelService,
-  type TunnelServiceOptions,
-  tunnelService,
-} from './services/tunnel/index.js';
-export {
   type RawConnection,
   type RawHandler,
   type RawPeer,
@@ -87,6 +81,12 @@ export {
   execService,
 } from './services/exec/index.js';
 export { type FilesOptions, filesService } from './services/files/index.js';
+export {
+  TunnelAllowList,
+  type TunnelService,
+  type TunnelServiceOptions,
+  tunnelService,
+} from './services/tunnel/index.js';
 export { defaultStateDir } from './state.js';
 export { type Address, formatAddress, isLoopback, parseAddress } from './transport/address.js';
 export type { TlsTrust } from './transport/dial.js';
