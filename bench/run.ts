@@ -15,9 +15,18 @@ import { findPython } from './lib/servers.js';
 import { formatNumber, measurementRows, ratioRows, renderTable, targetMet } from './lib/table.js';
 import { rawSuite } from './raw.js';
 import type { BenchResults, BenchSuite, Machine, SuiteResult } from './report.js';
+import { tunnelSuite } from './tunnel.js';
 
 /** Every suite `npm run bench` knows, in run order. Add yours with one line. */
-const SUITES: BenchSuite[] = [echoSuite, codecSuite, execSuite, filesSuite, rawSuite, forwardSuite];
+const SUITES: BenchSuite[] = [
+  echoSuite,
+  codecSuite,
+  execSuite,
+  filesSuite,
+  rawSuite,
+  forwardSuite,
+  tunnelSuite,
+];
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 
