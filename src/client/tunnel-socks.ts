@@ -36,12 +36,12 @@ function reply(code: number): Buffer {
 
 /**
  * Serves one SOCKS5 CONNECT (no authentication: the listener is loopback by default) and hands
- * the target to `connect`, which opens the tunnel stream. Bytes the client sent after its
- * request are passed on as `early`.
+ * the target to `connect`, which opens the tunnel stream and calls `onOpen` as it does. Bytes
+ * the client sent after its request are passed on as `early`.
  */
 export async function socksHandshake(
   socket: net.Socket,
-  connect: (target: TunnelTarget, early: Buffer) => Promise<void>,
+  connect: (target: TunnelTarget, early: Buffer, onOpen: () => void) => Promise<void>,
 ): Promise<void> {
   const reader = new HandshakeReader(socket);
   const timer = setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT_MS);
@@ -72,13 +72,12 @@ export async function socksHandshake(
     clearTimeout(timer);
     reader.detach(); // the stream takes the socket over from here
     try {
-      await connect({ host, port }, early);
+      // The reply must go out before any of the target's bytes: written as the stream opens.
+      await connect({ host, port }, early, () => socket.write(reply(REPLY.ok)));
     } catch (error) {
       socket.end(reply(socksReplyFor(error)));
       throw error;
     }
-    // The stream is open and reading: the reply goes out before any of the target's bytes.
-    socket.write(reply(REPLY.ok));
   } finally {
     clearTimeout(timer);
     reader.detach();

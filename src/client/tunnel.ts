@@ -29,7 +29,12 @@ export function openTunnelStream(
   client: Client,
   header: { type: string; [field: string]: unknown },
   socket: net.Socket,
-  early?: Buffer,
+  start: {
+    /** Bytes read from the socket before the stream opened (after a SOCKS request). */
+    early?: Buffer;
+    /** Runs once the far end is connected, before any of its bytes reach `socket` (the SOCKS reply). */
+    onOpen?: () => void;
+  } = {},
 ): Promise<void> {
   socket.pause();
   return new Promise((resolve, reject) => {
@@ -55,7 +60,8 @@ export function openTunnelStream(
           if (error !== undefined) request.cancel();
         },
       });
-      stream.start(early);
+      start.onOpen?.();
+      stream.start(start.early);
       resolve();
     };
     request.done.then(
@@ -144,8 +150,8 @@ export async function forwardSocks(
   report: TunnelReport = () => {},
 ): Promise<TunnelEndpoint> {
   const { endpoint } = await listenLocal(listen.host, listen.port, (socket) => {
-    socksHandshake(socket, (target, early) =>
-      openTunnelStream(client, openHeader(target), socket, early),
+    socksHandshake(socket, (target, early, onOpen) =>
+      openTunnelStream(client, openHeader(target), socket, { early, onOpen }),
     ).catch((error: Error) => {
       report(`-D: ${error.message}`);
       socket.destroy();

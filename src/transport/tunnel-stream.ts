@@ -62,8 +62,10 @@ export class TunnelStream {
       this.#flushEnd();
     });
     socket.on('error', (error) => this.#finish(new SockitError('CLOSED', error.message, { cause: error })));
-    socket.on('close', () => {
-      if (!this.#done) this.#finish(new SockitError('CLOSED', 'the local socket closed'));
+    socket.on('close', (hadError) => {
+      // Closed after both ways ended cleanly: bytes read but still held for credit go out yet.
+      if (this.#done || (!hadError && this.#localEnded)) return;
+      this.#finish(new SockitError('CLOSED', 'the local socket closed'));
     });
     if (early !== undefined && early.length > 0) this.#read(early);
     socket.resume();
@@ -110,6 +112,11 @@ export class TunnelStream {
 
   #read(chunk: Buffer): void {
     if (this.#done) return;
+    if (this.#held !== undefined) {
+      // A chunk that was already on its way when we paused: keep it behind the held bytes.
+      this.#held = Buffer.concat([this.#held, chunk]);
+      return;
+    }
     let offset = 0;
     while (offset < chunk.length) {
       const size = Math.min(chunk.length - offset, TUNNEL_MAX_DATA, this.#credit);
@@ -135,6 +142,7 @@ export class TunnelStream {
     if (held === undefined) return;
     this.#held = undefined;
     this.#read(held);
+    if (this.#done) return;
     if (this.#held === undefined) {
       this.#flushEnd();
       if (!this.#localEnded) this.#socket.resume();

@@ -51,7 +51,11 @@ for (const kind of ['tcp', 'tls', 'unix'] as const) {
           const result = await stalledStreams(port, 20, 1024 * 1024);
           assert.equal(result.others, 19, `19 streams byte-exact through port ${port}`);
           assert.equal(result.stalledEnded, false, 'the stopped stream had not finished');
-          assert.equal(await result.resume(), true, 'the stopped stream finishes byte-exact once read');
+          assert.equal(
+            await result.resume(),
+            true,
+            `the stopped stream through port ${port} finishes byte-exact once read; tunnel said: ${tunnel.stderr()}`,
+          );
         }
         assert.equal((await tunnel.stop()).code, 0);
       } finally {
@@ -185,6 +189,39 @@ describe('tunnel refusals', { timeout: 30_000 }, () => {
     } finally {
       await server.stop();
       await echo.close();
+    }
+  });
+
+  test('-L to a unix socket at the server only when listed; -R to a local target that is down drops that connection', async () => {
+    const dir = await tempDir();
+    const path = join(dir.path, 'app.sock');
+    const app = net.createServer((socket) => socket.end('from unix\n'));
+    await new Promise<void>((resolve) => app.listen(path, resolve));
+    const down = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as net.AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const server = await startTunnelServer([`unix:${path}`], { remote: true });
+    try {
+      const tunnel = await startTunnel(
+        server.address,
+        ['-L', `0:unix:${path}`, '-L', `0:unix:${path}.other`, '-R', `0:127.0.0.1:${down}`],
+        server.stateDir,
+      );
+      const answer = await readAll(net.connect({ port: tunnel.local[0]!, host: '127.0.0.1' }));
+      assert.equal(answer.toString(), 'from unix\n');
+      assert.equal((await readAll(net.connect({ port: tunnel.local[1]!, host: '127.0.0.1' }))).length, 0);
+      assert.equal((await readAll(net.connect({ port: tunnel.remote[0]!, host: '127.0.0.1' }))).length, 0);
+      assert.match(tunnel.stderr(), /app\.sock\.other is not in the server's --tunnel-allow list/);
+      assert.match(tunnel.stderr(), new RegExp(`-R cannot connect to 127\\.0\\.0\\.1:${down}`));
+      assert.equal(server.service.streams, 0, 'no stream is left open');
+      assert.equal((await tunnel.stop()).code, 0);
+    } finally {
+      await server.stop();
+      app.close();
+      await dir.cleanup();
     }
   });
 

@@ -33,8 +33,18 @@ function port(text: string | undefined, flag: string, spec: string, allowZero: b
   return value;
 }
 
-/** Parses `[bind:]port:host:hostport` (-L, -R). */
+/** A -L spec's target: a host and port at the server, or (`-L` only) a unix socket there. */
+export type SpecTarget = { host: string; port: number } | { path: string };
+
+/** Parses `[bind:]port:host:hostport` (-L, -R), and for -L also `[bind:]port:unix:/path`. */
 export function parseForwardSpec(spec: string, flag: string) {
+  const unix = /^(?:(.*):)?(\d+):unix:(\/.*)$/.exec(spec);
+  if (unix && flag === '-L') {
+    return {
+      listen: { host: unix[1] ? splitSpec(unix[1])[0]! : '127.0.0.1', port: port(unix[2], flag, spec, true) },
+      target: { path: unix[3]! } as SpecTarget,
+    };
+  }
   const parts = splitSpec(spec);
   if (parts.length !== 3 && parts.length !== 4)
     throw new SockitError('USAGE', `${flag} takes [bind:]port:host:hostport, got "${spec}"`);
@@ -42,7 +52,7 @@ export function parseForwardSpec(spec: string, flag: string) {
   if (!host) throw new SockitError('USAGE', `${flag} ${spec}: no target host`);
   return {
     listen: { host: bind || '127.0.0.1', port: port(listenPort, flag, spec, true) },
-    target: { host: host, port: port(hostPort, flag, spec, false) },
+    target: { host: host, port: port(hostPort, flag, spec, false) } as SpecTarget,
   };
 }
 
@@ -54,6 +64,7 @@ export function parseSocksSpec(spec: string) {
   return { host: bind || '127.0.0.1', port: port(listenPort, '-D', spec, true) };
 }
 
+/** `sockit tunnel ADDR -L/-R/-D …`: ssh-style tunnels through a sockit server's tunnel service. */
 export function registerTunnel(program: Command): void {
   addClientOptions(
     program
@@ -62,7 +73,7 @@ export function registerTunnel(program: Command): void {
       .argument('<address>', 'server address (tcp://, tls://, unix:)')
       .option(
         '-L, --local <spec>',
-        '[bind:]port:host:hostport — listen here, connect from the server',
+        '[bind:]port:host:hostport or [bind:]port:unix:/path — listen here, connect from the server',
         collect,
       )
       .option(
@@ -90,7 +101,10 @@ Exit codes: 0 after SIGTERM/SIGINT, 2 usage, 3 cannot connect or the connection 
     .action(
       action(async (address: string, options: TunnelCliOptions) => {
         const locals = (options.local ?? []).map((spec) => parseForwardSpec(spec, '-L'));
-        const remotes = (options.remote ?? []).map((spec) => parseForwardSpec(spec, '-R'));
+        const remotes = (options.remote ?? []).map((spec) => {
+          const { listen, target } = parseForwardSpec(spec, '-R');
+          return { listen, target: target as { host: string; port: number } };
+        });
         const socks = (options.dynamic ?? []).map(parseSocksSpec);
         if (locals.length + remotes.length + socks.length === 0)
           throw new SockitError('USAGE', 'give at least one -L, -R or -D');
@@ -116,7 +130,8 @@ Exit codes: 0 after SIGTERM/SIGINT, 2 usage, 3 cannot connect or the connection 
           for (const { listen, target } of locals) {
             const endpoint = await tunnel.forwardLocal(client, listen, target, say);
             endpoints.push(endpoint);
-            say(`-L listening on ${endpoint.address} → ${target.host}:${target.port} (from the server)`);
+            const where = 'path' in target ? `unix:${target.path}` : `${target.host}:${target.port}`;
+            say(`-L listening on ${endpoint.address} → ${where} (from the server)`);
           }
           for (const listen of socks) {
             const endpoint = await tunnel.forwardSocks(client, listen, say);
