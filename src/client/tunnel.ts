@@ -34,6 +34,8 @@ export function openTunnelStream(
     early?: Buffer;
     /** Runs once the far end is connected, before any of its bytes reach `socket` (the SOCKS reply). */
     onOpen?: () => void;
+    /** The server ended the open stream with an error (its target reset, the server stopping). */
+    onFailed?: (error: Error) => void;
   } = {},
 ): Promise<void> {
   socket.pause();
@@ -71,7 +73,10 @@ export function openTunnelStream(
           socket.off('error', earlyError);
           socket.off('close', earlyError);
           reject(error);
-        } else stream.abort(error instanceof SockitError ? error : new SockitError('CLOSED', error.message));
+        } else if (!stream.done) {
+          start.onFailed?.(error);
+          stream.abort(error instanceof SockitError ? error : new SockitError('CLOSED', error.message));
+        }
       },
     );
   });
@@ -132,8 +137,9 @@ export async function forwardLocal(
   report: TunnelReport = () => {},
 ): Promise<TunnelEndpoint> {
   const { endpoint } = await listenLocal(listen.host, listen.port, (socket) => {
-    openTunnelStream(client, openHeader(target), socket).catch((error: Error) => {
-      report(`-L ${describeTarget(target)}: ${error.message}`);
+    const failed = (error: Error): void => report(`-L ${describeTarget(target)}: ${error.message}`);
+    openTunnelStream(client, openHeader(target), socket, { onFailed: failed }).catch((error: Error) => {
+      failed(error);
       socket.destroy();
     });
   });
@@ -151,7 +157,11 @@ export async function forwardSocks(
 ): Promise<TunnelEndpoint> {
   const { endpoint } = await listenLocal(listen.host, listen.port, (socket) => {
     socksHandshake(socket, (target, early, onOpen) =>
-      openTunnelStream(client, openHeader(target), socket, { early, onOpen }),
+      openTunnelStream(client, openHeader(target), socket, {
+        early,
+        onOpen,
+        onFailed: (error) => report(`-D ${describeTarget(target)}: ${error.message}`),
+      }),
     ).catch((error: Error) => {
       report(`-D: ${error.message}`);
       socket.destroy();
@@ -192,8 +202,10 @@ export function forwardRemote(
         const socket = net.connect({ ...target, allowHalfOpen: true });
         socket.once('connect', () => {
           socket.removeAllListeners('error');
-          openTunnelStream(client, attach, socket).catch((error: Error) => {
+          const failed = (error: Error): void =>
             report(`-R ${formatHostPort(target.host, target.port)}: ${error.message}`);
+          openTunnelStream(client, attach, socket, { onFailed: failed }).catch((error: Error) => {
+            failed(error);
             socket.destroy();
           });
         });
