@@ -111,7 +111,7 @@ async function startRelay(
 }
 
 /** A sink that counts bytes per connection and reports each connection's total at its EOF. */
-async function startSink(): Promise<{ port: number; next(): Promise<number>; close(): void }> {
+export async function startSink(): Promise<{ port: number; next(): Promise<number>; close(): void }> {
   const waiting: ((bytes: number) => void)[] = [];
   const server = net.createServer((socket) => {
     let bytes = 0;
@@ -140,7 +140,7 @@ async function startSink(): Promise<{ port: number; next(): Promise<number>; clo
 }
 
 /** Sends `bytes` as fast as backpressure allows, then ends. */
-function send(port: number, bytes: number): Promise<void> {
+export function send(port: number, bytes: number): Promise<void> {
   const block = Buffer.alloc(MiB, 0x61);
   return new Promise((resolve, reject) => {
     const socket = net.connect({ port, host: '127.0.0.1' });

@@ -17,6 +17,7 @@ import { formatNumber, measurementRows, ratioRows, renderTable, targetMet } from
 import { rawSuite } from './raw.js';
 import type { BenchResults, BenchSuite, Machine, SuiteResult } from './report.js';
 import { shellSuite } from './shell.js';
+import { tunnelSuite } from './tunnel.js';
 
 /** Every suite `npm run bench` knows, in run order. Add yours with one line. */
 const SUITES: BenchSuite[] = [
@@ -28,6 +29,7 @@ const SUITES: BenchSuite[] = [
   forwardSuite,
   hostileSuite,
   shellSuite,
+  tunnelSuite,
 ];
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));

@@ -43,6 +43,15 @@ export {
   type TreeCallbacks,
 } from './client/files-tree.js';
 export { ClientRequest, type RequestOptions } from './client/request.js';
+export {
+  forwardLocal,
+  forwardRemote,
+  forwardSocks,
+  openTunnelStream,
+  type TunnelEndpoint,
+  type TunnelReport,
+  type TunnelTarget,
+} from './client/tunnel.js';
 export { ERROR_CATALOGUE, type ErrorCode, isErrorCode, SockitError, type WireErrorCode } from './errors.js';
 export { createLogger, type Logger, type LoggerOptions, type LogLevel, silentLogger } from './log.js';
 export { computeProof, PROTOCOL_VERSION, verifyProof } from './protocol/auth.js';
@@ -76,6 +85,12 @@ export {
   execService,
 } from './services/exec/index.js';
 export { type FilesOptions, filesService } from './services/files/index.js';
+export {
+  TunnelAllowList,
+  type TunnelService,
+  type TunnelServiceOptions,
+  tunnelService,
+} from './services/tunnel/index.js';
 export { defaultStateDir } from './state.js';
 export { type Address, formatAddress, isLoopback, parseAddress } from './transport/address.js';
 export type { TlsTrust } from './transport/dial.js';

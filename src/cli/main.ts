@@ -26,6 +26,7 @@ const COMMANDS = [
   'chat',
   'forward',
   'chaos',
+  'tunnel',
 ];
 
 async function loadCommand(name: string): Promise<Register> {

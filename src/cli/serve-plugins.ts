@@ -7,6 +7,7 @@ import { ECHO_TRANSFORMS, type EchoTransform, echoService } from '../services/ec
 import { chatServePlugin } from './serve-chat.js';
 import { execServePlugin } from './serve-exec.js';
 import { filesServePlugin } from './serve-files.js';
+import { tunnelServePlugin } from './serve-tunnel.js';
 
 /**
  * How `sockit serve` learns about a service: the options it adds and how it builds the service
@@ -33,4 +34,10 @@ const echoPlugin: ServePlugin = {
   },
 };
 
-export const SERVE_PLUGINS: ServePlugin[] = [echoPlugin, execServePlugin, filesServePlugin, chatServePlugin];
+export const SERVE_PLUGINS: ServePlugin[] = [
+  echoPlugin,
+  execServePlugin,
+  filesServePlugin,
+  chatServePlugin,
+  tunnelServePlugin,
+];

@@ -1,0 +1,260 @@
+/**
+ * The tunnel suite: `sockit tunnel -L` over tls:// against `ssh -L` through an sshd on loopback,
+ * in the same run.
+ *
+ * - bulk: SOCKIT_BENCH_TUNNEL_MIB (default 1024) MiB through one tunnelled connection, from the
+ *   forward suite's in-process sender to its in-process sink. sshd (/usr/sbin/sshd) is started
+ *   here on a free port with a generated host key and user key in a temp dir, cipher
+ *   aes128-gcm@openssh.com; sockit serves tls:// with its self-signed certificate.
+ * - 20 streams at once, SOCKIT_BENCH_TUNNEL_STREAM_MIB (default 25) MiB each: aggregate MiB/s
+ *   and fairness (the slowest stream's rate / the fastest's) for both.
+ *
+ * sshd refuses to start without its privilege separation directory; when running as root and
+ * /run/sshd is missing, the suite creates it (empty, 0755), as the openssh-server package does.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { send, startSink } from './forward.js';
+import { removeOnExit, startServerChild } from './lib/children.js';
+import { freePort } from './lib/ports.js';
+import { SOCKIT_CLI } from './lib/servers.js';
+import type { BenchContext, BenchSuite } from './report.js';
+
+const MiB = 1024 * 1024;
+const BULK_BYTES = Number(process.env.SOCKIT_BENCH_TUNNEL_MIB ?? 1024) * MiB;
+const STREAMS = 20;
+const STREAM_BYTES = Number(process.env.SOCKIT_BENCH_TUNNEL_STREAM_MIB ?? 25) * MiB;
+const SSHD = '/usr/sbin/sshd';
+
+const BULK_CASE = `tunnel -L ${BULK_BYTES / MiB} MiB (sockit over tls://, ssh aes128-gcm)`;
+const MANY_CASE = `tunnel -L ${STREAMS} streams × ${STREAM_BYTES / MiB} MiB`;
+
+/** A tunnel entrance: a local port whose connections come out at `target`, and its children. */
+interface Tunnel {
+  port: number;
+  stop(): Promise<void>;
+}
+
+async function sockitTunnel(dir: string, target: number): Promise<Tunnel> {
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, 'bench-token-not-secret\n', { mode: 0o600 });
+  const env = { SOCKIT_STATE_DIR: dir, HOME: dir };
+  const server = await startServerChild({
+    name: 'sockit serve (tunnel)',
+    command: process.execPath,
+    args: [
+      SOCKIT_CLI,
+      'serve',
+      'tls://127.0.0.1:0',
+      '--token-file',
+      tokenFile,
+      '--state-dir',
+      dir,
+      '--log-level',
+      'warn',
+      '--tunnel-allow',
+      `127.0.0.1:${target}`,
+    ],
+    readyPattern: /tls:\/\/127\.0\.0\.1:(\d+)/,
+    env,
+  });
+  try {
+    const client = await startServerChild({
+      name: 'sockit tunnel',
+      command: process.execPath,
+      args: [
+        SOCKIT_CLI,
+        'tunnel',
+        `tls://127.0.0.1:${server.port}`,
+        '--token-file',
+        tokenFile,
+        '--state-dir',
+        dir,
+        '-L',
+        `0:127.0.0.1:${target}`,
+      ],
+      readyPattern: /-L listening on \S+:(\d+) /,
+      env,
+    });
+    return {
+      port: client.port,
+      stop: async () => {
+        await client.stop();
+        await server.stop();
+      },
+    };
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+}
+
+async function sshTunnel(dir: string, target: number): Promise<Tunnel> {
+  if (!existsSync('/run/sshd') && process.getuid?.() === 0) mkdirSync('/run/sshd', { mode: 0o755 });
+  for (const key of ['host_key', 'user_key'])
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, key)]);
+  execFileSync('cp', [join(dir, 'user_key.pub'), join(dir, 'authorized_keys')]);
+  const sshdPort = await freePort();
+  const config = join(dir, 'sshd_config');
+  writeFileSync(
+    config,
+    [
+      `Port ${sshdPort}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${join(dir, 'host_key')}`,
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      'PidFile none',
+      'UsePAM no',
+      'StrictModes no',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'AllowTcpForwarding yes',
+      'Ciphers aes128-gcm@openssh.com',
+      '',
+    ].join('\n'),
+  );
+  const sshd = await startServerChild({
+    name: 'sshd',
+    command: SSHD,
+    args: ['-D', '-e', '-f', config],
+    readyPattern: /Server listening on 127\.0\.0\.1 port (\d+)/,
+  });
+  try {
+    const local = await freePort();
+    const ssh = await startServerChild({
+      name: 'ssh -L',
+      command: 'ssh',
+      args: [
+        '-v',
+        '-F',
+        '/dev/null',
+        '-i',
+        join(dir, 'user_key'),
+        '-o',
+        'StrictHostKeyChecking=no',
+        '-o',
+        `UserKnownHostsFile=${join(dir, 'known_hosts')}`,
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        'Ciphers=aes128-gcm@openssh.com',
+        '-o',
+        'ExitOnForwardFailure=yes',
+        '-p',
+        String(sshdPort),
+        '-N',
+        '-L',
+        `127.0.0.1:${local}:127.0.0.1:${target}`,
+        '127.0.0.1',
+      ],
+      readyPattern: /Local forwarding listening on 127\.0\.0\.1 port (\d+)/,
+    });
+    return {
+      port: ssh.port,
+      stop: async () => {
+        await ssh.stop();
+        await sshd.stop();
+      },
+    };
+  } catch (error) {
+    await sshd.stop();
+    throw error;
+  }
+}
+
+type Sink = Awaited<ReturnType<typeof startSink>>;
+
+/** Sends `streams` connections of `bytes` each at once; seconds for all and for each. */
+async function transfer(tunnel: Tunnel, sink: Sink, streams: number, bytes: number) {
+  const started = performance.now();
+  const received = Promise.all(Array.from({ length: streams }, () => sink.next()));
+  const each = await Promise.all(
+    Array.from({ length: streams }, async () => {
+      await send(tunnel.port, bytes);
+      return (performance.now() - started) / 1000;
+    }),
+  );
+  const totals = await received;
+  const seconds = (performance.now() - started) / 1000;
+  if (totals.some((total) => total !== bytes))
+    throw new Error(`delivered ${totals.join(',')} of ${bytes} bytes each`);
+  return { seconds, each };
+}
+
+async function measure(
+  context: BenchContext,
+  subject: string,
+  open: (dir: string, target: number) => Promise<Tunnel>,
+): Promise<{ bulk: number; many: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'sockit-bench-tunnel-'));
+  removeOnExit(dir);
+  const sink = await startSink();
+  let tunnel: Tunnel | undefined;
+  try {
+    tunnel = await open(dir, sink.port);
+    const bulk = await transfer(tunnel, sink, 1, BULK_BYTES);
+    const bulkRate = BULK_BYTES / MiB / bulk.seconds;
+    context.record({
+      case: BULK_CASE,
+      subject,
+      value: bulkRate,
+      unit: 'MiB/s',
+      extra: { seconds: Number(bulk.seconds.toFixed(3)) },
+    });
+    const many = await transfer(tunnel, sink, STREAMS, STREAM_BYTES);
+    const manyRate = (STREAMS * STREAM_BYTES) / MiB / many.seconds;
+    const fairness = Math.min(...many.each) / Math.max(...many.each);
+    context.record({
+      case: MANY_CASE,
+      subject,
+      value: manyRate,
+      unit: 'MiB/s aggregate',
+      extra: { fairness: Number(fairness.toFixed(3)) },
+    });
+    context.record({
+      case: `${MANY_CASE} fairness (fastest time / slowest time)`,
+      subject,
+      value: fairness,
+      unit: 'ratio',
+    });
+    return { bulk: bulkRate, many: manyRate };
+  } finally {
+    await tunnel?.stop();
+    sink.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function haveSsh(): boolean {
+  try {
+    execFileSync('sh', ['-c', 'command -v ssh ssh-keygen'], { stdio: 'ignore' });
+    return existsSync(SSHD);
+  } catch {
+    return false;
+  }
+}
+
+export const tunnelSuite: BenchSuite = {
+  name: 'tunnel',
+  async run(context) {
+    const sockit = await measure(context, 'sockit tunnel -L (tls://)', sockitTunnel);
+    if (!haveSsh()) {
+      context.note('ssh/sshd not installed: the ssh -L comparison was skipped');
+      return;
+    }
+    const ssh = await measure(context, 'ssh -L (aes128-gcm)', sshTunnel);
+    context.ratio({
+      case: BULK_CASE,
+      label: 'sockit / ssh -L MiB/s',
+      value: sockit.bulk / ssh.bulk,
+      target: 1.0,
+    });
+    context.ratio({
+      case: MANY_CASE,
+      label: 'sockit / ssh -L aggregate MiB/s',
+      value: sockit.many / ssh.many,
+    });
+  },
+};

@@ -1,0 +1,246 @@
+import net from 'node:net';
+import { SockitError } from '../../errors.js';
+import { type Logger, silentLogger } from '../../log.js';
+import {
+  isValidWindow,
+  TUNNEL_ATTACH_TIMEOUT_MS,
+  TUNNEL_FRAMES,
+  TUNNEL_WINDOW,
+} from '../../protocol/tunnel.js';
+import type { ServerRequest } from '../../server/request.js';
+import type { Service } from '../../server/service.js';
+import { describePeer } from '../../transport/listen.js';
+import { TunnelStream } from '../../transport/tunnel-stream.js';
+import { TunnelAllowList } from './allow.js';
+import { dialTarget, TunnelDialError, type TunnelTarget } from './dial.js';
+
+export interface TunnelServiceOptions {
+  /** `--tunnel-allow` entries: what streams may reach (nothing else is). */
+  allow: readonly string[];
+  /** Whether clients may open listeners on the server (`-R`, `--tunnel-remote`). */
+  remote?: boolean;
+  /** Deadline for connecting to a target. Default 10 s. */
+  connectTimeoutMs?: number;
+  log?: Logger;
+}
+
+/** The tunnel service, with counts for tests and status. */
+export interface TunnelService extends Service {
+  /** Streams open now. */
+  readonly streams: number;
+}
+
+/** Connections a `-R` listener accepted, waiting for the client's attach. */
+interface Pending {
+  socket: net.Socket;
+  connection: number;
+  timer: NodeJS.Timeout;
+}
+
+const MAX_PENDING_PER_LISTENER = 64;
+
+/**
+ * Tunnels (`sockit tunnel -L/-R/-D`): many streams over one authenticated connection, each a
+ * request with its own credit windows (docs/protocol.md "tunnel"). A refused or unreachable
+ * target fails that stream alone; the connection lives on.
+ */
+export function tunnelService(options: TunnelServiceOptions): TunnelService {
+  const allow = new TunnelAllowList(options.allow);
+  const log = options.log ?? silentLogger;
+  const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+  const streams = new Set<TunnelStream>();
+  const listeners = new Set<net.Server>();
+  const pending = new Map<number, Pending>();
+  let nextConn = 1;
+
+  const refuseUnauthenticated = (request: ServerRequest): boolean => {
+    if (request.connection.authenticated) return false;
+    request.fail('AUTH_REQUIRED', 'tunnels need authentication: set SOCKIT_TOKEN or pass --token-file');
+    return true;
+  };
+
+  function run(request: ServerRequest, socket: net.Socket, what: string): void {
+    const credit = request.header.window ?? TUNNEL_WINDOW;
+    const started = Date.now();
+    const stream: TunnelStream = new TunnelStream(socket, {
+      send: (header, body) => request.send(header, body),
+      credit: credit as number,
+      window: TUNNEL_WINDOW,
+      onDone: (error) => {
+        streams.delete(stream);
+        log.info('tunnel stream closed', {
+          peer: request.connection.peer,
+          target: what,
+          bytesIn: stream.bytesIn,
+          bytesOut: stream.bytesOut,
+          ms: Date.now() - started,
+          ...(error ? { error: error.message } : {}),
+        });
+        if (request.aborted) request.finish();
+        else if (error?.code === 'BAD_REQUEST') request.fail('BAD_REQUEST', error.message);
+        else if (error) request.fail('UNAVAILABLE', `${what}: ${error.message}`, { reason: 'reset' });
+        else request.reply({ type: TUNNEL_FRAMES.closed });
+      },
+    });
+    streams.add(stream);
+    request.onFrame = (frame) => stream.onFrame(frame);
+    request.signal.addEventListener('abort', () => stream.abort(new SockitError('CLOSED', 'cancelled')), {
+      once: true,
+    });
+    request.send({ type: TUNNEL_FRAMES.opened, window: TUNNEL_WINDOW });
+    stream.start();
+  }
+
+  async function open(request: ServerRequest): Promise<void> {
+    if (refuseUnauthenticated(request)) return;
+    const target = parseTarget(request);
+    if (target === undefined) return;
+    if (allow.size === 0) {
+      request.fail('FORBIDDEN', 'this server allows no tunnel targets (--tunnel-allow)');
+      return;
+    }
+    request.onFrame = () => {}; // only a cancel can come before `tunnel-opened`
+    let socket: net.Socket;
+    try {
+      socket = await dialTarget(target, allow, connectTimeoutMs, request.signal);
+    } catch (error) {
+      if (request.aborted) return request.finish();
+      if (error instanceof TunnelDialError)
+        request.fail('UNAVAILABLE', error.message, { reason: error.reason });
+      else if (error instanceof SockitError) request.fail(error.code, error.message);
+      else throw error;
+      return;
+    }
+    if (request.aborted) {
+      socket.destroy();
+      request.finish();
+      return;
+    }
+    run(request, socket, 'path' in target ? `unix:${target.path}` : `${target.host}:${target.port}`);
+  }
+
+  function attach(request: ServerRequest): void {
+    if (refuseUnauthenticated(request)) return;
+    const conn = request.header.conn;
+    const waiting = typeof conn === 'number' ? pending.get(conn) : undefined;
+    if (waiting === undefined || waiting.connection !== request.connection.id) {
+      request.fail('NOT_FOUND', `no accepted connection ${String(conn)} is waiting for this client`);
+      return;
+    }
+    if (!validWindow(request)) return;
+    pending.delete(conn as number);
+    clearTimeout(waiting.timer);
+    run(request, waiting.socket, `-R connection ${String(conn)}`);
+  }
+
+  async function listen(request: ServerRequest): Promise<void> {
+    if (refuseUnauthenticated(request)) return;
+    if (!options.remote) {
+      request.fail('FORBIDDEN', 'this server does not allow -R listeners (start it with --tunnel-remote)');
+      return;
+    }
+    const host = request.header.host ?? '127.0.0.1';
+    const port = request.header.port;
+    if (
+      typeof host !== 'string' ||
+      !Number.isInteger(port) ||
+      (port as number) < 0 ||
+      (port as number) > 65535
+    ) {
+      request.fail('BAD_REQUEST', 'tunnel-listen needs a "host" string and a "port" 0-65535');
+      return;
+    }
+    const mine = new Set<number>();
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+      socket.on('error', () => {});
+      if (mine.size >= MAX_PENDING_PER_LISTENER) {
+        socket.destroy();
+        return;
+      }
+      const conn = nextConn++;
+      const timer = setTimeout(() => {
+        pending.delete(conn);
+        mine.delete(conn);
+        socket.destroy();
+      }, TUNNEL_ATTACH_TIMEOUT_MS);
+      pending.set(conn, { socket, connection: request.connection.id, timer });
+      mine.add(conn);
+      socket.once('close', () => mine.delete(conn));
+      request.send({ type: TUNNEL_FRAMES.accept, conn, peer: describePeer(socket) });
+    });
+    request.onFrame = () => {};
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port as number, host, () => resolve());
+      });
+    } catch (error) {
+      request.fail('UNAVAILABLE', `cannot listen on ${host}:${String(port)}: ${(error as Error).message}`);
+      return;
+    }
+    listeners.add(server);
+    const stop = (): void => {
+      listeners.delete(server);
+      server.close();
+      for (const conn of mine) {
+        const waiting = pending.get(conn);
+        if (waiting) {
+          clearTimeout(waiting.timer);
+          waiting.socket.destroy();
+          pending.delete(conn);
+        }
+      }
+      request.finish();
+    };
+    if (request.aborted) return stop();
+    request.signal.addEventListener('abort', stop, { once: true });
+    const bound = server.address() as net.AddressInfo;
+    log.info('tunnel -R listener', { peer: request.connection.peer, host: bound.address, port: bound.port });
+    request.send({ type: TUNNEL_FRAMES.listening, host: bound.address, port: bound.port });
+  }
+
+  return {
+    name: 'tunnel',
+    requests: {
+      [TUNNEL_FRAMES.open]: open,
+      [TUNNEL_FRAMES.attach]: attach,
+      [TUNNEL_FRAMES.listen]: listen,
+    },
+    followUps: [TUNNEL_FRAMES.data, TUNNEL_FRAMES.window, TUNNEL_FRAMES.end],
+    get streams() {
+      return streams.size;
+    },
+    close() {
+      for (const server of listeners) server.close();
+      for (const stream of streams) stream.abort(new SockitError('UNAVAILABLE', 'server is shutting down'));
+      for (const waiting of pending.values()) {
+        clearTimeout(waiting.timer);
+        waiting.socket.destroy();
+      }
+      pending.clear();
+    },
+  };
+}
+
+function validWindow(request: ServerRequest): boolean {
+  const window = request.header.window ?? TUNNEL_WINDOW;
+  if (isValidWindow(window)) return true;
+  request.fail('BAD_REQUEST', 'tunnel "window" must be a positive whole number up to 16 MiB');
+  return false;
+}
+
+function parseTarget(request: ServerRequest): TunnelTarget | undefined {
+  if (!validWindow(request)) return undefined;
+  const { host, port, path } = request.header;
+  if (typeof path === 'string' && path.startsWith('/') && host === undefined) return { path };
+  if (
+    typeof host === 'string' &&
+    host !== '' &&
+    Number.isInteger(port) &&
+    (port as number) >= 1 &&
+    (port as number) <= 65535
+  )
+    return { host, port: port as number };
+  request.fail('BAD_REQUEST', 'tunnel-open needs "host" and "port" 1-65535, or an absolute unix "path"');
+  return undefined;
+}

@@ -1,0 +1,182 @@
+import type net from 'node:net';
+import { SockitError } from '../errors.js';
+import type { Frame } from '../protocol/frame.js';
+import { TUNNEL_FRAMES, TUNNEL_MAX_DATA } from '../protocol/tunnel.js';
+
+/** Sends one frame of this stream (the caller adds the id). */
+export type StreamSend = (header: { type: string; [field: string]: unknown }, body?: Uint8Array) => void;
+
+/**
+ * One tunnel stream's end: a local socket joined to the framed connection with credit-based
+ * flow control, the way SSH channels do it. We never send more than the peer's window; we
+ * grant the peer more only once our socket took the bytes, so a stalled local reader stalls
+ * this stream alone and what it can make us hold is bounded by our window.
+ */
+export class TunnelStream {
+  readonly #socket: net.Socket;
+  readonly #send: StreamSend;
+  readonly #window: number;
+  /** Bytes the peer still lets us send. */
+  #credit: number;
+  /** Bytes the peer may still send us before our next grant. */
+  #allowance: number;
+  /** Bytes our socket has written since the last grant. */
+  #consumed = 0;
+  /** Read from the socket but over the credit: sent when the window opens. */
+  #held: Buffer | undefined;
+  #localEnded = false;
+  #sentEnd = false;
+  #peerEnded = false;
+  #wroteEnd = false;
+  #done = false;
+  #onDone: (error: SockitError | undefined) => void;
+  /** Bytes each way, for logs. */
+  bytesIn = 0;
+  bytesOut = 0;
+
+  constructor(
+    socket: net.Socket,
+    options: {
+      send: StreamSend;
+      /** The credit the peer granted us. */
+      credit: number;
+      /** The credit we granted the peer. */
+      window: number;
+      onDone: (error: SockitError | undefined) => void;
+    },
+  ) {
+    this.#socket = socket;
+    this.#send = options.send;
+    this.#credit = options.credit;
+    this.#window = options.window;
+    this.#allowance = options.window;
+    this.#onDone = options.onDone;
+  }
+
+  /** Starts moving bytes (also hands in what was read before the stream opened). */
+  start(early?: Buffer): void {
+    const socket = this.#socket;
+    socket.on('data', (chunk: Buffer) => this.#read(chunk));
+    socket.on('end', () => {
+      this.#localEnded = true;
+      this.#flushEnd();
+    });
+    socket.on('error', (error) => this.#finish(new SockitError('CLOSED', error.message, { cause: error })));
+    socket.on('close', (hadError) => {
+      // Closed after both ways ended cleanly: bytes read but still held for credit go out yet.
+      if (this.#done || (!hadError && this.#localEnded)) return;
+      this.#finish(new SockitError('CLOSED', 'the local socket closed'));
+    });
+    if (early !== undefined && early.length > 0) this.#read(early);
+    socket.resume();
+  }
+
+  /** A frame of this stream from the peer. */
+  onFrame(frame: Frame): void {
+    if (this.#done) return;
+    const { header, body } = frame;
+    if (header.type === TUNNEL_FRAMES.data) {
+      if (this.#peerEnded || body.length > this.#allowance) {
+        this.#finish(new SockitError('BAD_REQUEST', 'the peer sent more than its window'));
+        return;
+      }
+      this.#allowance -= body.length;
+      this.bytesIn += body.length;
+      const length = body.length;
+      this.#socket.write(body, () => this.#drained(length));
+    } else if (header.type === TUNNEL_FRAMES.window) {
+      const bytes = header.bytes;
+      if (!Number.isInteger(bytes) || (bytes as number) <= 0) {
+        this.#finish(new SockitError('BAD_REQUEST', 'tunnel-window needs a positive "bytes"'));
+        return;
+      }
+      this.#credit += bytes as number;
+      this.#unhold();
+    } else if (header.type === TUNNEL_FRAMES.end) {
+      this.#peerEnded = true;
+      this.#socket.end(() => {
+        this.#wroteEnd = true;
+        this.#maybeDone();
+      });
+    }
+  }
+
+  /** Ends the stream at once (a cancel, the connection gone): the local socket is destroyed. */
+  abort(error: SockitError): void {
+    this.#finish(error);
+  }
+
+  get done(): boolean {
+    return this.#done;
+  }
+
+  #read(chunk: Buffer): void {
+    if (this.#done) return;
+    if (this.#held !== undefined) {
+      // A chunk that was already on its way when we paused: keep it behind the held bytes.
+      this.#held = Buffer.concat([this.#held, chunk]);
+      return;
+    }
+    let offset = 0;
+    while (offset < chunk.length) {
+      const size = Math.min(chunk.length - offset, TUNNEL_MAX_DATA, this.#credit);
+      if (size === 0) {
+        // Out of credit: keep the rest (at most one socket chunk) and stop reading.
+        this.#held = chunk.subarray(offset);
+        this.#socket.pause();
+        return;
+      }
+      this.#emit(chunk.subarray(offset, offset + size));
+      offset += size;
+    }
+  }
+
+  #emit(bytes: Buffer): void {
+    this.#credit -= bytes.length;
+    this.bytesOut += bytes.length;
+    this.#send({ type: TUNNEL_FRAMES.data }, bytes);
+  }
+
+  #unhold(): void {
+    const held = this.#held;
+    if (held === undefined) return;
+    this.#held = undefined;
+    this.#read(held);
+    if (this.#done) return;
+    if (this.#held === undefined) {
+      this.#flushEnd();
+      if (!this.#localEnded) this.#socket.resume();
+    }
+  }
+
+  #drained(length: number): void {
+    if (this.#done) return;
+    this.#consumed += length;
+    // Grants in batches of a quarter window: fewer frames, and the sender never waits on a whole one.
+    if (this.#consumed >= this.#window / 4 || this.#peerEnded) {
+      const bytes = this.#consumed;
+      this.#consumed = 0;
+      this.#allowance += bytes;
+      if (!this.#peerEnded) this.#send({ type: TUNNEL_FRAMES.window, bytes });
+    }
+  }
+
+  #flushEnd(): void {
+    if (!this.#localEnded || this.#sentEnd || this.#held !== undefined || this.#done) return;
+    this.#sentEnd = true;
+    this.#send({ type: TUNNEL_FRAMES.end });
+    this.#maybeDone();
+  }
+
+  #maybeDone(): void {
+    if (this.#sentEnd && this.#wroteEnd) this.#finish(undefined);
+  }
+
+  #finish(error: SockitError | undefined): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#held = undefined;
+    this.#socket.destroy();
+    this.#onDone(error);
+  }
+}

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
+import { test } from 'node:test';
+import { TUNNEL_FRAMES } from '../../src/protocol/tunnel.js';
+import { TunnelAllowList } from '../../src/services/tunnel/index.js';
+import { TunnelStream } from '../../src/transport/tunnel-stream.js';
+
+/** A connected pair of loopback sockets. */
+async function socketPair(): Promise<[net.Socket, net.Socket]> {
+  const server = net.createServer({ allowHalfOpen: true });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = net.connect({ port: (server.address() as net.AddressInfo).port, allowHalfOpen: true });
+  const [accepted] = (await once(server, 'connection')) as [net.Socket];
+  server.close();
+  return [client, accepted];
+}
+
+test(
+  'a stream never sends more than its credit, and sends more only after a window update',
+  { timeout: 10_000 },
+  async () => {
+    const [outside, inside] = await socketPair();
+    let sent = 0;
+    let grew: (() => void) | undefined;
+    const stream = new TunnelStream(inside, {
+      send: (header, body) => {
+        if (header.type === TUNNEL_FRAMES.data) {
+          sent += body!.length;
+          if (sent >= 100_000) grew?.();
+        }
+      },
+      credit: 50_000,
+      window: 1024 * 1024,
+      onDone: () => {},
+    });
+    stream.start();
+    outside.write(Buffer.alloc(500_000, 1));
+    // Wait until the socket has given everything it can: the stream must stop at its credit.
+    while (sent < 50_000) await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(sent, 50_000, 'stops at exactly the credit');
+    const more = new Promise<void>((resolve) => {
+      grew = resolve;
+    });
+    stream.onFrame({ header: { type: TUNNEL_FRAMES.window, bytes: 50_000 }, body: Buffer.alloc(0) });
+    await more;
+    assert.equal(sent, 100_000, 'the window update lets exactly that much more through');
+    stream.onFrame({ header: { type: TUNNEL_FRAMES.data }, body: Buffer.alloc(2 * 1024 * 1024) });
+    assert.equal(stream.done, true, 'data over our window ends the stream');
+    outside.destroy();
+  },
+);
+
+test('the allow-list: host names, CIDR port ranges, IPv6, unix paths; nothing else', () => {
+  const allow = new TunnelAllowList([
+    'db.internal:5432',
+    '10.0.0.0/8:1000-2000',
+    '[::1]:*',
+    'unix:/run/app.sock',
+  ]);
+  assert.equal(allow.admits('db.internal', '192.0.2.1', 5432), true);
+  assert.equal(allow.admits('DB.internal', '192.0.2.1', 5433), false);
+  assert.equal(allow.admits('10.2.3.4', '10.2.3.4', 1500), true);
+  assert.equal(allow.admits('10.2.3.4', '10.2.3.4', 2001), false);
+  assert.equal(allow.admits('other', '10.9.9.9', 1000), true, 'a name that resolves into a listed block');
+  assert.equal(allow.admits('::1', '::1', 22), true);
+  assert.equal(allow.admits('127.0.0.1', '127.0.0.1', 22), false);
+  assert.equal(allow.admitsPath('/run/app.sock'), true);
+  assert.equal(allow.admitsPath('/run/other.sock'), false);
+  for (const bad of ['nohost', '::1:80', '10.0.0.0/33:80', 'host:0', 'host:5-2', 'unix:relative'])
+    assert.throws(() => new TunnelAllowList([bad]), { code: 'USAGE' }, bad);
+});
