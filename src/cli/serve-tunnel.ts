@@ -7,7 +7,7 @@ import type { ServePlugin } from './serve-plugins.js';
 interface TunnelCliOptions {
   tunnelAllow?: string;
   tunnelRemote?: boolean;
-  open?: string;
+  open?: string[];
   insecureNoAuth?: boolean;
 }
 
@@ -30,7 +30,7 @@ export const tunnelServePlugin: ServePlugin = {
       if (options.tunnelRemote) throw new SockitError('USAGE', '--tunnel-remote needs --tunnel-allow');
       return undefined;
     }
-    if (splitList(options.open).includes('tunnel')) {
+    if (options.open?.includes('tunnel')) {
       throw new SockitError(
         'USAGE',
         '--open tunnel: tunnels always need the token; remove tunnel from --open',

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import type { ServeOptions } from '../../src/server/server.js';
 import { tunnelService } from '../../src/services/tunnel/index.js';
-import { payload } from '../forward/helpers.js';
+import { echoThrough, payload } from '../forward/helpers.js';
 import { startServer, TEST_TOKEN, tempDir } from '../helpers.js';
 import { type Running, sockit, waitForText } from '../raw/helpers.js';
 
@@ -77,18 +77,7 @@ export async function stalledStreams(
   stalled.pause();
   stalled.on('error', () => {});
   stalled.write(stalledSent);
-  const echo = (bytes: Buffer): Promise<boolean> =>
-    new Promise((resolve, reject) => {
-      const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-      const chunks: Buffer[] = [];
-      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-      socket.once('error', reject);
-      socket.once('end', () => {
-        socket.end();
-        resolve(sha(Buffer.concat(chunks)) === sha(bytes));
-      });
-      socket.end(bytes);
-    });
+  const echo = async (bytes: Buffer): Promise<boolean> => sha(await echoThrough(port, bytes)) === sha(bytes);
   const results = await Promise.all(Array.from({ length: count - 1 }, () => echo(payload(size))));
   return {
     others: results.filter(Boolean).length,

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { echoServer, payload } from '../forward/helpers.js';
-import { tempDir } from '../helpers.js';
-import { killAll, launch, readAll } from '../raw/helpers.js';
+import { runCli, TEST_TOKEN, tempDir } from '../helpers.js';
+import { killAll, launch, readAll, sockit, waitForText } from '../raw/helpers.js';
 import { requireTool } from '../tools.js';
 import { stalledStreams, startTunnel, startTunnelServer } from './helpers.js';
 
@@ -249,6 +250,40 @@ describe('tunnel refusals', { timeout: 30_000 }, () => {
       await home.cleanup();
     } finally {
       await server.stop();
+    }
+  });
+});
+
+describe('sockit serve --tunnel-allow (spawned CLI)', { timeout: 60_000 }, () => {
+  after(killAll);
+
+  test('serves tunnels to what it lists; --open tunnel is a usage error', async () => {
+    const echo = await echoServer();
+    const state = await tempDir('sockit-tunnel-cli-');
+    try {
+      const env = { ...process.env, SOCKIT_STATE_DIR: state.path };
+      // The token startTunnel presents, where the server looks for its own.
+      writeFileSync(join(state.path, 'token'), TEST_TOKEN, { mode: 0o600 });
+      const refused = await runCli(
+        ['serve', '--tunnel-allow', `127.0.0.1:${echo.port}`, '--open', 'echo,tunnel', 'tcp://127.0.0.1:0'],
+        { env },
+      );
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(refused.stderr, /--open tunnel: tunnels always need the token/);
+      const server = sockit(['serve', '--tunnel-allow', `127.0.0.1:${echo.port}`, 'tcp://127.0.0.1:0'], {
+        env,
+        stdin: 'ignore',
+      });
+      const address = (await waitForText(server, /^\s+(tcp:\/\/127\.0\.0\.1:\d+)$/m, 'stdout'))[1]!;
+      const tunnel = await startTunnel(address, ['-L', `0:127.0.0.1:${echo.port}`], state.path);
+      const bytes = payload(64 * 1024);
+      const socket = net.connect({ port: tunnel.local[0]!, host: '127.0.0.1', allowHalfOpen: true });
+      socket.end(bytes);
+      assert.ok((await readAll(socket)).equals(bytes));
+      await tunnel.stop();
+    } finally {
+      await echo.close();
+      await state.cleanup();
     }
   });
 });

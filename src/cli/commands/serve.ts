@@ -27,7 +27,7 @@ import { untilSignal } from '../signals.js';
 import { sockitCommand, tryCommands } from '../try-commands.js';
 
 /** Services `--open` may name; exec and files are refused there with the reason (they need the token). */
-const OPENABLE = ['echo', 'chat', 'exec', 'files'] as const;
+const OPENABLE = ['echo', 'chat', 'exec', 'files', 'tunnel'] as const;
 
 /** Where `sockit serve` listens with no address: loopback, a fixed port that is easy to type. */
 export const DEFAULT_SERVE_ADDRESS = 'tcp://127.0.0.1:7070';
