@@ -11,8 +11,8 @@ import type { ChecksumName } from '../../src/protocol/files.js';
 import type { Server } from '../../src/server/server.js';
 import type { Service } from '../../src/server/service.js';
 import { type FilesOptions, filesService } from '../../src/services/files/index.js';
-import { startServer, TEST_TOKEN, type TestServeOptions, type Transport } from '../helpers.js';
 import { createChecksum } from '../../src/storage/checksum.js';
+import { startServer, TEST_TOKEN, type TestServeOptions, type Transport } from '../helpers.js';
 
 export { writeRandomFile } from '../../bench/lib/random-file.js';
 
