@@ -137,7 +137,6 @@ describe('integrity of uploads', () => {
 });
 
 describe('integrity of downloads', () => {
-  /** A files server that lies: announces `announced`, sends `sent`, claims `claimed`'s hash. */
   /**
    * A files server that lies: announces `announced`, sends `sent`, claims `claimed`'s digest.
    * Without `checksum` it is an older server that names none and sends `sha256`.
@@ -189,6 +188,63 @@ describe('integrity of downloads', () => {
       assert.deepEqual(left, []);
     });
   }
+
+  test('an older server that names no checksum: the download is verified with SHA-256', async () => {
+    const body = Buffer.from('hello older server');
+    const server = await startServer({ services: [lyingService(body.length, body, body)] });
+    const local = await tempDir();
+    try {
+      const client = await connect(server.address, { token: TEST_TOKEN, stateDir: server.stateDir, env: {} });
+      const got = await client.get('x.bin', join(local.path, 'x.bin'));
+      assert.equal(got.checksum, 'sha256');
+      assert.equal(got.digest, sha256(body));
+      assert.equal(await sha256File(got.localPath), sha256(body));
+      await client.close();
+    } finally {
+      await local.cleanup();
+      await server.stop();
+    }
+  });
+
+  test('an older server that names no checksum: the upload sends the sha256 field it knows', async () => {
+    const body = randomBytes(300_000);
+    let ended: FrameHeader | undefined;
+    const older: Service = {
+      name: 'files',
+      requests: {
+        async put(request) {
+          const received: Buffer[] = [];
+          await new Promise<void>((resolve) => {
+            request.onFrame = (frame) => {
+              if (frame.header.type === 'data') received.push(Buffer.from(frame.body));
+              else {
+                ended = frame.header;
+                resolve();
+              }
+            };
+            request.send({ type: 'put-ready', offset: 0 });
+          });
+          const digest = sha256(Buffer.concat(received));
+          request.reply({ type: 'put-done', fileSize: body.length, sha256: digest });
+        },
+      },
+    };
+    const server = await startServer({ services: [older] });
+    const local = await tempDir();
+    try {
+      const source = join(local.path, 'up.bin');
+      await writeFile(source, body);
+      const client = await connect(server.address, { token: TEST_TOKEN, stateDir: server.stateDir, env: {} });
+      const put = await client.put(source, 'up.bin');
+      assert.equal(put.checksum, 'sha256');
+      assert.equal(put.digest, sha256(body));
+      assert.equal(ended?.sha256, sha256(body), 'put-end carries the older "sha256" field');
+      await client.close();
+    } finally {
+      await local.cleanup();
+      await server.stop();
+    }
+  });
 
   test('a server that picks a checksum not offered is UNSUPPORTED; nothing appears locally', async () => {
     const { error, left } = await downloadFrom(
