@@ -19,6 +19,7 @@ const COMMANDS = [
   'get',
   'ls',
   'rm',
+  'sync',
   'listen',
   'connect',
   'udp',
