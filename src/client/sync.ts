@@ -4,7 +4,7 @@
  * one connection with several puts in flight (no round trip per file). Same size and mtime
  * means unchanged, as rsync's default quick check, so an unchanged tree is never read.
  * Each put is verified and published atomically by the files service, as `put` is.
- * Not yet here: the remote → local direction, globs, symlinks (skipped and reported).
+ * Not yet here: the remote → local direction, `--include`, symlinks (skipped and reported).
  */
 import type { Dirent } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
@@ -13,6 +13,7 @@ import { SockitError } from '../errors.js';
 import type { FileEntry } from '../protocol/files.js';
 import type { Client } from './client.js';
 import { remoteJoin } from './files-tree.js';
+import { excludedBy } from './sync-glob.js';
 
 /** Options of `syncToRemote`. */
 export interface SyncOptions {
@@ -20,6 +21,11 @@ export interface SyncOptions {
   delete?: boolean;
   /** Work out every change and make none. */
   dryRun?: boolean;
+  /**
+   * Globs of paths to leave alone on both sides (not sent, not deleted), e.g. `*.tmp`,
+   * `build/**`. An excluded directory is not walked.
+   */
+  exclude?: readonly string[];
   /** Puts in flight at once on the connection. Default 8. */
   concurrency?: number;
   signal?: AbortSignal;
@@ -61,9 +67,16 @@ export async function syncToRemote(
 ): Promise<SyncSummary> {
   const started = performance.now();
   const unsupported: string[] = [];
-  const local = await walk(localRoot, '', unsupported);
+  const excluded = excludedBy(options.exclude ?? []);
+  const local = await walk(localRoot, '', unsupported, excluded);
   remoteRoot = remoteJoin(remoteRoot);
-  const remote = new Map((await remoteTree(client, remoteRoot, options.signal)).map((e) => [e.path, e]));
+  const remote = new Map<string, FileEntry>();
+  // Directories holding an excluded remote entry are not empty, so they stay.
+  const holdsExcluded: string[] = [];
+  for (const entry of await remoteTree(client, remoteRoot, options.signal)) {
+    if (ancestorsAndSelf(entry.path).some(excluded)) holdsExcluded.push(entry.path);
+    else remote.set(entry.path, entry);
+  }
   const changes: SyncChange[] = [];
   let skipped = 0;
   for (const file of local) {
@@ -75,7 +88,9 @@ export async function syncToRemote(
     else changes.push({ action: 'send', path: file.path, size: file.size });
   }
   if (options.delete) {
-    const kept = new Set(local.flatMap((file) => ancestorsAndSelf(file.path)));
+    const kept = new Set(
+      [...local, ...holdsExcluded.map((path) => ({ path }))].flatMap((file) => ancestorsAndSelf(file.path)),
+    );
     // Deepest first, so a directory is empty by the time it is removed.
     const gone = [...remote.values()].filter((entry) => !kept.has(entry.path)).reverse();
     for (const entry of gone) changes.push({ action: 'delete', path: entry.path, size: 0 });
@@ -134,7 +149,12 @@ async function remoteTree(client: Client, root: string, signal?: AbortSignal): P
 }
 
 /** Regular files below `dir`, by lstat: a symlink is never followed (listed as unsupported). */
-async function walk(root: string, relative: string, unsupported: string[]): Promise<LocalFile[]> {
+async function walk(
+  root: string,
+  relative: string,
+  unsupported: string[],
+  excluded: (path: string) => boolean,
+): Promise<LocalFile[]> {
   let children: Dirent[];
   try {
     children = await readdir(join(root, relative), { withFileTypes: true });
@@ -144,7 +164,8 @@ async function walk(root: string, relative: string, unsupported: string[]): Prom
   const files: LocalFile[] = [];
   for (const child of children) {
     const path = relative === '' ? child.name : `${relative}/${child.name}`;
-    if (child.isDirectory()) files.push(...(await walk(root, path, unsupported)));
+    if (excluded(path)) continue;
+    if (child.isDirectory()) files.push(...(await walk(root, path, unsupported, excluded)));
     else if (child.isFile()) {
       const stats = await lstat(join(root, path));
       files.push({ path, size: stats.size, mtimeMs: stats.mtimeMs });

@@ -3,6 +3,7 @@ import { chmod, lstat, mkdir, stat, symlink, utimes, writeFile } from 'node:fs/p
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { syncToRemote } from '../../src/client/sync.js';
+import { globMatcher } from '../../src/client/sync-glob.js';
 import { filesAndClientPerSuite, sha256File, treeOf } from '../files/fixtures.js';
 
 /** Path → SHA-256 of every regular file under `dir` (symlinks not followed): equal trees have equal maps. */
@@ -67,6 +68,28 @@ describe('sync local → remote (library)', { timeout: 60_000 }, () => {
     assert.ok(!(await treeOf(dest)).includes('gone-dir'));
   });
 
+  test('--exclude: matching paths are neither sent nor deleted, excluded directories not walked', async () => {
+    const { files, client } = suite;
+    const src = join(files.local, 'ex');
+    await mkdir(join(src, 'build', 'deep'), { recursive: true });
+    await mkdir(join(src, 'sub'), { recursive: true });
+    await writeFile(join(src, 'keep.txt'), 'keep\n');
+    await writeFile(join(src, 'sub', 'scratch.tmp'), 'tmp\n');
+    await writeFile(join(src, 'build', 'deep', 'out.o'), 'obj\n');
+    const dest = join(files.root, 'ex');
+    await mkdir(join(dest, 'old'), { recursive: true });
+    await writeFile(join(dest, 'old', 'server.tmp'), 'kept on the server\n');
+    const result = await syncToRemote(client, src, 'ex', {
+      exclude: ['*.tmp', 'build/**', 'build'],
+      delete: true,
+    });
+    assert.deepEqual(
+      result.changes.map((c) => `${c.action} ${c.path}`),
+      ['send keep.txt'],
+    );
+    assert.deepEqual((await treeOf(dest)).sort(), ['keep.txt', 'old', 'old/server.tmp']);
+  });
+
   test('many small files over one connection', async () => {
     const { files, client } = suite;
     const src = join(files.local, 'many');
@@ -76,5 +99,19 @@ describe('sync local → remote (library)', { timeout: 60_000 }, () => {
     assert.equal(first.sent, 500);
     const again = await syncToRemote(client, src, 'many');
     assert.deepEqual([again.sent, again.skipped], [0, 500]);
+  });
+});
+
+describe('sync globs', () => {
+  test('* and ? stay in a segment, ** crosses, a bare pattern matches at any depth', () => {
+    const tmp = globMatcher('*.tmp');
+    assert.ok(tmp('a.tmp') && tmp('sub/b.tmp'));
+    assert.ok(!tmp('a.tmpx'));
+    const build = globMatcher('build/**');
+    assert.ok(build('build/x/y.o'));
+    assert.ok(!build('src/build/x'), 'a pattern with / is anchored at the root');
+    const one = globMatcher('src/?.c');
+    assert.ok(one('src/a.c') && !one('src/ab.c') && !one('src/a/b.c'));
+    assert.ok(globMatcher('a+b(1).txt')('a+b(1).txt'), 'regex characters are literal');
   });
 });

@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
 import { syncToRemote } from '../../client/sync.js';
 import { SockitError } from '../../errors.js';
-import { action, addClientOptions, type ClientCliOptions, withClient } from '../common.js';
+import { action, addClientOptions, type ClientCliOptions, collect, withClient } from '../common.js';
 
 interface SyncCliOptions extends ClientCliOptions {
   delete?: boolean;
   dryRun?: boolean;
   json?: boolean;
+  exclude?: string[];
 }
 
 /**
@@ -31,6 +32,11 @@ export function registerSync(program: Command): void {
       .argument('<dest>', 'ADDRESS:PATH on the server, e.g. 127.0.0.1:7070:backup')
       .option('--delete', 'remove remote files the source does not have')
       .option('--dry-run', 'list every change, make none')
+      .option(
+        '--exclude <glob>',
+        'leave matching paths alone on both sides (repeatable; *.tmp, build/**)',
+        collect,
+      )
       .option('--json', 'one JSON line per change, then the summary'),
   ).action(
     action(async (src: string, dest: string, options: SyncCliOptions) => {
@@ -48,6 +54,7 @@ export function registerSync(program: Command): void {
         syncToRemote(client, src, remote.path, {
           delete: options.delete ?? false,
           dryRun: options.dryRun ?? false,
+          exclude: options.exclude ?? [],
         }),
       );
       const dry = options.dryRun ? ' (dry run: nothing changed)' : '';
