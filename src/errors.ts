@@ -26,7 +26,7 @@ export const ERROR_CATALOGUE = {
   BUSY: { wire: true, summary: 'A limit on connections, open requests or running commands is reached.' },
   INTEGRITY: {
     wire: true,
-    summary: 'Size or SHA-256 of transferred data does not match; nothing was published.',
+    summary: 'Size or checksum of transferred data does not match; nothing was published.',
   },
   UNAVAILABLE: { wire: true, summary: 'The server is shutting down or a resource (disk space) is short.' },
   INTERNAL: { wire: true, summary: 'An unexpected server-side failure; details are in the server log only.' },

@@ -2,6 +2,8 @@
 import type { Command } from 'commander';
 import type { TreeCallbacks } from '../client/files-tree.js';
 import { SockitError } from '../errors.js';
+import { parseChoice } from '../options.js';
+import { CHECKSUMS, type ChecksumName } from '../protocol/files.js';
 import type { ClientCliOptions } from './common.js';
 import { reportError } from './common.js';
 import { createReporter, type TransferReporter } from './progress.js';
@@ -13,9 +15,10 @@ export interface TransferCliOptions extends ClientCliOptions {
   resume?: boolean;
   json?: boolean;
   quiet?: boolean;
+  checksum?: ChecksumName;
 }
 
-/** Adds -r, --overwrite, --resume, --json and --quiet. */
+/** Adds -r, --overwrite, --resume, --checksum, --json and --quiet. */
 export function addTransferOptions(command: Command): Command {
   return command
     .option('-r, --recursive', 'copy directories and everything below them')
@@ -23,6 +26,11 @@ export function addTransferOptions(command: Command): Command {
     .option(
       '--resume',
       'continue interrupted transfers from their kept partial files; skip files already there and identical',
+    )
+    .option(
+      '--checksum <name>',
+      `verify with this whole-file checksum only (${CHECKSUMS.join(', ')}; default: the first of these the server has)`,
+      (text: string) => parseChoice(text, '--checksum', CHECKSUMS),
     )
     .option('--json', 'progress and results as JSON lines on stdout, for scripts')
     .option('-q, --quiet', 'print nothing but errors');
@@ -83,4 +91,14 @@ export function reporterCallbacks(reporter: TransferReporter): TreeCallbacks {
  */
 export function rootRelative(remote: string): string {
   return remote.replace(/^\/+/, '');
+}
+
+/** The library options a transfer command passes on. */
+export function transferOptions(options: TransferCliOptions, signal: AbortSignal) {
+  return {
+    overwrite: options.overwrite ?? false,
+    resume: options.resume ?? false,
+    signal,
+    ...(options.checksum ? { checksum: options.checksum } : {}),
+  };
 }

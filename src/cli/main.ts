@@ -20,6 +20,7 @@ const COMMANDS = [
   'get',
   'ls',
   'rm',
+  'sync',
   'listen',
   'connect',
   'udp',

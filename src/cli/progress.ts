@@ -94,7 +94,8 @@ function jsonReporter(out: NodeJS.WritableStream): TransferReporter {
         localPath: item.localPath,
         remotePath: item.remotePath,
         size: result.size,
-        sha256: result.sha256,
+        checksum: result.checksum,
+        digest: result.digest,
         resumedFrom: result.resumedFrom,
         skipped: result.skipped,
       });
@@ -123,7 +124,7 @@ function lineReporter(verb: string, out: NodeJS.WritableStream): TransferReporte
       const what = result.skipped
         ? 'already there, identical'
         : `${formatBytes(result.size)}${result.resumedFrom > 0 ? `, resumed at ${formatBytes(result.resumedFrom)}` : ''}`;
-      out.write(`${verb} ${from} -> ${to} (${what}) sha256 ${result.sha256}\n`);
+      out.write(`${verb} ${from} -> ${to} (${what}) ${result.checksum} ${result.digest}\n`);
     },
     finish() {},
   };

@@ -2,9 +2,10 @@
  * The client side of the files service: put, get, list, stat and delete one path at a time.
  * `files-tree.ts` builds directory copies on top of these.
  *
- * Both directions verify SHA-256 end to end and never expose half a file: the server publishes
+ * Both directions verify a whole-file checksum end to end (negotiated with the server: xxh64
+ * unless `checksum` asks for another, SHA-256 with an older server) and never expose half a file: the server publishes
  * an upload only when it matches; a download is written under a hidden temporary name next to
- * the target and renamed only after its hash matches. Both resume: an interrupted put keeps its
+ * the target and renamed only after its digest matches. Both resume: an interrupted put keeps its
  * partial on the server, an interrupted get keeps its partial locally.
  */
 import { createHash } from 'node:crypto';
@@ -12,8 +13,20 @@ import { constants } from 'node:fs';
 import { type FileHandle, lstat, open, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { errnoMeaning, errnoOf, fromFileError, SockitError } from '../errors.js';
-import { byPath, FILES_FRAMES, type FileEntry, isSha256Hex, partialDownloadName } from '../protocol/files.js';
+import {
+  acceptedChecksum,
+  byPath,
+  CHECKSUMS,
+  type ChecksumName,
+  digestField,
+  digestFields,
+  FILES_FRAMES,
+  type FileEntry,
+  isSha256Hex,
+  partialDownloadName,
+} from '../protocol/files.js';
 import type { Frame, FrameHeader } from '../protocol/frame.js';
+import { type Checksum, createChecksum } from '../storage/checksum.js';
 import { hashRange, readChunks } from '../storage/file-reader.js';
 import { SequentialWriter } from '../storage/file-writer.js';
 import { publishFile } from '../storage/publish.js';
@@ -46,6 +59,11 @@ export interface TransferOptions {
   onProgress?: (progress: TransferProgress) => void;
   /** Keep the file's permission bits and modification time. Default true. */
   preserve?: boolean;
+  /**
+   * Offer only this whole-file checksum (e.g. `sha256` to get a digest comparable with
+   * `sha256sum`). Default: every one in `CHECKSUMS`, fastest first; the server picks.
+   */
+  checksum?: ChecksumName;
 }
 
 /** What a finished transfer did. */
@@ -53,7 +71,10 @@ export interface TransferResult {
   remotePath: string;
   localPath: string;
   size: number;
-  sha256: string;
+  /** The whole-file checksum that verified the transfer. */
+  checksum: ChecksumName;
+  /** Its hex digest of the whole file. */
+  digest: string;
   /** Bytes taken from a kept partial instead of being sent again. */
   resumedFrom: number;
   /** True when `resume` found the target already complete and identical. */
@@ -119,6 +140,7 @@ async function uploadOnce(
 ): Promise<TransferResult> {
   const total = stats.size;
   const preserve = options.preserve ?? true;
+  const offers = checksumOffers(options);
   const request = client.open(
     {
       type: FILES_FRAMES.put,
@@ -126,6 +148,7 @@ async function uploadOnce(
       fileSize: total,
       overwrite: options.overwrite ?? false,
       resume,
+      checksums: offers,
       ...(preserve ? { mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs } : {}),
     },
     undefined,
@@ -139,11 +162,18 @@ async function uploadOnce(
       details: { restart: true },
     });
   }
-  const hash = createHash('sha256');
+  let hash: Checksum;
+  try {
+    hash = await createChecksum(acceptedChecksum(ready.checksum, offers));
+  } catch (error) {
+    request.cancel();
+    throw error;
+  }
   try {
     if (offset > 0) {
       await hashRange(handle, 0, offset, hash, options.signal);
-      if (isSha256Hex(ready.prefixSha256) && ready.prefixSha256.toLowerCase() !== hash.copy().digest('hex')) {
+      const prefix = digestField(ready, hash.name, true);
+      if (prefix !== undefined && prefix !== hash.digest()) {
         throw new SockitError('INTEGRITY', 'the kept partial upload is not a prefix of this file', {
           details: { restart: true },
         });
@@ -173,16 +203,24 @@ async function uploadOnce(
     if (serverEnded) await request.done;
     throw localFailure(error, localPath);
   }
-  const sha256 = hash.digest('hex');
-  if (!request.settled) request.send({ type: FILES_FRAMES.putEnd, sha256 });
+  const digest = hash.digest();
+  if (!request.settled) request.send({ type: FILES_FRAMES.putEnd, ...digestFields(hash.name, digest) });
   const done = await request.done;
-  if (done.header.sha256 !== sha256) {
+  if (digestField(done.header, hash.name) !== digest) {
     throw new SockitError(
       'INTEGRITY',
-      `the server stored ${remotePath} with a different SHA-256 than was sent`,
+      `the server stored ${remotePath} with a different ${hash.name} than was sent`,
     );
   }
-  return { remotePath, localPath, size: total, sha256, resumedFrom: offset, skipped: false };
+  return {
+    remotePath,
+    localPath,
+    size: total,
+    checksum: hash.name,
+    digest,
+    resumedFrom: offset,
+    skipped: false,
+  };
 }
 
 /** Downloads `remotePath` to `localPath`. */
@@ -232,16 +270,12 @@ export async function getFile(
         offset = 0;
       }
     }
-    let hash = createHash('sha256');
-    // A kept prefix exists only with resume, whose temp is open read-write: hash it through that.
-    if (offset > 0) await hashRange(temp, 0, offset, hash, options.signal);
-    let result = await download(client, remotePath, temp, offset, hash, options);
+    let result = await download(client, remotePath, temp, offset, options);
     if (result.integrity?.details?.restart === true) {
       // The kept prefix is not the remote file's (it changed since): download it whole.
       await temp.truncate(0);
       offset = 0;
-      hash = createHash('sha256');
-      result = await download(client, remotePath, temp, offset, hash, options);
+      result = await download(client, remotePath, temp, offset, options);
     }
     if (result.integrity) {
       keep = false;
@@ -264,7 +298,8 @@ export async function getFile(
       remotePath,
       localPath,
       size: result.size,
-      sha256: result.sha256,
+      checksum: result.checksum,
+      digest: result.digest,
       resumedFrom: offset,
       skipped: false,
     };
@@ -276,20 +311,47 @@ export async function getFile(
   }
 }
 
-/** Runs one `get` request into `temp` from `offset`; checks size and hash. */
+/** How one `get` request ended: an INTEGRITY failure is returned, so the caller may restart. */
+interface Downloaded {
+  start: FrameHeader;
+  size: number;
+  checksum: ChecksumName;
+  digest: string;
+  integrity?: SockitError;
+}
+
+/**
+ * Runs one `get` request into `temp` from `offset`; checks size and digest. The server names
+ * the checksum only in `get-start`, so a kept prefix is hashed with each one offered.
+ */
 async function download(
   client: Client,
   remotePath: string,
   temp: FileHandle,
   offset: number,
-  hash: ReturnType<typeof createHash>,
   options: TransferOptions,
-): Promise<{ start: FrameHeader; size: number; sha256: string; integrity?: SockitError }> {
+): Promise<Downloaded> {
+  const offers = checksumOffers(options);
+  const candidates = await Promise.all(offers.map((name) => createChecksum(name)));
+  // A kept prefix exists only with resume, whose temp is open read-write: hash it through that.
+  if (offset > 0) {
+    const tee = {
+      update: (data: Uint8Array): void => {
+        for (const each of candidates) each.update(data);
+      },
+    };
+    await hashRange(temp, 0, offset, tee, options.signal);
+  }
+  let hash: Checksum = candidates[0]!;
   let failure: unknown;
-  const request = client.open({ type: FILES_FRAMES.get, path: remotePath, offset }, undefined, {
-    final: (header) => header.type === FILES_FRAMES.getEnd,
-    ...signalOption(options.signal),
-  });
+  const request = client.open(
+    { type: FILES_FRAMES.get, path: remotePath, offset, checksums: offers },
+    undefined,
+    {
+      final: (header) => header.type === FILES_FRAMES.getEnd,
+      ...signalOption(options.signal),
+    },
+  );
   const stop = (error: unknown): void => {
     failure ??= error;
     request.cancel();
@@ -308,11 +370,15 @@ async function download(
         stop(new SockitError('INTEGRITY', `the server announced a bad size for ${remotePath}`));
         return;
       }
-      if (
-        offset > 0 &&
-        isSha256Hex(header.prefixSha256) &&
-        header.prefixSha256.toLowerCase() !== hash.copy().digest('hex')
-      ) {
+      try {
+        const name = acceptedChecksum(header.checksum, offers);
+        hash = candidates.find((each) => each.name === name)!;
+      } catch (error) {
+        stop(error);
+        return;
+      }
+      const prefix = offset > 0 ? digestField(header, hash.name, true) : undefined;
+      if (prefix !== undefined && prefix !== hash.digest()) {
         stop(
           new SockitError('INTEGRITY', `the kept partial download is not a prefix of ${remotePath}`, {
             details: { restart: true },
@@ -343,37 +409,45 @@ async function download(
     await writer.flush().catch(() => {});
     const reason = failure ?? error;
     if (reason instanceof SockitError && reason.code === 'INTEGRITY') {
-      return { start: start ?? { type: 'none' }, size: total, sha256: '', integrity: reason };
+      return {
+        start: start ?? { type: 'none' },
+        size: total,
+        checksum: hash.name,
+        digest: '',
+        integrity: reason,
+      };
     }
     throw reason;
   }
   await writer.flush();
   if (failure) throw failure;
-  const sha256 = hash.digest('hex');
+  const digest = hash.digest();
+  const checksum = hash.name;
   if (start === undefined || received !== total) {
     return {
       start: start ?? { type: 'none' },
       size: total,
-      sha256,
+      checksum,
+      digest,
       integrity: new SockitError(
         'INTEGRITY',
         `received ${received} of ${total} bytes of ${remotePath}; nothing was written, try again`,
       ),
     };
   }
-  const claimed = end.header.sha256;
-  if (!isSha256Hex(claimed) || claimed.toLowerCase() !== sha256) {
+  if (digestField(end.header, checksum) !== digest) {
     return {
       start,
       size: total,
-      sha256,
+      checksum,
+      digest,
       integrity: new SockitError(
         'INTEGRITY',
-        `SHA-256 of the downloaded ${remotePath} does not match the server's; nothing was written, try again`,
+        `${checksum} of the downloaded ${remotePath} does not match the server's; nothing was written, try again`,
       ),
     };
   }
-  return { start, size: total, sha256 };
+  return { start, size: total, checksum, digest };
 }
 
 /** Lists a directory (or a whole tree), sorted by name, or the one entry of a file. */
@@ -424,6 +498,11 @@ export async function deleteEntry(
 
 // ---- helpers ---------------------------------------------------------------------------
 
+/** The checksums a transfer offers, in order of preference. */
+function checksumOffers(options: TransferOptions): ChecksumName[] {
+  return options.checksum ? [options.checksum] : [...CHECKSUMS];
+}
+
 function signalOption(signal: AbortSignal | undefined): { signal?: AbortSignal } {
   return signal ? { signal } : {};
 }
@@ -460,7 +539,15 @@ async function skipIfSame(
   const localSha = hash.digest('hex');
   const remoteSha = (await statEntry(client, remotePath, { sha256: true, ...signalOption(signal) })).sha256;
   if (remoteSha !== localSha) return undefined;
-  return { remotePath, localPath, size: localSize, sha256: localSha, resumedFrom: localSize, skipped: true };
+  return {
+    remotePath,
+    localPath,
+    size: localSize,
+    checksum: 'sha256',
+    digest: localSha,
+    resumedFrom: localSize,
+    skipped: true,
+  };
 }
 
 function parseEntries(value: unknown): FileEntry[] {

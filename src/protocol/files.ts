@@ -4,6 +4,7 @@
  * No I/O here: the server service and the client library both import it.
  */
 import { createHash } from 'node:crypto';
+import { SockitError } from '../errors.js';
 
 /** Frame types of the files service. */
 export const FILES_FRAMES = {
@@ -86,4 +87,89 @@ export function byPath(a: FileEntry, b: FileEntry): number {
   const left = a.path.replaceAll('/', '\0');
   const right = b.path.replaceAll('/', '\0');
   return left < right ? -1 : left > right ? 1 : 0;
+}
+
+/**
+ * Whole-file checksums this version knows, in order of preference: the first one both ends
+ * have is used. `xxh64` (xxHash64, about 5× SHA-256's speed here) catches transport and disk
+ * corruption; `sha256` is also collision-resistant, for when the digest is compared with
+ * one published elsewhere. Neither defends against a malicious sender: TLS and the token do.
+ */
+export const CHECKSUMS = ['xxh64', 'sha256'] as const;
+
+/** A whole-file checksum name. */
+export type ChecksumName = (typeof CHECKSUMS)[number];
+
+/** What a peer that names no checksum (an older sockit) uses. */
+export const LEGACY_CHECKSUM: ChecksumName = 'sha256';
+
+/** Hex digits of each checksum's digest. */
+const DIGEST_HEX_LENGTH: Record<ChecksumName, number> = { xxh64: 16, sha256: 64 };
+
+/** True when `name` is a checksum this version knows. */
+export function isChecksumName(name: unknown): name is ChecksumName {
+  return typeof name === 'string' && (CHECKSUMS as readonly string[]).includes(name);
+}
+
+/**
+ * The server's choice from a request's `checksums` (the client's list, its preference first):
+ * the first one this side also has. No list is an older client: SHA-256, as it always was.
+ */
+export function negotiateChecksum(offered: unknown): ChecksumName {
+  if (offered === undefined) return LEGACY_CHECKSUM;
+  if (!Array.isArray(offered) || offered.length === 0 || !offered.every((name) => typeof name === 'string')) {
+    throw new SockitError('BAD_REQUEST', 'field "checksums" must be a non-empty list of checksum names');
+  }
+  const chosen = offered.find(isChecksumName);
+  if (chosen === undefined) {
+    throw new SockitError(
+      'UNSUPPORTED',
+      `none of the checksums ${offered.slice(0, 8).join(', ')} is known here; this side has ${CHECKSUMS.join(', ')}`,
+    );
+  }
+  return chosen;
+}
+
+/**
+ * The checksum a `put-ready` or `get-start` names, checked against what was offered. A reply
+ * that names none comes from an older server: SHA-256.
+ */
+export function acceptedChecksum(named: unknown, offered: readonly ChecksumName[]): ChecksumName {
+  const chosen = named === undefined ? LEGACY_CHECKSUM : named;
+  if (!isChecksumName(chosen) || !offered.includes(chosen)) {
+    throw new SockitError(
+      'UNSUPPORTED',
+      `the server chose checksum ${String(chosen)}, which was not offered (${offered.join(', ')})`,
+    );
+  }
+  return chosen;
+}
+
+/** True when `text` has the form of a `name` digest (hex, either case). */
+export function isDigestHex(name: ChecksumName, text: unknown): text is string {
+  return typeof text === 'string' && text.length === DIGEST_HEX_LENGTH[name] && /^[0-9a-fA-F]+$/.test(text);
+}
+
+/**
+ * A digest field of a frame: `digest` (or `prefixDigest`), or for SHA-256 the older
+ * `sha256` (`prefixSha256`) that peers before negotiation send. Lowercase, or undefined.
+ */
+export function digestField(
+  header: Record<string, unknown>,
+  name: ChecksumName,
+  prefix = false,
+): string | undefined {
+  const value =
+    header[prefix ? 'prefixDigest' : 'digest'] ??
+    (name === 'sha256' ? header[prefix ? 'prefixSha256' : 'sha256'] : undefined);
+  return isDigestHex(name, value) ? value.toLowerCase() : undefined;
+}
+
+/**
+ * The digest fields of a frame: `checksum` and `digest`, plus `sha256` when it is SHA-256 so
+ * an older peer still finds the field it knows.
+ */
+export function digestFields(name: ChecksumName, digest: string, prefix = false): Record<string, string> {
+  if (prefix) return { prefixDigest: digest, ...(name === 'sha256' ? { prefixSha256: digest } : {}) };
+  return { checksum: name, digest, ...(name === 'sha256' ? { sha256: digest } : {}) };
 }

@@ -1,4 +1,3 @@
-import type { Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { cancelled, SockitError } from '../errors.js';
 import { DATA_CHUNK_BYTES } from '../protocol/files.js';
@@ -45,7 +44,7 @@ export async function hashRange(
   handle: FileHandle,
   start: number,
   end: number,
-  hash: Hash,
+  hash: { update(data: Uint8Array): unknown },
   signal?: AbortSignal,
 ): Promise<void> {
   for await (const chunk of readChunks(handle, start, end, 1024 * 1024)) {

@@ -4,7 +4,7 @@ import { stat, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { sha256File, startFiles, writeRandomFile } from './fixtures.js';
+import { checksumFile, sha256File, startFiles, writeRandomFile } from './fixtures.js';
 
 const MiB = 1024 ** 2;
 /** Big enough that holding the file (once per side) would dwarf the bound below. */
@@ -38,11 +38,11 @@ test('a 256 MiB file of random bytes round-trips with matching SHA-256, memory f
     // Server and client share this process: what either buffers shows in its peak RSS.
     const before = process.memoryUsage().rss;
     const put = await client.put(source, 'big/big.bin');
-    assert.equal(put.sha256, sha);
+    assert.equal(put.digest, await checksumFile(put.localPath, put.checksum));
     assert.equal((await stat(join(files.root, 'big', 'big.bin'))).size, SIZE);
     const back = join(files.local, 'big.back');
     const get = await client.get('big/big.bin', back);
-    assert.equal(get.sha256, sha);
+    assert.equal(get.digest, await checksumFile(get.localPath, get.checksum));
     assert.equal(await sha256File(back), sha);
     const peak = process.resourceUsage().maxRSS * 1024;
     const growth = Math.max(0, peak - before);

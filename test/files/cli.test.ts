@@ -3,7 +3,14 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runCli, TEST_TOKEN } from '../helpers.js';
-import { type FilesFixture, sha256File, startFiles, treeOf, writeRandomFile } from './fixtures.js';
+import {
+  checksumFile,
+  type FilesFixture,
+  sha256File,
+  startFiles,
+  treeOf,
+  writeRandomFile,
+} from './fixtures.js';
 
 const env = { SOCKIT_TOKEN: TEST_TOKEN };
 
@@ -34,7 +41,15 @@ describe('sockit put / get / ls / rm', () => {
 
   test('put several files into a directory; piped output is one line per file, no bar', async () => {
     const result = await runCli(
-      ['put', join(files.local, 'a.bin'), join(files.local, 'b.txt'), files.address, 'inbox/'],
+      [
+        'put',
+        '--checksum',
+        'sha256',
+        join(files.local, 'a.bin'),
+        join(files.local, 'b.txt'),
+        files.address,
+        'inbox/',
+      ],
       { env },
     );
     assert.equal(result.code, 0, result.stderr);
@@ -104,7 +119,14 @@ describe('sockit put / get / ls / rm', () => {
     assert.ok(progress.length >= 1);
     assert.equal(progress.at(-1)!.bytes, 2 * 1024 * 1024 + 5);
     const done = list.find((event) => event.event === 'done')!;
-    assert.equal(done.sha256, shaA);
+    assert.equal(done.checksum, 'xxh64', 'the default is the fastest checksum both ends have');
+    assert.equal(done.digest, await checksumFile(join(files.local, 'a.bin'), 'xxh64'));
+    const badChecksum = await runCli(
+      ['put', '--checksum', 'crc7', join(files.local, 'a.bin'), files.address, 'json2.bin'],
+      { env },
+    );
+    assert.equal(badChecksum.code, 2, badChecksum.stderr);
+    assert.match(badChecksum.stderr, /--checksum must be one of xxh64, sha256/);
     assert.equal(done.remotePath, 'json.bin');
     assert.equal(list.at(-1)!.event, 'end');
     assert.equal(list.at(-1)!.ok, true);

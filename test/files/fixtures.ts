@@ -7,9 +7,11 @@ import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { type Client, connect } from '../../src/client/client.js';
 import { SockitError } from '../../src/errors.js';
+import type { ChecksumName } from '../../src/protocol/files.js';
 import type { Server } from '../../src/server/server.js';
 import type { Service } from '../../src/server/service.js';
 import { type FilesOptions, filesService } from '../../src/services/files/index.js';
+import { createChecksum } from '../../src/storage/checksum.js';
 import { startServer, TEST_TOKEN, type TestServeOptions, type Transport } from '../helpers.js';
 
 export { writeRandomFile } from '../../bench/lib/random-file.js';
@@ -99,6 +101,14 @@ export async function sha256File(path: string): Promise<string> {
   for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }))
     hash.update(chunk as Buffer);
   return hash.digest('hex');
+}
+
+/** The digest of a file with a named whole-file checksum, streamed. */
+export async function checksumFile(path: string, name: ChecksumName): Promise<string> {
+  const checksum = await createChecksum(name);
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }))
+    checksum.update(chunk as Buffer);
+  return checksum.digest();
 }
 
 /** Every path below `dir` (relative), to show that nothing appeared or vanished. */

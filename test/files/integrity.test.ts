@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { Client } from '../../src/client/client.js';
 import { connect } from '../../src/client/client.js';
+import { CHECKSUMS, type ChecksumName } from '../../src/protocol/files.js';
 import type { FrameHeader } from '../../src/protocol/frame.js';
 import type { Service } from '../../src/server/service.js';
+import { digestOf } from '../../src/storage/checksum.js';
 import { startServer, TEST_TOKEN, tempDir } from '../helpers.js';
-import { filesAndClientPerSuite, isCode, treeOf } from './fixtures.js';
+import { checksumFile, filesAndClientPerSuite, isCode, sha256File, treeOf } from './fixtures.js';
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
@@ -39,6 +42,62 @@ describe('integrity of uploads', () => {
     request.send({ type: 'put-end', sha256: sha256(data) });
     await assert.rejects(request.done, isCode('INTEGRITY'));
     assert.deepEqual(await treeOf(files.root), []);
+  });
+
+  for (const name of CHECKSUMS) {
+    test(`${name}: a flipped byte is INTEGRITY and nothing is published`, async () => {
+      const { files, client } = suite;
+      const data = randomBytes(512 * 1024);
+      const { request, ready } = await openPut(client, {
+        path: `flip-${name}.bin`,
+        fileSize: data.length,
+        checksums: [name],
+      });
+      assert.equal(ready.checksum, name, 'the server uses the one checksum offered');
+      const flipped = Buffer.from(data);
+      flipped[123_456]! ^= 0x80;
+      await request.write({ type: 'data' }, flipped);
+      request.send({ type: 'put-end', checksum: name, digest: await digestOf(name, data) });
+      await assert.rejects(request.done, isCode('INTEGRITY'));
+      assert.deepEqual(await treeOf(files.root), []);
+    });
+  }
+
+  test('an older client that offers no checksum gets SHA-256 in the fields it knows', async () => {
+    const { files, client } = suite;
+    const data = randomBytes(100_000);
+    const { request, ready } = await openPut(client, { path: 'old.bin', fileSize: data.length });
+    assert.equal(ready.checksum, 'sha256');
+    request.send({ type: 'data' }, data);
+    request.send({ type: 'put-end', sha256: sha256(data) });
+    const done = await request.done;
+    assert.equal(done.header.sha256, sha256(data));
+    assert.equal(await sha256File(join(files.root, 'old.bin')), sha256(data));
+    await rm(join(files.root, 'old.bin'));
+  });
+
+  test('the client library asked for sha256 only, or offering what the server lacks', async () => {
+    const { files, client } = suite;
+    const source = join(files.local, 'only-sha.bin');
+    await writeFile(source, randomBytes(70_000));
+    const put = await client.put(source, 'only-sha.bin', { checksum: 'sha256' });
+    assert.equal(put.checksum, 'sha256');
+    assert.equal(put.digest, await sha256File(source));
+    const got = await client.get('only-sha.bin', join(files.local, 'only-sha.back'), { checksum: 'sha256' });
+    assert.equal(got.checksum, 'sha256');
+    assert.equal(got.digest, await sha256File(got.localPath));
+    const fast = await client.get('only-sha.bin', join(files.local, 'fast.back'));
+    assert.equal(fast.checksum, 'xxh64');
+    assert.equal(fast.digest, await checksumFile(fast.localPath, 'xxh64'));
+    await assert.rejects(
+      client.call({ type: 'put', path: 'md4.bin', fileSize: 1, checksums: ['md4'] }),
+      isCode('UNSUPPORTED'),
+    );
+    await assert.rejects(
+      client.call({ type: 'get', path: 'only-sha.bin', checksums: 'xxh64' }),
+      isCode('BAD_REQUEST'),
+    );
+    await rm(join(files.root, 'only-sha.bin'));
   });
 
   for (const [what, name, sent] of [
@@ -78,15 +137,20 @@ describe('integrity of uploads', () => {
 });
 
 describe('integrity of downloads', () => {
-  /** A files server that lies: announces `announced`, sends `sent`, claims `claimed`'s hash. */
-  function lyingService(announced: number, sent: Buffer, claimed: Buffer): Service {
+  /**
+   * A files server that lies: announces `announced`, sends `sent`, claims `claimed`'s digest.
+   * Without `checksum` it is an older server that names none and sends `sha256`.
+   */
+  function lyingService(announced: number, sent: Buffer, claimed: Buffer, checksum?: ChecksumName): Service {
     return {
       name: 'files',
       requests: {
-        get(request) {
-          request.send({ type: 'get-start', fileSize: announced, mode: 0o644, mtimeMs: 0 });
+        async get(request) {
+          const named = checksum ? { checksum } : {};
+          request.send({ type: 'get-start', fileSize: announced, mode: 0o644, mtimeMs: 0, ...named });
           request.send({ type: 'data' }, sent);
-          request.reply({ type: 'get-end', sha256: sha256(claimed) });
+          const digest = await digestOf(checksum ?? 'sha256', claimed);
+          request.reply({ type: 'get-end', ...(checksum ? { checksum, digest } : { sha256: digest }) });
         },
       },
     };
@@ -112,6 +176,81 @@ describe('integrity of downloads', () => {
   test('a hash mismatch is INTEGRITY; nothing appears locally, no temp file is left', async () => {
     const { error, left } = await downloadFrom(lyingService(5, Buffer.from('hello'), Buffer.from('hellO')));
     assert.ok(isCode('INTEGRITY')(error), String(error));
+    assert.deepEqual(left, []);
+  });
+
+  for (const name of CHECKSUMS) {
+    test(`${name}: a flipped byte in a download is INTEGRITY; nothing appears locally`, async () => {
+      const { error, left } = await downloadFrom(
+        lyingService(5, Buffer.from('hello'), Buffer.from('hellO'), name),
+      );
+      assert.ok(isCode('INTEGRITY')(error), String(error));
+      assert.deepEqual(left, []);
+    });
+  }
+
+  test('an older server that names no checksum: the download is verified with SHA-256', async () => {
+    const body = Buffer.from('hello older server');
+    const server = await startServer({ services: [lyingService(body.length, body, body)] });
+    const local = await tempDir();
+    try {
+      const client = await connect(server.address, { token: TEST_TOKEN, stateDir: server.stateDir, env: {} });
+      const got = await client.get('x.bin', join(local.path, 'x.bin'));
+      assert.equal(got.checksum, 'sha256');
+      assert.equal(got.digest, sha256(body));
+      assert.equal(await sha256File(got.localPath), sha256(body));
+      await client.close();
+    } finally {
+      await local.cleanup();
+      await server.stop();
+    }
+  });
+
+  test('an older server that names no checksum: the upload sends the sha256 field it knows', async () => {
+    const body = randomBytes(300_000);
+    let ended: FrameHeader | undefined;
+    const older: Service = {
+      name: 'files',
+      requests: {
+        async put(request) {
+          const received: Buffer[] = [];
+          await new Promise<void>((resolve) => {
+            request.onFrame = (frame) => {
+              if (frame.header.type === 'data') received.push(Buffer.from(frame.body));
+              else {
+                ended = frame.header;
+                resolve();
+              }
+            };
+            request.send({ type: 'put-ready', offset: 0 });
+          });
+          const digest = sha256(Buffer.concat(received));
+          request.reply({ type: 'put-done', fileSize: body.length, sha256: digest });
+        },
+      },
+    };
+    const server = await startServer({ services: [older] });
+    const local = await tempDir();
+    try {
+      const source = join(local.path, 'up.bin');
+      await writeFile(source, body);
+      const client = await connect(server.address, { token: TEST_TOKEN, stateDir: server.stateDir, env: {} });
+      const put = await client.put(source, 'up.bin');
+      assert.equal(put.checksum, 'sha256');
+      assert.equal(put.digest, sha256(body));
+      assert.equal(ended?.sha256, sha256(body), 'put-end carries the older "sha256" field');
+      await client.close();
+    } finally {
+      await local.cleanup();
+      await server.stop();
+    }
+  });
+
+  test('a server that picks a checksum not offered is UNSUPPORTED; nothing appears locally', async () => {
+    const { error, left } = await downloadFrom(
+      lyingService(5, Buffer.from('hello'), Buffer.from('hello'), 'md5' as ChecksumName),
+    );
+    assert.ok(isCode('UNSUPPORTED')(error), String(error));
     assert.deepEqual(left, []);
   });
 

@@ -5,7 +5,15 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Client } from '../../src/client/client.js';
 import { partialUploadName } from '../../src/protocol/files.js';
-import { type FilesFixture, isCode, startFiles, treeOf, writeRandomFile } from './fixtures.js';
+import {
+  checksumFile,
+  type FilesFixture,
+  isCode,
+  sha256File,
+  startFiles,
+  treeOf,
+  writeRandomFile,
+} from './fixtures.js';
 
 const SECRET = 'outside the root: never read, never written\n';
 
@@ -183,7 +191,8 @@ describe('path jail', () => {
       },
     });
     assert.ok(swapped);
-    assert.equal(result.sha256, sha);
+    assert.equal(result.digest, await checksumFile(result.localPath, result.checksum));
+    assert.equal(await sha256File(result.localPath), sha, 'the file opened before the swap was sent');
     await assert.rejects(client.get('swap-get.bin', join(files.local, 'again.bin')), isCode('FORBIDDEN'));
     await assertOutsideUntouched();
   });

@@ -23,7 +23,8 @@ const result: TransferResult = {
   remotePath: 'dir/a.bin',
   localPath: 'a.bin',
   size: 2048,
-  sha256: 'ab'.repeat(32),
+  checksum: 'sha256',
+  digest: 'ab'.repeat(32),
   resumedFrom: 0,
   skipped: false,
 };

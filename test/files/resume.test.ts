@@ -13,7 +13,15 @@ import type { Frame } from '../../src/protocol/frame.js';
 import type { ServerRequest } from '../../src/server/request.js';
 import type { Service } from '../../src/server/service.js';
 import { CLI, runCli, spawnForFile, TEST_TOKEN, tempDir, waitForLine } from '../helpers.js';
-import { type FilesFixture, isCode, sha256File, startFiles, treeOf, writeRandomFile } from './fixtures.js';
+import {
+  checksumFile,
+  type FilesFixture,
+  isCode,
+  sha256File,
+  startFiles,
+  treeOf,
+  writeRandomFile,
+} from './fixtures.js';
 
 const MiB = 1024 * 1024;
 
@@ -132,7 +140,8 @@ describe('resume', () => {
       .map((line) => JSON.parse(line) as Record<string, unknown>)
       .find((event) => event.event === 'done');
     assert.ok(done, resumed.stdout);
-    assert.equal(done.sha256, sha);
+    assert.equal(done.checksum, 'xxh64');
+    assert.equal(done.digest, await checksumFile(source, 'xxh64'));
     assert.ok((done.resumedFrom as number) > 0, 'continued from the kept partial');
     assert.equal(await sha256File(join(files.root, 'killed.bin')), sha);
     await assert.rejects(stat(partial), { code: 'ENOENT' });
@@ -158,7 +167,7 @@ describe('resume', () => {
     });
     assert.ok(result.resumedFrom > 0 && result.resumedFrom <= 12 * MiB, String(result.resumedFrom));
     assert.equal(progress[0], result.resumedFrom);
-    assert.equal(result.sha256, sha);
+    assert.equal(result.digest, await checksumFile(result.localPath, result.checksum));
     assert.equal(await sha256File(join(files.root, 'aborted.bin')), sha);
   });
 
@@ -188,7 +197,7 @@ describe('resume', () => {
       await stuck.reachedGate;
       const second = await held.connect();
       const result = await second.put(source, 'takeover.bin', { resume: true });
-      assert.equal(result.sha256, sha);
+      assert.equal(result.digest, await checksumFile(result.localPath, result.checksum));
       stuck.release();
       assert.ok(isCode('CONFLICT')(await firstPut), 'the first upload was taken over');
       assert.equal(await sha256File(join(held.root, 'takeover.bin')), sha);
@@ -207,7 +216,7 @@ describe('resume', () => {
     const sha = await writeRandomFile(join(files.root, 'changing.bin'), 6 * MiB);
     const result = await client.get('changing.bin', target, { resume: true });
     assert.equal(result.resumedFrom, 0);
-    assert.equal(result.sha256, sha);
+    assert.equal(result.digest, await checksumFile(result.localPath, result.checksum));
     assert.equal(await sha256File(target), sha);
     assert.deepEqual(
       (await treeOf(files.local)).filter((name) => name.startsWith('.sockit-')),
@@ -225,7 +234,7 @@ describe('resume', () => {
     assert.ok((await stat(partial)).size >= 4 * MiB);
     const result = await client.get('download.bin', target, { resume: true });
     assert.ok(result.resumedFrom >= 4 * MiB);
-    assert.equal(result.sha256, sha);
+    assert.equal(result.digest, await checksumFile(result.localPath, result.checksum));
     assert.equal(await sha256File(target), sha);
     await assert.rejects(stat(partial), { code: 'ENOENT' });
     const skipped = await client.get('download.bin', target, { resume: true });
@@ -320,7 +329,7 @@ describe('server killed mid-upload', () => {
     const again = await connect(second.address, { token: TEST_TOKEN, stateDir: state, env: {} });
     const result = await again.put(source, 'payload.bin', { resume: true });
     assert.ok(result.resumedFrom > 0, `resumed from ${result.resumedFrom}`);
-    assert.equal(result.sha256, sha);
+    assert.equal(result.digest, await checksumFile(result.localPath, result.checksum));
     assert.equal(await sha256File(join(root, 'payload.bin')), sha);
     assert.deepEqual(await treeOf(root), ['payload.bin']);
     await again.close();
@@ -357,7 +366,7 @@ describe('kept partials the server did not write', () => {
     assert.equal(await sha256File(outsideFile), before);
     // Without resume the planted name is replaced by a partial of our own: the upload works.
     const put = await client.put(source, 'linked.bin');
-    assert.equal(put.sha256, sha);
+    assert.equal(put.digest, await checksumFile(source, put.checksum));
     assert.equal(await sha256File(join(files.root, 'linked.bin')), sha);
     assert.equal(await sha256File(outsideFile), before);
     assert.equal((await stat(outsideFile)).nlink, 1, 'the planted link is gone');

@@ -6,6 +6,7 @@ import { EMPTY_SHA256 } from '../../src/protocol/files.js';
 import { Jail } from '../../src/services/files/jail.js';
 import { describeOverTransports } from '../helpers.js';
 import {
+  checksumFile,
   filesAndClientPerSuite,
   isCode,
   sha256File,
@@ -17,17 +18,18 @@ import {
 describeOverTransports('put and get', (transport) => {
   const suite = filesAndClientPerSuite(transport);
 
-  test('a file round-trips byte for byte, with SHA-256 on both sides', async () => {
+  test('a file round-trips byte for byte, verified by the negotiated checksum on both sides', async () => {
     const { files, client } = suite;
     const source = join(files.local, 'a.bin');
     const sha = await writeRandomFile(source, 3 * 1024 * 1024 + 17);
     const put = await client.put(source, 'dir/sub/a.bin');
-    assert.equal(put.sha256, sha);
+    assert.equal(put.checksum, 'xxh64', 'the fastest common checksum is the default');
+    assert.equal(put.digest, await checksumFile(put.localPath, put.checksum));
     assert.equal(put.resumedFrom, 0);
     assert.equal(await sha256File(join(files.root, 'dir', 'sub', 'a.bin')), sha);
     const back = join(files.local, 'a.back');
     const get = await client.get('dir/sub/a.bin', back);
-    assert.equal(get.sha256, sha);
+    assert.equal(get.digest, await checksumFile(get.localPath, get.checksum));
     assert.equal(await sha256File(back), sha);
     // No temporary file is left on either side.
     assert.deepEqual(await treeOf(join(files.root, 'dir')), ['sub', 'sub/a.bin']);
@@ -39,7 +41,7 @@ describeOverTransports('put and get', (transport) => {
     const empty = join(files.local, 'empty');
     await writeFile(empty, '');
     const put = await client.put(empty, 'empty');
-    assert.equal(put.sha256, EMPTY_SHA256);
+    assert.equal(put.digest, put.checksum === 'sha256' ? EMPTY_SHA256 : 'ef46db3751d8e999');
     assert.equal((await stat(join(files.root, 'empty'))).size, 0);
     const got = await client.get('empty', join(files.local, 'empty.back'));
     assert.equal(got.size, 0);

@@ -8,10 +8,11 @@ import {
   rootRelative,
   runTransferCommand,
   type TransferCliOptions,
+  transferOptions,
 } from '../files-common.js';
 import { downloadToStdout, STDIO_NAME } from '../stdio-transfer.js';
 
-/** `sockit get [-r] ADDRESS REMOTE [LOCAL]`: download files, verified by SHA-256. */
+/** `sockit get [-r] ADDRESS REMOTE [LOCAL]`: download files, verified by a negotiated checksum. */
 export function registerGet(program: Command): void {
   addClientOptions(
     addTransferOptions(
@@ -44,12 +45,7 @@ export function registerGet(program: Command): void {
             plan.items.length,
             plan.items.reduce((sum, item) => sum + item.size, 0),
           );
-          await runDownloads(
-            client,
-            plan,
-            { overwrite: options.overwrite ?? false, resume: options.resume ?? false, signal },
-            reporterCallbacks(reporter),
-          );
+          await runDownloads(client, plan, transferOptions(options, signal), reporterCallbacks(reporter));
         }),
       );
     }),

@@ -7,10 +7,11 @@ import {
   reporterCallbacks,
   runTransferCommand,
   type TransferCliOptions,
+  transferOptions,
 } from '../files-common.js';
 import { fromStdin, STDIO_NAME, withStdinFile } from '../stdio-transfer.js';
 
-/** `sockit put [-r] LOCAL… ADDRESS REMOTE`: upload files, verified by SHA-256. */
+/** `sockit put [-r] LOCAL… ADDRESS REMOTE`: upload files, verified by a negotiated checksum. */
 export function registerPut(program: Command): void {
   addClientOptions(
     addTransferOptions(
@@ -63,12 +64,7 @@ export function registerPut(program: Command): void {
             items.length,
             items.reduce((sum, item) => sum + item.size, 0),
           );
-          await runUploads(
-            client,
-            items,
-            { overwrite: options.overwrite ?? false, resume: options.resume ?? false, signal },
-            reporterCallbacks(reporter),
-          );
+          await runUploads(client, items, transferOptions(options, signal), reporterCallbacks(reporter));
         }),
       );
     }),

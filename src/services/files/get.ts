@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { SockitError } from '../../errors.js';
-import { FILES_FRAMES } from '../../protocol/files.js';
+import { digestFields, FILES_FRAMES, negotiateChecksum } from '../../protocol/files.js';
 import type { ServerRequest } from '../../server/request.js';
+import { createChecksum } from '../../storage/checksum.js';
 import { hashRange, readChunks } from '../../storage/file-reader.js';
 import { type FilesContext, optionalCount, requireAuthenticated } from './context.js';
 import { fsFailure } from './fs-errors.js';
@@ -9,7 +9,8 @@ import { parseRemotePath } from './path.js';
 
 /**
  * `get`: `get-start` (size, mode, mtime), the bytes from `offset` in `data` frames, then
- * `get-end` with the SHA-256 of the whole file (a kept prefix is hashed, not sent). Sending
+ * `get-end` with the digest of the whole file (a kept prefix is hashed, not sent) in the
+ * checksum negotiated from the request's `checksums` (SHA-256 when it names none). Sending
  * waits for the socket to drain, so a slow client holds one chunk of server memory, not a file.
  */
 export async function handleGet(request: ServerRequest, context: FilesContext): Promise<void> {
@@ -17,6 +18,7 @@ export async function handleGet(request: ServerRequest, context: FilesContext): 
   const names = parseRemotePath(request.header.path);
   const path = names.join('/');
   const offset = optionalCount(request, 'offset') ?? 0;
+  const checksum = negotiateChecksum(request.header.checksums);
   const { handle, stats } = await context.jail.openFile(names);
   try {
     const fileSize = stats.size;
@@ -27,15 +29,16 @@ export async function handleGet(request: ServerRequest, context: FilesContext): 
       );
     }
     const { signal } = request;
-    const hash = createHash('sha256');
+    const hash = await createChecksum(checksum);
     if (offset > 0) await hashRange(handle, 0, offset, hash, signal);
     await request.write({
       type: FILES_FRAMES.getStart,
       fileSize,
       mode: stats.mode & 0o7777,
       mtimeMs: stats.mtimeMs,
+      checksum,
       // Lets a resuming client check that its kept prefix is this file's (a sockit extension).
-      ...(offset > 0 ? { prefixSha256: hash.copy().digest('hex') } : {}),
+      ...(offset > 0 ? digestFields(checksum, hash.digest(), true) : {}),
     });
     // The next chunk is read and hashed while the previous one is still being flushed.
     let flushing: Promise<void> | undefined;
@@ -50,7 +53,7 @@ export async function handleGet(request: ServerRequest, context: FilesContext): 
     }
     if (flushing) await flushing;
     signal.throwIfAborted();
-    request.reply({ type: FILES_FRAMES.getEnd, sha256: hash.digest('hex') });
+    request.reply({ type: FILES_FRAMES.getEnd, ...digestFields(checksum, hash.digest()) });
   } catch (error) {
     throw fsFailure(error, path);
   } finally {

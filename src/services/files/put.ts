@@ -2,20 +2,29 @@
  * `put`: a file arrives in `data` frames and becomes visible only when it is whole and proven.
  *
  * The bytes go to a reserved partial file next to the target (`.sockit-part-…`), which the
- * jail never lets a client name. `put-end` carries the client's SHA-256; only when size and
- * hash match is the partial fsynced, given its mode and mtime, and renamed over the target
- * (or hard-linked, which fails instead of replacing, when overwriting is not allowed). A
+ * jail never lets a client name. `put-end` carries the client's digest; only when size and
+ * digest match is the partial fsynced, given its mode and mtime, and renamed over the target
+ * (or hard-linked, which fails instead of replacing, when overwriting is not allowed). The
+ * checksum is negotiated: the first of the client's `checksums` this side knows, SHA-256 for a
+ * client that offers none. A
  * mismatch removes the partial and answers INTEGRITY. A broken transfer keeps the partial, so
  * a put with `resume` continues from its size; the kept prefix is hashed again so the final
- * SHA-256 still covers the whole file.
+ * digest still covers the whole file.
  */
-import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { type FileHandle, open, statfs, unlink } from 'node:fs/promises';
 import { SockitError } from '../../errors.js';
-import { FILES_FRAMES, isSha256Hex, partialUploadName } from '../../protocol/files.js';
+import {
+  type ChecksumName,
+  digestField,
+  digestFields,
+  FILES_FRAMES,
+  negotiateChecksum,
+  partialUploadName,
+} from '../../protocol/files.js';
 import type { Frame, FrameHeader } from '../../protocol/frame.js';
 import type { ServerRequest } from '../../server/request.js';
+import { type Checksum, createChecksum } from '../../storage/checksum.js';
 import { hashRange } from '../../storage/file-reader.js';
 import { SequentialWriter } from '../../storage/file-writer.js';
 import { publishFile } from '../../storage/publish.js';
@@ -36,6 +45,8 @@ interface PutRequest {
   resume: boolean;
   mode: number | undefined;
   mtimeMs: number | undefined;
+  /** Negotiated from the client's `checksums`. */
+  checksum: ChecksumName;
 }
 
 export async function handlePut(request: ServerRequest, context: FilesContext): Promise<void> {
@@ -89,35 +100,40 @@ export async function handlePut(request: ServerRequest, context: FilesContext): 
       offset = 0;
     }
     await checkFreeSpace(dir, put, put.fileSize - offset, context.reserveBytes);
-    const hash = createHash('sha256');
+    const hash = await createChecksum(put.checksum);
     if (offset > 0) await hashRange(partial, 0, offset, hash, stop.signal);
     stop.signal.throwIfAborted();
     request.send({
       type: FILES_FRAMES.putReady,
       offset,
+      checksum: put.checksum,
       // The client compares this with its own prefix before sending the rest (a sockit extension).
-      ...(offset > 0 ? { prefixSha256: hash.copy().digest('hex') } : {}),
+      ...(offset > 0 ? digestFields(put.checksum, hash.digest(), true) : {}),
     });
 
     const received = await receive(request, partial, offset, put, hash, stop.signal, context, lock);
-    const sha256 = hash.digest('hex');
+    const digest = hash.digest();
     if (received.end !== put.fileSize) {
       throw new SockitError(
         'INTEGRITY',
         `${put.path}: received ${received.end} of ${put.fileSize} bytes; nothing was published`,
       );
     }
-    if (sha256 !== received.sha256) {
+    if (digest !== received.digest) {
       throw new SockitError(
         'INTEGRITY',
-        `${put.path}: SHA-256 of the received bytes does not match the sender's; nothing was published, send it again`,
+        `${put.path}: ${put.checksum} of the received bytes does not match the sender's; nothing was published, send it again`,
       );
     }
     await finishFile(partial, put);
     partial = undefined;
     await dir.assertStillInside();
     await publish(dir, name, partialPath, put);
-    request.reply({ type: FILES_FRAMES.putDone, fileSize: put.fileSize, sha256 });
+    request.reply({
+      type: FILES_FRAMES.putDone,
+      fileSize: put.fileSize,
+      ...digestFields(put.checksum, digest),
+    });
   } catch (error) {
     if (partial && partialPath) {
       await keepOrDiscard(request, partial, partialPath, put, error);
@@ -199,6 +215,7 @@ function readPutRequest(request: ServerRequest): PutRequest {
     resume: header.resume === true,
     mode,
     mtimeMs,
+    checksum: negotiateChecksum(header.checksums),
   };
 }
 
@@ -222,7 +239,7 @@ async function checkFreeSpace(
 
 /**
  * Takes `data` frames until `put-end`, writing them in order while the socket waits for the
- * disk. Resolves with the end position and the client's hash; rejects on abort, a stall, a
+ * disk. Resolves with the end position and the client's digest; rejects on abort, a stall, a
  * frame that does not belong, or more bytes than announced.
  */
 function receive(
@@ -230,11 +247,11 @@ function receive(
   partial: FileHandle,
   offset: number,
   put: PutRequest,
-  hash: ReturnType<typeof createHash>,
+  hash: Checksum,
   signal: AbortSignal,
   context: FilesContext,
   lock: UploadLock,
-): Promise<{ end: number; sha256: string }> {
+): Promise<{ end: number; digest: string }> {
   let fail!: (error: unknown) => void;
   const writer = new SequentialWriter(partial, offset, {
     onError: (error) => fail(fsFailure(error, put.path)),
@@ -295,10 +312,14 @@ function receive(
       const position = await writer.flush().catch((error: unknown) => {
         throw fsFailure(error, put.path);
       });
-      if (!isSha256Hex(end.sha256)) {
-        throw new SockitError('BAD_REQUEST', 'put-end needs "sha256": the hex SHA-256 of the whole file');
+      const digest = digestField(end, put.checksum);
+      if (digest === undefined) {
+        throw new SockitError(
+          'BAD_REQUEST',
+          `put-end needs "digest": the hex ${put.checksum} of the whole file`,
+        );
       }
-      return { end: position, sha256: end.sha256.toLowerCase() };
+      return { end: position, digest };
     },
     async (error: unknown) => {
       cleanup();
