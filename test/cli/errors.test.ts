@@ -37,7 +37,7 @@ describe('bad option values are usage errors (exit 2) that name the choices', ()
     ],
     [
       ['serve', '--open', 'echo,bogus', 'tcp://127.0.0.1:0'],
-      'sockit: INVALID_OPTION: --open: unknown "bogus" (choose from echo, chat, exec, files)',
+      'sockit: INVALID_OPTION: --open: unknown "bogus" (choose from echo, chat, exec, files, tunnel)',
     ],
     [
       ['serve', '--echo', 'lower', 'tcp://127.0.0.1:0'],
