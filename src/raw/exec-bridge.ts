@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { SockitError } from '../errors.js';
+import { endWithin } from '../transport/close-grace.js';
 import type { Taps } from './session-log.js';
 
 /** What to run for each connection: an argv (no shell) or a shell command line. */
@@ -97,9 +98,9 @@ export function bridgeToProcess(socket: Socket, spec: ExecSpec, taps?: Taps): Pr
     let stdoutDone = false;
     const endIfFinished = (): void => {
       if (exit === undefined || !stdoutDone || socket.destroyed) return;
-      if (!socket.writableEnded) socket.end();
-      socket.resume(); // read and drop until the peer closes, so its last bytes do not reset the connection
-      socket.setTimeout(PEER_CLOSE_GRACE_MS, () => socket.destroy());
+      // Read and drop until the peer closes, so its last bytes do not reset the connection; a
+      // fixed grace, which the peer's bytes cannot extend.
+      endWithin(socket, PEER_CLOSE_GRACE_MS);
     };
     stdout.on('end', () => {
       stdoutDone = true;

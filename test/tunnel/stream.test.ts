@@ -39,7 +39,8 @@ test(
     outside.write(Buffer.alloc(500_000, 1));
     // Wait until the socket has given everything it can: the stream must stop at its credit.
     while (sent < 50_000) await new Promise((resolve) => setImmediate(resolve));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Let every read the socket still has run (loop turns, not a clock): none may pass the credit.
+    for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
     assert.equal(sent, 50_000, 'stops at exactly the credit');
     const more = new Promise<void>((resolve) => {
       grew = resolve;

@@ -34,12 +34,12 @@ export async function startControl(address: Address, toxics: ToxicSet): Promise<
     );
   }
   const server = http.createServer((request, response) => {
-    request.setTimeout(REQUEST_DEADLINE_MS);
     void answer(request, toxics).then(
       ({ status, body }) => send(response, status, body),
       (error: unknown) => send(response, ...errorAnswer(error)),
     );
   });
+  // Fixed deadlines from the request's first byte (not an inactivity timer a slow client resets).
   server.requestTimeout = REQUEST_DEADLINE_MS;
   server.headersTimeout = REQUEST_DEADLINE_MS;
   await new Promise<void>((resolve, reject) => {
