@@ -7,6 +7,7 @@
  * Delivery is at-most-once (NATS core): what a bus carries while it is down is lost, never
  * replayed. Order is kept per publisher and subject.
  */
+import type { EventEmitter } from 'node:events';
 export type BusState = 'up' | 'down';
 
 /** One shared medium: subjects to publish on, and a registry of names unique across servers. */
@@ -60,4 +61,21 @@ export function redactBusUrl(url: string): string {
         .replace(/^[^@]*@/, ''),
     )
     .join(',');
+}
+
+/**
+ * `onState` and `onLost` of a bus that emits `state` and `lost` on `events`: the same for every
+ * implementation.
+ */
+export function busListeners(events: EventEmitter): Pick<Bus, 'onState' | 'onLost'> {
+  return {
+    onState(listener) {
+      events.on('state', listener);
+      return () => events.off('state', listener);
+    },
+    onLost(listener) {
+      events.on('lost', listener);
+      return () => events.off('lost', listener);
+    },
+  };
 }

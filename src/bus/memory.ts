@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { type Bus, type BusState, DEFAULT_HEARTBEAT_MS } from './bus.js';
+import { type Bus, type BusState, busListeners, DEFAULT_HEARTBEAT_MS } from './bus.js';
 
 /** Nodes of one process that share subjects and claims: several servers in one test, say. */
 export class MemoryHub {
@@ -57,14 +57,7 @@ export function memoryBus(options: { hub?: MemoryHub; heartbeatMs?: number } = {
       if (!mine.delete(key)) return;
       if (hub.claims.get(key) === nodeId) hub.claims.delete(key);
     },
-    onState(listener) {
-      events.on('state', listener);
-      return () => events.off('state', listener);
-    },
-    onLost(listener) {
-      events.on('lost', listener);
-      return () => events.off('lost', listener);
-    },
+    ...busListeners(events),
     async close() {
       for (const key of [...mine]) this.release(key);
     },

@@ -6,7 +6,7 @@ import { type KV, Kvm } from '@nats-io/kv';
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { SockitError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
-import { type Bus, type BusState, DEFAULT_HEARTBEAT_MS, redactBusUrl } from './bus.js';
+import { type Bus, type BusState, busListeners, DEFAULT_HEARTBEAT_MS, redactBusUrl } from './bus.js';
 
 export interface NatsBusOptions {
   /** `nats://HOST:PORT` or `tls://HOST:PORT` (several, comma-separated, for a NATS cluster). */
@@ -216,14 +216,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
       claims.delete(key);
       if (state === 'up' && !closed) kv.delete(key, { previousSeq: revision }).catch(() => {});
     },
-    onState(listener) {
-      events.on('state', listener);
-      return () => events.off('state', listener);
-    },
-    onLost(listener) {
-      events.on('lost', listener);
-      return () => events.off('lost', listener);
-    },
+    ...busListeners(events),
     async close() {
       if (closed) return;
       clearInterval(timer);
