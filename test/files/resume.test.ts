@@ -57,6 +57,11 @@ function gateFirstPut(afterBytes: number) {
     reached = resolve;
   });
   let gated = false;
+  let settle!: () => void;
+  // The first put's handler has finished: its partial is flushed and closed.
+  const firstPutSettled = new Promise<void>((resolve) => {
+    settle = resolve;
+  });
   const wrap = (service: Service): Service => ({
     ...service,
     requests: {
@@ -84,12 +89,15 @@ function gateFirstPut(afterBytes: number) {
                 });
             },
           });
+          const handled = Promise.resolve(service.requests!.put!(request));
+          handled.then(settle, settle);
+          return handled;
         }
         return service.requests!.put!(request);
       },
     },
   });
-  return { wrap, release, reachedGate };
+  return { wrap, release, reachedGate, firstPutSettled };
 }
 
 describe('resume', () => {
@@ -119,12 +127,12 @@ describe('resume', () => {
     child.stdout.resume();
     child.stderr.resume();
     const exited = once(child, 'exit');
-    const disconnected = once(files.server, 'disconnect');
     await gate.reachedGate;
     child.kill('SIGKILL');
     await exited;
     gate.release();
-    await disconnected;
+    // The server flushes what arrived after the disconnect; wait for that, not for the close.
+    await gate.firstPutSettled;
     const partial = join(files.root, partialUploadName('killed.bin'));
     const kept = (await stat(partial)).size;
     assert.ok(kept >= 6 * MiB - DATA_CHUNK_BYTES, `partial keeps what arrived (${kept} bytes)`);
