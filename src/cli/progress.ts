@@ -98,6 +98,8 @@ function jsonReporter(out: NodeJS.WritableStream): TransferReporter {
         digest: result.digest,
         resumedFrom: result.resumedFrom,
         skipped: result.skipped,
+        ...(result.compression ? { compression: result.compression } : {}),
+        wireBytes: result.wireBytes,
       });
     },
     finish(ok, error) {

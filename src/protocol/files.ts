@@ -11,6 +11,8 @@ export const FILES_FRAMES = {
   put: 'put',
   putReady: 'put-ready',
   data: 'data',
+  /** A `data` chunk compressed with the request's negotiated `compression` (see COMPRESSIONS). */
+  dataCompressed: 'data-z',
   putEnd: 'put-end',
   putDone: 'put-done',
   get: 'get',
@@ -30,6 +32,12 @@ export const FILES_FRAMES = {
  * call) vanishes next to the copy, small enough that a paused connection holds little memory.
  */
 export const DATA_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * Most bytes one `data-z` frame may decompress to. Above DATA_CHUNK_BYTES so a peer with larger
+ * chunks still fits; the receiver stops decompressing here (a "zip bomb" is INTEGRITY).
+ */
+export const MAX_DECOMPRESSED_CHUNK_BYTES = 4 * DATA_CHUNK_BYTES;
 
 /** One file or directory as `list` and `stat` report it. Paths are relative to the root. */
 export interface FileEntry {
@@ -172,4 +180,55 @@ export function digestField(
 export function digestFields(name: ChecksumName, digest: string, prefix = false): Record<string, string> {
   if (prefix) return { prefixDigest: digest, ...(name === 'sha256' ? { prefixSha256: digest } : {}) };
   return { checksum: name, digest, ...(name === 'sha256' ? { sha256: digest } : {}) };
+}
+
+/**
+ * Chunk compressions this version may use, in order of preference (`compress` in a put or get
+ * request lists the ones the client has, `compression` in `put-ready`/`get-start` names the
+ * one chosen). `zstd` only where node:zlib has it (Node >= 22.15); `deflate` is raw DEFLATE
+ * (RFC 1951, no gzip header or CRC: the whole-file checksum already covers the bytes).
+ * Compression is per chunk: a chunk that would not shrink is sent as plain `data`.
+ */
+export const COMPRESSIONS = ['zstd', 'deflate'] as const;
+
+/** A chunk compression name. */
+export type CompressionName = (typeof COMPRESSIONS)[number];
+
+/** True when `name` is a compression this version knows. */
+export function isCompressionName(name: unknown): name is CompressionName {
+  return typeof name === 'string' && (COMPRESSIONS as readonly string[]).includes(name);
+}
+
+/**
+ * The server's choice from a request's `compress` (the client's list, its preference first):
+ * the first one this side also has (`available`). No list, or nothing in common, is no
+ * compression: unlike the checksum it is optional, so it never fails a transfer.
+ */
+export function negotiateCompression(
+  offered: unknown,
+  available: readonly CompressionName[],
+): CompressionName | undefined {
+  if (offered === undefined) return undefined;
+  if (!Array.isArray(offered) || !offered.every((name) => typeof name === 'string')) {
+    throw new SockitError('BAD_REQUEST', 'field "compress" must be a list of compression names');
+  }
+  return offered.find((name): name is CompressionName => isCompressionName(name) && available.includes(name));
+}
+
+/**
+ * The compression a `put-ready` or `get-start` names, checked against what was offered. None
+ * named (an older server, or nothing in common) is no compression.
+ */
+export function acceptedCompression(
+  named: unknown,
+  offered: readonly CompressionName[],
+): CompressionName | undefined {
+  if (named === undefined) return undefined;
+  if (!isCompressionName(named) || !offered.includes(named)) {
+    throw new SockitError(
+      'UNSUPPORTED',
+      `the server chose compression ${String(named)}, which was not offered (${offered.join(', ') || 'none'})`,
+    );
+  }
+  return named;
 }

@@ -16,15 +16,18 @@ import { type FileHandle, open, statfs, unlink } from 'node:fs/promises';
 import { SockitError } from '../../errors.js';
 import {
   type ChecksumName,
+  type CompressionName,
   digestField,
   digestFields,
   FILES_FRAMES,
   negotiateChecksum,
+  negotiateCompression,
   partialUploadName,
 } from '../../protocol/files.js';
 import type { Frame, FrameHeader } from '../../protocol/frame.js';
 import type { ServerRequest } from '../../server/request.js';
 import { type Checksum, createChecksum } from '../../storage/checksum.js';
+import { AVAILABLE_COMPRESSIONS, chunkBytes } from '../../storage/chunk-compression.js';
 import { hashRange } from '../../storage/file-reader.js';
 import { SequentialWriter } from '../../storage/file-writer.js';
 import { publishFile } from '../../storage/publish.js';
@@ -47,6 +50,8 @@ interface PutRequest {
   mtimeMs: number | undefined;
   /** Negotiated from the client's `checksums`. */
   checksum: ChecksumName;
+  /** Negotiated from the client's `compress`; undefined: every chunk arrives plain. */
+  compression: CompressionName | undefined;
 }
 
 export async function handlePut(request: ServerRequest, context: FilesContext): Promise<void> {
@@ -107,6 +112,7 @@ export async function handlePut(request: ServerRequest, context: FilesContext): 
       type: FILES_FRAMES.putReady,
       offset,
       checksum: put.checksum,
+      ...(put.compression ? { compression: put.compression } : {}),
       // The client compares this with its own prefix before sending the rest (a sockit extension).
       ...(offset > 0 ? digestFields(put.checksum, hash.digest(), true) : {}),
     });
@@ -216,6 +222,7 @@ function readPutRequest(request: ServerRequest): PutRequest {
     mode,
     mtimeMs,
     checksum: negotiateChecksum(header.checksums),
+    compression: negotiateCompression(header.compress, AVAILABLE_COMPRESSIONS),
   };
 }
 
@@ -283,15 +290,29 @@ function receive(
       if (finished) return;
       armStall();
       const type = frame.header.type;
-      if (type === FILES_FRAMES.data) {
-        if (received + frame.body.length > put.fileSize) {
-          reject(new SockitError('INTEGRITY', `${put.path}: more bytes than the announced ${put.fileSize}`));
+      if (type === FILES_FRAMES.data || type === FILES_FRAMES.dataCompressed) {
+        const take = (bytes: Buffer): Promise<void> | undefined => {
+          if (finished) return undefined;
+          if (received + bytes.length > put.fileSize) {
+            reject(
+              new SockitError('INTEGRITY', `${put.path}: more bytes than the announced ${put.fileSize}`),
+            );
+            return undefined;
+          }
+          hash.update(bytes);
+          received += bytes.length;
+          // Socket chunks and decompressed ones are fresh allocations: queued without a copy.
+          return writer.write(bytes);
+        };
+        let bytes: Buffer | Promise<Buffer>;
+        try {
+          bytes = chunkBytes(type, frame.body, put.compression);
+        } catch (error) {
+          reject(error);
           return;
         }
-        hash.update(frame.body);
-        received += frame.body.length;
-        // Socket chunks are fresh allocations, so the body may be queued without a copy.
-        return writer.write(frame.body);
+        // Decompressing holds the socket, so chunks are hashed and written in order.
+        return bytes instanceof Promise ? bytes.then(take, reject) : take(bytes);
       }
       if (type === FILES_FRAMES.putEnd) {
         resolve(frame.header);
