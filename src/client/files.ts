@@ -29,7 +29,7 @@ import {
 } from '../protocol/files.js';
 import type { Frame, FrameHeader } from '../protocol/frame.js';
 import { type Checksum, createChecksum } from '../storage/checksum.js';
-import { AVAILABLE_COMPRESSIONS, chunkBytes, encodeChunks } from '../storage/chunk-compression.js';
+import { AVAILABLE_COMPRESSIONS, chunkParts, encodeChunks } from '../storage/chunk-compression.js';
 import { hashRange, readChunks } from '../storage/file-reader.js';
 import { SequentialWriter } from '../storage/file-writer.js';
 import { publishFile } from '../storage/publish.js';
@@ -420,22 +420,28 @@ async function download(
     }
     const isData = header.type === FILES_FRAMES.data || header.type === FILES_FRAMES.dataCompressed;
     if (!isData || start === undefined || failure !== undefined) return;
-    wireBytes += frame.body.length;
-    const take = (bytes: Buffer): Promise<void> | undefined => {
+    wireBytes += header.size ?? 0;
+    const take = (parts: readonly Buffer[]): Promise<void> | undefined => {
       if (failure !== undefined) return undefined;
-      if (received + bytes.length > total) {
+      let length = 0;
+      for (const part of parts) length += part.length;
+      if (received + length > total) {
         stop(new SockitError('INTEGRITY', `the server sent more than the announced ${total} bytes`));
         return undefined;
       }
-      hash.update(bytes);
-      received += bytes.length;
-      options.onProgress?.({ bytes: received, total, resumedFrom: offset });
+      received += length;
       // Socket chunks and decompressed ones are fresh allocations: queued without a copy.
-      return writer.write(bytes);
+      let wait: Promise<void> | undefined;
+      for (const part of parts) {
+        hash.update(part);
+        wait = writer.write(part) ?? wait;
+      }
+      options.onProgress?.({ bytes: received, total, resumedFrom: offset });
+      return wait;
     };
-    let bytes: Buffer | Promise<Buffer>;
+    let bytes: readonly Buffer[] | Promise<readonly Buffer[]>;
     try {
-      bytes = chunkBytes(header.type, frame.body, compression);
+      bytes = chunkParts(frame, compression);
     } catch (error) {
       stop(new SockitError('INTEGRITY', (error as Error).message));
       return;

@@ -13,6 +13,7 @@ import {
   FILES_FRAMES,
   MAX_DECOMPRESSED_CHUNK_BYTES,
 } from '../protocol/files.js';
+import { bodyParts, type Frame } from '../protocol/frame.js';
 
 type Compress = (
   data: Buffer,
@@ -156,25 +157,29 @@ export async function* encodeChunks(
 }
 
 /**
- * The file bytes of a `data` or `data-z` frame's body: as they are, or decompressed with the
- * negotiated `compression`. Decompression stops at MAX_DECOMPRESSED_CHUNK_BYTES, so a hostile
- * peer's small chunk cannot unpack into gigabytes (INTEGRITY, as for any corrupt chunk).
+ * The file bytes of a `data` or `data-z` frame, in order: the body's pieces as they arrived
+ * (no copy), or the body decompressed with the negotiated `compression`. Decompression stops at
+ * MAX_DECOMPRESSED_CHUNK_BYTES, so a hostile peer's small chunk cannot unpack into gigabytes
+ * (INTEGRITY, as for any corrupt chunk).
  */
-export function chunkBytes(
-  type: string,
-  body: Buffer,
+export function chunkParts(
+  frame: Frame,
   compression: CompressionName | undefined,
-): Buffer | Promise<Buffer> {
-  if (type === FILES_FRAMES.data) return body;
+): readonly Buffer[] | Promise<readonly Buffer[]> {
+  const { type } = frame.header;
+  if (type === FILES_FRAMES.data) return bodyParts(frame);
   const codec = compression === undefined ? undefined : CODECS[compression];
   if (codec === undefined) {
     throw new SockitError('BAD_REQUEST', `a "${type}" frame needs a compression negotiated first`);
   }
-  return codec.decompress(body, MAX_DECOMPRESSED_CHUNK_BYTES).catch((error: NodeJS.ErrnoException) => {
-    const message =
-      error.code === 'ERR_BUFFER_TOO_LARGE'
-        ? `a compressed chunk expands past the ${MAX_DECOMPRESSED_CHUNK_BYTES}-byte limit`
-        : `a compressed chunk is corrupt (${error.message})`;
-    throw new SockitError('INTEGRITY', `${message}; nothing was published`, { cause: error });
-  });
+  return codec.decompress(frame.body, MAX_DECOMPRESSED_CHUNK_BYTES).then(
+    (bytes) => [bytes],
+    (error: NodeJS.ErrnoException) => {
+      const message =
+        error.code === 'ERR_BUFFER_TOO_LARGE'
+          ? `a compressed chunk expands past the ${MAX_DECOMPRESSED_CHUNK_BYTES}-byte limit`
+          : `a compressed chunk is corrupt (${error.message})`;
+      throw new SockitError('INTEGRITY', `${message}; nothing was published`, { cause: error });
+    },
+  );
 }

@@ -27,7 +27,7 @@ import {
 import type { Frame, FrameHeader } from '../../protocol/frame.js';
 import type { ServerRequest } from '../../server/request.js';
 import { type Checksum, createChecksum } from '../../storage/checksum.js';
-import { AVAILABLE_COMPRESSIONS, chunkBytes } from '../../storage/chunk-compression.js';
+import { AVAILABLE_COMPRESSIONS, chunkParts } from '../../storage/chunk-compression.js';
 import { hashRange } from '../../storage/file-reader.js';
 import { SequentialWriter } from '../../storage/file-writer.js';
 import { publishFile } from '../../storage/publish.js';
@@ -291,22 +291,28 @@ function receive(
       armStall();
       const type = frame.header.type;
       if (type === FILES_FRAMES.data || type === FILES_FRAMES.dataCompressed) {
-        const take = (bytes: Buffer): Promise<void> | undefined => {
+        const take = (parts: readonly Buffer[]): Promise<void> | undefined => {
           if (finished) return undefined;
-          if (received + bytes.length > put.fileSize) {
+          let length = 0;
+          for (const part of parts) length += part.length;
+          if (received + length > put.fileSize) {
             reject(
               new SockitError('INTEGRITY', `${put.path}: more bytes than the announced ${put.fileSize}`),
             );
             return undefined;
           }
-          hash.update(bytes);
-          received += bytes.length;
+          received += length;
           // Socket chunks and decompressed ones are fresh allocations: queued without a copy.
-          return writer.write(bytes);
+          let wait: Promise<void> | undefined;
+          for (const part of parts) {
+            hash.update(part);
+            wait = writer.write(part) ?? wait;
+          }
+          return wait;
         };
-        let bytes: Buffer | Promise<Buffer>;
+        let bytes: readonly Buffer[] | Promise<readonly Buffer[]>;
         try {
-          bytes = chunkBytes(type, frame.body, put.compression);
+          bytes = chunkParts(frame, put.compression);
         } catch (error) {
           reject(error);
           return;
