@@ -4,11 +4,19 @@ import { AggregatorRegistry, type Registry } from 'prom-client';
 import { SockitError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { serveMetrics } from '../metrics/http.js';
+import type { Readiness } from '../metrics/metrics.js';
 import { parseMetricsAddress } from './serve-metrics.js';
 import { untilSignal } from './signals.js';
 
 /** Set in the environment of the processes `--workers` forks. */
 const WORKER_ENV = 'SOCKIT_SERVE_WORKER';
+/**
+ * The addresses the primary resolved (JSON), for its workers: they must not resolve systemd's
+ * variables again, which name the primary's pid and are gone from their environment.
+ */
+const WORKER_LISTEN_ENV = 'SOCKIT_SERVE_LISTEN';
+/** A worker that has not answered a readiness question within this long counts as not ready. */
+const READINESS_DEADLINE_MS = 2000;
 /** A crash loop is stopped: more restarts than this within a minute ends the server. */
 const MAX_RESTARTS_PER_MINUTE = 10;
 
@@ -26,6 +34,20 @@ export function parseWorkers(text: string | undefined): number {
 /** True in a process that `--workers` forked: it serves, the primary supervises. */
 export function isServeWorker(): boolean {
   return cluster.isWorker && process.env[WORKER_ENV] === '1';
+}
+
+/** In a worker: the addresses its primary resolved; undefined elsewhere. */
+export function workerAddresses(): string[] | undefined {
+  const text = isServeWorker() ? process.env[WORKER_LISTEN_ENV] : undefined;
+  return text === undefined ? undefined : (JSON.parse(text) as string[]);
+}
+
+/** In a worker: answers the primary's readiness questions (`/readyz` is served there). */
+export function answerReadiness(readiness: () => Readiness): void {
+  process.on('message', (message: { sockit?: string; id?: number }) => {
+    if (message?.sockit !== 'readyz?') return;
+    process.send?.({ sockit: 'readyz', id: message.id, ...readiness() });
+  });
 }
 
 /** In a worker: hands the banner to the primary, which prints one for all of them. */
@@ -57,13 +79,16 @@ export function workerStopSignal(): AbortSignal {
  * The `--workers N` primary: forks N workers running the same `sockit serve` (node:cluster, so
  * they share each listening socket: one port, connections spread over the workers), prints the
  * first worker's banner, restarts a worker that dies (logged), serves the workers' metrics
- * summed when `--metrics` is given, and on SIGTERM/SIGINT has every worker drain, exiting once
- * all have. Token and certificate are made before the fork (`prepare`), so all share them.
+ * summed when `--metrics` is given (ready only when every worker is), forwards SIGHUP (reload)
+ * to every worker, and on SIGTERM/SIGINT has every worker drain, exiting once all have. Token
+ * and certificate are made before the fork (`prepare`), so all share them.
  */
 export async function runPrimary(options: {
   count: number;
   log: Logger;
   metrics?: string | undefined;
+  /** What every worker listens on, resolved once here (systemd's sockets are the primary's). */
+  addresses: readonly string[];
   prepare: () => void;
 }): Promise<void> {
   const { count, log } = options;
@@ -80,12 +105,18 @@ export async function runPrimary(options: {
           return serveMetrics(host, port, {
             contentType: aggregator.contentType,
             scrape: () => aggregator.clusterMetrics(),
-            readiness: () => (stopping ? { ready: false, reason: 'draining' } : { ready: true }),
+            readiness: () =>
+              stopping
+                ? { ready: false, reason: 'draining' }
+                : workersReadiness(count, READINESS_DEADLINE_MS),
           });
         })();
 
   const fork = (): Worker => {
-    const worker = cluster.fork({ [WORKER_ENV]: '1' });
+    const worker = cluster.fork({
+      [WORKER_ENV]: '1',
+      [WORKER_LISTEN_ENV]: JSON.stringify(options.addresses),
+    });
     worker.on('message', (message: { sockit?: string; text?: string }) => {
       if (message?.sockit !== 'banner' || bannerShown) return;
       bannerShown = true;
@@ -123,10 +154,52 @@ export async function runPrimary(options: {
 
   for (let i = 0; i < count; i++) fork();
 
+  process.on('SIGHUP', () => {
+    log.info('reload: SIGHUP passed to every worker');
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+  });
   const signal = untilSignal();
   signal.addEventListener('abort', () => {
     stopping = true;
     log.info('shutting down: draining every worker', { signal: signal.reason, workers: count });
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
   });
+}
+
+let nextQuestion = 1;
+
+/**
+ * Asks every worker whether it is ready: ready only when `count` workers run and each says so
+ * within `deadlineMs` (a worker being restarted, draining, or with its bus down is not).
+ */
+async function workersReadiness(count: number, deadlineMs: number): Promise<Readiness> {
+  const workers = Object.values(cluster.workers ?? {}).filter(
+    (worker): worker is Worker => worker !== undefined,
+  );
+  if (workers.length < count)
+    return { ready: false, reason: `${workers.length} of ${count} workers running` };
+  const id = nextQuestion++;
+  const answers = await Promise.all(
+    workers.map(
+      (worker) =>
+        new Promise<Readiness>((resolve) => {
+          const timer = setTimeout(() => done({ ready: false, reason: 'no answer' }), deadlineMs);
+          const onMessage = (message: Readiness & { sockit?: string; id?: number }): void => {
+            if (message?.sockit === 'readyz' && message.id === id) done(message);
+          };
+          const done = (answer: Readiness): void => {
+            clearTimeout(timer);
+            worker.off('message', onMessage);
+            resolve({
+              ready: answer.ready,
+              ...(answer.reason ? { reason: `worker ${worker.process.pid}: ${answer.reason}` } : {}),
+            });
+          };
+          worker.on('message', onMessage);
+          if (!worker.isConnected()) done({ ready: false, reason: 'not connected' });
+          else worker.send({ sockit: 'readyz?', id });
+        }),
+    ),
+  );
+  return answers.find((answer) => !answer.ready) ?? { ready: true };
 }

@@ -9,20 +9,30 @@ export interface MetricsSources {
   chatMembers?: () => number;
   /** True while the server drains (SIGTERM): `/readyz` answers 503. */
   draining?: () => boolean;
+  /** False until the server listens: `/readyz` answers 503 (starting). */
+  listening?: () => boolean;
 }
 
 /** A registry with sockit's series, and the observer that feeds them. */
 export interface ServerMetrics extends MetricsSource {
   readonly registry: Registry;
   readonly observer: ServerObserver;
+  /** One server answers at once (the `--workers` primary asks its workers). */
+  readiness(): Readiness;
+}
+
+/** Whether a server takes new work, and why not. */
+export interface Readiness {
+  ready: boolean;
+  reason?: string;
 }
 
 /** What the HTTP endpoint serves: a scrape, and readiness. */
 export interface MetricsSource {
   readonly contentType: string;
   scrape(): Promise<string>;
-  /** Ready for new work: not draining, and the bus (if any) is up. With why not. */
-  readiness(): { ready: boolean; reason?: string };
+  /** Ready for new work: listening, not draining, and the bus (if any) is up. With why not. */
+  readiness(): Readiness | Promise<Readiness>;
 }
 
 /**
@@ -165,7 +175,8 @@ export function createServerMetrics(sources: MetricsSources = {}): ServerMetrics
     observer,
     contentType: registry.contentType,
     scrape: () => registry.metrics(),
-    readiness() {
+    readiness(): Readiness {
+      if (sources.listening?.() === false) return { ready: false, reason: 'starting' };
       if (sources.draining?.()) return { ready: false, reason: 'draining' };
       if (bus && bus.state !== 'up') return { ready: false, reason: 'bus down' };
       return { ready: true };

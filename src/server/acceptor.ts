@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { SockitError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { type Address, formatAddress } from '../transport/address.js';
+import { type Address, formatAddress, type ListenTarget } from '../transport/address.js';
 import { destroyAfter, endWithin } from '../transport/close-grace.js';
 import {
   describePeer,
@@ -86,18 +86,29 @@ export class Acceptor {
     return formatAddress(first.address);
   }
 
-  async listen(address: Address): Promise<Address> {
+  /** Binds `target` (or listens on the inherited socket) and accepts on it; the real address. */
+  async listen(target: ListenTarget): Promise<Address> {
+    let local: Address | undefined;
     const listener = await listenStream(
-      address,
-      (socket, onSecure) => this.#accept(socket, address, onSecure),
+      target,
+      (socket, onSecure) => this.#accept(socket, local!, onSecure),
       {
         tls: this.#options.tls,
         tlsHandshakeTimeoutMs: this.#options.tlsHandshakeTimeoutMs,
       },
     );
+    local = listener.address;
     this.#listeners.push(listener);
     this.#options.log.info('listening', { address: formatAddress(listener.address) });
     return listener.address;
+  }
+
+  /**
+   * Certificate and key for TLS clients accepted from now on, on every `tls://` listener;
+   * connections already open keep theirs. Throws, changing nothing, for an unusable pair.
+   */
+  setTls(credentials: TlsServerCredentials): void {
+    for (const listener of this.#listeners) listener.setTls(credentials);
   }
 
   #accept(socket: Socket, local: Address, onSecure: SecureNotifier | undefined): void {
