@@ -78,7 +78,7 @@ export function workerStopSignal(): AbortSignal {
 /**
  * The `--workers N` primary: forks N workers running the same `sockit serve` (node:cluster, so
  * they share each listening socket: one port, connections spread over the workers), prints the
- * first worker's banner, restarts a worker that dies (logged), serves the workers' metrics
+ * banner once every worker listens (the first's text), restarts a worker that dies (logged), serves the workers' metrics
  * summed when `--metrics` is given (ready only when every worker is), forwards SIGHUP (reload)
  * to every worker, and on SIGTERM/SIGINT has every worker drain, exiting once all have. Token
  * and certificate are made before the fork (`prepare`), so all share them.
@@ -96,6 +96,7 @@ export async function runPrimary(options: {
   let stopping = false;
   const restarts: number[] = [];
   let bannerShown = false;
+  const listening = new Set<number>();
   const endpoint =
     options.metrics === undefined
       ? undefined
@@ -119,6 +120,9 @@ export async function runPrimary(options: {
     });
     worker.on('message', (message: { sockit?: string; text?: string }) => {
       if (message?.sockit !== 'banner' || bannerShown) return;
+      // Printed once all listen, so a banner means every worker serves (and reloads on SIGHUP).
+      listening.add(worker.id);
+      if (listening.size < count) return;
       bannerShown = true;
       const pids = Object.values(cluster.workers ?? {}).map((w) => w?.process.pid);
       const extra = [`workers: ${count} (pids ${pids.join(', ')}; primary ${process.pid})`];
@@ -152,12 +156,12 @@ export async function runPrimary(options: {
     fork();
   });
 
-  for (let i = 0; i < count; i++) fork();
-
   process.on('SIGHUP', () => {
     log.info('reload: SIGHUP passed to every worker');
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
   });
+  for (let i = 0; i < count; i++) fork();
+
   const signal = untilSignal();
   signal.addEventListener('abort', () => {
     stopping = true;

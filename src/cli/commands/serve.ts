@@ -23,7 +23,7 @@ import {
 } from '../common.js';
 import { startServeMetrics } from '../serve-metrics.js';
 import { SERVE_PLUGINS } from '../serve-plugins.js';
-import { reloadOnHangup } from '../serve-reload.js';
+import { onHangup } from '../serve-reload.js';
 import {
   isServeWorker,
   parseWorkers,
@@ -164,9 +164,10 @@ async function runServe(addressArgs: string[], options: ServeCliOptions): Promis
     });
     return;
   }
+  const hangup = onHangup(log);
   const bus = await openBus(options, log);
   try {
-    await startServing(addresses, options, log, bus);
+    await startServing(addresses, options, log, bus, hangup);
   } catch (error) {
     await bus?.close();
     throw error;
@@ -190,6 +191,7 @@ async function startServing(
   options: ServeCliOptions,
   log: ReturnType<typeof createLogger>,
   bus: Bus | undefined,
+  hangup: ReturnType<typeof onHangup>,
 ): Promise<void> {
   const services = SERVE_PLUGINS.map((plugin) => plugin.create(options, log, bus)).filter(
     (service): service is Service => service !== undefined,
@@ -205,15 +207,11 @@ async function startServing(
     await metrics?.endpoint?.close();
     throw error;
   }
-  reloadOnHangup(
-    server,
-    {
-      targets: addresses.map((text) => parseListenTarget(text)),
-      certFiles: options.cert === undefined ? undefined : { cert: options.cert, key: options.key! },
-      stateDir: options.stateDir ?? defaultStateDir(),
-    },
-    log,
-  );
+  hangup.reloadWith(server, {
+    targets: addresses.map((text) => parseListenTarget(text)),
+    certFiles: options.cert === undefined ? undefined : { cert: options.cert, key: options.key! },
+    stateDir: options.stateDir ?? defaultStateDir(),
+  });
   printBanner(server, services, options, bus, metrics?.endpoint?.url);
   handleSignals(server, log, async () => {
     await bus?.close();
