@@ -32,7 +32,7 @@ export async function startServeMetrics(
     bus,
     draining: () => server()?.closing ?? false,
     listening: () => server() !== undefined,
-    ...(chat ? { chatMembers: () => chat.memberCount } : {}),
+    chat,
   });
   if (isServeWorker()) {
     // The primary serves /metrics for all workers, summed.

@@ -43,8 +43,11 @@ export interface AcceptorOptions {
   open(socket: Socket, info: AcceptedInfo): Session;
   /** What a client over the connection limit is sent before its socket is closed. */
   refusal: string | Buffer;
-  /** Told of each client refused over the limit (the raw server's `refused` event). */
-  onRefused?: (peer: string) => void;
+  /**
+   * Told of each client refused: over the limit (`limit`; the raw server's `refused` event),
+   * over the limit with too many refusals under way (`overflow`), or while closing (`draining`).
+   */
+  onRefused?: (peer: string, reason: 'limit' | 'overflow' | 'draining') => void;
   /** Time a `tls://` client has from accept to finish its TLS handshake. */
   tlsHandshakeTimeoutMs: number;
   /** A refused client has this long from accept to read why before its socket is destroyed. */
@@ -115,6 +118,7 @@ export class Acceptor {
     socket.on('error', () => {}); // reported through the session's own close handling
     if (this.#closing) {
       socket.destroy();
+      this.#options.onRefused?.(describePeer(socket), 'draining');
       return;
     }
     const acceptedAt = Date.now();
@@ -155,10 +159,11 @@ export class Acceptor {
     const limit = this.#options.maxConnections;
     if (this.#refusing.size >= MAX_REFUSALS_IN_PROGRESS) {
       socket.destroy();
+      this.#options.onRefused?.(peer, 'overflow');
       return;
     }
     this.#options.log.warn('connection refused: limit reached', { peer, limit });
-    this.#options.onRefused?.(peer);
+    this.#options.onRefused?.(peer, 'limit');
     this.#refusing.add(socket);
     socket.once('close', () => this.#refusing.delete(socket));
     // The deadline runs from accept, also while a TLS client is still shaking hands.

@@ -100,7 +100,7 @@ export class Server extends EventEmitter {
       refusal,
       tlsHandshakeTimeoutMs: init.limits.handshakeTimeoutMs,
       closeGraceMs: init.limits.closeGraceMs,
-      onRefused: () => observer?.refused?.('limit'),
+      onRefused: (_peer, reason) => observer?.refused?.(reason),
       open: (socket, info) => {
         if (observer) {
           observer.connectionOpened?.();

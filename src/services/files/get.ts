@@ -42,9 +42,12 @@ export async function handleGet(request: ServerRequest, context: FilesContext): 
     });
     // The next chunk is read and hashed while the previous one is still being flushed.
     let flushing: Promise<void> | undefined;
+    const outcome = { bytesOut: 0 };
+    request.outcome = outcome;
     for await (const chunk of readChunks(handle, offset, fileSize)) {
       signal.throwIfAborted();
       hash.update(chunk);
+      outcome.bytesOut += chunk.length;
       if (flushing) await flushing;
       signal.throwIfAborted();
       flushing = request.send({ type: FILES_FRAMES.data }, chunk) ? undefined : request.drained();

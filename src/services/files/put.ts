@@ -257,6 +257,8 @@ function receive(
     onError: (error) => fail(fsFailure(error, put.path)),
   });
   let received = offset;
+  const outcome = { bytesIn: 0 };
+  request.outcome = outcome;
   let stallTimer: NodeJS.Timeout | undefined;
   let finished = false;
   const ended = new Promise<FrameHeader>((resolve, reject) => {
@@ -290,6 +292,7 @@ function receive(
         }
         hash.update(frame.body);
         received += frame.body.length;
+        outcome.bytesIn += frame.body.length;
         // Socket chunks are fresh allocations, so the body may be queued without a copy.
         return writer.write(frame.body);
       }
