@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type Client, connect } from '../../src/index.js';
-import { sharedState } from '../bus/helpers.js';
+import { sharedState, startNats } from '../bus/helpers.js';
 import { runCli, TEST_TOKEN } from '../helpers.js';
 import { killAll, type Running, sockit, waitForCount, waitForText } from '../raw/helpers.js';
 
@@ -74,6 +74,49 @@ describe('sockit serve --workers', { timeout: 120_000 }, () => {
     const bad = await runCli(['serve', '--workers', 'many', '--state-dir', state.path]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /USAGE: --workers takes a number from 1 to 256 or auto, got "many"/);
+  });
+
+  it('/readyz asks every worker: 503 while one does not answer or their bus is down, 200 when all are ready', async () => {
+    const nats = await startNats();
+    try {
+      const running = sockit(
+        [
+          ...['serve', '127.0.0.1:0', '--workers', '2', '--chat', '--bus', nats.url],
+          ...['--metrics', '127.0.0.1:0', '--state-dir', state.path, '--json-logs'],
+        ],
+        { stdin: 'ignore' },
+      );
+      const banner = await waitForText(
+        running,
+        /workers: 2 \(pids (\d+), (\d+);[\s\S]*metrics: (\S+)\/metrics/,
+        'stdout',
+      );
+      const readyz = `${banner[3]}/readyz`;
+      const stopped = Number(banner[1]);
+      const get = async (): Promise<[number, string]> => {
+        const response = await fetch(readyz);
+        return [response.status, await response.text()];
+      };
+      assert.deepEqual(await get(), [200, 'ready\n']);
+      process.kill(stopped, 'SIGSTOP');
+      try {
+        assert.deepEqual(await get(), [503, `not ready: worker ${stopped}: no answer\n`]);
+      } finally {
+        process.kill(stopped, 'SIGCONT');
+      }
+      assert.deepEqual(await get(), [200, 'ready\n']);
+      await nats.kill();
+      await waitForCount(running, /"msg":"bus down/, 2);
+      const [status, text] = await get();
+      assert.equal(status, 503);
+      assert.match(text, /^not ready: worker \d+: bus down\n$/);
+      await nats.restart();
+      await waitForCount(running, /"msg":"bus up again"/, 2);
+      assert.deepEqual(await get(), [200, 'ready\n']);
+      assert.equal((await running.stop()).code, 0);
+    } finally {
+      await nats.stop();
+    }
   });
 
   it('a killed worker is restarted and logged; the port keeps serving', async () => {
