@@ -5,6 +5,8 @@ import { SockitError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { serveMetrics } from '../metrics/http.js';
 import type { Readiness } from '../metrics/metrics.js';
+import { formatListenTarget, type ListenTarget } from '../transport/address.js';
+import { reusePortSupported } from '../transport/listen.js';
 import { parseMetricsAddress } from './serve-metrics.js';
 import { untilSignal } from './signals.js';
 
@@ -29,6 +31,36 @@ export function parseWorkers(text: string | undefined): number {
     throw new SockitError('USAGE', `--workers takes a number from 1 to 256 or auto, got "${text}"`);
   }
   return count;
+}
+
+/** How the workers share a port: `cluster` (the primary accepts and hands out) or `reuseport`. */
+export type Balance = 'cluster' | 'reuseport';
+
+/**
+ * `--balance cluster|reuseport`. `reuseport` (each worker binds the port itself with
+ * SO_REUSEPORT, the kernel spreads connections) needs a Node that has it, and fixed TCP/TLS
+ * ports: port 0 would give every worker a port of its own, and Unix or inherited sockets are
+ * one socket for all anyway.
+ */
+export function parseBalance(text: string | undefined, addresses: readonly ListenTarget[]): Balance {
+  if (text === undefined || text === 'cluster') return 'cluster';
+  if (text !== 'reuseport')
+    throw new SockitError('USAGE', `--balance takes cluster or reuseport, got "${text}"`);
+  if (!reusePortSupported()) {
+    throw new SockitError(
+      'USAGE',
+      `--balance reuseport needs Node >= 22.12 on Linux (this is Node ${process.versions.node} on ${process.platform}); leave it at cluster`,
+    );
+  }
+  for (const target of addresses) {
+    if (target.kind === 'unix' || target.kind === 'fd' || target.port === 0) {
+      throw new SockitError(
+        'USAGE',
+        `--balance reuseport binds fixed TCP ports in every worker: ${formatListenTarget(target)} cannot be shared so (leave it at cluster)`,
+      );
+    }
+  }
+  return 'reuseport';
 }
 
 /** True in a process that `--workers` forked: it serves, the primary supervises. */

@@ -50,6 +50,8 @@ export interface AcceptorOptions {
   onRefused?: (peer: string, reason: 'limit' | 'overflow' | 'draining') => void;
   /** Time a `tls://` client has from accept to finish its TLS handshake. */
   tlsHandshakeTimeoutMs: number;
+  /** Bind TCP listeners with `reusePort` (several processes, one port; see `reusePortSupported`). */
+  reusePort?: boolean | undefined;
   /** A refused client has this long from accept to read why before its socket is destroyed. */
   closeGraceMs: number;
 }
@@ -98,6 +100,7 @@ export class Acceptor {
       {
         tls: this.#options.tls,
         tlsHandshakeTimeoutMs: this.#options.tlsHandshakeTimeoutMs,
+        ...(this.#options.reusePort ? { reusePort: true } : {}),
       },
     );
     local = listener.address;

@@ -49,6 +49,12 @@ export interface ServeOptions {
   keepaliveMs?: number;
   /** Unanswered pings before such a client is dropped (its commands killed). Default 3. */
   keepaliveCount?: number;
+  /**
+   * Bind TCP and TLS addresses with SO_REUSEPORT, so that several processes listen on one port
+   * and the kernel spreads connections (`serve --workers N --balance reuseport`). Needs
+   * `reusePortSupported()`; a fixed port (port 0 would give each process its own).
+   */
+  reusePort?: boolean;
 }
 
 /** A running framed server. Close it with `close()`; it drains open requests first. */
@@ -78,6 +84,7 @@ export class Server extends EventEmitter {
     tokenFile: string | undefined;
     tokenCreated: boolean;
     observer?: ServerObserver | undefined;
+    reusePort?: boolean | undefined;
   }) {
     super();
     this.limits = init.limits;
@@ -99,6 +106,7 @@ export class Server extends EventEmitter {
       log: init.log,
       refusal,
       tlsHandshakeTimeoutMs: init.limits.handshakeTimeoutMs,
+      reusePort: init.reusePort,
       closeGraceMs: init.limits.closeGraceMs,
       onRefused: (_peer, reason) => observer?.refused?.(reason),
       open: (socket, info) => {
@@ -262,6 +270,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     tokenFile,
     tokenCreated,
     observer: options.observer,
+    reusePort: options.reusePort,
   });
   try {
     for (const address of addresses) await server.listen(address);

@@ -30,6 +30,21 @@ export interface StreamListener {
  */
 export type SecureNotifier = (ready: () => void) => void;
 
+/**
+ * Whether this Node can give several processes their own listening socket on one TCP port
+ * (`reusePort`, SO_REUSEPORT: the kernel spreads connections): Node ≥ 22.12 (or ≥ 23.1) on
+ * Linux. Older Nodes accept the option and ignore it, so the version is what tells.
+ */
+export function reusePortSupported(
+  version: string = process.versions.node,
+  platform: string = process.platform,
+): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  return (
+    platform === 'linux' && (major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12))
+  );
+}
+
 /** Time a `tls://` client has from accept to finish its TLS handshake, unless the caller says. */
 export const DEFAULT_TLS_HANDSHAKE_MS = 10_000;
 
@@ -44,7 +59,13 @@ export const DEFAULT_TLS_HANDSHAKE_MS = 10_000;
 export async function listenStream(
   target: ListenTarget,
   onSocket: (socket: net.Socket, onSecure: SecureNotifier | undefined) => void,
-  options: { tls?: TlsServerCredentials; backlog?: number; tlsHandshakeTimeoutMs?: number } = {},
+  options: {
+    tls?: TlsServerCredentials;
+    backlog?: number;
+    tlsHandshakeTimeoutMs?: number;
+    /** TCP only: a socket of this process's own on a port others bind too (`reusePortSupported`). */
+    reusePort?: boolean;
+  } = {},
 ): Promise<StreamListener> {
   if (target.kind === 'udp')
     throw new SockitError('USAGE', 'listenStream takes tcp, tls, unix or fd addresses');
@@ -82,7 +103,11 @@ export async function listenStream(
     const backlog = options.backlog ?? 511;
     if (target.kind === 'unix') server.listen({ path: target.path, backlog }, ready);
     else if (target.kind === 'fd') listenOnDescriptor(server, target.fd, backlog, ready, fail);
-    else server.listen({ host: target.host, port: target.port, backlog }, ready);
+    else if (options.reusePort) {
+      // exclusive: a cluster worker binds its own socket instead of sharing the primary's.
+      const reuse = { host: target.host, port: target.port, backlog, reusePort: true, exclusive: true };
+      server.listen(reuse as net.ListenOptions, ready);
+    } else server.listen({ host: target.host, port: target.port, backlog }, ready);
   });
   const bound = boundAddress(target, server);
   return {

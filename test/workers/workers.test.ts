@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type Client, connect } from '../../src/index.js';
+import { reusePortSupported } from '../../src/transport/listen.js';
 import { sharedState, startNats } from '../bus/helpers.js';
 import { runCli, TEST_TOKEN } from '../helpers.js';
-import { killAll, type Running, sockit, waitForCount, waitForText } from '../raw/helpers.js';
+import { closedPort, killAll, type Running, sockit, waitForCount, waitForText } from '../raw/helpers.js';
 
 interface Started {
   running: Running;
@@ -119,6 +120,41 @@ describe('sockit serve --workers', { timeout: 120_000 }, () => {
     }
   });
 
+  it('--balance reuseport: each worker binds the port where Node has it, else refused with the reason', async () => {
+    const bad = await runCli(['serve', '--workers', '2', '--balance', 'random', '--state-dir', state.path]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /USAGE: --balance takes cluster or reuseport, got "random"/);
+    const zero = await runCli([
+      'serve',
+      '127.0.0.1:0',
+      '--workers',
+      '2',
+      '--balance',
+      'reuseport',
+      '--state-dir',
+      state.path,
+    ]);
+    assert.equal(zero.code, 2);
+    if (!reusePortSupported()) {
+      assert.match(
+        zero.stderr,
+        /USAGE: --balance reuseport needs Node >= 22\.12 on Linux \(this is Node \d+/,
+      );
+      return;
+    }
+    assert.match(zero.stderr, /tcp:\/\/127\.0\.0\.1:0 cannot be shared so/);
+    const port = await closedPort();
+    const running = sockit(
+      ['serve', `127.0.0.1:${port}`, '--workers', '2', '--balance', 'reuseport', '--state-dir', state.path],
+      { stdin: 'ignore' },
+    );
+    await waitForText(running, /workers: 2/, 'stdout');
+    for (let i = 0; i < 4; i++)
+      assert.equal((await (await open(`127.0.0.1:${port}`)).echo('r')).toString(), 'r');
+    for (const client of clients.splice(0)) client.destroy();
+    assert.equal((await running.stop()).code, 0);
+  });
+
   it('a killed worker is restarted and logged; the port keeps serving', async () => {
     const started = await startWorkers(state.path);
     await waitForCount(started.running, /"msg":"listening"/, 2); // both workers serve
@@ -171,5 +207,17 @@ describe('sockit serve --workers', { timeout: 120_000 }, () => {
       'two workers and the primary',
     );
     clients.splice(0);
+  });
+});
+
+describe('reusePortSupported', () => {
+  it('is the Node versions that have reusePort, on Linux', () => {
+    assert.equal(reusePortSupported('22.12.0', 'linux'), true);
+    assert.equal(reusePortSupported('22.11.0', 'linux'), false);
+    assert.equal(reusePortSupported('23.0.0', 'linux'), false);
+    assert.equal(reusePortSupported('23.1.0', 'linux'), true);
+    assert.equal(reusePortSupported('24.0.0', 'linux'), true);
+    assert.equal(reusePortSupported('20.20.2', 'linux'), false);
+    assert.equal(reusePortSupported('24.0.0', 'darwin'), false);
   });
 });

@@ -25,7 +25,9 @@ import { startServeMetrics } from '../serve-metrics.js';
 import { SERVE_PLUGINS } from '../serve-plugins.js';
 import { onHangup } from '../serve-reload.js';
 import {
+  type Balance,
   isServeWorker,
+  parseBalance,
   parseWorkers,
   runPrimary,
   sendBanner,
@@ -59,6 +61,7 @@ interface ServeCliOptions extends BusCliOptions {
   jsonLogs?: boolean;
   metrics?: string;
   workers?: string;
+  balance?: string;
   keepalive?: string;
   keepaliveCount?: string;
   [plugin: string]: unknown;
@@ -131,6 +134,10 @@ export function registerServe(program: Command): void {
     '--workers <n>',
     'worker processes sharing the listeners (node:cluster); auto = one per core. With --chat it needs --bus',
   );
+  command.option(
+    '--balance <how>',
+    'how --workers share a port: cluster (default: the primary hands connections out) or reuseport (each worker binds it, SO_REUSEPORT; Node >= 22.12, fixed TCP ports)',
+  );
   addBusOptions(command, 'chat rooms');
   for (const plugin of SERVE_PLUGINS) plugin.addOptions(command);
   command.action(
@@ -148,6 +155,10 @@ async function runServe(addressArgs: string[], options: ServeCliOptions): Promis
   }
   const workers = parseWorkers(options.workers);
   const addresses = listenAddresses(addressArgs, options);
+  const balance = parseBalance(
+    options.balance,
+    addresses.map((text) => parseListenTarget(text)),
+  );
   if (workers > 1 && options.chat && options.bus === undefined) {
     throw new SockitError(
       'USAGE',
@@ -167,7 +178,7 @@ async function runServe(addressArgs: string[], options: ServeCliOptions): Promis
   const hangup = onHangup(log);
   const bus = await openBus(options, log);
   try {
-    await startServing(addresses, options, log, bus, hangup);
+    await startServing(addresses, options, log, bus, hangup, balance);
   } catch (error) {
     await bus?.close();
     throw error;
@@ -192,6 +203,7 @@ async function startServing(
   log: ReturnType<typeof createLogger>,
   bus: Bus | undefined,
   hangup: ReturnType<typeof onHangup>,
+  balance: Balance,
 ): Promise<void> {
   const services = SERVE_PLUGINS.map((plugin) => plugin.create(options, log, bus)).filter(
     (service): service is Service => service !== undefined,
@@ -202,7 +214,7 @@ async function startServing(
       ? undefined
       : await startServeMetrics(options.metrics, services, bus, () => server, log);
   try {
-    server = await serveWith(addresses, options, services, log, metrics?.observer);
+    server = await serveWith(addresses, options, services, log, metrics?.observer, balance);
   } catch (error) {
     await metrics?.endpoint?.close();
     throw error;
@@ -233,6 +245,7 @@ function serveWith(
   services: Service[],
   log: ReturnType<typeof createLogger>,
   observer: ServerObserver | undefined,
+  balance: Balance,
 ): Promise<Server> {
   const limits = {
     maxConnections: options.maxConnections,
@@ -253,6 +266,7 @@ function serveWith(
     ...keepaliveOptions(options),
     log,
     ...(observer ? { observer } : {}),
+    ...(balance === 'reuseport' ? { reusePort: true } : {}),
   });
 }
 
