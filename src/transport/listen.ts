@@ -1,6 +1,6 @@
 import cluster from 'node:cluster';
 import { X509Certificate } from 'node:crypto';
-import { lstatSync, readFileSync, readlinkSync, unlinkSync } from 'node:fs';
+import { fstatSync, lstatSync, readFileSync, readlinkSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { fromSystemError, SockitError } from '../errors.js';
@@ -141,8 +141,9 @@ function secureContext(credentials: TlsServerCredentials): tls.SecureContext {
 }
 
 /**
- * `listen({ fd })` throws synchronously for a descriptor that is not open or not a socket
- * (EBADF, ENOTSOCK, EINVAL) where a bind failure arrives as an event: both become `fail`.
+ * Listens on an inherited descriptor: one that is not open or not a socket is a `USAGE` line
+ * (Node would say EINVAL, which names neither); the rest of `listen({ fd })`'s failures, thrown
+ * or emitted, become `fail`.
  */
 function listenOnDescriptor(
   server: net.Server,
@@ -151,6 +152,17 @@ function listenOnDescriptor(
   ready: () => void,
   fail: (error: Error) => void,
 ): void {
+  try {
+    if (!fstatSync(fd).isSocket()) {
+      throw new SockitError('USAGE', `cannot listen on fd:${fd}: descriptor ${fd} is not a socket`);
+    }
+  } catch (error) {
+    if (error instanceof SockitError) throw error;
+    throw new SockitError(
+      'USAGE',
+      `cannot listen on fd:${fd}: descriptor ${fd} is not open (pass a listening socket as fd ${fd}, or use socket activation)`,
+    );
+  }
   try {
     server.listen({ fd, backlog }, ready);
   } catch (error) {
