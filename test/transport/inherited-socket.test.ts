@@ -76,6 +76,29 @@ describe('sockit serve on an inherited socket', { timeout: 60_000 }, () => {
     assert.equal((await running.stop()).code, 0);
   });
 
+  it('tls+fd:3 serves TLS on the inherited socket', async () => {
+    const socket = await listening({ host: '127.0.0.1', port: 0 });
+    const running = sockit(['serve', 'tls+fd:3', '--state-dir', state.path], {
+      stdin: 'ignore',
+      inherit: [socket.fd],
+    });
+    socket.handOver();
+    const [address] = await bannerAddresses(running);
+    assert.equal(address, socket.address.replace('tcp://', 'tls://'));
+    const fingerprint = /TLS fingerprint \(SHA-256\): (\S+)/.exec(running.stdout().toString())?.[1];
+    const client = await connect(address!, {
+      token: TEST_TOKEN,
+      stateDir: state.path,
+      tls: { fingerprint: fingerprint! },
+    });
+    try {
+      assert.equal((await client.echo('over tls')).toString(), 'over tls');
+    } finally {
+      client.destroy();
+    }
+    assert.equal((await running.stop()).code, 0);
+  });
+
   it('systemd activation: LISTEN_FDS sockets served, named ones by fd:NAME, the variables unset for children', async () => {
     const tcp = await listening({ host: '127.0.0.1', port: 0 });
     const unix = await listening({ path: join(state.path, 'activated.sock') });
