@@ -4,7 +4,7 @@ import { AggregatorRegistry, type Registry } from 'prom-client';
 import { SockitError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { serveMetrics } from '../metrics/http.js';
-import type { Readiness } from '../metrics/metrics.js';
+import { createPrimaryMetrics, type Readiness } from '../metrics/metrics.js';
 import { formatListenTarget, type ListenTarget } from '../transport/address.js';
 import { reusePortSupported } from '../transport/listen.js';
 import { parseMetricsAddress } from './serve-metrics.js';
@@ -127,6 +127,7 @@ export async function runPrimary(options: {
   options.prepare();
   let stopping = false;
   const restarts: number[] = [];
+  const primaryMetrics = createPrimaryMetrics(() => Object.keys(cluster.workers ?? {}).length);
   let bannerShown = false;
   const listening = new Set<number>();
   const endpoint =
@@ -137,7 +138,10 @@ export async function runPrimary(options: {
           const aggregator = new AggregatorRegistry();
           return serveMetrics(host, port, {
             contentType: aggregator.contentType,
-            scrape: () => aggregator.clusterMetrics(),
+            scrape: async () => {
+              const workers = await aggregator.clusterMetrics();
+              return `${workers.endsWith('\n') ? workers : `${workers}\n`}${await primaryMetrics.registry.metrics()}`;
+            },
             readiness: () =>
               stopping
                 ? { ready: false, reason: 'draining' }
@@ -185,6 +189,7 @@ export async function runPrimary(options: {
       return;
     }
     log.warn('worker exited; starting another', { pid: worker.process.pid, code, signal });
+    primaryMetrics.restarted();
     fork();
   });
 

@@ -26,6 +26,35 @@ export interface MetricsSources {
   listening?: () => boolean;
 }
 
+/** The `--workers` primary's own series, served after the workers' summed ones. */
+export interface PrimaryMetrics {
+  readonly registry: Registry;
+  /** A worker died and another was started. */
+  restarted(): void;
+}
+
+/**
+ * `sockit_workers_running` (read at scrape) and `sockit_worker_restarts_total`: what only the
+ * primary knows. Their names are not among the workers' series, so the two texts concatenate.
+ */
+export function createPrimaryMetrics(running: () => number): PrimaryMetrics {
+  const registry = new Registry();
+  new Gauge({
+    name: 'sockit_workers_running',
+    help: 'Worker processes running now (--workers).',
+    registers: [registry],
+    collect() {
+      this.set(running());
+    },
+  });
+  const restarts = new Counter({
+    name: 'sockit_worker_restarts_total',
+    help: 'Workers that died and were replaced.',
+    registers: [registry],
+  });
+  return { registry, restarted: () => restarts.inc() };
+}
+
 /** A registry with sockit's series, and the observer that feeds them. */
 export interface ServerMetrics extends MetricsSource {
   readonly registry: Registry;

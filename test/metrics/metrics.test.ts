@@ -3,7 +3,6 @@
  * the traffic this test sends; `/readyz` answers 503 while the bus is down or the server drains.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -17,6 +16,7 @@ import { type Nats, sharedState, startNats } from '../bus/helpers.js';
 import { TEST_TOKEN, tempDir, untilChat } from '../helpers.js';
 import { killAll, sockit, waitForText } from '../raw/helpers.js';
 import { missingTool } from '../tools.js';
+import { promtool } from './promtool.js';
 
 /** One sample's value from a Prometheus text scrape, 0 when the series is absent. */
 function sample(scrape: string, series: string): number {
@@ -29,16 +29,6 @@ function sample(scrape: string, series: string): number {
 async function get(url: string): Promise<{ status: number; text: string }> {
   const response = await fetch(url);
   return { status: response.status, text: await response.text() };
-}
-
-/** Runs `promtool check metrics` on a scrape (it reads stdin and exits at once). */
-function promtool(scrape: string): { code: number | null; output: string } {
-  const result = spawnSync('promtool', ['check', 'metrics'], {
-    input: scrape,
-    encoding: 'utf8',
-    timeout: 10_000,
-  });
-  return { code: result.status, output: `${result.stdout}${result.stderr}` };
 }
 
 /** The server counts a connection's bytes when it closes: scrape again until the closes are in. */

@@ -8,6 +8,7 @@ import { type Client, connect } from '../../src/index.js';
 import { reusePortSupported } from '../../src/transport/listen.js';
 import { sharedState, startNats } from '../bus/helpers.js';
 import { runCli, TEST_TOKEN } from '../helpers.js';
+import { promtool } from '../metrics/promtool.js';
 import { closedPort, killAll, type Running, sockit, waitForCount, waitForText } from '../raw/helpers.js';
 
 interface Started {
@@ -165,6 +166,11 @@ describe('sockit serve --workers', { timeout: 120_000 }, () => {
     await waitForCount(started.running, /"msg":"listening"/, 3);
     for (let i = 0; i < 4; i++)
       assert.equal((await (await open(started.address)).echo('after')).toString(), 'after');
+    const scrape = await (await fetch(started.metricsUrl)).text();
+    assert.equal(sample(scrape, 'sockit_worker_restarts_total'), 1);
+    assert.equal(sample(scrape, 'sockit_workers_running'), 2);
+    const checked = promtool(scrape);
+    assert.equal(checked.code, 0, checked.output);
     for (const client of clients.splice(0)) client.destroy();
     assert.equal((await started.running.stop()).code, 0);
   });
