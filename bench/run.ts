@@ -16,6 +16,7 @@ import { findPython } from './lib/servers.js';
 import { formatNumber, measurementRows, ratioRows, renderTable, targetMet } from './lib/table.js';
 import { rawSuite } from './raw.js';
 import type { BenchResults, BenchSuite, Machine, SuiteResult } from './report.js';
+import { scaleSuite } from './scale.js';
 import { shellSuite } from './shell.js';
 import { tunnelSuite } from './tunnel.js';
 
@@ -30,6 +31,7 @@ const SUITES: BenchSuite[] = [
   hostileSuite,
   shellSuite,
   tunnelSuite,
+  scaleSuite,
 ];
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));

@@ -46,9 +46,12 @@ export async function handleGet(request: ServerRequest, context: FilesContext): 
     });
     // The next chunk is read and hashed while the previous one is still being flushed.
     let flushing: Promise<void> | undefined;
+    const outcome = { bytesOut: 0 };
+    request.outcome = outcome;
     for await (const chunk of encodeChunks(readChunks(handle, offset, fileSize), compression)) {
       signal.throwIfAborted();
       hash.update(chunk.raw);
+      outcome.bytesOut += chunk.raw.length;
       if (flushing) await flushing;
       signal.throwIfAborted();
       flushing = request.send({ type: chunk.type }, chunk.body) ? undefined : request.drained();

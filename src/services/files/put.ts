@@ -264,6 +264,8 @@ function receive(
     onError: (error) => fail(fsFailure(error, put.path)),
   });
   let received = offset;
+  const outcome = { bytesIn: 0 };
+  request.outcome = outcome;
   let stallTimer: NodeJS.Timeout | undefined;
   let finished = false;
   const ended = new Promise<FrameHeader>((resolve, reject) => {
@@ -302,6 +304,7 @@ function receive(
             return undefined;
           }
           received += length;
+          outcome.bytesIn += length;
           // Socket chunks and decompressed ones are fresh allocations: queued without a copy.
           let wait: Promise<void> | undefined;
           for (const part of parts) {
