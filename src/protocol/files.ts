@@ -23,6 +23,11 @@ export const FILES_FRAMES = {
   statResult: 'stat-result',
   delete: 'delete',
   deleted: 'deleted',
+  /** Creates a directory (and its parents) and sets its mode; answered by `made`. */
+  mkdir: 'mkdir',
+  /** Creates or replaces a symlink whose target stays inside the root; answered by `made`. */
+  symlink: 'symlink',
+  made: 'made',
 } as const;
 
 /**
@@ -35,14 +40,41 @@ export const DATA_CHUNK_BYTES = 1024 * 1024;
 export interface FileEntry {
   /** `/`-separated, relative to the served root, e.g. `dir/a.bin`; `""` is the root itself. */
   path: string;
-  kind: 'file' | 'dir';
-  /** Bytes for files, 0 for directories. */
+  /** `link` only in a listing asked with `links: true` (otherwise links are followed). */
+  kind: 'file' | 'dir' | 'link';
+  /** Bytes for files, 0 for directories and links. */
   size: number;
   mtimeMs: number;
   /** Permission bits, e.g. 420 (0o644). */
   mode: number;
   /** SHA-256 hex of the contents, only when `stat` was asked for it. */
   sha256?: string;
+  /** A link's target as `readlink` gives it (kind `link` only). */
+  target?: string;
+}
+
+/**
+ * Whether a symlink's target lands inside the root, judged from the real location of the link's
+ * directory (`dirNames`, relative to the root, symlinks already resolved) and the target text
+ * alone. Refused: absolute targets, targets that climb above the root, and `..` after a name
+ * (`a/../b`): the kernel resolves `a` first, and if `a` is itself a link that climbing would
+ * start from somewhere else than the text suggests. No I/O: both sides of `sync` use it.
+ */
+export function linkTargetInside(dirNames: readonly string[], target: string): boolean {
+  if (target === '' || target.startsWith('/') || target.includes('\\') || target.includes('\0')) return false;
+  let depth = dirNames.length;
+  let descended = false;
+  for (const segment of target.split('/')) {
+    if (segment === '' || segment === '.') continue;
+    if (segment === '..') {
+      if (descended || depth === 0) return false;
+      depth--;
+      continue;
+    }
+    if (segment.startsWith(RESERVED_PREFIX)) return false;
+    descended = true;
+  }
+  return true;
 }
 
 /**
@@ -62,6 +94,14 @@ export const MAX_PATH_BYTES = 4096;
  */
 export function partialUploadName(name: string): string {
   return `${RESERVED_PREFIX}part-${createHash('sha256').update(name).digest('hex').slice(0, 32)}`;
+}
+
+/**
+ * Where a symlink for `name` is made before it is renamed over `name` (so replacing one is
+ * atomic). Hashed like the partial upload, so it fits whatever the length of `name`.
+ */
+export function partialLinkName(name: string): string {
+  return `${RESERVED_PREFIX}link-${createHash('sha256').update(name).digest('hex').slice(0, 32)}`;
 }
 
 /**

@@ -1,5 +1,6 @@
 /**
- * The files service (PROTOCOL section 4, "files"): put, get, list, stat and delete under one
+ * The files service (PROTOCOL section 4, "files"): put, get, list, stat, delete, mkdir and
+ * symlink under one
  * root directory, verified by SHA-256, resumable, and jailed. Each request type has its own
  * module; this one only wires them to the server core.
  */
@@ -12,6 +13,7 @@ import { handleDelete } from './delete.js';
 import { fsFailure } from './fs-errors.js';
 import { handleGet } from './get.js';
 import { handleList, handleStat } from './list.js';
+import { handleMkdir, handleSymlink } from './make.js';
 import { handlePut } from './put.js';
 
 export type { FilesOptions } from './context.js';
@@ -40,6 +42,8 @@ export function filesService(options: FilesOptions): Service {
       [FILES_FRAMES.list]: handler(handleList),
       [FILES_FRAMES.stat]: handler(handleStat),
       [FILES_FRAMES.delete]: handler(handleDelete),
+      [FILES_FRAMES.mkdir]: handler(handleMkdir),
+      [FILES_FRAMES.symlink]: handler(handleSymlink),
     },
     followUps: [FILES_FRAMES.data, FILES_FRAMES.putEnd],
   };

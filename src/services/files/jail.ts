@@ -119,6 +119,15 @@ export class Jail {
     return real === this.root || real.startsWith(this.root + sep);
   }
 
+  /** The names of a real path below the root (`[]` for the root), or undefined when it is outside. */
+  namesBelowRoot(real: string): string[] | undefined {
+    if (!this.contains(real)) return undefined;
+    return real
+      .slice(this.root.length)
+      .split(sep)
+      .filter((name) => name !== '');
+  }
+
   /** Internal: where an open descriptor really is, or the fallback path's real path. */
   async locationOf(fd: number, fallback: string): Promise<string | undefined> {
     try {
