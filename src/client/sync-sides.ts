@@ -12,6 +12,7 @@ import { SockitError } from '../errors.js';
 import { FILES_FRAMES, partialLinkName } from '../protocol/files.js';
 import { hashRange } from '../storage/file-reader.js';
 import type { Client } from './client.js';
+import { putBatch } from './files-batch.js';
 import { remoteJoin } from './files-tree.js';
 import { directoryMode } from './sync-plan.js';
 
@@ -23,6 +24,11 @@ export interface SyncSide {
   mkdir(path: string, mode: number): Promise<void>;
   /** Copies one file from the other side onto this one: verified, atomic, mode and mtime kept. */
   receive(path: string): Promise<void>;
+  /**
+   * Copies several small files of one directory at once (one request), as `receive` would each.
+   * Absent where there is no such request; rejects UNSUPPORTED when the server has none.
+   */
+  receiveBatch?(dir: string, names: readonly string[]): Promise<void>;
   /** Creates or atomically replaces a symlink. */
   link(path: string, target: string): Promise<void>;
   /** Removes a file, link or empty directory. */
@@ -56,6 +62,11 @@ export function remoteSide(
         overwrite: true,
         ...signalOption(signal),
       });
+    },
+    async receiveBatch(dir, names) {
+      const base = join(localRoot, ...dir.split('/').filter(Boolean));
+      const items = names.map((name) => ({ name, localPath: join(base, name) }));
+      await putBatch(client, at(dir), items, signalOption(signal));
     },
     async link(path, target) {
       await client.call(

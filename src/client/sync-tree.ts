@@ -5,8 +5,8 @@
  * temporary names and what the filter rules exclude (an excluded directory is not walked,
  * and everything below it counts as excluded too).
  */
-import type { Dirent, Stats } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { type Dirent, lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SockitError } from '../errors.js';
 import { type FileEntry, RESERVED_PREFIX } from '../protocol/files.js';
@@ -36,43 +36,45 @@ export async function localTree(root: string, filter: PathFilter, allowMissing: 
   });
   if (rootStats === undefined) return tree;
   if (!rootStats.isDirectory()) throw new SockitError('USAGE', `${root} is not a directory`);
-  await walk(root, '', tree, filter);
+  walk(root, '', tree, filter);
   return tree;
 }
 
-async function walk(root: string, relative: string, tree: SyncTree, filter: PathFilter): Promise<void> {
+/**
+ * Walks with synchronous readdir/lstat/readlink: a walk is nothing but these calls, and one
+ * thread-pool round trip each cost ten times the call itself on a tree of small files.
+ */
+function walk(root: string, relative: string, tree: SyncTree, filter: PathFilter): void {
   let children: Dirent[];
   try {
-    children = await readdir(join(root, relative), { withFileTypes: true });
+    children = readdirSync(join(root, relative), { withFileTypes: true });
   } catch (error) {
     throw new SockitError('NOT_FOUND', `cannot read ${join(root, relative)}: ${(error as Error).message}`);
   }
   const subdirectories: string[] = [];
-  // The lstats of one directory run together: a tree of small files is mostly waiting on them.
-  await Promise.all(
-    children.map(async (child) => {
-      const path = relative === '' ? child.name : `${relative}/${child.name}`;
-      if (child.name.startsWith(RESERVED_PREFIX)) {
-        tree.unsupported.push(path);
-        return;
-      }
-      if (filter(path, child.isDirectory())) {
-        tree.excluded.push(path);
-        return;
-      }
-      if (!child.isDirectory() && !child.isFile() && !child.isSymbolicLink()) {
-        tree.unsupported.push(path);
-        return;
-      }
-      const stats = await lstat(join(root, path)).catch(() => undefined);
-      if (stats === undefined) return; // vanished since the readdir
-      const entry = entryOf(path, stats);
-      if (entry.kind === 'link') entry.target = await readlink(join(root, path));
-      tree.entries.set(path, entry);
-      if (entry.kind === 'dir') subdirectories.push(path);
-    }),
-  );
-  for (const path of subdirectories.sort()) await walk(root, path, tree, filter);
+  for (const child of children) {
+    const path = relative === '' ? child.name : `${relative}/${child.name}`;
+    if (child.name.startsWith(RESERVED_PREFIX)) {
+      tree.unsupported.push(path);
+      continue;
+    }
+    if (filter(path, child.isDirectory())) {
+      tree.excluded.push(path);
+      continue;
+    }
+    if (!child.isDirectory() && !child.isFile() && !child.isSymbolicLink()) {
+      tree.unsupported.push(path);
+      continue;
+    }
+    const full = join(root, path);
+    const stats = lstatSync(full, { throwIfNoEntry: false });
+    if (stats === undefined) continue; // vanished since the readdir
+    const entry = entryOf(path, stats);
+    if (entry.kind === 'link') entry.target = readlinkSync(full);
+    tree.entries.set(path, entry);
+    if (entry.kind === 'dir') subdirectories.push(path);
+  }
+  for (const path of subdirectories.sort()) walk(root, path, tree, filter);
 }
 
 function entryOf(path: string, stats: Stats): TreeEntry {

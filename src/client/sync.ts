@@ -9,6 +9,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { SockitError } from '../errors.js';
+import { BATCH_BODY_BYTES, BATCH_MAX_FILE_BYTES, BATCH_MAX_FILES } from '../protocol/files.js';
 import type { Client } from './client.js';
 import { remoteJoin } from './files-tree.js';
 import { type FilterRule, filterRules } from './sync-glob.js';
@@ -219,7 +220,29 @@ async function apply(
     make,
   );
   options.onProgress?.({ ...progress });
-  await inPool([...copies, ...byAction('link')], width, make);
+  const { batches, single } = batchesOf(copies);
+  let batching = to.receiveBatch !== undefined;
+  const sendBatch = async (batch: Batch): Promise<void> => {
+    if (batching) {
+      try {
+        await to.receiveBatch!(
+          batch.dir,
+          batch.changes.map((change) => change.path.slice(batch.dir.length ? batch.dir.length + 1 : 0)),
+        );
+        for (const change of batch.changes) done(change);
+        return;
+      } catch (error) {
+        // An older server without put-batch: every file goes as its own put from now on.
+        if (!(error instanceof SockitError && error.code === 'UNSUPPORTED')) throw error;
+        batching = false;
+      }
+    }
+    for (const change of batch.changes) await make(change);
+  };
+  await Promise.all([
+    inPool(batches, Math.max(1, Math.ceil(width / 4)), sendBatch),
+    inPool([...single, ...byAction('link')], width, make),
+  ]);
   // Files and links first, all in flight; then directories one by one, deepest first.
   const deletes = byAction('delete');
   const removeOne = async (change: SyncChange): Promise<void> => {
@@ -240,6 +263,35 @@ async function apply(
     removeOne,
   );
   for (const change of deletes) if (dest.entries.get(change.path)?.kind === 'dir') await removeOne(change);
+}
+
+/** Small files of one directory that travel in one request. */
+interface Batch {
+  dir: string;
+  changes: SyncChange[];
+}
+
+/** Groups the small files by directory into batches; larger files stay single. */
+function batchesOf(copies: readonly SyncChange[]): { batches: Batch[]; single: SyncChange[] } {
+  const batches: Batch[] = [];
+  const single: SyncChange[] = [];
+  const open = new Map<string, Batch & { bytes: number }>();
+  for (const change of copies) {
+    if (change.size > BATCH_MAX_FILE_BYTES) {
+      single.push(change);
+      continue;
+    }
+    const dir = change.path.includes('/') ? change.path.slice(0, change.path.lastIndexOf('/')) : '';
+    let batch = open.get(dir);
+    if (!batch || batch.changes.length >= BATCH_MAX_FILES || batch.bytes >= BATCH_BODY_BYTES) {
+      batch = { dir, changes: [], bytes: 0 };
+      open.set(dir, batch);
+      batches.push(batch);
+    }
+    batch.changes.push(change);
+    batch.bytes += change.size;
+  }
+  return { batches, single };
 }
 
 /** Runs `work` over `items` with at most `width` running at once; the first failure rejects. */

@@ -28,7 +28,74 @@ export const FILES_FRAMES = {
   /** Creates or replaces a symlink whose target stays inside the root; answered by `made`. */
   symlink: 'symlink',
   made: 'made',
+  /** Many small files of one directory in one frame (sync); answered by `put-batch-done`. */
+  putBatch: 'put-batch',
+  putBatchDone: 'put-batch-done',
 } as const;
+
+/** At most this many files in one `put-batch`. */
+export const BATCH_MAX_FILES = 256;
+/** Files up to this size travel in batches; larger ones as their own `put`. */
+export const BATCH_MAX_FILE_BYTES = 64 * 1024;
+/** A batch is closed once its body reaches this many bytes. */
+export const BATCH_BODY_BYTES = 1024 * 1024;
+
+/** One file of a `put-batch`: its name in the batch's directory and the facts put would carry. */
+export interface BatchFile {
+  name: string;
+  fileSize: number;
+  mode: number;
+  mtimeMs: number;
+  /** Hex digest of the contents in the batch's `checksum`. */
+  digest: string;
+}
+
+/**
+ * The files of a `put-batch` and their bytes: the body is their contents back to back, in the
+ * order listed. BAD_REQUEST when a field is malformed or the sizes do not add up to the body.
+ */
+export function splitBatch(
+  header: Record<string, unknown>,
+  body: Buffer,
+): { file: BatchFile; data: Buffer }[] {
+  const { files, checksum } = header;
+  if (!isChecksumName(checksum))
+    throw new SockitError('UNSUPPORTED', `put-batch: unknown checksum ${String(checksum)}`);
+  if (!Array.isArray(files) || files.length === 0 || files.length > BATCH_MAX_FILES) {
+    throw new SockitError('BAD_REQUEST', `put-batch: "files" must list 1-${BATCH_MAX_FILES} files`);
+  }
+  const out: { file: BatchFile; data: Buffer }[] = [];
+  let at = 0;
+  for (const raw of files as Record<string, unknown>[]) {
+    const { name, fileSize, mode, mtimeMs, digest } = raw ?? {};
+    const count = (value: unknown, max: number): value is number =>
+      typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= max;
+    if (
+      typeof name !== 'string' ||
+      !count(fileSize, BATCH_MAX_FILE_BYTES) ||
+      !count(mode, 0o7777) ||
+      typeof mtimeMs !== 'number' ||
+      !Number.isFinite(mtimeMs) ||
+      mtimeMs < 0 ||
+      !isDigestHex(checksum, digest)
+    ) {
+      throw new SockitError(
+        'BAD_REQUEST',
+        'put-batch: each file needs name, fileSize (≤ 64 KiB), mode, mtimeMs and digest',
+      );
+    }
+    if (at + fileSize > body.length)
+      throw new SockitError('BAD_REQUEST', 'put-batch: the body is shorter than the files');
+    out.push({
+      file: { name, fileSize, mode, mtimeMs, digest: digest.toLowerCase() },
+      data: body.subarray(at, at + fileSize),
+    });
+    at += fileSize;
+  }
+  if (at !== body.length)
+    throw new SockitError('BAD_REQUEST', 'put-batch: the body is longer than the files');
+  return out;
+}
 
 /**
  * Bytes per `data` frame. Large enough that the per-frame cost (a header, an event, a hash

@@ -15,6 +15,7 @@ import { handleGet } from './get.js';
 import { handleList, handleStat } from './list.js';
 import { handleMkdir, handleSymlink } from './make.js';
 import { handlePut } from './put.js';
+import { handlePutBatch } from './put-batch.js';
 
 export type { FilesOptions } from './context.js';
 
@@ -44,6 +45,7 @@ export function filesService(options: FilesOptions): Service {
       [FILES_FRAMES.delete]: handler(handleDelete),
       [FILES_FRAMES.mkdir]: handler(handleMkdir),
       [FILES_FRAMES.symlink]: handler(handleSymlink),
+      [FILES_FRAMES.putBatch]: handler(handlePutBatch),
     },
     followUps: [FILES_FRAMES.data, FILES_FRAMES.putEnd],
   };
