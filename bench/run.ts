@@ -17,6 +17,7 @@ import { formatNumber, measurementRows, ratioRows, renderTable, targetMet } from
 import { rawSuite } from './raw.js';
 import type { BenchResults, BenchSuite, Machine, SuiteResult } from './report.js';
 import { shellSuite } from './shell.js';
+import { syncSuite } from './sync.js';
 import { tunnelSuite } from './tunnel.js';
 
 /** Every suite `npm run bench` knows, in run order. Add yours with one line. */
@@ -25,6 +26,7 @@ const SUITES: BenchSuite[] = [
   codecSuite,
   execSuite,
   filesSuite,
+  syncSuite,
   rawSuite,
   forwardSuite,
   hostileSuite,

@@ -10,6 +10,7 @@ interface SyncCliOptions extends ClientCliOptions {
   delete?: boolean;
   dryRun?: boolean;
   json?: boolean;
+  verbose?: boolean;
   checksum?: boolean;
   concurrency?: number;
   /** Both --include and --exclude, in command-line order (first match wins). */
@@ -53,6 +54,7 @@ export function registerSync(program: Command): void {
           argParsers.positive('--concurrency'),
         ),
       )
+      .option('-v, --verbose', 'print each change as it is made (a dry run always does)')
       .option('--json', 'one JSON line per change as it is made, then the summary'),
   );
   command.on('option:include', (pattern: string) => filter.push({ action: 'include', pattern }));
@@ -81,13 +83,15 @@ async function runSync(src: string, dest: string, options: SyncCliOptions): Prom
   }
   const remote = (from ?? to)!;
   const bar = options.json ? undefined : createSyncBar();
-  const out = (line: string): void => {
-    process.stdout.write(`${line}\n`);
-  };
+  const out = lineWriter();
   const dryRun = options.dryRun ?? false;
+  // Like rsync: a real run is quiet but for its summary unless asked (-v, --json); a dry run
+  // exists to list the changes.
+  const listChanges = options.json || ((dryRun || options.verbose) && !bar);
   const onChange = (change: SyncChange): void => {
+    if (!listChanges) return;
     if (options.json) out(JSON.stringify({ event: change.action, ...change, dryRun }));
-    else if (!bar) out(`${change.action} ${change.path}${change.target ? ` -> ${change.target}` : ''}`);
+    else out(`${change.action} ${change.path}${change.target ? ` -> ${change.target}` : ''}`);
   };
   const syncOptions = {
     delete: options.delete ?? false,
@@ -110,8 +114,33 @@ async function runSync(src: string, dest: string, options: SyncCliOptions): Prom
     bar?.stop();
   }
   report(summary, options, out);
+  out.flush();
   // A refused link is a change not made: say so in the exit status, as rsync's 23 does.
   if (summary.refused.length > 0) process.exitCode = 1;
+}
+
+/**
+ * Lines for stdout, written together once per event-loop turn: 10,000 changes are a few
+ * writes, not 10,000, and a reader (a test waiting for the first event) still sees each turn's
+ * lines as they happen.
+ */
+function lineWriter(): ((line: string) => void) & { flush(): void } {
+  let pending: string[] = [];
+  let scheduled = false;
+  const flush = (): void => {
+    scheduled = false;
+    if (pending.length === 0) return;
+    process.stdout.write(`${pending.join('\n')}\n`);
+    pending = [];
+  };
+  return Object.assign(
+    (line: string): void => {
+      pending.push(line);
+      if (!scheduled) setImmediate(flush);
+      scheduled = true;
+    },
+    { flush },
+  );
 }
 
 function report(summary: SyncSummary, options: SyncCliOptions, out: (line: string) => void): void {
