@@ -12,7 +12,7 @@ import { SockitError } from '../errors.js';
 import { FILES_FRAMES, partialLinkName } from '../protocol/files.js';
 import { hashRange } from '../storage/file-reader.js';
 import type { Client } from './client.js';
-import { putBatch } from './files-batch.js';
+import { getBatch, putBatch } from './files-batch.js';
 import { remoteJoin } from './files-tree.js';
 import { directoryMode } from './sync-plan.js';
 
@@ -122,6 +122,18 @@ export function localSide(
     async receive(path) {
       await inside(dirname(at(path)));
       await client.get(remoteJoin(remoteRoot, path), at(path), { overwrite: true, ...signalOption(signal) });
+    },
+    async receiveBatch(dir, names) {
+      const local = at(dir);
+      await inside(local);
+      const { skipped } = await getBatch(
+        client,
+        remoteJoin(remoteRoot, dir),
+        names,
+        local,
+        signalOption(signal),
+      );
+      for (const name of skipped) await this.receive(dir === '' ? name : `${dir}/${name}`);
     },
     async link(path, target) {
       const dir = dirname(at(path));

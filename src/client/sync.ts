@@ -9,7 +9,12 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { SockitError } from '../errors.js';
-import { BATCH_BODY_BYTES, BATCH_MAX_FILE_BYTES, BATCH_MAX_FILES } from '../protocol/files.js';
+import {
+  BATCH_BODY_BYTES,
+  BATCH_MAX_FILE_BYTES,
+  BATCH_MAX_FILES,
+  BATCH_NAME_BYTES,
+} from '../protocol/files.js';
 import type { Client } from './client.js';
 import { remoteJoin } from './files-tree.js';
 import { type FilterRule, filterRules } from './sync-glob.js';
@@ -275,7 +280,7 @@ interface Batch {
 function batchesOf(copies: readonly SyncChange[]): { batches: Batch[]; single: SyncChange[] } {
   const batches: Batch[] = [];
   const single: SyncChange[] = [];
-  const open = new Map<string, Batch & { bytes: number }>();
+  const open = new Map<string, Batch & { bytes: number; nameBytes: number }>();
   for (const change of copies) {
     if (change.size > BATCH_MAX_FILE_BYTES) {
       single.push(change);
@@ -283,13 +288,19 @@ function batchesOf(copies: readonly SyncChange[]): { batches: Batch[]; single: S
     }
     const dir = change.path.includes('/') ? change.path.slice(0, change.path.lastIndexOf('/')) : '';
     let batch = open.get(dir);
-    if (!batch || batch.changes.length >= BATCH_MAX_FILES || batch.bytes >= BATCH_BODY_BYTES) {
-      batch = { dir, changes: [], bytes: 0 };
+    if (
+      !batch ||
+      batch.changes.length >= BATCH_MAX_FILES ||
+      batch.bytes >= BATCH_BODY_BYTES ||
+      batch.nameBytes >= BATCH_NAME_BYTES
+    ) {
+      batch = { dir, changes: [], bytes: 0, nameBytes: 0 };
       open.set(dir, batch);
       batches.push(batch);
     }
     batch.changes.push(change);
     batch.bytes += change.size;
+    batch.nameBytes += Buffer.byteLength(change.path) - dir.length;
   }
   return { batches, single };
 }

@@ -31,6 +31,9 @@ export const FILES_FRAMES = {
   /** Many small files of one directory in one frame (sync); answered by `put-batch-done`. */
   putBatch: 'put-batch',
   putBatchDone: 'put-batch-done',
+  /** Many small files of one directory in one reply (sync, pulling): `get-batch-result`. */
+  getBatch: 'get-batch',
+  getBatchResult: 'get-batch-result',
 } as const;
 
 /** At most this many files in one `put-batch`. */
@@ -39,6 +42,8 @@ export const BATCH_MAX_FILES = 256;
 export const BATCH_MAX_FILE_BYTES = 64 * 1024;
 /** A batch is closed once its body reaches this many bytes. */
 export const BATCH_BODY_BYTES = 1024 * 1024;
+/** ...or once its names reach this many bytes: the header must stay under 64 KiB. */
+export const BATCH_NAME_BYTES = 24 * 1024;
 
 /** One file of a `put-batch`: its name in the batch's directory and the facts put would carry. */
 export interface BatchFile {

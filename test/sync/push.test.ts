@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { syncFromRemote, syncToRemote } from '../../src/client/sync.js';
 import { filterRules, globMatcher } from '../../src/client/sync-glob.js';
-import { linkTargetInside } from '../../src/protocol/files.js';
+import { BATCH_MAX_FILE_BYTES, linkTargetInside } from '../../src/protocol/files.js';
 import type { Service } from '../../src/server/service.js';
-import { filesAndClientPerSuite, startFiles, treeOf } from '../files/fixtures.js';
+import { digestOf } from '../../src/storage/checksum.js';
+import { filesAndClientPerSuite, isCode, startFiles, treeOf } from '../files/fixtures.js';
 import { assertSameTree, treeState } from './tree.js';
 
 /** A source tree with files, modes, an old mtime, an empty directory and an inside link. */
@@ -211,9 +212,59 @@ describe('sync: 10,000 small files', { timeout: 120_000 }, () => {
         [['list', 1]],
         'one listing: no put, get or stat (no file read on the server)',
       );
+
+      const back = join(files.local, 'back');
+      const pulled = await syncFromRemote(client, 'many', back);
+      assert.equal(pulled.sent, 10_000);
+      assert.equal((await treeOf(back)).length, 10_020);
+      counts.clear();
+      const unchanged = await syncFromRemote(client, 'many', back);
+      assert.deepEqual([unchanged.sent, unchanged.bytes], [0, 0]);
+      assert.deepEqual([...counts], [['list', 1]], 'pulling an unchanged tree: one listing too');
     } finally {
       await files.stop();
     }
+  });
+});
+
+describe('sync batch requests', { timeout: 60_000 }, () => {
+  const suite = filesAndClientPerSuite();
+
+  test('put-batch with a digest that does not match publishes nothing of the batch', async () => {
+    const { files, client } = suite;
+    const good = await digestOf('xxh64', Buffer.from('good'));
+    const batch = (second: string) => ({
+      type: 'put-batch',
+      path: 'b',
+      checksum: 'xxh64',
+      files: [
+        { name: 'one', fileSize: 4, mode: 0o644, mtimeMs: 1e12, digest: good },
+        { name: 'two', fileSize: 4, mode: 0o644, mtimeMs: 1e12, digest: second },
+      ],
+    });
+    await assert.rejects(client.call(batch('0'.repeat(16)), Buffer.from('goodgood')), isCode('INTEGRITY'));
+    assert.deepEqual(await treeOf(files.root), []);
+    await client.call(batch(good), Buffer.from('goodgood'));
+    assert.deepEqual(await treeOf(join(files.root, 'b')), ['one', 'two']);
+  });
+
+  test('get-batch sends the small files and skips what is not one (too large, a directory, missing)', async () => {
+    const { files, client } = suite;
+    await mkdir(join(files.root, 'g', 'sub'), { recursive: true });
+    await writeFile(join(files.root, 'g', 'small'), 'small\n');
+    await writeFile(join(files.root, 'g', 'large'), Buffer.alloc(BATCH_MAX_FILE_BYTES + 1));
+    const reply = await client.call({
+      type: 'get-batch',
+      path: 'g',
+      names: ['small', 'large', 'sub', 'gone'],
+    });
+    assert.deepEqual(
+      (reply.header.files as { name: string }[]).map((file) => file.name),
+      ['small'],
+    );
+    assert.deepEqual(reply.header.skipped, ['large', 'sub', 'gone']);
+    assert.equal(reply.body.toString(), 'small\n');
+    await assert.rejects(client.call({ type: 'get-batch', path: 'g', names: ['../x'] }), isCode('FORBIDDEN'));
   });
 });
 

@@ -12,6 +12,7 @@ import { createFilesContext, type FilesContext, type FilesOptions } from './cont
 import { handleDelete } from './delete.js';
 import { fsFailure } from './fs-errors.js';
 import { handleGet } from './get.js';
+import { handleGetBatch } from './get-batch.js';
 import { handleList, handleStat } from './list.js';
 import { handleMkdir, handleSymlink } from './make.js';
 import { handlePut } from './put.js';
@@ -46,6 +47,7 @@ export function filesService(options: FilesOptions): Service {
       [FILES_FRAMES.mkdir]: handler(handleMkdir),
       [FILES_FRAMES.symlink]: handler(handleSymlink),
       [FILES_FRAMES.putBatch]: handler(handlePutBatch),
+      [FILES_FRAMES.getBatch]: handler(handleGetBatch),
     },
     followUps: [FILES_FRAMES.data, FILES_FRAMES.putEnd],
   };

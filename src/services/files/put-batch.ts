@@ -10,28 +10,17 @@
  * jail once per batch, and the per-file calls are synchronous: a batch is at most 1 MiB on
  * one local disk, so it holds the event loop for a few milliseconds, as rsync's receiver does.
  */
-import {
-  closeSync,
-  constants,
-  fchmodSync,
-  fsyncSync,
-  futimesSync,
-  openSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { renameSync, unlinkSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { SockitError } from '../../errors.js';
 import { FILES_FRAMES, partialUploadName, splitBatch } from '../../protocol/files.js';
 import type { ServerRequest } from '../../server/request.js';
 import { digestOf } from '../../storage/checksum.js';
+import { writeSmallFile } from '../../storage/small-file.js';
 import { type FilesContext, requireAuthenticated } from './context.js';
 import { fsFailure } from './fs-errors.js';
 import { parseRemotePath } from './path.js';
 import type { UploadLock } from './upload-locks.js';
-
-const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
 
 export async function handlePutBatch(request: ServerRequest, context: FilesContext): Promise<void> {
   requireAuthenticated(request);
@@ -84,7 +73,7 @@ export async function handlePutBatch(request: ServerRequest, context: FilesConte
     for (const { file, data } of files) {
       const temp = dir.at(partialUploadName(file.name));
       written.push({ temp, target: dir.at(file.name) });
-      writeFileDurably(temp, data, file.mode, file.mtimeMs);
+      writeSmallFile(temp, { bytes: data, mode: file.mode, mtimeMs: file.mtimeMs });
     }
     await dir.assertStillInside();
     // Published one by one; on a failure the rest are still partials, removed below.
@@ -104,26 +93,5 @@ export async function handlePutBatch(request: ServerRequest, context: FilesConte
   } finally {
     for (const lock of locks) lock.release();
     await dir.close();
-  }
-}
-
-/** A new file at `path` (whatever had the name is replaced, never written through) with these bytes, mode and mtime, on disk. */
-function writeFileDurably(path: string, data: Buffer, mode: number, mtimeMs: number): void {
-  let fd: number;
-  try {
-    fd = openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    unlinkSync(path);
-    fd = openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
-  }
-  try {
-    for (let at = 0; at < data.length; ) at += writeSync(fd, data, at, data.length - at, at);
-    // Owner read/write always, as put: the server must be able to serve and delete what it stores.
-    fchmodSync(fd, (mode & 0o777) | 0o600);
-    futimesSync(fd, new Date(), new Date(mtimeMs));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }
