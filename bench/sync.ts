@@ -177,6 +177,9 @@ async function rsyncSubject(src: string, dest: string): Promise<Subject> {
   const once = async (): Promise<Run> => {
     const before = cpuMs(daemon.pid!);
     const run = await timed('rsync', ['-a', `${src}/`, `rsync://127.0.0.1:${port}/bench/`]);
+    // The daemon forks a receiver per connection and reaps it when it sees SIGCHLD, shortly after
+    // the client exits: only then does its time count among the daemon's children.
+    await new Promise((resolve) => setTimeout(resolve, 200));
     return { ...run, serverCpu: (cpuMs(daemon.pid!) - before) / 1000 };
   };
   return {

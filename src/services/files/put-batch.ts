@@ -26,8 +26,9 @@ export async function handlePutBatch(request: ServerRequest, context: FilesConte
   requireAuthenticated(request);
   const names = parseRemotePath(request.header.path ?? '', { allowRoot: true });
   const checksum = request.header.checksum;
-  // The body is a view into socket memory: copied once, as it is kept across awaits.
-  const files = splitBatch(request.header, Buffer.from(request.body));
+  // Socket chunks are fresh allocations, so the body's views stay valid across awaits (as put's
+  // queued data frames do): no copy.
+  const files = splitBatch(request.header, request.body);
   for (const { file, data } of files) {
     const inner = parseRemotePath(file.name);
     const path = [...names, file.name].join('/');
