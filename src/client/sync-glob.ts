@@ -2,9 +2,10 @@
  * The globs of `sync --include/--exclude`, rsync's way: `*` and `?` stay inside one path segment,
  * `**` crosses segments, a pattern without `/` matches the last segment at any depth (`*.tmp`
  * excludes `a.tmp` and `sub/b.tmp`), one with `/` is anchored at the root, and a trailing `/`
- * matches directories only (an include of `*` plus `/` keeps every directory). The rules are tried in the order given and the
- * first that matches decides; a path no rule matches is included. Written here because node's
- * path.matchesGlob is still experimental (a warning on stderr) on Node 20.
+ * matches directories only (an include of `*` plus `/` keeps every directory). The rules are
+ * tried in the order given and the first that matches decides; a path no rule matches is
+ * included. Written here because node's path.matchesGlob is still experimental (a warning on
+ * stderr) on Node 20.
  */
 
 /** One `--include` or `--exclude`, in command-line order. */

@@ -248,7 +248,7 @@ async function apply(
     inPool(batches, Math.max(1, Math.ceil(width / 4)), sendBatch),
     inPool([...single, ...byAction('link')], width, make),
   ]);
-  // Files and links first, all in flight; then directories one by one, deepest first.
+  // Deletes: files and links all in flight, then directories one by one, deepest first.
   const deletes = byAction('delete');
   const removeOne = async (change: SyncChange): Promise<void> => {
     try {

@@ -42,7 +42,7 @@ export function registerSync(program: Command): void {
       .argument('<src>', 'local directory, or ADDRESS:PATH on the server, e.g. 127.0.0.1:7070:backup')
       .argument('<dest>', 'ADDRESS:PATH on the server, or a local directory')
       .option('--delete', 'remove what the source does not have from the destination')
-      .option('--dry-run', 'list every change, make none')
+      .option('-n, --dry-run', 'list every change, make none')
       .option('--checksum', 'compare same-size files by SHA-256 (each side reads its own) instead of mtime')
       .option('--include <glob>', 'sync matching paths even if a later --exclude matches (repeatable)')
       .option(

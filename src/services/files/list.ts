@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { lstatSync } from 'node:fs';
 import { lstat, opendir, readlink } from 'node:fs/promises';
 import { SockitError } from '../../errors.js';
 import { byPath, FILES_FRAMES, type FileEntry, RESERVED_PREFIX } from '../../protocol/files.js';
@@ -134,12 +133,7 @@ async function* walk(
         }
         let stats: Awaited<ReturnType<Jail['entryStats']>>;
         try {
-          // A plain entry needs only its lstat, taken synchronously: a few microseconds each,
-          // where a thread-pool round trip per entry was most of a large listing's time.
-          // Links go through the jail, which follows them only inside.
-          stats = child.isSymbolicLink()
-            ? await jail.entryStats(dir, child.name)
-            : lstatSync(dir.at(child.name), { throwIfNoEntry: false });
+          stats = await jail.entryStats(dir, child.name);
         } catch {
           continue; // a link that leads out, or an entry that vanished: not part of the listing
         }
