@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { splitRemote } from '../../src/cli/commands/sync.js';
+import { createSyncBar } from '../../src/cli/progress.js';
 import { type FilesFixture, startFiles, treeOf } from '../files/fixtures.js';
 import { CLI, runCli, spawnForFile, TEST_TOKEN, waitForLine } from '../helpers.js';
 import { assertSameTree, treeState } from './tree.js';
@@ -21,6 +23,19 @@ describe('sockit sync SRC DEST', { timeout: 60_000 }, () => {
 
   after(async () => {
     await files.stop();
+  });
+
+  test('the progress bar is drawn on a terminal only, counting files and bytes', () => {
+    assert.equal(createSyncBar(Object.assign(new PassThrough(), { isTTY: false }) as never), undefined);
+    const terminal = Object.assign(new PassThrough(), { isTTY: true, columns: 120 });
+    let drawn = '';
+    terminal.on('data', (chunk: Buffer) => {
+      drawn += chunk.toString();
+    });
+    const bar = createSyncBar(terminal as never)!;
+    bar.update({ files: 3, bytes: 3072, totalFiles: 4, totalBytes: 4096 });
+    bar.stop();
+    assert.match(drawn, /3\/4 files \| 3\.00 KiB \/ 4\.00 KiB/);
   });
 
   test('ADDR:PATH splits after the port', () => {

@@ -21,6 +21,7 @@ import { readSmallFile } from '../../storage/small-file.js';
 import { type FilesContext, requireAuthenticated } from './context.js';
 import { parseRemotePath } from './path.js';
 
+/** Handles one `get-batch`: the small files asked for, read through the jail's directory. */
 export async function handleGetBatch(request: ServerRequest, context: FilesContext): Promise<void> {
   requireAuthenticated(request);
   const names = parseRemotePath(request.header.path ?? '', { allowRoot: true });

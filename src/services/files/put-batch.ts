@@ -22,6 +22,7 @@ import { fsFailure } from './fs-errors.js';
 import { parseRemotePath } from './path.js';
 import type { UploadLock } from './upload-locks.js';
 
+/** Handles one `put-batch`: checks every file, then publishes them all (see the file comment). */
 export async function handlePutBatch(request: ServerRequest, context: FilesContext): Promise<void> {
   requireAuthenticated(request);
   const names = parseRemotePath(request.header.path ?? '', { allowRoot: true });
