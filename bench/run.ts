@@ -18,6 +18,7 @@ import { rawSuite } from './raw.js';
 import type { BenchResults, BenchSuite, Machine, SuiteResult } from './report.js';
 import { scaleSuite } from './scale.js';
 import { shellSuite } from './shell.js';
+import { syncSuite } from './sync.js';
 import { tunnelSuite } from './tunnel.js';
 
 /** Every suite `npm run bench` knows, in run order. Add yours with one line. */
@@ -26,6 +27,7 @@ const SUITES: BenchSuite[] = [
   codecSuite,
   execSuite,
   filesSuite,
+  syncSuite,
   rawSuite,
   forwardSuite,
   hostileSuite,

@@ -97,6 +97,8 @@ export interface TransferResult {
 /** Options of `client.list`. */
 export interface ListOptions {
   recursive?: boolean;
+  /** Report symlinks as `kind: "link"` with their `target` instead of following them (sync). */
+  links?: boolean;
   signal?: AbortSignal;
 }
 
@@ -508,7 +510,13 @@ export async function listEntries(
 ): Promise<FileEntry[]> {
   const entries: FileEntry[] = [];
   const request = client.open(
-    { type: FILES_FRAMES.list, path, recursive: options.recursive ?? false, stream: true },
+    {
+      type: FILES_FRAMES.list,
+      path,
+      recursive: options.recursive ?? false,
+      stream: true,
+      ...(options.links ? { links: true } : {}),
+    },
     undefined,
     { final: (header) => header.type === FILES_FRAMES.listResult, ...signalOption(options.signal) },
   );
@@ -612,7 +620,10 @@ function parseEntries(value: unknown): FileEntry[] {
   for (const item of value) {
     if (typeof item !== 'object' || item === null) continue;
     const raw = item as Record<string, unknown>;
-    if (typeof raw.path !== 'string' || (raw.kind !== 'file' && raw.kind !== 'dir')) continue;
+    if (typeof raw.path !== 'string' || (raw.kind !== 'file' && raw.kind !== 'dir' && raw.kind !== 'link')) {
+      continue;
+    }
+    if (raw.kind === 'link' && typeof raw.target !== 'string') continue;
     const entry: FileEntry = {
       path: raw.path,
       kind: raw.kind,
@@ -621,6 +632,7 @@ function parseEntries(value: unknown): FileEntry[] {
       mode: typeof raw.mode === 'number' ? raw.mode : 0,
     };
     if (isSha256Hex(raw.sha256)) entry.sha256 = raw.sha256.toLowerCase();
+    if (raw.kind === 'link') entry.target = raw.target as string;
     entries.push(entry);
   }
   return entries;

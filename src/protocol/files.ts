@@ -25,7 +25,84 @@ export const FILES_FRAMES = {
   statResult: 'stat-result',
   delete: 'delete',
   deleted: 'deleted',
+  /** Creates a directory (and its parents) and sets its mode; answered by `made`. */
+  mkdir: 'mkdir',
+  /** Creates or replaces a symlink whose target stays inside the root; answered by `made`. */
+  symlink: 'symlink',
+  made: 'made',
+  /** Many small files of one directory in one frame (sync); answered by `put-batch-done`. */
+  putBatch: 'put-batch',
+  putBatchDone: 'put-batch-done',
+  /** Many small files of one directory in one reply (sync, pulling): `get-batch-result`. */
+  getBatch: 'get-batch',
+  getBatchResult: 'get-batch-result',
 } as const;
+
+/** At most this many files in one `put-batch`. */
+export const BATCH_MAX_FILES = 256;
+/** Files up to this size travel in batches; larger ones as their own `put`. */
+export const BATCH_MAX_FILE_BYTES = 64 * 1024;
+/** A batch is closed once its body reaches this many bytes. */
+export const BATCH_BODY_BYTES = 1024 * 1024;
+/** ...or once its names reach this many bytes: the header must stay under 64 KiB. */
+export const BATCH_NAME_BYTES = 24 * 1024;
+
+/** One file of a `put-batch`: its name in the batch's directory and the facts put would carry. */
+export interface BatchFile {
+  name: string;
+  fileSize: number;
+  mode: number;
+  mtimeMs: number;
+  /** Hex digest of the contents in the batch's `checksum`. */
+  digest: string;
+}
+
+/**
+ * The files of a `put-batch` and their bytes: the body is their contents back to back, in the
+ * order listed. BAD_REQUEST when a field is malformed or the sizes do not add up to the body.
+ */
+export function splitBatch(
+  header: Record<string, unknown>,
+  body: Buffer,
+): { file: BatchFile; data: Buffer }[] {
+  const { files, checksum } = header;
+  if (!isChecksumName(checksum))
+    throw new SockitError('UNSUPPORTED', `put-batch: unknown checksum ${String(checksum)}`);
+  if (!Array.isArray(files) || files.length === 0 || files.length > BATCH_MAX_FILES) {
+    throw new SockitError('BAD_REQUEST', `put-batch: "files" must list 1-${BATCH_MAX_FILES} files`);
+  }
+  const out: { file: BatchFile; data: Buffer }[] = [];
+  let at = 0;
+  for (const raw of files as Record<string, unknown>[]) {
+    const { name, fileSize, mode, mtimeMs, digest } = raw ?? {};
+    const count = (value: unknown, max: number): value is number =>
+      typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= max;
+    if (
+      typeof name !== 'string' ||
+      !count(fileSize, BATCH_MAX_FILE_BYTES) ||
+      !count(mode, 0o7777) ||
+      typeof mtimeMs !== 'number' ||
+      !Number.isFinite(mtimeMs) ||
+      mtimeMs < 0 ||
+      !isDigestHex(checksum, digest)
+    ) {
+      throw new SockitError(
+        'BAD_REQUEST',
+        'put-batch: each file needs name, fileSize (≤ 64 KiB), mode, mtimeMs and digest',
+      );
+    }
+    if (at + fileSize > body.length)
+      throw new SockitError('BAD_REQUEST', 'put-batch: the body is shorter than the files');
+    out.push({
+      file: { name, fileSize, mode, mtimeMs, digest: digest.toLowerCase() },
+      data: body.subarray(at, at + fileSize),
+    });
+    at += fileSize;
+  }
+  if (at !== body.length)
+    throw new SockitError('BAD_REQUEST', 'put-batch: the body is longer than the files');
+  return out;
+}
 
 /**
  * Bytes per `data` frame. Large enough that the per-frame cost (a header, an event, a hash
@@ -43,14 +120,41 @@ export const MAX_DECOMPRESSED_CHUNK_BYTES = 4 * DATA_CHUNK_BYTES;
 export interface FileEntry {
   /** `/`-separated, relative to the served root, e.g. `dir/a.bin`; `""` is the root itself. */
   path: string;
-  kind: 'file' | 'dir';
-  /** Bytes for files, 0 for directories. */
+  /** `link` only in a listing asked with `links: true` (otherwise links are followed). */
+  kind: 'file' | 'dir' | 'link';
+  /** Bytes for files, 0 for directories and links. */
   size: number;
   mtimeMs: number;
   /** Permission bits, e.g. 420 (0o644). */
   mode: number;
   /** SHA-256 hex of the contents, only when `stat` was asked for it. */
   sha256?: string;
+  /** A link's target as `readlink` gives it (kind `link` only). */
+  target?: string;
+}
+
+/**
+ * Whether a symlink's target lands inside the root, judged from the real location of the link's
+ * directory (`dirNames`, relative to the root, symlinks already resolved) and the target text
+ * alone. Refused: absolute targets, targets that climb above the root, and `..` after a name
+ * (`a/../b`): the kernel resolves `a` first, and if `a` is itself a link that climbing would
+ * start from somewhere else than the text suggests. No I/O: both sides of `sync` use it.
+ */
+export function linkTargetInside(dirNames: readonly string[], target: string): boolean {
+  if (target === '' || target.startsWith('/') || target.includes('\\') || target.includes('\0')) return false;
+  let depth = dirNames.length;
+  let descended = false;
+  for (const segment of target.split('/')) {
+    if (segment === '' || segment === '.') continue;
+    if (segment === '..') {
+      if (descended || depth === 0) return false;
+      depth--;
+      continue;
+    }
+    if (segment.startsWith(RESERVED_PREFIX)) return false;
+    descended = true;
+  }
+  return true;
 }
 
 /**
@@ -70,6 +174,14 @@ export const MAX_PATH_BYTES = 4096;
  */
 export function partialUploadName(name: string): string {
   return `${RESERVED_PREFIX}part-${createHash('sha256').update(name).digest('hex').slice(0, 32)}`;
+}
+
+/**
+ * Where a symlink for `name` is made before it is renamed over `name` (so replacing one is
+ * atomic). Hashed like the partial upload, so it fits whatever the length of `name`.
+ */
+export function partialLinkName(name: string): string {
+  return `${RESERVED_PREFIX}link-${createHash('sha256').update(name).digest('hex').slice(0, 32)}`;
 }
 
 /**

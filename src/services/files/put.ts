@@ -88,7 +88,8 @@ export async function handlePut(request: ServerRequest, context: FilesContext): 
         `${put.path} already exists: pass overwrite (--overwrite) to replace it`,
       );
     }
-    lock = await context.locks.acquire(`${await dir.key()}/${name}`, {
+    const dirKey = await dir.key();
+    lock = await context.locks.acquire(`${dirKey}/${name}`, {
       takeover: put.resume,
       abort: (reason) => stop.abort(reason),
       path: put.path,
@@ -135,6 +136,9 @@ export async function handlePut(request: ServerRequest, context: FilesContext): 
     partial = undefined;
     await dir.assertStillInside();
     await publish(dir, name, partialPath, put);
+    // The rename itself must survive a crash too: the directory entry is flushed before
+    // put-done, in an fsync shared with the other publishes into this directory.
+    await context.directorySyncs.sync(dirKey, dir.handle);
     request.reply({
       type: FILES_FRAMES.putDone,
       fileSize: put.fileSize,
@@ -183,13 +187,20 @@ async function openPartial(path: string, put: PutRequest): Promise<FileHandle> {
         throw error;
       }
     }
-  } else {
-    // Unlinking drops a planted link (or an old partial) without touching what it points to.
-    await unlink(path).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') throw error;
-    });
   }
-  return open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK, 0o600);
+  const create = (): Promise<FileHandle> =>
+    open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK, 0o600);
+  try {
+    // Usually nothing has the name: one exclusive create, no unlink that fails with ENOENT.
+    return await create();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  // Unlinking drops a planted link (or an old partial) without touching what it points to.
+  await unlink(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
+  return create();
 }
 
 function notOwnPartial(put: PutRequest, what: string): SockitError {
@@ -384,8 +395,6 @@ async function publish(dir: JailedDir, name: string, partialPath: string, put: P
       `${put.path} appeared while it was uploaded; the verified upload is kept: put again with overwrite and resume to publish it without resending`,
     );
   }
-  // The rename itself must survive a crash too: flush the directory entry.
-  await dir.handle.sync().catch(() => {});
 }
 
 /**
