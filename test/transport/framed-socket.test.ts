@@ -93,9 +93,10 @@ describe('FramedSocket write path', () => {
     );
     assert.equal(frames[50]!.body.length, big.length);
     assert.equal(frames[99]!.body.toString(), 'small 100');
-    // 50 frames, the big body by reference, 49 frames: three buffers for one writev.
-    assert.equal(p.writes.length, 3);
-    assert.equal(p.writes[1], big);
+    // 50 frames, the big body by reference, 49 frames: three buffers for one writev (one more
+    // for each side whose frames met the end of the shared slab).
+    assert.ok(p.writes.length <= 5, `${p.writes.length} writes`);
+    assert.ok(p.writes.includes(big), 'the body itself went out, not a copy');
     await close(p);
   });
 
