@@ -55,7 +55,7 @@ export {
 export { ERROR_CATALOGUE, type ErrorCode, isErrorCode, SockitError, type WireErrorCode } from './errors.js';
 export { createLogger, type Logger, type LoggerOptions, type LogLevel, silentLogger } from './log.js';
 export { computeProof, PROTOCOL_VERSION, verifyProof } from './protocol/auth.js';
-export { type DecoderOptions, FrameDecoder, FrameError, TEXT_CLIENT_REPLY } from './protocol/decoder.js';
+export { type DecoderOptions, FrameDecoder, FrameError } from './protocol/decoder.js';
 export {
   DEFAULT_MAX_BODY_BYTES,
   encodeFrame,
