@@ -4,6 +4,7 @@ import type { Client, ConnectOptions } from '../client/client.js';
 import { type ErrorCode, SockitError } from '../errors.js';
 import { argParsers, parseDuration, parsePositiveInteger } from '../options.js';
 import { defaultStateDir } from '../state.js';
+import type { RetryInfo } from '../transport/backoff.js';
 import { applyClientConfig, loadClientConfig } from './client-config.js';
 
 /** Process exit codes of every sockit command (README "Exit codes"). */
@@ -208,11 +209,12 @@ export function addReconnectOptions(command: Command): Command {
 }
 
 /** The stderr line before each reconnect wait: what failed, and when the next attempt is. */
-export function sayRetry(info: { error: unknown; delayMs: number; attempt: number }): void {
-  const why = info.error instanceof Error ? info.error.message : String(info.error);
-  process.stderr.write(
-    `sockit: attempt ${info.attempt} failed (${why}); reconnecting in ${info.delayMs} ms\n`,
-  );
+export function sayRetry(info: RetryInfo): void {
+  const failed =
+    info.error === undefined
+      ? ''
+      : `attempt ${info.attempt - 1} failed (${info.error instanceof Error ? info.error.message : String(info.error)}); `;
+  process.stderr.write(`sockit: ${failed}reconnecting in ${info.delayMs} ms\n`);
 }
 
 /** Wraps a command action so every failure ends as one line on stderr and an exit code. */

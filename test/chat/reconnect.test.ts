@@ -40,7 +40,7 @@ describe('sockit chat --reconnect', { timeout: 60_000 }, () => {
       await waitForText(alice, /\* joined r1 as alice/, 'stdout');
       first.server.child.kill('SIGKILL');
       await first.server.exited;
-      await waitForText(alice, /sockit: the server closed the connection; reconnecting/);
+      await waitForText(alice, /sockit: the server closed the connection\nsockit: reconnecting in \d+ ms/);
       // Typed while away: refused, not queued for minutes.
       alice.child.stdin!.write('anyone?\n');
       await waitForText(alice, /\* not connected \(reconnecting\); not sent/, 'stdout');
@@ -96,7 +96,7 @@ describe('sockit chat --reconnect', { timeout: 60_000 }, () => {
       await waitForText(alice, /\* joined lobby as alice/, 'stdout');
       open = false;
       for (const socket of relayed) socket.destroy();
-      await waitForText(alice, /attempt 1 failed/);
+      await waitForText(alice, /attempt 1 failed \(.*\); reconnecting in \d+ ms/);
       // Someone else takes the name on the server itself.
       const impostor = await connect(started.address, { token: TEST_TOKEN, stateDir: started.stateDir });
       try {

@@ -2,7 +2,7 @@ import { clearLine, createInterface, cursorTo, type Interface, moveCursor } from
 import type { Command } from 'commander';
 import type { ChatRoom } from '../../client/chat.js';
 import { SockitError } from '../../errors.js';
-import { isRetryable, retry } from '../../transport/backoff.js';
+import { Backoff, isRetryable, retry } from '../../transport/backoff.js';
 import {
   action,
   addClientOptions,
@@ -45,15 +45,22 @@ export function registerChat(program: Command): void {
         }
       };
       const stop = new AbortController();
+      const backoff = new Backoff();
+      const attempts = (waitFirst: boolean) => (): Promise<ChatRoom> =>
+        retry(join, {
+          backoff,
+          waitFirst,
+          maxAttempts: options.reconnectMax,
+          onRetry: sayRetry,
+          signal: stop.signal,
+        });
       const rejoin = options.reconnect
         ? () =>
-            retry(join, { maxAttempts: options.reconnectMax, onRetry: sayRetry, signal: stop.signal }).catch(
-              (error: unknown) => {
-                throw rejoinFailed(error, options);
-              },
-            )
+            attempts(true)().catch((error: unknown) => {
+              throw rejoinFailed(error, options);
+            })
         : undefined;
-      const room = await (rejoin ?? join)();
+      const room = await (options.reconnect ? attempts(false) : join)();
       try {
         await converse(room, rejoin, stop);
       } finally {
@@ -116,7 +123,7 @@ async function converse(
       room = undefined;
       joined.client.destroy();
       if (!rejoin || !isRetryable(reason) || stop.signal.aborted) return end(reason);
-      process.stderr.write(`sockit: ${droppedWhy(reason)}; reconnecting\n`);
+      process.stderr.write(`sockit: ${droppedWhy(reason)}\n`);
       rejoin().then((again) => {
         if (stop.signal.aborted) return again.client.destroy();
         process.stderr.write(`sockit: reconnected; rejoined ${again.room} as ${again.name}\n`);
