@@ -1,11 +1,11 @@
 import { join } from 'node:path';
-import { type Command, Option } from 'commander';
 import type { Client, ConnectOptions } from '../client/client.js';
 import { type ErrorCode, SockitError } from '../errors.js';
 import { argParsers, parseDuration, parsePositiveInteger } from '../options.js';
 import { defaultStateDir } from '../state.js';
 import type { RetryInfo } from '../transport/backoff.js';
 import { applyClientConfig, loadClientConfig } from './client-config.js';
+import { type Command, Option } from './commander.js';
 
 /** Process exit codes of every sockit command (README "Exit codes"). */
 export const EXIT = {
