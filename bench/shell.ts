@@ -1,18 +1,33 @@
 /**
- * The shell suite (issue 15), fan-out part: `true` on 200 addresses, wall time, one
- * `sockit exec --hosts FILE --par 50` process against `xargs -P 50` of one `sockit exec` process
- * per address, in the same run and against the same server (one in-process `serve()` on 200
- * loopback ports). Not measured yet: keystroke echo through `sockit shell` against `ssh -tt`.
+ * The shell suite (issue 15), in the same run as its peers:
+ * - keystroke echo latency (one byte in, its echo out, p50/p99): `sockit shell -tt` against
+ *   `ssh -tt` to a private sshd on loopback, both sessions running `cat` in a remote pty, typed
+ *   into in alternating batches (bench/lib/keystrokes.ts, bench/lib/sshd.ts);
+ * - fan-out: `true` on 200 addresses, wall time, one `sockit exec --hosts FILE --par 50`
+ *   process against `xargs -P 50` of one `sockit exec` process per address, against the same
+ *   server (one in-process `serve()` on 200 loopback ports). parallel-ssh is measured only if
+ *   installed.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serve } from '../src/server/server.js';
 import { execService } from '../src/services/exec/index.js';
-import { SOCKIT_CLI } from './lib/servers.js';
+import { LatencyHistogram } from './lib/histogram.js';
+import { type EchoSession, LETTERS, startEchoSession } from './lib/keystrokes.js';
+import { SOCKIT_CLI, startSockitServe } from './lib/servers.js';
+import { hasSshd, startSshd } from './lib/sshd.js';
 import { median } from './lib/stats.js';
-import type { BenchSuite } from './report.js';
+import type { BenchContext, BenchSuite } from './report.js';
+
+/** Keystrokes per subject, typed in alternating batches of KEY_BATCH. */
+const KEYSTROKES = Number(process.env.SOCKIT_BENCH_KEYSTROKES ?? 400);
+const KEY_BATCH = 20;
+const KEY_WARMUP = 20;
+const KEY_CASE = 'keystroke echo through a remote pty (cat), 1 byte in, its echo out';
+const SOCKIT_SHELL = 'sockit shell -tt (serve --allow-pty --shell-command cat)';
+const SSH = 'ssh -tt to sshd on loopback (ForceCommand cat)';
 
 const HOSTS = 200;
 const PAR = 50;
@@ -25,63 +40,139 @@ const XARGS = `xargs -P ${PAR} sockit exec ADDR -- true (one process per host)`;
 export const shellSuite: BenchSuite = {
   name: 'shell',
   async run(context) {
-    const dir = mkdtempSync(join(tmpdir(), 'sockit-bench-shell-'));
-    const token = 'bench-token-not-secret';
-    const server = await serve({
-      listen: Array.from({ length: HOSTS }, () => 'tcp://127.0.0.1:0'),
-      token,
-      stateDir: dir,
-      services: [execService({ allow: ['true'], maxRunning: PAR + 14 })],
-    });
-    try {
-      const addresses = server.addresses.map(
-        (address) => `tcp://127.0.0.1:${(address as { port: number }).port}`,
-      );
-      const hostsFile = join(dir, 'hosts');
-      writeFileSync(hostsFile, `${addresses.join('\n')}\n`);
-      const env = { ...process.env, SOCKIT_TOKEN: token, SOCKIT_STATE_DIR: dir, XDG_CONFIG_HOME: dir };
-      const fleet = (): Promise<number> =>
-        timed(
-          process.execPath,
-          [SOCKIT_CLI, 'exec', '--hosts', hostsFile, '--par', String(PAR), '--json', '--', 'true'],
-          env,
-        );
-      const xargs = (): Promise<number> =>
-        timed(
-          'sh',
-          [
-            '-c',
-            `xargs -P ${PAR} -I{} "${process.execPath}" "${SOCKIT_CLI}" exec {} -- true < "${hostsFile}"`,
-          ],
-          env,
-        );
-      const times: Record<string, number[]> = { [FLEET]: [], [XARGS]: [] };
-      for (let run = 0; run < RUNS; run++) {
-        times[FLEET]!.push(await fleet());
-        times[XARGS]!.push(await xargs());
-      }
-      for (const [subject, values] of Object.entries(times)) {
-        context.record({
-          case: CASE,
-          subject,
-          value: Math.round(median(values)!),
-          unit: 'ms',
-          extra: { runs: values.length, all: values.map((value) => Math.round(value)).join('/') },
-        });
-      }
-      context.ratio({
-        case: CASE,
-        label: `${XARGS} / ${FLEET} (times faster)`,
-        value: median(times[XARGS]!)! / median(times[FLEET]!)!,
-        target: 5,
-      });
-      context.note('keystroke echo through `sockit shell` against `ssh -tt` is not measured yet');
-    } finally {
-      await server.close(1000);
-      rmSync(dir, { recursive: true, force: true });
-    }
+    await measureKeystrokes(context);
+    await measureFanOut(context);
   },
 };
+
+/** Echo latency of both clients, typed into alternately so that machine load hits both alike. */
+async function measureKeystrokes(context: BenchContext): Promise<void> {
+  if (!hasSshd()) {
+    context.note(
+      'sshd/ssh not installed (Debian openssh-server, openssh-client): keystroke echo not measured',
+    );
+    return;
+  }
+  const server = await startSockitServe({ extraArgs: ['--exec', '--allow-pty', '--shell-command', 'cat'] });
+  const sshd = await startSshd('cat');
+  const sessions: EchoSession[] = [];
+  try {
+    const subjects: { name: string; session: EchoSession; histogram: LatencyHistogram }[] = [];
+    const sockitSession = await startEchoSession(
+      SOCKIT_SHELL,
+      process.execPath,
+      [SOCKIT_CLI, 'shell', '-tt', `tcp://127.0.0.1:${server.port}`],
+      { SOCKIT_TOKEN: server.token, TERM: 'dumb' },
+    );
+    sessions.push(sockitSession);
+    subjects.push({ name: SOCKIT_SHELL, session: sockitSession, histogram: new LatencyHistogram() });
+    const sshSession = await startEchoSession(SSH, 'ssh', ['-tt', ...sshd.sshArgs, '127.0.0.1'], {
+      ...sshd.env,
+      TERM: 'dumb',
+    });
+    sessions.push(sshSession);
+    subjects.push({ name: SSH, session: sshSession, histogram: new LatencyHistogram() });
+    let letter = 0;
+    const typeBatch = async (session: EchoSession, count: number, histogram?: LatencyHistogram) => {
+      for (let i = 0; i < count; i++) {
+        const micros = await session.type(LETTERS[letter++ % LETTERS.length]!);
+        histogram?.record(micros);
+      }
+    };
+    for (const subject of subjects) await typeBatch(subject.session, KEY_WARMUP);
+    for (let typed = 0; typed < KEYSTROKES; typed += KEY_BATCH) {
+      for (const subject of subjects) await typeBatch(subject.session, KEY_BATCH, subject.histogram);
+    }
+    const p50: Record<string, number> = {};
+    for (const subject of subjects) {
+      const summary = subject.histogram.summary();
+      p50[subject.name] = summary.p50;
+      context.record({
+        case: KEY_CASE,
+        subject: subject.name,
+        value: summary.p50,
+        unit: 'µs p50',
+        extra: { 'p99 µs': summary.p99, 'mean µs': Math.round(summary.mean), keystrokes: summary.count },
+      });
+    }
+    context.ratio({
+      case: KEY_CASE,
+      label: `${SSH} p50 / ${SOCKIT_SHELL} p50 (>= 1 means sockit echoes at least as fast)`,
+      value: p50[SSH]! / p50[SOCKIT_SHELL]!,
+      target: 1,
+    });
+  } finally {
+    for (const session of sessions) await session.stop();
+    await sshd.stop();
+    await server.stop();
+  }
+}
+
+/** `true` on 200 addresses: one fleet process against one process per host. */
+async function measureFanOut(context: BenchContext): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'sockit-bench-shell-'));
+  const token = 'bench-token-not-secret';
+  const server = await serve({
+    listen: Array.from({ length: HOSTS }, () => 'tcp://127.0.0.1:0'),
+    token,
+    stateDir: dir,
+    services: [execService({ allow: ['true'], maxRunning: PAR + 14 })],
+  });
+  try {
+    const addresses = server.addresses.map(
+      (address) => `tcp://127.0.0.1:${(address as { port: number }).port}`,
+    );
+    const hostsFile = join(dir, 'hosts');
+    writeFileSync(hostsFile, `${addresses.join('\n')}\n`);
+    const env = { ...process.env, SOCKIT_TOKEN: token, SOCKIT_STATE_DIR: dir, XDG_CONFIG_HOME: dir };
+    const fleet = (): Promise<number> =>
+      timed(
+        process.execPath,
+        [SOCKIT_CLI, 'exec', '--hosts', hostsFile, '--par', String(PAR), '--json', '--', 'true'],
+        env,
+      );
+    const xargs = (): Promise<number> =>
+      timed(
+        'sh',
+        ['-c', `xargs -P ${PAR} -I{} "${process.execPath}" "${SOCKIT_CLI}" exec {} -- true < "${hostsFile}"`],
+        env,
+      );
+    const times: Record<string, number[]> = { [FLEET]: [], [XARGS]: [] };
+    for (let run = 0; run < RUNS; run++) {
+      times[FLEET]!.push(await fleet());
+      times[XARGS]!.push(await xargs());
+    }
+    for (const [subject, values] of Object.entries(times)) {
+      context.record({
+        case: CASE,
+        subject,
+        value: Math.round(median(values)!),
+        unit: 'ms',
+        extra: { runs: values.length, all: values.map((value) => Math.round(value)).join('/') },
+      });
+    }
+    context.ratio({
+      case: CASE,
+      label: `${XARGS} / ${FLEET} (times faster)`,
+      value: median(times[XARGS]!)! / median(times[FLEET]!)!,
+      target: 5,
+    });
+    if (!which('parallel-ssh') && !which('pssh')) {
+      context.note('parallel-ssh is not installed: the fan-out is compared with xargs -P only');
+    }
+  } finally {
+    await server.close(1000);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The path of an installed program, or undefined. */
+function which(program: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (dir && existsSync(join(dir, program))) return join(dir, program);
+  }
+  return undefined;
+}
 
 /** Wall time of one child run in ms; a failing run fails the suite. */
 function timed(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {

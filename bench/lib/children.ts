@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { waitListening } from './ports.js';
 
 const running = new Set<ChildProcess>();
 const temporary = new Set<string>();
@@ -13,6 +14,12 @@ function killAll(): void {
   running.clear();
   for (const path of temporary) rmSync(path, { recursive: true, force: true });
   temporary.clear();
+}
+
+/** Kills `child` when the run exits, if it is still running then (a client under test). */
+export function killOnExit(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
 }
 
 /** Removes `path` when the run exits, even when it is interrupted (a server's state dir). */
@@ -42,7 +49,9 @@ export interface StartServerOptions {
   command: string;
   args: string[];
   /** A line of stdout (or stderr) whose first capture group is the listening port. */
-  readyPattern: RegExp;
+  readyPattern?: RegExp;
+  /** For a server that prints nothing when ready (sshd -D): ready once this port listens. */
+  readyPort?: number;
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
   /**
@@ -73,11 +82,16 @@ export function startServerChild(options: StartServerOptions): Promise<ServerChi
       child.kill('SIGKILL');
       reject(new Error(`${options.name} did not become ready in time; it printed:\n${output}`));
     }, options.timeoutMs ?? 15_000);
+    let ready = false;
     const onOutput = (chunk: Buffer): void => {
       if (output.length > 20_000) return; // only the startup lines matter
       output += chunk.toString('utf8');
-      const match = options.readyPattern.exec(output);
-      if (!match) return;
+      const match = options.readyPattern?.exec(output);
+      if (match) becomeReady(Number(match[1]));
+    };
+    const becomeReady = (port: number): void => {
+      if (ready) return;
+      ready = true;
       clearTimeout(timer);
       child.stdout!.off('data', onOutput);
       child.stderr?.off('data', onOutput);
@@ -87,7 +101,7 @@ export function startServerChild(options: StartServerOptions): Promise<ServerChi
       resolve({
         name: options.name,
         pid: child.pid!,
-        port: Number(match[1]),
+        port,
         async stop() {
           if (child.exitCode !== null || child.signalCode !== null) return;
           child.kill('SIGTERM');
@@ -101,6 +115,15 @@ export function startServerChild(options: StartServerOptions): Promise<ServerChi
     };
     child.stdout!.on('data', onOutput);
     child.stderr?.on('data', onOutput);
+    if (options.readyPort !== undefined) {
+      const port = options.readyPort;
+      waitListening(port, () =>
+        child.exitCode !== null ? `${options.name} exited: ${output}` : undefined,
+      ).then(
+        () => becomeReady(port),
+        () => {}, // the exit handler below reports it
+      );
+    }
     child.once('error', (error) => {
       clearTimeout(timer);
       reject(new Error(`cannot start ${options.name}: ${error.message}`));

@@ -1,10 +1,11 @@
 import { join } from 'node:path';
-import { type Command, Option } from 'commander';
 import type { Client, ConnectOptions } from '../client/client.js';
 import { type ErrorCode, SockitError } from '../errors.js';
 import { argParsers, parseDuration, parsePositiveInteger } from '../options.js';
 import { defaultStateDir } from '../state.js';
+import type { RetryInfo } from '../transport/backoff.js';
 import { applyClientConfig, loadClientConfig } from './client-config.js';
+import { type Command, Option } from './commander.js';
 
 /** Process exit codes of every sockit command (README "Exit codes"). */
 export const EXIT = {
@@ -165,9 +166,7 @@ export async function withClient<T>(
   options: ClientCliOptions,
   work: (client: Client) => Promise<T>,
 ): Promise<T> {
-  const { connect } = await import('../client/client.js');
-  const configured = applyClientConfig(address, options, loadClientConfig(options.config));
-  const client = await connect(configured.address, await clientOptions(configured.options));
+  const client = await (await configuredConnector(address, options))();
   let result: T;
   try {
     result = await work(client);
@@ -178,6 +177,44 @@ export async function withClient<T>(
   }
   await client.close();
   return result;
+}
+
+/**
+ * The client config file applied to `address` and the CLI options, once: the function it
+ * returns connects with them, as often as the caller needs (a reconnecting chat).
+ */
+export async function configuredConnector(
+  address: string,
+  options: ClientCliOptions,
+): Promise<() => Promise<Client>> {
+  const { connect } = await import('../client/client.js');
+  const configured = applyClientConfig(address, options, loadClientConfig(options.config));
+  const connectOptions = await clientOptions(configured.options);
+  return () => connect(configured.address, connectOptions);
+}
+
+/** `--reconnect` / `--reconnect-max N` of the clients that outlive their connection (chat, connect). */
+export function addReconnectOptions(command: Command): Command {
+  return command
+    .option(
+      '--reconnect',
+      'when the connection drops, reconnect with exponential backoff and jitter (first wait up to 250ms, doubling to 30s)',
+    )
+    .addOption(
+      new Option(
+        '--reconnect-max <n>',
+        'with --reconnect: give up after N failed attempts in a row (default: never)',
+      ).argParser(argParsers.positive('--reconnect-max')),
+    );
+}
+
+/** The stderr line before each reconnect wait: what failed, and when the next attempt is. */
+export function sayRetry(info: RetryInfo): void {
+  const failed =
+    info.error === undefined
+      ? ''
+      : `attempt ${info.attempt - 1} failed (${info.error instanceof Error ? info.error.message : String(info.error)}); `;
+  process.stderr.write(`sockit: ${failed}reconnecting in ${info.delayMs} ms\n`);
 }
 
 /** Wraps a command action so every failure ends as one line on stderr and an exit code. */

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
+import module from 'node:module';
 import { SOCKIT_VERSION } from '../version.js';
+import { Command } from './commander.js';
 import { reportError } from './common.js';
 
 type Register = (program: Command) => void;
@@ -29,6 +30,13 @@ const COMMANDS = [
   'chaos',
   'tunnel',
 ];
+
+/**
+ * Node ≥ 22.1 keeps V8's compiled code of the modules loaded after this call (the command
+ * modules, imported below on demand) in a cache directory, so later runs skip compiling them.
+ * Older Nodes have no such call and go without. NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+ */
+(module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 
 async function loadCommand(name: string): Promise<Register> {
   const module = (await import(`./commands/${name}.js`)) as Record<string, Register>;

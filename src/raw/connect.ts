@@ -1,8 +1,10 @@
 import { SockitError } from '../errors.js';
 import { type Address, formatAddress, formatHostPort } from '../transport/address.js';
+import type { RetryInfo } from '../transport/backoff.js';
 import { type DialOptions, dialStream, type TlsTrust } from '../transport/dial.js';
 import { bridgeToProcess, describeExec, type ExecSpec } from './exec-bridge.js';
 import { inputStream } from './lines.js';
+import { relayReconnecting } from './reconnecting-relay.js';
 import { scanPorts } from './scan.js';
 import { SessionLog, sessionTaps } from './session-log.js';
 import { standardInput } from './stdio.js';
@@ -29,6 +31,8 @@ export interface ConnectRawOptions {
   /** `--proxy`: reach the address through a SOCKS5 or HTTP CONNECT proxy. */
   proxy?: DialOptions['proxy'];
   say?: (line: string) => void;
+  /** `--reconnect`: replace a dropped connection (stdin/stdout sessions only); see reconnecting-relay.ts. */
+  reconnect?: { maxAttempts?: number | undefined; onRetry: (info: RetryInfo) => void } | undefined;
 }
 
 const stderrSay = (line: string): void => {
@@ -51,6 +55,8 @@ export async function runConnect(options: ConnectRawOptions): Promise<SockitErro
   try {
     if (options.address.kind === 'udp') {
       if (options.exec) throw new SockitError('USAGE', '--exec needs a stream; UDP carries single datagrams');
+      if (options.reconnect)
+        throw new SockitError('USAGE', '--reconnect needs a stream; UDP has no connection to lose');
       const result = await udpSession({
         address: options.address,
         input: inputStream(standardInput()),
@@ -61,12 +67,38 @@ export async function runConnect(options: ConnectRawOptions): Promise<SockitErro
       notice?.(`sent ${result.sent} bytes, received ${result.received} bytes`);
       return result.error;
     }
-    const socket = await dialStream(options.address, {
-      timeoutMs: options.connectTimeoutMs ?? 10_000,
-      ...(options.tls ? { tls: options.tls } : {}),
-      ...(options.onTlsPin ? { onTlsPin: options.onTlsPin } : {}),
-      ...(options.proxy ? { proxy: options.proxy } : {}),
-    });
+    const address = options.address;
+    const dial = () =>
+      dialStream(address, {
+        timeoutMs: options.connectTimeoutMs ?? 10_000,
+        ...(options.tls ? { tls: options.tls } : {}),
+        ...(options.onTlsPin ? { onTlsPin: options.onTlsPin } : {}),
+        ...(options.proxy ? { proxy: options.proxy } : {}),
+      });
+    if (options.reconnect) {
+      if (options.exec)
+        throw new SockitError('USAGE', '--reconnect relays stdin/stdout; it does not combine with --exec');
+      if (options.idleTimeoutMs !== undefined)
+        throw new SockitError(
+          'USAGE',
+          '--idle-timeout ends the session; it does not combine with --reconnect',
+        );
+      const result = await relayReconnecting({
+        dial,
+        input: options.recvOnly ? undefined : inputStream(standardInput()),
+        output: options.sendOnly ? undefined : process.stdout,
+        shutdown: options.shutdown ?? true,
+        maxAttempts: options.reconnect.maxAttempts,
+        taps,
+        say,
+        onRetry: options.reconnect.onRetry,
+      });
+      notice?.(
+        `closed: ${result.connections} connections, sent ${result.sent} bytes, received ${result.received} bytes`,
+      );
+      return result.error;
+    }
+    const socket = await dial();
     notice?.(`connected to ${formatAddress(options.address)}`);
     if (options.exec) {
       notice?.(`running ${describeExec(options.exec)}`);

@@ -1,9 +1,8 @@
 import net from 'node:net';
-import tls from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { fromSystemError, SockitError } from '../errors.js';
 import { type Address, formatAddress, formatHostPort } from './address.js';
-import { checkKnownHost, normalizeFingerprint } from './known-hosts.js';
-import { formatProxy, openProxyTunnel, type ProxySpec } from './proxy.js';
+import type { ProxySpec } from './proxy.js';
 
 /** How a client decides to trust a TLS server. */
 export interface TlsTrust {
@@ -27,15 +26,29 @@ export interface DialOptions {
   proxy?: ProxySpec | undefined;
 }
 
+/**
+ * The modules only TLS needs: loaded on first use, since a plain tcp:// command-line run would
+ * otherwise spend a good part of its start-up on them (docs/benchmarks.md).
+ */
+async function tlsModules(): Promise<{
+  tls: typeof import('node:tls');
+  knownHosts: typeof import('./known-hosts.js');
+}> {
+  const [tls, knownHosts] = await Promise.all([import('node:tls'), import('./known-hosts.js')]);
+  return { tls, knownHosts };
+}
+
 /** Connects a stream socket to a tcp, tls or unix address; TLS is verified before it resolves. */
-export function dialStream(address: Address, options: DialOptions = {}): Promise<net.Socket> {
-  if (address.kind === 'udp')
-    return Promise.reject(new SockitError('USAGE', 'udp addresses carry datagrams, not streams'));
+export async function dialStream(address: Address, options: DialOptions = {}): Promise<net.Socket> {
+  if (address.kind === 'udp') throw new SockitError('USAGE', 'udp addresses carry datagrams, not streams');
   if (options.proxy && address.kind === 'unix')
-    return Promise.reject(new SockitError('USAGE', '--proxy reaches host:port addresses, not unix: sockets'));
-  const what = options.proxy
-    ? `cannot connect to ${formatAddress(address)} through ${formatProxy(options.proxy)}`
-    : `cannot connect to ${formatAddress(address)}`;
+    throw new SockitError('USAGE', '--proxy reaches host:port addresses, not unix: sockets');
+  const secure = address.kind === 'tls' ? await tlsModules() : undefined;
+  const proxying = options.proxy ? await import('./proxy.js') : undefined;
+  const what =
+    proxying && options.proxy
+      ? `cannot connect to ${formatAddress(address)} through ${proxying.formatProxy(options.proxy)}`
+      : `cannot connect to ${formatAddress(address)}`;
   const timeoutMs = options.timeoutMs ?? 10_000;
   return new Promise<net.Socket>((resolve, reject) => {
     let socket: net.Socket | undefined;
@@ -60,8 +73,8 @@ export function dialStream(address: Address, options: DialOptions = {}): Promise
         tunnel?.destroy();
         return;
       }
-      if (address.kind === 'tls') {
-        socket = tls.connect({
+      if (secure && address.kind === 'tls') {
+        socket = secure.tls.connect({
           ...(tunnel ? { socket: tunnel } : { host: address.host, port: address.port }),
           servername: trust.servername ?? (net.isIP(address.host) ? undefined : address.host),
           ca: trust.ca,
@@ -78,8 +91,8 @@ export function dialStream(address: Address, options: DialOptions = {}): Promise
       const connected = socket;
       const ready = (): void => {
         try {
-          if (address.kind === 'tls')
-            verifyServer(connected as tls.TLSSocket, address, trust, options.onTlsPin);
+          if (secure && address.kind === 'tls')
+            verifyServer(connected as TLSSocket, address, trust, options.onTlsPin, secure.knownHosts);
         } catch (error) {
           fail(error as Error);
           return;
@@ -93,17 +106,19 @@ export function dialStream(address: Address, options: DialOptions = {}): Promise
       if (tunnel && address.kind !== 'tls') ready();
       else connected.once(address.kind === 'tls' ? 'secureConnect' : 'connect', ready);
     };
-    if (!options.proxy || address.kind === 'unix') {
+    if (!proxying || !options.proxy || address.kind === 'unix') {
       start(undefined);
       return;
     }
-    openProxyTunnel(options.proxy, address.host, address.port, (raw) => {
-      socket = raw;
-      raw.once('error', fail);
-    }).then((tunnel) => {
-      tunnel.off('error', fail);
-      start(tunnel);
-    }, fail);
+    proxying
+      .openProxyTunnel(options.proxy, address.host, address.port, (raw) => {
+        socket = raw;
+        raw.once('error', fail);
+      })
+      .then((tunnel) => {
+        tunnel.off('error', fail);
+        start(tunnel);
+      }, fail);
   });
 }
 
@@ -135,10 +150,11 @@ function tlsFailure(error: Error, what: string): SockitError {
 }
 
 function verifyServer(
-  socket: tls.TLSSocket,
+  socket: TLSSocket,
   address: { host: string; port: number },
   trust: TlsTrust,
   onTlsPin: DialOptions['onTlsPin'],
+  { checkKnownHost, normalizeFingerprint }: typeof import('./known-hosts.js'),
 ): void {
   const fingerprint = socket.getPeerCertificate().fingerprint256;
   if (!fingerprint) throw new SockitError('TLS_FAILED', 'the server presented no certificate');

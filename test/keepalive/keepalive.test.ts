@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { connect } from '../../src/client/client.js';
 import type { SockitError } from '../../src/errors.js';
@@ -34,7 +36,14 @@ describe('keepalive', { timeout: 60_000 }, () => {
     }
   });
 
-  test('a client whose server stopped answering exits 255 within the bound, saying why', async () => {
+  /**
+   * Starts `sockit serve --exec` (server keepalive INTERVAL_MS), runs `sockit exec CLIENT_ARGS… --
+   * sh -c 'echo up; sleep'` against it, SIGSTOPs the server once the command runs, and returns how
+   * the client ended and how long that took. `clientArgs(address, dir)` may write files into dir.
+   */
+  async function clientOfStoppedServer(
+    clientArgs: (address: string, dir: string) => string[],
+  ): Promise<{ code: number; stderr: string; tookMs: number }> {
     const state = await tempDir();
     try {
       const server = track(
@@ -58,23 +67,17 @@ describe('keepalive', { timeout: 60_000 }, () => {
       const client = track(
         spawn(
           process.execPath,
-          [
-            CLI,
-            'exec',
-            '--keepalive',
-            `${INTERVAL_MS}ms`,
-            '--keepalive-count',
-            String(COUNT),
-            address!,
-            '--',
-            'sh',
-            '-c',
-            'echo up; exec sleep 30',
-          ],
-          // The token comes from the server's state dir.
+          [CLI, 'exec', ...clientArgs(address!, state.path), '--', 'sh', '-c', 'echo up; exec sleep 30'],
+          // The token comes from the server's state dir; the config file (if any) from XDG_CONFIG_HOME.
           {
             stdio: ['ignore', 'pipe', 'pipe'],
-            env: { ...process.env, SOCKIT_TOKEN: '', SOCKIT_STATE_DIR: state.path, HOME: state.path },
+            env: {
+              ...process.env,
+              SOCKIT_TOKEN: '',
+              SOCKIT_STATE_DIR: state.path,
+              HOME: state.path,
+              XDG_CONFIG_HOME: state.path,
+            },
           },
         ),
       );
@@ -88,17 +91,49 @@ describe('keepalive', { timeout: 60_000 }, () => {
       const stoppedAt = performance.now();
       const [code] = await exited;
       const tookMs = performance.now() - stoppedAt;
-      assert.equal(code, 255, stderr);
-      assert.match(
-        stderr,
-        /CLOSED: the server stopped answering \(nothing for \d+ ms; 3 pings 300 ms apart unanswered\)/,
-      );
-      assert.ok(tookMs >= INTERVAL_MS * COUNT, `gave up too early: ${tookMs} ms`);
-      assert.ok(tookMs <= BOUND_MS + SLACK_MS, `gave up after ${tookMs} ms, bound ${BOUND_MS} ms`);
       server.kill('SIGCONT');
+      return { code: code as number, stderr, tookMs };
     } finally {
       await state.cleanup();
     }
+  }
+
+  test('a client whose server stopped answering exits 255 within the bound, saying why', async () => {
+    const { code, stderr, tookMs } = await clientOfStoppedServer((address) => [
+      '--keepalive',
+      `${INTERVAL_MS}ms`,
+      '--keepalive-count',
+      String(COUNT),
+      address,
+    ]);
+    assert.equal(code, 255, stderr);
+    assert.match(
+      stderr,
+      /CLOSED: the server stopped answering \(nothing for \d+ ms; 3 pings 300 ms apart unanswered\)/,
+    );
+    assert.ok(tookMs >= INTERVAL_MS * COUNT, `gave up too early: ${tookMs} ms`);
+    assert.ok(tookMs <= BOUND_MS + SLACK_MS, `gave up after ${tookMs} ms, bound ${BOUND_MS} ms`);
+  });
+
+  test('the keepalive of a host alias in the client config file is the one applied', async () => {
+    // Not the defaults (15 s × 3, which would outlast the test) and not the CLI: only the file says 2 × 250 ms.
+    const interval = 250;
+    const count = 2;
+    const { code, stderr, tookMs } = await clientOfStoppedServer((address, dir) => {
+      mkdirSync(join(dir, 'sockit'), { recursive: true });
+      writeFileSync(
+        join(dir, 'sockit', 'config'),
+        `[*]\nkeepalive = 30s\n\n[stopped]\naddress = ${address}\nkeepalive = ${interval}ms\nkeepalive-count = ${count}\n`,
+      );
+      return ['stopped'];
+    });
+    assert.equal(code, 255, stderr);
+    assert.match(
+      stderr,
+      /the server stopped answering \(nothing for \d+ ms; 2 pings 250 ms apart unanswered\)/,
+    );
+    assert.ok(tookMs >= interval * count, `gave up too early: ${tookMs} ms`);
+    assert.ok(tookMs <= interval * (count + 1) + SLACK_MS, `gave up after ${tookMs} ms`);
   });
 
   test('a server drops a client that stopped answering and kills its command', async () => {

@@ -65,7 +65,9 @@ describe('sockit shell in a terminal', { skip: noTmux, timeout: 90_000 }, () => 
     const tmux = await startTmux(
       (prefix, dir) =>
         `stty -g > ${dir}/before; ${cliLine(['shell', '-e', `TMUX_CMD=${prefix.replace(/ /g, '\\ ')}`, '--state-dir', state.path, address])}; ` +
-        `echo $? > ${dir}/code; stty -g > ${dir}/after; ${prefix} wait-for -S ended`,
+        // The pane then stays (until kill-server after the suite): a CLI that exits at once must
+        // not take the tmux server away before the test's `wait-for ended` reaches it.
+        `echo $? > ${dir}/code; stty -g > ${dir}/after; ${prefix} wait-for -S ended; exec sleep 600`,
     );
     sessions.push(tmux);
     await tmux.waitFor('p1');

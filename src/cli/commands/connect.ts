@@ -2,7 +2,16 @@ import type { Command } from 'commander';
 import { SockitError } from '../../errors.js';
 import { argParsers } from '../../options.js';
 import { execSpecFrom, parseRawAddress } from '../../raw/options.js';
-import { action, clientOptions, DURATION_HELP, EXIT, exitCodeFor, reportError } from '../common.js';
+import {
+  action,
+  addReconnectOptions,
+  clientOptions,
+  DURATION_HELP,
+  EXIT,
+  exitCodeFor,
+  reportError,
+  sayRetry,
+} from '../common.js';
 import { halfCloseHelp } from '../raw-help.js';
 
 interface ConnectCliOptions {
@@ -25,11 +34,13 @@ interface ConnectCliOptions {
   knownHosts?: string;
   stateDir?: string;
   proxy?: string;
+  reconnect?: boolean;
+  reconnectMax?: number;
 }
 
 /** `sockit connect`: the netcat-style client side, and `-z` port checks. */
 export function registerConnect(program: Command): void {
-  program
+  const command = program
     .command('connect')
     .description('connect and relay raw bytes (no framing) between the socket and stdin/stdout')
     .argument('<address>', 'tcp://HOST:PORT, tls://…, udp://…, unix:/PATH, HOST:PORT; with -z: HOST:PORTS')
@@ -61,11 +72,15 @@ export function registerConnect(program: Command): void {
     .option('--ca <pem-file>', 'TLS: verify the server against this CA instead of pinning')
     .option('--known-hosts <file>', 'TLS: pinned fingerprints file (default: <state dir>/known_hosts)')
     .option('--state-dir <dir>', 'where pinned fingerprints live (default: $SOCKIT_STATE_DIR)')
-    .option('--proxy <url>', 'connect through socks5://HOST:PORT or http://HOST:PORT (HTTP CONNECT)')
+    .option('--proxy <url>', 'connect through socks5://HOST:PORT or http://HOST:PORT (HTTP CONNECT)');
+  addReconnectOptions(command)
     .addHelpText(
       'after',
       `
 ${halfCloseHelp('server')}
+
+With --reconnect, input typed while disconnected is queued (up to 64 KiB, then input pauses) and
+sent first on the next connection; bytes in flight when a connection drops may be lost.
 Exit codes: 0 done, 1 failure, 2 usage, 3 refused/reset, 4 timeout, 6 TLS. With -z: 0 if any port is open, 1 if none.`,
     )
     .action(
@@ -113,6 +128,7 @@ async function runConnectCommand(addressText: string, options: ConnectCliOptions
     ...(tls ? { tls } : {}),
     ...(onTlsPin ? { onTlsPin } : {}),
     ...(proxy ? { proxy } : {}),
+    reconnect: options.reconnect ? { maxAttempts: options.reconnectMax, onRetry: sayRetry } : undefined,
   });
   if (error) reportError(error);
   process.exit(error ? exitCodeFor(error) : 0);

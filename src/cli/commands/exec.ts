@@ -2,10 +2,10 @@ import { constants } from 'node:os';
 import { type Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { isatty } from 'node:tty';
-import { type Command, Option } from 'commander';
 import type { ExecCommand, ExecExit, RemoteProcess } from '../../client/exec.js';
 import { SockitError } from '../../errors.js';
 import { argParsers, parseDuration, parsePositiveInteger } from '../../options.js';
+import { type Command, Option } from '../commander.js';
 import {
   addClientOptions,
   type ClientCliOptions,
@@ -22,17 +22,8 @@ import {
   printError,
   type TargetResult,
 } from '../exec-common.js';
-import {
-  Capture,
-  type FleetHost,
-  type HostOutcome,
-  printFleetSummary,
-  printGroups,
-  printJson,
-  readHostsFile,
-  runLimited,
-  writeOutdir,
-} from '../fleet.js';
+// Fleets (--hosts, fan-out) load fleet.js when used: one server must not pay for it at start-up.
+import type { FleetHost, HostOutcome } from '../fleet.js';
 import { addTerminalOptions, chooseTerminal, runInTerminal, type TerminalCliOptions } from '../terminal.js';
 
 /** Options of `sockit exec`; `sockit shell` has the same but --shell. */
@@ -136,6 +127,7 @@ async function runExecCli(first: string, words: string[], options: ExecCliOption
     const command = options.hosts !== undefined ? [first, ...words] : words;
     request = parseRequest(command, options);
     if (options.hosts !== undefined) {
+      const { readHostsFile } = await import('../fleet.js');
       hosts = readHostsFile(options.hosts, options.group?.flatMap((group) => splitList(group)) ?? []);
     } else if ((options.group?.length ?? 0) > 0) {
       throw new SockitError('USAGE', '-g needs --hosts FILE');
@@ -202,6 +194,9 @@ export async function runRemote(
             ...options,
             connectTimeout: Math.min(hostTimeoutMs, options.connectTimeout ?? 10_000),
           };
+    const { Capture, printFleetSummary, printGroups, printJson, runLimited, writeOutdir } = await import(
+      '../fleet.js'
+    );
     const outcomes = await runLimited(targets, par, async (host): Promise<HostOutcome> => {
       const capture = collecting > 0 ? { stdout: new Capture(), stderr: new Capture() } : undefined;
       const signal = hostTimeoutMs === undefined ? undefined : AbortSignal.timeout(hostTimeoutMs);

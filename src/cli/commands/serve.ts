@@ -1,4 +1,3 @@
-import { type Command, Option } from 'commander';
 import { type Bus, redactBusUrl } from '../../bus/bus.js';
 import { SockitError } from '../../errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../../log.js';
@@ -13,6 +12,7 @@ import { readCertificateFiles } from '../../transport/self-signed.js';
 import { resolveActivated, takeSocketActivation } from '../../transport/systemd.js';
 import { SOCKIT_VERSION } from '../../version.js';
 import { addBusOptions, type BusCliOptions, openBus } from '../bus-options.js';
+import { type Command, Option } from '../commander.js';
 import {
   action,
   DURATION_HELP,
