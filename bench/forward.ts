@@ -19,6 +19,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import net from 'node:net';
 import { readIntoReusedBuffer } from '../src/raw/reused-buffer.js';
 import { freePort, waitListening } from './lib/ports.js';
+import { treeCpuTimeMs } from './lib/proc.js';
 import { SOCKIT_CLI } from './lib/servers.js';
 import type { BenchContext, BenchSuite } from './report.js';
 
@@ -86,7 +87,7 @@ process.once('exit', () => {
 async function startRelay(
   relay: Relay,
   target: number,
-): Promise<{ port: number; child: ChildProcess; stop(): Promise<void> }> {
+): Promise<{ port: number; child: ChildProcess; cpuMs(): number; stop(): Promise<void> }> {
   const port = await freePort();
   const [command, args] = relay.command(port, target);
   const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -100,6 +101,7 @@ async function startRelay(
   return {
     port,
     child,
+    cpuMs: () => treeCpuTimeMs(child.pid!) ?? Number.NaN,
     async stop() {
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
@@ -166,9 +168,10 @@ export function send(port: number, bytes: number): Promise<void> {
 async function bulkOnce(
   relay: Relay,
   sink: Awaited<ReturnType<typeof startSink>>,
-): Promise<{ seconds: number }> {
+): Promise<{ seconds: number; cpuSeconds: number }> {
   const running = await startRelay(relay, sink.port);
   try {
+    const cpuBefore = running.cpuMs();
     const started = performance.now();
     const received = sink.next();
     let timer: NodeJS.Timeout | undefined;
@@ -181,8 +184,9 @@ async function bulkOnce(
     const [bytes] = await Promise.race([Promise.all([received, send(running.port, BULK_BYTES)]), timeout]);
     clearTimeout(timer);
     const seconds = (performance.now() - started) / 1000;
+    const cpuSeconds = (running.cpuMs() - cpuBefore) / 1000;
     if (bytes !== BULK_BYTES) throw new Error(`${relay.name} delivered ${bytes} of ${BULK_BYTES} bytes`);
-    return { seconds };
+    return { seconds, cpuSeconds };
   } finally {
     await running.stop();
   }
@@ -191,7 +195,7 @@ async function bulkOnce(
 async function bulkCase(context: BenchContext, relays: Relay[]): Promise<void> {
   const sink = await startSink();
   try {
-    const best = new Map<string, { seconds: number }>();
+    const best = new Map<string, { seconds: number; cpuSeconds: number }>();
     for (let round = 0; round < BULK_RUNS; round++) {
       for (const relay of relays) {
         const run = await bulkOnce(relay, sink);
@@ -200,16 +204,21 @@ async function bulkCase(context: BenchContext, relays: Relay[]): Promise<void> {
       }
     }
     const rates = new Map<string, number>();
+    const cpuPerGiB = new Map<string, number>();
     for (const relay of relays) {
       const run = best.get(relay.name)!;
       const rate = BULK_BYTES / MiB / run.seconds;
       rates.set(relay.name, rate);
+      cpuPerGiB.set(relay.name, run.cpuSeconds / (BULK_BYTES / (1024 * MiB)));
       context.record({
         case: BULK_CASE,
         subject: relay.name,
         value: rate,
         unit: 'MiB/s',
-        extra: { seconds: Number(run.seconds.toFixed(3)) },
+        extra: {
+          seconds: Number(run.seconds.toFixed(3)),
+          'relay CPU s/GiB': Number(cpuPerGiB.get(relay.name)!.toFixed(3)),
+        },
       });
     }
     const peers = [...rates.entries()].filter(([name]) => name !== 'sockit');
@@ -220,6 +229,12 @@ async function bulkCase(context: BenchContext, relays: Relay[]): Promise<void> {
         label: `sockit / ${name} (the faster peer) MiB/s`,
         value: rates.get('sockit')! / fastest,
         target: 1.5,
+      });
+      // On a shared machine wall time swings with the neighbours; CPU per GiB does not.
+      context.ratio({
+        case: BULK_CASE,
+        label: `${name} / sockit relay CPU-seconds per GiB`,
+        value: cpuPerGiB.get(name)! / cpuPerGiB.get('sockit')!,
       });
     }
   } finally {

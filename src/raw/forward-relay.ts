@@ -1,4 +1,9 @@
 import type { Socket } from 'node:net';
+import tls from 'node:tls';
+import { readIntoReusedBuffer } from './reused-buffer.js';
+
+/** One read of up to this much per direction on the reused-buffer path. */
+const RELAY_BUFFER_BYTES = 256 * 1024;
 
 /**
  * Where one direction of a relay writes: the destination socket itself, or something in front of
@@ -75,13 +80,15 @@ export function relaySockets(
     const resume = (): void => {
       from.resume();
     };
-    from.on('data', (chunk: Buffer) => {
-      count(chunk.length);
-      if (!sink.write(chunk)) {
-        from.pause();
-        sink.once('drain', resume);
-      }
-    });
+    if (!(sink === to && relayThroughReusedBuffer(from, to, count, resume))) {
+      from.on('data', (chunk: Buffer) => {
+        count(chunk.length);
+        if (!sink.write(chunk)) {
+          from.pause();
+          sink.once('drain', resume);
+        }
+      });
+    }
     from.once('end', () => {
       endsSeen++;
       if (!to.destroyed) sink.end();
@@ -136,6 +143,30 @@ export function relaySockets(
     clearTimeout(idleTimer);
     options.signal?.removeEventListener('abort', onAbort);
     return { up, down, ms: Math.round(performance.now() - started), end, error };
+  });
+}
+
+/**
+ * The fast path between two plain sockets: `from` reads into one reused buffer and each read is
+ * written to `to` at once. Most writes reach the kernel before `write()` returns; a write that
+ * could not (the destination's buffer is full) still points into the buffer, so `from` stops
+ * reading until that write is done, which is also the backpressure. A TLS socket on either side
+ * keeps the 'data' path: its reads are decrypted copies and its writes finish later.
+ */
+function relayThroughReusedBuffer(
+  from: Socket,
+  to: Socket,
+  count: (n: number) => void,
+  resume: () => void,
+): boolean {
+  if (to instanceof tls.TLSSocket) return false;
+  return readIntoReusedBuffer(from, Buffer.allocUnsafe(RELAY_BUFFER_BYTES), (chunk) => {
+    count(chunk.length);
+    if (to.destroyed) return true; // the relay is over; the reads only wait for 'end'
+    to.write(chunk, resume);
+    if (to.writableLength === 0) return true;
+    from.pause(); // as the 'data' path does: 'pause' is emitted, `resume` undoes it
+    return false;
   });
 }
 
