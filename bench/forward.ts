@@ -271,7 +271,7 @@ function shortConnection(port: number, message: Buffer): Promise<void> {
 }
 
 /** Connections per second of SHORT_LOOPS loops of short connections to `port`. */
-async function shortRate(port: number): Promise<number> {
+async function shortRate(port: number): Promise<{ rate: number; connections: number }> {
   const message = Buffer.alloc(64, 0x62);
   let done = 0;
   const started = performance.now();
@@ -283,13 +283,29 @@ async function shortRate(port: number): Promise<number> {
     }
   };
   await Promise.all(Array.from({ length: SHORT_LOOPS }, loop));
-  return done / ((performance.now() - started) / 1000);
+  return { rate: done / ((performance.now() - started) / 1000), connections: done };
 }
 
-async function shortOnce(relay: Relay, echoPort: number): Promise<number> {
+/** One subject's short-connection run: its rate and the CPU it and the generator spent per connection. */
+interface ShortRun {
+  rate: number;
+  /** CPU µs per connection: the relay's process tree, and this process (generator + echo server). */
+  relayUs: number;
+  generatorUs: number;
+}
+
+async function shortOnce(relay: Relay, echoPort: number): Promise<ShortRun> {
   const running = await startRelay(relay, echoPort);
   try {
-    return await shortRate(running.port);
+    const relayBefore = running.cpuMs();
+    const ownBefore = process.cpuUsage();
+    const { rate, connections } = await shortRate(running.port);
+    const own = process.cpuUsage(ownBefore);
+    return {
+      rate,
+      relayUs: ((running.cpuMs() - relayBefore) * 1000) / connections,
+      generatorUs: (own.user + own.system) / connections,
+    };
   } finally {
     await running.stop();
   }
@@ -298,27 +314,43 @@ async function shortOnce(relay: Relay, echoPort: number): Promise<number> {
 async function shortCase(context: BenchContext, relays: Relay[]): Promise<void> {
   const echo = await startEcho();
   try {
-    const best = new Map<string, number>();
+    const best = new Map<string, ShortRun>();
     // The floor: the same loops straight to the echo server, no relay (what the machine allows).
     let direct = 0;
     for (let round = 0; round < SHORT_RUNS; round++) {
-      direct = Math.max(direct, await shortRate(echo.port));
+      direct = Math.max(direct, (await shortRate(echo.port)).rate);
       for (const relay of relays) {
-        const rate = await shortOnce(relay, echo.port);
-        best.set(relay.name, Math.max(best.get(relay.name) ?? 0, rate));
+        const run = await shortOnce(relay, echo.port);
+        if (run.rate > (best.get(relay.name)?.rate ?? 0)) best.set(relay.name, run);
       }
     }
     context.record({ case: SHORT_CASE, subject: 'direct (no relay)', value: direct, unit: 'conn/s' });
     for (const relay of relays) {
-      context.record({ case: SHORT_CASE, subject: relay.name, value: best.get(relay.name)!, unit: 'conn/s' });
+      const run = best.get(relay.name)!;
+      context.record({
+        case: SHORT_CASE,
+        subject: relay.name,
+        value: run.rate,
+        unit: 'conn/s',
+        extra: {
+          'relay CPU µs/conn': Math.round(run.relayUs),
+          'generator + echo CPU µs/conn': Math.round(run.generatorUs),
+        },
+      });
     }
     const socat = best.get('socat');
     if (socat !== undefined) {
+      const sockit = best.get('sockit')!;
       context.ratio({
         case: SHORT_CASE,
         label: 'sockit / socat fork conn/s',
-        value: best.get('sockit')! / socat,
+        value: sockit.rate / socat.rate,
         target: 2,
+      });
+      context.ratio({
+        case: SHORT_CASE,
+        label: 'socat / sockit relay CPU per connection',
+        value: socat.relayUs / sockit.relayUs,
       });
     }
   } finally {

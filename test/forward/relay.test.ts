@@ -5,6 +5,7 @@ import net from 'node:net';
 import { describe, it } from 'node:test';
 import { proxyHeader } from '../../src/raw/forward-proxy-header.js';
 import { relaySockets } from '../../src/raw/forward-relay.js';
+import { RELAY_BULK_BYTES, relayBuffersLent } from '../../src/raw/relay-buffers.js';
 import { ipBytes, parseProxy } from '../../src/transport/proxy.js';
 import { payload } from './helpers.js';
 
@@ -85,6 +86,33 @@ describe('relaySockets', { timeout: 30_000 }, () => {
     target.end();
     client.resume();
     assert.equal((await relayed).up, data.length);
+  });
+
+  it('moves a bulk direction to a lent reused buffer, byte-exact both ways, and gives it back', async () => {
+    const { client, a, b, target } = await pairs();
+    const lentBefore = relayBuffersLent();
+    const relayed = relaySockets(a, b);
+    const up = payload(16 * MiB);
+    const down = payload(RELAY_BULK_BYTES / 2); // stays below the bulk mark: no buffer for it
+    const hash = createHash('sha256');
+    let received = 0;
+    let lentDuring = 0;
+    target.on('data', (chunk: Buffer) => {
+      hash.update(chunk);
+      received += chunk.length;
+      if (received > 4 * MiB) lentDuring = Math.max(lentDuring, relayBuffersLent() - lentBefore);
+    });
+    const atClient = collect(client);
+    client.end(up);
+    target.end(down);
+    await once(target, 'end');
+    assert.equal(received, up.length);
+    assert.equal(hash.digest('hex'), createHash('sha256').update(up).digest('hex'));
+    assert.ok((await atClient).equals(down));
+    assert.equal(lentDuring, 1, 'only the bulk direction borrowed a buffer');
+    const result = await relayed;
+    assert.deepEqual([result.up, result.down, result.end], [up.length, down.length, 'done']);
+    assert.equal(relayBuffersLent(), lentBefore, 'the relay gave its buffer back');
   });
 
   it('closes both sides after the idle timeout', async () => {
