@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import { borrowRelayBuffer, RELAY_BULK_BYTES, returnRelayBuffer } from './relay-buffers.js';
 import { readIntoReusedBuffer } from './reused-buffer.js';
+import { canSplice, type SplicedDirection, spliceDirection } from './splice-relay.js';
 
 /**
  * Where one direction of a relay writes: the destination socket itself, or something in front of
@@ -29,6 +30,11 @@ export interface SocketRelayOptions {
   downstream?: RelaySink | undefined;
   /** Time both sockets get to close after the relay is over, before they are destroyed. */
   closeGraceMs?: number;
+  /**
+   * Let the kernel move a bulk direction between two plain sockets (splice, `native/splice.c`)
+   * where it can. Default true; false copies through this process (tests compare both paths).
+   */
+  kernelSplice?: boolean;
 }
 
 export interface SocketRelayResult {
@@ -40,6 +46,8 @@ export interface SocketRelayResult {
   end: RelayEnd;
   /** The first socket error, for the log line (a reset after both sides ended is not one). */
   error: Error | undefined;
+  /** Whether the kernel moved a direction (splice) once it proved bulk. */
+  spliced: boolean;
 }
 
 const DEFAULT_CLOSE_GRACE_MS = 5000;
@@ -69,10 +77,35 @@ export function relaySockets(
   let endsSeen = 0;
   /** Reused read buffers this relay's directions took: given back once both sockets closed. */
   const borrowed: Buffer[] = [];
+  /** Directions the kernel moves now, with how to count their bytes when they stop. */
+  const spliced = new Map<SplicedDirection, (n: number) => void>();
+  let everSpliced = false;
 
+  const stopSpliced = (): void => {
+    // Before the sockets close: the splices hold duplicates of their descriptors open.
+    for (const [direction, count] of spliced) {
+      count(direction.moved());
+      direction.stop();
+    }
+    spliced.clear();
+  };
   const stopBoth = (why: RelayEnd, cause?: Error): void => {
     if (end === 'done' && why !== 'done') end = why;
     if (cause && error === undefined && !(endsSeen === 2 && isResetLike(cause))) error = cause;
+    stopSpliced();
+    a.destroy();
+    b.destroy();
+  };
+  // Node saw no EOF on a spliced source, so it does not close that socket by itself: once both
+  // directions ended and both sockets finished writing, the relay closes them.
+  const closeIfSplicedAndDone = (): void => {
+    if (!everSpliced || endsSeen < 2) return;
+    for (const socket of [a, b]) {
+      if (!socket.destroyed && !socket.writableFinished) {
+        socket.once('finish', closeIfSplicedAndDone);
+        return;
+      }
+    }
     a.destroy();
     b.destroy();
   };
@@ -94,6 +127,25 @@ export function relaySockets(
       }
       untilBulk -= chunk.length;
       if (untilBulk > 0) return;
+      if (options.kernelSplice !== false && canSplice()) {
+        // Taken over once nothing is buffered on either side; until then, the next chunk tries again.
+        const direction = spliceDirection(from, to, (cause, bytes) => {
+          spliced.delete(direction!);
+          count(bytes);
+          if (cause) {
+            stopBoth('error', cause);
+            return;
+          }
+          endsSeen++;
+          if (!to.destroyed) to.end();
+          closeIfSplicedAndDone();
+        });
+        if (direction === undefined) return;
+        from.off('data', onData);
+        spliced.set(direction, count);
+        everSpliced = true;
+        return;
+      }
       untilBulk = Number.POSITIVE_INFINITY; // one try per direction
       const buffer = borrowRelayBuffer();
       if (buffer === undefined) return;
@@ -109,6 +161,7 @@ export function relaySockets(
     from.once('end', () => {
       endsSeen++;
       if (!to.destroyed) sink.end();
+      closeIfSplicedAndDone();
     });
     from.on('error', (cause: Error) => stopBoth('error', cause));
   };
@@ -125,7 +178,8 @@ export function relaySockets(
     // One timer checked against a moving total: data never re-arms a timer, it only moves the mark.
     let seen = -1;
     const check = (): void => {
-      const total = up + down;
+      let total = up + down;
+      for (const direction of spliced.keys()) total += direction.moved();
       if (total === seen) {
         stopBoth('idle');
         return;
@@ -150,6 +204,7 @@ export function relaySockets(
     });
   // Once either side is fully closed the other gets `grace` to finish, then it is destroyed.
   const onFirstClose = (): void => {
+    stopSpliced();
     const other = a.destroyed ? b : a;
     if (!other.destroyed) setTimeout(() => other.destroy(), grace).unref();
   };
@@ -160,7 +215,7 @@ export function relaySockets(
     for (const buffer of borrowed) returnRelayBuffer(buffer);
     clearTimeout(idleTimer);
     options.signal?.removeEventListener('abort', onAbort);
-    return { up, down, ms: Math.round(performance.now() - started), end, error };
+    return { up, down, ms: Math.round(performance.now() - started), end, error, spliced: everSpliced };
   });
 }
 
