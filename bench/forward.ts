@@ -168,10 +168,11 @@ export function send(port: number, bytes: number): Promise<void> {
 async function bulkOnce(
   relay: Relay,
   sink: Awaited<ReturnType<typeof startSink>>,
-): Promise<{ seconds: number; cpuSeconds: number }> {
+): Promise<{ seconds: number; cpuSeconds: number; generatorCpuSeconds: number }> {
   const running = await startRelay(relay, sink.port);
   try {
     const cpuBefore = running.cpuMs();
+    const ownBefore = process.cpuUsage();
     const started = performance.now();
     const received = sink.next();
     let timer: NodeJS.Timeout | undefined;
@@ -185,8 +186,9 @@ async function bulkOnce(
     clearTimeout(timer);
     const seconds = (performance.now() - started) / 1000;
     const cpuSeconds = (running.cpuMs() - cpuBefore) / 1000;
+    const own = process.cpuUsage(ownBefore);
     if (bytes !== BULK_BYTES) throw new Error(`${relay.name} delivered ${bytes} of ${BULK_BYTES} bytes`);
-    return { seconds, cpuSeconds };
+    return { seconds, cpuSeconds, generatorCpuSeconds: (own.user + own.system) / 1e6 };
   } finally {
     await running.stop();
   }
@@ -195,7 +197,7 @@ async function bulkOnce(
 async function bulkCase(context: BenchContext, relays: Relay[]): Promise<void> {
   const sink = await startSink();
   try {
-    const best = new Map<string, { seconds: number; cpuSeconds: number }>();
+    const best = new Map<string, Awaited<ReturnType<typeof bulkOnce>>>();
     for (let round = 0; round < BULK_RUNS; round++) {
       for (const relay of relays) {
         const run = await bulkOnce(relay, sink);
@@ -218,6 +220,9 @@ async function bulkCase(context: BenchContext, relays: Relay[]): Promise<void> {
         extra: {
           seconds: Number(run.seconds.toFixed(3)),
           'relay CPU s/GiB': Number(cpuPerGiB.get(relay.name)!.toFixed(3)),
+          'sender + sink CPU s/GiB': Number(
+            (run.generatorCpuSeconds / (BULK_BYTES / (1024 * MiB))).toFixed(3),
+          ),
         },
       });
     }

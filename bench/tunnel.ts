@@ -35,14 +35,14 @@ const MANY_CASE = `tunnel -L ${STREAMS} streams × ${STREAM_BYTES / MiB} MiB`;
 /** A tunnel entrance: a local port whose connections come out at `target`, and its children. */
 interface Tunnel {
   port: number;
-  /** CPU milliseconds the tunnel's processes (both ends, their children) used so far. */
-  cpuMs(): number;
+  /** CPU milliseconds each end (server, client; their children included) used so far. */
+  cpuMs(): [server: number, client: number];
   stop(): Promise<void>;
 }
 
-/** CPU time of a set of process trees, for `Tunnel.cpuMs`. */
-function cpuOf(...pids: number[]): () => number {
-  return () => pids.reduce((sum, pid) => sum + (treeCpuTimeMs(pid) ?? Number.NaN), 0);
+/** CPU time of the server's and the client's process trees, for `Tunnel.cpuMs`. */
+function cpuOf(server: number, client: number): () => [number, number] {
+  return () => [treeCpuTimeMs(server) ?? Number.NaN, treeCpuTimeMs(client) ?? Number.NaN];
 }
 
 async function sockitTunnel(dir: string, target: number): Promise<Tunnel> {
@@ -191,8 +191,16 @@ async function transfer(tunnel: Tunnel, sink: Sink, streams: number, bytes: numb
   const seconds = (performance.now() - started) / 1000;
   if (totals.some((total) => total !== bytes))
     throw new Error(`delivered ${totals.join(',')} of ${bytes} bytes each`);
-  const cpuPerGiB = (tunnel.cpuMs() - cpuBefore) / 1000 / ((streams * bytes) / (1024 * MiB));
-  return { seconds, each, cpuPerGiB: Number(cpuPerGiB.toFixed(3)) };
+  const cpuAfter = tunnel.cpuMs();
+  const perGiB = (end: 0 | 1): number =>
+    Number(((cpuAfter[end] - cpuBefore[end]) / 1000 / ((streams * bytes) / (1024 * MiB))).toFixed(3));
+  return {
+    seconds,
+    each,
+    cpuPerGiB: Number((perGiB(0) + perGiB(1)).toFixed(3)),
+    server: perGiB(0),
+    client: perGiB(1),
+  };
 }
 
 async function measure(
@@ -213,7 +221,11 @@ async function measure(
       subject,
       value: bulkRate,
       unit: 'MiB/s',
-      extra: { seconds: Number(bulk.seconds.toFixed(3)), 'CPU s/GiB (both ends)': bulk.cpuPerGiB },
+      extra: {
+        seconds: Number(bulk.seconds.toFixed(3)),
+        'CPU s/GiB (both ends)': bulk.cpuPerGiB,
+        'server / client CPU s/GiB': `${bulk.server} / ${bulk.client}`,
+      },
     });
     const many = await transfer(tunnel, sink, STREAMS, STREAM_BYTES);
     const manyRate = (STREAMS * STREAM_BYTES) / MiB / many.seconds;
