@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import { borrowRelayBuffer, RELAY_BULK_BYTES, returnRelayBuffer } from './relay-buffers.js';
 import { readIntoReusedBuffer } from './reused-buffer.js';
-import { canSplice, type SplicedDirection, spliceDirection } from './splice-relay.js';
+import { type SplicedDirection, spliceDirection } from './splice-relay.js';
 
 /**
  * Where one direction of a relay writes: the destination socket itself, or something in front of
@@ -118,6 +118,7 @@ export function relaySockets(
       sink === to && !(from instanceof tls.TLSSocket || to instanceof tls.TLSSocket)
         ? RELAY_BULK_BYTES
         : Number.POSITIVE_INFINITY;
+    let trySplice = options.kernelSplice !== false;
     const onData = (chunk: Buffer): void => {
       count(chunk.length);
       if (!sink.write(chunk)) {
@@ -127,10 +128,9 @@ export function relaySockets(
       }
       untilBulk -= chunk.length;
       if (untilBulk > 0) return;
-      if (options.kernelSplice !== false && canSplice()) {
-        // Taken over once nothing is buffered on either side; until then, the next chunk tries again.
+      if (trySplice) {
         const direction = spliceDirection(from, to, (cause, bytes) => {
-          spliced.delete(direction!);
+          spliced.delete(direction as SplicedDirection);
           count(bytes);
           if (cause) {
             stopBoth('error', cause);
@@ -140,11 +140,14 @@ export function relaySockets(
           if (!to.destroyed) to.end();
           closeIfSplicedAndDone();
         });
-        if (direction === undefined) return;
-        from.off('data', onData);
-        spliced.set(direction, count);
-        everSpliced = true;
-        return;
+        if (direction === 'later') return; // bytes buffered on a side: the next chunk tries again
+        if (direction !== 'never') {
+          from.off('data', onData);
+          spliced.set(direction, count);
+          everSpliced = true;
+          return;
+        }
+        trySplice = false; // the copy through a reused buffer, then
       }
       untilBulk = Number.POSITIVE_INFINITY; // one try per direction
       const buffer = borrowRelayBuffer();

@@ -60,22 +60,23 @@ function fdOf(socket: Socket): number {
  * `onDone(undefined, bytes)` comes at `from`'s EOF once every byte reached `to`: the caller
  * then ends `to`, as it would on 'end'. `onDone(error)` on a failure (a reset).
  *
- * Returns undefined, changing nothing, where it cannot take over: no addon (not Linux, not
- * built), a TLS socket on either side (its bytes must be decrypted here), or bytes still
- * buffered in Node on either side (they would be overtaken). Try again later then.
+ * Changes nothing and returns `later` while bytes are buffered in Node on either side (they
+ * would be overtaken: try again with the next chunk), or `never` where it cannot take over: no
+ * addon (not Linux, not built), a TLS socket on either side (its bytes must be decrypted here),
+ * no descriptor behind a socket, or none left for the pipe (EMFILE).
  */
 export function spliceDirection(
   from: Socket,
   to: Socket,
   onDone: (error: Error | undefined, bytes: number) => void,
-): SplicedDirection | undefined {
+): SplicedDirection | 'later' | 'never' {
   const native = spliceAddon();
-  if (native === null || from instanceof tls.TLSSocket || to instanceof tls.TLSSocket) return undefined;
-  if (from.readableLength > 0 || from.readableEnded || to.writableLength > 0 || to.writableEnded)
-    return undefined;
+  if (native === null || from instanceof tls.TLSSocket || to instanceof tls.TLSSocket) return 'never';
+  if (from.readableEnded || to.writableEnded) return 'never';
+  if (from.readableLength > 0 || to.writableLength > 0) return 'later';
   const source = fdOf(from);
   const destination = fdOf(to);
-  if (source < 0 || destination < 0) return undefined;
+  if (source < 0 || destination < 0) return 'never';
   const handle = (from as unknown as { _handle: StreamHandle })._handle;
   let spliced: object;
   try {
@@ -83,7 +84,7 @@ export function spliceDirection(
       onDone(code === null ? undefined : Object.assign(new Error(`relay: ${code}`), { code }), bytes);
     });
   } catch {
-    return undefined; // out of descriptors for the pipe: copying still works
+    return 'never'; // out of descriptors for the pipe: copying still works
   }
   // Node must not read `from` any more: its reads would race the kernel's moves. Readable
   // calls `_read()` again by itself (maybeReadMore, on the next tick), so that becomes a no-op.
