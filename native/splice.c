@@ -209,7 +209,9 @@ static relay *unwrap(napi_env env, napi_value value) {
 static void on_handle_collected(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
-  free(data);
+  relay **slot = data;
+  if (*slot != NULL) (*slot)->slot = NULL; /* still running: it must not write here any more */
+  free(slot);
 }
 
 static napi_value Start(napi_env env, napi_callback_info info) {

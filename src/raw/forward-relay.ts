@@ -61,6 +61,9 @@ const DEFAULT_CLOSE_GRACE_MS = 5000;
  * stays bounded by the sockets' own buffers whatever the speeds. An error on either socket
  * destroys both. Resolves once both sockets are closed; after the relay is over a peer that
  * does not close is destroyed after `closeGraceMs`.
+ *
+ * A direction between plain sockets that has carried `RELAY_BULK_BYTES` is moved by the kernel
+ * from then on (`spliceDirection`), or, where it cannot be, through a reused buffer.
  */
 export function relaySockets(
   a: Socket,
@@ -113,7 +116,8 @@ export function relaySockets(
     const resume = (): void => {
       from.resume();
     };
-    // A plain socket into a plain socket turns to the reused-buffer path once it proves bulk.
+    // A plain socket into a plain socket, once it proves bulk, goes to the kernel (splice) or,
+    // where that cannot be, to a reused read buffer; short exchanges never pay for either.
     let untilBulk =
       sink === to && !(from instanceof tls.TLSSocket || to instanceof tls.TLSSocket)
         ? RELAY_BULK_BYTES
