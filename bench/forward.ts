@@ -19,6 +19,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import net from 'node:net';
 import { readIntoReusedBuffer } from '../src/raw/reused-buffer.js';
 import { freePort, waitListening } from './lib/ports.js';
+import { treeCpuTimeMs } from './lib/proc.js';
 import { SOCKIT_CLI } from './lib/servers.js';
 import type { BenchContext, BenchSuite } from './report.js';
 
@@ -86,7 +87,7 @@ process.once('exit', () => {
 async function startRelay(
   relay: Relay,
   target: number,
-): Promise<{ port: number; child: ChildProcess; stop(): Promise<void> }> {
+): Promise<{ port: number; child: ChildProcess; cpuMs(): number; stop(): Promise<void> }> {
   const port = await freePort();
   const [command, args] = relay.command(port, target);
   const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -100,6 +101,7 @@ async function startRelay(
   return {
     port,
     child,
+    cpuMs: () => treeCpuTimeMs(child.pid!) ?? Number.NaN,
     async stop() {
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
@@ -166,9 +168,11 @@ export function send(port: number, bytes: number): Promise<void> {
 async function bulkOnce(
   relay: Relay,
   sink: Awaited<ReturnType<typeof startSink>>,
-): Promise<{ seconds: number }> {
+): Promise<{ seconds: number; cpuSeconds: number; generatorCpuSeconds: number }> {
   const running = await startRelay(relay, sink.port);
   try {
+    const cpuBefore = running.cpuMs();
+    const ownBefore = process.cpuUsage();
     const started = performance.now();
     const received = sink.next();
     let timer: NodeJS.Timeout | undefined;
@@ -181,8 +185,10 @@ async function bulkOnce(
     const [bytes] = await Promise.race([Promise.all([received, send(running.port, BULK_BYTES)]), timeout]);
     clearTimeout(timer);
     const seconds = (performance.now() - started) / 1000;
+    const cpuSeconds = (running.cpuMs() - cpuBefore) / 1000;
+    const own = process.cpuUsage(ownBefore);
     if (bytes !== BULK_BYTES) throw new Error(`${relay.name} delivered ${bytes} of ${BULK_BYTES} bytes`);
-    return { seconds };
+    return { seconds, cpuSeconds, generatorCpuSeconds: (own.user + own.system) / 1e6 };
   } finally {
     await running.stop();
   }
@@ -191,7 +197,7 @@ async function bulkOnce(
 async function bulkCase(context: BenchContext, relays: Relay[]): Promise<void> {
   const sink = await startSink();
   try {
-    const best = new Map<string, { seconds: number }>();
+    const best = new Map<string, Awaited<ReturnType<typeof bulkOnce>>>();
     for (let round = 0; round < BULK_RUNS; round++) {
       for (const relay of relays) {
         const run = await bulkOnce(relay, sink);
@@ -200,16 +206,24 @@ async function bulkCase(context: BenchContext, relays: Relay[]): Promise<void> {
       }
     }
     const rates = new Map<string, number>();
+    const cpuPerGiB = new Map<string, number>();
     for (const relay of relays) {
       const run = best.get(relay.name)!;
       const rate = BULK_BYTES / MiB / run.seconds;
       rates.set(relay.name, rate);
+      cpuPerGiB.set(relay.name, run.cpuSeconds / (BULK_BYTES / (1024 * MiB)));
       context.record({
         case: BULK_CASE,
         subject: relay.name,
         value: rate,
         unit: 'MiB/s',
-        extra: { seconds: Number(run.seconds.toFixed(3)) },
+        extra: {
+          seconds: Number(run.seconds.toFixed(3)),
+          'relay CPU s/GiB': Number(cpuPerGiB.get(relay.name)!.toFixed(3)),
+          'sender + sink CPU s/GiB': Number(
+            (run.generatorCpuSeconds / (BULK_BYTES / (1024 * MiB))).toFixed(3),
+          ),
+        },
       });
     }
     const peers = [...rates.entries()].filter(([name]) => name !== 'sockit');
@@ -220,6 +234,12 @@ async function bulkCase(context: BenchContext, relays: Relay[]): Promise<void> {
         label: `sockit / ${name} (the faster peer) MiB/s`,
         value: rates.get('sockit')! / fastest,
         target: 1.5,
+      });
+      // On a shared machine wall time swings with the neighbours; CPU per GiB does not.
+      context.ratio({
+        case: BULK_CASE,
+        label: `${name} / sockit relay CPU-seconds per GiB`,
+        value: cpuPerGiB.get(name)! / cpuPerGiB.get('sockit')!,
       });
     }
   } finally {
@@ -256,7 +276,7 @@ function shortConnection(port: number, message: Buffer): Promise<void> {
 }
 
 /** Connections per second of SHORT_LOOPS loops of short connections to `port`. */
-async function shortRate(port: number): Promise<number> {
+async function shortRate(port: number): Promise<{ rate: number; connections: number }> {
   const message = Buffer.alloc(64, 0x62);
   let done = 0;
   const started = performance.now();
@@ -268,13 +288,29 @@ async function shortRate(port: number): Promise<number> {
     }
   };
   await Promise.all(Array.from({ length: SHORT_LOOPS }, loop));
-  return done / ((performance.now() - started) / 1000);
+  return { rate: done / ((performance.now() - started) / 1000), connections: done };
 }
 
-async function shortOnce(relay: Relay, echoPort: number): Promise<number> {
+/** One subject's short-connection run: its rate and the CPU it and the generator spent per connection. */
+interface ShortRun {
+  rate: number;
+  /** CPU µs per connection: the relay's process tree, and this process (generator + echo server). */
+  relayUs: number;
+  generatorUs: number;
+}
+
+async function shortOnce(relay: Relay, echoPort: number): Promise<ShortRun> {
   const running = await startRelay(relay, echoPort);
   try {
-    return await shortRate(running.port);
+    const relayBefore = running.cpuMs();
+    const ownBefore = process.cpuUsage();
+    const { rate, connections } = await shortRate(running.port);
+    const own = process.cpuUsage(ownBefore);
+    return {
+      rate,
+      relayUs: ((running.cpuMs() - relayBefore) * 1000) / connections,
+      generatorUs: (own.user + own.system) / connections,
+    };
   } finally {
     await running.stop();
   }
@@ -283,27 +319,43 @@ async function shortOnce(relay: Relay, echoPort: number): Promise<number> {
 async function shortCase(context: BenchContext, relays: Relay[]): Promise<void> {
   const echo = await startEcho();
   try {
-    const best = new Map<string, number>();
+    const best = new Map<string, ShortRun>();
     // The floor: the same loops straight to the echo server, no relay (what the machine allows).
     let direct = 0;
     for (let round = 0; round < SHORT_RUNS; round++) {
-      direct = Math.max(direct, await shortRate(echo.port));
+      direct = Math.max(direct, (await shortRate(echo.port)).rate);
       for (const relay of relays) {
-        const rate = await shortOnce(relay, echo.port);
-        best.set(relay.name, Math.max(best.get(relay.name) ?? 0, rate));
+        const run = await shortOnce(relay, echo.port);
+        if (run.rate > (best.get(relay.name)?.rate ?? 0)) best.set(relay.name, run);
       }
     }
     context.record({ case: SHORT_CASE, subject: 'direct (no relay)', value: direct, unit: 'conn/s' });
     for (const relay of relays) {
-      context.record({ case: SHORT_CASE, subject: relay.name, value: best.get(relay.name)!, unit: 'conn/s' });
+      const run = best.get(relay.name)!;
+      context.record({
+        case: SHORT_CASE,
+        subject: relay.name,
+        value: run.rate,
+        unit: 'conn/s',
+        extra: {
+          'relay CPU µs/conn': Math.round(run.relayUs),
+          'generator + echo CPU µs/conn': Math.round(run.generatorUs),
+        },
+      });
     }
     const socat = best.get('socat');
     if (socat !== undefined) {
+      const sockit = best.get('sockit')!;
       context.ratio({
         case: SHORT_CASE,
         label: 'sockit / socat fork conn/s',
-        value: best.get('sockit')! / socat,
+        value: sockit.rate / socat.rate,
         target: 2,
+      });
+      context.ratio({
+        case: SHORT_CASE,
+        label: 'socat / sockit relay CPU per connection',
+        value: socat.relayUs / sockit.relayUs,
       });
     }
   } finally {

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { send, startSink } from './forward.js';
 import { removeOnExit, startServerChild } from './lib/children.js';
 import { freePort } from './lib/ports.js';
+import { treeCpuTimeMs } from './lib/proc.js';
 import { SOCKIT_CLI } from './lib/servers.js';
 import type { BenchContext, BenchSuite } from './report.js';
 
@@ -34,7 +35,14 @@ const MANY_CASE = `tunnel -L ${STREAMS} streams × ${STREAM_BYTES / MiB} MiB`;
 /** A tunnel entrance: a local port whose connections come out at `target`, and its children. */
 interface Tunnel {
   port: number;
+  /** CPU milliseconds each end (server, client; their children included) used so far. */
+  cpuMs(): [server: number, client: number];
   stop(): Promise<void>;
+}
+
+/** CPU time of the server's and the client's process trees, for `Tunnel.cpuMs`. */
+function cpuOf(server: number, client: number): () => [number, number] {
+  return () => [treeCpuTimeMs(server) ?? Number.NaN, treeCpuTimeMs(client) ?? Number.NaN];
 }
 
 async function sockitTunnel(dir: string, target: number): Promise<Tunnel> {
@@ -80,6 +88,7 @@ async function sockitTunnel(dir: string, target: number): Promise<Tunnel> {
     });
     return {
       port: client.port,
+      cpuMs: cpuOf(server.pid, client.pid),
       stop: async () => {
         await client.stop();
         await server.stop();
@@ -153,6 +162,7 @@ async function sshTunnel(dir: string, target: number): Promise<Tunnel> {
     });
     return {
       port: ssh.port,
+      cpuMs: cpuOf(sshd.pid, ssh.pid),
       stop: async () => {
         await ssh.stop();
         await sshd.stop();
@@ -168,6 +178,7 @@ type Sink = Awaited<ReturnType<typeof startSink>>;
 
 /** Sends `streams` connections of `bytes` each at once; seconds for all and for each. */
 async function transfer(tunnel: Tunnel, sink: Sink, streams: number, bytes: number) {
+  const cpuBefore = tunnel.cpuMs();
   const started = performance.now();
   const received = Promise.all(Array.from({ length: streams }, () => sink.next()));
   const each = await Promise.all(
@@ -180,14 +191,23 @@ async function transfer(tunnel: Tunnel, sink: Sink, streams: number, bytes: numb
   const seconds = (performance.now() - started) / 1000;
   if (totals.some((total) => total !== bytes))
     throw new Error(`delivered ${totals.join(',')} of ${bytes} bytes each`);
-  return { seconds, each };
+  const cpuAfter = tunnel.cpuMs();
+  const perGiB = (end: 0 | 1): number =>
+    Number(((cpuAfter[end] - cpuBefore[end]) / 1000 / ((streams * bytes) / (1024 * MiB))).toFixed(3));
+  return {
+    seconds,
+    each,
+    cpuPerGiB: Number((perGiB(0) + perGiB(1)).toFixed(3)),
+    server: perGiB(0),
+    client: perGiB(1),
+  };
 }
 
 async function measure(
   context: BenchContext,
   subject: string,
   open: (dir: string, target: number) => Promise<Tunnel>,
-): Promise<{ bulk: number; many: number }> {
+): Promise<{ bulk: number; many: number; bulkCpu: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'sockit-bench-tunnel-'));
   removeOnExit(dir);
   const sink = await startSink();
@@ -201,7 +221,11 @@ async function measure(
       subject,
       value: bulkRate,
       unit: 'MiB/s',
-      extra: { seconds: Number(bulk.seconds.toFixed(3)) },
+      extra: {
+        seconds: Number(bulk.seconds.toFixed(3)),
+        'CPU s/GiB (both ends)': bulk.cpuPerGiB,
+        'server / client CPU s/GiB': `${bulk.server} / ${bulk.client}`,
+      },
     });
     const many = await transfer(tunnel, sink, STREAMS, STREAM_BYTES);
     const manyRate = (STREAMS * STREAM_BYTES) / MiB / many.seconds;
@@ -211,7 +235,7 @@ async function measure(
       subject,
       value: manyRate,
       unit: 'MiB/s aggregate',
-      extra: { fairness: Number(fairness.toFixed(3)) },
+      extra: { fairness: Number(fairness.toFixed(3)), 'CPU s/GiB (both ends)': many.cpuPerGiB },
     });
     context.record({
       case: `${MANY_CASE} fairness (fastest time / slowest time)`,
@@ -219,7 +243,7 @@ async function measure(
       value: fairness,
       unit: 'ratio',
     });
-    return { bulk: bulkRate, many: manyRate };
+    return { bulk: bulkRate, many: manyRate, bulkCpu: bulk.cpuPerGiB };
   } finally {
     await tunnel?.stop();
     sink.close();
@@ -250,6 +274,12 @@ export const tunnelSuite: BenchSuite = {
       label: 'sockit / ssh -L MiB/s',
       value: sockit.bulk / ssh.bulk,
       target: 1.0,
+    });
+    // Wall time swings with the neighbours on a shared machine; CPU per GiB does not.
+    context.ratio({
+      case: BULK_CASE,
+      label: 'ssh -L / sockit CPU-seconds per GiB (both ends)',
+      value: ssh.bulkCpu / sockit.bulkCpu,
     });
     context.ratio({
       case: MANY_CASE,

@@ -2,7 +2,7 @@
  * CPU time and memory of another process, read from Linux /proc so the measured process runs
  * no extra code. Elsewhere the readers return undefined and the runner prints "n/a".
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 const CLOCK_TICKS_PER_SECOND = 100;
 
@@ -18,26 +18,6 @@ export function cpuTimeMs(pid: number): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/**
- * CPU time of `pid` and all its descendants (a `--workers` primary and its workers), ms: the
- * children are read from `/proc/PID/task/PID/children`; undefined without /proc.
- */
-export function treeCpuTimeMs(pid: number): number | undefined {
-  const own = cpuTimeMs(pid);
-  if (own === undefined) return undefined;
-  let children: number[] = [];
-  try {
-    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    // no children file (an older kernel): the process alone
-  }
-  return children.reduce((sum, child) => sum + (treeCpuTimeMs(child) ?? 0), own);
 }
 
 /** Resident set size and its peak (VmHWM) of `pid` in bytes. */
@@ -93,4 +73,42 @@ export function machineCpuMs(): { busy: number } | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * CPU time in milliseconds of `pid` and every descendant, live or already reaped: each process's
+ * own user + system time plus its waited-for children's (cutime + cstime). socat's `fork` and
+ * ncat's `-c` do the relaying in children, so the parent's own time is not what a relay costs.
+ * Read it while the process still runs (a child not yet reaped is counted as live).
+ */
+export function treeCpuTimeMs(pid: number): number | undefined {
+  const processes = new Map<number, { parent: number; ticks: number }>();
+  try {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      } catch {
+        continue; // exited while we looked
+      }
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // ppid is field 4 of stat(5); utime stime cutime cstime are 14-17 (1 and 11-14 here).
+      const ticks = [11, 12, 13, 14].reduce((sum, index) => sum + Number(fields[index]), 0);
+      processes.set(Number(entry), { parent: Number(fields[1]), ticks });
+    }
+  } catch {
+    return undefined;
+  }
+  if (!processes.has(pid)) return undefined;
+  let ticks = 0;
+  for (const [id, { ticks: own }] of processes) {
+    for (let at: number | undefined = id; at !== undefined && at > 1; at = processes.get(at)?.parent) {
+      if (at === pid) {
+        ticks += own;
+        break;
+      }
+    }
+  }
+  return (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
 }

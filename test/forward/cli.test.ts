@@ -74,6 +74,16 @@ describe('sockit forward', { timeout: 120_000 }, () => {
     await waitForCount(plain, /up 1048576 B, down 1048576 B, \d+ ms/, before + 50);
   });
 
+  it('relays bulk both ways (the kernel splices each direction past 1 MiB) byte-exact, counted in the log', async () => {
+    const size = 24 * MiB;
+    const pattern = new RegExp(`up ${size} B, down ${size} B, \\d+ ms`, 'g');
+    const before = (plain.stderr().match(pattern) ?? []).length;
+    const sent = Array.from({ length: 3 }, () => payload(size));
+    const back = await Promise.all(sent.map((bytes) => echoThrough(plain.port, bytes)));
+    for (let i = 0; i < sent.length; i++) assert.ok(back[i]!.equals(sent[i]!), `client ${i} got other bytes`);
+    await waitForCount(plain, pattern, before + 3);
+  });
+
   it('carries half-close both ways: the answer after our EOF, and our bytes after the target ended', async () => {
     const server = net.createServer({ allowHalfOpen: true }, (socket) => {
       const chunks: Buffer[] = [];

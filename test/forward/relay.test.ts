@@ -5,6 +5,8 @@ import net from 'node:net';
 import { describe, it } from 'node:test';
 import { proxyHeader } from '../../src/raw/forward-proxy-header.js';
 import { relaySockets } from '../../src/raw/forward-relay.js';
+import { RELAY_BULK_BYTES, relayBuffersLent } from '../../src/raw/relay-buffers.js';
+import { canSplice } from '../../src/raw/splice-relay.js';
 import { ipBytes, parseProxy } from '../../src/transport/proxy.js';
 import { payload } from './helpers.js';
 
@@ -85,6 +87,101 @@ describe('relaySockets', { timeout: 30_000 }, () => {
     target.end();
     client.resume();
     assert.equal((await relayed).up, data.length);
+  });
+
+  /** 16 MiB up (bulk), half the bulk mark down, both checked byte for byte; the relay's result. */
+  const bulkUpSmallDown = async (
+    options: Parameters<typeof relaySockets>[2],
+    during: () => void = () => {},
+  ): Promise<Awaited<ReturnType<typeof relaySockets>>> => {
+    const { client, a, b, target } = await pairs();
+    const relayed = relaySockets(a, b, options);
+    const up = payload(16 * MiB);
+    const down = payload(RELAY_BULK_BYTES / 2); // stays below the bulk mark
+    const hash = createHash('sha256');
+    let received = 0;
+    target.on('data', (chunk: Buffer) => {
+      hash.update(chunk);
+      received += chunk.length;
+      if (received > 4 * MiB) during();
+    });
+    const atClient = collect(client);
+    client.end(up);
+    target.end(down);
+    await once(target, 'end');
+    assert.equal(received, up.length);
+    assert.equal(hash.digest('hex'), createHash('sha256').update(up).digest('hex'));
+    assert.ok((await atClient).equals(down));
+    const result = await relayed;
+    assert.deepEqual(
+      [result.up, result.down, result.end, result.error],
+      [up.length, down.length, 'done', undefined],
+    );
+    return result;
+  };
+
+  it('hands a bulk direction to the kernel (splice): byte-exact, counted, both sockets closed', async () => {
+    const expected = process.platform === 'linux' && process.env.SOCKIT_NO_NATIVE !== '1';
+    assert.equal(canSplice(), expected, 'npm install builds native/splice.c on Linux');
+    const lentBefore = relayBuffersLent();
+    const result = await bulkUpSmallDown({});
+    assert.equal(result.spliced, canSplice());
+    assert.equal(relayBuffersLent(), lentBefore, 'a spliced direction needs no buffer');
+  });
+
+  it('splices a direction that a stalled reader holds up, and loses nothing when it reads again', async () => {
+    const { client, a, b, target } = await pairs();
+    target.pause();
+    const relayed = relaySockets(a, b);
+    const data = payload(32 * MiB);
+    const stalled = once(a, 'pause'); // taken over (or backpressure) while the target reads nothing
+    client.end(data);
+    await stalled;
+    const hash = createHash('sha256');
+    let received = 0;
+    target.on('data', (chunk: Buffer) => {
+      hash.update(chunk);
+      received += chunk.length;
+    });
+    target.resume();
+    await once(target, 'end');
+    target.end();
+    const result = await relayed;
+    assert.equal(received, data.length);
+    assert.equal(hash.digest('hex'), createHash('sha256').update(data).digest('hex'));
+    assert.deepEqual([result.up, result.spliced], [data.length, canSplice()]);
+    client.destroy();
+  });
+
+  it('closes a stalled spliced relay at the idle timeout, and the peers see it closed', async () => {
+    const { client, a, b, target } = await pairs();
+    client.on('error', () => {});
+    target.on('error', () => {});
+    target.pause();
+    const relayed = relaySockets(a, b, { idleTimeoutMs: 300 });
+    const peersSawIt = Promise.all([
+      once(target, 'end'),
+      new Promise((resolve) => client.once('close', resolve)), // after a reset: no once(), it rejects
+    ]);
+    client.write(payload(32 * MiB)); // more than the kernel's buffers hold: the relay stalls
+    const result = await relayed;
+    assert.deepEqual([result.end, result.spliced], ['idle', canSplice()]);
+    // The splice held duplicates of both descriptors; stopping it closed them, so the sockets
+    // really closed: the target reads its EOF, the client (its bytes unread) a reset.
+    target.resume();
+    await peersSawIt;
+    target.destroy();
+  });
+
+  it('copies a bulk direction through a lent reused buffer without splice, and gives it back', async () => {
+    const lentBefore = relayBuffersLent();
+    let lentDuring = 0;
+    const result = await bulkUpSmallDown({ kernelSplice: false }, () => {
+      lentDuring = Math.max(lentDuring, relayBuffersLent() - lentBefore);
+    });
+    assert.equal(result.spliced, false);
+    assert.equal(lentDuring, 1, 'only the bulk direction borrowed a buffer');
+    assert.equal(relayBuffersLent(), lentBefore, 'the relay gave its buffer back');
   });
 
   it('closes both sides after the idle timeout', async () => {

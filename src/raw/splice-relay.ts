@@ -1,0 +1,99 @@
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+import tls from 'node:tls';
+
+/** `native/splice.c`, built by `npm install` into native/build; resolved from build/src/raw. */
+const SPLICE_ADDON_PATH = '../../../native/build/Release/sockit_splice.node';
+
+interface SpliceAddon {
+  start(srcFd: number, dstFd: number, onDone: (error: string | null, bytes: number) => void): object;
+  stop(handle: object): void;
+  moved(handle: object): number;
+}
+
+let addon: SpliceAddon | null | undefined;
+
+function spliceAddon(): SpliceAddon | null {
+  if (addon !== undefined) return addon;
+  // SOCKIT_NO_NATIVE=1 behaves as where the addon did not build (the tests run that path too).
+  addon = null;
+  if (process.platform === 'linux' && process.env.SOCKIT_NO_NATIVE !== '1') {
+    try {
+      addon = createRequire(import.meta.url)(SPLICE_ADDON_PATH) as SpliceAddon;
+    } catch {
+      // not built (no compiler): relays copy through a reused buffer instead
+    }
+  }
+  return addon;
+}
+
+/** Whether relays can hand directions to the kernel here (Linux, the addon built). */
+export function canSplice(): boolean {
+  return spliceAddon() !== null;
+}
+
+/** One direction of a relay moved by the kernel (splice), started by `spliceDirection`. */
+export interface SplicedDirection {
+  /** Bytes moved so far. */
+  moved(): number;
+  /** Ends it at once; `onDone` is not called. */
+  stop(): void;
+}
+
+interface StreamHandle {
+  fd?: number;
+  reading?: boolean;
+  readStop?: () => number;
+}
+
+function fdOf(socket: Socket): number {
+  const handle = (socket as unknown as { _handle?: StreamHandle })._handle;
+  return typeof handle?.fd === 'number' ? handle.fd : -1;
+}
+
+/**
+ * Hands the direction `from` → `to` of a relay to the kernel: from now on `from`'s bytes go to
+ * `to` by splice(2) through a pipe and never enter this process, which on loopback needs less
+ * than half the CPU of reading and writing them. Node stops reading `from` (its other
+ * direction, writes into `from`, goes on as before) and must not write to `to`.
+ *
+ * `onDone(undefined, bytes)` comes at `from`'s EOF once every byte reached `to`: the caller
+ * then ends `to`, as it would on 'end'. `onDone(error)` on a failure (a reset).
+ *
+ * Changes nothing and returns `later` while bytes are buffered in Node on either side (they
+ * would be overtaken: try again with the next chunk), or `never` where it cannot take over: no
+ * addon (not Linux, not built), a TLS socket on either side (its bytes must be decrypted here),
+ * no descriptor behind a socket, or none left for the pipe (EMFILE).
+ */
+export function spliceDirection(
+  from: Socket,
+  to: Socket,
+  onDone: (error: Error | undefined, bytes: number) => void,
+): SplicedDirection | 'later' | 'never' {
+  const native = spliceAddon();
+  if (native === null || from instanceof tls.TLSSocket || to instanceof tls.TLSSocket) return 'never';
+  if (from.readableEnded || to.writableEnded) return 'never';
+  if (from.readableLength > 0 || to.writableLength > 0) return 'later';
+  const source = fdOf(from);
+  const destination = fdOf(to);
+  if (source < 0 || destination < 0) return 'never';
+  const handle = (from as unknown as { _handle: StreamHandle })._handle;
+  let spliced: object;
+  try {
+    spliced = native.start(source, destination, (code, bytes) => {
+      onDone(code === null ? undefined : Object.assign(new Error(`relay: ${code}`), { code }), bytes);
+    });
+  } catch {
+    return 'never'; // out of descriptors for the pipe: copying still works
+  }
+  // Node must not read `from` any more: its reads would race the kernel's moves. Readable
+  // calls `_read()` again by itself (maybeReadMore, on the next tick), so that becomes a no-op.
+  from._read = () => {};
+  handle.reading = false;
+  handle.readStop?.();
+  from.pause();
+  return {
+    moved: () => Math.max(0, native.moved(spliced)),
+    stop: () => native.stop(spliced),
+  };
+}
