@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { ERROR_CATALOGUE, SockitError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createNonce, PROTOCOL_VERSION, SUPPORTED_VERSIONS, verifyProof } from '../protocol/auth.js';
+import type { CatalogueEntry, FrameCatalogue } from '../protocol/catalogue.js';
 import { TEXT_CLIENT_REPLY } from '../protocol/decoder.js';
 import { errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import { FramedSocket, type FrameError, type ReadBudget } from '../transport/framed-socket.js';
@@ -17,14 +18,24 @@ import type { ConnectionContext, MessageHandler, RequestHandler } from './servic
 /** The dispatch table a server builds once from its services and shares with every connection. */
 export interface Dispatch {
   readonly serviceNames: readonly string[];
+  /** The built-in frame declarations plus the services' own: validators, limits, follow-ups. */
+  readonly catalogue: FrameCatalogue;
   readonly requests: ReadonlyMap<string, { handler: RequestHandler; service: string }>;
   readonly messages: ReadonlyMap<string, { handler: MessageHandler; service: string }>;
+  /** Follow-up types of the served requests: dropped silently once their request has ended. */
   readonly followUps: ReadonlySet<string>;
   /** Services usable without authentication (`echo` by default). */
   readonly openServices: ReadonlySet<string>;
   /** The token, or undefined when the operator turned authentication off. */
   readonly token: string | undefined;
 }
+
+/** How the error for a frame outside its phases says where it was. */
+const PHASE_WORDS: Record<TrustPhase, string> = {
+  handshake: 'before "hello"',
+  anonymous: 'on a connection that has not authenticated',
+  authenticated: 'after the handshake',
+};
 
 /** At the shutdown deadline, how long the error frames of open requests get to leave. */
 const SHUTDOWN_FLUSH_MS = 500;
@@ -102,7 +113,8 @@ export class ServerConnection implements RequestOwner {
       {
         maxHeaderBytes: options.limits.maxHeaderBytes,
         maxBodyBytes: options.limits.maxBodyBytes,
-        bodyLimit: (header) => phaseBodyLimit(this.#trustPhase(), header, this.#limits),
+        bodyLimit: (header) =>
+          phaseBodyLimit(this.#trustPhase(), header, this.#limits, this.#dispatch.catalogue),
         frameTimeoutMs: options.limits.frameTimeoutMs,
         closeGraceMs: options.limits.closeGraceMs,
         budget: options.budget,
@@ -309,11 +321,14 @@ export class ServerConnection implements RequestOwner {
       this.#closeWithError('UNSUPPORTED', 'the first frame must be "hello"');
       return;
     }
-    if (header.version !== PROTOCOL_VERSION) {
+    const problem = this.#dispatch.catalogue.get('hello')?.validate(header);
+    if (problem !== undefined || header.version !== PROTOCOL_VERSION) {
       this.#phase = Phase.Closing;
       this.#framed.closeWithError(
         'UNSUPPORTED',
-        `protocol version ${String(header.version)} is not supported`,
+        header.version === PROTOCOL_VERSION
+          ? `a malformed hello: ${problem}`
+          : `protocol version ${String(header.version)} is not supported`,
         {
           versions: SUPPORTED_VERSIONS,
         },
@@ -349,7 +364,8 @@ export class ServerConnection implements RequestOwner {
       }
       return this.#onRequestFrame(frame);
     }
-    if (!verifyProof(this.#dispatch.token!, this.#nonce, frame.header.proof)) {
+    const malformed = this.#dispatch.catalogue.get('auth')?.validate(frame.header);
+    if (malformed !== undefined || !verifyProof(this.#dispatch.token!, this.#nonce, frame.header.proof)) {
       this.#log.warn('authentication failed', { connection: this.context.id, peer: this.context.peer });
       this.#closeWithError('AUTH_FAILED', 'authentication failed: the token proof does not match');
       return;
@@ -394,7 +410,18 @@ export class ServerConnection implements RequestOwner {
     const opener = this.#dispatch.requests.get(type);
     if (opener !== undefined) {
       if (id === undefined) return this.#closeWithError('BAD_REQUEST', `a "${type}" request needs an id`);
-      return this.#openRequest(frame, id, opener);
+      return this.#openRequest(frame, id, opener, this.#dispatch.catalogue.get(type)!);
+    }
+    const entry = this.#dispatch.catalogue.get(type);
+    if (
+      entry !== undefined &&
+      entry.spec.phases !== undefined &&
+      !entry.spec.phases.includes(this.#trustPhase())
+    ) {
+      return this.#closeWithError(
+        'UNSUPPORTED',
+        `"${type}" is not allowed ${PHASE_WORDS[this.#trustPhase()]}`,
+      );
     }
     if (id !== undefined) {
       if (type === 'ping') {
@@ -407,7 +434,7 @@ export class ServerConnection implements RequestOwner {
         request?.abort(new SockitError('TIMEOUT', 'cancelled by the client'));
         return;
       }
-      if (request !== undefined) return request.deliver(frame);
+      if (request !== undefined) return this.#deliver(request, frame, entry);
       // Follow-ups of a request that already ended (data in flight after a cancel) are dropped.
       if (this.#dispatch.followUps.has(type)) return;
       this.#framed.send(errorHeader('UNSUPPORTED', `unknown request type "${type}"`, id));
@@ -418,13 +445,38 @@ export class ServerConnection implements RequestOwner {
       if (!this.#mayUse(message.service)) {
         return this.#closeWithError('AUTH_REQUIRED', `"${type}" needs an authenticated connection`);
       }
+      // A message has no id to answer: a malformed one is a connection error.
+      const problem = entry!.validate(header);
+      if (problem !== undefined)
+        return this.#closeWithError(entry!.spec.invalidCode ?? 'BAD_REQUEST', problem);
       return message.handler(frame, this.context) ?? undefined;
     }
     this.#closeWithError('UNSUPPORTED', `unknown frame type "${type}"`);
   }
 
-  #openRequest(frame: Frame, id: number, opener: { handler: RequestHandler; service: string }): void {
-    if (!this.#mayUse(opener.service)) {
+  /**
+   * A follow-up frame of an open request: one the request's declaration does not list, or that
+   * breaks its own declaration, ends the request with BAD_REQUEST and aborts its work (kills the
+   * command) rather than reaching the service.
+   */
+  #deliver(request: ServerRequest, frame: Frame, entry: CatalogueEntry | undefined): void | Promise<void> {
+    const { type } = frame.header;
+    const allowed = this.#dispatch.catalogue.get(request.header.type)?.spec.followUps ?? [];
+    const problem = !allowed.includes(type)
+      ? `request ${request.id} (${request.header.type}) does not take "${type}" frames`
+      : entry?.validate(frame.header);
+    if (problem === undefined) return request.deliver(frame);
+    request.fail('BAD_REQUEST', problem);
+    request.abort(new SockitError('BAD_REQUEST', 'bad request'));
+  }
+
+  #openRequest(
+    frame: Frame,
+    id: number,
+    opener: { handler: RequestHandler; service: string },
+    entry: CatalogueEntry,
+  ): void {
+    if (!this.#mayUse(opener.service) || !entry.spec.phases?.includes(this.#trustPhase())) {
       this.#framed.send(
         errorHeader(
           'AUTH_REQUIRED',
@@ -452,6 +504,11 @@ export class ServerConnection implements RequestOwner {
           id,
         ),
       );
+      return;
+    }
+    const problem = entry.validate(frame.header);
+    if (problem !== undefined) {
+      this.#framed.send(errorHeader(entry.spec.invalidCode ?? 'BAD_REQUEST', problem, id));
       return;
     }
     const request = new ServerRequest(frame, this);

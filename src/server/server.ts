@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { invalidOption, SockitError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
+import { CATALOGUE } from '../protocol/catalogue.js';
 import { encodeFrameToBuffer, errorHeader } from '../protocol/frame.js';
+import type { FrameRole } from '../protocol/schema.js';
 import { echoService } from '../services/echo.js';
 import { defaultStateDir, loadOrCreateToken, tokenPath } from '../state.js';
 import { type Address, formatAddress, parseAddress } from '../transport/address.js';
@@ -237,23 +239,34 @@ export async function serve(options: ServeOptions): Promise<Server> {
   return server;
 }
 
-/** Builds the type → handler tables once; two services claiming one type is a startup error. */
+/**
+ * Builds the type → handler tables once from the services and the catalogue: every handled
+ * type must be declared (built in or in `Service.frames`) with the matching role, and two
+ * services claiming one type is a startup error. Follow-ups are those the served requests declare.
+ */
 export function buildDispatch(
   services: readonly Service[],
   token: string | undefined,
   open: readonly string[],
 ): Dispatch {
+  const catalogue = CATALOGUE.extend(services.flatMap((service) => (service.frames ? [service.frames] : [])));
   const requests = new Map<string, { handler: RequestHandler; service: string }>();
   const messages = new Map<string, { handler: MessageHandler; service: string }>();
   const followUps = new Set<string>();
-  const claimed = new Map<string, string>([
-    ['hello', 'core'],
-    ['auth', 'core'],
-    ['ping', 'core'],
-    ['cancel', 'core'],
-    ['error', 'core'],
-  ]);
-  const claim = (type: string, service: string): void => {
+  const claimed = new Map<string, string>();
+  const claim = (type: string, service: string, role: FrameRole): void => {
+    const spec = catalogue.get(type)?.spec;
+    if (spec?.service === 'session') {
+      throw invalidOption(`service "${service}" handles "${type}", a frame of the connection itself`);
+    }
+    const declared = spec?.role;
+    if (declared !== role) {
+      throw invalidOption(
+        declared === undefined
+          ? `service "${service}" handles frame type "${type}", which no declaration names: add it to the service's frames`
+          : `service "${service}" handles "${type}" as a ${role}, but it is declared a ${declared}`,
+      );
+    }
     const owner = claimed.get(type);
     if (owner !== undefined && owner !== service) {
       throw invalidOption(`services "${owner}" and "${service}" both handle frame type "${type}"`);
@@ -262,17 +275,18 @@ export function buildDispatch(
   };
   for (const service of services) {
     for (const [type, handler] of Object.entries(service.requests ?? {})) {
-      claim(type, service.name);
+      claim(type, service.name, 'request');
       requests.set(type, { handler, service: service.name });
+      for (const followUp of catalogue.get(type)!.spec.followUps ?? []) followUps.add(followUp);
     }
     for (const [type, handler] of Object.entries(service.messages ?? {})) {
-      claim(type, service.name);
+      claim(type, service.name, 'message');
       messages.set(type, { handler, service: service.name });
     }
-    for (const type of service.followUps ?? []) followUps.add(type);
   }
   return {
     serviceNames: services.map((service) => service.name),
+    catalogue,
     requests,
     messages,
     followUps,

@@ -1,9 +1,10 @@
 import { SockitError } from '../../errors.js';
+import type { HeaderOfType } from '../../protocol/catalogue.js';
 import { digestFields, FILES_FRAMES, negotiateChecksum } from '../../protocol/files.js';
 import type { ServerRequest } from '../../server/request.js';
 import { createChecksum } from '../../storage/checksum.js';
 import { hashRange, readChunks } from '../../storage/file-reader.js';
-import { type FilesContext, optionalCount, requireAuthenticated } from './context.js';
+import { type FilesContext, requireAuthenticated } from './context.js';
 import { fsFailure } from './fs-errors.js';
 import { parseRemotePath } from './path.js';
 
@@ -15,10 +16,11 @@ import { parseRemotePath } from './path.js';
  */
 export async function handleGet(request: ServerRequest, context: FilesContext): Promise<void> {
   requireAuthenticated(request);
-  const names = parseRemotePath(request.header.path);
+  const header = request.header as HeaderOfType<'get'>;
+  const names = parseRemotePath(header.path);
   const path = names.join('/');
-  const offset = optionalCount(request, 'offset') ?? 0;
-  const checksum = negotiateChecksum(request.header.checksums);
+  const offset = header.offset ?? 0;
+  const checksum = negotiateChecksum(header.checksums);
   const { handle, stats } = await context.jail.openFile(names);
   try {
     const fileSize = stats.size;

@@ -41,6 +41,5 @@ export function filesService(options: FilesOptions): Service {
       [FILES_FRAMES.stat]: handler(handleStat),
       [FILES_FRAMES.delete]: handler(handleDelete),
     },
-    followUps: [FILES_FRAMES.data, FILES_FRAMES.putEnd],
   };
 }
