@@ -152,7 +152,7 @@ async function uploadOnce(
       ...(preserve ? { mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs } : {}),
     },
     undefined,
-    { final: (header) => header.type === FILES_FRAMES.putDone, ...signalOption(options.signal) },
+    signalOption(options.signal),
   );
   const ready = await firstFrame(request, FILES_FRAMES.putReady);
   const offset = ready.offset;
@@ -347,10 +347,7 @@ async function download(
   const request = client.open(
     { type: FILES_FRAMES.get, path: remotePath, offset, checksums: offers },
     undefined,
-    {
-      final: (header) => header.type === FILES_FRAMES.getEnd,
-      ...signalOption(options.signal),
-    },
+    signalOption(options.signal),
   );
   const stop = (error: unknown): void => {
     failure ??= error;
@@ -460,7 +457,7 @@ export async function listEntries(
   const request = client.open(
     { type: FILES_FRAMES.list, path, recursive: options.recursive ?? false, stream: true },
     undefined,
-    { final: (header) => header.type === FILES_FRAMES.listResult, ...signalOption(options.signal) },
+    signalOption(options.signal),
   );
   request.onFrame = (frame) => {
     if (frame.header.type === FILES_FRAMES.listPart) entries.push(...parseEntries(frame.header.entries));

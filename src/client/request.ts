@@ -1,4 +1,5 @@
 import { cancelled, SockitError } from '../errors.js';
+import { CATALOGUE, finalFrameOf } from '../protocol/catalogue.js';
 import { errorFromHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import type { FramedSocket } from '../transport/framed-socket.js';
 
@@ -7,7 +8,11 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Cancels the request when aborted: `done` rejects with CANCELLED, the signal's reason as `cause`. */
   signal?: AbortSignal;
-  /** Recognises the frame that ends the request (`exit`, `get-end`, …). Errors always end it. */
+  /**
+   * Recognises the frame that ends the request. Default: the final frames the catalogue
+   * declares for its type (`exit`, `get-end`, …); one frame for a type it does not know. Errors
+   * always end it.
+   */
   final?: (header: FrameHeader) => boolean;
 }
 
@@ -36,8 +41,12 @@ export class ClientRequest {
 
   readonly #explain: ExplainError;
 
+  /** The type of the frame that opened it: what its answers are checked against. */
+  readonly type: string;
+
   constructor(
     id: number,
+    type: string,
     framed: FramedSocket,
     options: RequestOptions,
     release: () => void,
@@ -45,8 +54,9 @@ export class ClientRequest {
   ) {
     this.#explain = explain;
     this.id = id;
+    this.type = type;
     this.#framed = framed;
-    this.#final = options.final ?? (() => true);
+    this.#final = options.final ?? finalFrameOf(type);
     this.#release = release;
     this.done = new Promise<Frame>((resolve, reject) => {
       this.#resolve = resolve;
@@ -101,6 +111,14 @@ export class ClientRequest {
   receive(frame: Frame): void | Promise<void> {
     if (this.#settled) return;
     const { header } = frame;
+    // A server that answers with a frame the catalogue does not allow here, or a malformed one,
+    // ends the request: nothing it says after that can be trusted to mean what it seems.
+    const problem = CATALOGUE.replyProblem(this.type, header);
+    if (problem !== undefined) {
+      this.#sendCancel();
+      this.#settle(new SockitError('FRAME_INVALID', `the server sent ${problem}`));
+      return;
+    }
     if (header.type === 'error') {
       this.#settle(this.#explain(errorFromHeader(header, 'the server reported an error')));
       return;

@@ -41,9 +41,7 @@ export function openTunnelStream(
   socket.pause();
   return new Promise((resolve, reject) => {
     let stream: TunnelStream | undefined;
-    const request = client.open({ ...header, window: TUNNEL_WINDOW }, undefined, {
-      final: (frame) => frame.type === TUNNEL_FRAMES.closed,
-    });
+    const request = client.open({ ...header, window: TUNNEL_WINDOW });
     const earlyError = (): void => request.cancel();
     socket.once('error', earlyError);
     socket.once('close', earlyError);
@@ -183,7 +181,7 @@ export function forwardRemote(
   return new Promise((resolve, reject) => {
     let endpoint: TunnelEndpoint | undefined;
     let closing = false;
-    const request = client.open({ type: TUNNEL_FRAMES.listen, ...listen }, undefined, { final: () => false });
+    const request = client.open({ type: TUNNEL_FRAMES.listen, ...listen });
     request.onFrame = (frame) => {
       const { header } = frame;
       if (header.type === TUNNEL_FRAMES.listening && endpoint === undefined) {

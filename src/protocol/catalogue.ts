@@ -97,6 +97,27 @@ export class FrameCatalogue {
     return spec.body === 'max' ? phaseLimit : Math.min(spec.body, phaseLimit);
   }
 
+  /**
+   * What is wrong with `header` as a frame answering a request of `requestType`: a type the
+   * request does not declare among its replies, or a header that breaks its own declaration.
+   * Undefined when it is fine, when `requestType` is not declared here (nothing to check), or
+   * for a type nobody declared (a newer server's; ignored, as unknown fields are).
+   */
+  replyProblem(
+    requestType: string,
+    header: Readonly<Record<string, unknown>> & { type: string },
+  ): string | undefined {
+    if (header.type === 'error') return this.#entries.get('error')?.validate(header);
+    const replies = this.#entries.get(requestType)?.spec.replies;
+    if (replies === undefined) return undefined;
+    // A type nobody declared may be a newer server's addition: the request ignores it.
+    const entry = this.#entries.get(header.type);
+    if (entry === undefined) return undefined;
+    if (!replies.includes(header.type))
+      return `a "${header.type}" frame, which does not answer "${requestType}"`;
+    return entry.validate(header);
+  }
+
   /** Whether `replyType` ends a request of `requestType` (`error` always does). */
   isFinal(requestType: string, replyType: string): boolean {
     if (replyType === 'error') return true;
