@@ -197,8 +197,11 @@ const CHECKSUM_OFFER = {
   optional: true,
   message: 'field "checksums" must be a non-empty list of checksum names',
 } as const;
-/** The checksum a reply chose. */
-const CHECKSUM_CHOSEN = { kind: 'enum', values: CHECKSUMS, optional: true } as const;
+/**
+ * The checksum a reply chose. Any name: one that was not offered is the receiver's UNSUPPORTED
+ * (`acceptedChecksum`), not a malformed frame.
+ */
+const CHECKSUM_CHOSEN = { kind: 'string', min: 1, max: 32, optional: true } as const;
 /** Most entries in one `list-result` or `list-part` (a header is at most 64 KiB anyway). */
 const MAX_LIST_ENTRIES = 65536;
 

@@ -103,6 +103,7 @@ export const SESSION_FRAMES = declareFrames({
     from: 'both',
     id: 'optional',
     body: 0,
+    phases: ['anonymous', 'authenticated'],
     doc: 'ends request `id`, or without `id` the connection; may carry extra fields (`versions`, `reason`)',
     fields: {
       code: { kind: 'string', min: 1, max: 64 },
