@@ -382,8 +382,10 @@ export async function connect(address: string | Address, options: ConnectOptions
         framed.destroy();
       },
       onFrameError(error) {
-        // Bytes that do not even frame before the welcome: another protocol on that port.
-        settle.reject(client || welcome ? error : notSockit(error));
+        // After the handshake the open requests fail with the framing error itself (TOO_LARGE,
+        // FRAME_INVALID), not a bare CLOSED. Before the welcome: another protocol on that port.
+        if (client) return client.destroy(error);
+        settle.reject(welcome ? error : notSockit(error));
         framed.destroy();
       },
       onClose(error) {
