@@ -176,7 +176,7 @@ function compileField(label: string, name: string, field: FieldSpec): FieldCheck
   return (holder) => {
     const value = holder[name];
     if (value === undefined)
-      return field.optional ? undefined : `${label} is required (${describeField(field)})`;
+      return field.optional ? undefined : (field.message ?? `${label} is required (${describeField(field)})`);
     if (value === null) return field.nullable ? undefined : wrong;
     const nested = valid(value);
     if (nested === false) return wrong;
