@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { SockitError } from '../errors.js';
-import { isValidWindow, TUNNEL_FRAMES, TUNNEL_WINDOW } from '../protocol/tunnel.js';
+import type { HeaderOfType } from '../protocol/catalogue.js';
+import { TUNNEL_FRAMES, TUNNEL_WINDOW } from '../protocol/tunnel.js';
 import { formatHostPort } from '../transport/address.js';
 import { TunnelStream } from '../transport/tunnel-stream.js';
 import type { Client } from './client.js';
@@ -47,14 +48,15 @@ export function openTunnelStream(
     socket.once('close', earlyError);
     request.onFrame = (frame) => {
       if (stream !== undefined) return stream.onFrame(frame);
-      if (frame.header.type !== TUNNEL_FRAMES.opened || !isValidWindow(frame.header.window)) return;
+      // The catalogue checked the window of an `opened` before the frame got here.
+      if (frame.header.type !== TUNNEL_FRAMES.opened) return;
       socket.off('error', earlyError);
       socket.off('close', earlyError);
       stream = new TunnelStream(socket, {
         send: (next, body) => {
           if (!request.settled) request.send(next, body);
         },
-        credit: frame.header.window,
+        credit: (frame.header as HeaderOfType<'tunnel-opened'>).window,
         window: TUNNEL_WINDOW,
         onDone: (error) => {
           if (error !== undefined) request.cancel();
@@ -185,9 +187,9 @@ export function forwardRemote(
     request.onFrame = (frame) => {
       const { header } = frame;
       if (header.type === TUNNEL_FRAMES.listening && endpoint === undefined) {
-        const port = Number(header.port);
+        const { host, port } = header as HeaderOfType<'tunnel-listening'>;
         endpoint = {
-          address: formatHostPort(String(header.host), port),
+          address: formatHostPort(host, port),
           port,
           close: async () => {
             closing = true;

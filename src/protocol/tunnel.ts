@@ -43,12 +43,7 @@ export const TUNNEL_ATTACH_TIMEOUT_MS = 10_000;
 /** Why a target could not be reached: the `reason` field of a stream's UNAVAILABLE error. */
 export type TunnelFailure = 'refused' | 'unreachable' | 'timeout' | 'reset';
 
-/** Whether a window value from the peer is acceptable. */
-export function isValidWindow(value: unknown): value is number {
-  return Number.isInteger(value) && (value as number) > 0 && (value as number) <= TUNNEL_MAX_WINDOW;
-}
-
-/** A credit window: what `isValidWindow` accepts. */
+/** A credit window a side may announce: 1 byte to TUNNEL_MAX_WINDOW. */
 const WINDOW = {
   kind: 'integer',
   min: 1,
