@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { cancelled, SockitError } from '../errors.js';
 import { computeProof, PROTOCOL_VERSION } from '../protocol/auth.js';
-import { CATALOGUE, finalFrameOf, type HeaderOfType } from '../protocol/catalogue.js';
+import { CATALOGUE, type HeaderOfType } from '../protocol/catalogue.js';
 import { errorFromHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import { defaultStateDir, readTokenFile, tokenPath } from '../state.js';
 import { type Address, formatAddress, parseAddress } from '../transport/address.js';
@@ -163,7 +163,8 @@ export class Client extends EventEmitter {
     const request = this.open(header, body, {
       timeoutMs: this.#requestTimeoutMs,
       ...options,
-      final: finalFrameOf(header.type),
+      // The frames the catalogue declares final for this type, whatever the caller passed.
+      final: undefined,
     });
     // Socket chunks are fresh allocations, so the body view stays valid after this tick.
     return request.done;

@@ -1,5 +1,5 @@
 import { cancelled, SockitError } from '../errors.js';
-import { CATALOGUE, finalFrameOf } from '../protocol/catalogue.js';
+import { CATALOGUE, type RequestAnswer } from '../protocol/catalogue.js';
 import { errorFromHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import type { FramedSocket } from '../transport/framed-socket.js';
 
@@ -30,7 +30,10 @@ export class ClientRequest {
   /** Receives every non-final frame; return a promise to pause the connection until it settles. */
   onFrame: ((frame: Frame) => void | Promise<void>) | undefined;
   readonly #framed: FramedSocket;
-  readonly #final: (header: FrameHeader) => boolean;
+  /** The caller's own final-frame test; undefined: the catalogue's (`#answers`). */
+  readonly #final: ((header: FrameHeader) => boolean) | undefined;
+  /** The answers the catalogue declares for this request's type; undefined for a type it does not know. */
+  readonly #answers: ReadonlyMap<string, RequestAnswer> | undefined;
   readonly #release: () => void;
   #resolve!: (frame: Frame) => void;
   #reject!: (error: Error) => void;
@@ -56,7 +59,8 @@ export class ClientRequest {
     this.id = id;
     this.type = type;
     this.#framed = framed;
-    this.#final = options.final ?? finalFrameOf(type);
+    this.#final = options.final;
+    this.#answers = CATALOGUE.get(type)?.answers;
     this.#release = release;
     this.done = new Promise<Frame>((resolve, reject) => {
       this.#resolve = resolve;
@@ -113,7 +117,11 @@ export class ClientRequest {
     const { header } = frame;
     // A server that answers with a frame the catalogue does not allow here, or a malformed one,
     // ends the request: nothing it says after that can be trusted to mean what it seems.
-    const problem = CATALOGUE.replyProblem(this.type, header);
+    const answer = this.#answers?.get(header.type);
+    const problem =
+      answer !== undefined
+        ? answer.entry.validate(header)
+        : CATALOGUE.answerProblem(this.type, this.#answers, header);
     if (problem !== undefined) {
       this.#sendCancel();
       this.#settle(new SockitError('FRAME_INVALID', `the server sent ${problem}`));
@@ -123,7 +131,8 @@ export class ClientRequest {
       this.#settle(this.#explain(errorFromHeader(header, 'the server reported an error')));
       return;
     }
-    if (this.#final(header)) {
+    // Without the caller's test: the catalogue's final frames; one frame ends a type it does not know.
+    if (this.#final ? this.#final(header) : answer ? answer.final : this.#answers === undefined) {
       this.#settle(undefined, frame);
       return;
     }

@@ -42,11 +42,24 @@ export type CatalogueHeader =
 /** The validated header of frame type `T`. */
 export type HeaderOfType<T extends CatalogueHeader['type']> = Extract<CatalogueHeader, { type: T }>;
 
-/** One declared frame type with its compiled validator. */
+/** One declared frame type with what is compiled from its declaration once, at load. */
 export interface CatalogueEntry {
   readonly type: string;
   readonly spec: FrameSpec;
   readonly validate: HeaderValidator;
+  /** The phases a server accepts it in; undefined: any (frames only servers send). */
+  readonly phases: ReadonlySet<TrustPhase> | undefined;
+  /**
+   * Requests: each reply type with its entry and whether it ends the request, so a client
+   * checks an answer with one lookup.
+   */
+  readonly answers: ReadonlyMap<string, RequestAnswer> | undefined;
+}
+
+/** A frame type that answers a request, as that request's entry knows it. */
+export interface RequestAnswer {
+  readonly entry: CatalogueEntry;
+  readonly final: boolean;
 }
 
 /**
@@ -57,10 +70,27 @@ export class FrameCatalogue {
   readonly #entries = new Map<string, CatalogueEntry>();
 
   constructor(declarations: Iterable<FrameDeclarations>) {
+    const answers = new Map<string, Map<string, RequestAnswer>>();
     for (const frames of declarations) {
       for (const [type, spec] of Object.entries(frames)) {
         if (this.#entries.has(type)) throw new Error(`frame type "${type}" is declared twice`);
-        this.#entries.set(type, { type, spec, validate: compileFrame(type, spec) });
+        const replies = spec.replies === undefined ? undefined : new Map<string, RequestAnswer>();
+        if (replies !== undefined) answers.set(type, replies);
+        this.#entries.set(type, {
+          type,
+          spec,
+          validate: compileFrame(type, spec),
+          phases: spec.phases === undefined ? undefined : new Set(spec.phases),
+          answers: replies,
+        });
+      }
+    }
+    // Once every entry exists: a request may name replies declared after it.
+    for (const [type, replies] of answers) {
+      const { spec } = this.#entries.get(type)!;
+      for (const reply of spec.replies!) {
+        const entry = this.#entries.get(reply);
+        if (entry !== undefined) replies.set(reply, { entry, final: spec.final?.includes(reply) ?? false });
       }
     }
   }
@@ -91,10 +121,11 @@ export class FrameCatalogue {
    * (its UNSUPPORTED answer comes once the frame is whole).
    */
   bodyLimit(type: string, phase: TrustPhase, phaseLimit: number): number {
-    const spec = this.#entries.get(type)?.spec;
-    if (spec === undefined) return phaseLimit;
-    if (spec.phases !== undefined && !spec.phases.includes(phase)) return 0;
-    return spec.body === 'max' ? phaseLimit : Math.min(spec.body, phaseLimit);
+    const entry = this.#entries.get(type);
+    if (entry === undefined) return phaseLimit;
+    if (entry.phases !== undefined && !entry.phases.has(phase)) return 0;
+    const { body } = entry.spec;
+    return body === 'max' ? phaseLimit : Math.min(body, phaseLimit);
   }
 
   /**
@@ -107,15 +138,22 @@ export class FrameCatalogue {
     requestType: string,
     header: Readonly<Record<string, unknown>> & { type: string },
   ): string | undefined {
+    return this.answerProblem(requestType, this.#entries.get(requestType)?.answers, header);
+  }
+
+  /** `replyProblem` with the request's `answers` already looked up (a client request keeps them). */
+  answerProblem(
+    requestType: string,
+    answers: ReadonlyMap<string, RequestAnswer> | undefined,
+    header: Readonly<Record<string, unknown>> & { type: string },
+  ): string | undefined {
+    const answer = answers?.get(header.type);
+    if (answer !== undefined) return answer.entry.validate(header);
     if (header.type === 'error') return this.#entries.get('error')?.validate(header);
-    const replies = this.#entries.get(requestType)?.spec.replies;
-    if (replies === undefined) return undefined;
-    // A type nobody declared may be a newer server's addition: the request ignores it.
-    const entry = this.#entries.get(header.type);
-    if (entry === undefined) return undefined;
-    if (!replies.includes(header.type))
-      return `a "${header.type}" frame, which does not answer "${requestType}"`;
-    return entry.validate(header);
+    // Nothing to check for a request nobody declared; a type nobody declared may be a newer
+    // server's addition: the request ignores it.
+    if (answers === undefined || !this.#entries.has(header.type)) return undefined;
+    return `a "${header.type}" frame, which does not answer "${requestType}"`;
   }
 
   /** Whether `replyType` ends a request of `requestType` (`error` always does). */
@@ -127,11 +165,3 @@ export class FrameCatalogue {
 
 /** sockit's own frames: every built-in service, declared once. */
 export const CATALOGUE = new FrameCatalogue(Object.values(SERVICE_FRAMES));
-
-/**
- * The `final` option of a client request of `type`: recognises the frames that end it, from
- * the catalogue (`exit`, `get-end`, …).
- */
-export function finalFrameOf(type: string): (header: { type: string }) => boolean {
-  return (header) => CATALOGUE.isFinal(type, header.type);
-}

@@ -20,7 +20,7 @@ export interface Dispatch {
   readonly serviceNames: readonly string[];
   /** The built-in frame declarations plus the services' own: validators, limits, follow-ups. */
   readonly catalogue: FrameCatalogue;
-  readonly requests: ReadonlyMap<string, { handler: RequestHandler; service: string }>;
+  readonly requests: ReadonlyMap<string, { handler: RequestHandler; service: string; entry: CatalogueEntry }>;
   readonly messages: ReadonlyMap<string, { handler: MessageHandler; service: string }>;
   /** Follow-up types of the served requests: dropped silently once their request has ended. */
   readonly followUps: ReadonlySet<string>;
@@ -410,14 +410,10 @@ export class ServerConnection implements RequestOwner {
     const opener = this.#dispatch.requests.get(type);
     if (opener !== undefined) {
       if (id === undefined) return this.#closeWithError('BAD_REQUEST', `a "${type}" request needs an id`);
-      return this.#openRequest(frame, id, opener, this.#dispatch.catalogue.get(type)!);
+      return this.#openRequest(frame, id, opener);
     }
     const entry = this.#dispatch.catalogue.get(type);
-    if (
-      entry !== undefined &&
-      entry.spec.phases !== undefined &&
-      !entry.spec.phases.includes(this.#trustPhase())
-    ) {
+    if (entry?.phases !== undefined && !entry.phases.has(this.#trustPhase())) {
       return this.#closeWithError(
         'UNSUPPORTED',
         `"${type}" is not allowed ${PHASE_WORDS[this.#trustPhase()]}`,
@@ -473,10 +469,10 @@ export class ServerConnection implements RequestOwner {
   #openRequest(
     frame: Frame,
     id: number,
-    opener: { handler: RequestHandler; service: string },
-    entry: CatalogueEntry,
+    opener: { handler: RequestHandler; service: string; entry: CatalogueEntry },
   ): void {
-    if (!this.#mayUse(opener.service) || !entry.spec.phases?.includes(this.#trustPhase())) {
+    const { entry } = opener;
+    if (!this.#mayUse(opener.service) || !entry.phases?.has(this.#trustPhase())) {
       this.#framed.send(
         errorHeader(
           'AUTH_REQUIRED',

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { invalidOption, SockitError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
-import { CATALOGUE } from '../protocol/catalogue.js';
+import { CATALOGUE, type CatalogueEntry } from '../protocol/catalogue.js';
 import { encodeFrameToBuffer, errorHeader } from '../protocol/frame.js';
 import type { FrameRole } from '../protocol/schema.js';
 import { echoService } from '../services/echo.js';
@@ -250,7 +250,7 @@ export function buildDispatch(
   open: readonly string[],
 ): Dispatch {
   const catalogue = CATALOGUE.extend(services.flatMap((service) => (service.frames ? [service.frames] : [])));
-  const requests = new Map<string, { handler: RequestHandler; service: string }>();
+  const requests = new Map<string, { handler: RequestHandler; service: string; entry: CatalogueEntry }>();
   const messages = new Map<string, { handler: MessageHandler; service: string }>();
   const followUps = new Set<string>();
   const claimed = new Map<string, string>();
@@ -276,8 +276,9 @@ export function buildDispatch(
   for (const service of services) {
     for (const [type, handler] of Object.entries(service.requests ?? {})) {
       claim(type, service.name, 'request');
-      requests.set(type, { handler, service: service.name });
-      for (const followUp of catalogue.get(type)!.spec.followUps ?? []) followUps.add(followUp);
+      const entry = catalogue.get(type)!;
+      requests.set(type, { handler, service: service.name, entry });
+      for (const followUp of entry.spec.followUps ?? []) followUps.add(followUp);
     }
     for (const [type, handler] of Object.entries(service.messages ?? {})) {
       claim(type, service.name, 'message');
