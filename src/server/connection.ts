@@ -13,14 +13,23 @@ import { watchClient } from './keepalive.js';
 import type { Limits } from './limits.js';
 import { phaseBodyLimit, type TrustPhase } from './phase-limits.js';
 import { type RequestOwner, ServerRequest } from './request.js';
-import type { ConnectionContext, MessageHandler, RequestHandler } from './service.js';
+import type { ConnectionContext, MessageHandler, RequestHandler, Service } from './service.js';
+
+/** What opens a request of one type: its handler, its service and its declaration. */
+export interface RequestOpener {
+  readonly handler: RequestHandler;
+  readonly service: string;
+  readonly entry: CatalogueEntry;
+  /** The service's `refused` hook: told about requests refused before the handler. */
+  readonly refused: Service['refused'];
+}
 
 /** The dispatch table a server builds once from its services and shares with every connection. */
 export interface Dispatch {
   readonly serviceNames: readonly string[];
   /** The built-in frame declarations plus the services' own: validators, limits, follow-ups. */
   readonly catalogue: FrameCatalogue;
-  readonly requests: ReadonlyMap<string, { handler: RequestHandler; service: string; entry: CatalogueEntry }>;
+  readonly requests: ReadonlyMap<string, RequestOpener>;
   readonly messages: ReadonlyMap<string, { handler: MessageHandler; service: string }>;
   /** Follow-up types of the served requests: dropped silently once their request has ended. */
   readonly followUps: ReadonlySet<string>;
@@ -466,20 +475,11 @@ export class ServerConnection implements RequestOwner {
     request.abort(new SockitError('BAD_REQUEST', 'bad request'));
   }
 
-  #openRequest(
-    frame: Frame,
-    id: number,
-    opener: { handler: RequestHandler; service: string; entry: CatalogueEntry },
-  ): void {
+  #openRequest(frame: Frame, id: number, opener: RequestOpener): void {
     const { entry } = opener;
     if (!this.#mayUse(opener.service) || !entry.phases?.has(this.#trustPhase())) {
-      this.#framed.send(
-        errorHeader(
-          'AUTH_REQUIRED',
-          `the ${opener.service} service needs authentication: set SOCKIT_TOKEN or pass --token-file`,
-          id,
-        ),
-      );
+      const message = `the ${opener.service} service needs authentication: set SOCKIT_TOKEN or pass --token-file`;
+      this.#refuse(frame.header, id, opener, new SockitError('AUTH_REQUIRED', message));
       return;
     }
     if (this.#draining) {
@@ -504,7 +504,12 @@ export class ServerConnection implements RequestOwner {
     }
     const problem = entry.validate(frame.header);
     if (problem !== undefined) {
-      this.#framed.send(errorHeader(entry.spec.invalidCode ?? 'BAD_REQUEST', problem, id));
+      this.#refuse(
+        frame.header,
+        id,
+        opener,
+        new SockitError(entry.spec.invalidCode ?? 'BAD_REQUEST', problem),
+      );
       return;
     }
     const request = new ServerRequest(frame, this);
@@ -513,6 +518,16 @@ export class ServerConnection implements RequestOwner {
     // cancel, disconnect). Most small ones (echo, stat) are done by then, and skip the Map,
     // which would otherwise grow and shrink its table for each of them.
     if (!request.finished) this.#requests.set(id, request);
+  }
+
+  /** Answers a request its service never sees with `error`, and tells the service (its audit). */
+  #refuse(header: FrameHeader, id: number, opener: RequestOpener, error: SockitError): void {
+    this.#framed.send(errorHeader(error.code, error.message, id));
+    try {
+      opener.refused?.(header, this.context, error);
+    } catch (hookError) {
+      this.#log.error('a service failed to note a refused request', { error: String(hookError) });
+    }
   }
 
   #mayUse(service: string): boolean {

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { invalidOption, SockitError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
-import { CATALOGUE, type CatalogueEntry } from '../protocol/catalogue.js';
+import { CATALOGUE } from '../protocol/catalogue.js';
 import { encodeFrameToBuffer, errorHeader } from '../protocol/frame.js';
 import type { FrameRole } from '../protocol/schema.js';
 import { echoService } from '../services/echo.js';
@@ -10,12 +10,12 @@ import { type Address, formatAddress, parseAddress } from '../transport/address.
 import { type KeepaliveSettings, resolveKeepalive } from '../transport/keepalive.js';
 import type { TlsServerCredentials } from '../transport/listen.js';
 import { Acceptor } from './acceptor.js';
-import { type Dispatch, ServerConnection } from './connection.js';
+import { type Dispatch, type RequestOpener, ServerConnection } from './connection.js';
 import { IdleClock } from './idle-clock.js';
 import { type Limits, resolveLimits } from './limits.js';
 import { observedServices, type ServerObserver } from './observer.js';
 import { BufferBudget } from './read-budget.js';
-import type { MessageHandler, RequestHandler, Service } from './service.js';
+import type { MessageHandler, Service } from './service.js';
 import { serverTls } from './tls.js';
 
 export interface ServeOptions {
@@ -250,7 +250,7 @@ export function buildDispatch(
   open: readonly string[],
 ): Dispatch {
   const catalogue = CATALOGUE.extend(services.flatMap((service) => (service.frames ? [service.frames] : [])));
-  const requests = new Map<string, { handler: RequestHandler; service: string; entry: CatalogueEntry }>();
+  const requests = new Map<string, RequestOpener>();
   const messages = new Map<string, { handler: MessageHandler; service: string }>();
   const followUps = new Set<string>();
   const claimed = new Map<string, string>();
@@ -277,7 +277,7 @@ export function buildDispatch(
     for (const [type, handler] of Object.entries(service.requests ?? {})) {
       claim(type, service.name, 'request');
       const entry = catalogue.get(type)!;
-      requests.set(type, { handler, service: service.name, entry });
+      requests.set(type, { handler, service: service.name, entry, refused: service.refused?.bind(service) });
       for (const followUp of entry.spec.followUps ?? []) followUps.add(followUp);
     }
     for (const [type, handler] of Object.entries(service.messages ?? {})) {

@@ -1,3 +1,4 @@
+import type { SockitError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Frame, FrameHeader } from '../protocol/frame.js';
 import type { FrameDeclarations } from '../protocol/schema.js';
@@ -63,6 +64,12 @@ export interface Service {
    * A request's follow-ups, replies and final frames come from there, never from the handlers.
    */
   readonly frames?: FrameDeclarations;
+  /**
+   * Told when the connection refused a request of this service before its handler ran: the
+   * header broke its declaration (BAD_REQUEST) or the connection may not use the service
+   * (AUTH_REQUIRED). The error frame is already sent; exec writes its audit record here.
+   */
+  refused?(header: FrameHeader, connection: ConnectionContext, error: SockitError): void;
   /** Called once when the server closes, to release what the service holds. */
   close?(): void | Promise<void>;
 }

@@ -104,6 +104,12 @@ export function execService(options: ExecServiceOptions): ExecService {
   return {
     name: 'exec',
     requests: { exec },
+    // Malformed, or on a connection that may not run commands: refused before `exec` ran, and
+    // still one audit line per request.
+    refused(header, connection, error) {
+      const where = { peer: connection.peer, connection: connection.id, id: header.id! };
+      audit.record({ ...where, outcome: 'refused', error: error.code });
+    },
     spawner: settings.spawner,
     get running() {
       return admitted;
