@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { cancelled, SockitError } from '../errors.js';
 import { computeProof, PROTOCOL_VERSION } from '../protocol/auth.js';
 import { CATALOGUE, type HeaderOfType } from '../protocol/catalogue.js';
-import { errorFromHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
+import { DEFAULT_MAX_BODY_BYTES, errorFromHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import { defaultStateDir, readTokenFile, tokenPath } from '../state.js';
 import { type Address, formatAddress, parseAddress } from '../transport/address.js';
 import { type DialOptions, dialStream, type TlsTrust } from '../transport/dial.js';
@@ -343,6 +343,7 @@ export async function connect(address: string | Address, options: ConnectOptions
     resolveClosed = resolve;
   });
   let welcome: Welcome | undefined;
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const framed = new FramedSocket(
     socket,
     {
@@ -397,7 +398,12 @@ export async function connect(address: string | Address, options: ConnectOptions
           settle.reject(new SockitError('CLOSED', 'the server closed the connection during the handshake'));
       },
     },
-    { maxBodyBytes: options.maxBodyBytes },
+    {
+      maxBodyBytes,
+      // What a server may send is declared too: an `exit` or `put-ready` with a body, or a
+      // `data` frame over 1 MiB, is refused before its bytes are buffered.
+      bodyLimit: (header) => CATALOGUE.bodyLimit(header.type, 'authenticated', maxBodyBytes),
+    },
   );
   const finish = (authenticated: boolean): Client => {
     const ready = new Client(framed, {

@@ -29,6 +29,7 @@ const MUTATIONS = [
   'garble',
   'truncate',
   'oversize',
+  'stray-body',
   'silence',
 ] as const;
 type Mutation = (typeof MUTATIONS)[number];
@@ -104,6 +105,9 @@ function answerBytes(type: string, id: number, mutation: Mutation, seed: number)
         64,
       );
     }
+    case 'stray-body':
+      // A body on frames declared without one (`exit`, `put-ready`, …): refused unread.
+      return Buffer.concat(headers.map((header) => encodeFrameToBuffer(header, Buffer.alloc(100, 1))));
     case 'silence':
       return Buffer.alloc(0);
   }
