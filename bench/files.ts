@@ -1,10 +1,15 @@
 /**
- * The files suite: a 512 MiB file (SOCKIT_BENCH_FILE_MIB) of random bytes put and got with `sockit put/get` (the built
+ * The files suite: a 1 GiB file (SOCKIT_BENCH_FILE_MIB) of random bytes put and got with `sockit put/get` (the built
  * CLI, a child process, against `sockit serve --files` in another), each case in the same run
  * as its peers:
  *
- * - to tmpfs (/dev/shm), the disk out of the picture: raw `ncat` and `socat` pipes of the same
- *   file (no names, no verification);
+ * - to tmpfs (/dev/shm), the disk out of the picture: the default checksum (xxh64) and
+ *   `--checksum sha256`, and `--compress` on the random file (it must not get slower), against
+ *   raw `ncat` and `socat` pipes of the same file (no names, no verification), with the
+ *   CPU-seconds per GiB of each side of each (user + system: /proc for the server, the process's
+ *   own resource usage for the client, `/usr/bin/time` for the peers);
+ * - a text file (SOCKIT_BENCH_TEXT_MIB, default the same size) put with `--compress` against
+ *   `rsync -z` (zstd where rsync has it) to an rsync daemon: time and bytes on the wire;
  * - to disk: `dd conv=fsync` copying the file locally (the disk's durable-write limit) and
  *   `rsync --fsync` to an rsync daemon on loopback;
  * - the seeds' Python line-by-line transfer (bench/peers/file_*.py) on a 10 MiB text file.
@@ -16,11 +21,14 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { closeSync, existsSync, openSync, rmSync, statfsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, statfsSync } from 'node:fs';
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CHECKSUMS, type ChecksumName } from '../src/protocol/files.js';
+import { createChecksum } from '../src/storage/checksum.js';
+import { readChunks } from '../src/storage/file-reader.js';
 import { freePort, waitListening } from './lib/ports.js';
 import { cpuTimeMs, memoryOf } from './lib/proc.js';
 import { writeRandomFile } from './lib/random-file.js';
@@ -29,7 +37,11 @@ import { round } from './lib/stats.js';
 import type { BenchContext, BenchSuite } from './report.js';
 
 const MiB = 1024 * 1024;
-const FILE_BYTES = Number(process.env.SOCKIT_BENCH_FILE_MIB ?? 512) * MiB;
+const FILE_BYTES = Number(process.env.SOCKIT_BENCH_FILE_MIB ?? 1024) * MiB;
+const TEXT_BYTES = Number(process.env.SOCKIT_BENCH_TEXT_MIB ?? FILE_BYTES / MiB) * MiB;
+const GiB = 1024 * MiB;
+/** The issue's bound: each side's CPU-seconds per GiB at most this many times ncat's. */
+const CPU_BOUND = 1.5;
 const RUNS = Math.max(1, Number(process.env.SOCKIT_BENCH_FILE_RUNS ?? 2));
 const PYTHON_BYTES = 10 * MiB;
 /** One transfer may take this long before it is killed (a stuck peer must not stall the run). */
@@ -44,6 +56,7 @@ const REPORT_RSS =
 
 const SIZE_LABEL = `${FILE_BYTES / MiB} MiB`;
 const CASE_TMPFS_PUT = `put ${SIZE_LABEL} to tmpfs`;
+const CASE_TEXT = `put ${TEXT_BYTES / MiB} MiB text file, compressed`;
 const CASE_TMPFS_GET = `get ${SIZE_LABEL} to tmpfs`;
 const CASE_DISK_PUT = `put ${SIZE_LABEL} to disk`;
 const CASE_DISK_GET = `get ${SIZE_LABEL} to disk`;
@@ -58,7 +71,12 @@ interface Run {
   /** CPU seconds (user + system) of the client process, and of the server during the transfer. */
   clientCpu?: number;
   serverCpu?: number;
+  /** File bytes on the wire (compressed or not), as the sockit CLI or rsync --stats reports. */
+  wireBytes?: number;
 }
+
+/** The source file's digest in each checksum, to check what the CLI reports. */
+type Digests = Record<ChecksumName, string>;
 
 export const filesSuite: BenchSuite = {
   name: 'files',
@@ -80,7 +98,8 @@ export const filesSuite: BenchSuite = {
     process.once('exit', removeNow);
     try {
       const source = join(shm, 'source.bin');
-      const sha = await writeRandomFile(source, FILE_BYTES);
+      await writeRandomFile(source, FILE_BYTES);
+      const sha = await digestsOf(source);
       const tools = {
         ncat: hasTool('ncat', ['--version']),
         socat: hasTool('socat', ['-V']),
@@ -100,6 +119,7 @@ export const filesSuite: BenchSuite = {
         unit: 'MB/s',
       });
       await tmpfsCases(context, shm, source, sha, tools);
+      await textCase(context, shm, tools);
       await diskCases(context, disk, source, sha, tools);
       await pythonCase(context, shm);
     } finally {
@@ -116,51 +136,144 @@ async function tmpfsCases(
   context: BenchContext,
   shm: string,
   source: string,
-  sha: string,
+  sha: Digests,
   tools: { ncat: boolean; socat: boolean },
 ): Promise<void> {
   const { root, local, remove } = await makeRootAndLocal(shm);
   const put = await best(() => sockitPut(source, root, 'put.bin', sha));
-  recordSockit(context, CASE_TMPFS_PUT, 'sockit put (SHA-256 verified)', put);
+  recordSockit(context, CASE_TMPFS_PUT, 'sockit put (xxh64 verified, the default)', put, 'put');
+  const putSha = await best(() => sockitPut(source, root, 'put.bin', sha, ['--checksum', 'sha256']));
+  recordSockit(context, CASE_TMPFS_PUT, 'sockit put --checksum sha256', putSha, 'put');
+  const putZ = await best(() => sockitPut(source, root, 'put.bin', sha, ['--compress']));
+  recordSockit(context, CASE_TMPFS_PUT, 'sockit put --compress (random bytes: chunks go plain)', putZ, 'put');
   const get = await best(() => sockitGet(root, 'put.bin', join(local, 'got.bin'), sha));
-  recordSockit(context, CASE_TMPFS_GET, 'sockit get (SHA-256 verified)', get);
+  recordSockit(context, CASE_TMPFS_GET, 'sockit get (xxh64 verified, the default)', get, 'get');
+  const getSha = await best(() =>
+    sockitGet(root, 'put.bin', join(local, 'got.bin'), sha, ['--checksum', 'sha256']),
+  );
+  recordSockit(context, CASE_TMPFS_GET, 'sockit get --checksum sha256', getSha, 'get');
+  context.ratio({
+    case: CASE_TMPFS_PUT,
+    label: 'sockit put --compress / sockit put, random bytes (compression must not slow it)',
+    value: rate(putZ) / rate(put),
+    target: 0.9,
+  });
 
-  const peers: number[] = [];
+  const peers: { name: string; run: Run }[] = [];
   const out = join(shm, 'pipe.out');
   if (tools.ncat) {
     const ncat = await best(() => ncatPipe(source, out));
     recordPeer(context, CASE_TMPFS_PUT, 'ncat pipe (no verification)', ncat);
-    peers.push(rate(ncat));
+    peers.push({ name: 'ncat', run: ncat });
   }
   if (tools.socat) {
     const socat = await best(() => socatPipe(source, out));
     recordPeer(context, CASE_TMPFS_PUT, 'socat pipe (no verification)', socat);
-    peers.push(rate(socat));
+    peers.push({ name: 'socat', run: socat });
   }
   await rm(out, { force: true });
   if (peers.length > 0) {
-    const fastest = Math.max(...peers);
-    context.ratio({
-      case: CASE_TMPFS_PUT,
-      label: 'sockit put / faster of ncat, socat',
-      value: rate(put) / fastest,
-      target: 2,
-    });
-    context.ratio({
-      case: CASE_TMPFS_GET,
-      label: 'sockit get / faster of ncat, socat',
-      value: rate(get) / fastest,
-      target: 2,
-    });
+    const fastest = Math.max(...peers.map((peer) => rate(peer.run)));
+    for (const [name, run, label] of [
+      [CASE_TMPFS_PUT, put, 'sockit put'],
+      [CASE_TMPFS_PUT, putSha, 'sockit put --checksum sha256'],
+      [CASE_TMPFS_GET, get, 'sockit get'],
+      [CASE_TMPFS_GET, getSha, 'sockit get --checksum sha256'],
+    ] as const) {
+      context.ratio({
+        case: name,
+        label: `${label} / faster of ncat, socat`,
+        value: rate(run) / fastest,
+        ...(label.includes('sha256') ? {} : { target: 1 }),
+      });
+    }
+  }
+  const ncat = peers.find((peer) => peer.name === 'ncat')?.run;
+  if (ncat) {
+    for (const [name, run, verb] of [
+      [CASE_TMPFS_PUT, put, 'put'],
+      [CASE_TMPFS_GET, get, 'get'],
+    ] as const) {
+      for (const role of ['sender', 'receiver'] as const) {
+        const sockitCpu = cpuOf(run, verb, role);
+        const ncatSeconds = role === 'sender' ? ncat.clientCpu : ncat.serverCpu;
+        const ncatCpu = ncatSeconds === undefined ? undefined : (ncatSeconds * GiB) / FILE_BYTES;
+        if (sockitCpu === undefined || ncatCpu === undefined) continue;
+        context.ratio({
+          case: name,
+          label: `${CPU_BOUND} × ncat ${role} CPU-s/GiB / sockit ${verb} ${role} (${role === 'sender' ? (verb === 'put' ? 'client' : 'server') : verb === 'put' ? 'server' : 'client'})`,
+          value: (CPU_BOUND * ncatCpu) / sockitCpu,
+          target: 1,
+        });
+      }
+    }
   }
   await remove();
+}
+
+/**
+ * A text file (log lines: about 4× smaller under deflate) put with `--compress` against
+ * `rsync -z` to a daemon, zstd where this rsync has it: seconds and bytes on the wire.
+ */
+async function textCase(context: BenchContext, shm: string, tools: { rsync: boolean }): Promise<void> {
+  const text = join(shm, 'text.log');
+  await writeLogText(text, TEXT_BYTES);
+  const sha = await digestsOf(text);
+  const { root, remove } = await makeRootAndLocal(join(shm, 'text'));
+  try {
+    const plain = await best(() => sockitPut(text, root, 'text.log', sha));
+    recordSockit(context, CASE_TEXT, 'sockit put (no compression)', plain, 'put', TEXT_BYTES);
+    const compressed = await best(() => sockitPut(text, root, 'text.log', sha, ['--compress']));
+    recordSockit(
+      context,
+      CASE_TEXT,
+      'sockit put --compress (deflate level 1)',
+      compressed,
+      'put',
+      TEXT_BYTES,
+    );
+    if (!tools.rsync) return;
+    const choice = rsyncCompressChoice();
+    const rsync = await best(
+      () =>
+        rsyncPut(text, join(shm, 'text'), false, ['-z', ...(choice ? [`--compress-choice=${choice}`] : [])]),
+      true,
+    );
+    if (!rsync) {
+      context.note('rsync daemon could not be started; the compressed text case has no peer.');
+      return;
+    }
+    recordPeer(
+      context,
+      CASE_TEXT,
+      `rsync -z${choice ? ` --compress-choice=${choice}` : ''} to a daemon`,
+      rsync,
+      TEXT_BYTES,
+    );
+    context.ratio({
+      case: CASE_TEXT,
+      label: 'sockit put --compress / rsync -z, throughput',
+      value: rate(compressed, TEXT_BYTES) / rate(rsync, TEXT_BYTES),
+      target: 1,
+    });
+    if (compressed.wireBytes && rsync.wireBytes) {
+      context.ratio({
+        case: CASE_TEXT,
+        label: 'rsync -z bytes sent / sockit --compress wire bytes (above 1: sockit sends fewer)',
+        value: rsync.wireBytes / compressed.wireBytes,
+      });
+    }
+  } finally {
+    await remove();
+    await rm(text, { force: true });
+  }
 }
 
 async function diskCases(
   context: BenchContext,
   disk: string,
   source: string,
-  sha: string,
+  sha: Digests,
   tools: { rsync: boolean },
 ): Promise<void> {
   const { root, local, remove } = await makeRootAndLocal(disk);
@@ -178,12 +291,12 @@ async function diskCases(
     syncDisks();
     return sockitPut(source, root, 'put.bin', sha);
   });
-  recordSockit(context, CASE_DISK_PUT, 'sockit put (SHA-256 verified, fsync)', put);
+  recordSockit(context, CASE_DISK_PUT, 'sockit put (xxh64 verified, fsync)', put, 'put');
   const get = await best(async () => {
     syncDisks();
     return sockitGet(root, 'put.bin', join(local, 'got.bin'), sha);
   });
-  recordSockit(context, CASE_DISK_GET, 'sockit get (SHA-256 verified, fsync)', get);
+  recordSockit(context, CASE_DISK_GET, 'sockit get (xxh64 verified, fsync)', get, 'get');
   context.ratio({
     case: CASE_DISK_PUT,
     label: 'sockit put / dd conv=fsync',
@@ -222,8 +335,8 @@ async function makeRootAndLocal(
 ): Promise<{ root: string; local: string; remove: () => Promise<void> }> {
   const root = join(dir, 'root');
   const local = join(dir, 'local');
-  await mkdir(root);
-  await mkdir(local);
+  await mkdir(root, { recursive: true });
+  await mkdir(local, { recursive: true });
   return {
     root,
     local,
@@ -237,13 +350,13 @@ async function makeRootAndLocal(
 async function pythonCase(context: BenchContext, shm: string): Promise<void> {
   const python = findPython();
   const text = join(shm, 'text.txt');
-  const sha = await writeTextFile(text, PYTHON_BYTES);
+  const sha256 = await writeTextFile(text, PYTHON_BYTES);
   const root = join(shm, 'py-root');
   await mkdir(root);
-  const sockit = await sockitPut(text, root, 'text.txt', sha);
+  const sockit = await sockitPut(text, root, 'text.txt', await digestsOf(text));
   context.record({
     case: CASE_PYTHON,
-    subject: 'sockit put (SHA-256 verified)',
+    subject: 'sockit put (xxh64 verified)',
     value: round(rate(sockit, PYTHON_BYTES)),
     unit: 'MB/s',
     extra: { seconds: round(sockit.seconds, 3) },
@@ -283,7 +396,7 @@ async function pythonCase(context: BenchContext, shm: string): Promise<void> {
       unit: 'MB/s',
       extra: {
         seconds: round(seconds, 3),
-        verified: received === sha ? 'bytes equal' : 'DIFFERENT',
+        verified: received === sha256 ? 'bytes equal' : 'DIFFERENT',
         exit: String(client.code),
       },
     });
@@ -303,15 +416,41 @@ async function pythonCase(context: BenchContext, shm: string): Promise<void> {
 
 // ---- subjects --------------------------------------------------------------------------
 
-/** `sockit put` of `source` into a fresh `sockit serve --files root`; checks the result. */
-function sockitPut(source: string, root: string, name: string, sha: string): Promise<Run> {
-  return sockitTransfer(root, join(root, name), sha, (address) => ['put', '--json', source, address, name]);
+/** `sockit put [flags]` of `source` into a fresh `sockit serve --files root`; checks the result. */
+function sockitPut(
+  source: string,
+  root: string,
+  name: string,
+  sha: Digests,
+  flags: string[] = [],
+): Promise<Run> {
+  return sockitTransfer(root, join(root, name), sha, (address) => [
+    'put',
+    '--json',
+    ...flags,
+    source,
+    address,
+    name,
+  ]);
 }
 
-/** `sockit get` of `root/name` from a fresh server into `target`; checks the result. */
-async function sockitGet(root: string, name: string, target: string, sha: string): Promise<Run> {
+/** `sockit get [flags]` of `root/name` from a fresh server into `target`; checks the result. */
+async function sockitGet(
+  root: string,
+  name: string,
+  target: string,
+  sha: Digests,
+  flags: string[] = [],
+): Promise<Run> {
   try {
-    return await sockitTransfer(root, target, sha, (address) => ['get', '--json', address, name, target]);
+    return await sockitTransfer(root, target, sha, (address) => [
+      'get',
+      '--json',
+      ...flags,
+      address,
+      name,
+      target,
+    ]);
   } finally {
     await rm(target, { force: true });
   }
@@ -325,7 +464,7 @@ async function sockitGet(root: string, name: string, target: string, sha: string
 async function sockitTransfer(
   root: string,
   stale: string,
-  sha: string,
+  sha: Digests,
   cliArgs: (address: string) => string[],
 ): Promise<Run> {
   const server = await startSockitServe({ extraArgs: ['--files', root] });
@@ -344,7 +483,8 @@ async function sockitTransfer(
       seconds: run.seconds,
       clientRss: run.maxRss,
       serverRss: memoryOf(server.pid)?.peakRss,
-      transferSeconds: done,
+      transferSeconds: done.seconds,
+      wireBytes: done.wireBytes,
       clientCpu: run.cpuSeconds,
       serverCpu: cpuSecondsSince(server.pid, serverCpuBefore),
     };
@@ -353,19 +493,31 @@ async function sockitTransfer(
   }
 }
 
-/** Returns the CLI's own transfer time, after checking it succeeded with the right hash. */
-function checkCli(run: TimedRun, sha: string): number | undefined {
+/**
+ * Returns the CLI's own transfer time and wire bytes, after checking it succeeded with the
+ * source's digest in the checksum it names.
+ */
+function checkCli(run: TimedRun, sha: Digests): { seconds?: number; wireBytes?: number } {
   if (run.code !== 0) throw new Error(`sockit exited ${run.code}: ${run.stderr}`);
-  let seconds: number | undefined;
+  const result: { seconds?: number; wireBytes?: number } = {};
   let verified = false;
   for (const line of run.stdout.split('\n')) {
     if (!line.startsWith('{')) continue;
-    const event = JSON.parse(line) as { event: string; sha256?: string; seconds?: number };
-    if (event.event === 'done') verified = event.sha256 === sha;
-    if (event.event === 'end') seconds = event.seconds;
+    const event = JSON.parse(line) as {
+      event: string;
+      checksum?: ChecksumName;
+      digest?: string;
+      seconds?: number;
+      wireBytes?: number;
+    };
+    if (event.event === 'done') {
+      verified = event.checksum !== undefined && event.digest === sha[event.checksum];
+      if (event.wireBytes !== undefined) result.wireBytes = event.wireBytes;
+    }
+    if (event.event === 'end' && event.seconds !== undefined) result.seconds = event.seconds;
   }
-  if (!verified) throw new Error(`sockit reported a different SHA-256: ${run.stdout}`);
-  return seconds;
+  if (!verified) throw new Error(`sockit reported a different digest: ${run.stdout}`);
+  return result;
 }
 
 /** `ncat -l --recv-only > out` and `ncat --send-only < source`: until the receiver has written it all. */
@@ -394,6 +546,11 @@ async function socatPipe(source: string, out: string): Promise<Run> {
   );
 }
 
+/**
+ * A listener and a sender of `tool`, each under `/usr/bin/time` so their CPU seconds are
+ * measured the way the sockit processes' are (user + system of the whole process): the
+ * sender's as `clientCpu`, the receiver's as `serverCpu`.
+ */
 async function pipePair(
   tool: string,
   listenArgs: string[],
@@ -402,8 +559,15 @@ async function pipePair(
   stdinFile: string | undefined,
   stdoutFile: string | undefined,
 ): Promise<Run> {
+  const cpuDir = await mkdtemp(join(tmpdir(), 'sockit-bench-cpu-'));
+  const receiverCpu = join(cpuDir, 'receiver');
+  const senderCpu = join(cpuDir, 'sender');
   const outFd = stdoutFile ? openSync(stdoutFile, 'w') : undefined;
-  const receiver = spawn(tool, listenArgs, { stdio: ['ignore', outFd ?? 'ignore', 'pipe'] });
+  // Its own process group, so a stuck listener is killed with `time`, not orphaned.
+  const receiver = spawn(TIME, ['-f', '%U %S', '-o', receiverCpu, tool, ...listenArgs], {
+    stdio: ['ignore', outFd ?? 'ignore', 'pipe'],
+    detached: true,
+  });
   if (outFd !== undefined) closeSync(outFd);
   try {
     const received = new Promise<number | null>((resolve) => receiver.once('exit', (code) => resolve(code)));
@@ -416,18 +580,50 @@ async function pipePair(
       receiver.once('exit', () => reject(new Error(`${tool} listener exited: ${text}`)));
     });
     const started = performance.now();
-    const sender = await timed(tool, sendArgs, stdinFile ? { stdinFile } : {});
+    const sender = await timed(TIME, ['-f', '%U %S', '-o', senderCpu, tool, ...sendArgs], {
+      ...(stdinFile ? { stdinFile } : {}),
+    });
     if (sender.code !== 0) throw new Error(`${tool} sender exited ${sender.code}: ${sender.stderr}`);
     const code = await received;
     if (code !== 0) throw new Error(`${tool} receiver exited ${code}`);
-    return { seconds: (performance.now() - started) / 1000 };
+    const seconds = (performance.now() - started) / 1000;
+    const clientCpu = timeCpu(senderCpu);
+    const serverCpu = timeCpu(receiverCpu);
+    return {
+      seconds,
+      ...(clientCpu === undefined ? {} : { clientCpu }),
+      ...(serverCpu === undefined ? {} : { serverCpu }),
+    };
   } finally {
-    receiver.kill('SIGKILL');
+    if (receiver.exitCode === null && receiver.pid !== undefined) {
+      try {
+        process.kill(-receiver.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await rm(cpuDir, { recursive: true, force: true });
   }
 }
 
-/** `rsync [--fsync] source rsync://127.0.0.1:PORT/bench/` to a daemon started for it. */
-async function rsyncPut(source: string, disk: string, fsync: boolean): Promise<Run> {
+/** `/usr/bin/time`: GNU time, whose -f/-o give a child's user and system seconds. */
+const TIME = '/usr/bin/time';
+
+/** The user + system seconds `/usr/bin/time -f '%U %S' -o file` wrote, or undefined. */
+function timeCpu(file: string): number | undefined {
+  try {
+    const match = /([\d.]+) ([\d.]+)\s*$/.exec(readFileSync(file, 'utf8'));
+    return match ? Number(match[1]) + Number(match[2]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `rsync [--fsync] [flags] --stats source rsync://127.0.0.1:PORT/bench/` to a daemon started
+ * for it; `wireBytes` is what its statistics say it sent.
+ */
+async function rsyncPut(source: string, disk: string, fsync: boolean, flags: string[] = []): Promise<Run> {
   const dest = join(disk, 'rsync-dest');
   await rm(dest, { recursive: true, force: true });
   await mkdir(dest);
@@ -452,11 +648,14 @@ async function rsyncPut(source: string, disk: string, fsync: boolean): Promise<R
     syncDisks();
     const run = await timed('rsync', [
       ...(fsync ? ['--fsync'] : []),
+      ...flags,
+      '--stats',
       source,
       `rsync://127.0.0.1:${port}/bench/`,
     ]);
     if (run.code !== 0) throw new Error(`rsync exited ${run.code}: ${run.stderr}`);
-    return { seconds: run.seconds };
+    const sent = /Total bytes sent: ([\d,]+)/.exec(run.stdout)?.[1];
+    return { seconds: run.seconds, ...(sent ? { wireBytes: Number(sent.replaceAll(',', '')) } : {}) };
   } finally {
     daemon.kill('SIGTERM');
     await rm(dest, { recursive: true, force: true });
@@ -543,45 +742,82 @@ function rate(run: Run, bytes = FILE_BYTES): number {
   return bytes / 1e6 / run.seconds;
 }
 
-function recordSockit(context: BenchContext, name: string, subject: string, run: Run): void {
-  const mb = (bytes: number | undefined): string | number =>
-    bytes === undefined ? 'n/a' : round(bytes / 1e6);
+/** The CPU-seconds per GiB of one side of a sockit run: the client's for the put sender, and so on. */
+function cpuOf(
+  run: Run,
+  verb: 'put' | 'get',
+  role: 'sender' | 'receiver',
+  bytes = FILE_BYTES,
+): number | undefined {
+  const client = (verb === 'put') === (role === 'sender');
+  const seconds = client ? run.clientCpu : run.serverCpu;
+  return seconds === undefined ? undefined : (seconds * GiB) / bytes;
+}
+
+/** CPU-seconds per GiB as a table cell. */
+function perGiB(seconds: number | undefined, bytes: number): string | number {
+  return seconds === undefined ? 'n/a' : round((seconds * GiB) / bytes, 2);
+}
+
+function recordSockit(
+  context: BenchContext,
+  name: string,
+  subject: string,
+  run: Run,
+  verb: 'put' | 'get',
+  bytes = FILE_BYTES,
+): void {
+  const mb = (value: number | undefined): string | number =>
+    value === undefined ? 'n/a' : round(value / 1e6);
   context.record({
     case: name,
     subject,
-    value: round(rate(run)),
+    value: round(rate(run, bytes)),
     unit: 'MB/s',
     extra: {
       seconds: round(run.seconds, 2),
-      'MB/s in transfer': run.transferSeconds ? round(FILE_BYTES / 1e6 / run.transferSeconds) : 'n/a',
+      'MB/s in transfer': run.transferSeconds ? round(bytes / 1e6 / run.transferSeconds) : 'n/a',
       'client peak RSS MB': mb(run.clientRss),
       'server peak RSS MB': mb(run.serverRss),
-      'client CPU s': run.clientCpu === undefined ? 'n/a' : round(run.clientCpu, 2),
-      'server CPU s': run.serverCpu === undefined ? 'n/a' : round(run.serverCpu, 2),
+      'sender CPU s/GiB': perGiB(cpuOf(run, verb, 'sender', GiB), bytes),
+      'receiver CPU s/GiB': perGiB(cpuOf(run, verb, 'receiver', GiB), bytes),
+      'wire MB': mb(run.wireBytes),
     },
   });
-  for (const [side, bytes] of [
+  for (const [side, peak] of [
     ['client', run.clientRss],
     ['server', run.serverRss],
   ] as const) {
-    if (bytes !== undefined) {
+    if (peak !== undefined) {
       context.ratio({
         case: name,
         label: `128 MB / ${side} peak RSS`,
-        value: (128 * 1e6) / bytes,
+        value: (128 * 1e6) / peak,
         target: 1,
       });
     }
   }
 }
 
-function recordPeer(context: BenchContext, name: string, subject: string, run: Run): void {
+/** A peer's run: `clientCpu` is its sender's, `serverCpu` its receiver's. */
+function recordPeer(
+  context: BenchContext,
+  name: string,
+  subject: string,
+  run: Run,
+  bytes = FILE_BYTES,
+): void {
   context.record({
     case: name,
     subject,
-    value: round(rate(run)),
+    value: round(rate(run, bytes)),
     unit: 'MB/s',
-    extra: { seconds: round(run.seconds, 2) },
+    extra: {
+      seconds: round(run.seconds, 2),
+      'sender CPU s/GiB': perGiB(run.clientCpu, bytes),
+      'receiver CPU s/GiB': perGiB(run.serverCpu, bytes),
+      ...(run.wireBytes === undefined ? {} : { 'wire MB': round(run.wireBytes / 1e6) }),
+    },
   });
 }
 
@@ -649,4 +885,70 @@ function sha256Rate(): number {
   for (let i = 0; i < 256; i++) hash.update(block);
   hash.digest();
   return (256 * 4 * MiB) / 1e6 / ((performance.now() - started) / 1000);
+}
+
+/** The source file's digest in every checksum the CLI may report. */
+async function digestsOf(path: string): Promise<Digests> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    const sums = await Promise.all(CHECKSUMS.map((name) => createChecksum(name)));
+    for await (const chunk of readChunks(handle, 0, size, 4 * MiB)) {
+      for (const sum of sums) sum.update(chunk);
+    }
+    return Object.fromEntries(sums.map((sum) => [sum.name, sum.digest()])) as Digests;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * `size` bytes of log lines (a time stamp, a level, a path, numbers), every one different:
+ * what `--compress` is for. deflate makes them about 4× smaller.
+ */
+async function writeLogText(path: string, size: number): Promise<void> {
+  const levels = ['INFO', 'INFO', 'INFO', 'DEBUG', 'WARN', 'ERROR'];
+  const paths = ['/api/v1/items', '/api/v1/users', '/healthz', '/static/app.js', '/api/v2/orders'];
+  const handle = await open(path, 'w');
+  try {
+    let written = 0;
+    let line = 0;
+    let seed = 12345;
+    const next = (): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed;
+    };
+    while (written < size) {
+      const lines: string[] = [];
+      let bytes = 0;
+      while (bytes < 4 * MiB) {
+        const ms = line * 7;
+        const text =
+          `2026-12-01T${String(Math.floor(ms / 3_600_000) % 24).padStart(2, '0')}:` +
+          `${String(Math.floor(ms / 60_000) % 60).padStart(2, '0')}:${String(Math.floor(ms / 1000) % 60).padStart(2, '0')}.` +
+          `${String(ms % 1000).padStart(3, '0')}Z ${levels[next() % levels.length]} req=${next().toString(16)} ` +
+          `GET ${paths[next() % paths.length]}?page=${next() % 500} status=200 bytes=${next() % 100_000} ` +
+          `took=${(next() % 10_000) / 100}ms user=u${next() % 5000}\n`;
+        lines.push(text);
+        bytes += text.length;
+        line++;
+      }
+      const block = Buffer.from(lines.join(''), 'latin1').subarray(0, size - written);
+      await handle.write(block, 0, block.length, written);
+      written += block.length;
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The best compression this rsync offers for `-z`: zstd where it has it, else its default. */
+function rsyncCompressChoice(): string | undefined {
+  try {
+    const version = execFileSync('rsync', ['--version'], { encoding: 'utf8', timeout: 10_000 });
+    const list = /Compress list:\s*\n\s*(.*)/.exec(version)?.[1] ?? '';
+    return list.split(/\s+/).includes('zstd') ? 'zstd' : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -16,7 +16,9 @@ import { findPython } from './lib/servers.js';
 import { formatNumber, measurementRows, ratioRows, renderTable, targetMet } from './lib/table.js';
 import { rawSuite } from './raw.js';
 import type { BenchResults, BenchSuite, Machine, SuiteResult } from './report.js';
+import { scaleSuite } from './scale.js';
 import { shellSuite } from './shell.js';
+import { syncSuite } from './sync.js';
 import { tunnelSuite } from './tunnel.js';
 
 /** Every suite `npm run bench` knows, in run order. Add yours with one line. */
@@ -25,11 +27,13 @@ const SUITES: BenchSuite[] = [
   codecSuite,
   execSuite,
   filesSuite,
+  syncSuite,
   rawSuite,
   forwardSuite,
   hostileSuite,
   shellSuite,
   tunnelSuite,
+  scaleSuite,
 ];
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));

@@ -4,6 +4,11 @@
       "target_name": "sockit_spawn",
       "sources": ["spawn.c"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    },
+    {
+      "target_name": "sockit_xxhash",
+      "sources": ["xxhash64.c"],
+      "cflags": ["-std=gnu11", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]
 }

@@ -1,7 +1,8 @@
 /**
- * `npm install` step: builds native/ (the exec service's posix_spawn spawner) with the node-gyp
- * that npm provides. Linux only. A failed build is reported and not fatal: the exec service then
- * uses child_process.spawn, which works everywhere and forks (slower from a large server).
+ * `npm install` step: builds native/ (the exec service's posix_spawn spawner and the files
+ * service's XXH64) with the node-gyp that npm provides. Linux only. A failed build is reported
+ * and not fatal: the exec service then uses child_process.spawn, which works everywhere and forks
+ * (slower from a large server), and xxh64 the xxhash-wasm package (slower: it copies every chunk).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -11,7 +12,9 @@ import { fileURLToPath } from 'node:url';
 const nativeDir = fileURLToPath(new URL('../native/', import.meta.url));
 
 if (process.platform !== 'linux') {
-  console.log('sockit: the native spawner is Linux-only; exec uses child_process.spawn here.');
+  console.log(
+    'sockit: the native addon is Linux-only; exec uses child_process.spawn and xxh64 WebAssembly here.',
+  );
   process.exit(0);
 }
 const nodeGyp = process.env.npm_config_node_gyp;
@@ -24,7 +27,7 @@ const args = nodeGyp ? [nodeGyp, 'rebuild', ...nodedir] : ['rebuild', ...nodedir
 const result = spawnSync(command, args, { cwd: nativeDir, stdio: 'inherit' });
 if (result.status !== 0) {
   console.warn(
-    'sockit: the native spawner did not build (node-gyp needs python3, make and a C compiler); ' +
-      'exec will use child_process.spawn instead.',
+    'sockit: the native addon did not build (node-gyp needs python3, make and a C compiler); ' +
+      'exec will use child_process.spawn and xxh64 WebAssembly instead.',
   );
 }

@@ -8,7 +8,7 @@ import type { ServerChild } from './children.js';
 import { runChild } from './children.js';
 import type { LatencySummary } from './histogram.js';
 import type { LoadEvent, LoadResult, LoadSpec } from './load-spec.js';
-import { cpuTimeMs, machineCpuMs, sampleRss } from './proc.js';
+import { machineCpuMs, sampleRss, treeCpuTimeMs } from './proc.js';
 
 const LOADGEN = fileURLToPath(new URL('./loadgen.js', import.meta.url));
 
@@ -18,7 +18,7 @@ export interface CaseFigures {
   /** Echoed payload per second, one direction, in MB (10^6 bytes). */
   megabytesPerSecond: number;
   latency: LatencySummary;
-  /** Server CPU time / wall time, or undefined without /proc. */
+  /** Server CPU time (its child processes included) / wall time, or undefined without /proc. */
   serverCpu: number | undefined;
   /** Generator CPU time / wall time: near 1.0 would mean the generator, not the server, is the limit. */
   generatorCpu: number;
@@ -54,10 +54,10 @@ export async function measureLoad(
       if (!line.startsWith('{')) return;
       const event = JSON.parse(line) as LoadEvent;
       if (event.event === 'start') {
-        cpuStart = cpuTimeMs(server.pid);
+        cpuStart = treeCpuTimeMs(server.pid);
         machineStart = machineCpuMs();
       } else if (event.event === 'end') {
-        cpuEnd = cpuTimeMs(server.pid);
+        cpuEnd = treeCpuTimeMs(server.pid);
         machineEnd = machineCpuMs();
       } else if (event.event === 'result') result = event.result;
       else failure = event.message;

@@ -20,6 +20,26 @@ export function cpuTimeMs(pid: number): number | undefined {
   }
 }
 
+/**
+ * CPU time of `pid` and all its descendants (a `--workers` primary and its workers), ms: the
+ * children are read from `/proc/PID/task/PID/children`; undefined without /proc.
+ */
+export function treeCpuTimeMs(pid: number): number | undefined {
+  const own = cpuTimeMs(pid);
+  if (own === undefined) return undefined;
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    // no children file (an older kernel): the process alone
+  }
+  return children.reduce((sum, child) => sum + (treeCpuTimeMs(child) ?? 0), own);
+}
+
 /** Resident set size and its peak (VmHWM) of `pid` in bytes. */
 export function memoryOf(pid: number): { rss: number; peakRss: number } | undefined {
   try {

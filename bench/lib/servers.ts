@@ -78,7 +78,7 @@ export interface SockitServer extends ServerChild {
  * not what is measured. `nodeArgs` lets a profiling run add `--cpu-prof`.
  */
 export async function startSockitServe(
-  options: { extraArgs?: string[]; nodeArgs?: string[] } = {},
+  options: { extraArgs?: string[]; nodeArgs?: string[]; address?: string } = {},
 ): Promise<SockitServer> {
   const stateDir = mkdtempSync(join(tmpdir(), 'sockit-bench-'));
   removeOnExit(stateDir);
@@ -93,7 +93,7 @@ export async function startSockitServe(
         ...(options.nodeArgs ?? []),
         SOCKIT_CLI,
         'serve',
-        'tcp://127.0.0.1:0',
+        options.address ?? 'tcp://127.0.0.1:0',
         '--token-file',
         tokenFile,
         '--state-dir',

@@ -16,9 +16,10 @@ export interface TransferCliOptions extends ClientCliOptions {
   json?: boolean;
   quiet?: boolean;
   checksum?: ChecksumName;
+  compress?: boolean;
 }
 
-/** Adds -r, --overwrite, --resume, --checksum, --json and --quiet. */
+/** Adds -r, --overwrite, --resume, --checksum, --compress, --json and --quiet. */
 export function addTransferOptions(command: Command): Command {
   return command
     .option('-r, --recursive', 'copy directories and everything below them')
@@ -31,6 +32,10 @@ export function addTransferOptions(command: Command): Command {
       '--checksum <name>',
       `verify with this whole-file checksum only (${CHECKSUMS.join(', ')}; default: the first of these the server has)`,
       (text: string) => parseChoice(text, '--checksum', CHECKSUMS),
+    )
+    .option(
+      '-z, --compress',
+      'compress chunks that shrink (zstd where Node has it, else deflate), if the server agrees; for slow links',
     )
     .option('--json', 'progress and results as JSON lines on stdout, for scripts')
     .option('-q, --quiet', 'print nothing but errors');
@@ -100,5 +105,6 @@ export function transferOptions(options: TransferCliOptions, signal: AbortSignal
     resume: options.resume ?? false,
     signal,
     ...(options.checksum ? { checksum: options.checksum } : {}),
+    ...(options.compress ? { compress: true } : {}),
   };
 }

@@ -1,5 +1,5 @@
 /**
- * How `sockit put` and `sockit get` show progress: a bar on a terminal (bytes, rate, ETA, file
+ * How `sockit put`, `get` and `sync` show progress: a bar on a terminal (bytes, rate, ETA, file
  * count), JSON-lines events for scripts with `--json`, one plain line per file when piped, and
  * nothing at all with `--quiet`.
  */
@@ -98,6 +98,8 @@ function jsonReporter(out: NodeJS.WritableStream): TransferReporter {
         digest: result.digest,
         resumedFrom: result.resumedFrom,
         skipped: result.skipped,
+        ...(result.compression ? { compression: result.compression } : {}),
+        wireBytes: result.wireBytes,
       });
     },
     finish(ok, error) {
@@ -212,4 +214,44 @@ function shorten(text: string, width: number): string {
 function round(value: number, digits: number): number {
   const scale = 10 ** digits;
   return Math.round(value * scale) / scale;
+}
+
+/** A bar for `sockit sync`: files and bytes copied of the plan's totals. */
+export interface SyncBar {
+  update(progress: { files: number; bytes: number; totalFiles: number; totalBytes: number }): void;
+  stop(): void;
+}
+
+/** The sync bar on `terminal` when it is a TTY (never for `--json`/piped output), else undefined. */
+export function createSyncBar(terminal: NodeJS.WriteStream = process.stderr): SyncBar | undefined {
+  if (!terminal.isTTY) return undefined;
+  const cliProgress = createRequire(import.meta.url)('cli-progress') as typeof CliProgress;
+  const bar = new cliProgress.SingleBar(
+    {
+      stream: terminal,
+      format: 'sync {bar} {percentage}% | {files}/{totalFiles} files | {done} / {all}',
+      hideCursor: true,
+      barsize: 24,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    update(progress) {
+      const payload = {
+        files: progress.files,
+        totalFiles: progress.totalFiles,
+        done: formatBytes(progress.bytes),
+        all: formatBytes(progress.totalBytes),
+      };
+      // Files and bytes both move the bar: many empty files still show progress.
+      const total = Math.max(progress.totalBytes + progress.totalFiles, 1);
+      if (!started) bar.start(total, 0, payload);
+      started = true;
+      bar.update(progress.bytes + progress.files, payload);
+    },
+    stop() {
+      if (started) bar.stop();
+    },
+  };
 }

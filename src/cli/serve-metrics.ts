@@ -6,7 +6,7 @@ import { createServerMetrics } from '../metrics/metrics.js';
 import type { ServerObserver } from '../server/observer.js';
 import type { Service } from '../server/service.js';
 import type { ChatService } from '../services/chat.js';
-import { isServeWorker, shareWorkerMetrics } from './serve-workers.js';
+import { answerReadiness, isServeWorker, shareWorkerMetrics } from './serve-workers.js';
 
 /** `--metrics` as host and port: `HOST:PORT`, `[V6]:PORT`, or a bare `PORT` on 127.0.0.1. */
 export function parseMetricsAddress(text: string): { host: string; port: number } {
@@ -23,19 +23,21 @@ export async function startServeMetrics(
   address: string,
   services: Service[],
   bus: Bus | undefined,
-  draining: () => boolean,
+  server: () => { closing: boolean } | undefined,
   log: Logger,
 ): Promise<{ observer: ServerObserver; endpoint: MetricsEndpoint | undefined }> {
   const { host, port } = parseMetricsAddress(address);
   const chat = services.find((service) => service.name === 'chat') as ChatService | undefined;
   const metrics = createServerMetrics({
     bus,
-    draining,
-    ...(chat ? { chatMembers: () => chat.memberCount } : {}),
+    draining: () => server()?.closing ?? false,
+    listening: () => server() !== undefined,
+    chat,
   });
   if (isServeWorker()) {
     // The primary serves /metrics for all workers, summed.
     shareWorkerMetrics(metrics.registry);
+    answerReadiness(() => metrics.readiness());
     return { observer: metrics.observer, endpoint: undefined };
   }
   const endpoint = await serveMetrics(host, port, metrics);

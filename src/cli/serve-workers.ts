@@ -4,11 +4,21 @@ import { AggregatorRegistry, type Registry } from 'prom-client';
 import { SockitError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { serveMetrics } from '../metrics/http.js';
+import { createPrimaryMetrics, type Readiness } from '../metrics/metrics.js';
+import { formatListenTarget, type ListenTarget } from '../transport/address.js';
+import { reusePortSupported } from '../transport/listen.js';
 import { parseMetricsAddress } from './serve-metrics.js';
 import { untilSignal } from './signals.js';
 
 /** Set in the environment of the processes `--workers` forks. */
 const WORKER_ENV = 'SOCKIT_SERVE_WORKER';
+/**
+ * The addresses the primary resolved (JSON), for its workers: they must not resolve systemd's
+ * variables again, which name the primary's pid and are gone from their environment.
+ */
+const WORKER_LISTEN_ENV = 'SOCKIT_SERVE_LISTEN';
+/** A worker that has not answered a readiness question within this long counts as not ready. */
+const READINESS_DEADLINE_MS = 2000;
 /** A crash loop is stopped: more restarts than this within a minute ends the server. */
 const MAX_RESTARTS_PER_MINUTE = 10;
 
@@ -23,9 +33,53 @@ export function parseWorkers(text: string | undefined): number {
   return count;
 }
 
+/** How the workers share a port: `cluster` (the primary accepts and hands out) or `reuseport`. */
+export type Balance = 'cluster' | 'reuseport';
+
+/**
+ * `--balance cluster|reuseport`. `reuseport` (each worker binds the port itself with
+ * SO_REUSEPORT, the kernel spreads connections) needs a Node that has it, and fixed TCP/TLS
+ * ports: port 0 would give every worker a port of its own, and Unix or inherited sockets are
+ * one socket for all anyway.
+ */
+export function parseBalance(text: string | undefined, addresses: readonly ListenTarget[]): Balance {
+  if (text === undefined || text === 'cluster') return 'cluster';
+  if (text !== 'reuseport')
+    throw new SockitError('USAGE', `--balance takes cluster or reuseport, got "${text}"`);
+  if (!reusePortSupported()) {
+    throw new SockitError(
+      'USAGE',
+      `--balance reuseport needs Node >= 22.12 on Linux (this is Node ${process.versions.node} on ${process.platform}); leave it at cluster`,
+    );
+  }
+  for (const target of addresses) {
+    if (target.kind === 'unix' || target.kind === 'fd' || target.port === 0) {
+      throw new SockitError(
+        'USAGE',
+        `--balance reuseport binds fixed TCP ports in every worker: ${formatListenTarget(target)} cannot be shared so (leave it at cluster)`,
+      );
+    }
+  }
+  return 'reuseport';
+}
+
 /** True in a process that `--workers` forked: it serves, the primary supervises. */
 export function isServeWorker(): boolean {
   return cluster.isWorker && process.env[WORKER_ENV] === '1';
+}
+
+/** In a worker: the addresses its primary resolved; undefined elsewhere. */
+export function workerAddresses(): string[] | undefined {
+  const text = isServeWorker() ? process.env[WORKER_LISTEN_ENV] : undefined;
+  return text === undefined ? undefined : (JSON.parse(text) as string[]);
+}
+
+/** In a worker: answers the primary's readiness questions (`/readyz` is served there). */
+export function answerReadiness(readiness: () => Readiness): void {
+  process.on('message', (message: { sockit?: string; id?: number }) => {
+    if (message?.sockit !== 'readyz?') return;
+    process.send?.({ sockit: 'readyz', id: message.id, ...readiness() });
+  });
 }
 
 /** In a worker: hands the banner to the primary, which prints one for all of them. */
@@ -56,21 +110,26 @@ export function workerStopSignal(): AbortSignal {
 /**
  * The `--workers N` primary: forks N workers running the same `sockit serve` (node:cluster, so
  * they share each listening socket: one port, connections spread over the workers), prints the
- * first worker's banner, restarts a worker that dies (logged), serves the workers' metrics
- * summed when `--metrics` is given, and on SIGTERM/SIGINT has every worker drain, exiting once
- * all have. Token and certificate are made before the fork (`prepare`), so all share them.
+ * banner once every worker listens (the first's text), restarts a worker that dies (logged), serves the workers' metrics
+ * summed when `--metrics` is given (ready only when every worker is), forwards SIGHUP (reload)
+ * to every worker, and on SIGTERM/SIGINT has every worker drain, exiting once all have. Token
+ * and certificate are made before the fork (`prepare`), so all share them.
  */
 export async function runPrimary(options: {
   count: number;
   log: Logger;
   metrics?: string | undefined;
+  /** What every worker listens on, resolved once here (systemd's sockets are the primary's). */
+  addresses: readonly string[];
   prepare: () => void;
 }): Promise<void> {
   const { count, log } = options;
   options.prepare();
   let stopping = false;
   const restarts: number[] = [];
+  const primaryMetrics = createPrimaryMetrics(() => Object.keys(cluster.workers ?? {}).length);
   let bannerShown = false;
+  const listening = new Set<number>();
   const endpoint =
     options.metrics === undefined
       ? undefined
@@ -79,15 +138,27 @@ export async function runPrimary(options: {
           const aggregator = new AggregatorRegistry();
           return serveMetrics(host, port, {
             contentType: aggregator.contentType,
-            scrape: () => aggregator.clusterMetrics(),
-            readiness: () => (stopping ? { ready: false, reason: 'draining' } : { ready: true }),
+            scrape: async () => {
+              const workers = await aggregator.clusterMetrics();
+              return `${workers.endsWith('\n') ? workers : `${workers}\n`}${await primaryMetrics.registry.metrics()}`;
+            },
+            readiness: () =>
+              stopping
+                ? { ready: false, reason: 'draining' }
+                : workersReadiness(count, READINESS_DEADLINE_MS),
           });
         })();
 
   const fork = (): Worker => {
-    const worker = cluster.fork({ [WORKER_ENV]: '1' });
+    const worker = cluster.fork({
+      [WORKER_ENV]: '1',
+      [WORKER_LISTEN_ENV]: JSON.stringify(options.addresses),
+    });
     worker.on('message', (message: { sockit?: string; text?: string }) => {
       if (message?.sockit !== 'banner' || bannerShown) return;
+      // Printed once all listen, so a banner means every worker serves (and reloads on SIGHUP).
+      listening.add(worker.id);
+      if (listening.size < count) return;
       bannerShown = true;
       const pids = Object.values(cluster.workers ?? {}).map((w) => w?.process.pid);
       const extra = [`workers: ${count} (pids ${pids.join(', ')}; primary ${process.pid})`];
@@ -118,9 +189,14 @@ export async function runPrimary(options: {
       return;
     }
     log.warn('worker exited; starting another', { pid: worker.process.pid, code, signal });
+    primaryMetrics.restarted();
     fork();
   });
 
+  process.on('SIGHUP', () => {
+    log.info('reload: SIGHUP passed to every worker');
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+  });
   for (let i = 0; i < count; i++) fork();
 
   const signal = untilSignal();
@@ -129,4 +205,42 @@ export async function runPrimary(options: {
     log.info('shutting down: draining every worker', { signal: signal.reason, workers: count });
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
   });
+}
+
+let nextQuestion = 1;
+
+/**
+ * Asks every worker whether it is ready: ready only when `count` workers run and each says so
+ * within `deadlineMs` (a worker being restarted, draining, or with its bus down is not).
+ */
+async function workersReadiness(count: number, deadlineMs: number): Promise<Readiness> {
+  const workers = Object.values(cluster.workers ?? {}).filter(
+    (worker): worker is Worker => worker !== undefined,
+  );
+  if (workers.length < count)
+    return { ready: false, reason: `${workers.length} of ${count} workers running` };
+  const id = nextQuestion++;
+  const answers = await Promise.all(
+    workers.map(
+      (worker) =>
+        new Promise<Readiness>((resolve) => {
+          const timer = setTimeout(() => done({ ready: false, reason: 'no answer' }), deadlineMs);
+          const onMessage = (message: Readiness & { sockit?: string; id?: number }): void => {
+            if (message?.sockit === 'readyz' && message.id === id) done(message);
+          };
+          const done = (answer: Readiness): void => {
+            clearTimeout(timer);
+            worker.off('message', onMessage);
+            resolve({
+              ready: answer.ready,
+              ...(answer.reason ? { reason: `worker ${worker.process.pid}: ${answer.reason}` } : {}),
+            });
+          };
+          worker.on('message', onMessage);
+          if (!worker.isConnected()) done({ ready: false, reason: 'not connected' });
+          else worker.send({ sockit: 'readyz?', id });
+        }),
+    ),
+  );
+  return answers.find((answer) => !answer.ready) ?? { ready: true };
 }

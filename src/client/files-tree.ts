@@ -42,7 +42,7 @@ function spelledAsDirectory(remote: string): boolean {
   return remote === '' || remote === '.' || remote.endsWith('/');
 }
 
-async function remoteKind(client: Client, remote: string): Promise<'file' | 'dir' | undefined> {
+async function remoteKind(client: Client, remote: string): Promise<FileEntry['kind'] | undefined> {
   try {
     return (await client.stat(remote)).kind;
   } catch (error) {

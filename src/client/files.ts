@@ -15,9 +15,11 @@ import { basename, dirname, join } from 'node:path';
 import { errnoMeaning, errnoOf, fromFileError, SockitError } from '../errors.js';
 import {
   acceptedChecksum,
+  acceptedCompression,
   byPath,
   CHECKSUMS,
   type ChecksumName,
+  type CompressionName,
   digestField,
   digestFields,
   FILES_FRAMES,
@@ -27,6 +29,7 @@ import {
 } from '../protocol/files.js';
 import type { Frame, FrameHeader } from '../protocol/frame.js';
 import { type Checksum, createChecksum } from '../storage/checksum.js';
+import { AVAILABLE_COMPRESSIONS, chunkParts, encodeChunks } from '../storage/chunk-compression.js';
 import { hashRange, readChunks } from '../storage/file-reader.js';
 import { SequentialWriter } from '../storage/file-writer.js';
 import { publishFile } from '../storage/publish.js';
@@ -64,6 +67,12 @@ export interface TransferOptions {
    * `sha256sum`). Default: every one in `CHECKSUMS`, fastest first; the server picks.
    */
   checksum?: ChecksumName;
+  /**
+   * Offer chunk compression (every one in `AVAILABLE_COMPRESSIONS`, zstd first where Node has
+   * it); chunks that do not shrink still go plain. Default false: on a fast link compressing
+   * costs more time than it saves.
+   */
+  compress?: boolean;
 }
 
 /** What a finished transfer did. */
@@ -79,11 +88,17 @@ export interface TransferResult {
   resumedFrom: number;
   /** True when `resume` found the target already complete and identical. */
   skipped: boolean;
+  /** The compression negotiated for this transfer, if any. */
+  compression?: CompressionName;
+  /** Bytes of file data that crossed the connection (compressed or not), frame headers aside. */
+  wireBytes: number;
 }
 
 /** Options of `client.list`. */
 export interface ListOptions {
   recursive?: boolean;
+  /** Report symlinks as `kind: "link"` with their `target` instead of following them (sync). */
+  links?: boolean;
   signal?: AbortSignal;
 }
 
@@ -149,6 +164,7 @@ async function uploadOnce(
       overwrite: options.overwrite ?? false,
       resume,
       checksums: offers,
+      ...compressOffer(options),
       ...(preserve ? { mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs } : {}),
     },
     undefined,
@@ -156,6 +172,7 @@ async function uploadOnce(
   );
   const ready = await firstFrame(request, FILES_FRAMES.putReady);
   const offset = ready.offset;
+  let wireBytes = 0;
   if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0 || offset > total) {
     request.cancel();
     throw new SockitError('INTEGRITY', `the server wants to resume at ${String(offset)} of ${total} bytes`, {
@@ -163,7 +180,9 @@ async function uploadOnce(
     });
   }
   let hash: Checksum;
+  let compression: CompressionName | undefined;
   try {
+    compression = acceptedCompression(ready.compression, compressOffer(options).compress ?? []);
     hash = await createChecksum(acceptedChecksum(ready.checksum, offers));
   } catch (error) {
     request.cancel();
@@ -181,19 +200,20 @@ async function uploadOnce(
     }
     let sent = offset;
     options.onProgress?.({ bytes: sent, total, resumedFrom: offset });
-    // The next chunk is read and hashed while the previous one is still being flushed.
+    // The next chunk is read, compressed and hashed while the previous one is still being flushed.
     let flushing: Promise<unknown> | undefined;
-    for await (const chunk of readChunks(handle, offset, total)) {
+    for await (const chunk of encodeChunks(readChunks(handle, offset, total), compression)) {
       if (request.settled) break;
-      hash.update(chunk);
+      hash.update(chunk.raw);
       if (flushing) await flushing;
       if (request.settled) break;
-      flushing = request.send({ type: FILES_FRAMES.data }, chunk)
+      flushing = request.send({ type: chunk.type }, chunk.body)
         ? undefined
         : Promise.race([request.drained(), request.done]);
       // A rejection (the server's error) surfaces through `request.done`, never unhandled.
       flushing?.catch(() => {});
-      sent += chunk.length;
+      sent += chunk.raw.length;
+      wireBytes += chunk.body.length;
       options.onProgress?.({ bytes: sent, total, resumedFrom: offset });
     }
   } catch (error) {
@@ -220,6 +240,8 @@ async function uploadOnce(
     digest,
     resumedFrom: offset,
     skipped: false,
+    ...(compression ? { compression } : {}),
+    wireBytes,
   };
 }
 
@@ -302,6 +324,8 @@ export async function getFile(
       digest: result.digest,
       resumedFrom: offset,
       skipped: false,
+      ...(result.compression ? { compression: result.compression } : {}),
+      wireBytes: result.wireBytes,
     };
   } catch (error) {
     await temp.close().catch(() => {});
@@ -317,6 +341,8 @@ interface Downloaded {
   size: number;
   checksum: ChecksumName;
   digest: string;
+  compression?: CompressionName | undefined;
+  wireBytes: number;
   integrity?: SockitError;
 }
 
@@ -345,7 +371,7 @@ async function download(
   let hash: Checksum = candidates[0]!;
   let failure: unknown;
   const request = client.open(
-    { type: FILES_FRAMES.get, path: remotePath, offset, checksums: offers },
+    { type: FILES_FRAMES.get, path: remotePath, offset, checksums: offers, ...compressOffer(options) },
     undefined,
     signalOption(options.signal),
   );
@@ -359,6 +385,8 @@ async function download(
   let start: FrameHeader | undefined;
   let total = 0;
   let received = offset;
+  let wireBytes = 0;
+  let compression: CompressionName | undefined;
   request.onFrame = (frame: Frame) => {
     const { header } = frame;
     if (header.type === FILES_FRAMES.getStart) {
@@ -370,6 +398,7 @@ async function download(
       try {
         const name = acceptedChecksum(header.checksum, offers);
         hash = candidates.find((each) => each.name === name)!;
+        compression = acceptedCompression(header.compression, compressOffer(options).compress ?? []);
       } catch (error) {
         stop(error);
         return;
@@ -388,16 +417,36 @@ async function download(
       options.onProgress?.({ bytes: received, total, resumedFrom: offset });
       return;
     }
-    if (header.type !== FILES_FRAMES.data || start === undefined) return;
-    if (received + frame.body.length > total) {
-      stop(new SockitError('INTEGRITY', `the server sent more than the announced ${total} bytes`));
+    const isData = header.type === FILES_FRAMES.data || header.type === FILES_FRAMES.dataCompressed;
+    if (!isData || start === undefined || failure !== undefined) return;
+    wireBytes += header.size ?? 0;
+    const take = (parts: readonly Buffer[]): Promise<void> | undefined => {
+      if (failure !== undefined) return undefined;
+      let length = 0;
+      for (const part of parts) length += part.length;
+      if (received + length > total) {
+        stop(new SockitError('INTEGRITY', `the server sent more than the announced ${total} bytes`));
+        return undefined;
+      }
+      received += length;
+      // Socket chunks and decompressed ones are fresh allocations: queued without a copy.
+      let wait: Promise<void> | undefined;
+      for (const part of parts) {
+        hash.update(part);
+        wait = writer.write(part) ?? wait;
+      }
+      options.onProgress?.({ bytes: received, total, resumedFrom: offset });
+      return wait;
+    };
+    let bytes: readonly Buffer[] | Promise<readonly Buffer[]>;
+    try {
+      bytes = chunkParts(frame, compression);
+    } catch (error) {
+      stop(new SockitError('INTEGRITY', (error as Error).message));
       return;
     }
-    hash.update(frame.body);
-    received += frame.body.length;
-    options.onProgress?.({ bytes: received, total, resumedFrom: offset });
-    // Socket chunks are fresh allocations: queue the body without a copy.
-    return writer.write(frame.body);
+    // Decompressing holds the socket, so chunks are hashed and written in order.
+    return bytes instanceof Promise ? bytes.then(take, stop) : take(bytes);
   };
   let end: Frame;
   try {
@@ -411,6 +460,7 @@ async function download(
         size: total,
         checksum: hash.name,
         digest: '',
+        wireBytes,
         integrity: reason,
       };
     }
@@ -426,6 +476,7 @@ async function download(
       size: total,
       checksum,
       digest,
+      wireBytes,
       integrity: new SockitError(
         'INTEGRITY',
         `received ${received} of ${total} bytes of ${remotePath}; nothing was written, try again`,
@@ -438,13 +489,14 @@ async function download(
       size: total,
       checksum,
       digest,
+      wireBytes,
       integrity: new SockitError(
         'INTEGRITY',
         `${checksum} of the downloaded ${remotePath} does not match the server's; nothing was written, try again`,
       ),
     };
   }
-  return { start, size: total, checksum, digest };
+  return { start, size: total, checksum, digest, compression, wireBytes };
 }
 
 /** Lists a directory (or a whole tree), sorted by name, or the one entry of a file. */
@@ -455,7 +507,13 @@ export async function listEntries(
 ): Promise<FileEntry[]> {
   const entries: FileEntry[] = [];
   const request = client.open(
-    { type: FILES_FRAMES.list, path, recursive: options.recursive ?? false, stream: true },
+    {
+      type: FILES_FRAMES.list,
+      path,
+      recursive: options.recursive ?? false,
+      stream: true,
+      ...(options.links ? { links: true } : {}),
+    },
     undefined,
     signalOption(options.signal),
   );
@@ -494,6 +552,11 @@ export async function deleteEntry(
 }
 
 // ---- helpers ---------------------------------------------------------------------------
+
+/** The `compress` field a transfer sends: the compressions this side has, or nothing. */
+function compressOffer(options: TransferOptions): { compress?: CompressionName[] } {
+  return options.compress ? { compress: [...AVAILABLE_COMPRESSIONS] } : {};
+}
 
 /** The checksums a transfer offers, in order of preference. */
 function checksumOffers(options: TransferOptions): ChecksumName[] {
@@ -544,6 +607,7 @@ async function skipIfSame(
     digest: localSha,
     resumedFrom: localSize,
     skipped: true,
+    wireBytes: 0,
   };
 }
 
@@ -553,7 +617,10 @@ function parseEntries(value: unknown): FileEntry[] {
   for (const item of value) {
     if (typeof item !== 'object' || item === null) continue;
     const raw = item as Record<string, unknown>;
-    if (typeof raw.path !== 'string' || (raw.kind !== 'file' && raw.kind !== 'dir')) continue;
+    if (typeof raw.path !== 'string' || (raw.kind !== 'file' && raw.kind !== 'dir' && raw.kind !== 'link')) {
+      continue;
+    }
+    if (raw.kind === 'link' && typeof raw.target !== 'string') continue;
     const entry: FileEntry = {
       path: raw.path,
       kind: raw.kind,
@@ -562,6 +629,7 @@ function parseEntries(value: unknown): FileEntry[] {
       mode: typeof raw.mode === 'number' ? raw.mode : 0,
     };
     if (isSha256Hex(raw.sha256)) entry.sha256 = raw.sha256.toLowerCase();
+    if (raw.kind === 'link') entry.target = raw.target as string;
     entries.push(entry);
   }
   return entries;

@@ -31,8 +31,11 @@ export async function serveMetrics(
     if (request.method !== 'GET' && request.method !== 'HEAD') return text(405, 'GET only\n');
     if (path === '/healthz') return text(200, 'ok\n');
     if (path === '/readyz') {
-      const { ready, reason } = metrics.readiness();
-      return text(ready ? 200 : 503, ready ? 'ready\n' : `not ready: ${reason}\n`);
+      Promise.resolve(metrics.readiness()).then(
+        ({ ready, reason }) => text(ready ? 200 : 503, ready ? 'ready\n' : `not ready: ${reason}\n`),
+        () => text(503, 'not ready: readiness could not be checked\n'),
+      );
+      return;
     }
     if (path !== '/metrics') return text(404, 'try /metrics, /healthz or /readyz\n');
     metrics.scrape().then(

@@ -1,34 +1,88 @@
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Bus } from '../bus/bus.js';
 import type { ServerObserver } from '../server/observer.js';
+
+/** What a chat service shows the metrics (the `ChatService` view they need). */
+export interface ChatStats {
+  /** Memberships on this server, all rooms. */
+  readonly memberCount: number;
+  /** Messages handed to members here, since start. */
+  readonly deliveredCount: number;
+  /** Each message from another server, with its publish-to-delivery time in ms. */
+  onBusMessage(listener: (lagMs: number) => void): () => void;
+}
+
+/** Upper bounds (seconds) of the bus lag histogram: loopback is sub-millisecond, a WAN tens of ms. */
+const LAG_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 /** What the metrics read at scrape time besides the observer's events. */
 export interface MetricsSources {
   bus?: Bus | undefined;
-  /** Chat members on this server (all rooms). */
-  chatMembers?: () => number;
+  /** The chat service, with `--chat`. */
+  chat?: ChatStats | undefined;
   /** True while the server drains (SIGTERM): `/readyz` answers 503. */
   draining?: () => boolean;
+  /** False until the server listens: `/readyz` answers 503 (starting). */
+  listening?: () => boolean;
+}
+
+/** The `--workers` primary's own series, served after the workers' summed ones. */
+export interface PrimaryMetrics {
+  readonly registry: Registry;
+  /** A worker died and another was started. */
+  restarted(): void;
+}
+
+/**
+ * `sockit_workers_running` (read at scrape) and `sockit_worker_restarts_total`: what only the
+ * primary knows. Their names are not among the workers' series, so the two texts concatenate.
+ */
+export function createPrimaryMetrics(running: () => number): PrimaryMetrics {
+  const registry = new Registry();
+  new Gauge({
+    name: 'sockit_workers_running',
+    help: 'Worker processes running now (--workers).',
+    registers: [registry],
+    collect() {
+      this.set(running());
+    },
+  });
+  const restarts = new Counter({
+    name: 'sockit_worker_restarts_total',
+    help: 'Workers that died and were replaced.',
+    registers: [registry],
+  });
+  return { registry, restarted: () => restarts.inc() };
 }
 
 /** A registry with sockit's series, and the observer that feeds them. */
 export interface ServerMetrics extends MetricsSource {
   readonly registry: Registry;
   readonly observer: ServerObserver;
+  /** One server answers at once (the `--workers` primary asks its workers). */
+  readiness(): Readiness;
+}
+
+/** Whether a server takes new work, and why not. */
+export interface Readiness {
+  ready: boolean;
+  reason?: string;
 }
 
 /** What the HTTP endpoint serves: a scrape, and readiness. */
 export interface MetricsSource {
   readonly contentType: string;
   scrape(): Promise<string>;
-  /** Ready for new work: not draining, and the bus (if any) is up. With why not. */
-  readiness(): { ready: boolean; reason?: string };
+  /** Ready for new work: listening, not draining, and the bus (if any) is up. With why not. */
+  readiness(): Readiness | Promise<Readiness>;
 }
 
 /**
  * sockit's Prometheus series (names `sockit_*`, plus process memory and start time): connections,
- * refusals, requests by type and final code, bytes, chat, bus state. Counters only grow; the
- * gauges are read when scraped.
+ * refusals, requests by type and final code, bytes, exec exit statuses, file bytes and integrity
+ * failures, chat members and messages, bus state and lag. Counters only grow; the gauges are
+ * read when scraped. Under `--workers` the primary sums every worker's series (`aggregator`
+ * says where a sum would be wrong).
  */
 export function createServerMetrics(sources: MetricsSources = {}): ServerMetrics {
   const registry = new Registry();
@@ -109,24 +163,73 @@ export function createServerMetrics(sources: MetricsSources = {}): ServerMetrics
     labelNames: ['type'],
     registers,
   });
-  if (sources.chatMembers) {
-    const members = sources.chatMembers;
+  const exits = new Counter({
+    name: 'sockit_exec_exits_total',
+    help: 'Commands that ended, by exit code or (code "") by the signal that killed them.',
+    labelNames: ['code', 'signal'],
+    registers,
+  });
+  const fileBytesIn = new Counter({
+    name: 'sockit_file_bytes_received_total',
+    help: 'File bytes received by put (failed transfers included).',
+    registers,
+  });
+  const fileBytesOut = new Counter({
+    name: 'sockit_file_bytes_sent_total',
+    help: 'File bytes sent by get (failed transfers included).',
+    registers,
+  });
+  const integrity = new Counter({
+    name: 'sockit_file_integrity_failures_total',
+    help: 'Transfers that ended INTEGRITY (size or digest mismatch), by type (put, get).',
+    labelNames: ['type'],
+    registers,
+  });
+  const { chat } = sources;
+  if (chat) {
     new Gauge({
       name: 'sockit_chat_members',
       help: 'Chat memberships on this server (a member in two rooms counts twice).',
       registers,
       collect() {
-        this.set(members());
+        this.set(chat.memberCount);
+      },
+    });
+    new Counter({
+      name: 'sockit_chat_messages_delivered_total',
+      help: 'Chat messages handed to members on this server (one per receiving member).',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(chat.deliveredCount);
       },
     });
   }
   const { bus } = sources;
+  if (bus && chat) {
+    const fromBus = new Counter({
+      name: 'sockit_bus_messages_received_total',
+      help: 'Chat messages other servers published that arrived here.',
+      registers,
+    });
+    const lag = new Histogram({
+      name: 'sockit_bus_lag_seconds',
+      help: "Time from a chat message's publish on another server to its delivery here (wall clocks).",
+      buckets: LAG_BUCKETS,
+      registers,
+    });
+    chat.onBusMessage((lagMs) => {
+      fromBus.inc();
+      lag.observe(Math.max(0, lagMs) / 1000);
+    });
+  }
   if (bus) {
     new Gauge({
       name: 'sockit_bus_up',
-      help: 'Whether the bus to the other servers is up (1) or down (0).',
+      help: 'Whether the bus to the other servers is up (1) or down (0); with workers, 1 only when all are up.',
       labelNames: ['kind'],
       registers,
+      aggregator: 'min',
       collect() {
         this.set({ kind: bus.kind }, bus.state === 'up' ? 1 : 0);
       },
@@ -154,9 +257,14 @@ export function createServerMetrics(sources: MetricsSources = {}): ServerMetrics
     requestStarted(type) {
       openRequests.set(type, (openRequests.get(type) ?? 0) + 1);
     },
-    requestFinished(type, code) {
+    requestFinished(type, code, outcome) {
       openRequests.set(type, (openRequests.get(type) ?? 1) - 1);
       requests.inc({ type, code });
+      if (code === 'INTEGRITY') integrity.inc({ type });
+      if (outcome === undefined) return;
+      if (outcome.exit) exits.inc({ code: outcome.exit.code ?? '', signal: outcome.exit.signal ?? '' });
+      if (outcome.bytesIn) fileBytesIn.inc(outcome.bytesIn);
+      if (outcome.bytesOut) fileBytesOut.inc(outcome.bytesOut);
     },
     message: (type) => messages.inc({ type }),
   };
@@ -165,7 +273,8 @@ export function createServerMetrics(sources: MetricsSources = {}): ServerMetrics
     observer,
     contentType: registry.contentType,
     scrape: () => registry.metrics(),
-    readiness() {
+    readiness(): Readiness {
+      if (sources.listening?.() === false) return { ready: false, reason: 'starting' };
       if (sources.draining?.()) return { ready: false, reason: 'draining' };
       if (bus && bus.state !== 'up') return { ready: false, reason: 'bus down' };
       return { ready: true };

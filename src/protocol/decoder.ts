@@ -8,6 +8,7 @@ import {
   LENGTH_PREFIX_BYTES,
   MAX_HEADER_BYTES,
   MAX_REQUEST_ID,
+  SPLIT_BODY_MIN_BYTES,
 } from './frame.js';
 
 /**
@@ -115,8 +116,16 @@ export class FrameDecoder {
     }
     if (this.#state === State.Body) {
       if (this.#buffered < this.#bodySize) return undefined;
-      const body = this.#take(this.#bodySize);
       const header = this.#header!;
+      if (this.#bodySize >= SPLIT_BODY_MIN_BYTES && this.#chunks[0]!.length - this.#offset < this.#bodySize) {
+        // A large body across chunks: its pieces, joined only if someone asks for `body`.
+        const parts = this.#takeParts(this.#bodySize);
+        this.#header = undefined;
+        this.#frameChunk = undefined;
+        this.#state = State.Length;
+        return new SplitBodyFrame(header, parts, this.#bodySize);
+      }
+      const body = this.#take(this.#bodySize);
       const chunk = this.#frameChunk;
       // A frame that is a whole chunk by itself needs no view to be handed out as bytes.
       const wire =
@@ -287,6 +296,28 @@ export class FrameDecoder {
     return out;
   }
 
+  /** Removes `n` buffered bytes as views into the chunks they lie in, no copy. */
+  #takeParts(n: number): Buffer[] {
+    const parts: Buffer[] = [];
+    this.#buffered -= n;
+    let left = n;
+    while (left > 0) {
+      const chunk = this.#chunks[0]!;
+      const have = chunk.length - this.#offset;
+      if (have <= left) {
+        parts.push(this.#offset === 0 ? chunk : chunk.subarray(this.#offset));
+        left -= have;
+        this.#chunks.shift();
+        this.#offset = 0;
+      } else {
+        parts.push(chunk.subarray(this.#offset, this.#offset + left));
+        this.#offset += left;
+        left = 0;
+      }
+    }
+    return parts;
+  }
+
   #fail(code: 'FRAME_INVALID' | 'TOO_LARGE', message: string, textClient = false): never {
     this.#state = State.Failed;
     this.#chunks = [];
@@ -296,6 +327,26 @@ export class FrameDecoder {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** A frame whose large body arrived in pieces: `parts` as they are, `body` joined on first use. */
+class SplitBodyFrame implements Frame {
+  readonly header: FrameHeader;
+  readonly parts: readonly Buffer[];
+  readonly wire = undefined;
+  readonly #size: number;
+  #body: Buffer | undefined;
+
+  constructor(header: FrameHeader, parts: Buffer[], size: number) {
+    this.header = header;
+    this.parts = parts;
+    this.#size = size;
+  }
+
+  get body(): Buffer {
+    this.#body ??= Buffer.concat(this.parts, this.#size);
+    return this.#body;
+  }
+}
 
 /** Whether the four bytes of a big-endian length are all printable ASCII (`GET `, `hell`). */
 function isPrintableAscii(length: number): boolean {

@@ -24,6 +24,20 @@ export interface Frame {
    * chunk. A reply that would be byte-identical (an echo) can be these bytes.
    */
   wire?: Buffer | undefined;
+  /**
+   * The body as the pieces it arrived in (views into the socket's chunks), for a large body that
+   * spans chunks (SPLIT_BODY_MIN_BYTES and up). `body` then joins them on first use, so a
+   * consumer that can take pieces (a file write, a hash) never pays for that copy.
+   */
+  parts?: readonly Buffer[] | undefined;
+}
+
+/** Bodies this large that span socket chunks are handed out as `Frame.parts` too. */
+export const SPLIT_BODY_MIN_BYTES = 256 * 1024;
+
+/** The bytes of a frame's body in order: its parts when it has them, else the body itself. */
+export function bodyParts(frame: Frame): readonly Buffer[] {
+  return frame.parts ?? [frame.body];
 }
 
 /** The wire ceiling for the header length; receivers may set a lower limit. */

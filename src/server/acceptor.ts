@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { SockitError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { type Address, formatAddress } from '../transport/address.js';
+import { type Address, formatAddress, type ListenTarget } from '../transport/address.js';
 import { destroyAfter, endWithin } from '../transport/close-grace.js';
 import {
   describePeer,
@@ -43,10 +43,15 @@ export interface AcceptorOptions {
   open(socket: Socket, info: AcceptedInfo): Session;
   /** What a client over the connection limit is sent before its socket is closed. */
   refusal: string | Buffer;
-  /** Told of each client refused over the limit (the raw server's `refused` event). */
-  onRefused?: (peer: string) => void;
+  /**
+   * Told of each client refused: over the limit (`limit`; the raw server's `refused` event),
+   * over the limit with too many refusals under way (`overflow`), or while closing (`draining`).
+   */
+  onRefused?: (peer: string, reason: 'limit' | 'overflow' | 'draining') => void;
   /** Time a `tls://` client has from accept to finish its TLS handshake. */
   tlsHandshakeTimeoutMs: number;
+  /** Bind TCP listeners with `reusePort` (several processes, one port; see `reusePortSupported`). */
+  reusePort?: boolean | undefined;
   /** A refused client has this long from accept to read why before its socket is destroyed. */
   closeGraceMs: number;
 }
@@ -86,24 +91,37 @@ export class Acceptor {
     return formatAddress(first.address);
   }
 
-  async listen(address: Address): Promise<Address> {
+  /** Binds `target` (or listens on the inherited socket) and accepts on it; the real address. */
+  async listen(target: ListenTarget): Promise<Address> {
+    let local: Address | undefined;
     const listener = await listenStream(
-      address,
-      (socket, onSecure) => this.#accept(socket, address, onSecure),
+      target,
+      (socket, onSecure) => this.#accept(socket, local!, onSecure),
       {
         tls: this.#options.tls,
         tlsHandshakeTimeoutMs: this.#options.tlsHandshakeTimeoutMs,
+        ...(this.#options.reusePort ? { reusePort: true } : {}),
       },
     );
+    local = listener.address;
     this.#listeners.push(listener);
     this.#options.log.info('listening', { address: formatAddress(listener.address) });
     return listener.address;
+  }
+
+  /**
+   * Certificate and key for TLS clients accepted from now on, on every `tls://` listener;
+   * connections already open keep theirs. Throws, changing nothing, for an unusable pair.
+   */
+  setTls(credentials: TlsServerCredentials): void {
+    for (const listener of this.#listeners) listener.setTls(credentials);
   }
 
   #accept(socket: Socket, local: Address, onSecure: SecureNotifier | undefined): void {
     socket.on('error', () => {}); // reported through the session's own close handling
     if (this.#closing) {
       socket.destroy();
+      this.#options.onRefused?.(describePeer(socket), 'draining');
       return;
     }
     const acceptedAt = Date.now();
@@ -144,10 +162,11 @@ export class Acceptor {
     const limit = this.#options.maxConnections;
     if (this.#refusing.size >= MAX_REFUSALS_IN_PROGRESS) {
       socket.destroy();
+      this.#options.onRefused?.(peer, 'overflow');
       return;
     }
     this.#options.log.warn('connection refused: limit reached', { peer, limit });
-    this.#options.onRefused?.(peer);
+    this.#options.onRefused?.(peer, 'limit');
     this.#refusing.add(socket);
     socket.once('close', () => this.#refusing.delete(socket));
     // The deadline runs from accept, also while a TLS client is still shaking hands.

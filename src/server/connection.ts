@@ -35,8 +35,11 @@ export interface Dispatch {
   readonly followUps: ReadonlySet<string>;
   /** Services usable without authentication (`echo` by default). */
   readonly openServices: ReadonlySet<string>;
-  /** The token, or undefined when the operator turned authentication off. */
-  readonly token: string | undefined;
+  /**
+   * The token, or undefined when the operator turned authentication off. Read at each `auth`,
+   * so a reload (`Server.reload`) applies to clients that authenticate from then on.
+   */
+  token: string | undefined;
 }
 
 /** How the error for a frame outside its phases says where it was. */

@@ -1,3 +1,4 @@
+import type { RequestOutcome } from './request.js';
 import type { Service } from './service.js';
 
 /**
@@ -9,14 +10,21 @@ export interface ServerObserver {
   connectionOpened?(): void;
   /** It closed, having read and written this many bytes (TLS: the encrypted bytes). */
   connectionClosed?(bytesIn: number, bytesOut: number): void;
-  /** A connection was turned away before its handshake: `limit` (the connection cap). */
+  /**
+   * A connection was turned away before its handshake: `limit` (the connection cap, told why),
+   * `overflow` (over the cap with too many refusals under way: closed without a word),
+   * `draining` (arrived while the server shuts down).
+   */
   refused?(reason: string): void;
   /** A connection was closed with an error frame: `AUTH_FAILED`, `TIMEOUT`, `BUSY`, … */
   connectionError?(code: string): void;
   /** A request of `type` opened. */
   requestStarted?(type: string): void;
-  /** It ended with `code`: `OK`, or the error code it was failed with. */
-  requestFinished?(type: string, code: string): void;
+  /**
+   * It ended with `code`: `OK`, or the error code it was failed with; `outcome` when its
+   * service reports more (file bytes, a command's exit status).
+   */
+  requestFinished?(type: string, code: string, outcome: RequestOutcome | undefined): void;
   /** An id-less message (chat `say`) arrived. */
   message?(type: string): void;
 }
@@ -31,7 +39,7 @@ export function observedServices(services: readonly Service[], observer: ServerO
         type,
         (request: Parameters<typeof handler>[0]) => {
           observer.requestStarted?.(type);
-          request.onFinish = (done) => observer.requestFinished?.(type, done.finalCode);
+          request.onFinish = (done) => observer.requestFinished?.(type, done.finalCode, done.outcome);
           return handler(request);
         },
       ]),

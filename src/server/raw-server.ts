@@ -162,7 +162,9 @@ export async function serveRaw(options: ServeRawOptions): Promise<RawServer> {
     refusal: refusal(maxConnections),
     tlsHandshakeTimeoutMs: options.tlsHandshakeTimeoutMs ?? DEFAULT_LIMITS.handshakeTimeoutMs,
     closeGraceMs,
-    onRefused: (peer) => server?.emit('refused', peer),
+    onRefused: (peer, reason) => {
+      if (reason === 'limit') server?.emit('refused', peer);
+    },
     open: (socket, info) => {
       const remoteAddress = socket.remoteAddress === undefined ? undefined : unmapIPv4(socket.remoteAddress);
       if (options.admit && !options.admit({ remoteAddress, peer: info.peer })) {

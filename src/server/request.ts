@@ -18,6 +18,19 @@ export interface RequestOwner {
 export type ReplyHeader = { type: string; [field: string]: unknown };
 
 /**
+ * What a service tells observers (metrics) about a request beyond its final code, set before
+ * the request ends: the bytes of a file transfer, the exit status of a command.
+ */
+export interface RequestOutcome {
+  /** File bytes received from the client (put). */
+  bytesIn?: number;
+  /** File bytes sent to the client (get). */
+  bytesOut?: number;
+  /** How a command ended: an exit code, or the signal that killed it. */
+  exit?: { code: number | null; signal: string | null };
+}
+
+/**
  * One open request on a connection. Every frame it sends carries its id. It ends exactly once,
  * by `reply`, `fail` or `finish`; its `signal` aborts on `cancel`, disconnect, or shutdown.
  */
@@ -35,6 +48,8 @@ export class ServerRequest {
   #finished = false;
   /** `OK`, or the code `fail` sent: what the request ended with, for metrics. */
   finalCode = 'OK';
+  /** Set by services that have more to report than the final code (undefined for most). */
+  outcome: RequestOutcome | undefined;
   /** Told once when the request ends (the observer seam: metrics). */
   onFinish: ((request: ServerRequest) => void) | undefined;
   /** Receives this request's follow-up frames; a returned promise pauses the connection. */

@@ -6,9 +6,14 @@ import { encodeFrameToBuffer, errorHeader } from '../protocol/frame.js';
 import type { FrameRole } from '../protocol/schema.js';
 import { echoService } from '../services/echo.js';
 import { defaultStateDir, loadOrCreateToken, tokenPath } from '../state.js';
-import { type Address, formatAddress, parseAddress } from '../transport/address.js';
+import {
+  type Address,
+  formatListenTarget,
+  type ListenTarget,
+  parseListenTarget,
+} from '../transport/address.js';
 import { type KeepaliveSettings, resolveKeepalive } from '../transport/keepalive.js';
-import type { TlsServerCredentials } from '../transport/listen.js';
+import { type TlsServerCredentials, validateTlsCredentials } from '../transport/listen.js';
 import { Acceptor } from './acceptor.js';
 import { type Dispatch, type RequestOpener, ServerConnection } from './connection.js';
 import { IdleClock } from './idle-clock.js';
@@ -19,7 +24,10 @@ import type { MessageHandler, Service } from './service.js';
 import { serverTls } from './tls.js';
 
 export interface ServeOptions {
-  /** Addresses to listen on: `tcp://127.0.0.1:0`, `tls://[::1]:9443`, `unix:/tmp/s.sock`, … */
+  /**
+   * Addresses to listen on: `tcp://127.0.0.1:0`, `tls://[::1]:9443`, `unix:/tmp/s.sock`, or an
+   * inherited listening socket, `fd:3` (`tls+fd:3` with TLS), …
+   */
   listen: string | readonly string[];
   /** Services to run. Default: echo. */
   services?: readonly Service[];
@@ -43,6 +51,12 @@ export interface ServeOptions {
   keepaliveMs?: number;
   /** Unanswered pings before such a client is dropped (its commands killed). Default 3. */
   keepaliveCount?: number;
+  /**
+   * Bind TCP and TLS addresses with SO_REUSEPORT, so that several processes listen on one port
+   * and the kernel spreads connections (`serve --workers N --balance reuseport`). Needs
+   * `reusePortSupported()`; a fixed port (port 0 would give each process its own).
+   */
+  reusePort?: boolean;
 }
 
 /** A running framed server. Close it with `close()`; it drains open requests first. */
@@ -52,9 +66,9 @@ export class Server extends EventEmitter {
   readonly tokenFile: string | undefined;
   /** Whether the token was created by this start. */
   readonly tokenCreated: boolean;
-  /** SHA-256 fingerprint of the TLS certificate, when a `tls://` address is served. */
-  readonly tlsFingerprint: string | undefined;
   readonly #acceptor: Acceptor;
+  readonly #dispatch: Dispatch;
+  #tlsFingerprint: string | undefined;
   readonly #services: readonly Service[];
   readonly #connections = new Set<ServerConnection>();
   readonly #budget: BufferBudget;
@@ -72,12 +86,14 @@ export class Server extends EventEmitter {
     tokenFile: string | undefined;
     tokenCreated: boolean;
     observer?: ServerObserver | undefined;
+    reusePort?: boolean | undefined;
   }) {
     super();
     this.limits = init.limits;
     this.tokenFile = init.tokenFile;
     this.tokenCreated = init.tokenCreated;
-    this.tlsFingerprint = init.tlsFingerprint;
+    this.#tlsFingerprint = init.tlsFingerprint;
+    this.#dispatch = init.dispatch;
     this.#services = init.services;
     const observer = init.observer;
     const idleClock = init.limits.idleTimeoutMs > 0 ? new IdleClock(init.limits.idleTimeoutMs) : undefined;
@@ -92,8 +108,9 @@ export class Server extends EventEmitter {
       log: init.log,
       refusal,
       tlsHandshakeTimeoutMs: init.limits.handshakeTimeoutMs,
+      reusePort: init.reusePort,
       closeGraceMs: init.limits.closeGraceMs,
-      onRefused: () => observer?.refused?.('limit'),
+      onRefused: (_peer, reason) => observer?.refused?.(reason),
       open: (socket, info) => {
         if (observer) {
           observer.connectionOpened?.();
@@ -123,6 +140,32 @@ export class Server extends EventEmitter {
         return connection;
       },
     });
+  }
+
+  /** SHA-256 fingerprint of the TLS certificate, when a `tls://` address is served. */
+  get tlsFingerprint(): string | undefined {
+    return this.#tlsFingerprint;
+  }
+
+  /**
+   * Swaps certificate and token without dropping anything (`sockit serve` on SIGHUP): clients
+   * connected before keep their TLS session and their authentication; clients that connect (or
+   * authenticate) from now on get the new certificate and must prove the new token. A pair that
+   * does not load throws and changes nothing. Without TLS listeners `tls` is ignored; a server
+   * started without authentication keeps running without it.
+   */
+  reload(next: { tls?: TlsServerCredentials; token?: string }): void {
+    let fingerprint: string | undefined;
+    if (next.tls !== undefined && this.#tlsFingerprint !== undefined) {
+      fingerprint = validateTlsCredentials(next.tls);
+    }
+    if (next.token !== undefined && next.token.length === 0)
+      throw invalidOption('option token must not be empty');
+    if (fingerprint !== undefined) {
+      this.#acceptor.setTls(next.tls!);
+      this.#tlsFingerprint = fingerprint;
+    }
+    if (next.token !== undefined && this.#dispatch.token !== undefined) this.#dispatch.token = next.token;
   }
 
   /** Bound addresses, port 0 resolved. */
@@ -159,9 +202,9 @@ export class Server extends EventEmitter {
     return this.#closed !== undefined;
   }
 
-  /** Internal: binds one more address. */
-  listen(address: Address): Promise<Address> {
-    return this.#acceptor.listen(address);
+  /** Internal: binds one more address (or listens on an inherited socket). */
+  listen(target: ListenTarget): Promise<Address> {
+    return this.#acceptor.listen(target);
   }
 
   /**
@@ -185,14 +228,14 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const services = options.services ?? [echoService()];
   const stateDir = options.stateDir ?? defaultStateDir();
   const addresses = (typeof options.listen === 'string' ? [options.listen] : options.listen).map((text) =>
-    parseAddress(text),
+    parseListenTarget(text),
   );
   if (addresses.length === 0) throw new SockitError('USAGE', 'serve needs at least one address');
   const udp = addresses.find((address) => address.kind === 'udp');
   if (udp) {
     throw new SockitError(
       'USAGE',
-      `${formatAddress(udp)}: the framed protocol runs over streams; use listenUdp`,
+      `${formatListenTarget(udp)}: the framed protocol runs over streams; use listenUdp`,
     );
   }
 
@@ -229,6 +272,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     tokenFile,
     tokenCreated,
     observer: options.observer,
+    reusePort: options.reusePort,
   });
   try {
     for (const address of addresses) await server.listen(address);

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
-import type { Address } from '../transport/address.js';
+import { type ListenTarget, servesTls } from '../transport/address.js';
 import type { TlsServerCredentials } from '../transport/listen.js';
 import { loadOrCreateCertificate } from '../transport/self-signed.js';
 
@@ -9,11 +9,11 @@ import { loadOrCreateCertificate } from '../transport/self-signed.js';
  * pair kept in `<stateDir>/tls` (made once). Undefined when no address needs TLS.
  */
 export function serverTls(
-  addresses: readonly Address[],
+  addresses: readonly ListenTarget[],
   given: TlsServerCredentials | undefined,
   stateDir: string,
 ): { credentials: TlsServerCredentials; fingerprint: string } | undefined {
-  if (!addresses.some((address) => address.kind === 'tls')) return undefined;
+  if (!addresses.some(servesTls)) return undefined;
   if (given) return { credentials: given, fingerprint: new X509Certificate(given.cert).fingerprint256 };
   const stored = loadOrCreateCertificate(join(stateDir, 'tls'));
   return { credentials: { cert: stored.certPem, key: stored.keyPem }, fingerprint: stored.fingerprint256 };

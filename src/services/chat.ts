@@ -52,6 +52,14 @@ export interface ChatService extends Service {
   readonly roomCount: number;
   /** Memberships on this server, all rooms (one member in two rooms counts twice). */
   readonly memberCount: number;
+  /** Messages handed to members here (one per receiving member), since start. */
+  readonly deliveredCount: number;
+  /**
+   * Calls `listener` for every message another server published that arrived here, with the
+   * time from its publish to its delivery to the members here, ms (wall clocks: on one machine
+   * exact, across machines as good as their clock sync); returns the unsubscribe.
+   */
+  onBusMessage(listener: (lagMs: number) => void): () => void;
 }
 
 /**
@@ -76,6 +84,8 @@ export function chatService(options: ChatOptions = {}): ChatService {
   /** Room → the unsubscribe of its bus subject, while this server has members there. */
   const subscriptions = new Map<string, () => void>();
   const subjectOf = (room: string): string => `chat.${busToken(room)}`;
+  let delivered = 0;
+  const busListeners = new Set<(lagMs: number) => void>();
 
   /** Messages other servers published to a room with members here. */
   const subscribe = (room: string): void => {
@@ -88,6 +98,9 @@ export function chatService(options: ChatOptions = {}): ChatService {
         if (!envelope || !members || typeof envelope.header.f !== 'string') return;
         const header = { type: 'message', room, from: envelope.header.f };
         for (const member of [...members.values()]) deliver(member, header, envelope.body);
+        delivered += members.size;
+        const sentAt = envelope.header.t;
+        if (typeof sentAt === 'number') for (const listener of busListeners) listener(Date.now() - sentAt);
       }),
     );
   };
@@ -270,8 +283,10 @@ export function chatService(options: ChatOptions = {}): ChatService {
     const header = { type: 'message', room, from: sender.name };
     // The body is a fresh socket chunk (never reused), so every member's queue may hold it as is.
     for (const member of [...members.values()]) deliver(member, header, frame.body);
-    // One publish per say, on one connection: the other servers get this sender's messages in order.
-    bus.publish(subjectOf(room), encodeEnvelope({ f: sender.name }, frame.body));
+    delivered += members.size;
+    // One publish per say, on one connection: the other servers get this sender's messages in
+    // order. `t` (publish time) lets them measure the bus's lag.
+    bus.publish(subjectOf(room), encodeEnvelope({ f: sender.name, t: Date.now() }, frame.body));
   };
 
   return {
@@ -288,6 +303,13 @@ export function chatService(options: ChatOptions = {}): ChatService {
       let count = 0;
       for (const members of rooms.values()) count += members.size;
       return count;
+    },
+    get deliveredCount() {
+      return delivered;
+    },
+    onBusMessage(listener) {
+      busListeners.add(listener);
+      return () => busListeners.delete(listener);
     },
     close() {
       unwatchBus();

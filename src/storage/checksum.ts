@@ -1,9 +1,13 @@
 /**
  * Running whole-file checksums by name (the names and their negotiation live in
- * protocol/files.ts). xxHash64 comes from `xxhash-wasm`: WebAssembly, so nothing is compiled
- * at install and it runs wherever Node does; SHA-256 from node:crypto.
+ * protocol/files.ts). xxHash64 comes from sockit's native addon (native/xxhash64.c, built by
+ * `npm install`), which hashes the bytes where they lie at memory speed; where it did not build
+ * (no compiler, not Linux), from `xxhash-wasm`: WebAssembly, which runs wherever Node does but
+ * first copies every chunk into its own memory. The digests are the same. SHA-256 from
+ * node:crypto.
  */
 import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import xxhash from 'xxhash-wasm';
 import type { ChecksumName } from '../protocol/files.js';
 
@@ -18,6 +22,37 @@ export interface Checksum {
 type XXHashApi = Awaited<ReturnType<typeof xxhash>>;
 let wasm: Promise<XXHashApi> | undefined;
 
+/** The native XXH64 of native/xxhash64.c. */
+interface NativeXxh64 {
+  create(): object;
+  update(state: object, data: Uint8Array): void;
+  digest(state: object): string;
+}
+
+/** Built by `npm install` (scripts/build-native.mjs); resolved from build/src/storage. */
+const ADDON_PATH = '../../../native/build/Release/sockit_xxhash.node';
+let native: NativeXxh64 | null | undefined;
+
+/** The native XXH64, or null where it is not built or SOCKIT_NO_NATIVE=1 asks to do without. */
+function nativeXxh64(): NativeXxh64 | null {
+  if (native === undefined) {
+    try {
+      native =
+        process.env.SOCKIT_NO_NATIVE === '1'
+          ? null
+          : (createRequire(import.meta.url)(ADDON_PATH) as NativeXxh64);
+    } catch {
+      native = null;
+    }
+  }
+  return native;
+}
+
+/** Which implementation `xxh64` uses in this process: `native`, or `wasm` (the fallback). */
+export function xxh64Implementation(): 'native' | 'wasm' {
+  return nativeXxh64() ? 'native' : 'wasm';
+}
+
 /** Starts a checksum. The WebAssembly module is compiled once, on first use. */
 export async function createChecksum(name: ChecksumName): Promise<Checksum> {
   if (name === 'sha256') {
@@ -26,6 +61,15 @@ export async function createChecksum(name: ChecksumName): Promise<Checksum> {
       name,
       update: (data) => void hash.update(data),
       digest: () => hash.copy().digest('hex'),
+    };
+  }
+  const addon = nativeXxh64();
+  if (addon) {
+    const state = addon.create();
+    return {
+      name,
+      update: (data) => addon.update(state, data),
+      digest: () => addon.digest(state),
     };
   }
   wasm ??= xxhash();

@@ -91,3 +91,42 @@ export function unmapIPv4(ip: string): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
   return mapped ? mapped[1]! : ip;
 }
+
+/**
+ * A listening socket this process inherited instead of binding one: `fd:N` (descriptor N, from
+ * a supervisor such as systemd or a test's spawn), served as plain framed protocol, or
+ * `tls+fd:N` with TLS on top. It is the socket's own kind (TCP or Unix) once listening.
+ */
+export interface InheritedSocket {
+  kind: 'fd';
+  fd: number;
+  tls: boolean;
+}
+
+/** What a server may listen on: an address to bind, or an inherited socket. */
+export type ListenTarget = Address | InheritedSocket;
+
+/** `parseAddress`, plus `fd:N` and `tls+fd:N` for an inherited listening socket. */
+export function parseListenTarget(text: string, options: ParseAddressOptions = {}): ListenTarget {
+  const inherited = /^(tls\+)?fd:(.*)$/.exec(text.trim());
+  if (!inherited) return parseAddress(text, options);
+  const fd = Number(inherited[2]);
+  if (!/^\d{1,6}$/.test(inherited[2]!) || fd < 3) {
+    throw new SockitError(
+      'USAGE',
+      `bad address "${text}": fd:N takes a descriptor number from 3 up (0-2 are stdin, stdout and stderr)`,
+    );
+  }
+  return { kind: 'fd', fd, tls: inherited[1] !== undefined };
+}
+
+/** `fd:3`, `tls+fd:4`, or the address's canonical text. */
+export function formatListenTarget(target: ListenTarget): string {
+  if (target.kind === 'fd') return `${target.tls ? 'tls+' : ''}fd:${target.fd}`;
+  return formatAddress(target);
+}
+
+/** Whether serving this target needs a certificate. */
+export function servesTls(target: ListenTarget): boolean {
+  return target.kind === 'tls' || (target.kind === 'fd' && target.tls);
+}

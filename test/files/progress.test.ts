@@ -27,6 +27,7 @@ const result: TransferResult = {
   digest: 'ab'.repeat(32),
   resumedFrom: 0,
   skipped: false,
+  wireBytes: 2048,
 };
 
 function drive(reporter: ReturnType<typeof createReporter>): void {

@@ -4,11 +4,13 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { FrameDecoder, FrameError } from '../../src/protocol/decoder.js';
 import {
+  bodyParts,
   encodeFrame,
   encodeFrameToBuffer,
   type Frame,
   type FrameHeader,
   MAX_HEADER_BYTES,
+  SPLIT_BODY_MIN_BYTES,
 } from '../../src/protocol/frame.js';
 
 /** Feeds `chunks` to a fresh decoder and collects every frame, copying bodies out. */
@@ -178,6 +180,45 @@ describe('FrameDecoder', () => {
     split.push(compact.subarray(0, 6));
     split.push(compact.subarray(6));
     assert.equal(split.next()!.wire, undefined);
+  });
+
+  test('a large body across chunks comes as its pieces, uncopied; body joins them on demand', () => {
+    const big = randomBytes(SPLIT_BODY_MIN_BYTES + 12_345);
+    const small = randomBytes(SPLIT_BODY_MIN_BYTES - 1);
+    const bytes = Buffer.concat([
+      encodeFrameToBuffer({ type: 'data', id: 1 }, big),
+      encodeFrameToBuffer({ type: 'data', id: 1 }, small),
+      encodeFrameToBuffer({ type: 'data', id: 1 }, big),
+    ]);
+    fc.assert(
+      fc.property(fc.array(fc.nat(bytes.length), { minLength: 1, maxLength: 40 }), (cuts) => {
+        const chunks = splitAt(bytes, cuts);
+        const decoder = new FrameDecoder();
+        const frames: Frame[] = [];
+        for (const chunk of chunks) {
+          decoder.push(chunk);
+          for (let frame = decoder.next(); frame; frame = decoder.next()) frames.push(frame);
+        }
+        assert.equal(frames.length, 3);
+        for (const [index, expected] of [big, small, big].entries()) {
+          const frame = frames[index]!;
+          if (frame.parts) {
+            assert.ok(expected.length >= SPLIT_BODY_MIN_BYTES, 'only large bodies are split');
+            assert.ok(frame.parts.length > 1);
+            for (const part of frame.parts) {
+              assert.ok(
+                chunks.some((chunk) => chunk.buffer === part.buffer),
+                'a view, not a copy',
+              );
+            }
+            assert.deepEqual(Buffer.concat(frame.parts), expected);
+          }
+          assert.deepEqual(frame.body, expected);
+          assert.deepEqual(Buffer.concat([...bodyParts(frame)]), expected);
+        }
+      }),
+      { numRuns: 60 },
+    );
   });
 
   test('reports how much is buffered and whether it is between frames', () => {

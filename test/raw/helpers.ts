@@ -19,6 +19,8 @@ export interface LaunchOptions {
   /** 'pipe' (default: collected) or an open file descriptor. */
   stdout?: 'pipe' | number;
   env?: NodeJS.ProcessEnv;
+  /** Descriptors the child gets as fd 3, 4, … (an inherited listening socket). */
+  inherit?: number[];
 }
 
 const live = new Set<ChildProcess>();
@@ -38,7 +40,7 @@ export async function killAll(): Promise<void> {
 /** Spawns any program with collected output. `stdin` may be a file descriptor or 'pipe'/'ignore'. */
 export function launch(file: string, args: string[], options: LaunchOptions = {}): Running {
   const child = spawn(file, args, {
-    stdio: [options.stdin ?? 'pipe', options.stdout ?? 'pipe', 'pipe'],
+    stdio: [options.stdin ?? 'pipe', options.stdout ?? 'pipe', 'pipe', ...(options.inherit ?? [])],
     env: { ...process.env, SOCKIT_TOKEN: '', ...options.env },
   });
   const out: Buffer[] = [];

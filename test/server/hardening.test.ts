@@ -344,7 +344,11 @@ describe('refusals that free what they hold', { timeout: 30_000 }, () => {
   });
 
   test('past the refusals in progress a client is destroyed at accept, without a write', async () => {
-    const server = await serveOnLoopback({ limits: { maxConnections: 1, closeGraceMs: 20_000 } });
+    const reasons = new Map<string, number>();
+    const server = await serveOnLoopback({
+      limits: { maxConnections: 1, closeGraceMs: 20_000 },
+      observer: { refused: (reason) => reasons.set(reason, (reasons.get(reason) ?? 0) + 1) },
+    });
     const first = await connect(server.address, { token: TEST_TOKEN });
     const holders: Awaited<ReturnType<typeof holder>>[] = [];
     try {
@@ -360,6 +364,8 @@ describe('refusals that free what they hold', { timeout: 30_000 }, () => {
       const closedWithoutWord = silent.filter((bytes) => bytes === 0).length;
       assert.equal(closedWithoutWord, 300 - 256, 'clients beyond the ceiling are closed without a write');
       assert.equal(server.refusalsInProgress, 256);
+      // The observer (metrics: sockit_connections_refused_total{reason}) is told which was which.
+      assert.deepEqual(Object.fromEntries(reasons), { limit: 256, overflow: 300 - 256 });
     } finally {
       for (const entry of holders) entry.socket.destroy();
       await first.close();

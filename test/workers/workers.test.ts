@@ -5,9 +5,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type Client, connect } from '../../src/index.js';
-import { sharedState } from '../bus/helpers.js';
+import { reusePortSupported } from '../../src/transport/listen.js';
+import { sharedState, startNats } from '../bus/helpers.js';
 import { runCli, TEST_TOKEN } from '../helpers.js';
-import { killAll, type Running, sockit, waitForCount, waitForText } from '../raw/helpers.js';
+import { promtool } from '../metrics/promtool.js';
+import { closedPort, killAll, type Running, sockit, waitForCount, waitForText } from '../raw/helpers.js';
 
 interface Started {
   running: Running;
@@ -76,6 +78,84 @@ describe('sockit serve --workers', { timeout: 120_000 }, () => {
     assert.match(bad.stderr, /USAGE: --workers takes a number from 1 to 256 or auto, got "many"/);
   });
 
+  it('/readyz asks every worker: 503 while one does not answer or their bus is down, 200 when all are ready', async () => {
+    const nats = await startNats();
+    try {
+      const running = sockit(
+        [
+          ...['serve', '127.0.0.1:0', '--workers', '2', '--chat', '--bus', nats.url],
+          ...['--metrics', '127.0.0.1:0', '--state-dir', state.path, '--json-logs'],
+        ],
+        { stdin: 'ignore' },
+      );
+      const banner = await waitForText(
+        running,
+        /workers: 2 \(pids (\d+), (\d+);[\s\S]*metrics: (\S+)\/metrics/,
+        'stdout',
+      );
+      const readyz = `${banner[3]}/readyz`;
+      const stopped = Number(banner[1]);
+      const get = async (): Promise<[number, string]> => {
+        const response = await fetch(readyz);
+        return [response.status, await response.text()];
+      };
+      assert.deepEqual(await get(), [200, 'ready\n']);
+      process.kill(stopped, 'SIGSTOP');
+      try {
+        assert.deepEqual(await get(), [503, `not ready: worker ${stopped}: no answer\n`]);
+      } finally {
+        process.kill(stopped, 'SIGCONT');
+      }
+      assert.deepEqual(await get(), [200, 'ready\n']);
+      await nats.kill();
+      await waitForCount(running, /"msg":"bus down/, 2);
+      const [status, text] = await get();
+      assert.equal(status, 503);
+      assert.match(text, /^not ready: worker \d+: bus down\n$/);
+      await nats.restart();
+      await waitForCount(running, /"msg":"bus up again"/, 2);
+      assert.deepEqual(await get(), [200, 'ready\n']);
+      assert.equal((await running.stop()).code, 0);
+    } finally {
+      await nats.stop();
+    }
+  });
+
+  it('--balance reuseport: each worker binds the port where Node has it, else refused with the reason', async () => {
+    const bad = await runCli(['serve', '--workers', '2', '--balance', 'random', '--state-dir', state.path]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /USAGE: --balance takes cluster or reuseport, got "random"/);
+    const zero = await runCli([
+      'serve',
+      '127.0.0.1:0',
+      '--workers',
+      '2',
+      '--balance',
+      'reuseport',
+      '--state-dir',
+      state.path,
+    ]);
+    assert.equal(zero.code, 2);
+    if (!reusePortSupported()) {
+      assert.match(
+        zero.stderr,
+        /USAGE: --balance reuseport needs Node >= 22\.12 on Linux \(this is Node \d+/,
+      );
+      return;
+    }
+    assert.match(zero.stderr, /tcp:\/\/127\.0\.0\.1:0 cannot be shared so/);
+    const port = await closedPort();
+    const running = sockit(
+      ['serve', `127.0.0.1:${port}`, '--workers', '2', '--balance', 'reuseport', '--state-dir', state.path],
+      { stdin: 'ignore' },
+    );
+    await waitForText(running, /workers: 2/, 'stdout');
+    for (let i = 0; i < 4; i++)
+      assert.equal((await (await open(`127.0.0.1:${port}`)).echo('r')).toString(), 'r');
+    for (const client of clients.splice(0)) client.destroy();
+    assert.equal((await running.stop()).code, 0);
+  });
+
   it('a killed worker is restarted and logged; the port keeps serving', async () => {
     const started = await startWorkers(state.path);
     await waitForCount(started.running, /"msg":"listening"/, 2); // both workers serve
@@ -86,6 +166,11 @@ describe('sockit serve --workers', { timeout: 120_000 }, () => {
     await waitForCount(started.running, /"msg":"listening"/, 3);
     for (let i = 0; i < 4; i++)
       assert.equal((await (await open(started.address)).echo('after')).toString(), 'after');
+    const scrape = await (await fetch(started.metricsUrl)).text();
+    assert.equal(sample(scrape, 'sockit_worker_restarts_total'), 1);
+    assert.equal(sample(scrape, 'sockit_workers_running'), 2);
+    const checked = promtool(scrape);
+    assert.equal(checked.code, 0, checked.output);
     for (const client of clients.splice(0)) client.destroy();
     assert.equal((await started.running.stop()).code, 0);
   });
@@ -128,5 +213,17 @@ describe('sockit serve --workers', { timeout: 120_000 }, () => {
       'two workers and the primary',
     );
     clients.splice(0);
+  });
+});
+
+describe('reusePortSupported', () => {
+  it('is the Node versions that have reusePort, on Linux', () => {
+    assert.equal(reusePortSupported('22.12.0', 'linux'), true);
+    assert.equal(reusePortSupported('22.11.0', 'linux'), false);
+    assert.equal(reusePortSupported('23.0.0', 'linux'), false);
+    assert.equal(reusePortSupported('23.1.0', 'linux'), true);
+    assert.equal(reusePortSupported('24.0.0', 'linux'), true);
+    assert.equal(reusePortSupported('20.20.2', 'linux'), false);
+    assert.equal(reusePortSupported('24.0.0', 'darwin'), false);
   });
 });

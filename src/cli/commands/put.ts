@@ -48,6 +48,7 @@ export function registerPut(program: Command): void {
                   overwrite: options.overwrite ?? false,
                   resume: options.resume ?? false,
                   preserve: false,
+                  compress: options.compress ?? false,
                   signal,
                 },
                 fromStdin(reporterCallbacks(reporter)),

@@ -8,8 +8,9 @@ import { type Server, serve } from '../../server/server.js';
 import type { Service } from '../../server/service.js';
 import { serverTls } from '../../server/tls.js';
 import { defaultStateDir, loadOrCreateToken, tokenPath } from '../../state.js';
-import { formatAddress, isLoopback, parseAddress } from '../../transport/address.js';
+import { formatAddress, isLoopback, parseListenTarget } from '../../transport/address.js';
 import { readCertificateFiles } from '../../transport/self-signed.js';
+import { resolveActivated, takeSocketActivation } from '../../transport/systemd.js';
 import { SOCKIT_VERSION } from '../../version.js';
 import { addBusOptions, type BusCliOptions, openBus } from '../bus-options.js';
 import {
@@ -22,7 +23,17 @@ import {
 } from '../common.js';
 import { startServeMetrics } from '../serve-metrics.js';
 import { SERVE_PLUGINS } from '../serve-plugins.js';
-import { isServeWorker, parseWorkers, runPrimary, sendBanner, workerStopSignal } from '../serve-workers.js';
+import { onHangup } from '../serve-reload.js';
+import {
+  type Balance,
+  isServeWorker,
+  parseBalance,
+  parseWorkers,
+  runPrimary,
+  sendBanner,
+  workerAddresses,
+  workerStopSignal,
+} from '../serve-workers.js';
 import { untilSignal } from '../signals.js';
 import { sockitCommand, tryCommands } from '../try-commands.js';
 
@@ -33,6 +44,7 @@ const OPENABLE = ['echo', 'chat', 'exec', 'files', 'tunnel'] as const;
 export const DEFAULT_SERVE_ADDRESS = 'tcp://127.0.0.1:7070';
 
 interface ServeCliOptions extends BusCliOptions {
+  listen: string[];
   tokenFile?: string;
   insecureNoAuth?: boolean;
   open: string[];
@@ -49,6 +61,7 @@ interface ServeCliOptions extends BusCliOptions {
   jsonLogs?: boolean;
   metrics?: string;
   workers?: string;
+  balance?: string;
   keepalive?: string;
   keepaliveCount?: string;
   [plugin: string]: unknown;
@@ -58,7 +71,16 @@ export function registerServe(program: Command): void {
   const command = program
     .command('serve')
     .description(`serve the framed protocol on one or more addresses (default ${DEFAULT_SERVE_ADDRESS})`)
-    .argument('[address...]', 'tcp://HOST:PORT, tls://HOST:PORT, unix:/PATH or HOST:PORT')
+    .argument(
+      '[address...]',
+      'tcp://HOST:PORT, tls://HOST:PORT, unix:/PATH, HOST:PORT, or fd:N / tls+fd:N (an inherited listening socket)',
+    )
+    .option(
+      '--listen <address>',
+      'one more address, as the arguments (repeatable); fd:NAME is the systemd socket of that FileDescriptorName',
+      (text: string, list: string[]) => [...list, text],
+      [] as string[],
+    )
     .option('--token-file <path>', 'token file to read or create (default: <state dir>/token)')
     .option(
       '--insecure-no-auth',
@@ -112,6 +134,10 @@ export function registerServe(program: Command): void {
     '--workers <n>',
     'worker processes sharing the listeners (node:cluster); auto = one per core. With --chat it needs --bus',
   );
+  command.option(
+    '--balance <how>',
+    'how --workers share a port: cluster (default: the primary hands connections out) or reuseport (each worker binds it, SO_REUSEPORT; Node >= 22.12, fixed TCP ports)',
+  );
   addBusOptions(command, 'chat rooms');
   for (const plugin of SERVE_PLUGINS) plugin.addOptions(command);
   command.action(
@@ -128,6 +154,11 @@ async function runServe(addressArgs: string[], options: ServeCliOptions): Promis
     throw new SockitError('USAGE', '--bus shares chat rooms between servers: it goes with --chat');
   }
   const workers = parseWorkers(options.workers);
+  const addresses = listenAddresses(addressArgs, options);
+  const balance = parseBalance(
+    options.balance,
+    addresses.map((text) => parseListenTarget(text)),
+  );
   if (workers > 1 && options.chat && options.bus === undefined) {
     throw new SockitError(
       'USAGE',
@@ -139,24 +170,40 @@ async function runServe(addressArgs: string[], options: ServeCliOptions): Promis
       count: workers,
       log,
       metrics: options.metrics,
-      prepare: () => prepareShared(addressArgs, options),
+      addresses,
+      prepare: () => prepareShared(addresses, options),
     });
     return;
   }
+  const hangup = onHangup(log);
   const bus = await openBus(options, log);
   try {
-    await startServing(addressArgs, options, log, bus);
+    await startServing(addresses, options, log, bus, hangup, balance);
   } catch (error) {
     await bus?.close();
     throw error;
   }
 }
 
+/**
+ * What to listen on: the arguments and `--listen`s, `fd:NAME` resolved under systemd socket
+ * activation, every activated socket when none is named, else the default address. A
+ * `--workers` worker takes its primary's list (the activation variables were its primary's).
+ */
+function listenAddresses(addressArgs: string[], options: ServeCliOptions): string[] {
+  const fromPrimary = workerAddresses();
+  if (fromPrimary) return fromPrimary;
+  const given = resolveActivated([...addressArgs, ...options.listen], takeSocketActivation());
+  return given.length > 0 ? given : [DEFAULT_SERVE_ADDRESS];
+}
+
 async function startServing(
-  addressArgs: string[],
+  addresses: string[],
   options: ServeCliOptions,
   log: ReturnType<typeof createLogger>,
   bus: Bus | undefined,
+  hangup: ReturnType<typeof onHangup>,
+  balance: Balance,
 ): Promise<void> {
   const services = SERVE_PLUGINS.map((plugin) => plugin.create(options, log, bus)).filter(
     (service): service is Service => service !== undefined,
@@ -165,13 +212,18 @@ async function startServing(
   const metrics =
     options.metrics === undefined
       ? undefined
-      : await startServeMetrics(options.metrics, services, bus, () => server?.closing ?? false, log);
+      : await startServeMetrics(options.metrics, services, bus, () => server, log);
   try {
-    server = await serveWith(addressArgs, options, services, log, metrics?.observer);
+    server = await serveWith(addresses, options, services, log, metrics?.observer, balance);
   } catch (error) {
     await metrics?.endpoint?.close();
     throw error;
   }
+  hangup.reloadWith(server, {
+    targets: addresses.map((text) => parseListenTarget(text)),
+    certFiles: options.cert === undefined ? undefined : { cert: options.cert, key: options.key! },
+    stateDir: options.stateDir ?? defaultStateDir(),
+  });
   printBanner(server, services, options, bus, metrics?.endpoint?.url);
   handleSignals(server, log, async () => {
     await bus?.close();
@@ -180,21 +232,20 @@ async function startServing(
 }
 
 /** Makes token and certificate once, before the workers start, so that they all share them. */
-function prepareShared(addressArgs: string[], options: ServeCliOptions): void {
+function prepareShared(addresses: string[], options: ServeCliOptions): void {
   const stateDir = options.stateDir ?? defaultStateDir();
   if (!options.insecureNoAuth) loadOrCreateToken(options.tokenFile ?? tokenPath(stateDir));
-  const addresses = (addressArgs.length > 0 ? addressArgs : [DEFAULT_SERVE_ADDRESS]).map((text) =>
-    parseAddress(text),
-  );
-  if (options.cert === undefined) serverTls(addresses, undefined, stateDir);
+  const targets = addresses.map((text) => parseListenTarget(text));
+  if (options.cert === undefined) serverTls(targets, undefined, stateDir);
 }
 
 function serveWith(
-  addressArgs: string[],
+  addresses: string[],
   options: ServeCliOptions,
   services: Service[],
   log: ReturnType<typeof createLogger>,
   observer: ServerObserver | undefined,
+  balance: Balance,
 ): Promise<Server> {
   const limits = {
     maxConnections: options.maxConnections,
@@ -204,7 +255,7 @@ function serveWith(
     shutdownDeadlineMs: options.shutdownDeadline,
   };
   return serve({
-    listen: addressArgs.length > 0 ? addressArgs : [DEFAULT_SERVE_ADDRESS],
+    listen: addresses,
     services,
     openServices: options.open,
     ...(options.insecureNoAuth ? { insecureNoAuth: true } : {}),
@@ -215,6 +266,7 @@ function serveWith(
     ...keepaliveOptions(options),
     log,
     ...(observer ? { observer } : {}),
+    ...(balance === 'reuseport' ? { reusePort: true } : {}),
   });
 }
 

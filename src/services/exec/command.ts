@@ -245,6 +245,7 @@ export class RunningCommand {
     clearTimeout(this.#timer);
     clearTimeout(this.#closeGrace);
     const durationMs = Math.round(performance.now() - this.#startedAt);
+    this.#request.outcome = { exit: { code, signal } };
     this.#request.send({
       type: 'exit',
       code,

@@ -3,6 +3,7 @@ import { invalidOption, SockitError } from '../../errors.js';
 import { checkInteger } from '../../options.js';
 import type { FileEntry } from '../../protocol/files.js';
 import type { ServerRequest } from '../../server/request.js';
+import { DirectorySyncs } from '../../storage/directory-sync.js';
 import { Jail } from './jail.js';
 import { UploadLocks } from './upload-locks.js';
 
@@ -25,6 +26,8 @@ export interface FilesOptions {
 export interface FilesContext {
   readonly jail: Jail;
   readonly locks: UploadLocks;
+  /** Publishes into one directory share its fsyncs (group commit). */
+  readonly directorySyncs: DirectorySyncs;
   readonly maxFileSize: number;
   readonly reserveBytes: number;
   readonly stallTimeoutMs: number;
@@ -41,6 +44,7 @@ export function createFilesContext(options: FilesOptions): FilesContext {
   return {
     jail: Jail.open(options.root),
     locks: new UploadLocks(),
+    directorySyncs: new DirectorySyncs(),
     maxFileSize: count('maxFileSize', Number.MAX_SAFE_INTEGER),
     reserveBytes: count('reserveBytes', 0),
     stallTimeoutMs: count('stallTimeoutMs', 120_000),

@@ -1,8 +1,9 @@
 import { SockitError } from '../../errors.js';
 import type { HeaderOfType } from '../../protocol/catalogue.js';
-import { digestFields, FILES_FRAMES, negotiateChecksum } from '../../protocol/files.js';
+import { digestFields, FILES_FRAMES, negotiateChecksum, negotiateCompression } from '../../protocol/files.js';
 import type { ServerRequest } from '../../server/request.js';
 import { createChecksum } from '../../storage/checksum.js';
+import { AVAILABLE_COMPRESSIONS, encodeChunks } from '../../storage/chunk-compression.js';
 import { hashRange, readChunks } from '../../storage/file-reader.js';
 import { type FilesContext, requireAuthenticated } from './context.js';
 import { fsFailure } from './fs-errors.js';
@@ -11,7 +12,8 @@ import { parseRemotePath } from './path.js';
 /**
  * `get`: `get-start` (size, mode, mtime), the bytes from `offset` in `data` frames, then
  * `get-end` with the digest of the whole file (a kept prefix is hashed, not sent) in the
- * checksum negotiated from the request's `checksums` (SHA-256 when it names none). Sending
+ * checksum negotiated from the request's `checksums` (SHA-256 when it names none). With a
+ * compression negotiated from `compress`, chunks that shrink go as `data-z`. Sending
  * waits for the socket to drain, so a slow client holds one chunk of server memory, not a file.
  */
 export async function handleGet(request: ServerRequest, context: FilesContext): Promise<void> {
@@ -21,6 +23,7 @@ export async function handleGet(request: ServerRequest, context: FilesContext): 
   const path = names.join('/');
   const offset = header.offset ?? 0;
   const checksum = negotiateChecksum(header.checksums);
+  const compression = negotiateCompression(header.compress, AVAILABLE_COMPRESSIONS);
   const { handle, stats } = await context.jail.openFile(names);
   try {
     const fileSize = stats.size;
@@ -39,17 +42,21 @@ export async function handleGet(request: ServerRequest, context: FilesContext): 
       mode: stats.mode & 0o7777,
       mtimeMs: stats.mtimeMs,
       checksum,
+      ...(compression ? { compression } : {}),
       // Lets a resuming client check that its kept prefix is this file's (a sockit extension).
       ...(offset > 0 ? digestFields(checksum, hash.digest(), true) : {}),
     });
     // The next chunk is read and hashed while the previous one is still being flushed.
     let flushing: Promise<void> | undefined;
-    for await (const chunk of readChunks(handle, offset, fileSize)) {
+    const outcome = { bytesOut: 0 };
+    request.outcome = outcome;
+    for await (const chunk of encodeChunks(readChunks(handle, offset, fileSize), compression)) {
       signal.throwIfAborted();
-      hash.update(chunk);
+      hash.update(chunk.raw);
+      outcome.bytesOut += chunk.raw.length;
       if (flushing) await flushing;
       signal.throwIfAborted();
-      flushing = request.send({ type: FILES_FRAMES.data }, chunk) ? undefined : request.drained();
+      flushing = request.send({ type: chunk.type }, chunk.body) ? undefined : request.drained();
       // A rejection (the client went away) surfaces at the next await, not as an unhandled one.
       flushing?.catch(() => {});
     }

@@ -1,5 +1,6 @@
 /**
- * The files service (PROTOCOL section 4, "files"): put, get, list, stat and delete under one
+ * The files service (PROTOCOL section 4, "files"): put, get, list, stat, delete, mkdir and
+ * symlink under one
  * root directory, verified by SHA-256, resumable, and jailed. Each request type has its own
  * module; this one only wires them to the server core.
  */
@@ -11,8 +12,11 @@ import { createFilesContext, type FilesContext, type FilesOptions } from './cont
 import { handleDelete } from './delete.js';
 import { fsFailure } from './fs-errors.js';
 import { handleGet } from './get.js';
+import { handleGetBatch } from './get-batch.js';
 import { handleList, handleStat } from './list.js';
+import { handleMkdir, handleSymlink } from './make.js';
 import { handlePut } from './put.js';
+import { handlePutBatch } from './put-batch.js';
 
 export type { FilesOptions } from './context.js';
 
@@ -40,6 +44,10 @@ export function filesService(options: FilesOptions): Service {
       [FILES_FRAMES.list]: handler(handleList),
       [FILES_FRAMES.stat]: handler(handleStat),
       [FILES_FRAMES.delete]: handler(handleDelete),
+      [FILES_FRAMES.mkdir]: handler(handleMkdir),
+      [FILES_FRAMES.symlink]: handler(handleSymlink),
+      [FILES_FRAMES.putBatch]: handler(handlePutBatch),
+      [FILES_FRAMES.getBatch]: handler(handleGetBatch),
     },
   };
 }

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { opendir } from 'node:fs/promises';
+import { lstat, opendir, readlink } from 'node:fs/promises';
 import { SockitError } from '../../errors.js';
 import { byPath, FILES_FRAMES, type FileEntry, RESERVED_PREFIX } from '../../protocol/files.js';
 import type { ServerRequest } from '../../server/request.js';
 import { hashRange } from '../../storage/file-reader.js';
 import { type FilesContext, requireAuthenticated, toEntry } from './context.js';
-import type { Jail } from './jail.js';
+import type { Jail, JailedDir } from './jail.js';
 import { joinRemotePath, parseRemotePath } from './path.js';
 
 /** Entries are sent in batches whose JSON stays well under the 64 KiB header ceiling. */
@@ -19,13 +19,16 @@ const BATCH_JSON_BYTES = 48 * 1024;
  * directories are listed but not descended into (no loops). A listing too large for one
  * header travels in `list-part` frames before the final `list-result` when the client says
  * it understands them (`stream: true`, a sockit extension); otherwise it is TOO_LARGE.
- * Listing a file gives that one entry.
+ * Listing a file gives that one entry. With `links: true` (a sockit extension, for `sync`)
+ * every symlink is reported as itself, `kind: "link"` with its `target` text, and never followed:
+ * the client decides what to do with one that leads out, and the jail is not involved.
  */
 export async function handleList(request: ServerRequest, context: FilesContext): Promise<void> {
   requireAuthenticated(request);
   const names = parseRemotePath(request.header.path ?? '', { allowRoot: true });
   const recursive = request.header.recursive === true;
   const streamed = request.header.stream === true;
+  const links = request.header.links === true;
   const single = names.length > 0 ? await statEntry(context.jail, names) : undefined;
   if (single?.kind === 'file') {
     request.reply({ type: FILES_FRAMES.listResult, entries: [single] });
@@ -34,7 +37,7 @@ export async function handleList(request: ServerRequest, context: FilesContext):
   let batch: FileEntry[] = [];
   let batchBytes = 0;
   let parts = 0;
-  for await (const entry of walk(context.jail, names, recursive)) {
+  for await (const entry of walk(context.jail, names, recursive, links)) {
     request.signal.throwIfAborted();
     const bytes = Buffer.byteLength(JSON.stringify(entry)) + 1;
     if (batchBytes + bytes > BATCH_JSON_BYTES) {
@@ -110,7 +113,12 @@ async function statEntry(jail: Jail, names: string[]): Promise<FileEntry> {
  * held. With `recursive`, a directory's subdirectories are walked after it is closed (only their
  * names wait, so one descriptor is open at a time, however deep the tree).
  */
-async function* walk(jail: Jail, names: readonly string[], recursive: boolean): AsyncGenerator<FileEntry> {
+async function* walk(
+  jail: Jail,
+  names: readonly string[],
+  recursive: boolean,
+  links: boolean,
+): AsyncGenerator<FileEntry> {
   const dir = await jail.openDir(names);
   const subdirectories: string[] = [];
   try {
@@ -118,6 +126,11 @@ async function* walk(jail: Jail, names: readonly string[], recursive: boolean): 
     try {
       for await (const child of entries) {
         if (child.name.startsWith(RESERVED_PREFIX)) continue;
+        if (links && child.isSymbolicLink()) {
+          const entry = await linkEntry(dir, child.name);
+          if (entry) yield entry;
+          continue;
+        }
         let stats: Awaited<ReturnType<Jail['entryStats']>>;
         try {
           stats = await jail.entryStats(dir, child.name);
@@ -135,5 +148,15 @@ async function* walk(jail: Jail, names: readonly string[], recursive: boolean): 
   } finally {
     await dir.close();
   }
-  for (const name of subdirectories) yield* walk(jail, [...names, name], recursive);
+  for (const name of subdirectories) yield* walk(jail, [...names, name], recursive, links);
+}
+
+/** A symlink as itself (lstat and readlink through the open directory), or undefined if it vanished. */
+async function linkEntry(dir: JailedDir, name: string): Promise<FileEntry | undefined> {
+  try {
+    const [stats, target] = await Promise.all([lstat(dir.at(name)), readlink(dir.at(name))]);
+    return { ...toEntry(dir.relative(name), stats), kind: 'link', size: 0, target };
+  } catch {
+    return undefined;
+  }
 }

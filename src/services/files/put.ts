@@ -17,15 +17,18 @@ import { SockitError } from '../../errors.js';
 import type { HeaderOfType } from '../../protocol/catalogue.js';
 import {
   type ChecksumName,
+  type CompressionName,
   digestField,
   digestFields,
   FILES_FRAMES,
   negotiateChecksum,
+  negotiateCompression,
   partialUploadName,
 } from '../../protocol/files.js';
 import type { Frame, FrameHeader } from '../../protocol/frame.js';
 import type { ServerRequest } from '../../server/request.js';
 import { type Checksum, createChecksum } from '../../storage/checksum.js';
+import { AVAILABLE_COMPRESSIONS, chunkParts } from '../../storage/chunk-compression.js';
 import { hashRange } from '../../storage/file-reader.js';
 import { SequentialWriter } from '../../storage/file-writer.js';
 import { publishFile } from '../../storage/publish.js';
@@ -48,6 +51,8 @@ interface PutRequest {
   mtimeMs: number | undefined;
   /** Negotiated from the client's `checksums`. */
   checksum: ChecksumName;
+  /** Negotiated from the client's `compress`; undefined: every chunk arrives plain. */
+  compression: CompressionName | undefined;
 }
 
 export async function handlePut(request: ServerRequest, context: FilesContext): Promise<void> {
@@ -84,7 +89,8 @@ export async function handlePut(request: ServerRequest, context: FilesContext): 
         `${put.path} already exists: pass overwrite (--overwrite) to replace it`,
       );
     }
-    lock = await context.locks.acquire(`${await dir.key()}/${name}`, {
+    const dirKey = await dir.key();
+    lock = await context.locks.acquire(`${dirKey}/${name}`, {
       takeover: put.resume,
       abort: (reason) => stop.abort(reason),
       path: put.path,
@@ -108,6 +114,7 @@ export async function handlePut(request: ServerRequest, context: FilesContext): 
       type: FILES_FRAMES.putReady,
       offset,
       checksum: put.checksum,
+      ...(put.compression ? { compression: put.compression } : {}),
       // The client compares this with its own prefix before sending the rest (a sockit extension).
       ...(offset > 0 ? digestFields(put.checksum, hash.digest(), true) : {}),
     });
@@ -130,6 +137,9 @@ export async function handlePut(request: ServerRequest, context: FilesContext): 
     partial = undefined;
     await dir.assertStillInside();
     await publish(dir, name, partialPath, put);
+    // The rename itself must survive a crash too: the directory entry is flushed before
+    // put-done, in an fsync shared with the other publishes into this directory.
+    await context.directorySyncs.sync(dirKey, dir.handle);
     request.reply({
       type: FILES_FRAMES.putDone,
       fileSize: put.fileSize,
@@ -178,13 +188,20 @@ async function openPartial(path: string, put: PutRequest): Promise<FileHandle> {
         throw error;
       }
     }
-  } else {
-    // Unlinking drops a planted link (or an old partial) without touching what it points to.
-    await unlink(path).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') throw error;
-    });
   }
-  return open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK, 0o600);
+  const create = (): Promise<FileHandle> =>
+    open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK, 0o600);
+  try {
+    // Usually nothing has the name: one exclusive create, no unlink that fails with ENOENT.
+    return await create();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  // Unlinking drops a planted link (or an old partial) without touching what it points to.
+  await unlink(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
+  return create();
 }
 
 function notOwnPartial(put: PutRequest, what: string): SockitError {
@@ -207,6 +224,7 @@ function readPutRequest(request: ServerRequest): PutRequest {
     mode: header.mode,
     mtimeMs: header.mtimeMs,
     checksum: negotiateChecksum(header.checksums),
+    compression: negotiateCompression(header.compress, AVAILABLE_COMPRESSIONS),
   };
 }
 
@@ -248,6 +266,8 @@ function receive(
     onError: (error) => fail(fsFailure(error, put.path)),
   });
   let received = offset;
+  const outcome = { bytesIn: 0 };
+  request.outcome = outcome;
   let stallTimer: NodeJS.Timeout | undefined;
   let finished = false;
   const ended = new Promise<FrameHeader>((resolve, reject) => {
@@ -274,15 +294,36 @@ function receive(
       if (finished) return;
       armStall();
       const type = frame.header.type;
-      if (type === FILES_FRAMES.data) {
-        if (received + frame.body.length > put.fileSize) {
-          reject(new SockitError('INTEGRITY', `${put.path}: more bytes than the announced ${put.fileSize}`));
+      if (type === FILES_FRAMES.data || type === FILES_FRAMES.dataCompressed) {
+        const take = (parts: readonly Buffer[]): Promise<void> | undefined => {
+          if (finished) return undefined;
+          let length = 0;
+          for (const part of parts) length += part.length;
+          if (received + length > put.fileSize) {
+            reject(
+              new SockitError('INTEGRITY', `${put.path}: more bytes than the announced ${put.fileSize}`),
+            );
+            return undefined;
+          }
+          received += length;
+          outcome.bytesIn += length;
+          // Socket chunks and decompressed ones are fresh allocations: queued without a copy.
+          let wait: Promise<void> | undefined;
+          for (const part of parts) {
+            hash.update(part);
+            wait = writer.write(part) ?? wait;
+          }
+          return wait;
+        };
+        let bytes: readonly Buffer[] | Promise<readonly Buffer[]>;
+        try {
+          bytes = chunkParts(frame, put.compression);
+        } catch (error) {
+          reject(error);
           return;
         }
-        hash.update(frame.body);
-        received += frame.body.length;
-        // Socket chunks are fresh allocations, so the body may be queued without a copy.
-        return writer.write(frame.body);
+        // Decompressing holds the socket, so chunks are hashed and written in order.
+        return bytes instanceof Promise ? bytes.then(take, reject) : take(bytes);
       }
       if (type === FILES_FRAMES.putEnd) {
         resolve(frame.header);
@@ -345,8 +386,6 @@ async function publish(dir: JailedDir, name: string, partialPath: string, put: P
       `${put.path} appeared while it was uploaded; the verified upload is kept: put again with overwrite and resume to publish it without resending`,
     );
   }
-  // The rename itself must survive a crash too: flush the directory entry.
-  await dir.handle.sync().catch(() => {});
 }
 
 /**
