@@ -1,6 +1,8 @@
 /**
- * The echo suite: sockit's framed echo and raw echo against Node's plain `net` echo and the
- * seeds' Python ThreadingTCPServer echo, same machine, same run, same load generator.
+ * The echo suite: sockit's framed echo and raw echo against Node's plain `net` echo, the seeds'
+ * Python ThreadingTCPServer echo and `redis-server` answering PING, same machine, same run, same
+ * load generator. The headline subject is `sockit serve --echo upper`: every reply is a new
+ * frame, encoded, as any service's replies are.
  *
  * Each server runs in its own child process and the generator in another, so on a 2-core
  * machine each side has a core. Every case warms up, then measures for a fixed window; the
@@ -14,9 +16,11 @@ import type { LoadSpec } from './lib/load-spec.js';
 import {
   findPython,
   hasRawListen,
+  redisVersion,
   type SockitServer,
   startNetEcho,
   startPythonEcho,
+  startRedis,
   startSockitListen,
   startSockitServe,
 } from './lib/servers.js';
@@ -44,15 +48,16 @@ const PING_PONG: Workload = {
   bodyBytes: 64,
   rounds: 4,
 };
+const PIPELINED: Workload = {
+  name: 'echo pipelined 64 B, 4 conns x 32 in flight',
+  connections: 4,
+  inFlight: 32,
+  bodyBytes: 64,
+  rounds: 3,
+};
 const WORKLOADS: Workload[] = [
   PING_PONG,
-  {
-    name: 'echo pipelined 64 B, 4 conns x 32 in flight',
-    connections: 4,
-    inFlight: 32,
-    bodyBytes: 64,
-    rounds: 2,
-  },
+  PIPELINED,
   {
     name: 'echo pipelined 64 KiB, 4 conns x 8 in flight',
     connections: 4,
@@ -64,20 +69,27 @@ const WORKLOADS: Workload[] = [
 
 const SOCKIT = 'sockit serve (framed)';
 const SOCKIT_RAW = 'sockit listen --echo (raw)';
-/** The framed server with `--echo upper`: every reply encoded afresh (no reuse of the request's bytes). */
+/** The headline: the framed server with `--echo upper`, every reply a transformed, encoded frame. */
 const SOCKIT_UPPER = 'sockit serve --echo upper (framed)';
 const NET = 'node net echo';
 const PYTHON = 'python ThreadingTCPServer';
+const REDIS = 'redis-server PING';
 
-/** Targets of issue 2: framed ping-pong at >= 0.8x plain net and >= 1.5x the Python seed. */
-const TARGETS: Record<string, number> = { [`${SOCKIT} / ${NET}`]: 0.8, [`${SOCKIT} / ${PYTHON}`]: 1.5 };
+/**
+ * Targets per workload: issue 11 (the general path against `net` and Redis) and issue 2 (against
+ * the Python seed), all on the headline subject.
+ */
+const TARGETS = new Map<Workload, Record<string, number>>([
+  [PING_PONG, { [`${SOCKIT_UPPER} / ${NET}`]: 1.0, [`${SOCKIT_UPPER} / ${PYTHON}`]: 1.5 }],
+  [PIPELINED, { [`${SOCKIT_UPPER} / ${NET}`]: 0.8, [`${SOCKIT_UPPER} / ${REDIS}`]: 1.0 }],
+]);
 
 interface Subject {
   name: string;
   mode: LoadSpec['mode'];
   start(): Promise<ServerChild | SockitServer>;
-  /** Only in ping-pong (to keep the run short). */
-  pingPongOnly?: boolean;
+  /** Only in the 64 B workloads: Redis answers PING, it has no body to echo. */
+  smallOnly?: boolean;
 }
 
 export const echoSuite: BenchSuite = {
@@ -99,7 +111,7 @@ export const echoSuite: BenchSuite = {
         for (let round = 0; round < workload.rounds; round++) {
           for (const subject of subjects) {
             const server = servers.get(subject.name);
-            if (!server || (subject.pingPongOnly && workload !== PING_PONG)) continue;
+            if (!server || (subject.smallOnly && workload.bodyBytes > 64)) continue;
             const figures = await measureCase(context, workload, subject, server);
             if (figures) rounds.set(subject.name, [...(rounds.get(subject.name) ?? []), figures]);
           }
@@ -115,13 +127,12 @@ export const echoSuite: BenchSuite = {
 function chooseSubjects(context: BenchContext): Subject[] {
   const nodeArgs = CPU_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROFILE_DIR}`] : [];
   const subjects: Subject[] = [
-    { name: SOCKIT, mode: 'framed', start: () => startSockitServe({ nodeArgs }) },
     {
       name: SOCKIT_UPPER,
       mode: 'framed',
-      start: () => startSockitServe({ extraArgs: ['--echo', 'upper'] }),
-      pingPongOnly: true,
+      start: () => startSockitServe({ extraArgs: ['--echo', 'upper'], nodeArgs }),
     },
+    { name: SOCKIT, mode: 'framed', start: () => startSockitServe() },
   ];
   if (hasRawListen()) {
     subjects.push({ name: SOCKIT_RAW, mode: 'raw', start: startSockitListen });
@@ -135,24 +146,30 @@ function chooseSubjects(context: BenchContext): Subject[] {
   } else {
     context.note('python3 not found: the ThreadingTCPServer peer is skipped (set PYTHON=/path/to/python3).');
   }
+  const redis = redisVersion();
+  if (redis) {
+    subjects.push({ name: REDIS, mode: 'resp', start: startRedis, smallOnly: true });
+    context.note(`${REDIS}: ${redis}; inline \`PING\\r\\n\`, same generator and pipeline depth.`);
+  } else {
+    context.note('redis-server not found: the Redis PING peer is skipped (Debian package redis-server).');
+  }
   return subjects;
 }
 
 /** The framing + dispatch + echo code alone, no sockets: what sockit adds per message. */
 async function measureServerPath(context: BenchContext): Promise<void> {
-  // 1 per read is ping-pong: each request arrives whole and an unchanged echo sends its bytes
-  // back. `upper` and pipelined reads take the general path: decode, encode a fresh reply.
+  // 1 per read is ping-pong, 32 is a pipelined read; every reply is decoded and encoded afresh.
   const cases = [
-    { perChunk: 1, transform: 'none' as const },
     { perChunk: 1, transform: 'upper' as const },
-    { perChunk: 32, transform: 'none' as const },
+    { perChunk: 32, transform: 'upper' as const },
+    { perChunk: 1, transform: 'none' as const },
   ];
   for (const { perChunk, transform } of cases) {
     try {
       const nanos = await serverPathNanos(perChunk, 64, 400, transform);
       context.record({
         case: `echo server path in-process, 64 B, ${perChunk} request(s) per read, echo ${transform}, no sockets`,
-        subject: SOCKIT,
+        subject: transform === 'upper' ? SOCKIT_UPPER : SOCKIT,
         value: nanos / 1000,
         unit: 'µs CPU/request',
         extra: { 'requests/s per core': Math.round(1e9 / nanos) },
@@ -218,13 +235,13 @@ function reportWorkload(context: BenchContext, workload: Workload, rounds: Map<s
     }
   }
   const unit = workload.bodyBytes >= 65536 ? 'MB/s' : 'msgs/s';
-  for (const numerator of [SOCKIT, SOCKIT_UPPER, SOCKIT_RAW]) {
-    for (const denominator of [NET, PYTHON]) {
+  for (const numerator of [SOCKIT_UPPER, SOCKIT, SOCKIT_RAW]) {
+    for (const denominator of [NET, REDIS, PYTHON]) {
       const top = best.get(numerator);
       const bottom = best.get(denominator);
       if (!top || !bottom) continue;
       const label = `${numerator} / ${denominator}`;
-      const target = workload === PING_PONG ? TARGETS[label] : undefined;
+      const target = TARGETS.get(workload)?.[label];
       context.ratio({
         case: workload.name,
         label: `${label} ${unit}`,
@@ -234,13 +251,14 @@ function reportWorkload(context: BenchContext, workload: Workload, rounds: Map<s
     }
   }
   // Server CPU per message does not depend on the generator keeping up: a second view.
-  const sockitCost = cost.get(SOCKIT);
-  const netCost = cost.get(NET);
-  if (sockitCost !== undefined && netCost !== undefined) {
+  const sockitCost = cost.get(SOCKIT_UPPER);
+  for (const peer of [NET, REDIS]) {
+    const peerCost = cost.get(peer);
+    if (sockitCost === undefined || peerCost === undefined) continue;
     context.ratio({
       case: workload.name,
-      label: `${SOCKIT} / ${NET} msgs per server CPU-second`,
-      value: netCost / sockitCost,
+      label: `${SOCKIT_UPPER} / ${peer} msgs per server CPU-second`,
+      value: peerCost / sockitCost,
     });
   }
   const net = best.get(NET);

@@ -62,7 +62,7 @@ export {
   FrameCatalogue,
   type HeaderOfType,
 } from './protocol/catalogue.js';
-export { type DecoderOptions, FrameDecoder, FrameError, TEXT_CLIENT_REPLY } from './protocol/decoder.js';
+export { type DecoderOptions, FrameDecoder, FrameError } from './protocol/decoder.js';
 export {
   DEFAULT_MAX_BODY_BYTES,
   encodeFrame,

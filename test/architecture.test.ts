@@ -21,8 +21,8 @@ const ALLOWED: Record<string, string[]> = {
   raw: ['transport', 'server', 'storage', 'protocol/transform', 'protocol/files', 'bus'],
   cli: ['*'],
 };
-/** Imports no service may make even though its layer is allowed: services never parse bytes. */
-const FORBIDDEN_FOR_SERVICES = ['protocol/decoder'];
+/** Imports no service may make even though its layer is allowed: services never parse or encode bytes. */
+const FORBIDDEN_FOR_SERVICES = ['protocol/decoder', 'protocol/encoder'];
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>

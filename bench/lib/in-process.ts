@@ -20,6 +20,7 @@ class StandInSocket extends EventEmitter {
   writable = true;
   writableNeedDrain = false;
   writableLength = 0;
+  writableHighWaterMark = 16 * 1024;
   written = 0;
   setNoDelay(): this {
     return this;

@@ -2,8 +2,11 @@ import type { LatencySummary } from './histogram.js';
 
 /** One load-generation case, passed to the generator child as JSON. */
 export interface LoadSpec {
-  /** `raw`: send bodies, count echoed bytes. `framed`: sockit echo requests over the protocol. */
-  mode: 'raw' | 'framed';
+  /**
+   * `raw`: send bodies, count echoed bytes. `framed`: sockit echo requests over the protocol.
+   * `resp`: Redis inline `PING\r\n` commands, `+PONG\r\n` answers (`bodyBytes` is not used).
+   */
+  mode: 'raw' | 'framed' | 'resp';
   host: string;
   port: number;
   connections: number;

@@ -1,6 +1,8 @@
 /**
  * The load generator, run as its own child process: `node loadgen.js '<LoadSpec JSON>'`.
  *
+ * It speaks three ways: raw bytes (echo), sockit frames, and Redis `PING`.
+ *
  * It is built to cost the server's machine as little as possible per message: sockets read with
  * `onread` into one reused buffer per connection (no stream machinery, no allocation per read);
  * every request is encoded once before the run and the same bytes are written again and again,
@@ -55,12 +57,16 @@ interface Connection {
 
 const READ_BUFFER_BYTES = 64 * 1024;
 
-// ---- raw mode: bytes out, the same number of bytes back ----------------------------------
+// ---- raw and RESP modes: fixed-size requests out, fixed-size replies back -------------------
 
-/** One raw connection: replies are counted in bytes, oldest request first. */
-function runRaw(connection: Connection, body: Buffer): void {
+/**
+ * One connection whose every request is `request` and every reply `replyBytes` long (an echo:
+ * the same bytes; Redis: `+PONG\r\n` for `PING\r\n`): replies are counted in bytes, oldest
+ * request first, never parsed.
+ */
+function runFixed(connection: Connection, request: Buffer, replyBytes: number): void {
   const { socket } = connection;
-  const size = body.length;
+  const size = replyBytes;
   const sentAt = new Float64Array(spec.inFlight);
   let oldest = 0;
   let pendingBytes = 0;
@@ -75,7 +81,7 @@ function runRaw(connection: Connection, body: Buffer): void {
       complete(now, sentAt[oldest]!);
       if (!stopping) {
         sentAt[oldest] = now;
-        socket.write(body);
+        socket.write(request);
       }
       oldest = oldest + 1 === spec.inFlight ? 0 : oldest + 1;
     }
@@ -84,7 +90,7 @@ function runRaw(connection: Connection, body: Buffer): void {
   const now = performance.now();
   for (let i = 0; i < spec.inFlight; i++) {
     sentAt[i] = now;
-    socket.write(body);
+    socket.write(request);
   }
 }
 
@@ -248,6 +254,26 @@ function runFramed(connection: Connection, requests: Buffer[]): void {
   }
 }
 
+// ---- RESP mode: a Redis server answering PING ---------------------------------------------
+
+const PING = Buffer.from('PING\r\n', 'latin1');
+const PONG = '+PONG\r\n';
+
+/** One PING answered with `+PONG`, so that counting reply bytes later counts PONGs. */
+function checkPong(connection: Connection): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let reply = '';
+    connection.receive = (buffer, length) => {
+      reply += buffer.toString('latin1', 0, length);
+      if (reply.length < PONG.length) return;
+      connection.receive = () => {};
+      if (reply === PONG) resolve();
+      else reject(new Error(`expected ${JSON.stringify(PONG)} for PING, got ${JSON.stringify(reply)}`));
+    };
+    connection.socket.write(PING);
+  });
+}
+
 // ---- the run --------------------------------------------------------------------------------
 
 function open(): Promise<Connection> {
@@ -283,11 +309,13 @@ function open(): Promise<Connection> {
 async function main(): Promise<void> {
   const connections = await Promise.all(Array.from({ length: spec.connections }, open));
   if (spec.mode === 'framed') await Promise.all(connections.map(handshake));
+  if (spec.mode === 'resp') await Promise.all(connections.map(checkPong));
   const body = makeBody(spec.bodyBytes);
   const requests = spec.mode === 'framed' ? encodeRequests(body) : [];
   for (const connection of connections) {
     if (spec.mode === 'framed') runFramed(connection, requests);
-    else runRaw(connection, body);
+    else if (spec.mode === 'resp') runFixed(connection, PING, PONG.length);
+    else runFixed(connection, body, body.length);
   }
   await new Promise((resolve) => setTimeout(resolve, spec.warmupMs));
   emit({ event: 'start' });

@@ -1,7 +1,7 @@
 /**
  * The servers the benchmarks compare, each started as its own child process on 127.0.0.1 port 0:
- * sockit's framed server (the built CLI), sockit's raw echo, Node's plain `net` echo, and the
- * seeds' Python ThreadingTCPServer echo.
+ * sockit's framed server (the built CLI), sockit's raw echo, Node's plain `net` echo, the
+ * seeds' Python ThreadingTCPServer echo, and `redis-server` (answering PING).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { removeOnExit, type ServerChild, startServerChild } from './children.js';
+import { freePort } from './ports.js';
 
 /** The built CLI (`build/src/cli/main.js`), as `npm run bench` builds it first. */
 export const SOCKIT_CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -153,5 +154,35 @@ export function startSockitListen(): Promise<ServerChild> {
       '1000',
     ],
     readyPattern: /listening on \S*127\.0\.0\.1:(\d+)/,
+  });
+}
+
+/** `redis-server --version`'s first line, or undefined when it is not installed. */
+export function redisVersion(): string | undefined {
+  try {
+    return execFileSync('redis-server', ['--version'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 10_000,
+    })
+      .trim()
+      .split('\n')[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `redis-server` on a free 127.0.0.1 port with persistence off (`--save '' --appendonly no`), so
+ * it does only what the bench asks: answer PING. Redis cannot listen on port 0 and report the
+ * port, so one is found free first; its log's `Ready to accept connections` says it listens.
+ */
+export async function startRedis(): Promise<ServerChild> {
+  const port = await freePort();
+  return startServerChild({
+    name: 'redis-server',
+    command: 'redis-server',
+    args: ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'],
+    readyPattern: /port=(\d+)[\s\S]*Ready to accept connections/,
   });
 }

@@ -68,10 +68,6 @@ export class FrameDecoder {
   #headerLength = 0;
   #header: FrameHeader | undefined;
   #bodySize = 0;
-  /** The chunk the current frame starts at offset 0 of, if it does (see Frame.wire). */
-  #frameChunk: Buffer | undefined;
-  /** Whether the current frame's header was in the compact form. */
-  #compact = false;
 
   constructor(options: DecoderOptions = {}) {
     this.#maxHeaderBytes = Math.min(options.maxHeaderBytes ?? MAX_HEADER_BYTES, MAX_HEADER_BYTES);
@@ -102,7 +98,6 @@ export class FrameDecoder {
     // Each step returns early when bytes are short and falls into the next when they are not.
     if (this.#state === State.Length) {
       if (this.#buffered < LENGTH_PREFIX_BYTES) return undefined;
-      this.#frameChunk = this.#offset === 0 ? this.#chunks[0] : undefined;
       this.#headerLength = this.#takeLength();
       this.#checkHeaderLength();
       this.#state = State.Header;
@@ -121,23 +116,13 @@ export class FrameDecoder {
         // A large body across chunks: its pieces, joined only if someone asks for `body`.
         const parts = this.#takeParts(this.#bodySize);
         this.#header = undefined;
-        this.#frameChunk = undefined;
         this.#state = State.Length;
         return new SplitBodyFrame(header, parts, this.#bodySize);
       }
       const body = this.#take(this.#bodySize);
-      const chunk = this.#frameChunk;
-      // A frame that is a whole chunk by itself needs no view to be handed out as bytes.
-      const wire =
-        this.#compact &&
-        chunk !== undefined &&
-        chunk.length === LENGTH_PREFIX_BYTES + this.#headerLength + this.#bodySize
-          ? chunk
-          : undefined;
       this.#header = undefined;
-      this.#frameChunk = undefined;
       this.#state = State.Length;
-      return { header, body, wire };
+      return { header, body };
     }
     return undefined;
   }
@@ -231,7 +216,6 @@ export class FrameDecoder {
       bytes = this.#take(n);
     }
     const compact = readCompactHeader(bytes, start, start + n);
-    this.#compact = compact !== undefined;
     if (compact === undefined) return this.#parseHeader(this.#headerText(bytes, start, n));
     if (compact.size !== undefined) this.#checkBodySize(compact.size);
     return compact;
@@ -332,7 +316,6 @@ const EMPTY = Buffer.alloc(0);
 class SplitBodyFrame implements Frame {
   readonly header: FrameHeader;
   readonly parts: readonly Buffer[];
-  readonly wire = undefined;
   readonly #size: number;
   #body: Buffer | undefined;
 

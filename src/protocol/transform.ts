@@ -17,8 +17,9 @@ export function upperAscii(bytes: Uint8Array): Buffer {
   const words = (out.length - head) >>> 2;
   upperBytes(out, 0, head);
   if (words > 0) {
-    const view = new Int32Array(out.buffer, out.byteOffset + head, words);
-    for (let i = 0; i < words; i++) {
+    const view = wordsOf(out.buffer);
+    const first = (out.byteOffset + head) >>> 2;
+    for (let i = first; i < first + words; i++) {
       const word = view[i]!;
       const low7 = word & 0x7f7f7f7f;
       // Per byte, bit 7 of: (b & 0x7f) >= 'a', (b & 0x7f) > 'z', and b itself >= 0x80. No byte
@@ -29,6 +30,23 @@ export function upperAscii(bytes: Uint8Array): Buffer {
   }
   upperBytes(out, head + words * 4, out.length);
   return out;
+}
+
+/** The last buffer memory seen as words, and that view: small buffers share Node's pool. */
+let wordsMemory: ArrayBufferLike | undefined;
+let wordsView: Int32Array<ArrayBufferLike> = new Int32Array(0);
+
+/**
+ * All of `memory` as 32-bit words. Small `Buffer.allocUnsafe` results are slices of one 8 KiB
+ * pool, so one view serves many calls: creating a typed array per call cost more than
+ * upper-casing 64 bytes.
+ */
+function wordsOf(memory: ArrayBufferLike): Int32Array {
+  if (memory !== wordsMemory) {
+    wordsMemory = memory;
+    wordsView = new Int32Array(memory, 0, memory.byteLength >>> 2);
+  }
+  return wordsView;
 }
 
 function upperBytes(out: Buffer, from: number, to: number): void {

@@ -194,10 +194,6 @@ export class ServerConnection implements RequestOwner {
     return this.#framed.send(header, body, id);
   }
 
-  sendEncoded(frame: Buffer): boolean {
-    return this.#framed.sendEncoded(frame);
-  }
-
   drained(): Promise<void> {
     return this.#framed.drained();
   }

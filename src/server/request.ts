@@ -7,8 +7,6 @@ export interface RequestOwner {
   readonly context: ConnectionContext;
   /** Sends a frame of request `id` (which replaces the header's own). */
   sendFrame(header: FrameHeader, body: Uint8Array | undefined, id: number): boolean;
-  /** Sends bytes that already are one whole frame. */
-  sendEncoded(frame: Buffer): boolean;
   drained(): Promise<void>;
   requestFinished(request: ServerRequest): void;
   reportFailure(request: ServerRequest, error: unknown): void;
@@ -40,8 +38,6 @@ export class ServerRequest {
   /** The request's body; a view into socket memory, copy it to keep it past this tick. */
   readonly body: Buffer;
   readonly #owner: RequestOwner;
-  /** The request frame's own bytes, when the decoder had them (Frame.wire). */
-  readonly #wire: Buffer | undefined;
   /** Created on first use: most requests (echo, stat) never look at their signal. */
   #abort: AbortController | undefined;
   #abortReason: SockitError | undefined;
@@ -59,7 +55,6 @@ export class ServerRequest {
     this.header = frame.header;
     this.id = frame.header.id!;
     this.body = frame.body;
-    this.#wire = frame.wire;
     this.#owner = owner;
   }
 
@@ -105,19 +100,6 @@ export class ServerRequest {
   reply(header: ReplyHeader, body?: Uint8Array): void {
     this.send(header, body);
     this.finish();
-  }
-
-  /**
-   * Ends the request by sending its own frame back unchanged: the zero-copy echo, nothing
-   * encoded or copied. Possible when the decoder kept the frame's bytes (`Frame.wire`: a compact
-   * header, the frame one whole chunk); returns false otherwise, and the caller replies the
-   * usual way. The reply has the request's type, id and body.
-   */
-  replyWithOwnFrame(): boolean {
-    if (this.#finished || this.#wire === undefined) return false;
-    this.#owner.sendEncoded(this.#wire);
-    this.finish();
-    return true;
   }
 
   /** Sends an error for this request and ends it. A local-only code goes out as INTERNAL. */

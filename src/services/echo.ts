@@ -18,9 +18,6 @@ export function echoService(options: EchoOptions = {}): Service {
     name: 'echo',
     requests: {
       echo(request) {
-        // Unchanged, the answer is the request frame itself (same type, id and body): send its
-        // bytes back when the decoder has them, as a plain TCP echo would.
-        if (transform === 'none' && request.replyWithOwnFrame()) return;
         request.reply(ECHO_REPLY, transform === 'upper' ? upperAscii(request.body) : request.body);
       },
     },

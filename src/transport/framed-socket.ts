@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import { SockitError } from '../errors.js';
 import { type DecoderOptions, FrameDecoder, FrameError } from '../protocol/decoder.js';
-import { encodeFrame, errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
+import { FrameBatch } from '../protocol/encoder.js';
+import { errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import { CLOSE_GRACE_MS, endWithin } from './close-grace.js';
 
 /**
@@ -48,9 +49,9 @@ export interface FramedSocketEvents {
 
 /**
  * A socket that carries frames: decodes what arrives, encodes what is sent, and joins the two
- * kinds of backpressure. Frames sent while one read is handled, or within one tick, are collected
- * and written together (one write, or one writev), so pipelined requests and their answers leave
- * in few system calls.
+ * kinds of backpressure. Frames sent while one read is handled, or within one tick, are encoded
+ * back to back into one batch (`protocol/encoder.ts`) and leave in one write, so pipelined
+ * requests and their answers cost one system call per read rather than one per frame.
  */
 export class FramedSocket {
   readonly socket: Socket;
@@ -58,8 +59,9 @@ export class FramedSocket {
   readonly #events: FramedSocketEvents;
   #blocked = false;
   /** Encoded frames not yet written: flushed when a read's handlers return, else on a microtask. */
-  #batch: Buffer[] | undefined;
-  #batchBytes = 0;
+  readonly #batch = new FrameBatch();
+  /** Whether a flush is due: the read being handled will flush, or a microtask is queued. */
+  #flushDue = false;
   #closed = false;
   #ending = false;
   readonly #stopReadingWhileWriteBlocked: boolean;
@@ -88,7 +90,7 @@ export class FramedSocket {
       if (this.#ending) return; // after end(), the peer's bytes are read only to see its FIN
       this.#decoder.push(chunk);
       // Replies to this chunk's frames leave together as soon as the handlers return.
-      this.#batch ??= [];
+      this.#flushDue = true;
       this.#pump();
       this.#flushBatch();
     });
@@ -120,25 +122,12 @@ export class FramedSocket {
    */
   send(header: FrameHeader, body?: Uint8Array, id?: number): boolean {
     if (this.closed || !this.socket.writable) return false;
-    return this.#enqueue(encodeFrame(header, body, id));
-  }
-
-  /** Sends bytes that already are one whole frame (a decoded frame's `wire`). Like `send`. */
-  sendEncoded(frame: Buffer): boolean {
-    if (this.closed || !this.socket.writable) return false;
-    return this.#enqueue([frame]);
-  }
-
-  #enqueue(parts: Buffer[]): boolean {
-    if (this.#batch === undefined) {
-      this.#batch = [];
+    this.#batch.add(header, body, id);
+    if (!this.#flushDue) {
+      this.#flushDue = true;
       queueMicrotask(this.#flushBatch);
     }
-    for (const part of parts) {
-      this.#batch.push(part);
-      this.#batchBytes += part.length;
-    }
-    return this.socket.writableLength + this.#batchBytes < this.socket.writableHighWaterMark;
+    return this.socket.writableLength + this.#batch.bytes < this.socket.writableHighWaterMark;
   }
 
   /** Resolves when the socket's write buffer has drained; rejects with CLOSED if it closes first. */
@@ -195,18 +184,20 @@ export class FramedSocket {
   }
 
   readonly #flushBatch = (): void => {
-    const batch = this.#batch;
-    if (batch === undefined) return;
-    this.#batch = undefined;
-    this.#batchBytes = 0;
-    if (batch.length === 0 || this.socket.destroyed) return;
+    if (!this.#flushDue) return;
+    this.#flushDue = false;
+    if (this.#batch.bytes === 0) return;
+    const parts = this.#batch.take();
+    if (this.socket.destroyed) return;
     this.#activity++;
-    if (batch.length === 1) {
-      this.socket.write(batch[0]!);
+    if (parts.length === 1) {
+      this.socket.write(parts[0]!);
       return;
     }
+    // Only a large body (passed on uncopied) or another connection's frames in the shared slab
+    // split a batch: the parts still leave in one writev.
     this.socket.cork();
-    for (const part of batch) this.socket.write(part);
+    for (const part of parts) this.socket.write(part);
     this.socket.uncork();
   };
 

@@ -161,27 +161,6 @@ describe('FrameDecoder', () => {
     assert.equal(frame.body.buffer, bytes.buffer);
   });
 
-  test('wire: the chunk itself, only for a compact frame that is one whole chunk', () => {
-    const compact = encodeFrameToBuffer({ type: 'echo', id: 1 }, Buffer.from('abc'));
-    const whole = new FrameDecoder();
-    whole.push(compact);
-    assert.equal(whole.next()!.wire, compact);
-
-    const other = encodeFrameToBuffer({ type: 'echo', id: 1, note: 'x' }, Buffer.from('abc'));
-    const notCompact = new FrameDecoder();
-    notCompact.push(other);
-    assert.equal(notCompact.next()!.wire, undefined);
-
-    const two = new FrameDecoder();
-    two.push(Buffer.concat([compact, compact]));
-    assert.deepEqual([two.next()!.wire, two.next()!.wire], [undefined, undefined]);
-
-    const split = new FrameDecoder();
-    split.push(compact.subarray(0, 6));
-    split.push(compact.subarray(6));
-    assert.equal(split.next()!.wire, undefined);
-  });
-
   test('a large body across chunks comes as its pieces, uncopied; body joins them on demand', () => {
     const big = randomBytes(SPLIT_BODY_MIN_BYTES + 12_345);
     const small = randomBytes(SPLIT_BODY_MIN_BYTES - 1);
