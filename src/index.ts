@@ -55,6 +55,13 @@ export {
 export { ERROR_CATALOGUE, type ErrorCode, isErrorCode, SockitError, type WireErrorCode } from './errors.js';
 export { createLogger, type Logger, type LoggerOptions, type LogLevel, silentLogger } from './log.js';
 export { computeProof, PROTOCOL_VERSION, verifyProof } from './protocol/auth.js';
+export {
+  CATALOGUE,
+  type CatalogueEntry,
+  type CatalogueHeader,
+  FrameCatalogue,
+  type HeaderOfType,
+} from './protocol/catalogue.js';
 export { type DecoderOptions, FrameDecoder, FrameError } from './protocol/decoder.js';
 export {
   DEFAULT_MAX_BODY_BYTES,
@@ -64,6 +71,15 @@ export {
   type FrameHeader,
   MAX_HEADER_BYTES,
 } from './protocol/frame.js';
+export {
+  declareFrames,
+  type FieldSpec,
+  type FrameDeclarations,
+  type FrameRole,
+  type FrameSpec,
+  type HeaderOf,
+  type TrustPhase,
+} from './protocol/schema.js';
 export { DEFAULT_LIMITS, type Limits } from './server/limits.js';
 export {
   type RawConnection,

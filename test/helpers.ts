@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { after, describe } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { ChatRoom } from '../src/client/chat.js';
+import type { FrameDeclarations, FrameSpec } from '../src/protocol/schema.js';
 import { type ServeOptions, type Server, serve } from '../src/server/server.js';
 
 /** The built CLI entry point (tests run from build/test, the CLI is build/src/cli/main.js). */
@@ -244,4 +245,39 @@ export function untilChat(room: ChatRoom, predicate: () => boolean): Promise<voi
     for (const event of events) room.on(event, check);
     check();
   });
+}
+
+/**
+ * Declarations for a test service's own request types (a service of your own declares its
+ * frames): each request with its follow-ups and replies, fields unchecked, bodies up to the
+ * connection's limit; the first reply listed is the final one.
+ */
+export function testFrames(
+  service: string,
+  requests: Record<string, { followUps?: string[]; replies: string[] }>,
+): FrameDeclarations {
+  const frames: Record<string, FrameSpec> = {};
+  const base = { service, id: 'required', body: 'max', fields: {}, doc: 'a test frame' } as const;
+  for (const [type, { followUps = [], replies }] of Object.entries(requests)) {
+    frames[type] = {
+      ...base,
+      role: 'request',
+      from: 'client',
+      phases: ['anonymous', 'authenticated'],
+      followUps,
+      replies,
+      final: replies.slice(0, 1),
+    };
+    for (const followUp of followUps) {
+      frames[followUp] = {
+        ...base,
+        role: 'follow-up',
+        from: 'client',
+        phases: ['anonymous', 'authenticated'],
+      };
+    }
+    for (const reply of replies)
+      if (reply !== type) frames[reply] = { ...base, role: 'reply', from: 'server' };
+  }
+  return frames;
 }

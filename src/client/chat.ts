@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { SockitError } from '../errors.js';
+import type { HeaderOfType } from '../protocol/catalogue.js';
 import type { Frame } from '../protocol/frame.js';
 import type { Client } from './client.js';
 
@@ -158,26 +159,26 @@ export class ChatRoom extends EventEmitter {
     this.emit('close', reason);
   }
 
+  /** A frame of this room; the client checked it against the catalogue before it got here. */
   #receive(frame: Frame): void {
     if (this.#left) return;
-    const { header } = frame;
+    const header = frame.header as HeaderOfType<'message' | 'presence' | 'notice'>;
     if (header.type === 'message') {
-      const from = String(header.from ?? '');
-      this.emit('message', { room: this.room, from, text: frame.body.toString('utf8'), body: frame.body });
+      this.emit('message', {
+        room: this.room,
+        from: header.from,
+        text: frame.body.toString('utf8'),
+        body: frame.body,
+      });
     } else if (header.type === 'presence') {
-      const name = String(header.name ?? '');
-      const event = header.event === 'leave' ? 'leave' : 'join';
+      const { name, event } = header;
       if (event === 'join') this.members.add(name);
       else this.members.delete(name);
       const presence: ChatPresence = { room: this.room, name, event };
-      if (typeof header.reason === 'string') presence.reason = header.reason;
+      if (header.reason !== undefined) presence.reason = header.reason;
       this.emit('presence', presence);
     } else if (header.type === 'notice') {
-      const notice: ChatNotice = {
-        room: this.room,
-        event: String(header.event ?? ''),
-        text: String(header.text ?? ''),
-      };
+      const notice: ChatNotice = { room: this.room, event: header.event, text: header.text };
       this.emit('notice', notice);
     }
   }
@@ -204,9 +205,6 @@ export async function joinChat(client: Client, options: JoinChatOptions): Promis
     chat.abandon();
     throw error;
   }
-  const members = Array.isArray(reply.header.members)
-    ? reply.header.members.filter((member): member is string => typeof member === 'string')
-    : [];
-  chat.joined(members);
+  chat.joined((reply.header as HeaderOfType<'joined'>).members);
   return chat;
 }

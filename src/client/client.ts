@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { cancelled, SockitError } from '../errors.js';
 import { computeProof, PROTOCOL_VERSION } from '../protocol/auth.js';
-import { errorFromHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
+import { CATALOGUE, type HeaderOfType } from '../protocol/catalogue.js';
+import { DEFAULT_MAX_BODY_BYTES, errorFromHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import { defaultStateDir, readTokenFile, tokenPath } from '../state.js';
 import { type Address, formatAddress, parseAddress } from '../transport/address.js';
 import { type DialOptions, dialStream, type TlsTrust } from '../transport/dial.js';
@@ -22,28 +23,13 @@ import {
 import type { FileEntry, ListOptions, StatOptions, TransferOptions, TransferResult } from './files.js';
 import { startClientKeepalive } from './keepalive.js';
 
-/**
- * Which service answers a request type: to explain an UNSUPPORTED answer. The files names are
- * protocol/files.ts FILES_FRAMES, written out so that `exec` and `ping` do not load that module.
- */
-const SERVICE_OF_REQUEST: Record<string, string> = {
-  exec: 'exec',
-  put: 'files',
-  get: 'files',
-  list: 'files',
-  stat: 'files',
-  delete: 'files',
-  join: 'chat',
-  leave: 'chat',
-  echo: 'echo',
-};
-
 /** How an operator starts each service. */
 const START_HINTS: Record<string, string> = {
   exec: 'sockit serve --exec-allow PROGRAMS',
   files: 'sockit serve --files DIR',
   chat: 'sockit serve --chat',
   echo: 'sockit serve',
+  tunnel: 'sockit serve --tunnel-allow LIST',
 };
 
 /** The files and chat clients load on first use: a CLI run of `exec` or `ping` never pays for them. */
@@ -177,7 +163,8 @@ export class Client extends EventEmitter {
     const request = this.open(header, body, {
       timeoutMs: this.#requestTimeoutMs,
       ...options,
-      final: () => true,
+      // The frames the catalogue declares final for this type, whatever the caller passed.
+      final: undefined,
     });
     // Socket chunks are fresh allocations, so the body view stays valid after this tick.
     return request.done;
@@ -193,6 +180,7 @@ export class Client extends EventEmitter {
     const id = this.#nextId++;
     const request = new ClientRequest(
       id,
+      header.type,
       this.#framed,
       options,
       () => this.#requests.delete(id),
@@ -251,14 +239,13 @@ export class Client extends EventEmitter {
 
   /** UNSUPPORTED for a service's request: say which service is missing and how to start it. */
   #explainUnsupported(type: string, error: SockitError): SockitError {
-    const service = SERVICE_OF_REQUEST[type];
-    if (error.code !== 'UNSUPPORTED' || service === undefined || this.welcome.services.includes(service))
+    const service = CATALOGUE.get(type)?.spec.service;
+    const hint = service === undefined ? undefined : START_HINTS[service];
+    if (error.code !== 'UNSUPPORTED' || hint === undefined || this.welcome.services.includes(service!))
       return error;
-    return new SockitError(
-      'UNSUPPORTED',
-      `the server does not run ${service} (start it with \`${START_HINTS[service]}\`)`,
-      { cause: error },
-    );
+    return new SockitError('UNSUPPORTED', `the server does not run ${service} (start it with \`${hint}\`)`, {
+      cause: error,
+    });
   }
 
   #cancelAll(message: string): void {
@@ -280,6 +267,12 @@ export class Client extends EventEmitter {
     if (frame.header.type === 'error') {
       this.#closedError = errorFromHeader(frame.header, 'connection error');
       this.emit('server-error', this.#closedError);
+      return;
+    }
+    const problem = CATALOGUE.get(frame.header.type)?.validate(frame.header);
+    if (problem !== undefined) {
+      // A malformed message (chat) cannot be answered: the connection is no longer trusted.
+      this.destroy(new SockitError('FRAME_INVALID', `the server sent a malformed frame: ${problem}`));
       return;
     }
     this.emit('frame', frame);
@@ -350,6 +343,7 @@ export async function connect(address: string | Address, options: ConnectOptions
     resolveClosed = resolve;
   });
   let welcome: Welcome | undefined;
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const framed = new FramedSocket(
     socket,
     {
@@ -362,7 +356,15 @@ export async function connect(address: string | Address, options: ConnectOptions
           return;
         }
         if (welcome === undefined && header.type === 'welcome') {
-          welcome = parseWelcome(header);
+          const problem = CATALOGUE.get('welcome')!.validate(header);
+          if (problem !== undefined) {
+            settle.reject(
+              new SockitError('UNSUPPORTED', `${formatAddress(target)} sent a malformed ${problem}`),
+            );
+            framed.destroy();
+            return;
+          }
+          welcome = welcomeOf(header as HeaderOfType<'welcome'>);
           if (welcome.auth === 'token' && token !== undefined) {
             framed.send({ type: 'auth', proof: computeProof(token, String(header.nonce ?? '')) });
           } else if (welcome.auth === 'token') {
@@ -382,8 +384,10 @@ export async function connect(address: string | Address, options: ConnectOptions
         framed.destroy();
       },
       onFrameError(error) {
-        // Bytes that do not even frame before the welcome: another protocol on that port.
-        settle.reject(client || welcome ? error : notSockit(error));
+        // After the handshake the open requests fail with the framing error itself (TOO_LARGE,
+        // FRAME_INVALID), not a bare CLOSED. Before the welcome: another protocol on that port.
+        if (client) return client.destroy(error);
+        settle.reject(welcome ? error : notSockit(error));
         framed.destroy();
       },
       onClose(error) {
@@ -394,7 +398,12 @@ export async function connect(address: string | Address, options: ConnectOptions
           settle.reject(new SockitError('CLOSED', 'the server closed the connection during the handshake'));
       },
     },
-    { maxBodyBytes: options.maxBodyBytes },
+    {
+      maxBodyBytes,
+      // What a server may send is declared too: an `exit` or `put-ready` with a body, or a
+      // `data` frame over 1 MiB, is refused before its bytes are buffered.
+      bodyLimit: (header) => CATALOGUE.bodyLimit(header.type, 'authenticated', maxBodyBytes),
+    },
   );
   const finish = (authenticated: boolean): Client => {
     const ready = new Client(framed, {
@@ -436,14 +445,13 @@ function sentText(bytes: Buffer | undefined): string {
   return `it sent: "${shown}${bytes.length > 40 ? '…' : ''}"`;
 }
 
-function parseWelcome(header: FrameHeader): Welcome {
-  const strings = (value: unknown): string[] =>
-    Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : [];
+/** What the client keeps of a welcome the catalogue checked. */
+function welcomeOf(header: HeaderOfType<'welcome'>): Welcome {
   return {
-    version: Number(header.version),
-    server: String(header.server ?? ''),
-    services: strings(header.services),
-    auth: header.auth === 'token' ? 'token' : 'none',
-    open: strings(header.open),
+    version: header.version,
+    server: header.server ?? '',
+    services: header.services,
+    auth: header.auth,
+    open: header.open ?? [],
   };
 }

@@ -1,7 +1,8 @@
 import { Readable, Writable } from 'node:stream';
 import { invalidOption, SockitError } from '../errors.js';
+import type { HeaderOfType } from '../protocol/catalogue.js';
 import { EXEC_SIGNALS, type ExecSignal, isExecSignal } from '../protocol/exec.js';
-import type { Frame, FrameHeader } from '../protocol/frame.js';
+import type { Frame } from '../protocol/frame.js';
 import type { Client } from './client.js';
 import type { ClientRequest } from './request.js';
 
@@ -166,7 +167,7 @@ export class RemoteProcess {
         this.#endStreams();
         if (this.#pid === undefined)
           startedReject(new SockitError('INTERNAL', 'the command ended without starting'));
-        return parseExit(frame.header);
+        return exitOf(frame.header as HeaderOfType<'exit'>);
       },
       (error: Error) => {
         this.#endStreams();
@@ -282,7 +283,7 @@ export async function runExec(
   try {
     const frame = await request.done;
     return {
-      ...parseExit(frame.header),
+      ...exitOf(frame.header as HeaderOfType<'exit'>),
       pid,
       stdout: Buffer.concat(chunks.stdout),
       stderr: Buffer.concat(chunks.stderr),
@@ -321,10 +322,9 @@ function toBuffer(chunk: Uint8Array | string): Buffer {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
 
-/** Request options shared by both forms: `exit` ends it; the server owns the deadline. */
+/** Request options shared by both forms (`exit` ends it, as the catalogue says); the server owns the deadline. */
 function requestOptions(options: RemoteExecOptions) {
   return {
-    final: (header: FrameHeader) => header.type === 'exit',
     // The server enforces timeoutMs; the client waits as long as the command runs.
     timeoutMs: 0,
     ...(options.signal ? { signal: options.signal } : {}),
@@ -358,12 +358,13 @@ function execHeader(command: ExecCommand, options: SpawnRemoteOptions, stdin: bo
   return header;
 }
 
-function parseExit(header: FrameHeader): ExecExit {
+/** How the command ended, from an `exit` frame the catalogue checked (older servers may omit fields). */
+function exitOf(header: HeaderOfType<'exit'>): ExecExit {
   return {
-    code: typeof header.code === 'number' ? header.code : null,
-    signal: typeof header.signal === 'string' ? (header.signal as NodeJS.Signals) : null,
+    code: header.code ?? null,
+    signal: (header.signal ?? null) as NodeJS.Signals | null,
     timedOut: header.timedOut === true,
     truncated: header.truncated === true,
-    durationMs: typeof header.durationMs === 'number' ? header.durationMs : 0,
+    durationMs: header.durationMs ?? 0,
   };
 }

@@ -168,7 +168,7 @@ async function uploadOnce(
       ...(preserve ? { mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs } : {}),
     },
     undefined,
-    { final: (header) => header.type === FILES_FRAMES.putDone, ...signalOption(options.signal) },
+    signalOption(options.signal),
   );
   const ready = await firstFrame(request, FILES_FRAMES.putReady);
   const offset = ready.offset;
@@ -373,10 +373,7 @@ async function download(
   const request = client.open(
     { type: FILES_FRAMES.get, path: remotePath, offset, checksums: offers, ...compressOffer(options) },
     undefined,
-    {
-      final: (header) => header.type === FILES_FRAMES.getEnd,
-      ...signalOption(options.signal),
-    },
+    signalOption(options.signal),
   );
   const stop = (error: unknown): void => {
     failure ??= error;
@@ -518,7 +515,7 @@ export async function listEntries(
       ...(options.links ? { links: true } : {}),
     },
     undefined,
-    { final: (header) => header.type === FILES_FRAMES.listResult, ...signalOption(options.signal) },
+    signalOption(options.signal),
   );
   request.onFrame = (frame) => {
     if (frame.header.type === FILES_FRAMES.listPart) entries.push(...parseEntries(frame.header.entries));

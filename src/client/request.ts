@@ -1,4 +1,5 @@
 import { cancelled, SockitError } from '../errors.js';
+import { CATALOGUE, type RequestAnswer } from '../protocol/catalogue.js';
 import { errorFromHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import type { FramedSocket } from '../transport/framed-socket.js';
 
@@ -7,7 +8,11 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Cancels the request when aborted: `done` rejects with CANCELLED, the signal's reason as `cause`. */
   signal?: AbortSignal;
-  /** Recognises the frame that ends the request (`exit`, `get-end`, …). Errors always end it. */
+  /**
+   * Recognises the frame that ends the request. Default: the final frames the catalogue
+   * declares for its type (`exit`, `get-end`, …); one frame for a type it does not know. Errors
+   * always end it.
+   */
   final?: (header: FrameHeader) => boolean;
 }
 
@@ -25,7 +30,10 @@ export class ClientRequest {
   /** Receives every non-final frame; return a promise to pause the connection until it settles. */
   onFrame: ((frame: Frame) => void | Promise<void>) | undefined;
   readonly #framed: FramedSocket;
-  readonly #final: (header: FrameHeader) => boolean;
+  /** The caller's own final-frame test; undefined: the catalogue's (`#answers`). */
+  readonly #final: ((header: FrameHeader) => boolean) | undefined;
+  /** The answers the catalogue declares for this request's type; undefined for a type it does not know. */
+  readonly #answers: ReadonlyMap<string, RequestAnswer> | undefined;
   readonly #release: () => void;
   #resolve!: (frame: Frame) => void;
   #reject!: (error: Error) => void;
@@ -36,8 +44,12 @@ export class ClientRequest {
 
   readonly #explain: ExplainError;
 
+  /** The type of the frame that opened it: what its answers are checked against. */
+  readonly type: string;
+
   constructor(
     id: number,
+    type: string,
     framed: FramedSocket,
     options: RequestOptions,
     release: () => void,
@@ -45,8 +57,10 @@ export class ClientRequest {
   ) {
     this.#explain = explain;
     this.id = id;
+    this.type = type;
     this.#framed = framed;
-    this.#final = options.final ?? (() => true);
+    this.#final = options.final;
+    this.#answers = CATALOGUE.get(type)?.answers;
     this.#release = release;
     this.done = new Promise<Frame>((resolve, reject) => {
       this.#resolve = resolve;
@@ -101,11 +115,24 @@ export class ClientRequest {
   receive(frame: Frame): void | Promise<void> {
     if (this.#settled) return;
     const { header } = frame;
+    // A server that answers with a frame the catalogue does not allow here, or a malformed one,
+    // ends the request: nothing it says after that can be trusted to mean what it seems.
+    const answer = this.#answers?.get(header.type);
+    const problem =
+      answer !== undefined
+        ? answer.entry.validate(header)
+        : CATALOGUE.answerProblem(this.type, this.#answers, header);
+    if (problem !== undefined) {
+      this.#sendCancel();
+      this.#settle(new SockitError('FRAME_INVALID', `the server sent ${problem}`));
+      return;
+    }
     if (header.type === 'error') {
       this.#settle(this.#explain(errorFromHeader(header, 'the server reported an error')));
       return;
     }
-    if (this.#final(header)) {
+    // Without the caller's test: the catalogue's final frames; one frame ends a type it does not know.
+    if (this.#final ? this.#final(header) : answer ? answer.final : this.#answers === undefined) {
       this.#settle(undefined, frame);
       return;
     }

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { SockitError } from '../errors.js';
-import { isValidWindow, TUNNEL_FRAMES, TUNNEL_WINDOW } from '../protocol/tunnel.js';
+import type { HeaderOfType } from '../protocol/catalogue.js';
+import { TUNNEL_FRAMES, TUNNEL_WINDOW } from '../protocol/tunnel.js';
 import { formatHostPort } from '../transport/address.js';
 import { TunnelStream } from '../transport/tunnel-stream.js';
 import type { Client } from './client.js';
@@ -41,22 +42,21 @@ export function openTunnelStream(
   socket.pause();
   return new Promise((resolve, reject) => {
     let stream: TunnelStream | undefined;
-    const request = client.open({ ...header, window: TUNNEL_WINDOW }, undefined, {
-      final: (frame) => frame.type === TUNNEL_FRAMES.closed,
-    });
+    const request = client.open({ ...header, window: TUNNEL_WINDOW });
     const earlyError = (): void => request.cancel();
     socket.once('error', earlyError);
     socket.once('close', earlyError);
     request.onFrame = (frame) => {
       if (stream !== undefined) return stream.onFrame(frame);
-      if (frame.header.type !== TUNNEL_FRAMES.opened || !isValidWindow(frame.header.window)) return;
+      // The catalogue checked the window of an `opened` before the frame got here.
+      if (frame.header.type !== TUNNEL_FRAMES.opened) return;
       socket.off('error', earlyError);
       socket.off('close', earlyError);
       stream = new TunnelStream(socket, {
         send: (next, body) => {
           if (!request.settled) request.send(next, body);
         },
-        credit: frame.header.window,
+        credit: (frame.header as HeaderOfType<'tunnel-opened'>).window,
         window: TUNNEL_WINDOW,
         onDone: (error) => {
           if (error !== undefined) request.cancel();
@@ -183,13 +183,13 @@ export function forwardRemote(
   return new Promise((resolve, reject) => {
     let endpoint: TunnelEndpoint | undefined;
     let closing = false;
-    const request = client.open({ type: TUNNEL_FRAMES.listen, ...listen }, undefined, { final: () => false });
+    const request = client.open({ type: TUNNEL_FRAMES.listen, ...listen });
     request.onFrame = (frame) => {
       const { header } = frame;
       if (header.type === TUNNEL_FRAMES.listening && endpoint === undefined) {
-        const port = Number(header.port);
+        const { host, port } = header as HeaderOfType<'tunnel-listening'>;
         endpoint = {
-          address: formatHostPort(String(header.host), port),
+          address: formatHostPort(host, port),
           port,
           close: async () => {
             closing = true;

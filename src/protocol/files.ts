@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { SockitError } from '../errors.js';
+import { declareFrames } from './schema.js';
 
 /** Frame types of the files service. */
 export const FILES_FRAMES = {
@@ -344,3 +345,383 @@ export function acceptedCompression(
   }
   return named;
 }
+
+/**
+ * A remote path as a request names it. The bound is loose (4 characters per allowed byte): the
+ * server's jail refuses a path over MAX_PATH_BYTES bytes as FORBIDDEN, with its reason.
+ */
+const PATH = {
+  kind: 'string',
+  max: 4 * MAX_PATH_BYTES,
+  message: 'field "path" must be a string, e.g. "dir/a.bin"',
+} as const;
+/** A byte count or offset in a file. */
+const COUNT = { kind: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER } as const;
+/** A digest in hex (xxh64: 16 digits, SHA-256: 64), either case. */
+const DIGEST = { kind: 'string', max: 64, pattern: /^[0-9a-fA-F]+$/, optional: true } as const;
+/** The checksums a request offers, its preference first (names this side does not know are skipped). */
+const CHECKSUM_OFFER = {
+  kind: 'strings',
+  minItems: 1,
+  maxItems: 16,
+  itemMax: 32,
+  optional: true,
+  message: 'field "checksums" must be a non-empty list of checksum names',
+} as const;
+/**
+ * The checksum a reply chose. Any name: one that was not offered is the receiver's UNSUPPORTED
+ * (`acceptedChecksum`), not a malformed frame.
+ */
+const CHECKSUM_CHOSEN = { kind: 'string', min: 1, max: 32, optional: true } as const;
+/** The chunk compressions a request offers (an empty list, or none in common: no compression). */
+const COMPRESS_OFFER = {
+  kind: 'strings',
+  minItems: 0,
+  maxItems: 16,
+  itemMax: 32,
+  optional: true,
+  message: 'field "compress" must be a list of compression names',
+} as const;
+/** The compression a reply chose; one not offered is the receiver's UNSUPPORTED (`acceptedCompression`). */
+const COMPRESSION_CHOSEN = { kind: 'string', min: 1, max: 32, optional: true } as const;
+/** Largest body of a batch: it closes once past BATCH_BODY_BYTES, so one more small file at most. */
+const BATCH_FRAME_BYTES = BATCH_BODY_BYTES + BATCH_MAX_FILE_BYTES;
+/** Most entries in one `list-result` or `list-part` (a header is at most 64 KiB anyway). */
+const MAX_LIST_ENTRIES = 65536;
+
+/** The files service's frames, declared once (docs/files.md). */
+export const FILES_FRAME_SPECS = declareFrames({
+  [FILES_FRAMES.put]: {
+    service: 'files',
+    role: 'request',
+    from: 'client',
+    id: 'required',
+    body: 0,
+    phases: ['authenticated'],
+    followUps: [FILES_FRAMES.data, FILES_FRAMES.dataCompressed, FILES_FRAMES.putEnd],
+    replies: [FILES_FRAMES.putReady, FILES_FRAMES.putDone],
+    final: [FILES_FRAMES.putDone],
+    doc: 'uploads a file: `put-ready` says from which offset, then `data`… and `put-end`',
+    fields: {
+      path: PATH,
+      fileSize: { ...COUNT, message: 'a put needs "fileSize": the number of bytes in the whole file' },
+      overwrite: { kind: 'boolean', optional: true },
+      resume: { kind: 'boolean', optional: true },
+      mode: {
+        kind: 'integer',
+        min: 0,
+        max: 0o7777,
+        optional: true,
+        message: 'field "mode" must be 0-0o7777',
+      },
+      mtimeMs: {
+        kind: 'number',
+        min: 0,
+        max: Number.MAX_SAFE_INTEGER,
+        optional: true,
+        message: 'field "mtimeMs" must be a non-negative number of milliseconds',
+      },
+      checksums: CHECKSUM_OFFER,
+      compress: COMPRESS_OFFER,
+    },
+  },
+  [FILES_FRAMES.putReady]: {
+    service: 'files',
+    role: 'reply',
+    from: 'server',
+    id: 'required',
+    body: 0,
+    doc: 'send from `offset` (a kept partial upload); `prefixDigest` is the kept prefix',
+    fields: {
+      offset: COUNT,
+      checksum: CHECKSUM_CHOSEN,
+      compression: COMPRESSION_CHOSEN,
+      prefixDigest: DIGEST,
+      prefixSha256: DIGEST,
+    },
+  },
+  [FILES_FRAMES.data]: {
+    service: 'files',
+    role: 'follow-up',
+    from: 'both',
+    id: 'required',
+    body: DATA_CHUNK_BYTES,
+    phases: ['authenticated'],
+    doc: 'file bytes, in order',
+    fields: {},
+  },
+  [FILES_FRAMES.dataCompressed]: {
+    service: 'files',
+    role: 'follow-up',
+    from: 'both',
+    id: 'required',
+    body: DATA_CHUNK_BYTES,
+    phases: ['authenticated'],
+    doc: 'a chunk of file bytes compressed with the negotiated `compression` (only where it shrinks)',
+    fields: {},
+  },
+  [FILES_FRAMES.putEnd]: {
+    service: 'files',
+    role: 'follow-up',
+    from: 'client',
+    id: 'required',
+    body: 0,
+    phases: ['authenticated'],
+    doc: 'all bytes sent: the whole-file digest',
+    fields: { checksum: CHECKSUM_CHOSEN, digest: DIGEST, sha256: DIGEST },
+  },
+  [FILES_FRAMES.putDone]: {
+    service: 'files',
+    role: 'reply',
+    from: 'server',
+    id: 'required',
+    body: 0,
+    doc: 'final: the file is published under its name',
+    fields: {
+      fileSize: { ...COUNT, optional: true },
+      checksum: CHECKSUM_CHOSEN,
+      digest: DIGEST,
+      sha256: DIGEST,
+    },
+  },
+  [FILES_FRAMES.get]: {
+    service: 'files',
+    role: 'request',
+    from: 'client',
+    id: 'required',
+    body: 0,
+    phases: ['authenticated'],
+    replies: [FILES_FRAMES.getStart, FILES_FRAMES.data, FILES_FRAMES.dataCompressed, FILES_FRAMES.getEnd],
+    final: [FILES_FRAMES.getEnd],
+    doc: 'downloads a file from `offset` (a resume)',
+    fields: {
+      path: PATH,
+      offset: { ...COUNT, optional: true, message: 'field "offset" must be a whole number of bytes' },
+      checksums: CHECKSUM_OFFER,
+      compress: COMPRESS_OFFER,
+    },
+  },
+  [FILES_FRAMES.getStart]: {
+    service: 'files',
+    role: 'reply',
+    from: 'server',
+    id: 'required',
+    body: 0,
+    doc: 'the file: its length, mode and time; `data` frames follow',
+    fields: {
+      fileSize: COUNT,
+      mode: { kind: 'integer', min: 0, max: 0o7777, optional: true },
+      mtimeMs: { kind: 'number', min: 0, max: Number.MAX_SAFE_INTEGER, optional: true },
+      checksum: CHECKSUM_CHOSEN,
+      compression: COMPRESSION_CHOSEN,
+      prefixDigest: DIGEST,
+      prefixSha256: DIGEST,
+    },
+  },
+  [FILES_FRAMES.getEnd]: {
+    service: 'files',
+    role: 'reply',
+    from: 'server',
+    id: 'required',
+    body: 0,
+    doc: 'final: the whole-file digest',
+    fields: { checksum: CHECKSUM_CHOSEN, digest: DIGEST, sha256: DIGEST },
+  },
+  [FILES_FRAMES.list]: {
+    service: 'files',
+    role: 'request',
+    from: 'client',
+    id: 'required',
+    body: 0,
+    phases: ['authenticated'],
+    replies: [FILES_FRAMES.listPart, FILES_FRAMES.listResult],
+    final: [FILES_FRAMES.listResult],
+    doc: 'lists a directory (a tree with `recursive`); `stream` allows `list-part` frames',
+    fields: {
+      path: { ...PATH, optional: true },
+      recursive: { kind: 'boolean', optional: true },
+      stream: { kind: 'boolean', optional: true },
+      links: { kind: 'boolean', optional: true, doc: 'symlinks listed as links, not followed' },
+    },
+  },
+  [FILES_FRAMES.listPart]: {
+    service: 'files',
+    role: 'reply',
+    from: 'server',
+    id: 'required',
+    body: 0,
+    doc: 'some of the entries of a streamed listing',
+    fields: { entries: { kind: 'list', maxItems: MAX_LIST_ENTRIES } },
+  },
+  [FILES_FRAMES.listResult]: {
+    service: 'files',
+    role: 'reply',
+    from: 'server',
+    id: 'required',
+    body: 0,
+    doc: 'final: the (last) entries',
+    fields: { entries: { kind: 'list', maxItems: MAX_LIST_ENTRIES } },
+  },
+  [FILES_FRAMES.stat]: {
+    service: 'files',
+    role: 'request',
+    from: 'client',
+    id: 'required',
+    body: 0,
+    phases: ['authenticated'],
+    replies: [FILES_FRAMES.statResult],
+    final: [FILES_FRAMES.statResult],
+    doc: 'one entry; `sha256` has the server hash the file',
+    fields: { path: { ...PATH, optional: true }, sha256: { kind: 'boolean', optional: true } },
+  },
+  [FILES_FRAMES.statResult]: {
+    service: 'files',
+    role: 'reply',
+    from: 'server',
+    id: 'required',
+    body: 0,
+    doc: 'final: the entry',
+    fields: { entry: { kind: 'json' } },
+  },
+  [FILES_FRAMES.delete]: {
+    service: 'files',
+    role: 'request',
+    from: 'client',
+    id: 'required',
+    body: 0,
+    phases: ['authenticated'],
+    replies: [FILES_FRAMES.deleted],
+    final: [FILES_FRAMES.deleted],
+    doc: 'deletes a file, an empty directory or a symlink',
+    fields: { path: PATH },
+  },
+  [FILES_FRAMES.deleted]: {
+    service: 'files',
+    role: 'reply',
+    from: 'server',
+    id: 'required',
+    body: 0,
+    doc: 'final: it is gone',
+    fields: { path: { ...PATH, optional: true } },
+  },
+  [FILES_FRAMES.mkdir]: {
+    service: 'files',
+    role: 'request',
+    from: 'client',
+    id: 'required',
+    body: 0,
+    phases: ['authenticated'],
+    replies: [FILES_FRAMES.made],
+    final: [FILES_FRAMES.made],
+    doc: 'makes a directory and its parents (like `mkdir -p`), with `mode` if given',
+    fields: {
+      path: PATH,
+      mode: {
+        kind: 'integer',
+        min: 0,
+        max: 0o7777,
+        optional: true,
+        message: 'field "mode" must be 0-0o7777',
+      },
+    },
+  },
+  [FILES_FRAMES.symlink]: {
+    service: 'files',
+    role: 'request',
+    from: 'client',
+    id: 'required',
+    body: 0,
+    phases: ['authenticated'],
+    replies: [FILES_FRAMES.made],
+    final: [FILES_FRAMES.made],
+    doc: '`path` becomes a link to `target`, which must stay inside the root',
+    fields: {
+      path: PATH,
+      target: {
+        kind: 'string',
+        min: 1,
+        max: 4096,
+        message: 'field "target" must be the link\'s target, e.g. "../a.txt"',
+      },
+    },
+  },
+  [FILES_FRAMES.made]: {
+    service: 'files',
+    role: 'reply',
+    from: 'server',
+    id: 'required',
+    body: 0,
+    doc: 'final: the directory or link exists',
+    fields: { path: { ...PATH, optional: true } },
+  },
+  [FILES_FRAMES.putBatch]: {
+    service: 'files',
+    role: 'request',
+    from: 'client',
+    id: 'required',
+    body: BATCH_FRAME_BYTES,
+    phases: ['authenticated'],
+    replies: [FILES_FRAMES.putBatchDone],
+    final: [FILES_FRAMES.putBatchDone],
+    doc: 'small files of one directory, their bytes one after another in the body',
+    fields: {
+      path: { ...PATH, optional: true },
+      checksum: { kind: 'string', min: 1, max: 32 },
+      files: {
+        kind: 'list',
+        maxItems: BATCH_MAX_FILES,
+        doc: '`{name, fileSize, mode, mtimeMs, digest}` each (checked by `splitBatch`)',
+      },
+    },
+  },
+  [FILES_FRAMES.putBatchDone]: {
+    service: 'files',
+    role: 'reply',
+    from: 'server',
+    id: 'required',
+    body: 0,
+    doc: 'final: every file of the batch is published',
+    fields: { files: { kind: 'integer', min: 0, max: BATCH_MAX_FILES, optional: true } },
+  },
+  [FILES_FRAMES.getBatch]: {
+    service: 'files',
+    role: 'request',
+    from: 'client',
+    id: 'required',
+    body: 0,
+    phases: ['authenticated'],
+    replies: [FILES_FRAMES.getBatchResult],
+    final: [FILES_FRAMES.getBatchResult],
+    doc: 'small files of one directory in one reply',
+    fields: {
+      path: { ...PATH, optional: true },
+      checksums: CHECKSUM_OFFER,
+      names: {
+        kind: 'strings',
+        minItems: 1,
+        maxItems: BATCH_MAX_FILES,
+        itemMax: 4 * MAX_NAME_BYTES,
+        message: `get-batch: "names" must list 1-${BATCH_MAX_FILES} names`,
+      },
+    },
+  },
+  [FILES_FRAMES.getBatchResult]: {
+    service: 'files',
+    role: 'reply',
+    from: 'server',
+    id: 'required',
+    body: BATCH_FRAME_BYTES,
+    doc: 'final: the files found (their bytes in the body), and the names skipped',
+    fields: {
+      checksum: CHECKSUM_CHOSEN,
+      files: { kind: 'list', maxItems: BATCH_MAX_FILES },
+      skipped: {
+        kind: 'strings',
+        minItems: 0,
+        maxItems: BATCH_MAX_FILES,
+        itemMax: 4 * MAX_NAME_BYTES,
+        optional: true,
+      },
+    },
+  },
+});

@@ -2,6 +2,7 @@
  * What both ends of the tunnel service agree on (docs/protocol.md, "tunnel"). Every stream is
  * one request: its frames carry the request's id, and each direction has its own credit window.
  */
+import { declareFrames } from './schema.js';
 
 /** Frame types of the tunnel service, declared once. */
 export const TUNNEL_FRAMES = {
@@ -42,7 +43,162 @@ export const TUNNEL_ATTACH_TIMEOUT_MS = 10_000;
 /** Why a target could not be reached: the `reason` field of a stream's UNAVAILABLE error. */
 export type TunnelFailure = 'refused' | 'unreachable' | 'timeout' | 'reset';
 
-/** Whether a window value from the peer is acceptable. */
-export function isValidWindow(value: unknown): value is number {
-  return Number.isInteger(value) && (value as number) > 0 && (value as number) <= TUNNEL_MAX_WINDOW;
-}
+/** A credit window a side may announce: 1 byte to TUNNEL_MAX_WINDOW. */
+const WINDOW = {
+  kind: 'integer',
+  min: 1,
+  max: TUNNEL_MAX_WINDOW,
+  message: 'tunnel "window" must be a positive whole number up to 16 MiB',
+} as const;
+/** A `-R` connection's number on its listener. */
+const CONN = { kind: 'integer', min: 1, max: Number.MAX_SAFE_INTEGER } as const;
+/** A host name or address (a DNS name is at most 253 characters; a bracketed IPv6 fits). */
+const HOST = { kind: 'string', min: 1, max: 255 } as const;
+/** A Unix socket path (sun_path is 108 bytes; a little room for the error to say so). */
+const UNIX_PATH = { kind: 'string', min: 1, max: 4096, noNul: true } as const;
+
+/** The tunnel service's frames, declared once (docs/protocol.md "tunnel"). */
+export const TUNNEL_FRAME_SPECS = declareFrames({
+  [TUNNEL_FRAMES.open]: {
+    service: 'tunnel',
+    role: 'request',
+    from: 'client',
+    id: 'required',
+    body: 0,
+    phases: ['authenticated'],
+    followUps: [TUNNEL_FRAMES.data, TUNNEL_FRAMES.window, TUNNEL_FRAMES.end],
+    replies: [
+      TUNNEL_FRAMES.opened,
+      TUNNEL_FRAMES.data,
+      TUNNEL_FRAMES.window,
+      TUNNEL_FRAMES.end,
+      TUNNEL_FRAMES.closed,
+    ],
+    final: [TUNNEL_FRAMES.closed],
+    doc: 'opens a stream to `host`:`port` or a Unix `path`; `window` is the credit for the server',
+    ruleDoc: '`host` and `port`, or an absolute `path` alone',
+    rule: (header) =>
+      (typeof header.path === 'string' && header.path.startsWith('/') && header.host === undefined) ||
+      (header.host !== undefined && header.port !== undefined && header.path === undefined)
+        ? undefined
+        : 'tunnel-open needs "host" and "port" 1-65535, or an absolute unix "path"',
+    fields: {
+      host: { ...HOST, optional: true },
+      port: { kind: 'integer', min: 1, max: 65535, optional: true },
+      path: { ...UNIX_PATH, optional: true },
+      window: { ...WINDOW, optional: true },
+    },
+  },
+  [TUNNEL_FRAMES.attach]: {
+    service: 'tunnel',
+    role: 'request',
+    from: 'client',
+    id: 'required',
+    body: 0,
+    phases: ['authenticated'],
+    followUps: [TUNNEL_FRAMES.data, TUNNEL_FRAMES.window, TUNNEL_FRAMES.end],
+    replies: [
+      TUNNEL_FRAMES.opened,
+      TUNNEL_FRAMES.data,
+      TUNNEL_FRAMES.window,
+      TUNNEL_FRAMES.end,
+      TUNNEL_FRAMES.closed,
+    ],
+    final: [TUNNEL_FRAMES.closed],
+    doc: 'opens the stream of connection `conn` a `-R` listener accepted',
+    fields: { conn: CONN, window: { ...WINDOW, optional: true } },
+  },
+  [TUNNEL_FRAMES.opened]: {
+    service: 'tunnel',
+    role: 'reply',
+    from: 'server',
+    id: 'required',
+    body: 0,
+    doc: 'the target is connected; `window` is the credit for the client',
+    fields: { window: WINDOW },
+  },
+  [TUNNEL_FRAMES.data]: {
+    service: 'tunnel',
+    role: 'follow-up',
+    from: 'both',
+    id: 'required',
+    body: TUNNEL_MAX_DATA,
+    phases: ['authenticated'],
+    doc: "stream bytes, never more than the receiver's remaining window",
+    fields: {},
+  },
+  [TUNNEL_FRAMES.window]: {
+    service: 'tunnel',
+    role: 'follow-up',
+    from: 'both',
+    id: 'required',
+    body: 0,
+    phases: ['authenticated'],
+    doc: '`bytes` more credit, as the receiver drains',
+    fields: {
+      bytes: {
+        kind: 'integer',
+        min: 1,
+        max: TUNNEL_MAX_WINDOW,
+        message: 'tunnel-window needs a positive "bytes" up to 16 MiB',
+      },
+    },
+  },
+  [TUNNEL_FRAMES.end]: {
+    service: 'tunnel',
+    role: 'follow-up',
+    from: 'both',
+    id: 'required',
+    body: 0,
+    phases: ['authenticated'],
+    doc: 'no more data this way (a FIN)',
+    fields: {},
+  },
+  [TUNNEL_FRAMES.closed]: {
+    service: 'tunnel',
+    role: 'reply',
+    from: 'server',
+    id: 'required',
+    body: 0,
+    doc: 'final: both ways ended and were delivered',
+    fields: {},
+  },
+  [TUNNEL_FRAMES.listen]: {
+    service: 'tunnel',
+    role: 'request',
+    from: 'client',
+    id: 'required',
+    body: 0,
+    phases: ['authenticated'],
+    replies: [TUNNEL_FRAMES.listening, TUNNEL_FRAMES.accept],
+    final: [],
+    doc: 'opens a `-R` listener (the server needs `--tunnel-remote`); ends by cancel',
+    fields: {
+      host: { ...HOST, optional: true },
+      port: {
+        kind: 'integer',
+        min: 0,
+        max: 65535,
+        message: 'tunnel-listen needs a "host" string and a "port" 0-65535',
+      },
+    },
+  },
+  [TUNNEL_FRAMES.listening]: {
+    service: 'tunnel',
+    role: 'reply',
+    from: 'server',
+    id: 'required',
+    body: 0,
+    doc: 'the listener is bound',
+    fields: { host: HOST, port: { kind: 'integer', min: 0, max: 65535 } },
+  },
+  [TUNNEL_FRAMES.accept]: {
+    service: 'tunnel',
+    role: 'reply',
+    from: 'server',
+    id: 'required',
+    body: 0,
+    doc: 'a connection arrived: attach it as `conn`',
+    fields: { conn: CONN, peer: { kind: 'string', max: 300 } },
+  },
+});

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { ERROR_CATALOGUE, SockitError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createNonce, PROTOCOL_VERSION, SUPPORTED_VERSIONS, verifyProof } from '../protocol/auth.js';
+import type { CatalogueEntry, FrameCatalogue } from '../protocol/catalogue.js';
 import { TEXT_CLIENT_REPLY } from '../protocol/decoder.js';
 import { errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import { FramedSocket, type FrameError, type ReadBudget } from '../transport/framed-socket.js';
@@ -12,13 +13,25 @@ import { watchClient } from './keepalive.js';
 import type { Limits } from './limits.js';
 import { phaseBodyLimit, type TrustPhase } from './phase-limits.js';
 import { type RequestOwner, ServerRequest } from './request.js';
-import type { ConnectionContext, MessageHandler, RequestHandler } from './service.js';
+import type { ConnectionContext, MessageHandler, RequestHandler, Service } from './service.js';
+
+/** What opens a request of one type: its handler, its service and its declaration. */
+export interface RequestOpener {
+  readonly handler: RequestHandler;
+  readonly service: string;
+  readonly entry: CatalogueEntry;
+  /** The service's `refused` hook: told about requests refused before the handler. */
+  readonly refused: Service['refused'];
+}
 
 /** The dispatch table a server builds once from its services and shares with every connection. */
 export interface Dispatch {
   readonly serviceNames: readonly string[];
-  readonly requests: ReadonlyMap<string, { handler: RequestHandler; service: string }>;
+  /** The built-in frame declarations plus the services' own: validators, limits, follow-ups. */
+  readonly catalogue: FrameCatalogue;
+  readonly requests: ReadonlyMap<string, RequestOpener>;
   readonly messages: ReadonlyMap<string, { handler: MessageHandler; service: string }>;
+  /** Follow-up types of the served requests: dropped silently once their request has ended. */
   readonly followUps: ReadonlySet<string>;
   /** Services usable without authentication (`echo` by default). */
   readonly openServices: ReadonlySet<string>;
@@ -28,6 +41,13 @@ export interface Dispatch {
    */
   token: string | undefined;
 }
+
+/** How the error for a frame outside its phases says where it was. */
+const PHASE_WORDS: Record<TrustPhase, string> = {
+  handshake: 'before "hello"',
+  anonymous: 'on a connection that has not authenticated',
+  authenticated: 'after the handshake',
+};
 
 /** At the shutdown deadline, how long the error frames of open requests get to leave. */
 const SHUTDOWN_FLUSH_MS = 500;
@@ -105,7 +125,8 @@ export class ServerConnection implements RequestOwner {
       {
         maxHeaderBytes: options.limits.maxHeaderBytes,
         maxBodyBytes: options.limits.maxBodyBytes,
-        bodyLimit: (header) => phaseBodyLimit(this.#trustPhase(), header, this.#limits),
+        bodyLimit: (header) =>
+          phaseBodyLimit(this.#trustPhase(), header, this.#limits, this.#dispatch.catalogue),
         frameTimeoutMs: options.limits.frameTimeoutMs,
         closeGraceMs: options.limits.closeGraceMs,
         budget: options.budget,
@@ -308,11 +329,14 @@ export class ServerConnection implements RequestOwner {
       this.#closeWithError('UNSUPPORTED', 'the first frame must be "hello"');
       return;
     }
-    if (header.version !== PROTOCOL_VERSION) {
+    const problem = this.#dispatch.catalogue.get('hello')?.validate(header);
+    if (problem !== undefined || header.version !== PROTOCOL_VERSION) {
       this.#phase = Phase.Closing;
       this.#framed.closeWithError(
         'UNSUPPORTED',
-        `protocol version ${String(header.version)} is not supported`,
+        header.version === PROTOCOL_VERSION
+          ? `a malformed hello: ${problem}`
+          : `protocol version ${String(header.version)} is not supported`,
         {
           versions: SUPPORTED_VERSIONS,
         },
@@ -348,7 +372,8 @@ export class ServerConnection implements RequestOwner {
       }
       return this.#onRequestFrame(frame);
     }
-    if (!verifyProof(this.#dispatch.token!, this.#nonce, frame.header.proof)) {
+    const malformed = this.#dispatch.catalogue.get('auth')?.validate(frame.header);
+    if (malformed !== undefined || !verifyProof(this.#dispatch.token!, this.#nonce, frame.header.proof)) {
       this.#log.warn('authentication failed', { connection: this.context.id, peer: this.context.peer });
       this.#closeWithError('AUTH_FAILED', 'authentication failed: the token proof does not match');
       return;
@@ -395,6 +420,13 @@ export class ServerConnection implements RequestOwner {
       if (id === undefined) return this.#closeWithError('BAD_REQUEST', `a "${type}" request needs an id`);
       return this.#openRequest(frame, id, opener);
     }
+    const entry = this.#dispatch.catalogue.get(type);
+    if (entry?.phases !== undefined && !entry.phases.has(this.#trustPhase())) {
+      return this.#closeWithError(
+        'UNSUPPORTED',
+        `"${type}" is not allowed ${PHASE_WORDS[this.#trustPhase()]}`,
+      );
+    }
     if (id !== undefined) {
       if (type === 'ping') {
         this.#framed.send({ type: 'pong', id });
@@ -406,7 +438,7 @@ export class ServerConnection implements RequestOwner {
         request?.abort(new SockitError('TIMEOUT', 'cancelled by the client'));
         return;
       }
-      if (request !== undefined) return request.deliver(frame);
+      if (request !== undefined) return this.#deliver(request, frame, entry);
       // Follow-ups of a request that already ended (data in flight after a cancel) are dropped.
       if (this.#dispatch.followUps.has(type)) return;
       this.#framed.send(errorHeader('UNSUPPORTED', `unknown request type "${type}"`, id));
@@ -417,20 +449,36 @@ export class ServerConnection implements RequestOwner {
       if (!this.#mayUse(message.service)) {
         return this.#closeWithError('AUTH_REQUIRED', `"${type}" needs an authenticated connection`);
       }
+      // A message has no id to answer: a malformed one is a connection error.
+      const problem = entry!.validate(header);
+      if (problem !== undefined)
+        return this.#closeWithError(entry!.spec.invalidCode ?? 'BAD_REQUEST', problem);
       return message.handler(frame, this.context) ?? undefined;
     }
     this.#closeWithError('UNSUPPORTED', `unknown frame type "${type}"`);
   }
 
-  #openRequest(frame: Frame, id: number, opener: { handler: RequestHandler; service: string }): void {
-    if (!this.#mayUse(opener.service)) {
-      this.#framed.send(
-        errorHeader(
-          'AUTH_REQUIRED',
-          `the ${opener.service} service needs authentication: set SOCKIT_TOKEN or pass --token-file`,
-          id,
-        ),
-      );
+  /**
+   * A follow-up frame of an open request: one the request's declaration does not list, or that
+   * breaks its own declaration, ends the request with BAD_REQUEST and aborts its work (kills the
+   * command) rather than reaching the service.
+   */
+  #deliver(request: ServerRequest, frame: Frame, entry: CatalogueEntry | undefined): void | Promise<void> {
+    const { type } = frame.header;
+    const allowed = this.#dispatch.catalogue.get(request.header.type)?.spec.followUps ?? [];
+    const problem = !allowed.includes(type)
+      ? `request ${request.id} (${request.header.type}) does not take "${type}" frames`
+      : entry?.validate(frame.header);
+    if (problem === undefined) return request.deliver(frame);
+    request.fail('BAD_REQUEST', problem);
+    request.abort(new SockitError('BAD_REQUEST', 'bad request'));
+  }
+
+  #openRequest(frame: Frame, id: number, opener: RequestOpener): void {
+    const { entry } = opener;
+    if (!this.#mayUse(opener.service) || !entry.phases?.has(this.#trustPhase())) {
+      const message = `the ${opener.service} service needs authentication: set SOCKIT_TOKEN or pass --token-file`;
+      this.#refuse(frame.header, id, opener, new SockitError('AUTH_REQUIRED', message));
       return;
     }
     if (this.#draining) {
@@ -453,12 +501,32 @@ export class ServerConnection implements RequestOwner {
       );
       return;
     }
+    const problem = entry.validate(frame.header);
+    if (problem !== undefined) {
+      this.#refuse(
+        frame.header,
+        id,
+        opener,
+        new SockitError(entry.spec.invalidCode ?? 'BAD_REQUEST', problem),
+      );
+      return;
+    }
     const request = new ServerRequest(frame, this);
     request.run(opener.handler);
     // Only a request still open after its handler returns needs finding again (follow-ups,
     // cancel, disconnect). Most small ones (echo, stat) are done by then, and skip the Map,
     // which would otherwise grow and shrink its table for each of them.
     if (!request.finished) this.#requests.set(id, request);
+  }
+
+  /** Answers a request its service never sees with `error`, and tells the service (its audit). */
+  #refuse(header: FrameHeader, id: number, opener: RequestOpener, error: SockitError): void {
+    this.#framed.send(errorHeader(error.code, error.message, id));
+    try {
+      opener.refused?.(header, this.context, error);
+    } catch (hookError) {
+      this.#log.error('a service failed to note a refused request', { error: String(hookError) });
+    }
   }
 
   #mayUse(service: string): boolean {

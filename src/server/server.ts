@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { invalidOption, SockitError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
+import { CATALOGUE } from '../protocol/catalogue.js';
 import { encodeFrameToBuffer, errorHeader } from '../protocol/frame.js';
+import type { FrameRole } from '../protocol/schema.js';
 import { echoService } from '../services/echo.js';
 import { defaultStateDir, loadOrCreateToken, tokenPath } from '../state.js';
 import {
@@ -13,12 +15,12 @@ import {
 import { type KeepaliveSettings, resolveKeepalive } from '../transport/keepalive.js';
 import { type TlsServerCredentials, validateTlsCredentials } from '../transport/listen.js';
 import { Acceptor } from './acceptor.js';
-import { type Dispatch, ServerConnection } from './connection.js';
+import { type Dispatch, type RequestOpener, ServerConnection } from './connection.js';
 import { IdleClock } from './idle-clock.js';
 import { type Limits, resolveLimits } from './limits.js';
 import { observedServices, type ServerObserver } from './observer.js';
 import { BufferBudget } from './read-budget.js';
-import type { MessageHandler, RequestHandler, Service } from './service.js';
+import type { MessageHandler, Service } from './service.js';
 import { serverTls } from './tls.js';
 
 export interface ServeOptions {
@@ -281,23 +283,34 @@ export async function serve(options: ServeOptions): Promise<Server> {
   return server;
 }
 
-/** Builds the type → handler tables once; two services claiming one type is a startup error. */
+/**
+ * Builds the type → handler tables once from the services and the catalogue: every handled
+ * type must be declared (built in or in `Service.frames`) with the matching role, and two
+ * services claiming one type is a startup error. Follow-ups are those the served requests declare.
+ */
 export function buildDispatch(
   services: readonly Service[],
   token: string | undefined,
   open: readonly string[],
 ): Dispatch {
-  const requests = new Map<string, { handler: RequestHandler; service: string }>();
+  const catalogue = CATALOGUE.extend(services.flatMap((service) => (service.frames ? [service.frames] : [])));
+  const requests = new Map<string, RequestOpener>();
   const messages = new Map<string, { handler: MessageHandler; service: string }>();
   const followUps = new Set<string>();
-  const claimed = new Map<string, string>([
-    ['hello', 'core'],
-    ['auth', 'core'],
-    ['ping', 'core'],
-    ['cancel', 'core'],
-    ['error', 'core'],
-  ]);
-  const claim = (type: string, service: string): void => {
+  const claimed = new Map<string, string>();
+  const claim = (type: string, service: string, role: FrameRole): void => {
+    const spec = catalogue.get(type)?.spec;
+    if (spec?.service === 'session') {
+      throw invalidOption(`service "${service}" handles "${type}", a frame of the connection itself`);
+    }
+    const declared = spec?.role;
+    if (declared !== role) {
+      throw invalidOption(
+        declared === undefined
+          ? `service "${service}" handles frame type "${type}", which no declaration names: add it to the service's frames`
+          : `service "${service}" handles "${type}" as a ${role}, but it is declared a ${declared}`,
+      );
+    }
     const owner = claimed.get(type);
     if (owner !== undefined && owner !== service) {
       throw invalidOption(`services "${owner}" and "${service}" both handle frame type "${type}"`);
@@ -306,17 +319,19 @@ export function buildDispatch(
   };
   for (const service of services) {
     for (const [type, handler] of Object.entries(service.requests ?? {})) {
-      claim(type, service.name);
-      requests.set(type, { handler, service: service.name });
+      claim(type, service.name, 'request');
+      const entry = catalogue.get(type)!;
+      requests.set(type, { handler, service: service.name, entry, refused: service.refused?.bind(service) });
+      for (const followUp of entry.spec.followUps ?? []) followUps.add(followUp);
     }
     for (const [type, handler] of Object.entries(service.messages ?? {})) {
-      claim(type, service.name);
+      claim(type, service.name, 'message');
       messages.set(type, { handler, service: service.name });
     }
-    for (const type of service.followUps ?? []) followUps.add(type);
   }
   return {
     serviceNames: services.map((service) => service.name),
+    catalogue,
     requests,
     messages,
     followUps,

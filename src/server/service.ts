@@ -1,5 +1,7 @@
+import type { SockitError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Frame, FrameHeader } from '../protocol/frame.js';
+import type { FrameDeclarations } from '../protocol/schema.js';
 import type { ServerRequest } from './request.js';
 
 /** What a service sees of a connection: who is there, and a way to push frames to it. */
@@ -33,24 +35,41 @@ export type RequestHandler = (request: ServerRequest) => void | Promise<void>;
 export type MessageHandler = (frame: Frame, connection: ConnectionContext) => void | Promise<void>;
 
 /**
- * A service is a set of handlers on the server core. It never sees bytes: only decoded
- * frames, and it answers through `ServerRequest`/`ConnectionContext`.
+ * A service is a set of handlers on the server core for frame types the catalogue declares
+ * (src/protocol/catalogue.ts): it never sees bytes, nor a header that breaks its declaration,
+ * and it answers through `ServerRequest`/`ConnectionContext`. A service of your own declares
+ * its frames in `frames`.
  *
  * @example
  * const time: Service = {
  *   name: 'time',
- *   requests: { time: (req) => req.reply({ type: 'time', now: Date.now() }) },
+ *   frames: declareFrames({
+ *     time: { service: 'time', role: 'request', from: 'client', id: 'required', body: 0,
+ *             phases: ['authenticated'], replies: ['now'], final: ['now'], fields: {}, doc: 'the clock' },
+ *     now: { service: 'time', role: 'reply', from: 'server', id: 'required', body: 0,
+ *            fields: { ms: { kind: 'number', min: 0, max: Number.MAX_SAFE_INTEGER } }, doc: 'final: the time' },
+ *   }),
+ *   requests: { time: (req) => req.reply({ type: 'now', ms: Date.now() }) },
  * };
  */
 export interface Service {
   /** Name announced in `welcome.services`. */
   readonly name: string;
-  /** Frame types that open a request, e.g. `{ exec: handler }`. */
+  /** Frame types that open a request, e.g. `{ exec: handler }`; each declared with role `request`. */
   readonly requests?: Readonly<Record<string, RequestHandler>>;
-  /** Frame types without id, e.g. `{ say: handler }`. */
+  /** Frame types without id, e.g. `{ say: handler }`; each declared with role `message`. */
   readonly messages?: Readonly<Record<string, MessageHandler>>;
-  /** Frame types that only follow a request (`stdin`, `data`): recognised, never opening one. */
-  readonly followUps?: readonly string[];
+  /**
+   * Declarations of frame types the built-in catalogue does not have (a service of your own).
+   * A request's follow-ups, replies and final frames come from there, never from the handlers.
+   */
+  readonly frames?: FrameDeclarations;
+  /**
+   * Told when the connection refused a request of this service before its handler ran: the
+   * header broke its declaration (BAD_REQUEST) or the connection may not use the service
+   * (AUTH_REQUIRED). The error frame is already sent; exec writes its audit record here.
+   */
+  refused?(header: FrameHeader, connection: ConnectionContext, error: SockitError): void;
   /** Called once when the server closes, to release what the service holds. */
   close?(): void | Promise<void>;
 }

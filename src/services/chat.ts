@@ -3,6 +3,7 @@ import { decodeEnvelope, encodeEnvelope } from '../bus/envelope.js';
 import { memoryBus } from '../bus/memory.js';
 import { Presence } from '../bus/presence.js';
 import { SockitError } from '../errors.js';
+import type { HeaderOfType } from '../protocol/catalogue.js';
 import type { Frame } from '../protocol/frame.js';
 import type { ServerRequest } from '../server/request.js';
 import type { ConnectionContext, Service } from '../server/service.js';
@@ -28,11 +29,8 @@ const BUS_NOTICES = {
   up: 'the link to the other servers is back: members resynchronised, messages flow again',
 } as const;
 
-/** Names and rooms: 1-64 printable characters, no control characters. */
-const MAX_NAME_LENGTH = 64;
 /** Rooms one connection may be in at once: enough for people, a bound for scripts. */
 const MAX_ROOMS_PER_CONNECTION = 100;
-const CONTROL = /[\u0000-\u001f\u007f]/;
 
 interface Member {
   readonly name: string;
@@ -206,8 +204,7 @@ export function chatService(options: ChatOptions = {}): ChatService {
   };
 
   const join = async (request: ServerRequest): Promise<void> => {
-    const room = checkedText(request.header.room ?? 'lobby', 'room');
-    const name = checkedText(request.header.name, 'name');
+    const { room = 'lobby', name } = request.header as HeaderOfType<'join'>;
     const membership = membershipOf(request.connection);
     const already = membership.byRoom.get(room);
     if (already) {
@@ -260,7 +257,7 @@ export function chatService(options: ChatOptions = {}): ChatService {
   };
 
   const leave = (request: ServerRequest): void => {
-    const room = checkedText(request.header.room ?? 'lobby', 'room');
+    const { room = 'lobby' } = request.header as HeaderOfType<'leave'>;
     const member = membershipOf(request.connection).byRoom.get(room);
     if (!member) throw new SockitError('NOT_FOUND', `this connection is not in room "${room}"`);
     remove(member);
@@ -268,7 +265,7 @@ export function chatService(options: ChatOptions = {}): ChatService {
   };
 
   const say = (frame: Frame, connection: ConnectionContext): void => {
-    const room = typeof frame.header.room === 'string' ? frame.header.room : 'lobby';
+    const { room = 'lobby' } = frame.header as HeaderOfType<'say'>;
     const sender = membershipOf(connection).byRoom.get(room);
     if (!sender) {
       connection.closeWithError('FORBIDDEN', `"say" to room "${room}" without joining it: send "join" first`);
@@ -321,21 +318,4 @@ export function chatService(options: ChatOptions = {}): ChatService {
       subscriptions.clear();
     },
   };
-}
-
-function checkedText(value: unknown, field: 'room' | 'name'): string {
-  if (
-    typeof value !== 'string' ||
-    value.length === 0 ||
-    value.length > MAX_NAME_LENGTH ||
-    CONTROL.test(value)
-  ) {
-    throw new SockitError(
-      'BAD_REQUEST',
-      `chat ${field} must be 1-${MAX_NAME_LENGTH} characters without control characters`,
-    );
-  }
-  if (value.trim() !== value)
-    throw new SockitError('BAD_REQUEST', `chat ${field} must not start or end with spaces`);
-  return value;
 }

@@ -8,7 +8,7 @@ import { serve } from '../../src/server/server.js';
 import type { Service } from '../../src/server/service.js';
 import { echoService } from '../../src/services/echo.js';
 import { generateSelfSignedCertificate } from '../../src/transport/self-signed.js';
-import { runCli, serveForFile, startServer, TEST_TOKEN, tempDir } from '../helpers.js';
+import { runCli, serveForFile, startServer, TEST_TOKEN, tempDir, testFrames } from '../helpers.js';
 
 function isCode(code: string) {
   return (error: unknown) => error instanceof SockitError && error.code === code;
@@ -22,6 +22,7 @@ describe('client requests', () => {
     /** Never answers; counts the cancels it sees. */
     const stall: Service = {
       name: 'stall',
+      frames: testFrames('stall', { stall: { replies: [] } }),
       requests: {
         stall(request) {
           request.signal.addEventListener('abort', () => {
@@ -82,6 +83,7 @@ describe('client close and destroy', () => {
     });
     const service: Service = {
       name: 'gate',
+      frames: testFrames('gate', { gate: { replies: ['gate'] } }),
       requests: {
         gate(request) {
           held.push(() => request.reply({ type: 'gate' }));

@@ -20,6 +20,10 @@ test('the audit file gets one JSON line per request: run, refused, failed, timed
     await assert.rejects(env.client.exec({ shell: 'true' }), { code: 'FORBIDDEN' });
     await assert.rejects(env.client.exec(['sockit-no-such-program']), { code: 'NOT_FOUND' });
     await env.client.exec(['sleep', '30'], { input: 'abc' });
+    // Malformed: the connection refuses it against the catalogue before exec sees it, and exec still audits it.
+    await assert.rejects(env.client.call({ type: 'exec', argv: ['true'], timeoutMs: -1 }), {
+      code: 'BAD_REQUEST',
+    });
     await env.stop(); // closes the audit file
 
     assert.equal((await stat(auditFile)).mode & 0o777, 0o600);
@@ -29,7 +33,7 @@ test('the audit file gets one JSON line per request: run, refused, failed, timed
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line));
-    assert.equal(entries.length, 4);
+    assert.equal(entries.length, 5);
     for (const entry of entries) {
       assert.equal(entry.event, 'exec');
       assert.ok(!Number.isNaN(Date.parse(entry.time)));
@@ -37,7 +41,7 @@ test('the audit file gets one JSON line per request: run, refused, failed, timed
       assert.equal(typeof entry.connection, 'number');
       assert.equal(typeof entry.id, 'number');
     }
-    const [ran, refused, failed, timedOut] = entries;
+    const [ran, refused, failed, timedOut, malformed] = entries;
     assert.deepEqual(ran.argv, ['sh', '-c', 'printf 12345; printf 67 >&2; exit 3']);
     assert.equal(ran.outcome, 'exit');
     assert.equal(ran.code, 3);
@@ -57,6 +61,8 @@ test('the audit file gets one JSON line per request: run, refused, failed, timed
     assert.equal(timedOut.signal, 'SIGKILL');
     assert.equal(timedOut.killedBy, 'timeout');
     assert.equal(timedOut.stdinBytes, 3);
+    assert.equal(malformed.outcome, 'refused');
+    assert.equal(malformed.error, 'BAD_REQUEST');
   } finally {
     await dir.cleanup();
   }

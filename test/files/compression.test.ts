@@ -237,7 +237,9 @@ describe('compression with an older peer', () => {
         },
         async get(request) {
           request.send({ type: 'get-start', fileSize: body.length, mode: 0o644, mtimeMs: 0 });
-          request.send({ type: 'data' }, body);
+          // As every sockit server sends them: chunks of at most 1 MiB (the catalogue's data limit).
+          for (let at = 0; at < body.length; at += MiB)
+            request.send({ type: 'data' }, body.subarray(at, at + MiB));
           request.reply({ type: 'get-end', sha256: await digestOf('sha256', body) });
         },
       },

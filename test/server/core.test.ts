@@ -7,7 +7,7 @@ import { encodeFrameToBuffer } from '../../src/protocol/frame.js';
 import { type ServeOptions, type Server, serve } from '../../src/server/server.js';
 import type { Service } from '../../src/server/service.js';
 import { echoService } from '../../src/services/echo.js';
-import { serveForFile, TEST_TOKEN, tempDir } from '../helpers.js';
+import { serveForFile, TEST_TOKEN, tempDir, testFrames } from '../helpers.js';
 import { expectCode, RawPeer } from './peer.js';
 
 type TempDir = Awaited<ReturnType<typeof tempDir>>;
@@ -15,6 +15,7 @@ type TempDir = Awaited<ReturnType<typeof tempDir>>;
 /** A protected service for auth tests: answers `secret` with a fixed value. */
 const secretService: Service = {
   name: 'secret',
+  frames: testFrames('secret', { secret: { replies: ['secret'] } }),
   requests: { secret: (request) => request.reply({ type: 'secret', value: 42 }) },
 };
 
@@ -24,6 +25,7 @@ function holdService() {
   let started = 0;
   const service: Service = {
     name: 'hold',
+    frames: testFrames('hold', { hold: { replies: ['held'] } }),
     requests: {
       hold(request) {
         started++;
@@ -342,6 +344,7 @@ describe('protocol errors never crash the server', () => {
     let handled = 0;
     const counting: Service = {
       name: 'count',
+      frames: testFrames('count', { big: { replies: ['big'] } }),
       requests: {
         big(request) {
           handled++;
@@ -510,7 +513,7 @@ describe('backpressure', () => {
     let chunks = 0;
     const sink: Service = {
       name: 'sink',
-      followUps: ['chunk'],
+      frames: testFrames('sink', { sink: { followUps: ['chunk', 'end'], replies: ['sunk'] } }),
       requests: {
         sink(request) {
           request.onFrame = (frame) => {

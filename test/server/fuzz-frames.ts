@@ -1,10 +1,11 @@
 /**
- * What the fuzz test (and the hostile bench) sends: random frames with the services' types and
+ * What the fuzz test (and the hostile bench) sends: random frames with the catalogue's types and
  * fields, and a poke that sends them on a fresh connection and reports how it ended.
  */
 import net from 'node:net';
 import fc from 'fast-check';
 import { computeProof } from '../../src/protocol/auth.js';
+import { CATALOGUE } from '../../src/protocol/catalogue.js';
 import { encodeFrameToBuffer } from '../../src/protocol/frame.js';
 import { TEST_TOKEN } from '../helpers.js';
 
@@ -73,50 +74,22 @@ export function poke(
 }
 
 const jsonValue = fc.jsonValue({ maxDepth: 2 });
+/** Every frame type a client may send, from the catalogue, and one nobody declared. */
 const requestTypes = [
-  'echo',
-  'exec',
-  'put',
-  'get',
-  'list',
-  'stat',
-  'delete',
-  'join',
-  'say',
-  'leave',
-  'cancel',
-  'stdin',
-  'stdin-end',
-  'signal',
-  'data',
-  'put-end',
-  'ping',
-  'hello',
-  'auth',
+  ...[...CATALOGUE.entries()].filter((entry) => entry.spec.from !== 'server').map((entry) => entry.type),
   'zzz',
 ];
+/** Every field name the catalogue declares, and one it does not. */
+const fieldNames = [
+  ...new Set([...CATALOGUE.entries()].flatMap((entry) => Object.keys(entry.spec.fields))),
+  'x',
+].filter((name) => name !== 'size'); // the encoder sets size from the body
 export const frameArb = fc
   .record({
     type: fc.oneof(fc.constantFrom(...requestTypes), fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/)),
     id: fc.option(fc.integer({ min: 1, max: 20 }), { nil: undefined }),
     fields: fc.dictionary(
-      fc.constantFrom(
-        'argv',
-        'path',
-        'room',
-        'name',
-        'size',
-        'offset',
-        'sha256',
-        'signal',
-        'cwd',
-        'env',
-        'overwrite',
-        'resume',
-        'timeoutMs',
-        'recursive',
-        'x',
-      ),
+      fc.constantFrom(...fieldNames),
       fc.oneof(
         jsonValue,
         fc.array(fc.string(), { maxLength: 3 }),

@@ -15,7 +15,7 @@ import { serveRaw } from '../../src/server/raw-server.js';
 import { type ServeOptions, type Server, serve } from '../../src/server/server.js';
 import type { Service } from '../../src/server/service.js';
 import { echoService } from '../../src/services/echo.js';
-import { CLI, TEST_TOKEN, tempDir, waitForLine } from '../helpers.js';
+import { CLI, TEST_TOKEN, tempDir, testFrames, waitForLine } from '../helpers.js';
 import { RawPeer } from './peer.js';
 
 function serveOnLoopback(options: Partial<ServeOptions>): Promise<Server> {
@@ -66,6 +66,7 @@ function holdService() {
   const seen = { started: 0, aborted: 0 };
   const service: Service = {
     name: 'hold',
+    frames: testFrames('hold', { hold: { replies: [] } }),
     requests: {
       hold(request) {
         seen.started++;

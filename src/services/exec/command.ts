@@ -1,10 +1,10 @@
 import type { Readable } from 'node:stream';
 import { type ErrorCode, errnoMeaning, SockitError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import { EXEC_SIGNALS, isExecSignal } from '../../protocol/exec.js';
+import type { HeaderOfType } from '../../protocol/catalogue.js';
 import type { Frame } from '../../protocol/frame.js';
 import type { ServerRequest } from '../../server/request.js';
-import { type ExecPlan, isWindowDimension } from './policy.js';
+import type { ExecPlan } from './policy.js';
 import { signalGroup, trackGroup, untrackGroup } from './process-group.js';
 import { type CommandProcess, type Spawner, startProcess } from './spawner.js';
 
@@ -73,7 +73,7 @@ export class RunningCommand {
     });
   }
 
-  /** Follow-up frames of the request: `stdin`, `stdin-end`, `signal`. */
+  /** Follow-up frames of the request, already checked against the catalogue: `stdin`, `stdin-end`, `signal`, `resize`. */
   onFrame(frame: Frame): void | Promise<void> {
     if (this.#phase === 'pending') {
       // Still checking the policy: keep the frame (and the connection) until the child exists.
@@ -89,26 +89,17 @@ export class RunningCommand {
         if (this.#child.resize === undefined) this.#child.stdin?.end();
         return;
       case 'resize': {
-        if (this.#child.resize === undefined) return; // not a terminal: nothing to size
-        const { rows, cols } = header;
-        if (!isWindowDimension(rows) || !isWindowDimension(cols)) {
-          this.#failRunning('BAD_REQUEST', '"resize" needs rows and cols, whole numbers 1..65535');
-          return;
-        }
-        this.#child.resize(rows, cols);
+        // Not a terminal: nothing to size. The catalogue checked rows and cols.
+        const { rows, cols } = header as HeaderOfType<'resize'>;
+        this.#child.resize?.(rows, cols);
         return;
       }
-      case 'signal': {
-        const signal = header.signal;
-        if (!isExecSignal(signal)) {
-          this.#failRunning('BAD_REQUEST', `"signal" must be one of ${EXEC_SIGNALS.join(', ')}`);
-          return;
-        }
+      case 'signal':
         // Like Ctrl-C in a terminal, the signal reaches the whole foreground group.
-        if (!this.#leaderExited) signalGroup(this.#pid!, signal as NodeJS.Signals);
+        if (!this.#leaderExited) signalGroup(this.#pid!, (header as HeaderOfType<'signal'>).signal);
         return;
-      }
       default:
+        // The connection delivers only the follow-ups an exec request declares.
         this.#failRunning('BAD_REQUEST', `an exec request does not take "${header.type}" frames`);
     }
   }

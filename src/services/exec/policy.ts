@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { type FileHandle, open, readlink, realpath, stat } from 'node:fs/promises';
 import { basename, resolve, sep } from 'node:path';
 import { errnoMeaning, SockitError } from '../../errors.js';
-import type { FrameHeader } from '../../protocol/frame.js';
+import type { HeaderOfType } from '../../protocol/catalogue.js';
 import type { ResolvedExecOptions } from './options.js';
 
 /** Everything needed to start one command, checked against the server's policy. */
@@ -55,74 +55,20 @@ export interface ExecRequestFields {
   pty: PtyRequest | undefined;
 }
 
-/** A TERM value: a terminfo name, nothing a shell or terminfo lookup could trip over. */
-const TERM_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
-
-/** Whether `value` is a window dimension the kernel accepts (1..65535 cells). */
-export function isWindowDimension(value: unknown): value is number {
-  return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535;
-}
-
-/** Checks a `pty` field: `{ term, rows, cols }`. */
-function parsePty(pty: unknown, bad: (message: string) => never): PtyRequest {
-  if (typeof pty !== 'object' || pty === null || Array.isArray(pty))
-    bad('"pty" must be { term, rows, cols }');
-  const { term, rows, cols } = pty as Record<string, unknown>;
-  if (typeof term !== 'string' || !TERM_PATTERN.test(term))
-    bad('"pty.term" must be a terminal name like xterm-256color');
-  if (!isWindowDimension(rows) || !isWindowDimension(cols))
-    bad('"pty.rows" and "pty.cols" must be whole numbers 1..65535');
-  return { term: term as string, rows: rows as number, cols: cols as number };
-}
-
-/** Checks the shape of an `exec` header (BAD_REQUEST) — before any policy. */
-export function parseExecRequest(header: FrameHeader): ExecRequestFields {
-  const bad = (message: string): never => {
-    throw new SockitError('BAD_REQUEST', message);
-  };
-  const { argv, shell, cwd, env, timeoutMs, stdin, login, pty } = header;
-  if (login !== undefined && login !== true) bad('"login" must be true when present');
-  if ([argv, shell, login].filter((field) => field !== undefined).length !== 1) {
-    bad(
-      'an exec request needs exactly one of "argv" (a list of strings), "shell" (a string) and "login" (true)',
-    );
-  }
-  if (argv !== undefined) {
-    if (!Array.isArray(argv) || argv.length === 0) bad('"argv" must be a non-empty list of strings');
-    for (const arg of argv as unknown[]) {
-      if (typeof arg !== 'string') bad('"argv" must contain only strings');
-      if ((arg as string).includes('\0')) bad('"argv" strings must not contain NUL bytes');
-    }
-    if ((argv as string[])[0]!.length === 0) bad('"argv[0]" (the program) must not be empty');
-  }
-  if (shell !== undefined && (typeof shell !== 'string' || shell.length === 0 || shell.includes('\0'))) {
-    bad('"shell" must be a non-empty string without NUL bytes');
-  }
-  if (cwd !== undefined && (typeof cwd !== 'string' || cwd.length === 0 || cwd.includes('\0'))) {
-    bad('"cwd" must be a non-empty path');
-  }
-  if (env !== undefined) {
-    if (typeof env !== 'object' || env === null || Array.isArray(env))
-      bad('"env" must be an object of strings');
-    for (const [name, value] of Object.entries(env as object)) {
-      if (name.length === 0 || name.includes('=') || name.includes('\0'))
-        bad(`"env" name "${name}" is not valid`);
-      if (typeof value !== 'string' || value.includes('\0')) bad(`"env" value of ${name} must be a string`);
-    }
-  }
-  if (timeoutMs !== undefined && (!Number.isSafeInteger(timeoutMs) || (timeoutMs as number) < 0)) {
-    bad('"timeoutMs" must be a whole number of milliseconds (0 = the server maximum)');
-  }
-  if (stdin !== undefined && typeof stdin !== 'boolean') bad('"stdin" must be true or false');
+/**
+ * The fields of an `exec` header the connection already checked against the catalogue
+ * (protocol/exec.ts: types, bounds, exactly one of argv/shell/login), as the policy reads them.
+ */
+export function execRequestFields(header: HeaderOfType<'exec'>): ExecRequestFields {
   return {
-    argv: argv as string[] | undefined,
-    shell: shell as string | undefined,
-    cwd: cwd as string | undefined,
-    env: env as Record<string, string> | undefined,
-    timeoutMs: timeoutMs as number | undefined,
-    stdin: stdin === true,
-    login: login === true,
-    pty: pty === undefined ? undefined : parsePty(pty, bad),
+    argv: header.argv,
+    shell: header.shell,
+    cwd: header.cwd,
+    env: header.env,
+    timeoutMs: header.timeoutMs,
+    stdin: header.stdin === true,
+    login: header.login === true,
+    pty: header.pty,
   };
 }
 

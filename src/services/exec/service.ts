@@ -1,11 +1,12 @@
 import { SockitError } from '../../errors.js';
 import { silentLogger } from '../../log.js';
+import type { HeaderOfType } from '../../protocol/catalogue.js';
 import type { ServerRequest } from '../../server/request.js';
 import type { Service } from '../../server/service.js';
 import { createAuditSink, type ExecAuditEntry } from './audit.js';
 import { type CommandOutcome, RunningCommand } from './command.js';
 import { type ExecServiceOptions, resolveExecOptions } from './options.js';
-import { type ExecRequestFields, parseExecRequest, planExec, releasePlan } from './policy.js';
+import { type ExecRequestFields, execRequestFields, planExec, releasePlan } from './policy.js';
 import type { Spawner } from './spawner.js';
 
 /** The exec service, with a count of what it runs (for status and tests). */
@@ -38,13 +39,7 @@ export function execService(options: ExecServiceOptions): ExecService {
       audit.record({ ...where, ...describe(fields), outcome: 'refused', error: error.code });
       request.fail(error.code, error.message);
     };
-    let fields: ExecRequestFields;
-    try {
-      fields = parseExecRequest(request.header);
-    } catch (error) {
-      refuse(error as SockitError);
-      return;
-    }
+    const fields = execRequestFields(request.header as HeaderOfType<'exec'>);
     // Defence in depth: even if an operator lists exec among the open services, it never runs
     // for a connection that did not prove the token (--insecure-no-auth marks every connection proven).
     if (!request.connection.authenticated) {
@@ -109,7 +104,12 @@ export function execService(options: ExecServiceOptions): ExecService {
   return {
     name: 'exec',
     requests: { exec },
-    followUps: ['stdin', 'stdin-end', 'signal', 'resize'],
+    // Malformed, or on a connection that may not run commands: refused before `exec` ran, and
+    // still one audit line per request.
+    refused(header, connection, error) {
+      const where = { peer: connection.peer, connection: connection.id, id: header.id! };
+      audit.record({ ...where, outcome: 'refused', error: error.code });
+    },
     spawner: settings.spawner,
     get running() {
       return admitted;

@@ -64,16 +64,6 @@ export function requireAuthenticated(request: ServerRequest): void {
   }
 }
 
-/** Reads an optional non-negative integer header field, or throws BAD_REQUEST naming it. */
-export function optionalCount(request: ServerRequest, field: string): number | undefined {
-  const value = request.header[field];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new SockitError('BAD_REQUEST', `field "${field}" must be a non-negative integer`);
-  }
-  return value;
-}
-
 /** The entry of a file or directory. */
 export function toEntry(path: string, stats: Stats): FileEntry {
   return {

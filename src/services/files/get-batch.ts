@@ -7,10 +7,10 @@
  * synchronously (a batch is about 1 MiB; see storage/small-file.ts).
  */
 import { SockitError } from '../../errors.js';
+import type { HeaderOfType } from '../../protocol/catalogue.js';
 import {
   BATCH_BODY_BYTES,
   BATCH_MAX_FILE_BYTES,
-  BATCH_MAX_FILES,
   type BatchFile,
   FILES_FRAMES,
   negotiateChecksum,
@@ -26,12 +26,9 @@ export async function handleGetBatch(request: ServerRequest, context: FilesConte
   requireAuthenticated(request);
   const names = parseRemotePath(request.header.path ?? '', { allowRoot: true });
   const checksum = negotiateChecksum(request.header.checksums);
-  const wanted = request.header.names;
-  if (!Array.isArray(wanted) || wanted.length === 0 || wanted.length > BATCH_MAX_FILES) {
-    throw new SockitError('BAD_REQUEST', `get-batch: "names" must list 1-${BATCH_MAX_FILES} names`);
-  }
+  const wanted = (request.header as HeaderOfType<'get-batch'>).names;
   for (const name of wanted) {
-    const inner = typeof name === 'string' ? parseRemotePath(name) : [];
+    const inner = parseRemotePath(name);
     if (inner.length !== 1 || inner[0] !== name) {
       throw new SockitError('BAD_REQUEST', `get-batch: ${JSON.stringify(name)} is not one plain name`);
     }
@@ -42,7 +39,7 @@ export async function handleGetBatch(request: ServerRequest, context: FilesConte
     const bodies: Buffer[] = [];
     const skipped: string[] = [];
     let bytes = 0;
-    for (const name of wanted as string[]) {
+    for (const name of wanted) {
       const file = bytes < BATCH_BODY_BYTES ? readSmallFile(dir.at(name), BATCH_MAX_FILE_BYTES) : undefined;
       if (file === undefined) {
         skipped.push(name);

@@ -1,10 +1,11 @@
 import { SockitError } from '../../errors.js';
+import type { HeaderOfType } from '../../protocol/catalogue.js';
 import { digestFields, FILES_FRAMES, negotiateChecksum, negotiateCompression } from '../../protocol/files.js';
 import type { ServerRequest } from '../../server/request.js';
 import { createChecksum } from '../../storage/checksum.js';
 import { AVAILABLE_COMPRESSIONS, encodeChunks } from '../../storage/chunk-compression.js';
 import { hashRange, readChunks } from '../../storage/file-reader.js';
-import { type FilesContext, optionalCount, requireAuthenticated } from './context.js';
+import { type FilesContext, requireAuthenticated } from './context.js';
 import { fsFailure } from './fs-errors.js';
 import { parseRemotePath } from './path.js';
 
@@ -17,11 +18,12 @@ import { parseRemotePath } from './path.js';
  */
 export async function handleGet(request: ServerRequest, context: FilesContext): Promise<void> {
   requireAuthenticated(request);
-  const names = parseRemotePath(request.header.path);
+  const header = request.header as HeaderOfType<'get'>;
+  const names = parseRemotePath(header.path);
   const path = names.join('/');
-  const offset = optionalCount(request, 'offset') ?? 0;
-  const checksum = negotiateChecksum(request.header.checksums);
-  const compression = negotiateCompression(request.header.compress, AVAILABLE_COMPRESSIONS);
+  const offset = header.offset ?? 0;
+  const checksum = negotiateChecksum(header.checksums);
+  const compression = negotiateCompression(header.compress, AVAILABLE_COMPRESSIONS);
   const { handle, stats } = await context.jail.openFile(names);
   try {
     const fileSize = stats.size;

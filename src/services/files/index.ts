@@ -49,6 +49,5 @@ export function filesService(options: FilesOptions): Service {
       [FILES_FRAMES.putBatch]: handler(handlePutBatch),
       [FILES_FRAMES.getBatch]: handler(handleGetBatch),
     },
-    followUps: [FILES_FRAMES.data, FILES_FRAMES.putEnd],
   };
 }

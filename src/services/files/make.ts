@@ -6,9 +6,10 @@
  */
 import { rename, symlink, unlink } from 'node:fs/promises';
 import { SockitError } from '../../errors.js';
+import type { HeaderOfType } from '../../protocol/catalogue.js';
 import { FILES_FRAMES, linkTargetInside, partialLinkName } from '../../protocol/files.js';
 import type { ServerRequest } from '../../server/request.js';
-import { type FilesContext, optionalCount, requireAuthenticated } from './context.js';
+import { type FilesContext, requireAuthenticated } from './context.js';
 import { fsFailure } from './fs-errors.js';
 import { parseRemotePath } from './path.js';
 
@@ -19,10 +20,8 @@ import { parseRemotePath } from './path.js';
  */
 export async function handleMkdir(request: ServerRequest, context: FilesContext): Promise<void> {
   requireAuthenticated(request);
-  const names = parseRemotePath(request.header.path);
-  const mode = optionalCount(request, 'mode');
-  if (mode !== undefined && mode > 0o7777)
-    throw new SockitError('BAD_REQUEST', 'field "mode" must be 0-0o7777');
+  const { path, mode } = request.header as HeaderOfType<'mkdir'>;
+  const names = parseRemotePath(path);
   const dir = await context.jail.openDir(names, { create: true });
   try {
     if (mode !== undefined) await dir.handle.chmod((mode & 0o777) | 0o700);
@@ -41,10 +40,7 @@ export async function handleSymlink(request: ServerRequest, context: FilesContex
   requireAuthenticated(request);
   const names = parseRemotePath(request.header.path);
   const path = names.join('/');
-  const { target } = request.header;
-  if (typeof target !== 'string' || target.length === 0 || target.length > 4096) {
-    throw new SockitError('BAD_REQUEST', 'field "target" must be the link\'s target, e.g. "../a.txt"');
-  }
+  const { target } = request.header as HeaderOfType<'symlink'>;
   const dir = await context.jail.openDir(names.slice(0, -1), { create: true });
   try {
     const real = await context.jail.locationOf(dir.handle.fd, dir.at('.'));

@@ -14,6 +14,7 @@
 import { constants } from 'node:fs';
 import { type FileHandle, open, statfs, unlink } from 'node:fs/promises';
 import { SockitError } from '../../errors.js';
+import type { HeaderOfType } from '../../protocol/catalogue.js';
 import {
   type ChecksumName,
   type CompressionName,
@@ -31,7 +32,7 @@ import { AVAILABLE_COMPRESSIONS, chunkParts } from '../../storage/chunk-compress
 import { hashRange } from '../../storage/file-reader.js';
 import { SequentialWriter } from '../../storage/file-writer.js';
 import { publishFile } from '../../storage/publish.js';
-import { type FilesContext, optionalCount, requireAuthenticated } from './context.js';
+import { type FilesContext, requireAuthenticated } from './context.js';
 import { fsFailure } from './fs-errors.js';
 import type { JailedDir } from './jail.js';
 import { parseRemotePath } from './path.js';
@@ -210,28 +211,18 @@ function notOwnPartial(put: PutRequest, what: string): SockitError {
   );
 }
 
+/** The put's fields as the service uses them; the catalogue checked their types and bounds. */
 function readPutRequest(request: ServerRequest): PutRequest {
-  const { header } = request;
+  const header = request.header as HeaderOfType<'put'>;
   const names = parseRemotePath(header.path);
-  const fileSize = optionalCount(request, 'fileSize');
-  if (fileSize === undefined) {
-    throw new SockitError('BAD_REQUEST', 'a put needs "fileSize": the number of bytes in the whole file');
-  }
-  const mode = optionalCount(request, 'mode');
-  if (mode !== undefined && mode > 0o7777)
-    throw new SockitError('BAD_REQUEST', 'field "mode" must be 0-0o7777');
-  const mtimeMs = header.mtimeMs;
-  if (mtimeMs !== undefined && (typeof mtimeMs !== 'number' || !Number.isFinite(mtimeMs) || mtimeMs < 0)) {
-    throw new SockitError('BAD_REQUEST', 'field "mtimeMs" must be a non-negative number of milliseconds');
-  }
   return {
     names,
     path: names.join('/'),
-    fileSize,
+    fileSize: header.fileSize,
     overwrite: header.overwrite === true,
     resume: header.resume === true,
-    mode,
-    mtimeMs,
+    mode: header.mode,
+    mtimeMs: header.mtimeMs,
     checksum: negotiateChecksum(header.checksums),
     compression: negotiateCompression(header.compress, AVAILABLE_COMPRESSIONS),
   };

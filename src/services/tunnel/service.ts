@@ -1,12 +1,8 @@
 import net from 'node:net';
 import { SockitError } from '../../errors.js';
 import { type Logger, silentLogger } from '../../log.js';
-import {
-  isValidWindow,
-  TUNNEL_ATTACH_TIMEOUT_MS,
-  TUNNEL_FRAMES,
-  TUNNEL_WINDOW,
-} from '../../protocol/tunnel.js';
+import type { HeaderOfType } from '../../protocol/catalogue.js';
+import { TUNNEL_ATTACH_TIMEOUT_MS, TUNNEL_FRAMES, TUNNEL_WINDOW } from '../../protocol/tunnel.js';
 import type { ServerRequest } from '../../server/request.js';
 import type { Service } from '../../server/service.js';
 import { describePeer } from '../../transport/listen.js';
@@ -93,8 +89,7 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
 
   async function open(request: ServerRequest): Promise<void> {
     if (refuseUnauthenticated(request)) return;
-    const target = parseTarget(request);
-    if (target === undefined) return;
+    const target = targetOf(request.header as HeaderOfType<'tunnel-open'>);
     if (allow.size === 0) {
       request.fail('FORBIDDEN', 'this server allows no tunnel targets (--tunnel-allow)');
       return;
@@ -127,7 +122,6 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
       request.fail('NOT_FOUND', `no accepted connection ${String(conn)} is waiting for this client`);
       return;
     }
-    if (!validWindow(request)) return;
     pending.delete(conn as number);
     clearTimeout(waiting.timer);
     run(request, waiting.socket, `-R connection ${String(conn)}`);
@@ -139,17 +133,7 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
       request.fail('FORBIDDEN', 'this server does not allow -R listeners (start it with --tunnel-remote)');
       return;
     }
-    const host = request.header.host ?? '127.0.0.1';
-    const port = request.header.port;
-    if (
-      typeof host !== 'string' ||
-      !Number.isInteger(port) ||
-      (port as number) < 0 ||
-      (port as number) > 65535
-    ) {
-      request.fail('BAD_REQUEST', 'tunnel-listen needs a "host" string and a "port" 0-65535');
-      return;
-    }
+    const { host = '127.0.0.1', port } = request.header as HeaderOfType<'tunnel-listen'>;
     const mine = new Set<number>();
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
       socket.on('error', () => {});
@@ -206,7 +190,6 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
       [TUNNEL_FRAMES.attach]: attach,
       [TUNNEL_FRAMES.listen]: listen,
     },
-    followUps: [TUNNEL_FRAMES.data, TUNNEL_FRAMES.window, TUNNEL_FRAMES.end],
     get streams() {
       return streams.size;
     },
@@ -222,25 +205,7 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
   };
 }
 
-function validWindow(request: ServerRequest): boolean {
-  const window = request.header.window ?? TUNNEL_WINDOW;
-  if (isValidWindow(window)) return true;
-  request.fail('BAD_REQUEST', 'tunnel "window" must be a positive whole number up to 16 MiB');
-  return false;
-}
-
-function parseTarget(request: ServerRequest): TunnelTarget | undefined {
-  if (!validWindow(request)) return undefined;
-  const { host, port, path } = request.header;
-  if (typeof path === 'string' && path.startsWith('/') && host === undefined) return { path };
-  if (
-    typeof host === 'string' &&
-    host !== '' &&
-    Number.isInteger(port) &&
-    (port as number) >= 1 &&
-    (port as number) <= 65535
-  )
-    return { host, port: port as number };
-  request.fail('BAD_REQUEST', 'tunnel-open needs "host" and "port" 1-65535, or an absolute unix "path"');
-  return undefined;
+/** Where a `tunnel-open` goes; the catalogue checked it names `host` and `port` or a `path`. */
+function targetOf(header: HeaderOfType<'tunnel-open'>): TunnelTarget {
+  return header.path !== undefined ? { path: header.path } : { host: header.host!, port: header.port! };
 }
