@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { ChatRoom } from '../src/client/chat.js';
 import type { FrameDeclarations, FrameSpec } from '../src/protocol/schema.js';
 import { type ServeOptions, type Server, serve } from '../src/server/server.js';
+import { TEST_TOKEN } from './token.js';
 
 /** The built CLI entry point (tests run from build/test, the CLI is build/src/cli/main.js). */
 export const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -74,7 +75,7 @@ export async function tempDir(
   return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
 }
 
-export const TEST_TOKEN = 'test-token-not-secret';
+export { TEST_TOKEN };
 
 /** The stream transports a service's shared suite runs over (see describeOverTransports). */
 export const TRANSPORTS = ['tcp', 'tls', 'unix'] as const;

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { computeProof } from '../../src/protocol/auth.js';
 import { CATALOGUE } from '../../src/protocol/catalogue.js';
 import { encodeFrameToBuffer } from '../../src/protocol/frame.js';
-import { TEST_TOKEN } from '../helpers.js';
+import { TEST_TOKEN } from '../token.js';
 
 /** A watchdog, not a wait: a server that neither answers nor closes fails the test instead of hanging it. */
 const HANG_WATCHDOG_MS = 10_000;
