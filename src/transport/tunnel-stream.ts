@@ -1,6 +1,6 @@
 import type net from 'node:net';
 import { SockitError } from '../errors.js';
-import type { Frame } from '../protocol/frame.js';
+import { bodyParts, type Frame } from '../protocol/frame.js';
 import { TUNNEL_FRAMES, TUNNEL_MAX_DATA } from '../protocol/tunnel.js';
 
 /** Sends one frame of this stream (the caller adds the id). */
@@ -74,16 +74,19 @@ export class TunnelStream {
   /** A frame of this stream from the peer. */
   onFrame(frame: Frame): void {
     if (this.#done) return;
-    const { header, body } = frame;
+    const { header } = frame;
     if (header.type === TUNNEL_FRAMES.data) {
-      if (this.#peerEnded || body.length > this.#allowance) {
+      // A body that arrived in pieces (16 KiB TLS records) is written as those pieces, never joined.
+      const parts = bodyParts(frame);
+      let length = 0;
+      for (const part of parts) length += part.length;
+      if (this.#peerEnded || length > this.#allowance) {
         this.#finish(new SockitError('BAD_REQUEST', 'the peer sent more than its window'));
         return;
       }
-      this.#allowance -= body.length;
-      this.bytesIn += body.length;
-      const length = body.length;
-      this.#socket.write(body, () => this.#drained(length));
+      this.#allowance -= length;
+      this.bytesIn += length;
+      this.#writeParts(parts, length);
     } else if (header.type === TUNNEL_FRAMES.window) {
       const bytes = header.bytes;
       if (!Number.isInteger(bytes) || (bytes as number) <= 0) {
@@ -108,6 +111,21 @@ export class TunnelStream {
 
   get done(): boolean {
     return this.#done;
+  }
+
+  /** Writes a body's pieces to the local socket in one writev; credit is returned once all are out. */
+  #writeParts(parts: readonly Buffer[], length: number): void {
+    const socket = this.#socket;
+    const drained = (): void => this.#drained(length);
+    if (parts.length === 1) {
+      socket.write(parts[0]!, drained);
+      return;
+    }
+    socket.cork();
+    const last = parts.length - 1;
+    for (let index = 0; index < last; index++) socket.write(parts[index]!);
+    socket.write(parts[last]!, drained);
+    socket.uncork();
   }
 
   #read(chunk: Buffer): void {
