@@ -19,7 +19,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import net from 'node:net';
-import { readIntoReusedBuffer } from '../src/raw/reused-buffer.js';
+import { readIntoReusedBuffer } from '../src/transport/reused-buffer.js';
 import { freePort, waitListening } from './lib/ports.js';
 import { treeCpuTimeMs } from './lib/proc.js';
 import { SOCKIT_CLI } from './lib/servers.js';
