@@ -12,15 +12,18 @@
  *   through sockit and socat fork (ncat's process pair per connection is left out: it measures
  *   process start-up, not relaying). Connections per second, best of two runs.
  *
- * The relays are the only children; the sender, sink and echo server live in this process,
+ * The short-connection load (echo server, generator) is `lib/short-load.ts`: a small C program
+ * when it compiles, its CPU per connection reported beside the relay's.
+ * The relays are the other children; the bulk sender and sink live in this process,
  * the same for every subject.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import net from 'node:net';
-import { readIntoReusedBuffer } from '../src/raw/reused-buffer.js';
+import { readIntoReusedBuffer } from '../src/transport/reused-buffer.js';
 import { freePort, waitListening } from './lib/ports.js';
 import { treeCpuTimeMs } from './lib/proc.js';
 import { SOCKIT_CLI } from './lib/servers.js';
+import { type ShortLoad, startShortLoad } from './lib/short-load.js';
 import type { BenchContext, BenchSuite } from './report.js';
 
 const MiB = 1024 * 1024;
@@ -247,48 +250,13 @@ async function bulkCase(context: BenchContext, relays: Relay[]): Promise<void> {
   }
 }
 
-/** An echo server for the short-connection case (echoes, ends after the client's EOF). */
-async function startEcho(): Promise<{ port: number; close(): void }> {
-  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-    socket.on('error', () => {});
-    socket.pipe(socket);
-  });
-  await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 1024 }, resolve));
-  return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
-}
-
-/** One short connection: connect, 64 B up, the 64 B back, EOF both ways. */
-function shortConnection(port: number, message: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-    let received = 0;
-    socket.on('data', (chunk: Buffer) => {
-      received += chunk.length;
-    });
-    socket.once('error', reject);
-    socket.once('end', () => {
-      socket.end();
-      if (received === message.length) resolve();
-      else reject(new Error(`short connection got ${received} of ${message.length} bytes back`));
-    });
-    socket.once('connect', () => socket.end(message));
-  });
-}
-
-/** Connections per second of SHORT_LOOPS loops of short connections to `port`. */
-async function shortRate(port: number): Promise<{ rate: number; connections: number }> {
-  const message = Buffer.alloc(64, 0x62);
-  let done = 0;
-  const started = performance.now();
-  const deadline = started + SHORT_SECONDS * 1000;
-  const loop = async (): Promise<void> => {
-    while (performance.now() < deadline && done < SHORT_MAX_CONNECTIONS) {
-      await shortConnection(port, message);
-      done++;
-    }
-  };
-  await Promise.all(Array.from({ length: SHORT_LOOPS }, loop));
-  return { rate: done / ((performance.now() - started) / 1000), connections: done };
+/** Connections per second of SHORT_LOOPS loops of short connections to `port`, and the load's CPU. */
+async function shortRate(
+  load: ShortLoad,
+  port: number,
+): Promise<{ rate: number; connections: number; cpuUs: number }> {
+  const run = await load.run(port, SHORT_LOOPS, SHORT_SECONDS, SHORT_MAX_CONNECTIONS);
+  return { rate: run.connections / run.seconds, connections: run.connections, cpuUs: run.cpuUs };
 }
 
 /** One subject's short-connection run: its rate and the CPU it and the generator spent per connection. */
@@ -299,17 +267,15 @@ interface ShortRun {
   generatorUs: number;
 }
 
-async function shortOnce(relay: Relay, echoPort: number): Promise<ShortRun> {
-  const running = await startRelay(relay, echoPort);
+async function shortOnce(relay: Relay, load: ShortLoad): Promise<ShortRun> {
+  const running = await startRelay(relay, load.echoPort);
   try {
     const relayBefore = running.cpuMs();
-    const ownBefore = process.cpuUsage();
-    const { rate, connections } = await shortRate(running.port);
-    const own = process.cpuUsage(ownBefore);
+    const { rate, connections, cpuUs } = await shortRate(load, running.port);
     return {
       rate,
       relayUs: ((running.cpuMs() - relayBefore) * 1000) / connections,
-      generatorUs: (own.user + own.system) / connections,
+      generatorUs: cpuUs / connections,
     };
   } finally {
     await running.stop();
@@ -317,15 +283,17 @@ async function shortOnce(relay: Relay, echoPort: number): Promise<ShortRun> {
 }
 
 async function shortCase(context: BenchContext, relays: Relay[]): Promise<void> {
-  const echo = await startEcho();
+  const load = await startShortLoad();
+  if (load.kind === 'node')
+    context.note('no C compiler: the short-connection load ran in Node and costs about as much as the relay');
   try {
     const best = new Map<string, ShortRun>();
     // The floor: the same loops straight to the echo server, no relay (what the machine allows).
     let direct = 0;
     for (let round = 0; round < SHORT_RUNS; round++) {
-      direct = Math.max(direct, (await shortRate(echo.port)).rate);
+      direct = Math.max(direct, (await shortRate(load, load.echoPort)).rate);
       for (const relay of relays) {
-        const run = await shortOnce(relay, echo.port);
+        const run = await shortOnce(relay, load);
         if (run.rate > (best.get(relay.name)?.rate ?? 0)) best.set(relay.name, run);
       }
     }
@@ -359,7 +327,7 @@ async function shortCase(context: BenchContext, relays: Relay[]): Promise<void> 
       });
     }
   } finally {
-    echo.close();
+    await load.close();
   }
 }
 
@@ -377,7 +345,7 @@ export const forwardSuite: BenchSuite = {
       available.filter((relay) => relay.name !== 'ncat'),
     );
     context.note(
-      `forward: bulk best of ${BULK_RUNS}, short connections best of ${SHORT_RUNS} runs; bulk sender and sink, and the short-connection echo server, run in the benchmark process`,
+      `forward: bulk best of ${BULK_RUNS}, short connections best of ${SHORT_RUNS} runs; bulk sender and sink run in the benchmark process, the short-connection load (echo server and generator) is bench/lib/short-conns.c when a C compiler is there`,
     );
   },
 };

@@ -28,8 +28,12 @@ export interface Frame {
   parts?: readonly Buffer[] | undefined;
 }
 
-/** Bodies this large that span socket chunks are handed out as `Frame.parts` too. */
-export const SPLIT_BODY_MIN_BYTES = 256 * 1024;
+/**
+ * Bodies this large that span socket chunks are handed out as `Frame.parts` too. One TLS record
+ * (16 KiB of plaintext): a 64 KiB `tunnel-data` body over tls:// always spans four or five
+ * chunks, and the tunnel writes the pieces to its socket with one writev instead of copying them.
+ */
+export const SPLIT_BODY_MIN_BYTES = 16 * 1024;
 
 /** The bytes of a frame's body in order: its parts when it has them, else the body itself. */
 export function bodyParts(frame: Frame): readonly Buffer[] {

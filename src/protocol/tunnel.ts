@@ -29,7 +29,7 @@ export const TUNNEL_FRAMES = {
 } as const;
 
 /** Initial credit each side grants the other per stream, in bytes. */
-export const TUNNEL_WINDOW = 1024 * 1024;
+export const TUNNEL_WINDOW = 4 * 1024 * 1024;
 
 /** Largest window a side may announce (bounds the memory one stream can make the other buffer). */
 export const TUNNEL_MAX_WINDOW = 16 * 1024 * 1024;

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
+import { readIntoReusedBuffer } from '../transport/reused-buffer.js';
 import { borrowRelayBuffer, RELAY_BULK_BYTES, returnRelayBuffer } from './relay-buffers.js';
-import { readIntoReusedBuffer } from './reused-buffer.js';
 import { type SplicedDirection, spliceDirection } from './splice-relay.js';
 
 /**

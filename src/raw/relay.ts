@@ -2,8 +2,8 @@ import { writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { fromSystemError, SockitError } from '../errors.js';
+import { readIntoReusedBuffer } from '../transport/reused-buffer.js';
 import { type Pump, pumpInput } from './pump.js';
-import { readIntoReusedBuffer } from './reused-buffer.js';
 import type { Taps } from './session-log.js';
 import type { Input } from './stdio.js';
 

@@ -1,7 +1,14 @@
 import type net from 'node:net';
 import { SockitError } from '../errors.js';
-import type { Frame } from '../protocol/frame.js';
+import { claimHeadroom, FRAME_HEADROOM } from '../protocol/encoder.js';
+import { bodyParts, type Frame } from '../protocol/frame.js';
 import { TUNNEL_FRAMES, TUNNEL_MAX_DATA } from '../protocol/tunnel.js';
+import { readIntoFreshBuffers } from './reused-buffer.js';
+
+/** A read buffer: FRAME_HEADROOM free bytes, then room for one full `tunnel-data` body. */
+function readBuffer(): Buffer {
+  return Buffer.allocUnsafeSlow(FRAME_HEADROOM + TUNNEL_MAX_DATA).subarray(FRAME_HEADROOM);
+}
 
 /** Sends one frame of this stream (the caller adds the id). */
 export type StreamSend = (header: { type: string; [field: string]: unknown }, body?: Uint8Array) => void;
@@ -56,7 +63,6 @@ export class TunnelStream {
   /** Starts moving bytes (also hands in what was read before the stream opened). */
   start(early?: Buffer): void {
     const socket = this.#socket;
-    socket.on('data', (chunk: Buffer) => this.#read(chunk));
     socket.on('end', () => {
       this.#localEnded = true;
       this.#flushEnd();
@@ -67,23 +73,34 @@ export class TunnelStream {
       if (this.#done || (!hadError && this.#localEnded)) return;
       this.#finish(new SockitError('CLOSED', 'the local socket closed'));
     });
-    if (early !== undefined && early.length > 0) this.#read(early);
+    if (early !== undefined && early.length > 0) this.#read(early, false);
+    // Plain sockets read into buffers with room for the frame header before the bytes, so each
+    // `tunnel-data` frame leaves as one buffer (no join before TLS encrypts it); others (a TLS
+    // local socket) read with 'data' events.
+    const fresh = readIntoFreshBuffers(socket, readBuffer, (chunk) => {
+      this.#read(chunk, true);
+      return true;
+    });
+    if (!fresh) socket.on('data', (chunk: Buffer) => this.#read(chunk, false));
     socket.resume();
   }
 
   /** A frame of this stream from the peer. */
   onFrame(frame: Frame): void {
     if (this.#done) return;
-    const { header, body } = frame;
+    const { header } = frame;
     if (header.type === TUNNEL_FRAMES.data) {
-      if (this.#peerEnded || body.length > this.#allowance) {
+      // A body that arrived in pieces (16 KiB TLS records) is written as those pieces, never joined.
+      const parts = bodyParts(frame);
+      let length = 0;
+      for (const part of parts) length += part.length;
+      if (this.#peerEnded || length > this.#allowance) {
         this.#finish(new SockitError('BAD_REQUEST', 'the peer sent more than its window'));
         return;
       }
-      this.#allowance -= body.length;
-      this.bytesIn += body.length;
-      const length = body.length;
-      this.#socket.write(body, () => this.#drained(length));
+      this.#allowance -= length;
+      this.bytesIn += length;
+      this.#writeParts(parts, length);
     } else if (header.type === TUNNEL_FRAMES.window) {
       const bytes = header.bytes;
       if (!Number.isInteger(bytes) || (bytes as number) <= 0) {
@@ -110,7 +127,23 @@ export class TunnelStream {
     return this.#done;
   }
 
-  #read(chunk: Buffer): void {
+  /** Writes a body's pieces to the local socket in one writev; credit is returned once all are out. */
+  #writeParts(parts: readonly Buffer[], length: number): void {
+    const socket = this.#socket;
+    const drained = (): void => this.#drained(length);
+    if (parts.length === 1) {
+      socket.write(parts[0]!, drained);
+      return;
+    }
+    socket.cork();
+    const last = parts.length - 1;
+    for (let index = 0; index < last; index++) socket.write(parts[index]!);
+    socket.write(parts[last]!, drained);
+    socket.uncork();
+  }
+
+  /** `headroom`: the chunk starts FRAME_HEADROOM bytes into memory of its own (readBuffer). */
+  #read(chunk: Buffer, headroom: boolean): void {
     if (this.#done) return;
     if (this.#held !== undefined) {
       // A chunk that was already on its way when we paused: keep it behind the held bytes.
@@ -126,7 +159,9 @@ export class TunnelStream {
         this.#socket.pause();
         return;
       }
-      this.#emit(chunk.subarray(offset, offset + size));
+      const bytes = chunk.subarray(offset, offset + size);
+      // Only the first piece has the headroom; later ones follow bytes already sent.
+      this.#emit(headroom && offset === 0 ? claimHeadroom(bytes) : bytes);
       offset += size;
     }
   }
@@ -141,7 +176,7 @@ export class TunnelStream {
     const held = this.#held;
     if (held === undefined) return;
     this.#held = undefined;
-    this.#read(held);
+    this.#read(held, false);
     if (this.#done) return;
     if (this.#held === undefined) {
       this.#flushEnd();

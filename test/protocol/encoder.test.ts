@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { FrameDecoder } from '../../src/protocol/decoder.js';
-import { encodeFrame, FrameBatch } from '../../src/protocol/encoder.js';
+import { claimHeadroom, encodeFrame, FRAME_HEADROOM, FrameBatch } from '../../src/protocol/encoder.js';
 import type { FrameHeader } from '../../src/protocol/frame.js';
 
 /**
@@ -175,5 +175,40 @@ describe('encoder', () => {
       decodeAll(Buffer.concat(parts)).map((f) => f.header.type),
       ['echo', 'welcome', 'echo'],
     );
+  });
+});
+
+describe('encoder headroom', () => {
+  test('a body with claimed headroom leaves as one buffer, its header written in place, same bytes', () => {
+    const memory = Buffer.allocUnsafeSlow(FRAME_HEADROOM + 65_536);
+    const body = memory.subarray(FRAME_HEADROOM);
+    for (let at = 0; at < body.length; at++) body[at] = (at * 13) & 0xff;
+    const expected = Buffer.concat(encodeFrame({ type: 'tunnel-data' }, Buffer.from(body), 2 ** 40));
+    const batch = new FrameBatch();
+    batch.add({ type: 'tunnel-window', bytes: 5 }, undefined, 3);
+    batch.add({ type: 'tunnel-data' }, claimHeadroom(body), 2 ** 40);
+    const parts = batch.take();
+    assert.equal(parts.length, 2, 'the small frame, then header + body together');
+    assert.equal(parts[1]!.buffer, memory.buffer, 'the body was not copied');
+    assert.deepEqual(parts[1], expected);
+    const decoder = new FrameDecoder();
+    decoder.push(Buffer.concat(parts));
+    assert.equal(decoder.next()?.header.type, 'tunnel-window');
+    assert.deepEqual(decoder.next()?.body, Buffer.from(body));
+  });
+
+  test('without a claim, or with a header too long for the headroom, the body is passed on beside its header', () => {
+    const body = Buffer.allocUnsafeSlow(FRAME_HEADROOM + 8192)
+      .subarray(FRAME_HEADROOM)
+      .fill(7);
+    const plain = new FrameBatch();
+    plain.add({ type: 'tunnel-data' }, body, 9);
+    assert.equal(plain.take().length, 2);
+    const long = new FrameBatch();
+    const type = `t${'x'.repeat(63)}`;
+    long.add({ type }, claimHeadroom(body), 9);
+    const parts = long.take();
+    assert.equal(parts.length, 2, 'a 64-character type does not fit: header and body apart');
+    assert.deepEqual(Buffer.concat(parts), Buffer.concat(encodeFrame({ type }, body, 9)));
   });
 });

@@ -7,7 +7,7 @@ import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import { relay } from '../../src/raw/relay.js';
-import { readIntoReusedBuffer } from '../../src/raw/reused-buffer.js';
+import { readIntoReusedBuffer } from '../../src/transport/reused-buffer.js';
 import { tempDir } from './helpers.js';
 
 /** A loopback server's accepted socket and the client connected to it. */

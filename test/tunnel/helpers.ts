@@ -1,6 +1,7 @@
 /** Helpers for the tunnel tests: a server with the tunnel service, the CLI tunnel, many streams at once. */
 import { createHash } from 'node:crypto';
 import net from 'node:net';
+import { TUNNEL_WINDOW } from '../../src/protocol/tunnel.js';
 import type { ServeOptions } from '../../src/server/server.js';
 import { tunnelService } from '../../src/services/tunnel/index.js';
 import { echoThrough, payload } from '../forward/helpers.js';
@@ -67,8 +68,9 @@ export async function stalledStreams(
   size: number,
 ): Promise<{ others: number; stalledEnded: boolean; resume: () => Promise<boolean> }> {
   const stalled = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-  // More than every buffer on the way (kernel, window): its echo really backs up through the tunnel.
-  const stalledSent = payload(16 * 1024 * 1024);
+  // More than every buffer on the way (kernel, window): its echo really backs up through the
+  // tunnel. Tied to the window, so a larger default window cannot quietly make the stall vanish.
+  const stalledSent = payload(4 * TUNNEL_WINDOW);
   let stalledEnded = false;
   stalled.once('end', () => {
     stalledEnded = true;

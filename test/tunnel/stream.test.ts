@@ -73,3 +73,64 @@ test('the allow-list: host names, CIDR port ranges, IPv6, unix paths; nothing el
   for (const bad of ['nohost', '::1:80', '10.0.0.0/33:80', 'host:0', 'host:5-2', 'unix:relative'])
     assert.throws(() => new TunnelAllowList([bad]), { code: 'USAGE' }, bad);
 });
+
+test(
+  'a body that arrived in pieces reaches the socket byte-exact, and credit returns in quarter-window batches',
+  { timeout: 10_000 },
+  async () => {
+    const [outside, inside] = await socketPair();
+    const window = 512 * 1024;
+    const grants: number[] = [];
+    let granted = 0;
+    let allGranted: (() => void) | undefined;
+    const stream = new TunnelStream(inside, {
+      send: (header) => {
+        if (header.type !== TUNNEL_FRAMES.window) return;
+        grants.push(header.bytes as number);
+        granted += header.bytes as number;
+        if (granted === window) allGranted?.();
+      },
+      credit: 0,
+      window,
+      onDone: () => {},
+    });
+    stream.start();
+    const sent = Buffer.alloc(window);
+    for (let at = 0; at < window; at++) sent[at] = (at * 7 + (at >> 9)) & 0xff;
+    const received: Buffer[] = [];
+    let receivedBytes = 0;
+    const all = new Promise<void>((resolve) => {
+      outside.on('data', (chunk: Buffer) => {
+        received.push(chunk);
+        receivedBytes += chunk.length;
+        if (receivedBytes === window) resolve();
+      });
+    });
+    const grantedAll = new Promise<void>((resolve) => {
+      allGranted = resolve;
+    });
+    // 64 KiB bodies in 16 KiB-ish pieces, the way TLS records split them.
+    for (let at = 0; at < window; at += 64 * 1024) {
+      const body = sent.subarray(at, at + 64 * 1024);
+      const parts = [body.subarray(0, 10_000), body.subarray(10_000, 40_000), body.subarray(40_000)];
+      stream.onFrame({
+        header: { type: TUNNEL_FRAMES.data },
+        parts,
+        get body(): Buffer {
+          throw new Error('the pieces were joined');
+        },
+      });
+    }
+    assert.equal(stream.done, false, 'exactly the window is allowed');
+    await Promise.all([all, grantedAll]);
+    assert.deepEqual(Buffer.concat(received), sent, 'the pieces arrive in order, byte-exact');
+    assert.deepEqual(
+      grants,
+      [window / 4, window / 4, window / 4, window / 4],
+      'one grant per quarter window',
+    );
+    stream.onFrame({ header: { type: TUNNEL_FRAMES.data }, body: Buffer.alloc(window + 1) });
+    assert.equal(stream.done, true, 'more than the renewed window ends the stream');
+    outside.destroy();
+  },
+);

@@ -50,6 +50,29 @@ export function readIntoReusedBuffer(
   buffer: Buffer,
   onChunk: (chunk: Buffer) => boolean,
 ): boolean {
+  return readIntoUserBuffers(socket, buffer, null, onChunk);
+}
+
+/**
+ * Like `readIntoReusedBuffer`, but every read goes into a new buffer from `next` (called after
+ * each read), so `onChunk` may keep its chunk. Why: the caller chooses the memory, e.g. a view
+ * with free bytes before it where a frame header can be written, so header and bytes leave as
+ * one buffer (see `protocol/encoder.ts` `claimHeadroom`). Same preconditions and fallback.
+ */
+export function readIntoFreshBuffers(
+  socket: net.Socket,
+  next: () => Buffer,
+  onChunk: (chunk: Buffer) => boolean,
+): boolean {
+  return readIntoUserBuffers(socket, next(), next, onChunk);
+}
+
+function readIntoUserBuffers(
+  socket: net.Socket,
+  buffer: Buffer,
+  next: (() => Buffer) | null,
+  onChunk: (chunk: Buffer) => boolean,
+): boolean {
   const found = onreadSymbols();
   const handle = (socket as unknown as { _handle?: { useUserBuffer?: (buffer: Uint8Array) => void } })
     ._handle;
@@ -58,7 +81,8 @@ export function readIntoReusedBuffer(
   const fields = socket as unknown as Record<symbol, unknown>;
   fields[found.buffer] = buffer;
   fields[found.callback] = (bytes: number, target: Buffer) => onChunk(target.subarray(0, bytes));
-  fields[found.generator] = null;
+  // Node calls the generator after each read and reads next into what it returns.
+  fields[found.generator] = next;
   handle.useUserBuffer(buffer);
   socket.resume(); // flowing, so EOF still surfaces as 'end'
   return true;
