@@ -15,7 +15,9 @@
  *   onExit    called once as onExit(code, null) or onExit(null, signalNumber)
  * The child leads a new session and process group (setsid), has every signal at its default
  * disposition and none blocked (Node ignores SIGPIPE; a command must not inherit that), and gets
- * stdout and stderr on socketpairs, as libuv gives them. Our ends are close-on-exec.
+ * stdout and stderr on socketpairs, as libuv gives them. Our ends are close-on-exec, and every
+ * descriptor above 2 is closed in the child before exec (glibc 2.34+: close_range), also one the
+ * server inherited without close-on-exec.
  * Failures throw an Error whose `code` is the errno name (ENOENT, EACCES, ...).
  *
  * spawnPty(file, argv, env, cwd, rows, cols, onExit) -> [pid, masterFd]
@@ -100,6 +102,13 @@ static napi_value throw_errno(napi_env env, int err, const char *what) {
 #define SOCKIT_HAVE_ADDFCHDIR 1
 #else
 #define SOCKIT_HAVE_ADDFCHDIR 0
+#endif
+
+/* posix_spawn_file_actions_addclosefrom_np arrived in glibc 2.34 (close_range in the child). */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+#define SOCKIT_HAVE_ADDCLOSEFROM 1
+#else
+#define SOCKIT_HAVE_ADDCLOSEFROM 0
 #endif
 
 /* ---- strings from JS --------------------------------------------------------------------- */
@@ -261,6 +270,20 @@ static void close_pair(int pair[2]) {
   pair[0] = pair[1] = -1;
 }
 
+/*
+ * The last file action: every descriptor above stderr is closed in the child (one close_range),
+ * so a descriptor the server inherited without close-on-exec (a supervisor's socket, a parent's
+ * pipe) never reaches a command. Our own descriptors are close-on-exec already; this is for the
+ * ones we did not open. Without glibc 2.34 close-on-exec is the only guard.
+ */
+static void close_the_rest(posix_spawn_file_actions_t *actions) {
+#if SOCKIT_HAVE_ADDCLOSEFROM
+  posix_spawn_file_actions_addclosefrom_np(actions, 3);
+#else
+  (void)actions;
+#endif
+}
+
 /* A new session (and process group), every signal at its default, none blocked. */
 static void new_session(posix_spawnattr_t *attributes) {
   sigset_t all, none;
@@ -337,6 +360,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   } else {
     posix_spawn_file_actions_addchdir_np(&actions, cwd);
   }
+  close_the_rest(&actions); /* after the fchdir, which needs cwd_fd */
   new_session(&attributes);
 
   pid_t pid;
@@ -442,7 +466,8 @@ static napi_value SpawnPty(napi_env env, napi_callback_info info) {
   posix_spawn_file_actions_addopen(&actions, 0, slave, O_RDWR, 0);
   posix_spawn_file_actions_adddup2(&actions, 0, 1);
   posix_spawn_file_actions_adddup2(&actions, 0, 2);
-  posix_spawn_file_actions_addchdir_np(&actions, cwd);
+  posix_spawn_file_actions_addchdir_np(&actions, cwd); /* may be /proc/self/fd/N: before the close */
+  close_the_rest(&actions);
   new_session(&attributes);
 
   pid_t pid;
