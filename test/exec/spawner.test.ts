@@ -163,8 +163,8 @@ test('native spawner: a descriptor the server inherited without close-on-exec is
     `import { startProcess } from ${JSON.stringify(spawner)};`,
     "const plan = { argv: [], file: 'sh', args: ['-c', 'ls -l /proc/$$/fd'], cwd: '/', env: process.env, envNames: [], timeoutMs: 0, stdin: false };",
     "const child = startProcess(plan, 'native');",
-    'child.stdout.pipe(process.stdout);',
-    'child.stderr.pipe(process.stderr);',
+    "child.stdout.on('data', (chunk) => process.stdout.write(chunk));",
+    "child.stderr.on('data', (chunk) => process.stderr.write(chunk));",
   ].join('\n');
   const holder = spawn(
     'sh',
