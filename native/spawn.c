@@ -15,7 +15,9 @@
  *   onExit    called once as onExit(code, null) or onExit(null, signalNumber)
  * The child leads a new session and process group (setsid), has every signal at its default
  * disposition and none blocked (Node ignores SIGPIPE; a command must not inherit that), and gets
- * stdout and stderr on socketpairs, as libuv gives them. Our ends are close-on-exec.
+ * stdout and stderr on socketpairs, as libuv gives them. Our ends are close-on-exec, and every
+ * descriptor above 2 is closed in the child before exec (glibc 2.34+: close_range), also one the
+ * server inherited without close-on-exec.
  * Failures throw an Error whose `code` is the errno name (ENOENT, EACCES, ...).
  *
  * spawnPty(file, argv, env, cwd, rows, cols, onExit) -> [pid, masterFd]
@@ -100,6 +102,13 @@ static napi_value throw_errno(napi_env env, int err, const char *what) {
 #define SOCKIT_HAVE_ADDFCHDIR 1
 #else
 #define SOCKIT_HAVE_ADDFCHDIR 0
+#endif
+
+/* posix_spawn_file_actions_addclosefrom_np arrived in glibc 2.34 (close_range in the child). */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+#define SOCKIT_HAVE_ADDCLOSEFROM 1
+#else
+#define SOCKIT_HAVE_ADDCLOSEFROM 0
 #endif
 
 /* ---- strings from JS --------------------------------------------------------------------- */
@@ -261,6 +270,20 @@ static void close_pair(int pair[2]) {
   pair[0] = pair[1] = -1;
 }
 
+/*
+ * The last file action: every descriptor above stderr is closed in the child (one close_range),
+ * so a descriptor the server inherited without close-on-exec (a supervisor's socket, a parent's
+ * pipe) never reaches a command. Our own descriptors are close-on-exec already; this is for the
+ * ones we did not open. Without glibc 2.34 close-on-exec is the only guard.
+ */
+static void close_the_rest(posix_spawn_file_actions_t *actions) {
+#if SOCKIT_HAVE_ADDCLOSEFROM
+  posix_spawn_file_actions_addclosefrom_np(actions, 3);
+#else
+  (void)actions;
+#endif
+}
+
 /* A new session (and process group), every signal at its default, none blocked. */
 static void new_session(posix_spawnattr_t *attributes) {
   sigset_t all, none;
@@ -337,6 +360,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   } else {
     posix_spawn_file_actions_addchdir_np(&actions, cwd);
   }
+  close_the_rest(&actions); /* after the fchdir, which needs cwd_fd */
   new_session(&attributes);
 
   pid_t pid;
@@ -442,7 +466,8 @@ static napi_value SpawnPty(napi_env env, napi_callback_info info) {
   posix_spawn_file_actions_addopen(&actions, 0, slave, O_RDWR, 0);
   posix_spawn_file_actions_adddup2(&actions, 0, 1);
   posix_spawn_file_actions_adddup2(&actions, 0, 2);
-  posix_spawn_file_actions_addchdir_np(&actions, cwd);
+  posix_spawn_file_actions_addchdir_np(&actions, cwd); /* may be /proc/self/fd/N: before the close */
+  close_the_rest(&actions);
   new_session(&attributes);
 
   pid_t pid;
@@ -477,6 +502,161 @@ done:
   return result;
 }
 
+/* ---- output reading ------------------------------------------------------------------------ */
+
+/*
+ * readOutput(fd, onChunk) -> handle: reads our end of a command's stdout or stderr on Node's
+ * loop (one uv_poll) and calls onChunk(buffer) per read, then onChunk(null, errnoName|null) once
+ * at end-of-file or on an error, after which the descriptor is closed and the handle is done.
+ * pauseOutput / resumeOutput stop and restart reading (backpressure); closeOutput ends it early
+ * without a callback. Once a handle is done (its last callback came, or closeOutput) it must not be
+ * passed again: its memory is gone (NativeOutput in spawner.ts forgets it). Instead of a
+ * net.Socket per pipe: its handle-type probing, stream state
+ * and destroy sequence cost ~4x the whole C spawn per command (docs/benchmarks.md, exec2).
+ */
+typedef struct {
+  uv_poll_t poll;
+  int fd;
+  bool reading;
+  bool done;
+  napi_env env;
+  napi_ref on_chunk;
+  napi_async_context context;
+} output_reader;
+
+#define OUTPUT_READ_BYTES 65536
+
+/* libuv has let go: the callback and its async context go with the struct, outside any JS call. */
+static void on_reader_closed(uv_handle_t *handle) {
+  output_reader *reader = handle->data;
+  napi_delete_reference(reader->env, reader->on_chunk);
+  napi_async_destroy(reader->env, reader->context);
+  free(reader);
+}
+
+/* Stops for good: no callback after this one, if any is running; freed in on_reader_closed. */
+static void finish_reader(output_reader *reader) {
+  if (reader->done) return;
+  reader->done = true;
+  uv_poll_stop(&reader->poll);
+  close(reader->fd);
+  uv_close((uv_handle_t *)&reader->poll, on_reader_closed);
+}
+
+static void on_output_readable(uv_poll_t *poll, int status, int events) {
+  (void)events;
+  output_reader *reader = poll->data;
+  if (reader->done) return;
+  char chunk[OUTPUT_READ_BYTES]; /* on the stack: a worker thread's loop may read at the same time */
+  ssize_t got;
+  int failure = 0;
+  if (status < 0) {
+    got = -1;
+    failure = -status;
+  } else {
+    do {
+      got = read(reader->fd, chunk, sizeof chunk);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      failure = errno;
+    }
+  }
+  napi_env env = reader->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value on_chunk, receiver, argv[2], ignored;
+  napi_get_reference_value(env, reader->on_chunk, &on_chunk);
+  napi_get_global(env, &receiver);
+  napi_async_context context = reader->context;
+  if (got > 0) {
+    void *data;
+    napi_create_buffer_copy(env, (size_t)got, chunk, &data, &argv[0]);
+    napi_make_callback(env, context, receiver, on_chunk, 1, argv, &ignored);
+  } else {
+    /*
+     * End-of-file or an error: the handle is let go of first, then the last callback; the
+     * struct lives until libuv's close callback, after this one returns.
+     */
+    finish_reader(reader);
+    napi_get_null(env, &argv[0]);
+    if (failure != 0) napi_create_string_utf8(env, errno_name(failure), NAPI_AUTO_LENGTH, &argv[1]);
+    else napi_get_null(env, &argv[1]);
+    napi_make_callback(env, context, receiver, on_chunk, 2, argv, &ignored);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static output_reader *reader_of(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value handle;
+  napi_get_cb_info(env, info, &argc, &handle, NULL, NULL);
+  void *reader = NULL;
+  if (argc < 1 || napi_get_value_external(env, handle, &reader) != napi_ok) {
+    napi_throw_type_error(env, NULL, "an output handle from readOutput() expected");
+    return NULL;
+  }
+  return reader;
+}
+
+static napi_value ReadOutput(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  napi_get_cb_info(env, info, &argc, args, NULL, NULL);
+  int32_t fd = -1;
+  if (argc < 2 || napi_get_value_int32(env, args[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "readOutput(fd, onChunk)");
+    return NULL;
+  }
+  uv_loop_t *loop = NULL;
+  output_reader *reader = calloc(1, sizeof *reader);
+  if (reader == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok) {
+    free(reader);
+    return throw_errno(env, ENOMEM, "readOutput");
+  }
+  reader->fd = fd;
+  reader->env = env;
+  reader->poll.data = reader;
+  int failed = uv_poll_init(loop, &reader->poll, fd); /* also makes the descriptor non-blocking */
+  if (failed == 0) failed = uv_poll_start(&reader->poll, UV_READABLE, on_output_readable);
+  if (failed != 0) {
+    free(reader); /* uv_poll_init failed before registering, or start failed: nothing pending */
+    return throw_errno(env, -failed, "readOutput");
+  }
+  reader->reading = true;
+  napi_value name;
+  napi_create_string_utf8(env, "sockit:output", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &reader->context);
+  napi_create_reference(env, args[1], 1, &reader->on_chunk);
+  napi_value handle;
+  napi_create_external(env, reader, NULL, NULL, &handle);
+  return handle;
+}
+
+static napi_value PauseOutput(napi_env env, napi_callback_info info) {
+  output_reader *reader = reader_of(env, info);
+  if (reader != NULL && !reader->done && reader->reading) {
+    uv_poll_stop(&reader->poll);
+    reader->reading = false;
+  }
+  return NULL;
+}
+
+static napi_value ResumeOutput(napi_env env, napi_callback_info info) {
+  output_reader *reader = reader_of(env, info);
+  if (reader != NULL && !reader->done && !reader->reading) {
+    uv_poll_start(&reader->poll, UV_READABLE, on_output_readable);
+    reader->reading = true;
+  }
+  return NULL;
+}
+
+static napi_value CloseOutput(napi_env env, napi_callback_info info) {
+  output_reader *reader = reader_of(env, info);
+  if (reader != NULL) finish_reader(reader);
+  return NULL;
+}
+
 static napi_value Resize(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value args[3];
@@ -508,5 +688,15 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "spawnPty", spawn_pty);
   napi_create_function(env, "resize", NAPI_AUTO_LENGTH, Resize, NULL, &resize);
   napi_set_named_property(env, exports, "resize", resize);
+  const struct {
+    const char *name;
+    napi_callback function;
+  } readers[] = {{"readOutput", ReadOutput}, {"pauseOutput", PauseOutput}, {"resumeOutput", ResumeOutput},
+                 {"closeOutput", CloseOutput}};
+  for (size_t i = 0; i < sizeof readers / sizeof readers[0]; i++) {
+    napi_value function;
+    napi_create_function(env, readers[i].name, NAPI_AUTO_LENGTH, readers[i].function, NULL, &function);
+    napi_set_named_property(env, exports, readers[i].name, function);
+  }
   return exports;
 }

@@ -200,8 +200,12 @@ export function isSha256Hex(text: unknown): text is string {
   return typeof text === 'string' && /^[0-9a-fA-F]{64}$/.test(text);
 }
 
-/** SHA-256 of nothing: what a 0-byte file hashes to. */
-export const EMPTY_SHA256 = createHash('sha256').digest('hex');
+/**
+ * SHA-256 of nothing: what a 0-byte file hashes to. Written out, not computed: every CLI run
+ * loads this module (through the frame catalogue), and hashing at load would be crypto work
+ * at start-up for a constant (test/protocol/catalogue.test.ts checks it against node:crypto).
+ */
+export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 /** Listing order, by name and depth first: `a`, `a/b`, `a.txt` (a path separator sorts before any character). */
 export function byPath(a: FileEntry, b: FileEntry): number {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import {
   chmodSync,
   closeSync,
@@ -12,6 +13,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { ExecPlan } from '../../src/services/exec/policy.js';
 import { hasNativeSpawner, type Spawner, startProcess } from '../../src/services/exec/spawner.js';
 
@@ -148,3 +150,33 @@ for (const spawner of ['native', 'node'] as const) {
     });
   });
 }
+
+/**
+ * A server may inherit descriptors without close-on-exec (a supervisor's socket, the pipe of
+ * whoever started it): Node never marks those, so only the spawner can keep them from commands.
+ * A shell opens fd 9 (plain open: no close-on-exec) and execs a Node that runs
+ * `ls -l /proc/SH/fd` through the native spawner; the command must have 0, 1 and 2 only.
+ */
+test('native spawner: a descriptor the server inherited without close-on-exec is not passed on', async () => {
+  const spawner = fileURLToPath(new URL('../../src/services/exec/spawner.js', import.meta.url));
+  const script = [
+    `import { startProcess } from ${JSON.stringify(spawner)};`,
+    "const plan = { argv: [], file: 'sh', args: ['-c', 'ls -l /proc/$$/fd'], cwd: '/', env: process.env, envNames: [], timeoutMs: 0, stdin: false };",
+    "const child = startProcess(plan, 'native');",
+    "child.stdout.on('data', (chunk) => process.stdout.write(chunk));",
+    "child.stderr.on('data', (chunk) => process.stderr.write(chunk));",
+  ].join('\n');
+  const holder = spawn(
+    'sh',
+    ['-c', 'exec "$0" --input-type=module -e "$1" 9</dev/null', process.execPath, script],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const output: Buffer[] = [];
+  holder.stdout.on('data', (chunk: Buffer) => output.push(chunk));
+  holder.stderr.on('data', (chunk: Buffer) => output.push(chunk));
+  const code = await new Promise<number | null>((resolve) => holder.once('close', resolve));
+  const listing = Buffer.concat(output).toString();
+  assert.equal(code, 0, listing);
+  const descriptors = [...listing.matchAll(/ (\d+) -> /g)].map((match) => Number(match[1]));
+  assert.deepEqual(descriptors.sort(), [0, 1, 2], listing);
+});

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { CATALOGUE, type HeaderOfType } from '../../src/protocol/catalogue.js';
-import { DATA_CHUNK_BYTES } from '../../src/protocol/files.js';
+import { DATA_CHUNK_BYTES, EMPTY_SHA256 } from '../../src/protocol/files.js';
 
 const validate = (header: { type: string; [field: string]: unknown }) =>
   CATALOGUE.get(header.type)!.validate(header);
@@ -66,4 +67,8 @@ test('header types derive from the declarations', () => {
   // @ts-expect-error resize needs rows and cols
   const missing: HeaderOfType<'resize'> = { type: 'resize', rows: 1 };
   assert.ok(header && wrong && missing);
+});
+
+test('the written-out SHA-256 of nothing is what node:crypto computes', () => {
+  assert.equal(EMPTY_SHA256, createHash('sha256').digest('hex'));
 });

@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import { type ErrorCode, errnoMeaning, SockitError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { HeaderOfType } from '../../protocol/catalogue.js';
@@ -6,7 +5,7 @@ import type { Frame } from '../../protocol/frame.js';
 import type { ServerRequest } from '../../server/request.js';
 import type { ExecPlan } from './policy.js';
 import { signalGroup, trackGroup, untrackGroup } from './process-group.js';
-import { type CommandProcess, type Spawner, startProcess } from './spawner.js';
+import { type CommandOutput, type CommandProcess, type Spawner, startProcess } from './spawner.js';
 
 /** After a kill, how long a process outside the group may hold the pipes before they are closed. */
 const KILLED_PIPE_GRACE_MS = 1000;
@@ -168,7 +167,7 @@ export class RunningCommand {
     this.#child?.stderr?.destroy();
   }
 
-  #forward(stream: Readable, type: 'stdout' | 'stderr'): void {
+  #forward(stream: CommandOutput, type: 'stdout' | 'stderr'): void {
     stream.on('data', (chunk: Buffer) => this.#output(type, chunk));
     stream.on('error', (error) =>
       this.#log.debug('exec: pipe error', { pid: this.#pid, type, error: String(error) }),

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { ReadStream } from 'node:tty';
 import type { ExecPlan } from './policy.js';
 
@@ -14,12 +14,22 @@ import type { ExecPlan } from './policy.js';
  */
 export type Spawner = 'native' | 'node';
 
+/**
+ * The parts of a command's stdout or stderr that a running command uses: `data` chunks, `error`,
+ * `close` once it has ended; a Readable has them too.
+ */
+export interface CommandOutput extends EventEmitter {
+  pause(): unknown;
+  resume(): unknown;
+  destroy(): unknown;
+}
+
 /** The parts of a child process a running command uses; ChildProcess has them too. */
 export interface CommandProcess extends EventEmitter {
   readonly pid?: number | undefined;
   readonly stdin: Writable | null;
-  readonly stdout: Readable | null;
-  readonly stderr: Readable | null;
+  readonly stdout: CommandOutput | null;
+  readonly stderr: CommandOutput | null;
   /** Present on a command that runs in a pseudo-terminal: sets its window size (SIGWINCH). */
   resize?(rows: number, cols: number): void;
 }
@@ -44,7 +54,16 @@ interface NativeAddon {
     onExit: (code: number | null, signal: number | null) => void,
   ): [pid: number, masterFd: number];
   resize(masterFd: number, rows: number, cols: number): void;
+  /** Reads `fd` on Node's loop: a chunk per read, then (null, errno name or null) once; closes it. */
+  readOutput(fd: number, onChunk: (chunk: Buffer | null, error?: string | null) => void): OutputHandle;
+  pauseOutput(handle: OutputHandle): void;
+  resumeOutput(handle: OutputHandle): void;
+  /** Stops reading and closes the descriptor, with no further callback. */
+  closeOutput(handle: OutputHandle): void;
 }
+
+/** The addon's reader of one descriptor; must not be passed again once it is done. */
+type OutputHandle = { readonly __brand: 'sockit:output' };
 
 /** Built by `npm install` (scripts/build-native.mjs) into native/build; resolved from build/src/services/exec. */
 const ADDON_PATH = '../../../../native/build/Release/sockit_spawn.node';
@@ -132,13 +151,16 @@ function envList(env: NodeJS.ProcessEnv): string[] {
 class NativeChild extends EventEmitter implements CommandProcess {
   readonly pid: number;
   readonly stdin: Socket | null;
-  readonly stdout: Socket;
-  readonly stderr: Socket;
+  readonly stdout: NativeOutput;
+  readonly stderr: NativeOutput;
   #exit: [number | null, NodeJS.Signals | null] | undefined;
   #openOutputs = 2;
 
+  readonly #native: NativeAddon;
+
   constructor(native: NativeAddon, plan: ExecPlan) {
     super();
+    this.#native = native;
     const [pid, stdinFd, stdoutFd, stderrFd] = native.spawn(
       plan.file,
       [plan.argv0 ?? plan.file, ...plan.args],
@@ -153,13 +175,13 @@ class NativeChild extends EventEmitter implements CommandProcess {
     this.stderr = this.#output(stderrFd);
   }
 
-  #output(fd: number): Socket {
-    const socket = new Socket({ fd, readable: true, writable: false });
-    socket.once('close', () => {
+  #output(fd: number): NativeOutput {
+    const output = new NativeOutput(this.#native, fd);
+    output.once('close', () => {
       this.#openOutputs--;
       this.#closeIfDone();
     });
-    return socket;
+    return output;
   }
 
   #onExit(code: number | null, signal: NodeJS.Signals | null): void {
@@ -173,6 +195,52 @@ class NativeChild extends EventEmitter implements CommandProcess {
 
   #closeIfDone(): void {
     if (this.#exit !== undefined && this.#openOutputs === 0) this.emit('close', ...this.#exit);
+  }
+}
+
+/**
+ * A command's stdout or stderr read by the addon (`readOutput`), not a net.Socket: per command
+ * the two sockets cost more CPU than the whole C spawn (docs/benchmarks.md, exec2). Events:
+ * `data (chunk)`, `error (err)` for a failed read, `close` once, at end-of-file, after an error
+ * or after `destroy()`. Reading starts at once; `pause()` stops it (the child then blocks on a
+ * full pipe), `resume()` restarts it.
+ */
+class NativeOutput extends EventEmitter implements CommandOutput {
+  readonly #native: NativeAddon;
+  /** Undefined once done: the addon has let go of it. */
+  #handle: OutputHandle | undefined;
+
+  constructor(native: NativeAddon, fd: number) {
+    super();
+    this.#native = native;
+    this.#handle = native.readOutput(fd, (chunk, error) => {
+      if (chunk !== null) {
+        this.emit('data', chunk);
+        return;
+      }
+      this.#handle = undefined;
+      if (error) this.emit('error', Object.assign(new Error(`read: ${error}`), { code: error }));
+      this.emit('close');
+    });
+  }
+
+  pause(): this {
+    if (this.#handle) this.#native.pauseOutput(this.#handle);
+    return this;
+  }
+
+  resume(): this {
+    if (this.#handle) this.#native.resumeOutput(this.#handle);
+    return this;
+  }
+
+  destroy(): this {
+    const handle = this.#handle;
+    if (handle === undefined) return this;
+    this.#handle = undefined;
+    this.#native.closeOutput(handle);
+    this.emit('close');
+    return this;
   }
 }
 
