@@ -140,12 +140,26 @@ const MAX_TYPE_PREFIXES = 256;
  * is used then).
  */
 export function compactHeaderStart(header: FrameHeader, id: number | undefined): Buffer | undefined {
+  if (id !== undefined && !(Number.isSafeInteger(id) && id >= 0)) return undefined;
+  if (header === lastFrozen) return lastFrozenStart;
   for (const key in header) {
     if (key !== 'type' && key !== 'id' && key !== 'size') return undefined;
   }
-  if (id !== undefined && !(Number.isSafeInteger(id) && id >= 0)) return undefined;
-  return typePrefix(header.type);
+  const start = typePrefix(header.type);
+  if (Object.isFrozen(header)) {
+    lastFrozen = header;
+    lastFrozenStart = start;
+  }
+  return start;
 }
+
+/**
+ * The last frozen header seen and its start. A service's reply headers are shared frozen objects
+ * (echo's `{ type: 'echo' }`), sent over and over; frozen, their fields cannot change, so their
+ * start is found once instead of by walking their keys and looking up their type each time.
+ */
+let lastFrozen: FrameHeader | undefined;
+let lastFrozenStart: Buffer | undefined;
 
 /** Length of the compact header that starts with `start`; `size` is written when `withSize`. */
 export function compactHeaderLength(

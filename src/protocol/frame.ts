@@ -28,6 +28,13 @@ export interface Frame {
   parts?: readonly Buffer[] | undefined;
 }
 
+/**
+ * Changes the bytes `[start, end)` of a buffer in place (an echo transform, a mask). Handed to a
+ * frame's send with the body it applies to, it runs on the copy of the body the encoder makes
+ * anyway (into the outgoing batch), so a changed body needs no buffer of its own.
+ */
+export type BodyEdit = (out: Buffer, start: number, end: number) => void;
+
 /** Bodies this large that span socket chunks are handed out as `Frame.parts` too. */
 export const SPLIT_BODY_MIN_BYTES = 256 * 1024;
 
