@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { FrameDecoder } from '../../src/protocol/decoder.js';
 import { encodeFrame, FrameBatch } from '../../src/protocol/encoder.js';
 import type { FrameHeader } from '../../src/protocol/frame.js';
+import { upperAscii, upperAsciiInPlace } from '../../src/protocol/transform.js';
 
 /**
  * Frames as the encoder wrote them before the shared slab and batches (one `Buffer.allocUnsafe`
@@ -175,5 +176,41 @@ describe('encoder', () => {
       decodeAll(Buffer.concat(parts)).map((f) => f.header.type),
       ['echo', 'welcome', 'echo'],
     );
+  });
+
+  test('a body edit changes the sent bytes, inline and large, and leaves the caller body as it was', () => {
+    for (const length of [1, 63, 64, 4096, 4097, 70_000]) {
+      const body = Buffer.alloc(length, 'aZ-q');
+      const original = Buffer.from(body);
+      const batch = new FrameBatch();
+      batch.add({ type: 'echo' }, body, 3, upperAsciiInPlace);
+      batch.add({ type: 'echo' }, body, 4);
+      const frames = decodeAll(Buffer.concat(batch.take()));
+      assert.deepEqual(frames[0]!.body, upperAscii(original), `${length} bytes, edited`);
+      assert.deepEqual(frames[1]!.body, original, `${length} bytes, the next frame unedited`);
+      assert.deepEqual(body, original, `${length} bytes: the caller's body is unchanged`);
+    }
+  });
+
+  test('a frozen header sent again and again, and a plain one changed between sends, encode right', () => {
+    const frozen = Object.freeze({ type: 'echo' });
+    const plain: FrameHeader = { type: 'echo' };
+    const batch = new FrameBatch();
+    batch.add(frozen, Buffer.from('a'), 1);
+    batch.add(plain, Buffer.from('b'), 2);
+    batch.add(frozen, Buffer.from('c'), 3);
+    plain.note = 'now a JSON header';
+    batch.add(plain, Buffer.from('d'), 4);
+    batch.add(Object.freeze({ type: 'pong' }), undefined, 5);
+    batch.add(frozen, undefined, 6);
+    const headers = decodeAll(Buffer.concat(batch.take())).map((frame) => frame.header);
+    assert.deepEqual(headers, [
+      { type: 'echo', id: 1, size: 1 },
+      { type: 'echo', id: 2, size: 1 },
+      { type: 'echo', id: 3, size: 1 },
+      { type: 'echo', note: 'now a JSON header', id: 4, size: 1 },
+      { type: 'pong', id: 5 },
+      { type: 'echo', id: 6 },
+    ]);
   });
 });
