@@ -451,7 +451,8 @@ export class ServerConnection implements RequestOwner {
       // A message has no id to answer: a malformed one is a connection error.
       const { entry } = route!;
       const problem = entry.validate(header);
-      if (problem !== undefined) return this.#closeWithError(entry.spec.invalidCode ?? 'BAD_REQUEST', problem);
+      if (problem !== undefined)
+        return this.#closeWithError(entry.spec.invalidCode ?? 'BAD_REQUEST', problem);
       return message.handler(frame, this.context) ?? undefined;
     }
     this.#closeWithError('UNSUPPORTED', `unknown frame type "${type}"`);
