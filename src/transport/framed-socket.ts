@@ -187,11 +187,12 @@ export class FramedSocket {
     if (!this.#flushDue) return;
     this.#flushDue = false;
     if (this.#batch.bytes === 0) return;
-    const parts = this.#batch.take();
+    const single = this.#batch.takeSingle();
+    const parts = single === undefined ? this.#batch.take() : undefined;
     if (this.socket.destroyed) return;
     this.#activity++;
-    if (parts.length === 1) {
-      this.socket.write(parts[0]!);
+    if (parts === undefined || parts.length === 1) {
+      this.socket.write(single ?? parts![0]!);
       return;
     }
     // Only a large body (passed on uncopied) or another connection's frames in the shared slab

@@ -213,4 +213,31 @@ describe('encoder', () => {
       { type: 'echo', id: 6 },
     ]);
   });
+
+  test('takeSingle gives a one-segment batch as one buffer, and leaves any other batch to take', () => {
+    const batch = new FrameBatch();
+    assert.equal(batch.takeSingle(), undefined, 'an empty batch');
+    batch.add({ type: 'echo' }, Buffer.from('a'), 1);
+    batch.add({ type: 'echo' }, Buffer.from('b'), 2);
+    const single = batch.takeSingle();
+    assert.deepEqual(
+      single,
+      Buffer.concat([
+        ...encodeFrame({ type: 'echo' }, Buffer.from('a'), 1),
+        ...encodeFrame({ type: 'echo' }, Buffer.from('b'), 2),
+      ]),
+    );
+    assert.equal(batch.bytes, 0);
+    assert.deepEqual(batch.take(), [], 'nothing is left behind');
+    const large = Buffer.alloc(5000, 1);
+    batch.add({ type: 'echo' }, large, 3);
+    batch.add({ type: 'echo' }, Buffer.from('c'), 4);
+    assert.equal(batch.takeSingle(), undefined, 'a large body makes several parts');
+    const parts = batch.take();
+    assert.equal(parts.length, 3);
+    assert.deepEqual(
+      decodeAll(Buffer.concat(parts)).map((frame) => frame.header.id),
+      [3, 4],
+    );
+  });
 });
