@@ -198,7 +198,10 @@ export class ServerConnection implements RequestOwner {
   }
 
   requestFinished(request: ServerRequest): void {
-    if (this.#requests.get(request.id) === request) this.#requests.delete(request.id);
+    // Most requests end inside their handler and were never stored: nothing to look up then.
+    if (this.#requests.size !== 0 && this.#requests.get(request.id) === request) {
+      this.#requests.delete(request.id);
+    }
     if (this.#draining && !this.#expiring && this.#requests.size === 0) this.#framed.end();
   }
 
@@ -485,7 +488,7 @@ export class ServerConnection implements RequestOwner {
       this.#framed.send(errorHeader('UNAVAILABLE', 'server is shutting down', id));
       return;
     }
-    if (this.#requests.has(id)) {
+    if (this.#requests.size !== 0 && this.#requests.has(id)) {
       // The client's id bookkeeping is broken: neither request can be trusted to reach the right
       // caller, so the connection ends (its open requests are aborted on close).
       this.#closeWithError('CONFLICT', `request id ${id} is already open on this connection`);
