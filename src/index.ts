@@ -64,6 +64,7 @@ export {
 } from './protocol/catalogue.js';
 export { type DecoderOptions, FrameDecoder, FrameError } from './protocol/decoder.js';
 export {
+  type BodyEdit,
   DEFAULT_MAX_BODY_BYTES,
   encodeFrame,
   encodeFrameToBuffer,

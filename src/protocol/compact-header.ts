@@ -31,6 +31,11 @@ const SIZE_KEY = Buffer.from(',"size":', 'latin1');
  */
 const TYPE_SLOTS = 64;
 const typeNames: (string | undefined)[] = new Array(TYPE_SLOTS).fill(undefined);
+/**
+ * The type of the last compact header read, tried first (a connection starts with `hello`).
+ * Never empty, so a match is a valid type: the bytes equal a name that passed the check below.
+ */
+let lastType = 'hello';
 
 /**
  * Reads a compact header from `bytes[start, end)`, or returns undefined when the bytes are not
@@ -40,23 +45,28 @@ const typeNames: (string | undefined)[] = new Array(TYPE_SLOTS).fill(undefined);
  */
 export function readCompactHeader(bytes: Uint8Array, start: number, end: number): FrameHeader | undefined {
   if (end - start < TYPE_OPEN.length + 3 || !startsWith(bytes, start, end, TYPE_OPEN)) return undefined;
-  // The type: [a-z][a-z0-9-]*, hashed on the way for the name cache.
   const typeStart = start + TYPE_OPEN.length;
-  const typeEnd = Math.min(end, typeStart + MAX_TYPE_LENGTH + 1);
-  let at = typeStart;
-  let hash = 0;
-  for (; at < typeEnd; at++) {
-    const byte = bytes[at]!;
-    if (byte === QUOTE) break;
-    const lower = byte >= 0x61 && byte <= 0x7a;
-    if (!lower && (at === typeStart || !((byte >= DIGIT_0 && byte <= DIGIT_9) || byte === 0x2d))) {
-      return undefined;
+  let type = lastType;
+  let at = typeStart + type.length;
+  // Most frames have the type of the frame before them: then its bytes are only compared.
+  if (at >= end || bytes[at] !== QUOTE || !sameAscii(bytes, typeStart, type)) {
+    // The type: [a-z][a-z0-9-]*, hashed on the way for the name cache.
+    const typeEnd = Math.min(end, typeStart + MAX_TYPE_LENGTH + 1);
+    let hash = 0;
+    for (at = typeStart; at < typeEnd; at++) {
+      const byte = bytes[at]!;
+      if (byte === QUOTE) break;
+      const lower = byte >= 0x61 && byte <= 0x7a;
+      if (!lower && (at === typeStart || !((byte >= DIGIT_0 && byte <= DIGIT_9) || byte === 0x2d))) {
+        return undefined;
+      }
+      hash = (hash * 31 + byte) | 0;
     }
-    hash = (hash * 31 + byte) | 0;
+    const typeLength = at - typeStart;
+    if (at === typeEnd || typeLength === 0) return undefined;
+    type = typeName(bytes, typeStart, typeLength, hash);
+    lastType = type;
   }
-  const typeLength = at - typeStart;
-  if (at === typeEnd || typeLength === 0) return undefined;
-  const type = typeName(bytes, typeStart, typeLength, hash);
   at++; // the closing quote
   let id: number | undefined;
   let size: number | undefined;
@@ -110,19 +120,18 @@ function decimal(bytes: Uint8Array, from: number, to: number): number {
   return value;
 }
 
+/** Whether `bytes` at `start` hold the characters of `text` (ASCII). */
+function sameAscii(bytes: Uint8Array, start: number, text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) !== bytes[start + i]) return false;
+  }
+  return true;
+}
+
 function typeName(bytes: Uint8Array, start: number, length: number, hash: number): string {
   const slot = hash & (TYPE_SLOTS - 1);
   const cached = typeNames[slot];
-  if (cached !== undefined && cached.length === length) {
-    let same = true;
-    for (let i = 0; i < length; i++) {
-      if (cached.charCodeAt(i) !== bytes[start + i]) {
-        same = false;
-        break;
-      }
-    }
-    if (same) return cached;
-  }
+  if (cached !== undefined && cached.length === length && sameAscii(bytes, start, cached)) return cached;
   const name = Buffer.from(bytes.buffer, bytes.byteOffset + start, length).toString('latin1');
   typeNames[slot] = name;
   return name;
@@ -140,12 +149,26 @@ const MAX_TYPE_PREFIXES = 256;
  * is used then).
  */
 export function compactHeaderStart(header: FrameHeader, id: number | undefined): Buffer | undefined {
+  if (id !== undefined && !(Number.isSafeInteger(id) && id >= 0)) return undefined;
+  if (header === lastFrozen) return lastFrozenStart;
   for (const key in header) {
     if (key !== 'type' && key !== 'id' && key !== 'size') return undefined;
   }
-  if (id !== undefined && !(Number.isSafeInteger(id) && id >= 0)) return undefined;
-  return typePrefix(header.type);
+  const start = typePrefix(header.type);
+  if (Object.isFrozen(header)) {
+    lastFrozen = header;
+    lastFrozenStart = start;
+  }
+  return start;
 }
+
+/**
+ * The last frozen header seen and its start. A service's reply headers are shared frozen objects
+ * (echo's `{ type: 'echo' }`), sent over and over; frozen, their fields cannot change, so their
+ * start is found once instead of by walking their keys and looking up their type each time.
+ */
+let lastFrozen: FrameHeader | undefined;
+let lastFrozenStart: Buffer | undefined;
 
 /** Length of the compact header that starts with `start`; `size` is written when `withSize`. */
 export function compactHeaderLength(

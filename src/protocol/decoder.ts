@@ -179,7 +179,10 @@ export class FrameDecoder {
     if (first.length - this.#offset < LENGTH_PREFIX_BYTES) {
       return this.#take(LENGTH_PREFIX_BYTES).readUInt32BE(0);
     }
-    const length = first.readUInt32BE(this.#offset);
+    // By hand: `readUInt32BE` checks its argument and bounds again on every call.
+    const at = this.#offset;
+    const length =
+      ((first[at]! << 24) | (first[at + 1]! << 16) | (first[at + 2]! << 8) | first[at + 3]!) >>> 0;
     this.#skip(first, LENGTH_PREFIX_BYTES);
     return length;
   }

@@ -11,7 +11,7 @@
  */
 import { SockitError } from '../errors.js';
 import { compactHeaderLength, compactHeaderStart, writeCompactHeader } from './compact-header.js';
-import { type FrameHeader, LENGTH_PREFIX_BYTES, MAX_HEADER_BYTES } from './frame.js';
+import { type BodyEdit, type FrameHeader, LENGTH_PREFIX_BYTES, MAX_HEADER_BYTES } from './frame.js';
 
 const EMPTY = Buffer.alloc(0);
 /**
@@ -74,9 +74,16 @@ export class FrameBatch {
   /**
    * Encodes one frame at the end of the batch. `size` is set from the body, whatever the header
    * said; `id`, when given, replaces the header's own (a request's replies share the service's
-   * header objects). Throws TOO_LARGE, with nothing added, for a header over the wire ceiling.
+   * header objects). `edit`, when given, changes the body's bytes as they are sent (the caller's
+   * `body` stays as it was). Throws TOO_LARGE, with nothing added, for a header over the wire
+   * ceiling.
    */
-  add(header: FrameHeader, body: Uint8Array = EMPTY, id: number | undefined = header.id): void {
+  add(
+    header: FrameHeader,
+    body: Uint8Array = EMPTY,
+    id: number | undefined = header.id,
+    edit?: BodyEdit | undefined,
+  ): void {
     const size = body.byteLength;
     const withSize = size > 0 || header.size !== undefined;
     const inline = size <= COALESCE_LIMIT;
@@ -97,6 +104,7 @@ export class FrameBatch {
     }
     if (
       !inline &&
+      edit === undefined &&
       compactStart !== undefined &&
       LENGTH_PREFIX_BYTES + headerBytes <= FRAME_HEADROOM &&
       withHeadroom.has(body)
@@ -115,7 +123,10 @@ export class FrameBatch {
     at += LENGTH_PREFIX_BYTES;
     if (compactStart !== undefined) writeCompactHeader(out, at, compactStart, id, size, withSize);
     else out.write(json!, at, headerBytes, 'utf8');
-    if (inline && size > 0) out.set(body, at + headerBytes);
+    if (inline && size > 0) {
+      out.set(body, at + headerBytes);
+      edit?.(out, at + headerBytes, at + headerBytes + size);
+    }
     if (out === slab) {
       slabUsed += frameBytes;
       this.#end = slabUsed;
@@ -123,7 +134,7 @@ export class FrameBatch {
     this.#bytes += frameBytes;
     if (!inline) {
       this.#close();
-      this.#parts.push(Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, size));
+      this.#parts.push(edit === undefined ? asBuffer(body) : editedCopy(body, edit));
       this.#bytes += size;
     }
   }
@@ -138,6 +149,19 @@ export class FrameBatch {
     this.#close();
     this.#parts.push(whole);
     this.#bytes += frameBytes + size;
+  }
+
+  /**
+   * The batch as one buffer when it is one slab segment (no large body, no other connection's
+   * frames in between: nearly always), the batch then empty; else undefined, and `take` gives
+   * its parts. Saves the array `take` would create for that one buffer, once per write.
+   */
+  takeSingle(): Buffer | undefined {
+    const open = this.#slab;
+    if (this.#parts.length !== 0 || open === undefined || this.#end === this.#start) return undefined;
+    this.#slab = undefined;
+    this.#bytes = 0;
+    return open.subarray(this.#start, this.#end);
   }
 
   /** The batch's buffers, to be written in order; the batch is empty afterwards. */
@@ -180,6 +204,18 @@ export class FrameBatch {
     if (this.#end > this.#start) this.#parts.push(open.subarray(this.#start, this.#end));
     this.#slab = undefined;
   }
+}
+
+function asBuffer(body: Uint8Array): Buffer {
+  return Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+}
+
+/** A large body that is to be changed as sent: changed in a copy, the caller's left as it was. */
+function editedCopy(body: Uint8Array, edit: BodyEdit): Buffer {
+  const copy = Buffer.allocUnsafe(body.byteLength);
+  copy.set(body);
+  edit(copy, 0, copy.length);
+  return copy;
 }
 
 /**

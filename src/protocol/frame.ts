@@ -29,6 +29,13 @@ export interface Frame {
 }
 
 /**
+ * Changes the bytes `[start, end)` of a buffer in place (an echo transform, a mask). Handed to a
+ * frame's send with the body it applies to, it runs on the copy of the body the encoder makes
+ * anyway (into the outgoing batch), so a changed body needs no buffer of its own.
+ */
+export type BodyEdit = (out: Buffer, start: number, end: number) => void;
+
+/**
  * Bodies this large that span socket chunks are handed out as `Frame.parts` too. One TLS record
  * (16 KiB of plaintext): a 64 KiB `tunnel-data` body over tls:// always spans four or five
  * chunks, and the tunnel writes the pieces to its socket with one writev instead of copying them.

@@ -4,25 +4,19 @@ import type { Logger } from '../log.js';
 import { createNonce, PROTOCOL_VERSION, SUPPORTED_VERSIONS, verifyProof } from '../protocol/auth.js';
 import type { CatalogueEntry, FrameCatalogue } from '../protocol/catalogue.js';
 import { TEXT_CLIENT_REPLY } from '../protocol/decoder.js';
-import { errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
+import { type BodyEdit, errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import { FramedSocket, type FrameError, type ReadBudget } from '../transport/framed-socket.js';
 import type { KeepaliveSettings } from '../transport/keepalive.js';
 import { SOCKIT_AGENT } from '../version.js';
+import { type FrameRoute, type MessageRoute, type RequestOpener, RouteCache } from './frame-routes.js';
 import type { IdleClock, IdleWatched } from './idle-clock.js';
 import { watchClient } from './keepalive.js';
 import type { Limits } from './limits.js';
 import { phaseBodyLimit, type TrustPhase } from './phase-limits.js';
 import { type RequestOwner, ServerRequest } from './request.js';
-import type { ConnectionContext, MessageHandler, RequestHandler, Service } from './service.js';
+import type { ConnectionContext } from './service.js';
 
-/** What opens a request of one type: its handler, its service and its declaration. */
-export interface RequestOpener {
-  readonly handler: RequestHandler;
-  readonly service: string;
-  readonly entry: CatalogueEntry;
-  /** The service's `refused` hook: told about requests refused before the handler. */
-  readonly refused: Service['refused'];
-}
+export type { RequestOpener } from './frame-routes.js';
 
 /** The dispatch table a server builds once from its services and shares with every connection. */
 export interface Dispatch {
@@ -30,9 +24,11 @@ export interface Dispatch {
   /** The built-in frame declarations plus the services' own: validators, limits, follow-ups. */
   readonly catalogue: FrameCatalogue;
   readonly requests: ReadonlyMap<string, RequestOpener>;
-  readonly messages: ReadonlyMap<string, { handler: MessageHandler; service: string }>;
+  readonly messages: ReadonlyMap<string, MessageRoute>;
   /** Follow-up types of the served requests: dropped silently once their request has ended. */
   readonly followUps: ReadonlySet<string>;
+  /** All of the above per declared frame type, so a frame costs one lookup (frame-routes.ts). */
+  readonly routes: ReadonlyMap<string, FrameRoute>;
   /** Services usable without authentication (`echo` by default). */
   readonly openServices: ReadonlySet<string>;
   /**
@@ -66,6 +62,9 @@ export class ServerConnection implements RequestOwner {
   readonly #limits: Limits;
   readonly #log: Logger;
   readonly #requests = new Map<number, ServerRequest>();
+  readonly #routes: RouteCache;
+  /** What the peer has proven so far (#updateTrust), which sets what it may send and how large. */
+  #trust: TrustPhase = 'handshake';
   readonly #closeListeners: (() => void)[] = [];
   readonly #onClosed: (connection: ServerConnection) => void;
   #phase: Phase = Phase.Hello;
@@ -115,6 +114,7 @@ export class ServerConnection implements RequestOwner {
     this.#idleClock = options.idleClock;
     this.#onError = options.onError;
     this.#keepalive = options.keepalive;
+    this.#routes = new RouteCache(options.dispatch.routes);
     this.#framed = new FramedSocket(
       socket,
       {
@@ -125,8 +125,7 @@ export class ServerConnection implements RequestOwner {
       {
         maxHeaderBytes: options.limits.maxHeaderBytes,
         maxBodyBytes: options.limits.maxBodyBytes,
-        bodyLimit: (header) =>
-          phaseBodyLimit(this.#trustPhase(), header, this.#limits, this.#dispatch.catalogue),
+        bodyLimit: (header) => phaseBodyLimit(this.#trust, this.#routes.get(header.type), this.#limits),
         frameTimeoutMs: options.limits.frameTimeoutMs,
         closeGraceMs: options.limits.closeGraceMs,
         budget: options.budget,
@@ -181,17 +180,17 @@ export class ServerConnection implements RequestOwner {
     );
   }
 
-  /** What the peer has proven so far, which sets how large a body it may announce. */
-  #trustPhase(): TrustPhase {
-    if (this.#authenticated) return 'authenticated';
-    if (this.#phase === Phase.Welcomed || this.#anonymous) return 'anonymous';
-    return 'handshake';
+  /** Sets `#trust` from the handshake's progress; called wherever that changes. */
+  #updateTrust(): void {
+    if (this.#authenticated) this.#trust = 'authenticated';
+    else if (this.#phase === Phase.Welcomed || this.#anonymous) this.#trust = 'anonymous';
+    else this.#trust = 'handshake';
   }
 
   // ---- RequestOwner -------------------------------------------------------------------
 
-  sendFrame(header: FrameHeader, body: Uint8Array | undefined, id: number): boolean {
-    return this.#framed.send(header, body, id);
+  sendFrame(header: FrameHeader, body: Uint8Array | undefined, id: number, edit?: BodyEdit): boolean {
+    return this.#framed.send(header, body, id, edit);
   }
 
   drained(): Promise<void> {
@@ -199,7 +198,10 @@ export class ServerConnection implements RequestOwner {
   }
 
   requestFinished(request: ServerRequest): void {
-    if (this.#requests.get(request.id) === request) this.#requests.delete(request.id);
+    // Most requests end inside their handler and were never stored: nothing to look up then.
+    if (this.#requests.size !== 0 && this.#requests.get(request.id) === request) {
+      this.#requests.delete(request.id);
+    }
     if (this.#draining && !this.#expiring && this.#requests.size === 0) this.#framed.end();
   }
 
@@ -356,6 +358,7 @@ export class ServerConnection implements RequestOwner {
     });
     if (needsAuth) {
       this.#phase = Phase.Welcomed;
+      this.#updateTrust();
     } else {
       this.#authenticated = true;
       this.#becomeReady();
@@ -368,6 +371,7 @@ export class ServerConnection implements RequestOwner {
       // finished its handshake as far as it goes: from now on only idleness closes it.
       if (!this.#anonymous) {
         this.#anonymous = true;
+        this.#updateTrust();
         this.#watchIdle();
       }
       return this.#onRequestFrame(frame);
@@ -384,6 +388,7 @@ export class ServerConnection implements RequestOwner {
 
   #becomeReady(): void {
     this.#phase = Phase.Ready;
+    this.#updateTrust();
     this.#framed.send({ type: 'ready' });
     this.#watchIdle();
   }
@@ -415,17 +420,14 @@ export class ServerConnection implements RequestOwner {
     const { header } = frame;
     const id = header.id;
     const type = header.type;
-    const opener = this.#dispatch.requests.get(type);
+    const route = this.#routes.get(type);
+    const opener = route?.opener;
     if (opener !== undefined) {
       if (id === undefined) return this.#closeWithError('BAD_REQUEST', `a "${type}" request needs an id`);
-      return this.#openRequest(frame, id, opener);
+      return this.#openRequest(frame, id, opener, route!);
     }
-    const entry = this.#dispatch.catalogue.get(type);
-    if (entry?.phases !== undefined && !entry.phases.has(this.#trustPhase())) {
-      return this.#closeWithError(
-        'UNSUPPORTED',
-        `"${type}" is not allowed ${PHASE_WORDS[this.#trustPhase()]}`,
-      );
+    if (route !== undefined && !route.accepted[this.#trust]) {
+      return this.#closeWithError('UNSUPPORTED', `"${type}" is not allowed ${PHASE_WORDS[this.#trust]}`);
     }
     if (id !== undefined) {
       if (type === 'ping') {
@@ -438,21 +440,22 @@ export class ServerConnection implements RequestOwner {
         request?.abort(new SockitError('TIMEOUT', 'cancelled by the client'));
         return;
       }
-      if (request !== undefined) return this.#deliver(request, frame, entry);
+      if (request !== undefined) return this.#deliver(request, frame, route?.entry);
       // Follow-ups of a request that already ended (data in flight after a cancel) are dropped.
-      if (this.#dispatch.followUps.has(type)) return;
+      if (route?.followUp) return;
       this.#framed.send(errorHeader('UNSUPPORTED', `unknown request type "${type}"`, id));
       return;
     }
-    const message = this.#dispatch.messages.get(type);
+    const message = route?.message;
     if (message !== undefined) {
       if (!this.#mayUse(message.service)) {
         return this.#closeWithError('AUTH_REQUIRED', `"${type}" needs an authenticated connection`);
       }
       // A message has no id to answer: a malformed one is a connection error.
-      const problem = entry!.validate(header);
+      const { entry } = route!;
+      const problem = entry.validate(header);
       if (problem !== undefined)
-        return this.#closeWithError(entry!.spec.invalidCode ?? 'BAD_REQUEST', problem);
+        return this.#closeWithError(entry.spec.invalidCode ?? 'BAD_REQUEST', problem);
       return message.handler(frame, this.context) ?? undefined;
     }
     this.#closeWithError('UNSUPPORTED', `unknown frame type "${type}"`);
@@ -465,7 +468,7 @@ export class ServerConnection implements RequestOwner {
    */
   #deliver(request: ServerRequest, frame: Frame, entry: CatalogueEntry | undefined): void | Promise<void> {
     const { type } = frame.header;
-    const allowed = this.#dispatch.catalogue.get(request.header.type)?.spec.followUps ?? [];
+    const allowed = this.#dispatch.routes.get(request.header.type)?.entry.spec.followUps ?? [];
     const problem = !allowed.includes(type)
       ? `request ${request.id} (${request.header.type}) does not take "${type}" frames`
       : entry?.validate(frame.header);
@@ -474,9 +477,9 @@ export class ServerConnection implements RequestOwner {
     request.abort(new SockitError('BAD_REQUEST', 'bad request'));
   }
 
-  #openRequest(frame: Frame, id: number, opener: RequestOpener): void {
+  #openRequest(frame: Frame, id: number, opener: RequestOpener, route: FrameRoute): void {
     const { entry } = opener;
-    if (!this.#mayUse(opener.service) || !entry.phases?.has(this.#trustPhase())) {
+    if (!this.#mayUse(opener.service) || !route.accepted[this.#trust]) {
       const message = `the ${opener.service} service needs authentication: set SOCKIT_TOKEN or pass --token-file`;
       this.#refuse(frame.header, id, opener, new SockitError('AUTH_REQUIRED', message));
       return;
@@ -485,7 +488,7 @@ export class ServerConnection implements RequestOwner {
       this.#framed.send(errorHeader('UNAVAILABLE', 'server is shutting down', id));
       return;
     }
-    if (this.#requests.has(id)) {
+    if (this.#requests.size !== 0 && this.#requests.has(id)) {
       // The client's id bookkeeping is broken: neither request can be trusted to reach the right
       // caller, so the connection ends (its open requests are aborted on close).
       this.#closeWithError('CONFLICT', `request id ${id} is already open on this connection`);

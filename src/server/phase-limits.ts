@@ -1,6 +1,5 @@
-import type { FrameCatalogue } from '../protocol/catalogue.js';
-import type { FrameHeader } from '../protocol/frame.js';
 import type { TrustPhase } from '../protocol/schema.js';
+import type { FrameRoute } from './frame-routes.js';
 import type { Limits } from './limits.js';
 
 export type { TrustPhase } from '../protocol/schema.js';
@@ -10,15 +9,12 @@ export type { TrustPhase } from '../protocol/schema.js';
  * before a byte of its body is buffered: the frame type's declared limit (`hello`, `auth`:
  * none; `data`: 1 MiB; a type the phase does not accept: none), capped by the phase's. Nothing
  * has a body before the handshake is done; a client using open services without a token gets
- * `preAuthBodyBytes`; an authenticated one the full `maxBodyBytes`.
+ * `preAuthBodyBytes`; an authenticated one the full `maxBodyBytes`. A type nobody declared
+ * (`route` undefined) gets the phase's limit: its UNSUPPORTED answer comes once the frame is whole.
  */
-export function phaseBodyLimit(
-  phase: TrustPhase,
-  header: FrameHeader,
-  limits: Limits,
-  catalogue: FrameCatalogue,
-): number {
-  return catalogue.bodyLimit(header.type, phase, phaseCeiling(phase, limits));
+export function phaseBodyLimit(phase: TrustPhase, route: FrameRoute | undefined, limits: Limits): number {
+  const ceiling = phaseCeiling(phase, limits);
+  return route === undefined ? ceiling : Math.min(route.bodyLimit[phase], ceiling);
 }
 
 function phaseCeiling(phase: TrustPhase, limits: Limits): number {

@@ -1,12 +1,12 @@
 import { ERROR_CATALOGUE, type ErrorCode, SockitError } from '../errors.js';
-import { errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
+import { type BodyEdit, errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import type { ConnectionContext } from './service.js';
 
 /** The parts of a connection a request needs; the server connection implements it. */
 export interface RequestOwner {
   readonly context: ConnectionContext;
-  /** Sends a frame of request `id` (which replaces the header's own). */
-  sendFrame(header: FrameHeader, body: Uint8Array | undefined, id: number): boolean;
+  /** Sends a frame of request `id` (which replaces the header's own); `edit` changes the body as sent. */
+  sendFrame(header: FrameHeader, body: Uint8Array | undefined, id: number, edit?: BodyEdit): boolean;
   drained(): Promise<void>;
   requestFinished(request: ServerRequest): void;
   reportFailure(request: ServerRequest, error: unknown): void;
@@ -80,10 +80,14 @@ export class ServerRequest {
     return this.#finished;
   }
 
-  /** Sends a frame of this request. False: wait for `drained()` before sending more. */
-  send(header: ReplyHeader, body?: Uint8Array): boolean {
+  /**
+   * Sends a frame of this request. `edit` changes the body's bytes in the copy that is sent
+   * (`body` itself is left as it was): a transformed reply without a buffer of its own.
+   * False: wait for `drained()` before sending more.
+   */
+  send(header: ReplyHeader, body?: Uint8Array, edit?: BodyEdit): boolean {
     if (this.#finished) return false;
-    return this.#owner.sendFrame(header, body, this.id);
+    return this.#owner.sendFrame(header, body, this.id, edit);
   }
 
   drained(): Promise<void> {
@@ -96,9 +100,9 @@ export class ServerRequest {
     if (!this.send(header, body)) await this.drained();
   }
 
-  /** Sends the final frame and ends the request. */
-  reply(header: ReplyHeader, body?: Uint8Array): void {
-    this.send(header, body);
+  /** Sends the final frame (its body changed by `edit`, as `send` does) and ends the request. */
+  reply(header: ReplyHeader, body?: Uint8Array, edit?: BodyEdit): void {
+    this.send(header, body, edit);
     this.finish();
   }
 

@@ -15,12 +15,13 @@ import {
 import { type KeepaliveSettings, resolveKeepalive } from '../transport/keepalive.js';
 import { type TlsServerCredentials, validateTlsCredentials } from '../transport/listen.js';
 import { Acceptor } from './acceptor.js';
-import { type Dispatch, type RequestOpener, ServerConnection } from './connection.js';
+import { type Dispatch, ServerConnection } from './connection.js';
+import { buildRoutes, type MessageRoute, type RequestOpener } from './frame-routes.js';
 import { IdleClock } from './idle-clock.js';
 import { type Limits, resolveLimits } from './limits.js';
 import { observedServices, type ServerObserver } from './observer.js';
 import { BufferBudget } from './read-budget.js';
-import type { MessageHandler, Service } from './service.js';
+import type { Service } from './service.js';
 import { serverTls } from './tls.js';
 
 export interface ServeOptions {
@@ -295,7 +296,7 @@ export function buildDispatch(
 ): Dispatch {
   const catalogue = CATALOGUE.extend(services.flatMap((service) => (service.frames ? [service.frames] : [])));
   const requests = new Map<string, RequestOpener>();
-  const messages = new Map<string, { handler: MessageHandler; service: string }>();
+  const messages = new Map<string, MessageRoute>();
   const followUps = new Set<string>();
   const claimed = new Map<string, string>();
   const claim = (type: string, service: string, role: FrameRole): void => {
@@ -335,6 +336,7 @@ export function buildDispatch(
     requests,
     messages,
     followUps,
+    routes: buildRoutes(catalogue, requests, messages, followUps),
     openServices: new Set(open),
     token,
   };

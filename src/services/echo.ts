@@ -1,5 +1,5 @@
 import { checkChoice } from '../options.js';
-import { ECHO_TRANSFORMS, type EchoTransform, upperAscii } from '../protocol/transform.js';
+import { ECHO_TRANSFORMS, type EchoTransform, upperAscii, upperAsciiInPlace } from '../protocol/transform.js';
 import type { Service } from '../server/service.js';
 
 export { ECHO_TRANSFORMS, type EchoTransform, upperAscii };
@@ -14,11 +14,13 @@ export interface EchoOptions {
 /** Echo: `{"type":"echo","id":N}` + body comes back with the same id, through the transform. */
 export function echoService(options: EchoOptions = {}): Service {
   const transform = checkChoice(options.transform ?? 'none', 'echo transform', ECHO_TRANSFORMS);
+  // Changed as it is encoded: the upper-cased reply needs no buffer of its own.
+  const edit = transform === 'upper' ? upperAsciiInPlace : undefined;
   return {
     name: 'echo',
     requests: {
       echo(request) {
-        request.reply(ECHO_REPLY, transform === 'upper' ? upperAscii(request.body) : request.body);
+        request.reply(ECHO_REPLY, request.body, edit);
       },
     },
   };

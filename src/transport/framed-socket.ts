@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { SockitError } from '../errors.js';
 import { type DecoderOptions, FrameDecoder, FrameError } from '../protocol/decoder.js';
 import { FrameBatch } from '../protocol/encoder.js';
-import { errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
+import { type BodyEdit, errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import { CLOSE_GRACE_MS, endWithin } from './close-grace.js';
 
 /**
@@ -117,12 +117,12 @@ export class FramedSocket {
   }
 
   /**
-   * Sends one frame; `id`, when given, replaces the header's own. Returns false when the caller
-   * should wait for `drained()`.
+   * Sends one frame; `id`, when given, replaces the header's own; `edit` changes the body's
+   * bytes as they are encoded. Returns false when the caller should wait for `drained()`.
    */
-  send(header: FrameHeader, body?: Uint8Array, id?: number): boolean {
+  send(header: FrameHeader, body?: Uint8Array, id?: number, edit?: BodyEdit): boolean {
     if (this.closed || !this.socket.writable) return false;
-    this.#batch.add(header, body, id);
+    this.#batch.add(header, body, id, edit);
     if (!this.#flushDue) {
       this.#flushDue = true;
       queueMicrotask(this.#flushBatch);
@@ -187,11 +187,12 @@ export class FramedSocket {
     if (!this.#flushDue) return;
     this.#flushDue = false;
     if (this.#batch.bytes === 0) return;
-    const parts = this.#batch.take();
+    const single = this.#batch.takeSingle();
+    const parts = single === undefined ? this.#batch.take() : undefined;
     if (this.socket.destroyed) return;
     this.#activity++;
-    if (parts.length === 1) {
-      this.socket.write(parts[0]!);
+    if (parts === undefined || parts.length === 1) {
+      this.socket.write(single ?? parts![0]!);
       return;
     }
     // Only a large body (passed on uncopied) or another connection's frames in the shared slab

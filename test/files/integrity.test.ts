@@ -26,6 +26,18 @@ async function openPut(client: Client, header: Record<string, unknown>) {
   return { request, ready };
 }
 
+/**
+ * Waits until the server has wound down a refused upload of `path` (its partial file removed):
+ * the core answers a bad follow-up at once and the service cleans up after, so the test asks the
+ * server's own upload lock, which a new upload of the name waits on, then removes that upload.
+ */
+async function afterWindDown(client: Client, root: string, path: string): Promise<void> {
+  const { request } = await openPut(client, { path, fileSize: 0 });
+  request.send({ type: 'put-end', sha256: sha256(Buffer.alloc(0)) });
+  await request.done;
+  await rm(join(root, path));
+}
+
 describe('integrity of uploads', () => {
   const suite = filesAndClientPerSuite();
 
@@ -132,6 +144,8 @@ describe('integrity of uploads', () => {
     wrong.send({ type: 'stdin' }, Buffer.from('x'));
     await assert.rejects(wrong.done, isCode('BAD_REQUEST'));
     assert.ok((await client.ping()) >= 0);
+    await afterWindDown(client, files.root, 'bad-end.bin');
+    await afterWindDown(client, files.root, 'bad-frame.bin');
     assert.deepEqual(await treeOf(files.root), []);
   });
 });

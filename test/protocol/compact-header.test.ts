@@ -128,6 +128,37 @@ describe('compact headers', () => {
     assert.equal(readCompactHeader(chunk, 2, 16), undefined);
   });
 
+  test('a header right after one of a type its own type starts with, or ends inside, reads right', () => {
+    const read = (text: string, end = text.length): FrameHeader | undefined =>
+      readCompactHeader(Buffer.from(text), 0, end);
+    const cases: [string, FrameHeader | undefined][] = [
+      ['{"type":"echo","id":1}', { type: 'echo', id: 1 }],
+      ['{"type":"echoes","id":2}', { type: 'echoes', id: 2 }],
+      ['{"type":"echo","id":3}', { type: 'echo', id: 3 }],
+      ['{"type":"ech","id":4}', { type: 'ech', id: 4 }],
+      ['{"type":"ech"}', { type: 'ech' }],
+      ['{"type":"echX"}', undefined],
+      ['{"type":"ech', undefined],
+      ['{"type":"ech"', undefined],
+    ];
+    for (const [text, expected] of cases) assert.deepEqual(read(text), expected, text);
+    read('{"type":"echo"}');
+    assert.equal(read('{"type":"echo"}', 14), undefined, 'the closing quote past the end');
+  });
+
+  test('each header reads as JSON does, whatever header came before it (property)', () => {
+    fc.assert(
+      fc.property(nearCompactText, nearCompactText, (before, text) => {
+        const first = Buffer.from(before);
+        readCompactHeader(first, 0, first.length);
+        const bytes = Buffer.from(text);
+        const compact = readCompactHeader(bytes, 0, bytes.length);
+        if (compact !== undefined) assert.deepEqual(compact, validHeaderByJson(text));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   test('many different type names in turn each come back as themselves', () => {
     const names = Array.from({ length: 500 }, (_, i) => `t${i.toString(36)}-${'x'.repeat(i % 7)}`);
     for (const name of [...names, ...names.reverse()]) {

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { FrameDecoder } from '../../src/protocol/decoder.js';
 import { claimHeadroom, encodeFrame, FRAME_HEADROOM, FrameBatch } from '../../src/protocol/encoder.js';
 import type { FrameHeader } from '../../src/protocol/frame.js';
+import { upperAscii, upperAsciiInPlace } from '../../src/protocol/transform.js';
 
 /**
  * Frames as the encoder wrote them before the shared slab and batches (one `Buffer.allocUnsafe`
@@ -176,6 +177,69 @@ describe('encoder', () => {
       ['echo', 'welcome', 'echo'],
     );
   });
+
+  test('a body edit changes the sent bytes, inline and large, and leaves the caller body as it was', () => {
+    for (const length of [1, 63, 64, 4096, 4097, 70_000]) {
+      const body = Buffer.alloc(length, 'aZ-q');
+      const original = Buffer.from(body);
+      const batch = new FrameBatch();
+      batch.add({ type: 'echo' }, body, 3, upperAsciiInPlace);
+      batch.add({ type: 'echo' }, body, 4);
+      const frames = decodeAll(Buffer.concat(batch.take()));
+      assert.deepEqual(frames[0]!.body, upperAscii(original), `${length} bytes, edited`);
+      assert.deepEqual(frames[1]!.body, original, `${length} bytes, the next frame unedited`);
+      assert.deepEqual(body, original, `${length} bytes: the caller's body is unchanged`);
+    }
+  });
+
+  test('a frozen header sent again and again, and a plain one changed between sends, encode right', () => {
+    const frozen = Object.freeze({ type: 'echo' });
+    const plain: FrameHeader = { type: 'echo' };
+    const batch = new FrameBatch();
+    batch.add(frozen, Buffer.from('a'), 1);
+    batch.add(plain, Buffer.from('b'), 2);
+    batch.add(frozen, Buffer.from('c'), 3);
+    plain.note = 'now a JSON header';
+    batch.add(plain, Buffer.from('d'), 4);
+    batch.add(Object.freeze({ type: 'pong' }), undefined, 5);
+    batch.add(frozen, undefined, 6);
+    const headers = decodeAll(Buffer.concat(batch.take())).map((frame) => frame.header);
+    assert.deepEqual(headers, [
+      { type: 'echo', id: 1, size: 1 },
+      { type: 'echo', id: 2, size: 1 },
+      { type: 'echo', id: 3, size: 1 },
+      { type: 'echo', note: 'now a JSON header', id: 4, size: 1 },
+      { type: 'pong', id: 5 },
+      { type: 'echo', id: 6 },
+    ]);
+  });
+
+  test('takeSingle gives a one-segment batch as one buffer, and leaves any other batch to take', () => {
+    const batch = new FrameBatch();
+    assert.equal(batch.takeSingle(), undefined, 'an empty batch');
+    batch.add({ type: 'echo' }, Buffer.from('a'), 1);
+    batch.add({ type: 'echo' }, Buffer.from('b'), 2);
+    const single = batch.takeSingle();
+    assert.deepEqual(
+      single,
+      Buffer.concat([
+        ...encodeFrame({ type: 'echo' }, Buffer.from('a'), 1),
+        ...encodeFrame({ type: 'echo' }, Buffer.from('b'), 2),
+      ]),
+    );
+    assert.equal(batch.bytes, 0);
+    assert.deepEqual(batch.take(), [], 'nothing is left behind');
+    const large = Buffer.alloc(5000, 1);
+    batch.add({ type: 'echo' }, large, 3);
+    batch.add({ type: 'echo' }, Buffer.from('c'), 4);
+    assert.equal(batch.takeSingle(), undefined, 'a large body makes several parts');
+    const parts = batch.take();
+    assert.equal(parts.length, 3);
+    assert.deepEqual(
+      decodeAll(Buffer.concat(parts)).map((frame) => frame.header.id),
+      [3, 4],
+    );
+  });
 });
 
 describe('encoder headroom', () => {
@@ -210,5 +274,19 @@ describe('encoder headroom', () => {
     const parts = long.take();
     assert.equal(parts.length, 2, 'a 64-character type does not fit: header and body apart');
     assert.deepEqual(Buffer.concat(parts), Buffer.concat(encodeFrame({ type }, body, 9)));
+  });
+
+  test('a body with claimed headroom and an edit is sent edited, its own bytes untouched', () => {
+    const body = Buffer.allocUnsafeSlow(FRAME_HEADROOM + 8192)
+      .subarray(FRAME_HEADROOM)
+      .fill(0x61);
+    const batch = new FrameBatch();
+    batch.add({ type: 'tunnel-data' }, claimHeadroom(body), 9, (out, start, end) =>
+      out.fill(0x41, start, end),
+    );
+    const decoder = new FrameDecoder();
+    decoder.push(Buffer.concat(batch.take()));
+    assert.deepEqual(decoder.next()?.body, Buffer.alloc(8192, 0x41));
+    assert.deepEqual(body, Buffer.alloc(8192, 0x61), 'the caller keeps its bytes');
   });
 });

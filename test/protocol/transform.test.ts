@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { upperAscii } from '../../src/protocol/transform.js';
+import { upperAscii, upperAsciiInPlace } from '../../src/protocol/transform.js';
 
 /** The definition, a byte at a time. */
 function upperByByte(bytes: Uint8Array): Buffer {
@@ -27,4 +27,22 @@ test('upperAscii keeps multi-byte UTF-8 and the bytes around the letters', () =>
   assert.equal(upperAscii(Buffer.from(text)).toString(), 'HéLLO WöRLD, `@[{ AZ AZ ÿ 0X7F\u007f');
   const every = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
   assert.deepEqual(upperAscii(every), upperByByte(every));
+});
+
+test('upperAsciiInPlace changes exactly the range it is given, at every alignment (property)', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(300), fc.nat(300), (bytes, a, b) => {
+      const start = Math.min(a, b, bytes.length);
+      const end = Math.min(Math.max(a, b), bytes.length);
+      const out = Buffer.from(bytes);
+      upperAsciiInPlace(out, start, end);
+      const expected = Buffer.concat([
+        Buffer.from(bytes.subarray(0, start)),
+        upperByByte(bytes.subarray(start, end)),
+        Buffer.from(bytes.subarray(end)),
+      ]);
+      assert.deepEqual(out, expected);
+    }),
+    { numRuns: 1000 },
+  );
 });
