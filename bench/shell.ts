@@ -54,7 +54,7 @@ async function measureKeystrokes(context: BenchContext): Promise<void> {
     return;
   }
   const server = await startSockitServe({ extraArgs: ['--exec', '--allow-pty', '--shell-command', 'cat'] });
-  const sshd = await startSshd('cat');
+  const sshd = await startSshd({ forceCommand: 'cat' });
   const sessions: EchoSession[] = [];
   try {
     const subjects: { name: string; session: EchoSession; histogram: LatencyHistogram }[] = [];

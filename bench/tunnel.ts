@@ -9,11 +9,9 @@
  * - 20 streams at once, SOCKIT_BENCH_TUNNEL_STREAM_MIB (default 25) MiB each: aggregate MiB/s
  *   and fairness (the slowest stream's rate / the fastest's) for both.
  *
- * sshd refuses to start without its privilege separation directory; when running as root and
- * /run/sshd is missing, the suite creates it (empty, 0755), as the openssh-server package does.
+ * sshd comes from bench/lib/sshd.ts (a private one on a free port, keys in a temp dir).
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { send, startSink } from './forward.js';
@@ -21,13 +19,13 @@ import { removeOnExit, startServerChild } from './lib/children.js';
 import { freePort } from './lib/ports.js';
 import { treeCpuTimeMs } from './lib/proc.js';
 import { SOCKIT_CLI } from './lib/servers.js';
+import { hasSshd, startSshd } from './lib/sshd.js';
 import type { BenchContext, BenchSuite } from './report.js';
 
 const MiB = 1024 * 1024;
 const BULK_BYTES = Number(process.env.SOCKIT_BENCH_TUNNEL_MIB ?? 1024) * MiB;
 const STREAMS = 20;
 const STREAM_BYTES = Number(process.env.SOCKIT_BENCH_TUNNEL_STREAM_MIB ?? 25) * MiB;
-const SSHD = '/usr/sbin/sshd';
 
 const BULK_CASE = `tunnel -L ${BULK_BYTES / MiB} MiB (sockit over tls://, ssh aes128-gcm)`;
 const MANY_CASE = `tunnel -L ${STREAMS} streams × ${STREAM_BYTES / MiB} MiB`;
@@ -100,35 +98,9 @@ async function sockitTunnel(dir: string, target: number): Promise<Tunnel> {
   }
 }
 
-async function sshTunnel(dir: string, target: number): Promise<Tunnel> {
-  if (!existsSync('/run/sshd') && process.getuid?.() === 0) mkdirSync('/run/sshd', { mode: 0o755 });
-  for (const key of ['host_key', 'user_key'])
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, key)]);
-  execFileSync('cp', [join(dir, 'user_key.pub'), join(dir, 'authorized_keys')]);
-  const sshdPort = await freePort();
-  const config = join(dir, 'sshd_config');
-  writeFileSync(
-    config,
-    [
-      `Port ${sshdPort}`,
-      'ListenAddress 127.0.0.1',
-      `HostKey ${join(dir, 'host_key')}`,
-      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-      'PidFile none',
-      'UsePAM no',
-      'StrictModes no',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'AllowTcpForwarding yes',
-      'Ciphers aes128-gcm@openssh.com',
-      '',
-    ].join('\n'),
-  );
-  const sshd = await startServerChild({
-    name: 'sshd',
-    command: SSHD,
-    args: ['-D', '-e', '-f', config],
-    readyPattern: /Server listening on 127\.0\.0\.1 port (\d+)/,
+async function sshTunnel(_dir: string, target: number): Promise<Tunnel> {
+  const sshd = await startSshd({
+    config: ['AllowTcpForwarding yes', 'Ciphers aes128-gcm@openssh.com'],
   });
   try {
     const local = await freePort();
@@ -137,27 +109,18 @@ async function sshTunnel(dir: string, target: number): Promise<Tunnel> {
       command: 'ssh',
       args: [
         '-v',
-        '-F',
-        '/dev/null',
-        '-i',
-        join(dir, 'user_key'),
-        '-o',
-        'StrictHostKeyChecking=no',
-        '-o',
-        `UserKnownHostsFile=${join(dir, 'known_hosts')}`,
-        '-o',
-        'BatchMode=yes',
+        // -v (its "listening" line says when the forward is up) instead of the quiet LogLevel.
+        ...withoutOption(sshd.sshArgs, 'LogLevel=ERROR'),
         '-o',
         'Ciphers=aes128-gcm@openssh.com',
         '-o',
         'ExitOnForwardFailure=yes',
-        '-p',
-        String(sshdPort),
         '-N',
         '-L',
         `127.0.0.1:${local}:127.0.0.1:${target}`,
         '127.0.0.1',
       ],
+      env: sshd.env,
       readyPattern: /Local forwarding listening on 127\.0\.0\.1 port (\d+)/,
     });
     return {
@@ -251,20 +214,17 @@ async function measure(
   }
 }
 
-function haveSsh(): boolean {
-  try {
-    execFileSync('sh', ['-c', 'command -v ssh ssh-keygen'], { stdio: 'ignore' });
-    return existsSync(SSHD);
-  } catch {
-    return false;
-  }
+/** `args` without the pair `-o OPTION`. */
+function withoutOption(args: readonly string[], option: string): string[] {
+  const at = args.indexOf(option);
+  return at > 0 && args[at - 1] === '-o' ? [...args.slice(0, at - 1), ...args.slice(at + 1)] : [...args];
 }
 
 export const tunnelSuite: BenchSuite = {
   name: 'tunnel',
   async run(context) {
     const sockit = await measure(context, 'sockit tunnel -L (tls://)', sockitTunnel);
-    if (!haveSsh()) {
+    if (!hasSshd()) {
       context.note('ssh/sshd not installed: the ssh -L comparison was skipped');
       return;
     }

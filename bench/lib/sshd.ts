@@ -4,7 +4,7 @@
  * touched. `StrictModes no` because the temp dir's modes are not sshd's business here.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { removeOnExit, startServerChild } from './children.js';
@@ -16,6 +16,8 @@ export const SSHD = '/usr/sbin/sshd';
 /** A running sshd and the `ssh` arguments that log in to it with the generated key. */
 export interface Sshd {
   port: number;
+  /** sshd's pid: its sessions are its children (for CPU accounting). */
+  pid: number;
   /** ssh options before the host: port, key, no known_hosts prompts, no user config. */
   sshArgs: string[];
   /** An environment for ssh: HOME in the temp dir, so ~/.ssh is never read. */
@@ -28,8 +30,18 @@ export function hasSshd(): boolean {
   return existsSync(SSHD) && existsSync('/usr/bin/ssh-keygen') && existsSync('/usr/bin/ssh');
 }
 
-/** Starts sshd whose every session runs `forceCommand` (in a pty when the client asks for one). */
-export async function startSshd(forceCommand: string): Promise<Sshd> {
+/** What a suite's sshd does besides the defaults. */
+export interface SshdOptions {
+  /** Every session runs this (in a pty when the client asks for one). */
+  forceCommand?: string;
+  /** More sshd_config lines, e.g. `AllowTcpForwarding yes`, `Ciphers aes128-gcm@openssh.com`. */
+  config?: readonly string[];
+}
+
+/** Starts a private sshd on a free loopback port. */
+export async function startSshd(options: SshdOptions): Promise<Sshd> {
+  // sshd refuses to start without its privilege separation directory; the package creates it.
+  if (!existsSync('/run/sshd') && process.getuid?.() === 0) mkdirSync('/run/sshd', { mode: 0o755 });
   const dir = mkdtempSync(join(tmpdir(), 'sockit-bench-sshd-'));
   removeOnExit(dir);
   try {
@@ -61,7 +73,8 @@ export async function startSshd(forceCommand: string): Promise<Sshd> {
         'PrintMotd no',
         'PrintLastLog no',
         'UseDNS no',
-        `ForceCommand ${forceCommand}`,
+        ...(options.forceCommand ? [`ForceCommand ${options.forceCommand}`] : []),
+        ...(options.config ?? []),
         'LogLevel ERROR',
         '',
       ].join('\n'),
@@ -76,6 +89,7 @@ export async function startSshd(forceCommand: string): Promise<Sshd> {
     const home = join(dir, 'home');
     return {
       port,
+      pid: child.pid,
       sshArgs: [
         '-F',
         '/dev/null',
