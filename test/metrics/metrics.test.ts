@@ -4,11 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { memoryBus } from '../../src/bus/memory.js';
+import { syncFromRemote, syncToRemote } from '../../src/client/sync.js';
 import { type Client, connect } from '../../src/index.js';
 import { serveMetrics } from '../../src/metrics/http.js';
 import { createServerMetrics } from '../../src/metrics/metrics.js';
@@ -161,6 +162,11 @@ describe('sockit serve --metrics', { timeout: 60_000 }, () => {
       writeFileSync(join(local.path, 'up.bin'), data);
       await client.put(join(local.path, 'up.bin'), 'up.bin');
       await client.get('up.bin', join(local.path, 'down.bin'));
+      // Small files travel in put-batch / get-batch requests: counted as file bytes all the same.
+      mkdirSync(join(local.path, 'tree'));
+      for (const name of ['a', 'b']) writeFileSync(join(local.path, 'tree', name), Buffer.alloc(500, 7));
+      assert.equal((await syncToRemote(client, join(local.path, 'tree'), 'tree')).sent, 2);
+      assert.equal((await syncFromRemote(client, 'tree', join(local.path, 'copy'))).sent, 2);
       // A put whose bytes do not match its digest: INTEGRITY.
       const put = client.open({ type: 'put', path: 'bad.bin', fileSize: 1000 }, undefined, {
         final: (frame) => frame.type === 'put-done',
@@ -177,8 +183,8 @@ describe('sockit serve --metrics', { timeout: 60_000 }, () => {
       assert.equal(sample(scrape, 'sockit_exec_exits_total{code="3",signal=""}'), 2);
       assert.equal(sample(scrape, 'sockit_exec_exits_total{code="",signal="SIGKILL"}'), 1);
       assert.equal(sample(scrape, 'sockit_requests_open{type="exec"}'), 0);
-      assert.equal(sample(scrape, 'sockit_file_bytes_received_total'), 10_000 + 1000);
-      assert.equal(sample(scrape, 'sockit_file_bytes_sent_total'), 10_000);
+      assert.equal(sample(scrape, 'sockit_file_bytes_received_total'), 10_000 + 1000 + 1000);
+      assert.equal(sample(scrape, 'sockit_file_bytes_sent_total'), 10_000 + 1000);
       assert.equal(sample(scrape, 'sockit_file_integrity_failures_total{type="put"}'), 1);
       assert.equal(sample(scrape, 'sockit_requests_total{type="put",code="INTEGRITY"}'), 1);
       const checked = promtool(scrape);

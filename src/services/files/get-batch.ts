@@ -56,6 +56,8 @@ export async function handleGetBatch(request: ServerRequest, context: FilesConte
       bytes += file.bytes.length;
     }
     request.signal.throwIfAborted();
+    // Counted as file bytes sent, as a get's are (metrics).
+    request.outcome = { bytesOut: bytes };
     request.reply({ type: FILES_FRAMES.getBatchResult, checksum, files, skipped }, Buffer.concat(bodies));
   } finally {
     await dir.close();

@@ -84,6 +84,8 @@ export async function handlePutBatch(request: ServerRequest, context: FilesConte
       written.shift();
     }
     await context.directorySyncs.sync(dirKey, dir.handle);
+    // Counted as file bytes received, as a put's are (metrics).
+    request.outcome = { bytesIn: bytes };
     request.reply({ type: FILES_FRAMES.putBatchDone, files: files.length });
   } catch (error) {
     for (const { temp } of written) {
