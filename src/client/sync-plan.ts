@@ -109,6 +109,38 @@ export function planSync(
   return { changes: [...dirs, ...copies, ...deletes], compare, skipped, refused };
 }
 
+/** A directory whose modification time a sync sets once its entries are in place. */
+export interface DirectoryTime {
+  path: string;
+  mode: number;
+  mtimeMs: number;
+}
+
+/**
+ * The source directories whose time the destination must take after `changes`: those it lacks
+ * or holds with another mtime, and the parents of every change (creating, replacing or removing
+ * an entry moves its directory's mtime). Deepest first, as rsync does it.
+ */
+export function directoryTimes(
+  source: SyncTree,
+  dest: SyncTree,
+  changes: readonly SyncChange[],
+): DirectoryTime[] {
+  const touched = new Set<string>();
+  for (const change of changes) {
+    const parent = change.path.includes('/') ? change.path.slice(0, change.path.lastIndexOf('/')) : '';
+    if (parent !== '') touched.add(parent);
+  }
+  const times: DirectoryTime[] = [];
+  for (const [path, from] of source.entries) {
+    if (from.kind !== 'dir') continue;
+    const there = dest.entries.get(path);
+    const differs = there?.kind !== 'dir' || Math.abs(there.mtimeMs - from.mtimeMs) >= MTIME_SLACK_MS;
+    if (differs || touched.has(path)) times.push({ path, mode: from.mode, mtimeMs: from.mtimeMs });
+  }
+  return times.sort((a, b) => (a.path < b.path ? 1 : a.path > b.path ? -1 : 0));
+}
+
 function ancestorsAndSelf(path: string): string[] {
   const parts = path.split('/');
   return parts.map((_, at) => parts.slice(0, at + 1).join('/'));

@@ -6,7 +6,18 @@
  * each directory it writes into really is there (not reached through a symlink).
  */
 import { createHash } from 'node:crypto';
-import { chmod, lstat, mkdir, open, realpath, rename, rmdir, symlink, unlink } from 'node:fs/promises';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  open,
+  realpath,
+  rename,
+  rmdir,
+  symlink,
+  unlink,
+  utimes,
+} from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import { SockitError } from '../errors.js';
 import { FILES_FRAMES, partialLinkName } from '../protocol/files.js';
@@ -22,6 +33,8 @@ export interface SyncSide {
   hash(path: string): Promise<string>;
   /** Creates a directory (parents too) or sets its mode. */
   mkdir(path: string, mode: number): Promise<void>;
+  /** Sets a directory's modification time (after its entries are in place). */
+  setDirectoryTime(path: string, mode: number, mtimeMs: number): Promise<void>;
   /** Copies one file from the other side onto this one: verified, atomic, mode and mtime kept. */
   receive(path: string): Promise<void>;
   /**
@@ -56,6 +69,13 @@ export function remoteSide(
     },
     async mkdir(path, mode) {
       await client.call({ type: FILES_FRAMES.mkdir, path: at(path), mode }, undefined, signalOption(signal));
+    },
+    async setDirectoryTime(path, mode, mtimeMs) {
+      await client.call(
+        { type: FILES_FRAMES.mkdir, path: at(path), mode, mtimeMs },
+        undefined,
+        signalOption(signal),
+      );
     },
     async receive(path) {
       await client.put(join(localRoot, ...path.split('/')), at(path), {
@@ -118,6 +138,10 @@ export function localSide(
       await mkdir(at(path), { recursive: true });
       await inside(at(path));
       await chmod(at(path), directoryMode(mode));
+    },
+    async setDirectoryTime(path, _mode, mtimeMs) {
+      await inside(at(path));
+      await utimes(at(path), mtimeMs / 1000, mtimeMs / 1000);
     },
     async receive(path) {
       await inside(dirname(at(path)));

@@ -18,7 +18,13 @@ import {
 import type { Client } from './client.js';
 import { remoteJoin } from './files-tree.js';
 import { type FilterRule, filterRules } from './sync-glob.js';
-import { planSync, type RefusedLink, type SyncChange } from './sync-plan.js';
+import {
+  type DirectoryTime,
+  directoryTimes,
+  planSync,
+  type RefusedLink,
+  type SyncChange,
+} from './sync-plan.js';
 import { localSide, remoteSide, type SyncSide } from './sync-sides.js';
 import { localTree, remoteTree, type SyncTree } from './sync-tree.js';
 
@@ -167,6 +173,7 @@ async function runSync(options: SyncOptions, direction: Direction): Promise<Sync
   } else {
     await direction.prepare();
     await apply(direction.to, changes, dest, summary, options, width);
+    await setDirectoryTimes(direction.to, directoryTimes(source, dest, changes), width);
   }
   summary.elapsedMs = performance.now() - started;
   return summary;
@@ -268,6 +275,27 @@ async function apply(
     removeOne,
   );
   for (const change of deletes) if (dest.entries.get(change.path)?.kind === 'dir') await removeOne(change);
+}
+
+/**
+ * Directory times last, once every entry is in place. A server from before `mkdir` took
+ * `mtimeMs` answers BAD_REQUEST: its directories keep the time of their last change.
+ */
+async function setDirectoryTimes(
+  to: SyncSide,
+  times: readonly DirectoryTime[],
+  width: number,
+): Promise<void> {
+  let supported = true;
+  await inPool(times, width, async ({ path, mode, mtimeMs }) => {
+    if (!supported) return;
+    try {
+      await to.setDirectoryTime(path, mode, mtimeMs);
+    } catch (error) {
+      if (!(error instanceof SockitError && error.code === 'BAD_REQUEST')) throw error;
+      supported = false;
+    }
+  });
 }
 
 /** Small files of one directory that travel in one request. */

@@ -617,7 +617,7 @@ export const FILES_FRAME_SPECS = declareFrames({
     phases: ['authenticated'],
     replies: [FILES_FRAMES.made],
     final: [FILES_FRAMES.made],
-    doc: 'makes a directory and its parents (like `mkdir -p`), with `mode` if given',
+    doc: 'makes a directory and its parents (like `mkdir -p`), with `mode` and `mtimeMs` if given',
     fields: {
       path: PATH,
       mode: {
@@ -626,6 +626,13 @@ export const FILES_FRAME_SPECS = declareFrames({
         max: 0o7777,
         optional: true,
         message: 'field "mode" must be 0-0o7777',
+      },
+      mtimeMs: {
+        kind: 'number',
+        min: 0,
+        max: Number.MAX_SAFE_INTEGER,
+        optional: true,
+        message: 'field "mtimeMs" must be a non-negative number of milliseconds',
       },
     },
   },

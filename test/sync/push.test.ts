@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readdir, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { syncFromRemote, syncToRemote } from '../../src/client/sync.js';
@@ -22,6 +22,18 @@ async function makeSource(src: string): Promise<void> {
   const old = new Date('2020-01-02T03:04:05.678Z');
   await utimes(join(src, 'a.txt'), old, old);
   await symlink('../a.txt', join(src, 'sub', 'to-a'));
+  // Directory times last (their entries are in place), each its own, as rsync -a keeps them.
+  for (const [at, dir] of SOURCE_DIRS.entries()) {
+    const stamp = new Date(Date.UTC(2019, 0, at + 1));
+    await utimes(join(src, dir), stamp, stamp);
+  }
+}
+
+const SOURCE_DIRS = ['sub/deep', 'sub', 'empty'];
+
+/** Each directory's mtime in whole milliseconds (the wire carries milliseconds). */
+async function directoryTimes(root: string): Promise<number[]> {
+  return Promise.all(SOURCE_DIRS.map(async (dir) => Math.round((await stat(join(root, dir))).mtimeMs)));
 }
 
 for (const direction of ['push', 'pull'] as const) {
@@ -49,6 +61,7 @@ for (const direction of ['push', 'pull'] as const) {
         assert.equal(first.sent, 3);
         assert.equal(first.links, 1);
         await assertSameTree(dest, src);
+        assert.deepEqual(await directoryTimes(dest), await directoryTimes(src), 'directory mtimes kept');
 
         const second = await run();
         assert.deepEqual(
@@ -77,6 +90,11 @@ for (const direction of ['push', 'pull'] as const) {
         const third = await run({ delete: true });
         assert.deepEqual([third.sent, third.deleted], [2, 3]);
         await assertSameTree(dest, src);
+        assert.deepEqual(
+          await directoryTimes(dest),
+          await directoryTimes(src),
+          'a replaced file does not leave its directory with a new mtime',
+        );
       });
 
       test('--include/--exclude: first match wins; excluded paths neither copied nor deleted', async () => {

@@ -15,16 +15,18 @@ import { parseRemotePath } from './path.js';
 
 /**
  * `mkdir`: makes the directory and any missing parents, then, with `mode`, sets its permission
- * bits (owner rwx always kept, so the server can still fill and remove it). An existing
- * directory is fine: `mkdir` is idempotent, as `mkdir -p` is.
+ * bits (owner rwx always kept, so the server can still fill and remove it), and with `mtimeMs`
+ * its modification time (sync sends that last, once the directory's entries are in place). An
+ * existing directory is fine: `mkdir` is idempotent, as `mkdir -p` is.
  */
 export async function handleMkdir(request: ServerRequest, context: FilesContext): Promise<void> {
   requireAuthenticated(request);
-  const { path, mode } = request.header as HeaderOfType<'mkdir'>;
+  const { path, mode, mtimeMs } = request.header as HeaderOfType<'mkdir'>;
   const names = parseRemotePath(path);
   const dir = await context.jail.openDir(names, { create: true });
   try {
     if (mode !== undefined) await dir.handle.chmod((mode & 0o777) | 0o700);
+    if (mtimeMs !== undefined) await dir.handle.utimes(mtimeMs / 1000, mtimeMs / 1000);
     request.reply({ type: FILES_FRAMES.made, path: names.join('/') });
   } finally {
     await dir.close();
