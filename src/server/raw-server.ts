@@ -8,6 +8,7 @@ import { type Address, formatAddress, parseAddress, unmapIPv4 } from '../transpo
 import { endWithin } from '../transport/close-grace.js';
 import type { TlsServerCredentials } from '../transport/listen.js';
 import { Acceptor, type Session } from './acceptor.js';
+import { IdleClock } from './idle-clock.js';
 import { DEFAULT_LIMITS } from './limits.js';
 import { serverTls } from './tls.js';
 
@@ -149,6 +150,8 @@ export async function serveRaw(options: ServeRawOptions): Promise<RawServer> {
     1,
   );
   const idleTimeoutMs = options.idleTimeoutMs ?? 0;
+  // The framed server's clock: one coarse timer for every connection, none re-armed per byte.
+  const idleClock = idleTimeoutMs > 0 ? new IdleClock(idleTimeoutMs) : undefined;
   const closeGraceMs = options.closeGraceMs ?? DEFAULT_LIMITS.closeGraceMs;
 
   const tls = serverTls(addresses, options.tls, options.stateDir ?? defaultStateDir());
@@ -177,7 +180,7 @@ export async function serveRaw(options: ServeRawOptions): Promise<RawServer> {
         socket,
         { ...info, remoteAddress },
         options,
-        { idleTimeoutMs, closeGraceMs },
+        { idleTimeoutMs, idleClock, closeGraceMs },
         log,
         server,
       );
@@ -202,7 +205,11 @@ function runConnection(
   socket: Socket,
   info: { id: number; peer: string; local: Address; remoteAddress: string | undefined },
   handler: RawHandler,
-  { idleTimeoutMs, closeGraceMs }: { idleTimeoutMs: number; closeGraceMs: number },
+  {
+    idleTimeoutMs,
+    idleClock,
+    closeGraceMs,
+  }: { idleTimeoutMs: number; idleClock: IdleClock | undefined; closeGraceMs: number },
   log: Logger,
   server: RawServer | undefined,
 ): Session {
@@ -219,15 +226,23 @@ function runConnection(
     log,
     state: new Map(),
   };
-  if (idleTimeoutMs > 0) {
-    socket.setTimeout(idleTimeoutMs, () => {
+  const idleWatch = {
+    get activity(): number {
+      return socket.bytesRead + socket.bytesWritten;
+    },
+    onIdle(): void {
       log.info('closing idle connection', { peer: info.peer, idleMs: idleTimeoutMs });
       socket.destroy(new SockitError('TIMEOUT', `idle for ${idleTimeoutMs} ms`));
-    });
-  }
+    },
+  };
+  const stopIdleClock = (): void => idleClock?.unwatch(idleWatch);
+  idleClock?.watch(idleWatch);
   server?.emit('connection', connection);
-  socket.once('close', () => server?.emit('disconnect', connection));
-  void lifecycle(connection, handler, log, closeGraceMs);
+  socket.once('close', () => {
+    stopIdleClock();
+    server?.emit('disconnect', connection);
+  });
+  void lifecycle(connection, handler, log, closeGraceMs, stopIdleClock);
   return {
     drain: () => abort.abort(new SockitError('UNAVAILABLE', 'server is shutting down')),
     expire: (reason) => {
@@ -243,6 +258,7 @@ async function lifecycle(
   handler: RawHandler,
   log: Logger,
   closeGraceMs: number,
+  stopIdleClock: () => void,
 ): Promise<void> {
   const { socket } = connection;
   let failed = false;
@@ -275,6 +291,6 @@ async function lifecycle(
   }
   // Like socketserver's shutdown_request: our side ends; the peer gets a fixed moment to close its
   // own (what it still sends is dropped, and moves no deadline).
-  socket.setTimeout(0); // the idle timer is done: the grace below is the only deadline now
+  stopIdleClock(); // idleness no longer counts: the fixed grace below is the only deadline now
   endWithin(socket, closeGraceMs);
 }
