@@ -7,9 +7,16 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseToxicSpec, ToxicSet } from '../../src/raw/chaos/index.js';
 import { startFiles } from '../files/fixtures.js';
-import { echoServer, echoThrough, payload, startForwarder } from '../forward/helpers.js';
-import { runCli, startServer, TEST_TOKEN, tempDir } from '../helpers.js';
-import { closedPort, dial, killAll, launch, readAll } from '../raw/helpers.js';
+import {
+  closeTestBed,
+  echoThrough,
+  type ForwardTestBed,
+  forwardTestBed,
+  payload,
+  startForwarder,
+} from '../forward/helpers.js';
+import { runCli, startServer, TEST_TOKEN } from '../helpers.js';
+import { closedPort, dial, launch, readAll } from '../raw/helpers.js';
 import { requireTool } from '../tools.js';
 
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
@@ -45,19 +52,13 @@ describe('toxic specs', () => {
 });
 
 describe('sockit chaos', { timeout: 120_000 }, () => {
-  let dir: { path: string; cleanup: () => Promise<void> };
-  let env: NodeJS.ProcessEnv;
-  let echo: Awaited<ReturnType<typeof echoServer>>;
+  let dir: ForwardTestBed['dir'];
+  let env: ForwardTestBed['env'];
+  let echo: ForwardTestBed['echo'];
   before(async () => {
-    dir = await tempDir('sockit-chaos-');
-    env = { SOCKIT_STATE_DIR: join(dir.path, 'state'), HOME: dir.path };
-    echo = await echoServer();
+    ({ dir, env, echo } = await forwardTestBed('sockit-chaos-'));
   });
-  after(async () => {
-    await killAll();
-    await echo.close();
-    await dir.cleanup();
-  });
+  after(() => closeTestBed({ dir, echo }));
 
   it('latency adds at least its delay to every sockit ping round trip', async () => {
     const server = await startServer();

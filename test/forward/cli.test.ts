@@ -8,10 +8,18 @@ import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { tempDir } from '../helpers.js';
-import { closedPort, dial, killAll, launch, readAll, waitForCount, waitForText } from '../raw/helpers.js';
+import { closedPort, dial, launch, readAll, waitForCount, waitForText } from '../raw/helpers.js';
 import { requireTool } from '../tools.js';
-import { echoServer, echoThrough, type Forwarding, payload, startForwarder, track } from './helpers.js';
+import {
+  closeTestBed,
+  echoThrough,
+  type Forwarding,
+  type ForwardTestBed,
+  forwardTestBed,
+  payload,
+  startForwarder,
+  track,
+} from './helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -49,22 +57,16 @@ async function proxyHeaderTarget(): Promise<{ port: number; close: () => void }>
 }
 
 describe('sockit forward', { timeout: 120_000 }, () => {
-  let dir: { path: string; cleanup: () => Promise<void> };
-  let env: NodeJS.ProcessEnv;
-  let echo: Awaited<ReturnType<typeof echoServer>>;
+  let dir: ForwardTestBed['dir'];
+  let env: ForwardTestBed['env'];
+  let echo: ForwardTestBed['echo'];
   let plain: Forwarding;
 
   before(async () => {
-    dir = await tempDir('sockit-forward-');
-    env = { SOCKIT_STATE_DIR: join(dir.path, 'state'), HOME: dir.path };
-    echo = await echoServer();
+    ({ dir, env, echo } = await forwardTestBed('sockit-forward-'));
     plain = await startForwarder('forward', ['127.0.0.1:0', `127.0.0.1:${echo.port}`], env);
   });
-  after(async () => {
-    await killAll();
-    await echo.close();
-    await dir.cleanup();
-  });
+  after(() => closeTestBed({ dir, echo }));
 
   it('relays 50 parallel clients, each echoing 1 MiB byte-exact, with one log line each', async () => {
     const before = (plain.stderr().match(/up 1048576 B, down 1048576 B/g) ?? []).length;

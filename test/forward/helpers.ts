@@ -1,7 +1,9 @@
 /** Helpers for forward and chaos tests: the CLI forwarder, echo targets, peers that must exist. */
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { type Running, sockit, waitForText } from '../raw/helpers.js';
+import { join } from 'node:path';
+import { tempDir } from '../helpers.js';
+import { killAll, type Running, sockit, waitForText } from '../raw/helpers.js';
 
 /** A running `sockit forward|chaos` and the port it listens on. */
 export interface Forwarding extends Running {
@@ -19,6 +21,31 @@ export async function startForwarder(
   const match = await waitForText(running, /listening on (\S+), forwarding/);
   const address = match[1]!.replace(/,$/, '');
   return { ...running, address, port: Number(/:(\d+)$/.exec(address)?.[1] ?? 0) };
+}
+
+/** What a forward, chaos or proxy suite shares: a temp dir, the CLI's private env, an echo target. */
+export interface ForwardTestBed {
+  dir: Awaited<ReturnType<typeof tempDir>>;
+  /** SOCKIT_STATE_DIR and HOME inside `dir`, for the spawned CLI. */
+  env: NodeJS.ProcessEnv;
+  echo: Awaited<ReturnType<typeof echoServer>>;
+}
+
+/** Makes a suite's test bed (call it in `before`). */
+export async function forwardTestBed(prefix: string): Promise<ForwardTestBed> {
+  const dir = await tempDir(prefix);
+  return {
+    dir,
+    env: { SOCKIT_STATE_DIR: join(dir.path, 'state'), HOME: dir.path },
+    echo: await echoServer(),
+  };
+}
+
+/** Stops every CLI the suite spawned, the echo target and removes the dir (call it in `after`). */
+export async function closeTestBed(bed: Pick<ForwardTestBed, 'dir' | 'echo'>): Promise<void> {
+  await killAll();
+  await bed.echo.close();
+  await bed.dir.cleanup();
 }
 
 /** An in-process TCP echo server (half-close aware: it ends its side after the client's EOF). */

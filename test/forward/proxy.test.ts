@@ -1,17 +1,25 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import { waitListening } from '../../bench/lib/ports.js';
 import type { SockitError } from '../../src/errors.js';
 import { dialStream } from '../../src/transport/dial.js';
 import { generateSelfSignedCertificate } from '../../src/transport/self-signed.js';
-import { runCli, startServer, TEST_TOKEN, tempDir } from '../helpers.js';
-import { closedPort, killAll, launch, type Running, readAll } from '../raw/helpers.js';
+import { runCli, startServer, TEST_TOKEN } from '../helpers.js';
+import { closedPort, launch, type Running, readAll } from '../raw/helpers.js';
 import { requireTool } from '../tools.js';
-import { echoServer, echoThrough, payload, socks5Server, startForwarder, track } from './helpers.js';
+import {
+  closeTestBed,
+  echoThrough,
+  type ForwardTestBed,
+  forwardTestBed,
+  payload,
+  socks5Server,
+  startForwarder,
+  track,
+} from './helpers.js';
 
 /** `ncat -l --proxy-type http`: a real HTTP CONNECT proxy. */
 async function ncatHttpProxy(ncat: string): Promise<{ proxy: Running; port: number }> {
@@ -25,19 +33,13 @@ async function ncatHttpProxy(ncat: string): Promise<{ proxy: Running; port: numb
 }
 
 describe('outbound --proxy (SOCKS5 and HTTP CONNECT)', { timeout: 90_000 }, () => {
-  let dir: { path: string; cleanup: () => Promise<void> };
-  let env: NodeJS.ProcessEnv;
-  let echo: Awaited<ReturnType<typeof echoServer>>;
+  let dir: ForwardTestBed['dir'];
+  let env: ForwardTestBed['env'];
+  let echo: ForwardTestBed['echo'];
   before(async () => {
-    dir = await tempDir('sockit-proxy-');
-    env = { SOCKIT_STATE_DIR: join(dir.path, 'state'), HOME: dir.path };
-    echo = await echoServer();
+    ({ dir, env, echo } = await forwardTestBed('sockit-proxy-'));
   });
-  after(async () => {
-    await killAll();
-    await echo.close();
-    await dir.cleanup();
-  });
+  after(() => closeTestBed({ dir, echo }));
 
   it('sockit connect --proxy socks5:// reaches the target through the proxy, host names sent as names', async () => {
     const socks = await socks5Server();
