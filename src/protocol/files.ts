@@ -361,6 +361,22 @@ const PATH = {
 } as const;
 /** A byte count or offset in a file. */
 const COUNT = { kind: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER } as const;
+/** Permission bits a put or mkdir may set. */
+const MODE = {
+  kind: 'integer',
+  min: 0,
+  max: 0o7777,
+  optional: true,
+  message: 'field "mode" must be 0-0o7777',
+} as const;
+/** A modification time a put or mkdir may set, in milliseconds since the epoch. */
+const MTIME = {
+  kind: 'number',
+  min: 0,
+  max: Number.MAX_SAFE_INTEGER,
+  optional: true,
+  message: 'field "mtimeMs" must be a non-negative number of milliseconds',
+} as const;
 /** A digest in hex (xxh64: 16 digits, SHA-256: 64), either case. */
 const DIGEST = { kind: 'string', max: 64, pattern: /^[0-9a-fA-F]+$/, optional: true } as const;
 /** The checksums a request offers, its preference first (names this side does not know are skipped). */
@@ -411,20 +427,8 @@ export const FILES_FRAME_SPECS = declareFrames({
       fileSize: { ...COUNT, message: 'a put needs "fileSize": the number of bytes in the whole file' },
       overwrite: { kind: 'boolean', optional: true },
       resume: { kind: 'boolean', optional: true },
-      mode: {
-        kind: 'integer',
-        min: 0,
-        max: 0o7777,
-        optional: true,
-        message: 'field "mode" must be 0-0o7777',
-      },
-      mtimeMs: {
-        kind: 'number',
-        min: 0,
-        max: Number.MAX_SAFE_INTEGER,
-        optional: true,
-        message: 'field "mtimeMs" must be a non-negative number of milliseconds',
-      },
+      mode: MODE,
+      mtimeMs: MTIME,
       checksums: CHECKSUM_OFFER,
       compress: COMPRESS_OFFER,
     },
@@ -620,20 +624,8 @@ export const FILES_FRAME_SPECS = declareFrames({
     doc: 'makes a directory and its parents (like `mkdir -p`), with `mode` and `mtimeMs` if given',
     fields: {
       path: PATH,
-      mode: {
-        kind: 'integer',
-        min: 0,
-        max: 0o7777,
-        optional: true,
-        message: 'field "mode" must be 0-0o7777',
-      },
-      mtimeMs: {
-        kind: 'number',
-        min: 0,
-        max: Number.MAX_SAFE_INTEGER,
-        optional: true,
-        message: 'field "mtimeMs" must be a non-negative number of milliseconds',
-      },
+      mode: MODE,
+      mtimeMs: MTIME,
     },
   },
   [FILES_FRAMES.symlink]: {
