@@ -20,13 +20,15 @@
  * server inherited without close-on-exec.
  * Failures throw an Error whose `code` is the errno name (ENOENT, EACCES, ...).
  *
- * spawnPty(file, argv, env, cwd, rows, cols, onExit) -> [pid, masterFd]
+ * spawnPty(file, argv, env, cwd, rows, cols, onExit) -> [pid, masterFd, holdFd]
  *   The same, but the child's stdin, stdout and stderr are the slave side of a new
  *   pseudo-terminal (posix_openpt) of rows x cols, and it gets that terminal as its controlling
  *   terminal: POSIX_SPAWN_SETSID runs before the file actions, and a session leader that opens a
  *   tty without O_NOCTTY acquires it (Linux). masterFd (close-on-exec, ours) carries the bytes.
  *   The server never holds the slave open, so once the child and its descendants close it, a
- *   read of masterFd fails with EIO: that is the terminal's end-of-file.
+ *   read of masterFd fails with EIO: that is the terminal's end-of-file. holdFd is a second
+ *   descriptor of the same master for the caller to close once the exit is seen: until then
+ *   closing masterFd does not hang the terminal up under a command that has not yet exited.
  *
  * resize(masterFd, rows, cols): TIOCSWINSZ; the kernel sends SIGWINCH to the foreground group.
  */
@@ -438,6 +440,7 @@ static napi_value SpawnPty(napi_env env, napi_callback_info info) {
   char **argv = string_list(env, args[1]);
   char **envp = string_list(env, args[2]);
   int master = -1;
+  int hold = -1;
   napi_value result = NULL;
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attributes;
@@ -462,6 +465,17 @@ static napi_value SpawnPty(napi_env env, napi_callback_info info) {
     throw_errno(env, errno, "posix_openpt");
     goto done;
   }
+  /*
+   * A second descriptor of the master, held by JS until the exit is seen. The reader closes its
+   * descriptor at the EIO that follows the command's last close of the slave; were that the
+   * master's last descriptor, the kernel would hang the terminal up (SIGHUP) while the command
+   * is still between that close and its exit, and a clean exit would be reported as SIGHUP.
+   */
+  hold = fcntl(master, F_DUPFD_CLOEXEC, 3);
+  if (hold < 0) {
+    throw_errno(env, errno, "dup");
+    goto done;
+  }
   /* Opened by the child after setsid, without O_NOCTTY: it becomes the controlling terminal. */
   posix_spawn_file_actions_addopen(&actions, 0, slave, O_RDWR, 0);
   posix_spawn_file_actions_adddup2(&actions, 0, 1);
@@ -484,17 +498,20 @@ static napi_value SpawnPty(napi_env env, napi_callback_info info) {
     goto done;
   }
   napi_value item;
-  napi_create_array_with_length(env, 2, &result);
+  napi_create_array_with_length(env, 3, &result);
   napi_create_int32(env, pid, &item);
   napi_set_element(env, result, 0, item);
   napi_create_int32(env, master, &item);
   napi_set_element(env, result, 1, item);
-  master = -1; /* handed to JS */
+  napi_create_int32(env, hold, &item);
+  napi_set_element(env, result, 2, item);
+  master = hold = -1; /* handed to JS */
 
 done:
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
   if (master >= 0) close(master);
+  if (hold >= 0) close(hold);
   free(file);
   free(cwd);
   free_list(argv);

@@ -51,6 +51,22 @@ describe('pty requests', { timeout: 60_000 }, () => {
   );
 
   test(
+    'a command that closes its terminal and exits later is not hung up: its own exit status comes back',
+    { timeout: 15_000 },
+    async () => {
+      // The master reads EIO as soon as the slave's last descriptor closes; the command is still
+      // running then. Hanging the terminal up at that point would kill it with SIGHUP.
+      const remote = exec.client.spawn(['sh', '-c', 'echo bye; exec 0<&- 1>&- 2>&-; sleep 0.3; exit 5'], {
+        pty: PTY,
+      });
+      const output = new TextReader(remote.stdout);
+      const exit = await remote.exited;
+      assert.deepEqual([exit.code, exit.signal], [5, null]);
+      assert.equal(await output.all(), 'bye\r\n');
+    },
+  );
+
+  test(
     'a resize frame changes the window size and the program gets SIGWINCH',
     { timeout: 15_000 },
     async () => {

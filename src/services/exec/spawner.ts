@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { closeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
@@ -52,7 +53,7 @@ interface NativeAddon {
     rows: number,
     cols: number,
     onExit: (code: number | null, signal: number | null) => void,
-  ): [pid: number, masterFd: number];
+  ): [pid: number, masterFd: number, holdFd: number];
   resize(masterFd: number, rows: number, cols: number): void;
   /** Reads `fd` on Node's loop: a chunk per read, then (null, errno name or null) once; closes it. */
   readOutput(fd: number, onChunk: (chunk: Buffer | null, error?: string | null) => void): OutputHandle;
@@ -256,14 +257,20 @@ class PtyChild extends EventEmitter implements CommandProcess {
   readonly stdout: ReadStream;
   readonly stderr = null;
   readonly #native: NativeAddon;
-  readonly #fd: number;
+  /**
+   * A second descriptor of the master, closed once the exit is seen: the stream closes its own at
+   * the EIO that follows the command's last close of the slave, and were that the master's last
+   * descriptor the kernel would hang up (SIGHUP) a command that has closed its terminal but not
+   * yet exited. Also the descriptor resizes go to: it stays valid while the command runs.
+   */
+  #holdFd: number | undefined;
   #exit: [number | null, NodeJS.Signals | null] | undefined;
   #closed = false;
 
   constructor(native: NativeAddon, plan: ExecPlan, pty: NonNullable<ExecPlan['pty']>) {
     super();
     this.#native = native;
-    const [pid, fd] = native.spawnPty(
+    const [pid, fd, holdFd] = native.spawnPty(
       plan.file,
       [plan.argv0 ?? plan.file, ...plan.args],
       envList(plan.env),
@@ -275,7 +282,7 @@ class PtyChild extends EventEmitter implements CommandProcess {
       (code, signal) => this.#onExit(code, signalName(signal)),
     );
     this.pid = pid;
-    this.#fd = fd;
+    this.#holdFd = holdFd;
     // libuv polls the master on Node's loop, as the pidfd is; tty.ReadStream is also writable.
     const master = new ReadStream(fd);
     master.on('error', (error: NodeJS.ErrnoException) => {
@@ -291,10 +298,12 @@ class PtyChild extends EventEmitter implements CommandProcess {
 
   resize(rows: number, cols: number): void {
     // Once closed the descriptor number may already belong to something else.
-    if (!this.#closed) this.#native.resize(this.#fd, rows, cols);
+    if (this.#holdFd !== undefined) this.#native.resize(this.#holdFd, rows, cols);
   }
 
   #onExit(code: number | null, signal: NodeJS.Signals | null): void {
+    closeSync(this.#holdFd!);
+    this.#holdFd = undefined;
     this.#exit = [code, signal];
     this.emit('exit', code, signal);
     this.#closeIfDone();
