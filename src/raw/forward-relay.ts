@@ -165,11 +165,15 @@ export function relaySockets(
       }
     };
     from.on('data', onData);
-    from.once('end', () => {
+    const onEnd = (): void => {
       endsSeen++;
       if (!to.destroyed) sink.end();
       closeIfSplicedAndDone();
-    });
+    };
+    // A client that sent nothing and its FIN while the target was dialled: Node read the EOF and
+    // emitted 'end' already (no bytes were waiting), so there is no 'end' left to wait for.
+    if (from.readableEnded) process.nextTick(onEnd);
+    else from.once('end', onEnd);
     from.on('error', (cause: Error) => stopBoth('error', cause));
   };
   pipe(a, b, options.upstream ?? b, (n) => {
