@@ -214,16 +214,23 @@ export function relaySockets(
       socket.once('close', () => resolve());
     });
   // Once either side is fully closed the other gets `grace` to finish, then it is destroyed.
+  let graceTimer: NodeJS.Timeout | undefined;
   const onFirstClose = (): void => {
     stopSpliced();
     const other = a.destroyed ? b : a;
-    if (!other.destroyed) setTimeout(() => other.destroy(), grace).unref();
+    if (!other.destroyed && graceTimer === undefined) {
+      graceTimer = setTimeout(() => other.destroy(), grace);
+      graceTimer.unref();
+    }
   };
   a.once('close', onFirstClose);
   b.once('close', onFirstClose);
 
   return Promise.all([closed(a), closed(b)]).then(() => {
     for (const buffer of borrowed) returnRelayBuffer(buffer);
+    // Cleared, not left to fire on a closed socket: thousands of short connections a second
+    // would otherwise keep thousands of timers (and their sockets) alive for `grace`.
+    clearTimeout(graceTimer);
     clearTimeout(idleTimer);
     options.signal?.removeEventListener('abort', onAbort);
     return { up, down, ms: Math.round(performance.now() - started), end, error, spliced: everSpliced };

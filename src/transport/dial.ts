@@ -45,7 +45,8 @@ export async function dialStream(address: Address, options: DialOptions = {}): P
     throw new SockitError('USAGE', '--proxy reaches host:port addresses, not unix: sockets');
   const secure = address.kind === 'tls' ? await tlsModules() : undefined;
   const proxying = options.proxy ? await import('./proxy.js') : undefined;
-  const what =
+  // Formatted only for an error: a forwarder dials once per client.
+  const what = (): string =>
     proxying && options.proxy
       ? `cannot connect to ${formatAddress(address)} through ${proxying.formatProxy(options.proxy)}`
       : `cannot connect to ${formatAddress(address)}`;
@@ -57,7 +58,7 @@ export async function dialStream(address: Address, options: DialOptions = {}): P
     const timer = setTimeout(() => {
       done = true;
       socket?.destroy();
-      reject(new SockitError('TIMEOUT', `${what}: no answer within ${timeoutMs} ms`));
+      reject(new SockitError('TIMEOUT', `${what()}: no answer within ${timeoutMs} ms`));
     }, timeoutMs);
     const fail = (error: Error): void => {
       clearTimeout(timer);
@@ -65,8 +66,8 @@ export async function dialStream(address: Address, options: DialOptions = {}): P
       if (done) return;
       done = true;
       if (error instanceof SockitError) reject(error);
-      else if (address.kind === 'tls' && isTlsError(error)) reject(tlsFailure(error, what));
-      else reject(fromSystemError(error, what));
+      else if (address.kind === 'tls' && isTlsError(error)) reject(tlsFailure(error, what()));
+      else reject(fromSystemError(error, what()));
     };
     const start = (tunnel: net.Socket | undefined): void => {
       if (done) {
