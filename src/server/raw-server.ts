@@ -313,7 +313,7 @@ async function lifecycle(
     });
   };
   try {
-    await handler.setup?.(connection);
+    if (handler.setup) await handler.setup(connection);
     try {
       await handler.handle(connection);
     } catch (error) {
@@ -323,7 +323,7 @@ async function lifecycle(
     report('setup', error);
   }
   try {
-    await handler.finish?.(connection);
+    if (handler.finish) await handler.finish(connection);
   } catch (error) {
     report('finish', error);
   }
