@@ -59,15 +59,25 @@ function have(program: string): boolean {
   }
 }
 
+/**
+ * SOCKIT_BENCH_FORWARD_BASELINE_CLI: another build's `build/src/cli/main.js` (say, main's), run as
+ * the subject `sockit baseline` beside this one, for before/after figures from the same run.
+ */
+const BASELINE_CLI = process.env.SOCKIT_BENCH_FORWARD_BASELINE_CLI;
+const BASELINE = 'sockit baseline';
+
+const sockitRelay = (name: string, cli: string): Relay => ({
+  name,
+  available: true,
+  command: (port, target) => [
+    process.execPath,
+    [cli, 'forward', `127.0.0.1:${port}`, `127.0.0.1:${target}`, '-q', '-m', '1000'],
+  ],
+});
+
 const RELAYS: Relay[] = [
-  {
-    name: 'sockit',
-    available: true,
-    command: (port, target) => [
-      process.execPath,
-      [SOCKIT_CLI, 'forward', `127.0.0.1:${port}`, `127.0.0.1:${target}`, '-q', '-m', '1000'],
-    ],
-  },
+  sockitRelay('sockit', SOCKIT_CLI),
+  ...(BASELINE_CLI === undefined ? [] : [sockitRelay(BASELINE, BASELINE_CLI)]),
   {
     name: 'socat',
     available: have('socat'),
@@ -197,7 +207,14 @@ async function bulkCase(context: BenchContext, relays: Relay[]): Promise<void> {
         },
       });
     }
-    const peers = [...rates.entries()].filter(([name]) => name !== 'sockit');
+    if (rates.has(BASELINE)) {
+      context.ratio({
+        case: BULK_CASE,
+        label: `sockit / ${BASELINE} MiB/s`,
+        value: rates.get('sockit')! / rates.get(BASELINE)!,
+      });
+    }
+    const peers = [...rates.entries()].filter(([name]) => name !== 'sockit' && name !== BASELINE);
     if (peers.length > 0) {
       const [name, fastest] = peers.reduce((a, b) => (b[1] > a[1] ? b : a));
       context.ratio({
@@ -284,6 +301,14 @@ async function shortCase(context: BenchContext, relays: Relay[]): Promise<void> 
             .map((each) => Math.round(each.rate))
             .join(' '),
         },
+      });
+    }
+    const baseline = median.get(BASELINE);
+    if (baseline !== undefined) {
+      context.ratio({
+        case: SHORT_CASE,
+        label: `sockit / ${BASELINE} conn/s`,
+        value: median.get('sockit')!.rate / baseline.rate,
       });
     }
     const socat = median.get('socat');
