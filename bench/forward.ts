@@ -1,25 +1,30 @@
 /**
- * The forward suite: `sockit forward` against socat and ncat as relays, in the same run.
+ * The forward suite: `sockit forward` against socat and ncat as relays, in the same run, the
+ * subjects interleaved round by round; each figure is the median of its rounds.
  *
- * - bulk: SOCKIT_BENCH_FORWARD_MIB (default 2048) MiB through one connection, from an
- *   in-process sender (one reused 1 MiB buffer) to an in-process sink that reads into one reused
- *   buffer, through `sockit forward` / `socat TCP-LISTEN:…,fork TCP:…` / `ncat -l -k -c 'ncat
- *   HOST PORT'` (ncat relays only by running a second ncat per connection). Time from connect to
- *   the sink's EOF with every byte counted; best of SOCKIT_BENCH_FORWARD_RUNS (default 1:
- *   socat and ncat take 15-20 s for 2 GiB here, and the suite should stay near a minute).
- * - short connections: 8 loops of connect, 64 B up, 64 B echoed back, close, for
+ * - bulk: SOCKIT_BENCH_FORWARD_MIB (default 2048) MiB through one connection, sender → relay →
+ *   sink, through `sockit forward` / `socat TCP-LISTEN:…,fork TCP:…` / `ncat -l -k -c 'ncat
+ *   HOST PORT'` (ncat relays only by running a second ncat per connection), for
+ *   SOCKIT_BENCH_FORWARD_RUNS (default 3) rounds. The sender and the sink are
+ *   `lib/bulk-conns.c` (`lib/bulk-load.ts`), separate processes, the same for every relay: the
+ *   sender sendfile()s from a memfd, the sink splices into /dev/null, so neither copies the
+ *   bytes through user space and the relay is what limits the rate; no socket buffer sizes are
+ *   forced. The time runs from the sender's connect to the sink's EOF (one system-wide
+ *   clock); every byte is counted at the sink. CPU seconds per GiB are reported for the relay
+ *   (its whole process tree), the sender and the sink apart, so the reader sees who is the
+ *   bottleneck: on loopback the kernel's TCP work lands on whichever process sends into a
+ *   socket, so a relay that moves pages by splice shifts some of it onto the sender.
+ * - short connections: 8 loops of connect, 64 B up, 64 B echoed back, FIN both ways, close, for
  *   SOCKIT_BENCH_FORWARD_SECONDS (default 2) s per subject (at most 50 000 connections),
  *   through sockit and socat fork (ncat's process pair per connection is left out: it measures
- *   process start-up, not relaying). Connections per second, best of two runs.
+ *   process start-up, not relaying), 3 rounds, and straight to the echo server (the machine's
+ *   ceiling). The load (echo server, generator) is `lib/short-conns.c` (`lib/short-load.ts`);
+ *   its CPU per connection is reported beside the relay's.
  *
- * The short-connection load (echo server, generator) is `lib/short-load.ts`: a small C program
- * when it compiles, its CPU per connection reported beside the relay's.
- * The relays are the other children; the bulk sender and sink live in this process,
- * the same for every subject.
+ * Without a C compiler both loads run in this Node process instead, and a note says so.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import net from 'node:net';
-import { readIntoReusedBuffer } from '../src/transport/reused-buffer.js';
+import { type BulkLoad, type BulkTransfer, startBulkLoad } from './lib/bulk-load.js';
 import { freePort, waitListening } from './lib/ports.js';
 import { treeCpuTimeMs } from './lib/proc.js';
 import { SOCKIT_CLI } from './lib/servers.js';
@@ -28,8 +33,8 @@ import type { BenchContext, BenchSuite } from './report.js';
 
 const MiB = 1024 * 1024;
 const BULK_BYTES = Number(process.env.SOCKIT_BENCH_FORWARD_MIB ?? 2048) * MiB;
-const BULK_RUNS = Math.max(1, Number(process.env.SOCKIT_BENCH_FORWARD_RUNS ?? 1));
-const SHORT_RUNS = 2;
+const BULK_RUNS = Math.max(1, Number(process.env.SOCKIT_BENCH_FORWARD_RUNS ?? 3));
+const SHORT_RUNS = 3;
 const SHORT_SECONDS = Number(process.env.SOCKIT_BENCH_FORWARD_SECONDS ?? 2);
 const SHORT_LOOPS = 8;
 const SHORT_MAX_CONNECTIONS = 50_000;
@@ -54,15 +59,25 @@ function have(program: string): boolean {
   }
 }
 
+/**
+ * SOCKIT_BENCH_FORWARD_BASELINE_CLI: another build's `build/src/cli/main.js` (say, main's), run as
+ * the subject `sockit baseline` beside this one, for before/after figures from the same run.
+ */
+const BASELINE_CLI = process.env.SOCKIT_BENCH_FORWARD_BASELINE_CLI;
+const BASELINE = 'sockit baseline';
+
+const sockitRelay = (name: string, cli: string): Relay => ({
+  name,
+  available: true,
+  command: (port, target) => [
+    process.execPath,
+    [cli, 'forward', `127.0.0.1:${port}`, `127.0.0.1:${target}`, '-q', '-m', '1000'],
+  ],
+});
+
 const RELAYS: Relay[] = [
-  {
-    name: 'sockit',
-    available: true,
-    command: (port, target) => [
-      process.execPath,
-      [SOCKIT_CLI, 'forward', `127.0.0.1:${port}`, `127.0.0.1:${target}`, '-q', '-m', '1000'],
-    ],
-  },
+  sockitRelay('sockit', SOCKIT_CLI),
+  ...(BASELINE_CLI === undefined ? [] : [sockitRelay(BASELINE, BASELINE_CLI)]),
   {
     name: 'socat',
     available: have('socat'),
@@ -115,69 +130,10 @@ async function startRelay(
   };
 }
 
-/** A sink that counts bytes per connection and reports each connection's total at its EOF. */
-export async function startSink(): Promise<{ port: number; next(): Promise<number>; close(): void }> {
-  const waiting: ((bytes: number) => void)[] = [];
-  const server = net.createServer((socket) => {
-    let bytes = 0;
-    const buffer = Buffer.allocUnsafe(256 * 1024);
-    const count = (chunk: Buffer): boolean => {
-      bytes += chunk.length;
-      return true;
-    };
-    if (!readIntoReusedBuffer(socket, buffer, count)) {
-      socket.on('data', (chunk: Buffer) => {
-        bytes += chunk.length;
-      });
-    }
-    socket.on('error', () => {});
-    socket.once('end', () => {
-      socket.end();
-      waiting.shift()?.(bytes);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    next: () => new Promise((resolve) => waiting.push(resolve)),
-    close: () => server.close(),
-  };
-}
-
-/** Sends `bytes` as fast as backpressure allows, then ends. */
-export function send(port: number, bytes: number): Promise<void> {
-  const block = Buffer.alloc(MiB, 0x61);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    let left = bytes;
-    const pump = (): void => {
-      while (left > 0) {
-        const size = Math.min(left, block.length);
-        left -= size;
-        if (!socket.write(size === block.length ? block : block.subarray(0, size))) {
-          socket.once('drain', pump);
-          return;
-        }
-      }
-      socket.end();
-    };
-    socket.once('connect', pump);
-    socket.once('error', reject);
-    socket.once('close', () => resolve());
-    socket.resume();
-  });
-}
-
-async function bulkOnce(
-  relay: Relay,
-  sink: Awaited<ReturnType<typeof startSink>>,
-): Promise<{ seconds: number; cpuSeconds: number; generatorCpuSeconds: number }> {
-  const running = await startRelay(relay, sink.port);
+async function bulkOnce(relay: Relay, load: BulkLoad): Promise<BulkRun> {
+  const running = await startRelay(relay, load.sinkPort);
   try {
     const cpuBefore = running.cpuMs();
-    const ownBefore = process.cpuUsage();
-    const started = performance.now();
-    const received = sink.next();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -185,36 +141,51 @@ async function bulkOnce(
         BULK_TIMEOUT_MS,
       );
     });
-    const [bytes] = await Promise.race([Promise.all([received, send(running.port, BULK_BYTES)]), timeout]);
+    const transfer = await Promise.race([load.transfer(running.port, BULK_BYTES), timeout]);
     clearTimeout(timer);
-    const seconds = (performance.now() - started) / 1000;
-    const cpuSeconds = (running.cpuMs() - cpuBefore) / 1000;
-    const own = process.cpuUsage(ownBefore);
-    if (bytes !== BULK_BYTES) throw new Error(`${relay.name} delivered ${bytes} of ${BULK_BYTES} bytes`);
-    return { seconds, cpuSeconds, generatorCpuSeconds: (own.user + own.system) / 1e6 };
+    const relayCpuSeconds = (running.cpuMs() - cpuBefore) / 1000;
+    if (transfer.bytes !== BULK_BYTES)
+      throw new Error(`${relay.name} delivered ${transfer.bytes} of ${BULK_BYTES} bytes`);
+    return { ...transfer, relayCpuSeconds };
   } finally {
     await running.stop();
   }
 }
 
+/** One bulk transfer through one relay, with every process's CPU. */
+interface BulkRun extends BulkTransfer {
+  relayCpuSeconds: number;
+}
+
+/** The run with the median rate (the middle one of an odd count). */
+function medianBy<T>(runs: T[], value: (run: T) => number): T {
+  const sorted = [...runs].sort((x, y) => value(x) - value(y));
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+const GiB = 1024 * MiB;
+const perGiB = (seconds: number): number => Number((seconds / (BULK_BYTES / GiB)).toFixed(3));
+
 async function bulkCase(context: BenchContext, relays: Relay[]): Promise<void> {
-  const sink = await startSink();
+  const load = await startBulkLoad();
+  if (load.kind === 'node')
+    context.note('no C compiler: the bulk sender and sink ran in Node and may limit the rate themselves');
   try {
-    const best = new Map<string, Awaited<ReturnType<typeof bulkOnce>>>();
+    const runs = new Map<string, BulkRun[]>();
     for (let round = 0; round < BULK_RUNS; round++) {
       for (const relay of relays) {
-        const run = await bulkOnce(relay, sink);
-        const previous = best.get(relay.name);
-        if (!previous || run.seconds < previous.seconds) best.set(relay.name, run);
+        const list = runs.get(relay.name) ?? [];
+        list.push(await bulkOnce(relay, load));
+        runs.set(relay.name, list);
       }
     }
     const rates = new Map<string, number>();
     const cpuPerGiB = new Map<string, number>();
     for (const relay of relays) {
-      const run = best.get(relay.name)!;
+      const run = medianBy(runs.get(relay.name)!, (each) => BULK_BYTES / each.seconds);
       const rate = BULK_BYTES / MiB / run.seconds;
       rates.set(relay.name, rate);
-      cpuPerGiB.set(relay.name, run.cpuSeconds / (BULK_BYTES / (1024 * MiB)));
+      cpuPerGiB.set(relay.name, run.relayCpuSeconds / (BULK_BYTES / GiB));
       context.record({
         case: BULK_CASE,
         subject: relay.name,
@@ -222,14 +193,28 @@ async function bulkCase(context: BenchContext, relays: Relay[]): Promise<void> {
         unit: 'MiB/s',
         extra: {
           seconds: Number(run.seconds.toFixed(3)),
-          'relay CPU s/GiB': Number(cpuPerGiB.get(relay.name)!.toFixed(3)),
-          'sender + sink CPU s/GiB': Number(
-            (run.generatorCpuSeconds / (BULK_BYTES / (1024 * MiB))).toFixed(3),
-          ),
+          'relay CPU s/GiB': perGiB(run.relayCpuSeconds),
+          ...(load.kind === 'c'
+            ? {
+                'sender CPU s/GiB': perGiB(run.senderCpuSeconds),
+                'sink CPU s/GiB': perGiB(run.sinkCpuSeconds),
+              }
+            : { 'sender + sink CPU s/GiB': perGiB(run.loadCpuSeconds) }),
+          'all rounds MiB/s': runs
+            .get(relay.name)!
+            .map((each) => Math.round(BULK_BYTES / MiB / each.seconds))
+            .join(' '),
         },
       });
     }
-    const peers = [...rates.entries()].filter(([name]) => name !== 'sockit');
+    if (rates.has(BASELINE)) {
+      context.ratio({
+        case: BULK_CASE,
+        label: `sockit / ${BASELINE} MiB/s`,
+        value: rates.get('sockit')! / rates.get(BASELINE)!,
+      });
+    }
+    const peers = [...rates.entries()].filter(([name]) => name !== 'sockit' && name !== BASELINE);
     if (peers.length > 0) {
       const [name, fastest] = peers.reduce((a, b) => (b[1] > a[1] ? b : a));
       context.ratio({
@@ -246,7 +231,7 @@ async function bulkCase(context: BenchContext, relays: Relay[]): Promise<void> {
       });
     }
   } finally {
-    sink.close();
+    await load.close();
   }
 }
 
@@ -287,19 +272,22 @@ async function shortCase(context: BenchContext, relays: Relay[]): Promise<void> 
   if (load.kind === 'node')
     context.note('no C compiler: the short-connection load ran in Node and costs about as much as the relay');
   try {
-    const best = new Map<string, ShortRun>();
+    const runs = new Map<string, ShortRun[]>();
     // The floor: the same loops straight to the echo server, no relay (what the machine allows).
-    let direct = 0;
+    const directRates: number[] = [];
     for (let round = 0; round < SHORT_RUNS; round++) {
-      direct = Math.max(direct, (await shortRate(load, load.echoPort)).rate);
+      directRates.push((await shortRate(load, load.echoPort)).rate);
       for (const relay of relays) {
-        const run = await shortOnce(relay, load);
-        if (run.rate > (best.get(relay.name)?.rate ?? 0)) best.set(relay.name, run);
+        const list = runs.get(relay.name) ?? [];
+        list.push(await shortOnce(relay, load));
+        runs.set(relay.name, list);
       }
     }
+    const direct = medianBy(directRates, (rate) => rate);
+    const median = new Map([...runs].map(([name, list]) => [name, medianBy(list, (run) => run.rate)]));
     context.record({ case: SHORT_CASE, subject: 'direct (no relay)', value: direct, unit: 'conn/s' });
     for (const relay of relays) {
-      const run = best.get(relay.name)!;
+      const run = median.get(relay.name)!;
       context.record({
         case: SHORT_CASE,
         subject: relay.name,
@@ -308,12 +296,24 @@ async function shortCase(context: BenchContext, relays: Relay[]): Promise<void> 
         extra: {
           'relay CPU µs/conn': Math.round(run.relayUs),
           'generator + echo CPU µs/conn': Math.round(run.generatorUs),
+          'all rounds conn/s': runs
+            .get(relay.name)!
+            .map((each) => Math.round(each.rate))
+            .join(' '),
         },
       });
     }
-    const socat = best.get('socat');
+    const baseline = median.get(BASELINE);
+    if (baseline !== undefined) {
+      context.ratio({
+        case: SHORT_CASE,
+        label: `sockit / ${BASELINE} conn/s`,
+        value: median.get('sockit')!.rate / baseline.rate,
+      });
+    }
+    const socat = median.get('socat');
     if (socat !== undefined) {
-      const sockit = best.get('sockit')!;
+      const sockit = median.get('sockit')!;
       context.ratio({
         case: SHORT_CASE,
         label: 'sockit / socat fork conn/s',
@@ -345,7 +345,7 @@ export const forwardSuite: BenchSuite = {
       available.filter((relay) => relay.name !== 'ncat'),
     );
     context.note(
-      `forward: bulk best of ${BULK_RUNS}, short connections best of ${SHORT_RUNS} runs; bulk sender and sink run in the benchmark process, the short-connection load (echo server and generator) is bench/lib/short-conns.c when a C compiler is there`,
+      `forward: medians of ${BULK_RUNS} bulk and ${SHORT_RUNS} short-connection rounds (subjects interleaved in each round); the loads are bench/lib/bulk-conns.c and bench/lib/short-conns.c when a C compiler is there`,
     );
   },
 };

@@ -14,7 +14,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { send, startSink } from './forward.js';
+import { send, startSink } from './lib/bulk-load.js';
 import { removeOnExit, startServerChild } from './lib/children.js';
 import { freePort } from './lib/ports.js';
 import { treeCpuTimeMs } from './lib/proc.js';

@@ -4,18 +4,14 @@
  * is one (it costs a few tens of µs per connection, a Node socket per connection about as much
  * as the relay it measures); otherwise the same load in this Node process.
  */
-import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { removeOnExit, startServerChild } from './children.js';
+import { compileLoadProgram } from './c-program.js';
+import { startServerChild } from './children.js';
 import { treeCpuTimeMs } from './proc.js';
 
 const run = promisify(execFile);
-const SOURCE = fileURLToPath(new URL('../../../bench/lib/short-conns.c', import.meta.url));
 const MESSAGE_BYTES = 64;
 
 /** A finished run of the load. */
@@ -34,22 +30,9 @@ export interface ShortLoad {
   close(): Promise<void>;
 }
 
-/** Compiles short-conns.c into a temp dir; undefined when there is no C compiler. */
-function compile(): string | undefined {
-  const dir = mkdtempSync(join(tmpdir(), 'sockit-bench-short-'));
-  removeOnExit(dir);
-  const binary = join(dir, 'short-conns');
-  try {
-    execFileSync('cc', ['-O2', '-pthread', '-o', binary, SOURCE], { stdio: 'ignore' });
-    return binary;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Starts the load's echo server: the C one when it compiles, else one in this process. */
 export async function startShortLoad(): Promise<ShortLoad> {
-  const binary = compile();
+  const binary = compileLoadProgram('short-conns');
   return binary === undefined ? nodeLoad() : cLoad(binary);
 }
 

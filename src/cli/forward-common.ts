@@ -157,7 +157,7 @@ export async function runForwardCommand(
         ...(options.proxy ? { proxy: parseProxy(options.proxy) } : {}),
       },
       ...(extras.links ? { links: extras.links } : {}),
-      ...(say ? { say } : {}),
+      ...(say ? { say, connectionLines: false } : {}),
     });
   }
   let extra: { close(): Promise<void> } | undefined;

@@ -165,11 +165,15 @@ export function relaySockets(
       }
     };
     from.on('data', onData);
-    from.once('end', () => {
+    const onEnd = (): void => {
       endsSeen++;
       if (!to.destroyed) sink.end();
       closeIfSplicedAndDone();
-    });
+    };
+    // A client that sent nothing and its FIN while the target was dialled: Node read the EOF and
+    // emitted 'end' already (no bytes were waiting), so there is no 'end' left to wait for.
+    if (from.readableEnded) process.nextTick(onEnd);
+    else from.once('end', onEnd);
     from.on('error', (cause: Error) => stopBoth('error', cause));
   };
   pipe(a, b, options.upstream ?? b, (n) => {
@@ -201,28 +205,37 @@ export function relaySockets(
   if (options.signal?.aborted) onAbort();
 
   const grace = options.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS;
-  const closed = (socket: Socket): Promise<void> =>
-    new Promise((resolve) => {
-      if (socket.destroyed && !socket.connecting) {
-        resolve();
+  let graceTimer: NodeJS.Timeout | undefined;
+  let aClosed = false;
+  let bClosed = false;
+  return new Promise((resolve) => {
+    // One promise and one 'close' listener per socket: a forwarder runs this per client.
+    const onClose = (socket: Socket): void => {
+      if (socket === a ? aClosed : bClosed) return;
+      if (socket === a) aClosed = true;
+      else bClosed = true;
+      stopSpliced();
+      if (!(aClosed && bClosed)) {
+        // Once either side is fully closed the other gets `grace` to finish, then it is destroyed.
+        const other = socket === a ? b : a;
+        if (!other.destroyed) {
+          graceTimer = setTimeout(() => other.destroy(), grace);
+          graceTimer.unref();
+        }
         return;
       }
-      socket.once('close', () => resolve());
-    });
-  // Once either side is fully closed the other gets `grace` to finish, then it is destroyed.
-  const onFirstClose = (): void => {
-    stopSpliced();
-    const other = a.destroyed ? b : a;
-    if (!other.destroyed) setTimeout(() => other.destroy(), grace).unref();
-  };
-  a.once('close', onFirstClose);
-  b.once('close', onFirstClose);
-
-  return Promise.all([closed(a), closed(b)]).then(() => {
-    for (const buffer of borrowed) returnRelayBuffer(buffer);
-    clearTimeout(idleTimer);
-    options.signal?.removeEventListener('abort', onAbort);
-    return { up, down, ms: Math.round(performance.now() - started), end, error, spliced: everSpliced };
+      for (const buffer of borrowed) returnRelayBuffer(buffer);
+      // Cleared, not left to fire on a closed socket: thousands of short connections a second
+      // would otherwise keep thousands of timers (and their sockets) alive for `grace`.
+      clearTimeout(graceTimer);
+      clearTimeout(idleTimer);
+      options.signal?.removeEventListener('abort', onAbort);
+      resolve({ up, down, ms: Math.round(performance.now() - started), end, error, spliced: everSpliced });
+    };
+    a.once('close', () => onClose(a));
+    b.once('close', () => onClose(b));
+    if (a.destroyed && !a.connecting) onClose(a);
+    if (b.destroyed && !b.connecting) onClose(b);
   });
 }
 

@@ -6,7 +6,12 @@ import { type DialOptions, dialStream } from '../transport/dial.js';
 import type { TlsServerCredentials } from '../transport/listen.js';
 import { AccessList } from './cidr.js';
 import { type ProxyProtocolVersion, proxyHeader } from './forward-proxy-header.js';
-import { type RelaySink, relaySockets, type SocketRelayResult } from './forward-relay.js';
+import {
+  type RelaySink,
+  relaySockets,
+  type SocketRelayOptions,
+  type SocketRelayResult,
+} from './forward-relay.js';
 
 /** What `forward` and `chaos` may put in front of each direction of one connection. */
 export interface ConnectionLinks {
@@ -35,6 +40,11 @@ export interface StreamForwardOptions {
   links?: (client: Socket, target: Socket) => ConnectionLinks;
   /** One line per connection and per refusal (default: `sockit: …` on stderr). */
   say?: (line: string) => void;
+  /**
+   * False (`-q`): no line per connection, its failures included, and none is even formatted;
+   * refusals are still said. Default true.
+   */
+  connectionLines?: boolean;
 }
 
 /** A running forwarder. */
@@ -75,6 +85,9 @@ export async function startStreamForward(options: StreamForwardOptions): Promise
   }
   const target = formatAddress(options.target);
   const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+  const sayConnection = options.connectionLines === false ? undefined : say;
+  // Built once: every connection dials the same way (a spread per connection showed in profiles).
+  const dial: DialOptions = { ...options.dial, timeoutMs: connectTimeoutMs };
   const server = await serveRaw({
     listen: options.listen,
     maxConnections: options.maxConnections ?? DEFAULT_FORWARD_MAX_CONNECTIONS,
@@ -84,7 +97,7 @@ export async function startStreamForward(options: StreamForwardOptions): Promise
     stateDir: options.stateDir,
     admit: ({ remoteAddress }) => access.admits(remoteAddress),
     shutdownDeadlineMs: 10_000,
-    handle: (connection) => forwardOne(connection, options, target, connectTimeoutMs, say),
+    handle: (connection) => forwardOne(connection, options, dial, target, sayConnection),
   });
   server.on('denied', (peer: string) => say(`refused ${peer}: not allowed by --allow/--deny`));
   return {
@@ -97,38 +110,43 @@ export async function startStreamForward(options: StreamForwardOptions): Promise
   };
 }
 
+/** One client: dial the target, relay until both sides closed, one line (unless `say` is undefined). */
 async function forwardOne(
   connection: RawConnection,
   options: StreamForwardOptions,
+  dial: DialOptions,
   target: string,
-  connectTimeoutMs: number,
-  say: (line: string) => void,
+  say: ((line: string) => void) | undefined,
 ): Promise<void> {
   const client = connection.socket;
-  const name = `${connection.peer} → ${target}`;
   let upstream: Socket;
   try {
-    upstream = await dialStream(options.target, { ...options.dial, timeoutMs: connectTimeoutMs });
+    upstream = await dialStream(options.target, dial);
   } catch (error) {
     const reason = error instanceof SockitError ? `${error.code}: ${error.message}` : String(error);
-    say(`${name}: ${reason}; closed the client`);
+    say?.(`${connection.peer} → ${target}: ${reason}; closed the client`);
     client.destroy();
     return;
   }
   if (client.destroyed) {
-    say(`${name}: the client left before the target answered`);
+    say?.(`${connection.peer} → ${target}: the client left before the target answered`);
     upstream.destroy();
     return;
   }
   if (options.proxyProtocol) upstream.write(proxyHeader(options.proxyProtocol, client));
-  const links = options.links?.(client, upstream) ?? {};
-  const result = await relaySockets(client, upstream, {
-    idleTimeoutMs: options.idleTimeoutMs,
-    upstream: links.upstream,
-    downstream: links.downstream,
-  });
-  say(`${name}: ${describeResult(result)}`);
+  const links = options.links?.(client, upstream);
+  const result = await relaySockets(
+    client,
+    upstream,
+    links === undefined && options.idleTimeoutMs === undefined
+      ? PLAIN_RELAY
+      : { idleTimeoutMs: options.idleTimeoutMs, upstream: links?.upstream, downstream: links?.downstream },
+  );
+  say?.(`${connection.peer} → ${target}: ${describeResult(result)}`);
 }
+
+/** The relay options of a connection with no chaos links and no idle timeout: one shared object. */
+const PLAIN_RELAY: SocketRelayOptions = {};
 
 /** `up 5 B, down 12 B, 3 ms` and how it ended when that was not both sides closing. */
 export function describeResult(result: SocketRelayResult): string {

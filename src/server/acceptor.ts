@@ -56,6 +56,9 @@ export interface AcceptorOptions {
   closeGraceMs: number;
 }
 
+/** One shared listener rather than a closure per accepted socket. */
+const ignoreError = (): void => {};
+
 /**
  * Listens on any number of stream addresses and owns the set of live connections: the
  * connection cap, and graceful shutdown (drain, then force-close at a deadline).
@@ -118,7 +121,7 @@ export class Acceptor {
   }
 
   #accept(socket: Socket, local: Address, onSecure: SecureNotifier | undefined): void {
-    socket.on('error', () => {}); // reported through the session's own close handling
+    socket.on('error', ignoreError); // reported through the session's own close handling
     if (this.#closing) {
       socket.destroy();
       this.#options.onRefused?.(describePeer(socket), 'draining');

@@ -215,18 +215,8 @@ function runConnection(
 ): Session {
   // The handler decides when our side ends: a client's EOF is only "no more input" (half-close).
   socket.allowHalfOpen = true;
-  const abort = new AbortController();
-  const connection: RawConnection = {
-    id: info.id,
-    socket,
-    peer: info.peer,
-    remoteAddress: info.remoteAddress,
-    local: info.local,
-    signal: abort.signal,
-    log,
-    state: new Map(),
-  };
-  const idleWatch = {
+  const connection = new AcceptedConnection(socket, info, log);
+  const idleWatch = idleClock && {
     get activity(): number {
       return socket.bytesRead + socket.bytesWritten;
     },
@@ -235,8 +225,10 @@ function runConnection(
       socket.destroy(new SockitError('TIMEOUT', `idle for ${idleTimeoutMs} ms`));
     },
   };
-  const stopIdleClock = (): void => idleClock?.unwatch(idleWatch);
-  idleClock?.watch(idleWatch);
+  const stopIdleClock = (): void => {
+    if (idleWatch) idleClock?.unwatch(idleWatch);
+  };
+  if (idleWatch) idleClock?.watch(idleWatch);
   server?.emit('connection', connection);
   socket.once('close', () => {
     stopIdleClock();
@@ -244,12 +236,63 @@ function runConnection(
   });
   void lifecycle(connection, handler, log, closeGraceMs, stopIdleClock);
   return {
-    drain: () => abort.abort(new SockitError('UNAVAILABLE', 'server is shutting down')),
+    drain: () => connection.abort(new SockitError('UNAVAILABLE', 'server is shutting down')),
     expire: (reason) => {
-      if (!abort.signal.aborted) abort.abort(reason);
+      connection.abort(reason);
       socket.destroy();
     },
   };
+}
+
+/**
+ * A RawConnection whose `signal` and `state` are made when a handler first asks (a forwarder's
+ * handler asks for neither, thousands of times a second); an abort before that is kept for it.
+ */
+class AcceptedConnection implements RawConnection {
+  readonly id: number;
+  readonly socket: Socket;
+  readonly peer: string;
+  readonly remoteAddress: string | undefined;
+  readonly local: Address;
+  readonly log: Logger;
+  #abort: AbortController | undefined;
+  #abortReason: unknown;
+  #aborted = false;
+  #state: Map<unknown, unknown> | undefined;
+
+  constructor(
+    socket: Socket,
+    info: { id: number; peer: string; local: Address; remoteAddress: string | undefined },
+    log: Logger,
+  ) {
+    this.id = info.id;
+    this.socket = socket;
+    this.peer = info.peer;
+    this.remoteAddress = info.remoteAddress;
+    this.local = info.local;
+    this.log = log;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#abort === undefined) {
+      this.#abort = new AbortController();
+      if (this.#aborted) this.#abort.abort(this.#abortReason);
+    }
+    return this.#abort.signal;
+  }
+
+  get state(): Map<unknown, unknown> {
+    this.#state ??= new Map();
+    return this.#state;
+  }
+
+  /** Aborts `signal` (the first reason wins), now or when it is made. */
+  abort(reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#abortReason = reason;
+    this.#abort?.abort(reason);
+  }
 }
 
 /** setup → handle → finish, then end the connection; a failing step is logged, never thrown. */
@@ -270,7 +313,7 @@ async function lifecycle(
     });
   };
   try {
-    await handler.setup?.(connection);
+    if (handler.setup) await handler.setup(connection);
     try {
       await handler.handle(connection);
     } catch (error) {
@@ -280,7 +323,7 @@ async function lifecycle(
     report('setup', error);
   }
   try {
-    await handler.finish?.(connection);
+    if (handler.finish) await handler.finish(connection);
   } catch (error) {
     report('finish', error);
   }

@@ -39,13 +39,28 @@ async function tlsModules(): Promise<{
 }
 
 /** Connects a stream socket to a tcp, tls or unix address; TLS is verified before it resolves. */
-export async function dialStream(address: Address, options: DialOptions = {}): Promise<net.Socket> {
-  if (address.kind === 'udp') throw new SockitError('USAGE', 'udp addresses carry datagrams, not streams');
+export function dialStream(address: Address, options: DialOptions = {}): Promise<net.Socket> {
+  if (address.kind === 'udp')
+    return Promise.reject(new SockitError('USAGE', 'udp addresses carry datagrams, not streams'));
   if (options.proxy && address.kind === 'unix')
-    throw new SockitError('USAGE', '--proxy reaches host:port addresses, not unix: sockets');
-  const secure = address.kind === 'tls' ? await tlsModules() : undefined;
-  const proxying = options.proxy ? await import('./proxy.js') : undefined;
-  const what =
+    return Promise.reject(new SockitError('USAGE', '--proxy reaches host:port addresses, not unix: sockets'));
+  // A plain dial loads nothing and awaits nothing: a forwarder dials once per client.
+  if (address.kind !== 'tls' && !options.proxy) return connectStream(address, options, undefined, undefined);
+  return Promise.all([
+    address.kind === 'tls' ? tlsModules() : undefined,
+    options.proxy ? import('./proxy.js') : undefined,
+  ]).then(([secure, proxying]) => connectStream(address, options, secure, proxying));
+}
+
+/** dialStream once the modules it needs (TLS, proxies) are loaded. */
+function connectStream(
+  address: Address,
+  options: DialOptions,
+  secure: Awaited<ReturnType<typeof tlsModules>> | undefined,
+  proxying: typeof import('./proxy.js') | undefined,
+): Promise<net.Socket> {
+  // Formatted only for an error: a forwarder dials once per client.
+  const what = (): string =>
     proxying && options.proxy
       ? `cannot connect to ${formatAddress(address)} through ${proxying.formatProxy(options.proxy)}`
       : `cannot connect to ${formatAddress(address)}`;
@@ -57,7 +72,7 @@ export async function dialStream(address: Address, options: DialOptions = {}): P
     const timer = setTimeout(() => {
       done = true;
       socket?.destroy();
-      reject(new SockitError('TIMEOUT', `${what}: no answer within ${timeoutMs} ms`));
+      reject(new SockitError('TIMEOUT', `${what()}: no answer within ${timeoutMs} ms`));
     }, timeoutMs);
     const fail = (error: Error): void => {
       clearTimeout(timer);
@@ -65,8 +80,8 @@ export async function dialStream(address: Address, options: DialOptions = {}): P
       if (done) return;
       done = true;
       if (error instanceof SockitError) reject(error);
-      else if (address.kind === 'tls' && isTlsError(error)) reject(tlsFailure(error, what));
-      else reject(fromSystemError(error, what));
+      else if (address.kind === 'tls' && isTlsError(error)) reject(tlsFailure(error, what()));
+      else reject(fromSystemError(error, what()));
     };
     const start = (tunnel: net.Socket | undefined): void => {
       if (done) {

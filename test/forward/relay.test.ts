@@ -52,6 +52,23 @@ describe('relaySockets', { timeout: 30_000 }, () => {
     assert.deepEqual([result.up, result.down, result.end, result.error], [8, 21, 'done', undefined]);
   });
 
+  it("carries a FIN that came before the relay started (nothing sent, 'end' already emitted)", async () => {
+    const { client, a, b, target } = await pairs();
+    a.allowHalfOpen = true; // as the raw server sets it at accept, before the target is dialled
+    const ended = once(a, 'end');
+    a.resume(); // what Node does at EOF anyway when no byte is waiting: 'end' is emitted unheard
+    client.end();
+    await ended;
+    a.pause();
+    const atTarget = collect(target);
+    const relayed = relaySockets(a, b);
+    assert.equal((await atTarget).length, 0, 'the target saw the FIN');
+    const atClient = collect(client);
+    target.end('late answer');
+    assert.equal((await atClient).toString(), 'late answer');
+    assert.equal((await relayed).end, 'done');
+  });
+
   it("carries the target's FIN to the client, and the client may still send", async () => {
     const { client, a, b, target } = await pairs();
     const relayed = relaySockets(a, b);
