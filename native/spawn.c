@@ -29,6 +29,10 @@
  *   read of masterFd fails with EIO: that is the terminal's end-of-file.
  *
  * resize(masterFd, rows, cols): TIOCSWINSZ; the kernel sends SIGWINCH to the foreground group.
+ *
+ * duplicate(fd) -> fd: a close-on-exec dup of fd. A terminal's master is read by readOutput
+ * (one uv_poll) and written through a Node stream; libuv watches a descriptor number once per
+ * loop, so the writer gets its own number for the same open file.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -672,6 +676,22 @@ static napi_value Resize(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value Duplicate(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  napi_get_cb_info(env, info, &argc, &arg, NULL, NULL);
+  int32_t fd = -1;
+  if (argc < 1 || napi_get_value_int32(env, arg, &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "duplicate(fd)");
+    return NULL;
+  }
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return throw_errno(env, errno, "dup");
+  napi_value result;
+  napi_create_int32(env, copy, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   /* pidfd_open needs Linux 5.3: without it there is nothing to watch exits with, no module. */
   int probe = (int)syscall(SYS_pidfd_open, getpid(), 0);
@@ -688,6 +708,9 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "spawnPty", spawn_pty);
   napi_create_function(env, "resize", NAPI_AUTO_LENGTH, Resize, NULL, &resize);
   napi_set_named_property(env, exports, "resize", resize);
+  napi_value duplicate;
+  napi_create_function(env, "duplicate", NAPI_AUTO_LENGTH, Duplicate, NULL, &duplicate);
+  napi_set_named_property(env, exports, "duplicate", duplicate);
   const struct {
     const char *name;
     napi_callback function;

@@ -54,6 +54,8 @@ interface NativeAddon {
     onExit: (code: number | null, signal: number | null) => void,
   ): [pid: number, masterFd: number];
   resize(masterFd: number, rows: number, cols: number): void;
+  /** A close-on-exec dup of `fd` (absent from addons built before it: see PtyChild). */
+  duplicate?(fd: number): number;
   /** Reads `fd` on Node's loop: a chunk per read, then (null, errno name or null) once; closes it. */
   readOutput(fd: number, onChunk: (chunk: Buffer | null, error?: string | null) => void): OutputHandle;
   pauseOutput(handle: OutputHandle): void;
@@ -210,7 +212,8 @@ class NativeOutput extends EventEmitter implements CommandOutput {
   /** Undefined once done: the addon has let go of it. */
   #handle: OutputHandle | undefined;
 
-  constructor(native: NativeAddon, fd: number) {
+  /** `endOfFile`: an errno that means end-of-file here, not an error (EIO on a terminal's master). */
+  constructor(native: NativeAddon, fd: number, endOfFile?: string) {
     super();
     this.#native = native;
     this.#handle = native.readOutput(fd, (chunk, error) => {
@@ -219,7 +222,8 @@ class NativeOutput extends EventEmitter implements CommandOutput {
         return;
       }
       this.#handle = undefined;
-      if (error) this.emit('error', Object.assign(new Error(`read: ${error}`), { code: error }));
+      if (error && error !== endOfFile)
+        this.emit('error', Object.assign(new Error(`read: ${error}`), { code: error }));
       this.emit('close');
     });
   }
@@ -245,15 +249,20 @@ class NativeOutput extends EventEmitter implements CommandOutput {
 }
 
 /**
- * A process in a pseudo-terminal (the addon's spawnPty): the master side is one stream that is
- * both `stdin` and `stdout` (a terminal merges stdout and stderr; `stderr` is null). The kernel
- * reports the terminal's end, once nothing holds the slave side open, as EIO on a read: that is
- * end-of-file here, not an error. Events as NativeChild.
+ * A process in a pseudo-terminal (the addon's spawnPty). A terminal merges stdout and stderr
+ * (`stderr` is null); the master carries both directions. It is read by the addon's uv_poll
+ * reader (`readOutput`, as NativeChild's pipes), one read and one callback per echo, which on
+ * a keystroke's round trip costs less than tty.ReadStream's stream machinery
+ * (docs/benchmarks.md, keystroke); keystrokes are written through a tty.ReadStream on a dup of
+ * the master that is never read, so they keep a Writable's backpressure. The kernel reports the
+ * terminal's end, once nothing holds the slave side open, as EIO on a read: that is end-of-file
+ * here, not an error. Events as NativeChild. An addon without `duplicate` (built before it)
+ * reads and writes one tty.ReadStream.
  */
 class PtyChild extends EventEmitter implements CommandProcess {
   readonly pid: number;
   readonly stdin: ReadStream;
-  readonly stdout: ReadStream;
+  readonly stdout: CommandOutput;
   readonly stderr = null;
   readonly #native: NativeAddon;
   readonly #fd: number;
@@ -276,22 +285,41 @@ class PtyChild extends EventEmitter implements CommandProcess {
     );
     this.pid = pid;
     this.#fd = fd;
+    let writerFd: number | undefined;
+    try {
+      writerFd = native.duplicate?.(fd);
+    } catch {
+      writerFd = undefined; // EMFILE: one stream for both directions, as without duplicate
+    }
     // libuv polls the master on Node's loop, as the pidfd is; tty.ReadStream is also writable.
-    const master = new ReadStream(fd);
-    master.on('error', (error: NodeJS.ErrnoException) => {
+    const writer = new ReadStream(writerFd ?? fd);
+    writer.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code !== 'EIO') this.emit('error', error);
     });
-    master.once('close', () => {
-      this.#closed = true;
-      this.#closeIfDone();
+    this.stdin = writer;
+    if (writerFd === undefined) {
+      writer.once('close', () => this.#onMasterClosed());
+      this.stdout = writer;
+      return;
+    }
+    const reader = new NativeOutput(native, fd, 'EIO');
+    reader.on('error', (error: NodeJS.ErrnoException) => this.emit('error', error));
+    reader.once('close', () => {
+      // The reader has closed the master; the writer's dup goes with it (a hangup for the slave).
+      writer.destroy();
+      this.#onMasterClosed();
     });
-    this.stdin = master;
-    this.stdout = master;
+    this.stdout = reader;
   }
 
   resize(rows: number, cols: number): void {
     // Once closed the descriptor number may already belong to something else.
     if (!this.#closed) this.#native.resize(this.#fd, rows, cols);
+  }
+
+  #onMasterClosed(): void {
+    this.#closed = true;
+    this.#closeIfDone();
   }
 
   #onExit(code: number | null, signal: NodeJS.Signals | null): void {
