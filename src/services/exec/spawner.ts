@@ -256,7 +256,8 @@ class NativeOutput extends EventEmitter implements CommandOutput {
  * (docs/benchmarks.md, keystroke); keystrokes are written through a tty.ReadStream on a dup of
  * the master that is never read, so they keep a Writable's backpressure. The kernel reports the
  * terminal's end, once nothing holds the slave side open, as EIO on a read: that is end-of-file
- * here, not an error. Events as NativeChild. An addon without `duplicate` (built before it)
+ * here, not an error; the master itself is closed once the leader has exited too. Events as
+ * NativeChild. An addon without `duplicate` (built before it)
  * reads and writes one tty.ReadStream.
  */
 class PtyChild extends EventEmitter implements CommandProcess {
@@ -298,16 +299,25 @@ class PtyChild extends EventEmitter implements CommandProcess {
     });
     this.stdin = writer;
     if (writerFd === undefined) {
-      writer.once('close', () => this.#onMasterClosed());
+      writer.once('close', () => {
+        this.#closed = true;
+        this.#closeIfDone();
+      });
       this.stdout = writer;
       return;
     }
     const reader = new NativeOutput(native, fd, 'EIO');
     reader.on('error', (error: NodeJS.ErrnoException) => this.emit('error', error));
     reader.once('close', () => {
-      // The reader has closed the master; the writer's dup goes with it (a hangup for the slave).
-      writer.destroy();
-      this.#onMasterClosed();
+      // The reader has closed its descriptor; the writer's dup keeps the master open until the
+      // leader has exited. EIO comes as soon as the slave's last descriptor closes, which a
+      // command may do itself just before it exits (coreutils close stdout and stderr at exit):
+      // closing the master then would hang the terminal up and kill it with SIGHUP. sshd, too,
+      // keeps the master until the child is reaped.
+      this.#closed = true;
+      if (this.#exit !== undefined) writer.destroy();
+      else this.once('exit', () => writer.destroy());
+      this.#closeIfDone();
     });
     this.stdout = reader;
   }
@@ -315,11 +325,6 @@ class PtyChild extends EventEmitter implements CommandProcess {
   resize(rows: number, cols: number): void {
     // Once closed the descriptor number may already belong to something else.
     if (!this.#closed) this.#native.resize(this.#fd, rows, cols);
-  }
-
-  #onMasterClosed(): void {
-    this.#closed = true;
-    this.#closeIfDone();
   }
 
   #onExit(code: number | null, signal: NodeJS.Signals | null): void {
