@@ -219,7 +219,12 @@ export class RemoteProcess {
         // chain between the key and its frame, and nothing left to run after it.
         if (chunk.length <= STDIN_FRAME_BYTES) {
           if (request.settled || request.send({ type: 'stdin' }, chunk)) callback();
-          else request.drained().then(callback, callback);
+          // A closed connection drops the bytes, like a closed pipe: never an error for the stream.
+          else
+            request.drained().then(
+              () => callback(),
+              () => callback(),
+            );
           return;
         }
         sendStdin(request, chunk).then(
