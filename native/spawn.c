@@ -20,15 +20,16 @@
  * server inherited without close-on-exec.
  * Failures throw an Error whose `code` is the errno name (ENOENT, EACCES, ...).
  *
- * spawnPty(file, argv, env, cwd, rows, cols, onExit) -> [pid, masterFd, holdFd]
+ * spawnPty(file, argv, env, cwd, rows, cols, onExit) -> [pid, masterFd, writerFd]
  *   The same, but the child's stdin, stdout and stderr are the slave side of a new
  *   pseudo-terminal (posix_openpt) of rows x cols, and it gets that terminal as its controlling
  *   terminal: POSIX_SPAWN_SETSID runs before the file actions, and a session leader that opens a
  *   tty without O_NOCTTY acquires it (Linux). masterFd (close-on-exec, ours) carries the bytes.
  *   The server never holds the slave open, so once the child and its descendants close it, a
- *   read of masterFd fails with EIO: that is the terminal's end-of-file. holdFd is a second
- *   descriptor of the same master for the caller to close once the exit is seen: until then
- *   closing masterFd does not hang the terminal up under a command that has not yet exited.
+ *   read of masterFd fails with EIO: that is the terminal's end-of-file. writerFd is a second
+ *   descriptor of the same master: libuv watches a descriptor number once per loop, so reading
+ *   (readOutput on masterFd) and writing need one each, and the caller closes it once the exit
+ *   is seen, so that closing masterFd at EIO does not hang up a command that has not yet exited.
  *
  * resize(masterFd, rows, cols): TIOCSWINSZ; the kernel sends SIGWINCH to the foreground group.
  */
@@ -440,7 +441,7 @@ static napi_value SpawnPty(napi_env env, napi_callback_info info) {
   char **argv = string_list(env, args[1]);
   char **envp = string_list(env, args[2]);
   int master = -1;
-  int hold = -1;
+  int writer = -1;
   napi_value result = NULL;
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attributes;
@@ -465,14 +466,9 @@ static napi_value SpawnPty(napi_env env, napi_callback_info info) {
     throw_errno(env, errno, "posix_openpt");
     goto done;
   }
-  /*
-   * A second descriptor of the master, held by JS until the exit is seen. The reader closes its
-   * descriptor at the EIO that follows the command's last close of the slave; were that the
-   * master's last descriptor, the kernel would hang the terminal up (SIGHUP) while the command
-   * is still between that close and its exit, and a clean exit would be reported as SIGHUP.
-   */
-  hold = fcntl(master, F_DUPFD_CLOEXEC, 3);
-  if (hold < 0) {
+  /* The writer's descriptor (see spawnPty above). */
+  writer = fcntl(master, F_DUPFD_CLOEXEC, 3);
+  if (writer < 0) {
     throw_errno(env, errno, "dup");
     goto done;
   }
@@ -503,15 +499,15 @@ static napi_value SpawnPty(napi_env env, napi_callback_info info) {
   napi_set_element(env, result, 0, item);
   napi_create_int32(env, master, &item);
   napi_set_element(env, result, 1, item);
-  napi_create_int32(env, hold, &item);
+  napi_create_int32(env, writer, &item);
   napi_set_element(env, result, 2, item);
-  master = hold = -1; /* handed to JS */
+  master = writer = -1; /* handed to JS */
 
 done:
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
   if (master >= 0) close(master);
-  if (hold >= 0) close(hold);
+  if (writer >= 0) close(writer);
   free(file);
   free(cwd);
   free_list(argv);

@@ -215,6 +215,18 @@ export class RemoteProcess {
     return new Writable({
       highWaterMark: STDIN_FRAME_BYTES,
       write: (chunk: Buffer, _encoding, callback) => {
+        // One frame's worth (a keystroke, a line) goes out now and is done now: no promise
+        // chain between the key and its frame, and nothing left to run after it.
+        if (chunk.length <= STDIN_FRAME_BYTES) {
+          if (request.settled || request.send({ type: 'stdin' }, chunk)) callback();
+          // A closed connection drops the bytes, like a closed pipe: never an error for the stream.
+          else
+            request.drained().then(
+              () => callback(),
+              () => callback(),
+            );
+          return;
+        }
         sendStdin(request, chunk).then(
           () => callback(),
           () => callback(), // the command or the connection is gone: like a closed pipe, bytes are dropped

@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { closeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
@@ -53,7 +52,7 @@ interface NativeAddon {
     rows: number,
     cols: number,
     onExit: (code: number | null, signal: number | null) => void,
-  ): [pid: number, masterFd: number, holdFd: number];
+  ): [pid: number, readerFd: number, writerFd: number];
   resize(masterFd: number, rows: number, cols: number): void;
   /** Reads `fd` on Node's loop: a chunk per read, then (null, errno name or null) once; closes it. */
   readOutput(fd: number, onChunk: (chunk: Buffer | null, error?: string | null) => void): OutputHandle;
@@ -211,7 +210,8 @@ class NativeOutput extends EventEmitter implements CommandOutput {
   /** Undefined once done: the addon has let go of it. */
   #handle: OutputHandle | undefined;
 
-  constructor(native: NativeAddon, fd: number) {
+  /** `endOfFile`: an errno that means end-of-file here, not an error (EIO on a terminal's master). */
+  constructor(native: NativeAddon, fd: number, endOfFile?: string) {
     super();
     this.#native = native;
     this.#handle = native.readOutput(fd, (chunk, error) => {
@@ -220,7 +220,8 @@ class NativeOutput extends EventEmitter implements CommandOutput {
         return;
       }
       this.#handle = undefined;
-      if (error) this.emit('error', Object.assign(new Error(`read: ${error}`), { code: error }));
+      if (error && error !== endOfFile)
+        this.emit('error', Object.assign(new Error(`read: ${error}`), { code: error }));
       this.emit('close');
     });
   }
@@ -246,31 +247,39 @@ class NativeOutput extends EventEmitter implements CommandOutput {
 }
 
 /**
- * A process in a pseudo-terminal (the addon's spawnPty): the master side is one stream that is
- * both `stdin` and `stdout` (a terminal merges stdout and stderr; `stderr` is null). The kernel
- * reports the terminal's end, once nothing holds the slave side open, as EIO on a read: that is
- * end-of-file here, not an error. Events as NativeChild.
+ * A process in a pseudo-terminal (the addon's spawnPty). A terminal merges stdout and stderr
+ * (`stderr` is null); the master carries both directions, through two descriptors of it. The
+ * first is read by the addon's uv_poll reader (`readOutput`, as NativeChild's pipes), one read
+ * and one callback per echo, which on a keystroke's round trip costs less than tty.ReadStream's
+ * stream machinery (docs/benchmarks.md, keystroke). Keystrokes are written through a
+ * tty.ReadStream on the second, never read, so they keep a Writable's backpressure (libuv
+ * watches a descriptor number once per loop: the writer needs its own). The kernel reports the
+ * terminal's end, once nothing holds the slave side open, as EIO on a read: that is end-of-file
+ * here, not an error. Events as NativeChild.
  */
 class PtyChild extends EventEmitter implements CommandProcess {
   readonly pid: number;
   readonly stdin: ReadStream;
-  readonly stdout: ReadStream;
+  readonly stdout: CommandOutput;
   readonly stderr = null;
   readonly #native: NativeAddon;
   /**
-   * A second descriptor of the master, closed once the exit is seen: the stream closes its own at
-   * the EIO that follows the command's last close of the slave, and were that the master's last
-   * descriptor the kernel would hang up (SIGHUP) a command that has closed its terminal but not
-   * yet exited. Also the descriptor resizes go to: it stays valid while the command runs.
+   * The writer's descriptor, also the one resizes go to, until the writer is destroyed: once the
+   * exit is seen and the reader has closed. The reader closes its own at the EIO that follows the
+   * command's last close of the slave, which a command may do itself just before it exits
+   * (coreutils close stdout and stderr at exit); were that the master's last descriptor, the
+   * kernel would hang the terminal up and kill the command with SIGHUP. sshd, too, keeps the
+   * master until the child is reaped.
    */
-  #holdFd: number | undefined;
+  #writerFd: number | undefined;
+  readonly #writer: ReadStream;
   #exit: [number | null, NodeJS.Signals | null] | undefined;
   #closed = false;
 
   constructor(native: NativeAddon, plan: ExecPlan, pty: NonNullable<ExecPlan['pty']>) {
     super();
     this.#native = native;
-    const [pid, fd, holdFd] = native.spawnPty(
+    const [pid, readerFd, writerFd] = native.spawnPty(
       plan.file,
       [plan.argv0 ?? plan.file, ...plan.args],
       envList(plan.env),
@@ -282,34 +291,37 @@ class PtyChild extends EventEmitter implements CommandProcess {
       (code, signal) => this.#onExit(code, signalName(signal)),
     );
     this.pid = pid;
-    this.#holdFd = holdFd;
-    // libuv polls the master on Node's loop, as the pidfd is; tty.ReadStream is also writable.
-    const master = new ReadStream(fd);
-    master.on('error', (error: NodeJS.ErrnoException) => {
+    this.#writerFd = writerFd;
+    const writer = new ReadStream(writerFd);
+    writer.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code !== 'EIO') this.emit('error', error);
     });
-    master.once('close', () => {
+    this.#writer = writer;
+    this.stdin = writer;
+    const reader = new NativeOutput(native, readerFd, 'EIO');
+    reader.on('error', (error: NodeJS.ErrnoException) => this.emit('error', error));
+    reader.once('close', () => {
       this.#closed = true;
       this.#closeIfDone();
     });
-    this.stdin = master;
-    this.stdout = master;
+    this.stdout = reader;
   }
 
   resize(rows: number, cols: number): void {
     // Once closed the descriptor number may already belong to something else.
-    if (this.#holdFd !== undefined) this.#native.resize(this.#holdFd, rows, cols);
+    if (this.#writerFd !== undefined) this.#native.resize(this.#writerFd, rows, cols);
   }
 
   #onExit(code: number | null, signal: NodeJS.Signals | null): void {
-    closeSync(this.#holdFd!);
-    this.#holdFd = undefined;
     this.#exit = [code, signal];
     this.emit('exit', code, signal);
     this.#closeIfDone();
   }
 
   #closeIfDone(): void {
-    if (this.#exit !== undefined && this.#closed) this.emit('close', ...this.#exit);
+    if (this.#exit === undefined || !this.#closed) return;
+    this.#writerFd = undefined;
+    this.#writer.destroy();
+    this.emit('close', ...this.#exit);
   }
 }
