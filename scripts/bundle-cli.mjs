@@ -8,14 +8,17 @@
  * the full CLI and the fallback.
  *
  * What a bundle must keep: a module's `import.meta.url` still names that module's own file in
- * build/src (the native addons, commander and cli-progress are required relative to it, and
- * try-commands.ts looks at where it is installed). Packages are bundled except commander and
- * cli-progress, which sockit requires at run time itself. Any esbuild warning fails the build.
+ * build/src (the native addons and cli-progress are required relative to it, and try-commands.ts
+ * looks at where it is installed). Packages are bundled, commander too: cli/commander.ts's
+ * require() of it becomes a plain one that esbuild follows (no package lookup at run time), and
+ * commander's own `require('node:child_process')`, there for executable subcommands that sockit
+ * has none of, loads child_process on first use instead of at start (with dgram and net's
+ * internals, ~2 ms of a command's start-up). Any esbuild warning fails the build.
  *
  * Without esbuild (a production install) nothing is built and bin/sockit.cjs runs main.js.
  */
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
@@ -54,6 +57,19 @@ const sockitPlugin = {
       resolveDir: root,
       loader: 'js',
     }));
+    build.onLoad({ filter: /cli[/\\]commander\.js$/ }, (args) => {
+      if (args.path !== join(buildSrc, 'cli', 'commander.js')) return undefined;
+      return { contents: commanderSource(readFileSync(args.path, 'utf8')), loader: 'js' };
+    });
+    build.onResolve({ filter: /^(node:)?child_process$/ }, (args) =>
+      args.importer.includes(`${sep}node_modules${sep}commander${sep}`)
+        ? { path: 'child_process', namespace: 'sockit-lazy-builtin' }
+        : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'sockit-lazy-builtin' }, (args) => ({
+      contents: `module.exports = new Proxy({}, { get: (_, key) => require('node:${args.path}')[key] });`,
+      loader: 'js',
+    }));
     build.onLoad({ filter: /\.js$/ }, (args) => {
       if (!args.path.startsWith(buildSrc)) return undefined;
       const source = readFileSync(args.path, 'utf8');
@@ -66,6 +82,13 @@ const sockitPlugin = {
   },
 };
 
+/** cli/commander.js with `createRequire(import.meta.url)('commander')` as a require() esbuild bundles. */
+function commanderSource(source) {
+  const dynamic = "createRequire(import.meta.url)('commander')";
+  if (!source.includes(dynamic)) throw new Error(`cli/commander.js no longer contains ${dynamic}: update bundle-cli.mjs`);
+  return source.replace(dynamic, "require('commander')");
+}
+
 rmSync(outdir, { recursive: true, force: true });
 mkdirSync(outdir, { recursive: true });
 const result = await esbuild.build({
@@ -76,7 +99,7 @@ const result = await esbuild.build({
   platform: 'node',
   format: 'cjs',
   target: 'node20',
-  external: ['commander', 'cli-progress'],
+  external: ['cli-progress'],
   plugins: [sockitPlugin],
   logLevel: 'silent',
   legalComments: 'none',
