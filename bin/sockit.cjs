@@ -2,31 +2,80 @@
 /**
  * `sockit` as installed (package.json "bin"). `sockit <command> …` runs that command's
  * single-file bundle, build/cli/<command>.cjs (scripts/bundle-cli.mjs): one file to read and
- * compile instead of ~35 ES modules, about a quarter of a short command's start-up on Node 20
- * (docs/benchmarks.md, branch startup). Everything else — `sockit`, `--help`, `--version`, a
- * mistyped command, a build without the bundles — runs build/src/cli/main.js, the same program
- * from tsc's output, module by module.
+ * compile instead of ~35 ES modules (docs/benchmarks.md, branch startup). Everything else —
+ * `sockit`, `--help`, `--version`, a mistyped command, a build without the bundles — runs
+ * build/src/cli/main.js, the same program from tsc's output, module by module.
+ *
+ * Compiled code is kept between runs: Node >= 22.1 does it itself (module.enableCompileCache);
+ * on older Nodes the bundle runs through vm.Script with V8's cached data in
+ * build/cli/<command>.cjs.v8-cache, beside the bundle and so as trusted as it. V8 refuses data
+ * from another V8, other flags or another source, and the cache is then written anew; where the
+ * directory is read-only there is simply no cache.
  *
  * CommonJS on purpose: an ES module entry would start Node's ESM loader for this one file.
  */
 'use strict';
 
-const { join } = require('node:path');
-
-// Node >= 22.1: V8's compiled code of the bundle (or of main.js's modules) is kept between runs.
-require('node:module').enableCompileCache?.();
+const { dirname, join } = require('node:path');
+const nodeModule = require('node:module');
 
 const name = process.argv[2] ?? '';
 const bundle = /^[a-z]+$/.test(name) ? join(__dirname, '..', 'build', 'cli', `${name}.cjs`) : undefined;
+const nodeCompileCache = typeof nodeModule.enableCompileCache === 'function';
+if (nodeCompileCache) nodeModule.enableCompileCache();
 
-try {
-  if (bundle === undefined) runMain();
-  else require(bundle);
-} catch (error) {
-  // Only the bundle itself missing falls back; anything failing inside it is a real error.
-  const missing = error?.code === 'MODULE_NOT_FOUND' && String(error.message).split('\n')[0].includes(bundle);
-  if (!missing) throw error;
-  runMain();
+if (bundle === undefined || !runBundle(bundle)) runMain();
+
+/** Runs a bundle; false when it does not exist. Errors inside it propagate as they would. */
+function runBundle(file) {
+  if (nodeCompileCache) {
+    try {
+      require(file);
+      return true;
+    } catch (error) {
+      // Only the bundle itself missing falls back; anything failing inside it is a real error.
+      const firstLine = String(error?.message).split('\n')[0];
+      if (error?.code === 'MODULE_NOT_FOUND' && firstLine.includes(file)) return false;
+      throw error;
+    }
+  }
+  const { readFileSync } = require('node:fs');
+  let source;
+  try {
+    source = readFileSync(file, 'utf8');
+  } catch (error) {
+    if (error?.code === 'ENOENT') return false;
+    throw error;
+  }
+  const cacheFile = `${file}.v8-cache`;
+  let cachedData;
+  try {
+    cachedData = readFileSync(cacheFile);
+  } catch {
+    // No cache yet (or unreadable): compiled from source and written at exit.
+  }
+  const { Script } = require('node:vm');
+  const script = new Script(nodeModule.wrap(source), { filename: file, cachedData });
+  // Written at exit, so that it holds the functions this run compiled too, not only the top level.
+  if (cachedData === undefined || script.cachedDataRejected) process.once('exit', () => saveCache(script, cacheFile));
+  const bundleModule = { exports: {}, filename: file, id: file };
+  script
+    .runInThisContext()
+    .call(bundleModule.exports, bundleModule.exports, nodeModule.createRequire(file), bundleModule, file, dirname(file));
+  return true;
+}
+
+/** Writes the cache through a temporary file and a rename: concurrent runs never read half of one. */
+function saveCache(script, cacheFile) {
+  const { renameSync, rmSync, writeFileSync } = require('node:fs');
+  const temporary = `${cacheFile}.${process.pid}.tmp`;
+  try {
+    writeFileSync(temporary, script.createCachedData());
+    renameSync(temporary, cacheFile);
+  } catch {
+    // A read-only installation: runs go on without a cache.
+    rmSync(temporary, { force: true });
+  }
 }
 
 function runMain() {

@@ -99,6 +99,11 @@ const result = await esbuild.build({
   platform: 'node',
   format: 'cjs',
   target: 'node20',
+  // import() of a built-in (node:tls, node:fs/promises) as require(): bin/sockit.cjs may run a
+  // bundle through vm.Script (for its code cache), where import() has no loader.
+  supported: { 'dynamic-import': false },
+  metafile: true,
+  absWorkingDir: root,
   external: ['cli-progress'],
   plugins: [sockitPlugin],
   logLevel: 'silent',
@@ -111,5 +116,12 @@ if (result.warnings.length > 0) {
   console.error('sockit: the command bundles have warnings (see above); fix them or the bundles may differ from main.js.');
   rmSync(outdir, { recursive: true, force: true });
   process.exit(1);
+}
+for (const output of Object.keys(result.metafile.outputs)) {
+  if (/\bimport\(/.test(readFileSync(join(root, output), 'utf8'))) {
+    console.error(`sockit: ${output} still calls import(), which a bundle run through vm.Script cannot.`);
+    rmSync(outdir, { recursive: true, force: true });
+    process.exit(1);
+  }
 }
 console.log(`sockit: ${COMMANDS.length} command bundles in ${relative(root, outdir)}/`);
