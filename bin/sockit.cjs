@@ -8,9 +8,10 @@
  *
  * Compiled code is kept between runs: Node >= 22.1 does it itself (module.enableCompileCache);
  * on older Nodes the bundle runs through vm.Script with V8's cached data in
- * build/cli/<command>.cjs.v8-cache, beside the bundle and so as trusted as it. V8 refuses data
- * from another V8, other flags or another source, and the cache is then written anew; where the
- * directory is read-only there is simply no cache.
+ * build/cli/<command>.<hash>.v8-cache, beside the bundle and so as trusted as it, named after the
+ * hash of the bundle's content that its first line gives (V8 itself compares only the source's
+ * length). V8 refuses data from another V8 or other flags, and the cache is then written anew;
+ * where the directory is read-only there is simply no cache.
  *
  * CommonJS on purpose: an ES module entry would start Node's ESM loader for this one file.
  */
@@ -47,17 +48,20 @@ function runBundle(file) {
     if (error?.code === 'ENOENT') return false;
     throw error;
   }
-  const cacheFile = `${file}.v8-cache`;
+  const hash = /^\/\/ sockit bundle ([0-9a-f]+):/.exec(source)?.[1];
+  const cacheFile = hash === undefined ? undefined : file.replace(/\.cjs$/, `.${hash}.v8-cache`);
   let cachedData;
   try {
-    cachedData = readFileSync(cacheFile);
+    if (cacheFile !== undefined) cachedData = readFileSync(cacheFile);
   } catch {
     // No cache yet (or unreadable): compiled from source and written at exit.
   }
   const { Script } = require('node:vm');
   const script = new Script(nodeModule.wrap(source), { filename: file, cachedData });
   // Written at exit, so that it holds the functions this run compiled too, not only the top level.
-  if (cachedData === undefined || script.cachedDataRejected) process.once('exit', () => saveCache(script, cacheFile));
+  if (cacheFile !== undefined && (cachedData === undefined || script.cachedDataRejected)) {
+    process.once('exit', () => saveCache(script, cacheFile));
+  }
   const bundleModule = { exports: {}, filename: file, id: file };
   script
     .runInThisContext()
