@@ -75,8 +75,8 @@ describe('command bundles', { timeout: 120_000 }, () => {
     },
     async () => {
       const hash = /^\/\/ sockit bundle ([0-9a-f]+):/.exec(readFileSync(bundleOf('rm'), 'utf8'))?.[1];
-    assert.ok(hash, 'the bundle names its hash on its first line');
-    const cache = bundleOf('rm').replace(/\.cjs$/, `.${hash}.v8-cache`);
+      assert.ok(hash, 'the bundle names its hash on its first line');
+      const cache = bundleOf('rm').replace(/\.cjs$/, `.${hash}.v8-cache`);
       const main = await runNode(MAIN, ['rm', '--help']);
       rmSync(cache, { force: true });
       assert.deepEqual(await runNode(CLI, ['rm', '--help']), main);
