@@ -134,9 +134,10 @@ for (const output of result.outputFiles) {
   writeFileSync(temporary, text);
   renameSync(temporary, output.path);
   written.add(basename(output.path));
-  written.add(`${basename(output.path, '.cjs')}.${hash}.v8-cache`);
+  written.add(`${basename(output.path, '.cjs')}.${hash}.`);
 }
 for (const file of readdirSync(outdir)) {
-  if (!written.has(file)) rmSync(join(outdir, file), { force: true });
+  const cacheOf = /^(\w+\.[0-9a-f]+\.).*\.v8-cache$/.exec(file)?.[1];
+  if (!written.has(file) && !(cacheOf !== undefined && written.has(cacheOf))) rmSync(join(outdir, file), { force: true });
 }
 console.log(`sockit: ${COMMANDS.length} command bundles in ${relative(root, outdir)}/`);

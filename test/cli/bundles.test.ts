@@ -3,13 +3,12 @@
  * (build/cli/<name>.cjs, scripts/bundle-cli.mjs): every command must have one, and each must be
  * the same program as build/src/cli/main.js, which the rest of the suite also reaches through
  * the bin. Here: every command's --help, word for word, from the bundle alone, from the bin and
- * from main.js; what the bin leaves to main.js; and, on Nodes without their own compile cache,
- * the V8 code cache the bin keeps beside a bundle (written once, refused and rewritten when bad).
+ * from main.js; what the bin leaves to main.js; and the V8 code cache the bin keeps beside a
+ * bundle (written once, refused and rewritten when bad).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import nodeModule from 'node:module';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { COMMANDS } from '../../src/cli/program.js';
@@ -66,25 +65,17 @@ describe('command bundles', { timeout: 120_000 }, () => {
     assert.match(unknown.stderr, /unknown command 'nonsense'/);
   });
 
-  test(
-    'on Node < 22.1 the bin keeps a V8 code cache beside the bundle, and rewrites a bad one',
-    {
-      skip:
-        typeof (nodeModule as { enableCompileCache?: unknown }).enableCompileCache === 'function' &&
-        'this Node keeps its own compile cache',
-    },
-    async () => {
-      const hash = /^\/\/ sockit bundle ([0-9a-f]+):/.exec(readFileSync(bundleOf('rm'), 'utf8'))?.[1];
-      assert.ok(hash, 'the bundle names its hash on its first line');
-      const cache = bundleOf('rm').replace(/\.cjs$/, `.${hash}.v8-cache`);
-      const main = await runNode(MAIN, ['rm', '--help']);
-      rmSync(cache, { force: true });
-      assert.deepEqual(await runNode(CLI, ['rm', '--help']), main);
-      assert.ok(existsSync(cache), 'the first run writes the cache');
-      writeFileSync(cache, 'not V8 cached data');
-      assert.deepEqual(await runNode(CLI, ['rm', '--help']), main);
-      assert.notEqual(readFileSync(cache, 'utf8'), 'not V8 cached data');
-      assert.deepEqual(await runNode(CLI, ['rm', '--help']), main);
-    },
-  );
+  test('the bin keeps a V8 code cache beside the bundle, and rewrites a bad one', async () => {
+    const hash = /^\/\/ sockit bundle ([0-9a-f]+):/.exec(readFileSync(bundleOf('rm'), 'utf8'))?.[1];
+    assert.ok(hash, 'the bundle names its hash on its first line');
+    const cache = bundleOf('rm').replace(/\.cjs$/, `.${hash}.${process.versions.v8}.v8-cache`);
+    const main = await runNode(MAIN, ['rm', '--help']);
+    rmSync(cache, { force: true });
+    assert.deepEqual(await runNode(CLI, ['rm', '--help']), main);
+    assert.ok(existsSync(cache), 'the first run writes the cache');
+    writeFileSync(cache, 'not V8 cached data');
+    assert.deepEqual(await runNode(CLI, ['rm', '--help']), main);
+    assert.notEqual(readFileSync(cache, 'utf8'), 'not V8 cached data');
+    assert.deepEqual(await runNode(CLI, ['rm', '--help']), main);
+  });
 });
