@@ -11,8 +11,12 @@ import type { FrameDeclarations, FrameSpec } from '../src/protocol/schema.js';
 import { type ServeOptions, type Server, serve } from '../src/server/server.js';
 import { TEST_TOKEN } from './token.js';
 
-/** The built CLI entry point (tests run from build/test, the CLI is build/src/cli/main.js). */
-export const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+/**
+ * The CLI as installed (package.json "bin"): bin/sockit.cjs, which runs each command's bundle
+ * (build/cli/, made by `npm run build`) and build/src/cli/main.js for the rest. Tests run from
+ * build/test.
+ */
+export const CLI = fileURLToPath(new URL('../../bin/sockit.cjs', import.meta.url));
 
 /** The suite's setup module (test/setup.ts), which `npm test` loads with --import. */
 const SETUP = fileURLToPath(new URL('./setup.js', import.meta.url));

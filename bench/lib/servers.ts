@@ -11,8 +11,11 @@ import { fileURLToPath } from 'node:url';
 import { removeOnExit, type ServerChild, startServerChild } from './children.js';
 import { freePort } from './ports.js';
 
-/** The built CLI (`build/src/cli/main.js`), as `npm run bench` builds it first. */
-export const SOCKIT_CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+/**
+ * The CLI as installed (package.json "bin": bin/sockit.cjs, which runs the command's bundle from
+ * build/cli/), as `npm run bench` builds it first.
+ */
+export const SOCKIT_CLI = fileURLToPath(new URL('../../../bin/sockit.cjs', import.meta.url));
 const NET_ECHO = fileURLToPath(new URL('./net-echo-server.js', import.meta.url));
 /** Not compiled: resolved from build/bench/lib back to the source tree. */
 const PYTHON_ECHO = fileURLToPath(new URL('../../../bench/peers/threading_echo_server.py', import.meta.url));

@@ -1,35 +1,14 @@
 #!/usr/bin/env node
 import module from 'node:module';
-import { SOCKIT_VERSION } from '../version.js';
-import { Command } from './commander.js';
 import { reportError } from './common.js';
-
-type Register = (program: Command) => void;
+import { COMMANDS, createProgram, type Register } from './program.js';
 
 /**
- * Each command lives in `commands/<name>.ts` and exports `register<Name>(program)`. Modules load
- * on demand: a run of `sockit exec` loads the exec command only, which keeps start-up close to
- * bare `node` (see docs/benchmarks.md). `--help` and unknown commands load them all.
+ * The whole CLI from tsc's output, each command in `commands/<name>.ts`. Modules load on
+ * demand: a run of `sockit exec` loads the exec command only; `--help` and unknown commands load
+ * them all. The installed `sockit` (bin/sockit.cjs) runs a command's single-file bundle instead
+ * when there is one, and this file otherwise (docs/benchmarks.md, branch startup).
  */
-const COMMANDS = [
-  'serve',
-  'ping',
-  'echo',
-  'exec',
-  'shell',
-  'put',
-  'get',
-  'ls',
-  'rm',
-  'sync',
-  'listen',
-  'connect',
-  'udp',
-  'chat',
-  'forward',
-  'chaos',
-  'tunnel',
-];
 
 /**
  * Node ≥ 22.1 keeps V8's compiled code of the modules loaded after this call (the command
@@ -43,41 +22,13 @@ async function loadCommand(name: string): Promise<Register> {
   return module[`register${name[0]!.toUpperCase()}${name.slice(1)}`]!;
 }
 
-const program = new Command('sockit')
-  .description(
-    'A socket toolkit: framed protocol server and client, remote exec, file transfer, chat, raw mode',
-  )
-  .version(SOCKIT_VERSION)
-  .showHelpAfterError('(run with --help for usage)')
-  .configureOutput({ outputError: (text, write) => write(withHint(text)) });
-// Every usage mistake exits 2, `sockit` alone included (its usage goes to stderr).
-program.exitOverride((error) => {
-  process.exit(error.exitCode === 1 ? 2 : error.exitCode);
-});
-
-/**
- * `sockit exec ADDR ls -la` reads `-la` as an option of exec: say where the command's own
- * options go instead of leaving the user with "unknown option".
- */
-function withHint(text: string): string {
-  const unknown = /unknown option '([^']+)'/.exec(text);
-  const [command, address, ...words] = process.argv.slice(2);
-  if (!unknown || command !== 'exec') return text;
-  const example =
-    address !== undefined && !address.startsWith('-') && words.length > 0
-      ? `sockit exec ${address} -- ${words.join(' ')}`
-      : `sockit exec ADDRESS -- CMD ${unknown[1]}`;
-  return `${text}hint: put the command after "--" so that ${unknown[1]} reaches it: ${example}\n`;
-}
-
+const program = createProgram();
 try {
   const name = process.argv[2] ?? '';
-  if (name === '') {
-    for (const register of await Promise.all(COMMANDS.map(loadCommand))) register(program);
-    program.help({ error: true });
-  }
-  const wanted = COMMANDS.includes(name) ? [name] : COMMANDS;
+  const wanted = (COMMANDS as readonly string[]).includes(name) ? [name] : COMMANDS;
   for (const register of await Promise.all(wanted.map(loadCommand))) register(program);
+  // `sockit` alone: the usage of every command, on stderr, exit 2.
+  if (name === '') program.help({ error: true });
   await program.parseAsync(process.argv);
 } catch (error) {
   reportError(error);

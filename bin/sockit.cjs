@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+/**
+ * `sockit` as installed (package.json "bin"). `sockit <command> …` runs that command's
+ * single-file bundle, build/cli/<command>.cjs (scripts/bundle-cli.mjs): one file to read and
+ * compile instead of ~35 ES modules (docs/benchmarks.md, branch startup). Everything else —
+ * `sockit`, `--help`, `--version`, a mistyped command, a build without the bundles — runs
+ * build/src/cli/main.js, the same program from tsc's output, module by module.
+ *
+ * Compiled code is kept between runs: the bundle runs through vm.Script with V8's cached data in
+ * build/cli/<command>.<hash>.<V8 version>.v8-cache, beside the bundle and so as trusted as it,
+ * named after the hash of the bundle's content that its first line gives (V8 itself compares
+ * only the source's length) and written at the first run's exit, so that it holds the functions
+ * that run compiled, not only the top level. Node 22's module.enableCompileCache() keeps only
+ * the latter for a CommonJS file (51 KB against 240 KB for exec, ~10 ms of CPU more per run),
+ * so it serves main.js only. V8 refuses data made under other flags, and the cache is then
+ * written anew; where the directory is read-only there is simply no cache.
+ *
+ * CommonJS on purpose: an ES module entry would start Node's ESM loader for this one file.
+ */
+'use strict';
+
+const { dirname, join } = require('node:path');
+const nodeModule = require('node:module');
+
+const name = process.argv[2] ?? '';
+const bundle = /^[a-z]+$/.test(name) ? join(__dirname, '..', 'build', 'cli', `${name}.cjs`) : undefined;
+if (bundle === undefined || !runBundle(bundle)) runMain();
+
+/** Runs a bundle; false when it does not exist. Errors inside it propagate as they would. */
+function runBundle(file) {
+  const { readFileSync } = require('node:fs');
+  let source;
+  try {
+    source = readFileSync(file, 'utf8');
+  } catch (error) {
+    if (error?.code === 'ENOENT') return false;
+    throw error;
+  }
+  const hash = /^\/\/ sockit bundle ([0-9a-f]+):/.exec(source)?.[1];
+  const cacheFile = hash === undefined ? undefined : file.replace(/\.cjs$/, `.${hash}.${process.versions.v8}.v8-cache`);
+  let cachedData;
+  try {
+    if (cacheFile !== undefined) cachedData = readFileSync(cacheFile);
+  } catch {
+    // No cache yet (or unreadable): compiled from source, and the cache written at exit.
+  }
+  const { Script } = require('node:vm');
+  const script = new Script(nodeModule.wrap(source), { filename: file, cachedData });
+  if (cacheFile !== undefined && (cachedData === undefined || script.cachedDataRejected)) {
+    process.once('exit', () => saveCache(script, cacheFile));
+  }
+  const bundleModule = { exports: {}, filename: file, id: file };
+  script
+    .runInThisContext()
+    .call(bundleModule.exports, bundleModule.exports, nodeModule.createRequire(file), bundleModule, file, dirname(file));
+  return true;
+}
+
+/** Writes the cache through a temporary file and a rename: concurrent runs never read half of one. */
+function saveCache(script, cacheFile) {
+  const { renameSync, rmSync, writeFileSync } = require('node:fs');
+  const temporary = `${cacheFile}.${process.pid}.tmp`;
+  try {
+    writeFileSync(temporary, script.createCachedData());
+    renameSync(temporary, cacheFile);
+  } catch {
+    // A read-only installation: runs go on without a cache.
+    rmSync(temporary, { force: true });
+  }
+}
+
+function runMain() {
+  // Node >= 22.1: V8's compiled code of main.js's modules is kept between runs.
+  nodeModule.enableCompileCache?.();
+  import('../build/src/cli/main.js').catch((error) => {
+    process.stderr.write(`sockit: ${error?.message ?? error}\n`);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,81 @@
+/**
+ * The installed `sockit` (bin/sockit.cjs) runs each command from its single-file bundle
+ * (build/cli/<name>.cjs, scripts/bundle-cli.mjs): every command must have one, and each must be
+ * the same program as build/src/cli/main.js, which the rest of the suite also reaches through
+ * the bin. Here: every command's --help, word for word, from the bundle alone, from the bin and
+ * from main.js; what the bin leaves to main.js; and the V8 code cache the bin keeps beside a
+ * bundle (written once, refused and rewritten when bad).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { COMMANDS } from '../../src/cli/program.js';
+import { CLI, runCli } from '../helpers.js';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const bundleOf = (name: string): string => fileURLToPath(new URL(`../../cli/${name}.cjs`, import.meta.url));
+
+/** `node SCRIPT ARGS…`: exit code and stdout. */
+function runNode(script: string, args: string[]): Promise<{ code: number | null; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => {
+      stdout += text;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout });
+    });
+  });
+}
+
+describe('command bundles', { timeout: 120_000 }, () => {
+  for (const name of COMMANDS) {
+    test(`${name}: bundle, bin and main.js print the same --help`, async () => {
+      assert.ok(existsSync(bundleOf(name)), `no bundle for ${name}: run npm run build`);
+      const [bundled, bin, main] = await Promise.all([
+        runNode(bundleOf(name), [name, '--help']),
+        runNode(CLI, [name, '--help']),
+        runNode(MAIN, [name, '--help']),
+      ]);
+      assert.equal(main.code, 0);
+      assert.match(main.stdout, new RegExp(`^Usage: sockit ${name} `));
+      assert.deepEqual(bundled, main);
+      assert.deepEqual(bin, main);
+    });
+  }
+
+  test('the bin leaves the program-wide options and unknown commands to main.js', async () => {
+    const version = await runCli(['--version']);
+    assert.equal(version.code, 0);
+    assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
+    const help = await runCli(['--help']);
+    assert.equal(help.code, 0);
+    for (const name of COMMANDS) assert.match(help.stdout, new RegExp(`\\n  ${name} `));
+    const alone = await runCli([]);
+    assert.equal(alone.code, 2);
+    assert.match(alone.stderr, /^Usage: sockit /);
+    const unknown = await runCli(['nonsense']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown command 'nonsense'/);
+  });
+
+  test('the bin keeps a V8 code cache beside the bundle, and rewrites a bad one', async () => {
+    const hash = /^\/\/ sockit bundle ([0-9a-f]+):/.exec(readFileSync(bundleOf('rm'), 'utf8'))?.[1];
+    assert.ok(hash, 'the bundle names its hash on its first line');
+    const cache = bundleOf('rm').replace(/\.cjs$/, `.${hash}.${process.versions.v8}.v8-cache`);
+    const main = await runNode(MAIN, ['rm', '--help']);
+    rmSync(cache, { force: true });
+    assert.deepEqual(await runNode(CLI, ['rm', '--help']), main);
+    assert.ok(existsSync(cache), 'the first run writes the cache');
+    writeFileSync(cache, 'not V8 cached data');
+    assert.deepEqual(await runNode(CLI, ['rm', '--help']), main);
+    assert.notEqual(readFileSync(cache, 'utf8'), 'not V8 cached data');
+    assert.deepEqual(await runNode(CLI, ['rm', '--help']), main);
+  });
+});
