@@ -231,7 +231,8 @@ function headerJson(header: FrameHeader, id: number | undefined, size: number, w
       return JSON.stringify({ ...header, id, size: withSize ? size : undefined });
     }
     const json = JSON.stringify(header);
-    if (json.length <= 2 || !json.endsWith('}')) return JSON.stringify({ ...header, id, size: withSize ? size : undefined });
+    if (json.length <= 2 || !json.endsWith('}'))
+      return JSON.stringify({ ...header, id, size: withSize ? size : undefined });
     return `${json.slice(0, -1)},"id":${id}${withSize ? `,"size":${size}` : ''}}`;
   }
   const json = JSON.stringify(header);

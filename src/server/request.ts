@@ -90,7 +90,8 @@ export class ServerRequest {
    */
   onAbort(listener: (reason: SockitError) => void): void {
     if (this.#abortReason !== undefined) return;
-    (this.#abortListeners ??= []).push(listener);
+    if (this.#abortListeners === undefined) this.#abortListeners = [listener];
+    else this.#abortListeners.push(listener);
   }
 
   get finished(): boolean {

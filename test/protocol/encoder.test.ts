@@ -292,7 +292,11 @@ describe('encoder headroom', () => {
   test('a reply header without an id gets id and size appended: the bytes of the copy it replaces', () => {
     const cases: [FrameHeader, number, Buffer][] = [
       [{ type: 'started', pid: 4242, timeoutMs: 3600000 }, 7, Buffer.alloc(0)],
-      [{ type: 'exit', code: 0, signal: null, timedOut: false, truncated: false, durationMs: 1 }, 9, Buffer.alloc(0)],
+      [
+        { type: 'exit', code: 0, signal: null, timedOut: false, truncated: false, durationMs: 1 },
+        9,
+        Buffer.alloc(0),
+      ],
       [{ type: 'stdout', note: 'x' }, 11, Buffer.from('hi')],
       // An `id` key present but undefined keeps its place, as the copy keeps it: the copy is taken.
       [{ type: 'exit', id: undefined, code: 1 }, 12, Buffer.alloc(0)],

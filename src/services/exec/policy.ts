@@ -78,7 +78,10 @@ export function execRequestFields(header: HeaderOfType<'exec'>): ExecRequestFiel
  * plan comes back at once, not as a promise, so the command starts in the turn its request
  * arrived (no microtask hops before the spawn). A refusal then throws instead of rejecting.
  */
-export function planExec(fields: ExecRequestFields, options: ResolvedExecOptions): ExecPlan | Promise<ExecPlan> {
+export function planExec(
+  fields: ExecRequestFields,
+  options: ResolvedExecOptions,
+): ExecPlan | Promise<ExecPlan> {
   const { argv, shell } = fields;
   if ((fields.pty || fields.login) && !options.allowPty) {
     throw new SockitError(
