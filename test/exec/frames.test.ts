@@ -153,3 +153,35 @@ describe('exec: planning a request', { timeout: 10_000 }, () => {
     );
   });
 });
+
+describe('exec: timeouts on one shared timer', { timeout: 20_000 }, () => {
+  test('a shorter timeout started after a longer one still fires first, and each command sees its own', async () => {
+    const env = await startExec();
+    try {
+      const long = env.client.exec(['sleep', '1000'], { timeoutMs: 3000 });
+      const short = env.client.exec(['sleep', '1000'], { timeoutMs: 200 });
+      const first = await Promise.race([long.then(() => 'long'), short.then(() => 'short')]);
+      assert.equal(first, 'short');
+      const [longResult, shortResult] = await Promise.all([long, short]);
+      assert.equal(shortResult.timedOut, true);
+      assert.equal(longResult.timedOut, true);
+      assert.ok(longResult.durationMs >= 2900, `the long one ran its 3 s (${longResult.durationMs} ms)`);
+    } finally {
+      await env.stop();
+    }
+  });
+
+  test('a command that ends first leaves no deadline behind to fire', async () => {
+    const env = await startExec();
+    try {
+      const quick = await env.client.exec(['true'], { timeoutMs: 100 });
+      assert.equal(quick.timedOut, false);
+      // A later command with a longer timeout is not killed at the first one's deadline.
+      const later = await env.client.exec(nodeArgv('setTimeout(() => {}, 300)'), { timeoutMs: 5000 });
+      assert.equal(later.timedOut, false);
+      assert.equal(later.code, 0);
+    } finally {
+      await env.stop();
+    }
+  });
+});

@@ -3,6 +3,7 @@ import type { Logger } from '../../log.js';
 import type { HeaderOfType } from '../../protocol/catalogue.js';
 import type { Frame } from '../../protocol/frame.js';
 import type { ServerRequest } from '../../server/request.js';
+import { addDeadline, type Deadline, removeDeadline } from './deadlines.js';
 import type { ExecPlan } from './policy.js';
 import { signalGroup, trackGroup, untrackGroup } from './process-group.js';
 import { type CommandOutput, type CommandProcess, type Spawner, startProcess } from './spawner.js';
@@ -47,7 +48,7 @@ export class RunningCommand {
   #pid: number | undefined;
   #startedAt = 0;
   #leaderExited = false;
-  #timer: NodeJS.Timeout | undefined;
+  #deadline: Deadline | undefined;
   #closeGrace: NodeJS.Timeout | undefined;
   #outputPaused = false;
   #timedOut = false;
@@ -149,10 +150,10 @@ export class RunningCommand {
     if (request.aborted) this.kill('cancel');
     else request.onAbort((reason) => this.kill(abortCause(reason)));
     if (timeoutMs > 0) {
-      this.#timer = setTimeout(() => {
+      this.#deadline = addDeadline(timeoutMs, () => {
         this.#timedOut = true;
         this.kill('timeout');
-      }, timeoutMs);
+      });
     }
     this.#startedFrame =
       timeoutMs > 0 ? { type: 'started', pid: child.pid, timeoutMs } : { type: 'started', pid: child.pid };
@@ -250,8 +251,8 @@ export class RunningCommand {
   }
 
   #onClose(code: number | null, signal: NodeJS.Signals | null): void {
-    clearTimeout(this.#timer);
-    clearTimeout(this.#closeGrace);
+    removeDeadline(this.#deadline);
+    if (this.#closeGrace !== undefined) clearTimeout(this.#closeGrace);
     const durationMs = Math.round(performance.now() - this.#startedAt);
     if (this.#startedFrame) letGo(this.#sendStarted); // in the same write as the exit, for a short command
     this.#request.outcome = { exit: { code, signal } };

@@ -7,21 +7,21 @@
  */
 export const STARTED_HOLD_MS = 10;
 
-/** The held frames' senders; one shared timer lets them all go (a timer per command costs more). */
-const held = new Set<() => void>();
+/**
+ * The held frames' senders and when each is due, oldest first (a Map keeps insertion order, and
+ * every hold is equally long, so that is also the order in which they fall due). One timer, for
+ * the oldest: a timer per command would cost more than the write it saves.
+ */
+const held = new Map<() => void, number>();
 let timer: NodeJS.Timeout | undefined;
 
 /**
- * Holds a `started` frame: `send` is called once, at the latest STARTED_HOLD_MS from now,
- * unless `letGo(send)` sends it sooner.
+ * Holds a `started` frame: `send` is called once, STARTED_HOLD_MS from now, unless
+ * `letGo(send)` sends it sooner.
  */
 export function holdStarted(send: () => void): void {
-  held.add(send);
-  if (timer === undefined) {
-    timer = setTimeout(sendHeld, STARTED_HOLD_MS);
-    // Nothing to wait for on its own: a held frame belongs to a running command, which holds the loop.
-    timer.unref();
-  }
+  held.set(send, performance.now() + STARTED_HOLD_MS);
+  if (timer === undefined) armFor(STARTED_HOLD_MS);
 }
 
 /** Sends a held frame now (before the output or exit it precedes); nothing if it already left. */
@@ -29,9 +29,22 @@ export function letGo(send: () => void): void {
   if (held.delete(send)) send();
 }
 
-function sendHeld(): void {
+function armFor(ms: number): void {
+  timer = setTimeout(sendDue, ms);
+  // Nothing to wait for on its own: a held frame belongs to a running command, which holds the loop.
+  timer.unref();
+}
+
+/** Sends the frames whose time is up (not those held a moment ago) and waits for the next. */
+function sendDue(): void {
   timer = undefined;
-  const due = [...held];
-  held.clear();
-  for (const send of due) send();
+  const now = performance.now();
+  for (const [send, due] of held) {
+    if (due > now) {
+      armFor(Math.max(1, Math.ceil(due - now)));
+      return;
+    }
+    held.delete(send);
+    send();
+  }
 }
