@@ -12,12 +12,14 @@
  *             number) that the child fchdir()s to, so a directory checked by the caller cannot
  *             be swapped (for a symlink, say) between the check and the start
  *   pipeStdin true: stdinFd is our end of a socketpair; false: stdin is /dev/null, stdinFd -1
- *   onExit    called once as onExit(code, null) or onExit(null, signalNumber)
+ *   onExit    called once as onExit(code, null) or onExit(null, signalNumber), once the leader
+ *             has exited and been reaped; its process group has been sent SIGKILL just before
+ *             the reaping (while the zombie still held the group's id)
  * The child leads a new session and process group (setsid), has every signal at its default
  * disposition and none blocked (Node ignores SIGPIPE; a command must not inherit that), and gets
- * stdout and stderr on socketpairs, as libuv gives them. Our ends are close-on-exec, and every
- * descriptor above 2 is closed in the child before exec (glibc 2.34+: close_range), also one the
- * server inherited without close-on-exec.
+ * stdout and stderr on pipes (a piped stdin on a socketpair, as libuv gives it, so that it can be
+ * shut down). Our ends are close-on-exec, and every descriptor above 2 is closed in the child
+ * before exec (glibc 2.34+: close_range), also one the server inherited without close-on-exec.
  * Failures throw an Error whose `code` is the errno name (ENOENT, EACCES, ...).
  *
  * spawnPty(file, argv, env, cwd, rows, cols, onExit) -> [pid, masterFd, writerFd]
@@ -203,12 +205,24 @@ static void on_pidfd_readable(uv_poll_t *poll, int status, int events) {
   (void)status;
   (void)events;
   exit_watch *watch = poll->data;
+  siginfo_t exited;
+  memset(&exited, 0, sizeof exited);
+  int peeked;
+  do {
+    peeked = waitid(P_PID, (id_t)watch->pid, &exited, WEXITED | WNOHANG | WNOWAIT);
+  } while (peeked < 0 && errno == EINTR);
+  if (peeked == 0 && exited.si_pid == 0) return; /* not yet: the pidfd will be readable again */
+  /*
+   * Whatever the command left in its group dies with it, and now, before the leader is reaped:
+   * its zombie still holds the group's id, so the kill cannot reach a group that reused it.
+   */
+  if (peeked == 0) kill(-watch->pid, SIGKILL);
   int wait_status = 0;
   pid_t reaped;
   do {
     reaped = waitpid(watch->pid, &wait_status, WNOHANG);
   } while (reaped < 0 && errno == EINTR);
-  if (reaped == 0) return; /* not yet: the pidfd will be readable again */
+  if (reaped == 0) return; /* cannot happen after the peek; the pidfd would be readable again */
   uv_poll_stop(poll);
   close(watch->pidfd);
 
@@ -340,10 +354,14 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
     throw_errno(env, found, file);
     goto done;
   }
+  /*
+   * stdin is a socketpair: ending it is a shutdown(SHUT_WR), which net.Socket does and a pipe
+   * refuses. stdout and stderr are pipes (read end ours, [0]): only our reader touches them, and
+   * a pipe costs less to make and to read than a socketpair, on every command.
+   */
   if ((pipe_stdin && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0) ||
-      socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, out) != 0 ||
-      socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, err) != 0) {
-    throw_errno(env, errno, "socketpair");
+      pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+    throw_errno(env, errno, pipe_stdin && in[0] < 0 ? "socketpair" : "pipe2");
     goto done;
   }
   if (pipe_stdin) {

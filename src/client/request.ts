@@ -88,7 +88,7 @@ export class ClientRequest {
 
   /** Sends a follow-up frame of this request. False: wait for `drained()`. */
   send(header: { type: string; [field: string]: unknown }, body?: Uint8Array): boolean {
-    return this.#framed.send({ ...header, id: this.id }, body);
+    return this.#framed.send(header, body, this.id);
   }
 
   drained(): Promise<void> {

@@ -41,6 +41,8 @@ export class ServerRequest {
   /** Created on first use: most requests (echo, stat) never look at their signal. */
   #abort: AbortController | undefined;
   #abortReason: SockitError | undefined;
+  /** `onAbort` callbacks: cheaper than an AbortController for a service that only needs to be told. */
+  #abortListeners: ((reason: SockitError) => void)[] | undefined;
   #finished = false;
   /** `OK`, or the code `fail` sent: what the request ended with, for metrics. */
   finalCode = 'OK';
@@ -74,6 +76,22 @@ export class ServerRequest {
   /** Whether the request was cancelled, its client left, or the server's deadline passed. */
   get aborted(): boolean {
     return this.#abortReason !== undefined;
+  }
+
+  /** Why the request was aborted (see `aborted`), else undefined. */
+  get abortReason(): SockitError | undefined {
+    return this.#abortReason;
+  }
+
+  /**
+   * Calls `listener` once when the request is aborted (never if it is not; check `aborted` first:
+   * a request aborted already does not call it). What `signal` tells, without creating an
+   * AbortController and its EventTarget per request (exec starts one listener per command).
+   */
+  onAbort(listener: (reason: SockitError) => void): void {
+    if (this.#abortReason !== undefined) return;
+    if (this.#abortListeners === undefined) this.#abortListeners = [listener];
+    else this.#abortListeners.push(listener);
   }
 
   get finished(): boolean {
@@ -128,6 +146,9 @@ export class ServerRequest {
     if (this.#abortReason !== undefined) return;
     this.#abortReason = reason;
     this.#abort?.abort(reason);
+    const listeners = this.#abortListeners;
+    this.#abortListeners = undefined;
+    if (listeners) for (const listener of listeners) listener(reason);
   }
 
   /** Core use: run a handler, turning a thrown error into an error frame for this id. */

@@ -289,4 +289,24 @@ describe('encoder headroom', () => {
     assert.deepEqual(decoder.next()?.body, Buffer.alloc(8192, 0x41));
     assert.deepEqual(body, Buffer.alloc(8192, 0x61), 'the caller keeps its bytes');
   });
+  test('a reply header without an id gets id and size appended: the bytes of the copy it replaces', () => {
+    const cases: [FrameHeader, number, Buffer][] = [
+      [{ type: 'started', pid: 4242, timeoutMs: 3600000 }, 7, Buffer.alloc(0)],
+      [
+        { type: 'exit', code: 0, signal: null, timedOut: false, truncated: false, durationMs: 1 },
+        9,
+        Buffer.alloc(0),
+      ],
+      [{ type: 'stdout', note: 'x' }, 11, Buffer.from('hi')],
+      // An `id` key present but undefined keeps its place, as the copy keeps it: the copy is taken.
+      [{ type: 'exit', id: undefined, code: 1 }, 12, Buffer.alloc(0)],
+    ];
+    for (const [header, id, body] of cases) {
+      const json = JSON.stringify({ ...header, id, size: body.length > 0 ? body.length : undefined });
+      const expected = Buffer.alloc(4 + Buffer.byteLength(json));
+      expected.writeUInt32BE(Buffer.byteLength(json), 0);
+      expected.write(json, 4);
+      assert.deepEqual(Buffer.concat(encodeFrame(header, body, id)), Buffer.concat([expected, body]), json);
+    }
+  });
 });

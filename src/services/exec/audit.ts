@@ -45,6 +45,8 @@ export interface AuditSink {
   record(entry: ExecAuditEntry): void;
   /** Resolves once the file has room again (at once when it is not behind): exec waits on it before starting a command. */
   ready(): Promise<void>;
+  /** Whether the file is behind now (`ready()` would wait): checked without a promise per command. */
+  readonly behind: boolean;
   /** Lines waiting for the file and lines dropped because that queue was full. */
   readonly backlog: { queuedBytes: number; dropped: number };
   close(): Promise<void>;
@@ -157,6 +159,9 @@ export function createAuditSink(options: {
     },
     ready() {
       return draining ?? Promise.resolve();
+    },
+    get behind() {
+      return draining !== undefined;
     },
     async close() {
       const open = stream;

@@ -3,9 +3,11 @@ import type { Logger } from '../../log.js';
 import type { HeaderOfType } from '../../protocol/catalogue.js';
 import type { Frame } from '../../protocol/frame.js';
 import type { ServerRequest } from '../../server/request.js';
+import { addDeadline, type Deadline, removeDeadline } from './deadlines.js';
 import type { ExecPlan } from './policy.js';
 import { signalGroup, trackGroup, untrackGroup } from './process-group.js';
 import { type CommandOutput, type CommandProcess, type Spawner, startProcess } from './spawner.js';
+import { holdStarted, letGo } from './started-hold.js';
 
 /** After a kill, how long a process outside the group may hold the pipes before they are closed. */
 const KILLED_PIPE_GRACE_MS = 1000;
@@ -46,7 +48,7 @@ export class RunningCommand {
   #pid: number | undefined;
   #startedAt = 0;
   #leaderExited = false;
-  #timer: NodeJS.Timeout | undefined;
+  #deadline: Deadline | undefined;
   #closeGrace: NodeJS.Timeout | undefined;
   #outputPaused = false;
   #timedOut = false;
@@ -55,6 +57,13 @@ export class RunningCommand {
   #stdoutBytes = 0;
   #stderrBytes = 0;
   #stdinBytes = 0;
+  /** The `started` frame while it is held (started-hold.ts) for the output or exit that follows it. */
+  #startedFrame: { type: 'started'; pid: number; timeoutMs?: number } | undefined;
+  readonly #sendStarted = (): void => {
+    const frame = this.#startedFrame;
+    this.#startedFrame = undefined;
+    if (frame) this.#request.send(frame);
+  };
   /** Frames that arrive before the process exists wait for this (and hold the connection). */
   readonly #ready: Promise<void>;
   #resolveReady!: () => void;
@@ -138,18 +147,17 @@ export class RunningCommand {
     child.once('exit', () => this.#onLeaderExit());
     child.once('close', (code: number | null, signal: NodeJS.Signals | null) => this.#onClose(code, signal));
     const request = this.#request;
-    if (request.signal.aborted) this.kill('cancel');
-    else
-      request.signal.addEventListener('abort', () => this.kill(abortCause(request.signal.reason)), {
-        once: true,
-      });
+    if (request.aborted) this.kill('cancel');
+    else request.onAbort((reason) => this.kill(abortCause(reason)));
     if (timeoutMs > 0) {
-      this.#timer = setTimeout(() => {
+      this.#deadline = addDeadline(timeoutMs, () => {
         this.#timedOut = true;
         this.kill('timeout');
-      }, timeoutMs);
+      });
     }
-    request.send({ type: 'started', pid: child.pid, ...(timeoutMs > 0 ? { timeoutMs } : {}) });
+    this.#startedFrame =
+      timeoutMs > 0 ? { type: 'started', pid: child.pid, timeoutMs } : { type: 'started', pid: child.pid };
+    holdStarted(this.#sendStarted);
     this.#resolveReady();
   }
 
@@ -184,6 +192,7 @@ export class RunningCommand {
     }
     if (type === 'stdout') this.#stdoutBytes += body.length;
     else this.#stderrBytes += body.length;
+    if (this.#startedFrame) letGo(this.#sendStarted);
     if (body.length > 0 && !this.#request.send({ type }, body)) this.#pauseOutput();
     if (this.#truncated) this.kill('output limit');
   }
@@ -224,7 +233,8 @@ export class RunningCommand {
   #onLeaderExit(): void {
     this.#leaderExited = true;
     // Whatever the command left behind in its group dies with it: nothing outlives a command.
-    signalGroup(this.#pid!, 'SIGKILL');
+    // The addon has done so already, before it reaped the leader.
+    if (!this.#child?.groupKilledAtExit) signalGroup(this.#pid!, 'SIGKILL');
     untrackGroup(this.#pid!);
     if (this.#killedBy !== undefined) {
       // Killed: read what is left in the pipes, but a process that escaped the group (setsid)
@@ -241,9 +251,10 @@ export class RunningCommand {
   }
 
   #onClose(code: number | null, signal: NodeJS.Signals | null): void {
-    clearTimeout(this.#timer);
-    clearTimeout(this.#closeGrace);
+    removeDeadline(this.#deadline);
+    if (this.#closeGrace !== undefined) clearTimeout(this.#closeGrace);
     const durationMs = Math.round(performance.now() - this.#startedAt);
+    if (this.#startedFrame) letGo(this.#sendStarted); // in the same write as the exit, for a short command
     this.#request.outcome = { exit: { code, signal } };
     this.#request.send({
       type: 'exit',
@@ -259,6 +270,7 @@ export class RunningCommand {
 
   /** An error frame for this id while the command runs: it must not keep running unseen. */
   #failRunning(code: ErrorCode, message: string): void {
+    if (this.#startedFrame) letGo(this.#sendStarted);
     this.#request.fail(code, message);
     this.kill('bad request');
   }

@@ -72,8 +72,16 @@ export function execRequestFields(header: HeaderOfType<'exec'>): ExecRequestFiel
   };
 }
 
-/** Applies the allow-list, shell and env policy (FORBIDDEN) and resolves the working directory. */
-export async function planExec(fields: ExecRequestFields, options: ResolvedExecOptions): Promise<ExecPlan> {
+/**
+ * Applies the allow-list, shell and env policy (FORBIDDEN) and resolves the working directory.
+ * A request in the server's default directory, once that has been checked, needs no I/O: its
+ * plan comes back at once, not as a promise, so the command starts in the turn its request
+ * arrived (no microtask hops before the spawn). A refusal then throws instead of rejecting.
+ */
+export function planExec(
+  fields: ExecRequestFields,
+  options: ResolvedExecOptions,
+): ExecPlan | Promise<ExecPlan> {
   const { argv, shell } = fields;
   if ((fields.pty || fields.login) && !options.allowPty) {
     throw new SockitError(
@@ -121,10 +129,7 @@ export async function planExec(fields: ExecRequestFields, options: ResolvedExecO
   let env = fields.env ? { ...options.baseEnv, ...fields.env } : options.baseEnv;
   // The terminal type comes with the terminal, as ssh sends it: not subject to envAllow.
   if (fields.pty) env = { ...env, TERM: fields.pty.term };
-  const cwd: { path: string; handle?: FileHandle } = options.cwdRoots
-    ? await holdCwd(fields.cwd ?? options.cwd, options, options.cwdRoots)
-    : { path: fields.cwd === undefined ? await defaultCwd(options) : await checkCwd(fields.cwd, options) };
-  const plan: ExecPlan = {
+  const plan = (cwd: { path: string; handle?: FileHandle | undefined }): ExecPlan => ({
     argv: login ? [login.file, ...login.args] : argv,
     shell,
     file: login ? login.file : shell !== undefined ? options.shellPath : argv![0]!,
@@ -137,8 +142,11 @@ export async function planExec(fields: ExecRequestFields, options: ResolvedExecO
     stdin: fields.stdin || fields.pty !== undefined,
     ...(login?.argv0 !== undefined ? { argv0: login.argv0 } : {}),
     ...(fields.pty ? { pty: fields.pty } : {}),
-  };
-  return plan;
+  });
+  if (options.cwdRoots) return holdCwd(fields.cwd ?? options.cwd, options, options.cwdRoots).then(plan);
+  if (fields.cwd !== undefined) return checkCwd(fields.cwd, options).then((path) => plan({ path }));
+  if (checkedDefaults.has(options)) return plan({ path: options.cwd });
+  return defaultCwd(options).then((path) => plan({ path }));
 }
 
 /**
@@ -160,9 +168,12 @@ function loginCommand(options: ResolvedExecOptions): {
   return { file, args: [], argv0: `-${basename(file)}`, allowedAs: [file, basename(file)] };
 }
 
-/** Closes what a plan holds (its working directory); call once the command started, or will not. */
-export async function releasePlan(plan: ExecPlan): Promise<void> {
-  await plan.cwdHandle?.close().catch(() => {});
+/**
+ * Closes what a plan holds (its working directory); call once the command started, or will not.
+ * A plan that holds nothing has nothing to wait for (undefined, not a promise).
+ */
+export function releasePlan(plan: ExecPlan): Promise<void> | undefined {
+  return plan.cwdHandle?.close().catch(() => {});
 }
 
 function envAllowed(name: string, allow: ResolvedExecOptions['envAllow']): boolean {

@@ -6,7 +6,7 @@ import type { Service } from '../../server/service.js';
 import { createAuditSink, type ExecAuditEntry } from './audit.js';
 import { type CommandOutcome, RunningCommand } from './command.js';
 import { type ExecServiceOptions, resolveExecOptions } from './options.js';
-import { type ExecRequestFields, execRequestFields, planExec, releasePlan } from './policy.js';
+import { type ExecPlan, type ExecRequestFields, execRequestFields, planExec, releasePlan } from './policy.js';
 import type { Spawner } from './spawner.js';
 
 /** The exec service, with a count of what it runs (for status and tests). */
@@ -68,9 +68,12 @@ export function execService(options: ExecServiceOptions): ExecService {
     // Set before the first await: a stdin frame may already be right behind the request.
     request.onFrame = (frame) => command.onFrame(frame);
     try {
-      let plan: Awaited<ReturnType<typeof planExec>>;
+      let plan: ExecPlan;
       try {
-        plan = await planExec(fields, settings);
+        // Synchronous for a request in the default directory: no await stands between the
+        // request and its spawn (see planExec).
+        const planned = planExec(fields, settings);
+        plan = planned instanceof Promise ? await planned : planned;
       } catch (error) {
         command.abandon();
         if (!(error instanceof SockitError)) throw error;
@@ -79,8 +82,8 @@ export function execService(options: ExecServiceOptions): ExecService {
       }
       try {
         // An audit file that is behind holds new commands back rather than losing their records.
-        await readyOrAborted(audit.ready(), request.signal);
-        if (request.signal.aborted) {
+        if (audit.behind) await readyOrAborted(audit.ready(), request);
+        if (request.aborted) {
           // Cancelled or disconnected while we checked: the client has stopped listening.
           command.abandon();
           audit.record({ ...where, ...describe(fields), outcome: 'cancelled' });
@@ -90,7 +93,8 @@ export function execService(options: ExecServiceOptions): ExecService {
         commands.add(command);
         command.start(plan); // the spawn is synchronous: the child is in its directory now
       } finally {
-        await releasePlan(plan);
+        const released = releasePlan(plan);
+        if (released) await released;
       }
       const outcome = await command.done;
       const ran = fields.login ? { argv: plan.argv } : {};
@@ -126,16 +130,12 @@ export function execService(options: ExecServiceOptions): ExecService {
   };
 }
 
-/** Waits for `ready`, or less if the request is cancelled meanwhile (the caller then sees the abort). */
-function readyOrAborted(ready: Promise<void>, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
+/** Waits for `ready`, or less if the request is aborted meanwhile (the caller then sees `aborted`). */
+function readyOrAborted(ready: Promise<void>, request: ServerRequest): Promise<void> {
+  if (request.aborted) return Promise.resolve();
   return new Promise((resolve) => {
-    const done = (): void => {
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    signal.addEventListener('abort', done, { once: true });
-    void ready.then(done);
+    request.onAbort(() => resolve());
+    void ready.then(() => resolve());
   });
 }
 

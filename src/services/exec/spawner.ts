@@ -32,6 +32,11 @@ export interface CommandProcess extends EventEmitter {
   readonly stderr: CommandOutput | null;
   /** Present on a command that runs in a pseudo-terminal: sets its window size (SIGWINCH). */
   resize?(rows: number, cols: number): void;
+  /**
+   * True when the spawner itself has killed the leader's process group by the time `exit` is
+   * emitted (the addon does, before reaping the leader); otherwise the caller must.
+   */
+  readonly groupKilledAtExit?: boolean;
 }
 
 interface NativeAddon {
@@ -135,12 +140,21 @@ function signalName(signal: number | null): NodeJS.Signals | null {
   return signal === null ? null : (SIGNAL_NAMES.get(signal) ?? null);
 }
 
-/** The addon's form of an environment: `NAME=value` strings. */
+/**
+ * The lists made from environments that are used again and again: a server's base environment
+ * is one object, passed for every command that does not set variables of its own.
+ */
+const envLists = new WeakMap<NodeJS.ProcessEnv, string[]>();
+
+/** The addon's form of an environment: `NAME=value` strings (the same object is never changed). */
 function envList(env: NodeJS.ProcessEnv): string[] {
-  const list: string[] = [];
+  let list = envLists.get(env);
+  if (list !== undefined) return list;
+  list = [];
   for (const [name, value] of Object.entries(env)) {
     if (value !== undefined) list.push(`${name}=${value}`);
   }
+  envLists.set(env, list);
   return list;
 }
 
@@ -149,6 +163,7 @@ function envList(env: NodeJS.ProcessEnv): string[] {
  * ends, `close (code, signal)` once it has ended and its stdout and stderr are closed.
  */
 class NativeChild extends EventEmitter implements CommandProcess {
+  readonly groupKilledAtExit = true;
   readonly pid: number;
   readonly stdin: Socket | null;
   readonly stdout: NativeOutput;
@@ -258,6 +273,7 @@ class NativeOutput extends EventEmitter implements CommandOutput {
  * here, not an error. Events as NativeChild.
  */
 class PtyChild extends EventEmitter implements CommandProcess {
+  readonly groupKilledAtExit = true;
   readonly pid: number;
   readonly stdin: ReadStream;
   readonly stdout: CommandOutput;
