@@ -158,14 +158,14 @@ describe('exec: timeouts on one shared timer', { timeout: 20_000 }, () => {
   test('a shorter timeout started after a longer one still fires first, and each command sees its own', async () => {
     const env = await startExec();
     try {
-      const long = env.client.exec(['sleep', '1000'], { timeoutMs: 3000 });
-      const short = env.client.exec(['sleep', '1000'], { timeoutMs: 200 });
+      const long = env.client.exec(['sleep', '1000'], { timeoutMs: 1000 });
+      const short = env.client.exec(['sleep', '1000'], { timeoutMs: 100 });
       const first = await Promise.race([long.then(() => 'long'), short.then(() => 'short')]);
       assert.equal(first, 'short');
       const [longResult, shortResult] = await Promise.all([long, short]);
       assert.equal(shortResult.timedOut, true);
       assert.equal(longResult.timedOut, true);
-      assert.ok(longResult.durationMs >= 2900, `the long one ran its 3 s (${longResult.durationMs} ms)`);
+      assert.ok(longResult.durationMs >= 950, `the long one ran its 1 s (${longResult.durationMs} ms)`);
     } finally {
       await env.stop();
     }
@@ -176,10 +176,16 @@ describe('exec: timeouts on one shared timer', { timeout: 20_000 }, () => {
     try {
       const quick = await env.client.exec(['true'], { timeoutMs: 100 });
       assert.equal(quick.timedOut, false);
-      // A later command with a longer timeout is not killed at the first one's deadline.
-      const later = await env.client.exec(nodeArgv('setTimeout(() => {}, 300)'), { timeoutMs: 5000 });
-      assert.equal(later.timedOut, false);
-      assert.equal(later.code, 0);
+      // A later command with a longer timeout is not killed at the first one's deadline: it runs
+      // (cat, until its stdin ends) while a third command started after the first times out
+      // at 100 ms, the event that says the first one's deadline is past too.
+      const later = env.client.spawn(['cat'], { timeoutMs: 5000 });
+      await later.started;
+      assert.equal((await env.client.exec(['sleep', '1000'], { timeoutMs: 100 })).timedOut, true);
+      later.stdin!.end();
+      const exit = await later.exited;
+      assert.equal(exit.timedOut, false);
+      assert.equal(exit.code, 0);
     } finally {
       await env.stop();
     }

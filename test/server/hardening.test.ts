@@ -132,14 +132,19 @@ describe('time limits that data cannot stretch', { timeout: 30_000 }, () => {
   });
 
   test('frames that arrive whole are not under the frame deadline, however long the connection lives', async () => {
-    // Small frames, so that each one arrives well inside the deadline even on a loaded machine,
-    // while the connection lives for several deadlines.
+    // Small frames, so that each one arrives well inside the deadline even on a loaded machine.
+    // Between them a second connection starts a frame and never finishes it: its TIMEOUT is the
+    // event that says a whole deadline has passed while the first connection sat between frames.
     const server = await serveOnLoopback({ limits: { frameTimeoutMs: 250 } });
     try {
       const client = await connect(server.address, { token: TEST_TOKEN });
-      for (let i = 0; i < 4; i++) {
+      for (let i = 0; i < 3; i++) {
         assert.equal((await client.echo(Buffer.alloc(64 * 1024, i))).length, 64 * 1024);
-        await new Promise((resolve) => setTimeout(resolve, 300)); // a pause between frames is not a stall
+        const stalled = await RawPeer.open(server.address);
+        await stalled.handshake();
+        stalled.socket.write(encodeFrameToBuffer({ type: 'echo', id: 1 }, Buffer.alloc(100)).subarray(0, 20));
+        assert.equal((await stalled.next())!.header.code, 'TIMEOUT');
+        stalled.socket.destroy();
       }
       await client.close();
     } finally {

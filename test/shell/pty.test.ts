@@ -1,6 +1,7 @@
 /** The exec service's pseudo-terminals through the library: a real pty, its size, signals, policy. */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { SockitError } from '../../src/errors.js';
@@ -55,12 +56,24 @@ describe('pty requests', { timeout: 60_000 }, () => {
     { timeout: 15_000 },
     async () => {
       // The master reads EIO as soon as the slave's last descriptor closes; the command is still
-      // running then. Hanging the terminal up at that point would kill it with SIGHUP.
-      const remote = exec.client.spawn(['sh', '-c', 'echo bye; exec 0<&- 1>&- 2>&-; sleep 0.3; exit 5'], {
-        pty: PTY,
-      });
+      // running then. Hanging the terminal up at that point would kill it with SIGHUP. The command
+      // says on one FIFO that it has closed its terminal, then waits on another; a ping round trip
+      // lets the server handle the EIO before the test lets the command go on.
+      const closed = join(audit.path, 'closed');
+      const proceed = join(audit.path, 'proceed');
+      execFileSync('mkfifo', [closed, proceed]);
+      const remote = exec.client.spawn(
+        ['sh', '-c', `echo bye; exec 0<&- 1>&- 2>&-; echo closed > ${closed}; read go < ${proceed}; exit 5`],
+        { pty: PTY },
+      );
       const output = new TextReader(remote.stdout);
-      const exit = await remote.exited;
+      assert.equal(await readFile(closed, 'utf8'), 'closed\n');
+      await exec.client.ping();
+      // Opened read-write, which never blocks on a FIFO: a command that was killed meanwhile
+      // leaves the test to fail on its exit instead of hanging on the open.
+      const go = await open(proceed, 'r+');
+      await go.write('go\n');
+      const exit = await remote.exited.finally(() => go.close());
       assert.deepEqual([exit.code, exit.signal], [5, null]);
       assert.equal(await output.all(), 'bye\r\n');
     },
