@@ -7,7 +7,6 @@ import { addDeadline, type Deadline, removeDeadline } from './deadlines.js';
 import type { ExecPlan } from './policy.js';
 import { signalGroup, trackGroup, untrackGroup } from './process-group.js';
 import { type CommandOutput, type CommandProcess, type Spawner, startProcess } from './spawner.js';
-import { holdStarted, letGo } from './started-hold.js';
 
 /** After a kill, how long a process outside the group may hold the pipes before they are closed. */
 const KILLED_PIPE_GRACE_MS = 1000;
@@ -28,6 +27,16 @@ export interface CommandOutcome {
   stderrBytes: number;
   stdinBytes: number;
 }
+
+/**
+ * How long a command's `started` frame may wait to leave together with what follows it: its
+ * first output, or its exit. Most commands a client runs in a loop end well within it; their
+ * `started`, output and `exit` then leave in one write, which the client reads in one wake-up,
+ * where an early `started` costs a write, a read and a wake-up of its own on each side. A
+ * command still running with no output when it passes gets its `started` at that moment. The
+ * holds share the one timer of the commands' deadlines (deadlines.ts).
+ */
+const STARTED_HOLD_MS = 10;
 
 /**
  * One running command, joined to its request: stdout/stderr become frames as they are produced
@@ -57,12 +66,16 @@ export class RunningCommand {
   #stdoutBytes = 0;
   #stderrBytes = 0;
   #stdinBytes = 0;
-  /** The `started` frame while it is held (started-hold.ts) for the output or exit that follows it. */
+  /** The `started` frame while it is held (STARTED_HOLD_MS) for the output or exit that follows it. */
   #startedFrame: { type: 'started'; pid: number; timeoutMs?: number } | undefined;
+  #startedHold: Deadline | undefined;
+  /** Sends the held `started` now, before what follows it; nothing if it already left. */
   readonly #sendStarted = (): void => {
     const frame = this.#startedFrame;
+    if (frame === undefined) return;
     this.#startedFrame = undefined;
-    if (frame) this.#request.send(frame);
+    removeDeadline(this.#startedHold);
+    this.#request.send(frame);
   };
   /** Frames that arrive before the process exists wait for this (and hold the connection). */
   readonly #ready: Promise<void>;
@@ -157,7 +170,7 @@ export class RunningCommand {
     }
     this.#startedFrame =
       timeoutMs > 0 ? { type: 'started', pid: child.pid, timeoutMs } : { type: 'started', pid: child.pid };
-    holdStarted(this.#sendStarted);
+    this.#startedHold = addDeadline(STARTED_HOLD_MS, this.#sendStarted);
     this.#resolveReady();
   }
 
@@ -192,7 +205,7 @@ export class RunningCommand {
     }
     if (type === 'stdout') this.#stdoutBytes += body.length;
     else this.#stderrBytes += body.length;
-    if (this.#startedFrame) letGo(this.#sendStarted);
+    this.#sendStarted();
     if (body.length > 0 && !this.#request.send({ type }, body)) this.#pauseOutput();
     if (this.#truncated) this.kill('output limit');
   }
@@ -254,7 +267,7 @@ export class RunningCommand {
     removeDeadline(this.#deadline);
     if (this.#closeGrace !== undefined) clearTimeout(this.#closeGrace);
     const durationMs = Math.round(performance.now() - this.#startedAt);
-    if (this.#startedFrame) letGo(this.#sendStarted); // in the same write as the exit, for a short command
+    this.#sendStarted(); // in the same write as the exit, for a short command
     this.#request.outcome = { exit: { code, signal } };
     this.#request.send({
       type: 'exit',
@@ -270,7 +283,7 @@ export class RunningCommand {
 
   /** An error frame for this id while the command runs: it must not keep running unseen. */
   #failRunning(code: ErrorCode, message: string): void {
-    if (this.#startedFrame) letGo(this.#sendStarted);
+    this.#sendStarted();
     this.#request.fail(code, message);
     this.kill('bad request');
   }
