@@ -214,24 +214,7 @@ export class RemoteProcess {
     const request = this.#request;
     return new Writable({
       highWaterMark: STDIN_FRAME_BYTES,
-      write: (chunk: Buffer, _encoding, callback) => {
-        // One frame's worth (a keystroke, a line) goes out now and is done now: no promise
-        // chain between the key and its frame, and nothing left to run after it.
-        if (chunk.length <= STDIN_FRAME_BYTES) {
-          if (request.settled || request.send({ type: 'stdin' }, chunk)) callback();
-          // A closed connection drops the bytes, like a closed pipe: never an error for the stream.
-          else
-            request.drained().then(
-              () => callback(),
-              () => callback(),
-            );
-          return;
-        }
-        sendStdin(request, chunk).then(
-          () => callback(),
-          () => callback(), // the command or the connection is gone: like a closed pipe, bytes are dropped
-        );
-      },
+      write: (chunk: Buffer, _encoding, callback) => sendStdin(request, chunk, () => callback()),
       final: (callback) => {
         if (!request.settled) request.send({ type: 'stdin-end' });
         callback();
@@ -240,11 +223,24 @@ export class RemoteProcess {
   }
 }
 
-async function sendStdin(request: ClientRequest, chunk: Buffer): Promise<void> {
-  for (let offset = 0; offset < chunk.length; offset += STDIN_FRAME_BYTES) {
-    if (request.settled) return;
-    await request.write({ type: 'stdin' }, chunk.subarray(offset, offset + STDIN_FRAME_BYTES));
-  }
+/** Sends `chunk` as stdin frames of at most STDIN_FRAME_BYTES with backpressure; `done` once it is out or dropped. */
+function sendStdin(request: ClientRequest, chunk: Buffer, done: () => void): void {
+  let offset = 0;
+  // Synchronous while the socket takes the frames: a keystroke or a line goes out and is done in
+  // the same call, with no promise between the key and its frame. A closed connection or an
+  // ended command drops the bytes, like a closed pipe: never an error for the stream.
+  const next = (): void => {
+    while (offset < chunk.length && !request.settled) {
+      const piece = chunk.subarray(offset, offset + STDIN_FRAME_BYTES);
+      offset += STDIN_FRAME_BYTES;
+      if (!request.send({ type: 'stdin' }, piece)) {
+        request.drained().then(next, done);
+        return;
+      }
+    }
+    done();
+  };
+  next();
 }
 
 /** Starts a command on the server and returns it with its streams (`client.spawn`). */
@@ -315,12 +311,12 @@ export async function runExec(
 async function feedRequest(request: ClientRequest, input: NonNullable<ExecOptions['input']>): Promise<void> {
   try {
     if (typeof input === 'string' || input instanceof Uint8Array) {
-      await sendStdin(request, toBuffer(input));
+      await new Promise<void>((resolve) => sendStdin(request, toBuffer(input), resolve));
       return;
     }
     for await (const chunk of input as AsyncIterable<Uint8Array | string>) {
       if (request.settled) break;
-      await sendStdin(request, toBuffer(chunk));
+      await new Promise<void>((resolve) => sendStdin(request, toBuffer(chunk), resolve));
     }
   } catch {
     // The command or the connection is gone, or the input failed: end stdin; the result reports.
