@@ -14,6 +14,11 @@
       "target_name": "sockit_splice",
       "sources": ["splice.c"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    },
+    {
+      "target_name": "sockit_forward",
+      "sources": ["forward.c"],
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]
 }

@@ -1,4 +1,4 @@
-import { isIP, type Socket } from 'node:net';
+import { isIP } from 'node:net';
 import { unmapIPv4 } from '../transport/address.js';
 import { ipBytes } from '../transport/proxy.js';
 
@@ -7,6 +7,14 @@ export type ProxyProtocolVersion = 'v1' | 'v2';
 
 /** The v2 signature: 12 bytes no text protocol starts with. */
 const V2_SIGNATURE = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
+
+/** The two ends of a client's connection as the relay sees them (a net.Socket has them). */
+export interface ProxyEndpoints {
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  readonly localAddress?: string | undefined;
+  readonly localPort?: number | undefined;
+}
 
 interface Endpoints {
   source: { ip: string; port: number };
@@ -19,12 +27,12 @@ interface Endpoints {
  * v1 is one text line (`PROXY TCP4 src dst sport dport\r\n`), v2 a binary block. A client with
  * no IP address (a unix: listener) is sent as `PROXY UNKNOWN` (v1) or the LOCAL command (v2).
  */
-export function proxyHeader(version: ProxyProtocolVersion, client: Socket): Buffer {
+export function proxyHeader(version: ProxyProtocolVersion, client: ProxyEndpoints): Buffer {
   const endpoints = endpointsOf(client);
   return version === 'v1' ? v1(endpoints) : v2(endpoints);
 }
 
-function endpointsOf(socket: Socket): Endpoints | undefined {
+function endpointsOf(socket: ProxyEndpoints): Endpoints | undefined {
   const { remoteAddress, remotePort, localAddress, localPort } = socket;
   if (remoteAddress === undefined || remotePort === undefined) return undefined;
   if (localAddress === undefined || localPort === undefined) return undefined;

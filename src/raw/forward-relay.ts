@@ -269,3 +269,12 @@ function isResetLike(error: Error): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   return code === 'ECONNRESET' || code === 'EPIPE';
 }
+
+/** `up 5 B, down 12 B, 3 ms` and how it ended when that was not both sides closing. */
+export function describeResult(result: Omit<SocketRelayResult, 'spliced'>): string {
+  const parts = [`up ${result.up} B, down ${result.down} B, ${result.ms} ms`];
+  if (result.end === 'idle') parts.push('closed: idle (-i)');
+  else if (result.end === 'aborted') parts.push('closed: shutting down');
+  if (result.error) parts.push(`error: ${result.error.message}`);
+  return parts.join(', ');
+}

@@ -2,7 +2,7 @@ import { SockitError } from '../errors.js';
 import { type Address, formatAddress } from '../transport/address.js';
 import { connectUdp, type DatagramPeer, listenUdp, type UdpConnection } from '../transport/udp.js';
 import { AccessList } from './cidr.js';
-import type { Forwarder } from './forward.js';
+import type { Forwarder } from './forwarder.js';
 
 /** Which way a datagram travels: client → target (`up`) or back (`down`). */
 export type Direction = 'up' | 'down';
@@ -124,6 +124,7 @@ export async function startUdpForward(options: UdpForwardOptions): Promise<Forwa
   return {
     addresses: [listener.address],
     tlsFingerprint: undefined,
+    engine: 'node',
     get connectionCount() {
       return flows.size;
     },

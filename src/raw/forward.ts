@@ -5,13 +5,12 @@ import { type Address, formatAddress } from '../transport/address.js';
 import { type DialOptions, dialStream } from '../transport/dial.js';
 import type { TlsServerCredentials } from '../transport/listen.js';
 import { AccessList } from './cidr.js';
+import { nativeForwardTarget, startNativeForward } from './forward-native.js';
 import { type ProxyProtocolVersion, proxyHeader } from './forward-proxy-header.js';
-import {
-  type RelaySink,
-  relaySockets,
-  type SocketRelayOptions,
-  type SocketRelayResult,
-} from './forward-relay.js';
+import { describeResult, type RelaySink, relaySockets, type SocketRelayOptions } from './forward-relay.js';
+import { DEFAULT_FORWARD_DRAIN_MS, type Forwarder } from './forwarder.js';
+
+export type { Forwarder } from './forwarder.js';
 
 /** What `forward` and `chaos` may put in front of each direction of one connection. */
 export interface ConnectionLinks {
@@ -45,17 +44,11 @@ export interface StreamForwardOptions {
    * refusals are still said. Default true.
    */
   connectionLines?: boolean;
-}
-
-/** A running forwarder. */
-export interface Forwarder {
-  /** Bound listen addresses, port 0 resolved. */
-  readonly addresses: Address[];
-  readonly tlsFingerprint: string | undefined;
-  /** Connections being relayed now. */
-  readonly connectionCount: number;
-  /** Stops accepting; connections finish on their own until `deadlineMs`, then are cut. */
-  close(deadlineMs?: number): Promise<void>;
+  /**
+   * Plain TCP to a plain TCP or unix target runs in the native engine (`native/forward.c`) where
+   * it is built; false keeps it on Node's sockets (tests compare both). Default true.
+   */
+  nativeEngine?: boolean;
 }
 
 /** Ncat's default for `--max-conns`, the same as `listen`. */
@@ -68,7 +61,8 @@ const stderrSay = (line: string): void => {
 /**
  * `sockit forward LISTEN TARGET` for stream addresses (tcp, tls, unix on either side): every
  * client gets a fresh connection to the target, and the two are joined by `relaySockets`
- * (half-close and backpressure both ways). A target that refuses or does not answer in time
+ * (half-close and backpressure both ways), or, from a plain TCP listener to a plain target by
+ * IP or unix path, by the native engine (`startNativeForward`), with the same behaviour. A target that refuses or does not answer in time
  * closes that client with a log line; the forwarder keeps serving.
  */
 export async function startStreamForward(options: StreamForwardOptions): Promise<Forwarder> {
@@ -86,27 +80,56 @@ export async function startStreamForward(options: StreamForwardOptions): Promise
   const target = formatAddress(options.target);
   const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
   const sayConnection = options.connectionLines === false ? undefined : say;
+  const maxConnections = options.maxConnections ?? DEFAULT_FORWARD_MAX_CONNECTIONS;
+  const engineTarget =
+    options.listen.kind === 'tcp' && options.links === undefined && options.nativeEngine !== false
+      ? nativeForwardTarget(options.target, options.dial)
+      : undefined;
+  if (engineTarget !== undefined) {
+    return startNativeForward(
+      {
+        listen: options.listen,
+        target: options.target,
+        maxConnections,
+        access,
+        connectTimeoutMs,
+        idleTimeoutMs: options.idleTimeoutMs,
+        proxyProtocol: options.proxyProtocol,
+        say,
+        sayConnection,
+      },
+      engineTarget,
+    );
+  }
   // Built once: every connection dials the same way (a spread per connection showed in profiles).
   const dial: DialOptions = { ...options.dial, timeoutMs: connectTimeoutMs };
+  // Aborted at close()'s deadline: a connection cut then says so in its line, as the engine's do.
+  const deadline = new AbortController();
+  // The relay options of a connection with no chaos links and no idle timeout: one shared object.
+  const plainRelay: SocketRelayOptions = { signal: deadline.signal };
   const server = await serveRaw({
     listen: options.listen,
-    maxConnections: options.maxConnections ?? DEFAULT_FORWARD_MAX_CONNECTIONS,
+    maxConnections,
     // A forwarder is transparent: an extra client is closed without a word in its stream.
     refusal: () => '',
     tls: options.tls,
     stateDir: options.stateDir,
     admit: ({ remoteAddress }) => access.admits(remoteAddress),
-    shutdownDeadlineMs: 10_000,
-    handle: (connection) => forwardOne(connection, options, dial, target, sayConnection),
+    shutdownDeadlineMs: DEFAULT_FORWARD_DRAIN_MS,
+    handle: (connection) => forwardOne(connection, options, dial, plainRelay, target, sayConnection),
   });
   server.on('denied', (peer: string) => say(`refused ${peer}: not allowed by --allow/--deny`));
   return {
     addresses: server.addresses,
     tlsFingerprint: server.tlsFingerprint,
+    engine: 'node',
     get connectionCount() {
       return server.connectionCount;
     },
-    close: (deadlineMs) => server.close(deadlineMs),
+    close(deadlineMs = DEFAULT_FORWARD_DRAIN_MS) {
+      const timer = setTimeout(() => deadline.abort(), deadlineMs);
+      return server.close(deadlineMs).finally(() => clearTimeout(timer));
+    },
   };
 }
 
@@ -115,6 +138,7 @@ async function forwardOne(
   connection: RawConnection,
   options: StreamForwardOptions,
   dial: DialOptions,
+  plainRelay: SocketRelayOptions,
   target: string,
   say: ((line: string) => void) | undefined,
 ): Promise<void> {
@@ -139,20 +163,13 @@ async function forwardOne(
     client,
     upstream,
     links === undefined && options.idleTimeoutMs === undefined
-      ? PLAIN_RELAY
-      : { idleTimeoutMs: options.idleTimeoutMs, upstream: links?.upstream, downstream: links?.downstream },
+      ? plainRelay
+      : {
+          ...plainRelay,
+          idleTimeoutMs: options.idleTimeoutMs,
+          upstream: links?.upstream,
+          downstream: links?.downstream,
+        },
   );
   say?.(`${connection.peer} → ${target}: ${describeResult(result)}`);
-}
-
-/** The relay options of a connection with no chaos links and no idle timeout: one shared object. */
-const PLAIN_RELAY: SocketRelayOptions = {};
-
-/** `up 5 B, down 12 B, 3 ms` and how it ended when that was not both sides closing. */
-export function describeResult(result: SocketRelayResult): string {
-  const parts = [`up ${result.up} B, down ${result.down} B, ${result.ms} ms`];
-  if (result.end === 'idle') parts.push('closed: idle (-i)');
-  else if (result.end === 'aborted') parts.push('closed: shutting down');
-  if (result.error) parts.push(`error: ${result.error.message}`);
-  return parts.join(', ');
 }
