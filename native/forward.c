@@ -427,8 +427,12 @@ static void on_conn_ready(uv_poll_t *poll, int status, int events) {
     return;
   }
   if (status < 0) {
-    /* libuv says EBADF for any POLLERR (and stops the poll): the socket knows what it was. */
-    int err = socket_error(c->fd[side]);
+    /* libuv says EBADF for any POLLERR (and has stopped the poll). A reset does not discard
+     * what the peer sent before it: that is still readable, so it is passed on first (as Node's
+     * stream reads do), and the read that finds the reset says which error it was. */
+    c->mask[side] = 0;
+    int err = c->dir[side].ended ? 0 : pump(c, &c->dir[side]);
+    if (err == 0) err = socket_error(c->fd[side]);
     finish(c, "error", err != 0 ? err : -status, false);
     return;
   }
@@ -601,7 +605,11 @@ static void on_pause_over(uv_timer_t *timer) {
 static void on_listen_ready(uv_poll_t *poll, int status, int events) {
   (void)events;
   engine *e = poll->data;
-  if (status < 0) return;
+  if (status < 0) {
+    /* POLLERR: libuv has stopped the poll; try again later rather than never accept again. */
+    if (e->listening) uv_timer_start(&e->pause_timer, on_pause_over, ACCEPT_PAUSE_MS, 0);
+    return;
+  }
   for (int n = 0; n < ACCEPTS_PER_WAKE && e->listening; n++) {
     struct sockaddr_storage address;
     socklen_t length = sizeof address;
@@ -668,7 +676,7 @@ static bool get_number(napi_env env, napi_value array, uint32_t index, double *o
 static bool parse_target(napi_env env, napi_value array, engine *e) {
   double family = -1, port = 0;
   napi_value text;
-  char address[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  char address[sizeof(((struct sockaddr_un *)0)->sun_path) + 1]; /* +1: a path too long shows */
   size_t length = 0;
   if (!get_number(env, array, 0, &family) || napi_get_element(env, array, 1, &text) != napi_ok ||
       napi_get_value_string_utf8(env, text, address, sizeof address, &length) != napi_ok)

@@ -88,6 +88,8 @@ export function nativeForwardTarget(
   if (forwardAddon() === null || dial?.proxy) return undefined;
   if (target.kind === 'unix') return [0, target.path];
   if (target.kind !== 'tcp') return undefined;
+  // A scoped IPv6 address (fe80::1%eth0) needs the zone resolved: Node does that.
+  if (target.host.includes('%')) return undefined;
   const family = isIP(target.host);
   return family === 4 || family === 6 ? [family, target.host, target.port] : undefined;
 }

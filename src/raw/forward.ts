@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Socket } from 'node:net';
 import { SockitError } from '../errors.js';
 import { type RawConnection, serveRaw } from '../server/raw-server.js';
@@ -105,6 +106,8 @@ export async function startStreamForward(options: StreamForwardOptions): Promise
   const dial: DialOptions = { ...options.dial, timeoutMs: connectTimeoutMs };
   // Aborted at close()'s deadline: a connection cut then says so in its line, as the engine's do.
   const deadline = new AbortController();
+  // One listener per open relay, each removed when it ends: as many as --max-conns, not a leak.
+  setMaxListeners(0, deadline.signal);
   // The relay options of a connection with no chaos links and no idle timeout: one shared object.
   const plainRelay: SocketRelayOptions = { signal: deadline.signal };
   const server = await serveRaw({

@@ -150,6 +150,36 @@ describe('the native forward engine', { timeout: 60_000 }, () => {
     }
   });
 
+  it('passes on what a target sent just before it reset the connection', async () => {
+    const last = payload(1000);
+    const target = net.createServer((socket) => {
+      socket.on('error', () => {});
+      // Relaying has begun once the client's bytes are here: then the last words, then a reset.
+      socket.once('data', () => {
+        socket.write(last);
+        socket.resetAndDestroy();
+      });
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    const { forwarder, port, line } = await forward(
+      `127.0.0.1:${(target.address() as net.AddressInfo).port}`,
+    );
+    try {
+      const client = await dial(port);
+      client.on('error', () => {});
+      const chunks: Buffer[] = [];
+      client.on('data', (chunk: Buffer) => chunks.push(chunk));
+      client.write('hello');
+      await once(client, 'end');
+      assert.equal(sha(Buffer.concat(chunks)), sha(last));
+      client.end(); // Node's sockets may have read the reset as a FIN: our side ends too
+      assert.match(await line(/→/), /up 5 B, down 1000 B/);
+    } finally {
+      await forwarder.close(0);
+      target.close();
+    }
+  });
+
   it('drains open connections on close: no new clients, the open ones finish', async () => {
     const { forwarder, port, line } = await forward(`127.0.0.1:${echo.port}`);
     const open = await dial(port);
