@@ -255,56 +255,92 @@ export function spawnRemote(
 /**
  * Runs a command on the server and collects its output (`client.exec`). Resolves whatever the
  * exit code; rejects with the server's error code when the command could not run. Frames are
- * collected directly, without streams: this is the form a loop of short commands uses.
+ * collected directly, without streams: this is the form a loop of short commands uses, so it
+ * is one `then` on the request rather than an async function, and the output of a command
+ * that wrote nothing costs no concatenation.
  */
-export async function runExec(
+export function runExec(
   client: Client,
   command: ExecCommand,
   options: ExecOptions = {},
 ): Promise<ExecResult> {
-  const { input, maxBuffer = DEFAULT_MAX_BUFFER, ...rest } = options;
+  const { input } = options;
+  // execHeader and requestOptions read only the fields they know: no copy without input/maxBuffer.
   const request = client.open(
-    execHeader(command, rest, input !== undefined),
+    execHeader(command, options, input !== undefined),
     undefined,
-    requestOptions(rest),
+    requestOptions(options),
   );
-  const chunks: Record<'stdout' | 'stderr', Buffer[]> = { stdout: [], stderr: [] };
-  const sizes = { stdout: 0, stderr: 0 };
-  let pid: number | undefined;
-  let overflow: string | undefined;
-  request.onFrame = (frame: Frame) => {
+  const output = new CollectedOutput(request, options.maxBuffer ?? DEFAULT_MAX_BUFFER);
+  request.onFrame = output.onFrame;
+  if (input !== undefined) void feedRequest(request, input);
+  return request.done.then(output.result, output.failure);
+}
+
+const EMPTY_OUTPUT = Buffer.alloc(0);
+
+/** What `runExec` collects from a request's frames: the pid and each stream's chunks, up to maxBuffer. */
+class CollectedOutput {
+  readonly #request: ClientRequest;
+  readonly #maxBuffer: number;
+  #pid: number | undefined;
+  readonly #stdout: StreamChunks = { chunks: [], bytes: 0 };
+  readonly #stderr: StreamChunks = { chunks: [], bytes: 0 };
+  /** The stream that passed maxBuffer (the command was cancelled for it). */
+  #overflow: 'stdout' | 'stderr' | undefined;
+
+  constructor(request: ClientRequest, maxBuffer: number) {
+    this.#request = request;
+    this.#maxBuffer = maxBuffer;
+  }
+
+  readonly onFrame = (frame: Frame): void => {
     const type = frame.header.type;
     if (type === 'started') {
-      pid = Number(frame.header.pid);
+      this.#pid = Number(frame.header.pid);
       return;
     }
     if (type !== 'stdout' && type !== 'stderr') return;
-    sizes[type] += frame.body.length;
+    const stream = type === 'stdout' ? this.#stdout : this.#stderr;
+    stream.bytes += frame.body.length;
     // Socket chunks are fresh allocations, so keeping the body view is safe.
-    if (sizes[type] <= maxBuffer) chunks[type].push(frame.body);
-    else if (overflow === undefined) {
-      overflow = type;
-      request.cancel();
+    if (stream.bytes <= this.#maxBuffer) stream.chunks.push(frame.body);
+    else if (this.#overflow === undefined) {
+      this.#overflow = type;
+      this.#request.cancel();
     }
   };
-  if (input !== undefined) void feedRequest(request, input);
-  try {
-    const frame = await request.done;
-    return {
-      ...exitOf(frame.header as HeaderOfType<'exit'>),
-      pid,
-      stdout: Buffer.concat(chunks.stdout),
-      stderr: Buffer.concat(chunks.stderr),
-    };
-  } catch (error) {
-    if (overflow !== undefined) {
+
+  readonly result = (frame: Frame): ExecResult => {
+    // The exit fields, then the collected ones added to the same object (no spread into a copy).
+    const result = exitOf(frame.header as HeaderOfType<'exit'>) as ExecResult;
+    result.pid = this.#pid;
+    result.stdout = joined(this.#stdout.chunks);
+    result.stderr = joined(this.#stderr.chunks);
+    return result;
+  };
+
+  readonly failure = (error: unknown): never => {
+    if (this.#overflow !== undefined) {
       throw new SockitError(
         'TOO_LARGE',
-        `${overflow} passed maxBuffer (${maxBuffer} bytes); the command was killed`,
+        `${this.#overflow} passed maxBuffer (${this.#maxBuffer} bytes); the command was killed`,
       );
     }
     throw error;
-  }
+  };
+}
+
+/** One stream's collected chunks and the bytes it sent (which may be more than were kept). */
+interface StreamChunks {
+  readonly chunks: Buffer[];
+  bytes: number;
+}
+
+/** The chunks as one buffer, copied only when there are several. */
+function joined(chunks: Buffer[]): Buffer {
+  if (chunks.length === 0) return EMPTY_OUTPUT;
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
 
 /** Sends `input` as stdin frames with backpressure, then `stdin-end`; stops if the command ends. */

@@ -157,8 +157,10 @@ export class RunningCommand {
     child.stdin?.on('error', () => {}); // EPIPE: the command stopped reading; what we had is dropped
     this.#forward(child.stdout!, 'stdout');
     if (child.stderr) this.#forward(child.stderr, 'stderr');
-    child.once('exit', () => this.#onLeaderExit());
-    child.once('close', (code: number | null, signal: NodeJS.Signals | null) => this.#onClose(code, signal));
+    // Both are emitted once (by either spawner): plain listeners, without once()'s wrappers,
+    // which cost a closure each to add and a search of the listener list to take off.
+    child.on('exit', () => this.#onLeaderExit());
+    child.on('close', (code: number | null, signal: NodeJS.Signals | null) => this.#onClose(code, signal));
     const request = this.#request;
     if (request.aborted) this.kill('cancel');
     else request.onAbort((reason) => this.kill(abortCause(reason)));

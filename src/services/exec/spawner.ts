@@ -191,13 +191,15 @@ class NativeChild extends EventEmitter implements CommandProcess {
   }
 
   #output(fd: number): NativeOutput {
-    const output = new NativeOutput(this.#native, fd);
-    output.once('close', () => {
-      this.#openOutputs--;
-      this.#closeIfDone();
-    });
-    return output;
+    // Told directly rather than through a 'close' listener: one call instead of a once-wrapper
+    // per pipe and command.
+    return new NativeOutput(this.#native, fd, undefined, this.#outputClosed);
   }
+
+  readonly #outputClosed = (): void => {
+    this.#openOutputs--;
+    this.#closeIfDone();
+  };
 
   #onExit(code: number | null, signal: NodeJS.Signals | null): void {
     this.#exit = [code, signal];
@@ -224,11 +226,16 @@ class NativeOutput extends EventEmitter implements CommandOutput {
   readonly #native: NativeAddon;
   /** Undefined once done: the addon has let go of it. */
   #handle: OutputHandle | undefined;
+  readonly #onClose: (() => void) | undefined;
 
-  /** `endOfFile`: an errno that means end-of-file here, not an error (EIO on a terminal's master). */
-  constructor(native: NativeAddon, fd: number, endOfFile?: string) {
+  /**
+   * `endOfFile`: an errno that means end-of-file here, not an error (EIO on a terminal's master).
+   * `onClose`: the owner's own hook, called just before the `close` event.
+   */
+  constructor(native: NativeAddon, fd: number, endOfFile?: string, onClose?: () => void) {
     super();
     this.#native = native;
+    this.#onClose = onClose;
     this.#handle = native.readOutput(fd, (chunk, error) => {
       if (chunk !== null) {
         this.emit('data', chunk);
@@ -237,8 +244,13 @@ class NativeOutput extends EventEmitter implements CommandOutput {
       this.#handle = undefined;
       if (error && error !== endOfFile)
         this.emit('error', Object.assign(new Error(`read: ${error}`), { code: error }));
-      this.emit('close');
+      this.#closed();
     });
+  }
+
+  #closed(): void {
+    this.#onClose?.();
+    this.emit('close');
   }
 
   pause(): this {
@@ -256,7 +268,7 @@ class NativeOutput extends EventEmitter implements CommandOutput {
     if (handle === undefined) return this;
     this.#handle = undefined;
     this.#native.closeOutput(handle);
-    this.emit('close');
+    this.#closed();
     return this;
   }
 }
