@@ -40,10 +40,12 @@ export interface CommandProcess extends EventEmitter {
 }
 
 interface NativeAddon {
+  /** An environment's `NAME=value` strings converted for the spawns once (freed with the handle). */
+  prepareEnv(list: string[]): EnvHandle;
   spawn(
     file: string,
     argv: string[],
-    env: string[],
+    env: string[] | EnvHandle,
     /** A path, or a held directory's descriptor (the child fchdir()s to it). */
     cwd: string | number,
     pipeStdin: boolean,
@@ -52,7 +54,7 @@ interface NativeAddon {
   spawnPty(
     file: string,
     argv: string[],
-    env: string[],
+    env: string[] | EnvHandle,
     cwd: string,
     rows: number,
     cols: number,
@@ -66,6 +68,9 @@ interface NativeAddon {
   /** Stops reading and closes the descriptor, with no further callback. */
   closeOutput(handle: OutputHandle): void;
 }
+
+/** An environment the addon has converted (prepareEnv). */
+type EnvHandle = { readonly __brand: 'sockit:env' };
 
 /** The addon's reader of one descriptor; must not be passed again once it is done. */
 type OutputHandle = { readonly __brand: 'sockit:output' };
@@ -141,21 +146,23 @@ function signalName(signal: number | null): NodeJS.Signals | null {
 }
 
 /**
- * The lists made from environments that are used again and again: a server's base environment
- * is one object, passed for every command that does not set variables of its own.
+ * The addon's prepared forms of environments that are used again and again: a server's base
+ * environment is one object, passed for every command that does not set variables of its own,
+ * and is turned into C strings once instead of at every spawn (the addon's prepareEnv).
  */
-const envLists = new WeakMap<NodeJS.ProcessEnv, string[]>();
+const preparedEnvs = new WeakMap<NodeJS.ProcessEnv, EnvHandle>();
 
-/** The addon's form of an environment: `NAME=value` strings (the same object is never changed). */
-function envList(env: NodeJS.ProcessEnv): string[] {
-  let list = envLists.get(env);
-  if (list !== undefined) return list;
-  list = [];
+/** The addon's form of an environment, `NAME=value` strings made once (the same object is never changed). */
+function preparedEnv(native: NativeAddon, env: NodeJS.ProcessEnv): EnvHandle {
+  let prepared = preparedEnvs.get(env);
+  if (prepared !== undefined) return prepared;
+  const list: string[] = [];
   for (const [name, value] of Object.entries(env)) {
     if (value !== undefined) list.push(`${name}=${value}`);
   }
-  envLists.set(env, list);
-  return list;
+  prepared = native.prepareEnv(list);
+  preparedEnvs.set(env, prepared);
+  return prepared;
 }
 
 /**
@@ -179,7 +186,7 @@ class NativeChild extends EventEmitter implements CommandProcess {
     const [pid, stdinFd, stdoutFd, stderrFd] = native.spawn(
       plan.file,
       [plan.argv0 ?? plan.file, ...plan.args],
-      envList(plan.env),
+      preparedEnv(native, plan.env),
       plan.cwdHandle?.fd ?? plan.cwd,
       plan.stdin === true,
       (code, signal) => this.#onExit(code, signalName(signal)),
@@ -310,7 +317,7 @@ class PtyChild extends EventEmitter implements CommandProcess {
     const [pid, readerFd, writerFd] = native.spawnPty(
       plan.file,
       [plan.argv0 ?? plan.file, ...plan.args],
-      envList(plan.env),
+      preparedEnv(native, plan.env),
       // A held directory (--exec-cwd-root) by its descriptor: the child chdirs before exec,
       // while it still has our descriptors, so the path names the held inode.
       plan.cwdHandle ? `/proc/self/fd/${plan.cwdHandle.fd}` : plan.cwd,
