@@ -77,9 +77,12 @@ export class RunningCommand {
     removeDeadline(this.#startedHold);
     this.#request.send(frame);
   };
-  /** Frames that arrive before the process exists wait for this (and hold the connection). */
-  readonly #ready: Promise<void>;
-  #resolveReady!: () => void;
+  /**
+   * Frames that arrive before the process exists wait for this (and hold the connection). Made
+   * only when one does: most requests have no follow-up before their command starts.
+   */
+  #ready: Promise<void> | undefined;
+  #resolveReady: (() => void) | undefined;
 
   constructor(request: ServerRequest, settings: { maxOutputBytes: number; spawner: Spawner }, log: Logger) {
     this.#request = request;
@@ -89,15 +92,15 @@ export class RunningCommand {
     this.done = new Promise((resolve) => {
       this.#resolveDone = resolve;
     });
-    this.#ready = new Promise((resolve) => {
-      this.#resolveReady = resolve;
-    });
   }
 
   /** Follow-up frames of the request, already checked against the catalogue: `stdin`, `stdin-end`, `signal`, `resize`. */
   onFrame(frame: Frame): void | Promise<void> {
     if (this.#phase === 'pending') {
       // Still checking the policy: keep the frame (and the connection) until the child exists.
+      this.#ready ??= new Promise((resolve) => {
+        this.#resolveReady = resolve;
+      });
       return this.#ready.then(() => this.onFrame(frame));
     }
     if (this.#phase === 'gone' || this.#child === undefined) return; // refused or failed: dropped
@@ -128,7 +131,7 @@ export class RunningCommand {
   /** The policy refused the request or it was cancelled first: release waiting frames. */
   abandon(): void {
     this.#phase = 'gone';
-    this.#resolveReady();
+    this.#resolveReady?.();
   }
 
   /** Starts the process; the outcome arrives through `done`. */
@@ -173,7 +176,7 @@ export class RunningCommand {
     this.#startedFrame =
       timeoutMs > 0 ? { type: 'started', pid: child.pid, timeoutMs } : { type: 'started', pid: child.pid };
     this.#startedHold = addDeadline(STARTED_HOLD_MS, this.#sendStarted);
-    this.#resolveReady();
+    this.#resolveReady?.();
   }
 
   /** Kills the whole process group now. */
@@ -294,7 +297,7 @@ export class RunningCommand {
     const failure = spawnFailure(error, plan, this.#log);
     this.#request.fail(failure.code, failure.message);
     this.#phase = 'gone';
-    this.#resolveReady();
+    this.#resolveReady?.();
     this.#resolveDone(this.#outcome({ code: null, signal: null, durationMs: 0, error: failure.code }));
   }
 

@@ -33,28 +33,31 @@ export function execService(options: ExecServiceOptions): ExecService {
   let admitted = 0;
   let closing = false;
 
+  /** Answers `request` with `error` instead of running it, with its audit line. */
+  function refuse(request: ServerRequest, error: SockitError, fields?: ExecRequestFields): void {
+    audit.record({ ...where(request), ...describe(fields), outcome: 'refused', error: error.code });
+    request.fail(error.code, error.message);
+  }
+
   async function exec(request: ServerRequest): Promise<void> {
-    const where = { peer: request.connection.peer, connection: request.connection.id, id: request.id };
-    const refuse = (error: SockitError, fields?: ExecRequestFields): void => {
-      audit.record({ ...where, ...describe(fields), outcome: 'refused', error: error.code });
-      request.fail(error.code, error.message);
-    };
     const fields = execRequestFields(request.header as HeaderOfType<'exec'>);
     // Defence in depth: even if an operator lists exec among the open services, it never runs
     // for a connection that did not prove the token (--insecure-no-auth marks every connection proven).
     if (!request.connection.authenticated) {
       refuse(
+        request,
         new SockitError('AUTH_REQUIRED', 'exec needs authentication: set SOCKIT_TOKEN or pass --token-file'),
         fields,
       );
       return;
     }
     if (closing) {
-      refuse(new SockitError('UNAVAILABLE', 'server is shutting down'), fields);
+      refuse(request, new SockitError('UNAVAILABLE', 'server is shutting down'), fields);
       return;
     }
     if (admitted >= settings.maxRunning) {
       refuse(
+        request,
         new SockitError(
           'BUSY',
           `the server is running its maximum of ${settings.maxRunning} commands; try again later`,
@@ -77,7 +80,7 @@ export function execService(options: ExecServiceOptions): ExecService {
       } catch (error) {
         command.abandon();
         if (!(error instanceof SockitError)) throw error;
-        refuse(error, fields);
+        refuse(request, error, fields);
         return;
       }
       try {
@@ -86,7 +89,7 @@ export function execService(options: ExecServiceOptions): ExecService {
         if (request.aborted) {
           // Cancelled or disconnected while we checked: the client has stopped listening.
           command.abandon();
-          audit.record({ ...where, ...describe(fields), outcome: 'cancelled' });
+          audit.record({ ...where(request), ...describe(fields), outcome: 'cancelled' });
           request.finish();
           return;
         }
@@ -98,7 +101,7 @@ export function execService(options: ExecServiceOptions): ExecService {
       }
       const outcome = await command.done;
       const ran = fields.login ? { argv: plan.argv } : {};
-      audit.record({ ...where, ...describe(fields), ...ran, cwd: plan.cwd, ...summarize(outcome) });
+      audit.record({ ...where(request), ...describe(fields), ...ran, cwd: plan.cwd, ...summarize(outcome) });
     } finally {
       admitted--;
       commands.delete(command);
@@ -111,8 +114,13 @@ export function execService(options: ExecServiceOptions): ExecService {
     // Malformed, or on a connection that may not run commands: refused before `exec` ran, and
     // still one audit line per request.
     refused(header, connection, error) {
-      const where = { peer: connection.peer, connection: connection.id, id: header.id! };
-      audit.record({ ...where, outcome: 'refused', error: error.code });
+      audit.record({
+        peer: connection.peer,
+        connection: connection.id,
+        id: header.id!,
+        outcome: 'refused',
+        error: error.code,
+      });
     },
     spawner: settings.spawner,
     get running() {
@@ -128,6 +136,11 @@ export function execService(options: ExecServiceOptions): ExecService {
       await audit.close();
     },
   };
+}
+
+/** Who sent a request, as its audit line starts. */
+function where(request: ServerRequest): Pick<ExecAuditEntry, 'peer' | 'connection' | 'id'> {
+  return { peer: request.connection.peer, connection: request.connection.id, id: request.id };
 }
 
 /** Waits for `ready`, or less if the request is aborted meanwhile (the caller then sees `aborted`). */
