@@ -87,6 +87,13 @@ export async function runInTerminal(
         remote.resize(rows, cols);
       };
       process.stdout.on('resize', onResize);
+      // Our reader went away: restore the terminal, stop the command, exit as a broken pipe would.
+      const onStdoutError = (): void => {
+        local.restore();
+        remote.cancel();
+        process.exit(EXEC_EXIT.signalBase + constants.signals.SIGPIPE);
+      };
+      process.stdout.on('error', onStdoutError);
       const stdin = remote.stdin!;
       stdin.on('error', () => {}); // the command is gone: keystrokes are dropped
       const onInput = (chunk: Buffer): void => {
@@ -108,6 +115,7 @@ export async function runInTerminal(
         return describeExit(address, exit, undefined).exitCode;
       } finally {
         process.stdout.off('resize', onResize);
+        process.stdout.off('error', onStdoutError);
         process.stdin.off('data', onInput);
         process.stdin.off('end', onInputEnd);
         remote.stdout.unpipe(process.stdout);

@@ -1,8 +1,10 @@
 /** `sockit shell` and `sockit exec -t/-tt/-T` without a local terminal (pipes), and their usage errors. */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { startExec } from '../exec/helpers.js';
 import { runCli, TEST_TOKEN, tempDir } from '../helpers.js';
+import { sockit } from '../raw/helpers.js';
 
 describe('sockit shell / exec -t without a local terminal', { timeout: 60_000 }, () => {
   let pty: Awaited<ReturnType<typeof startExec>>;
@@ -31,6 +33,15 @@ describe('sockit shell / exec -t without a local terminal', { timeout: 60_000 },
     const cat = await cli(['exec', '-tt', pty.address, '--', 'cat'], 'abc\n');
     assert.equal(cat.code, 0, cat.stderr);
     assert.match(cat.stdout, /abc\r\n/);
+  });
+
+  test('a terminal whose local reader goes away (`| head`) ends as a broken pipe: 141, no trace', async () => {
+    const running = sockit(['exec', '-tt', pty.address, '--', 'yes'], { env });
+    await once(running.child.stdout!, 'data');
+    running.child.stdout!.destroy(); // the reader closes its end of the pipe
+    const { code } = await running.exited;
+    assert.equal(code, 141, running.stderr().toString());
+    assert.doesNotMatch(running.stderr().toString(), /at |Error/);
   });
 
   test('-t without a local terminal warns and runs with pipes; -T never asks for one', async () => {

@@ -4,8 +4,8 @@ import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import type { Writable } from 'node:stream';
-import { ReadStream } from 'node:tty';
 import type { ExecPlan } from './policy.js';
+import { PtyInput } from './pty-input.js';
 
 /**
  * How commands are started. `native`: posix_spawn through sockit's addon (`native/spawn.c`),
@@ -285,16 +285,16 @@ class NativeOutput extends EventEmitter implements CommandOutput {
  * (`stderr` is null); the master carries both directions, through two descriptors of it. The
  * first is read by the addon's uv_poll reader (`readOutput`, as NativeChild's pipes), one read
  * and one callback per echo, which on a keystroke's round trip costs less than tty.ReadStream's
- * stream machinery (docs/benchmarks.md, keystroke). Keystrokes are written through a
- * tty.ReadStream on the second, never read, so they keep a Writable's backpressure (libuv
- * watches a descriptor number once per loop: the writer needs its own). The kernel reports the
+ * stream machinery (docs/benchmarks.md, keystroke). Keystrokes are written to the second by a
+ * PtyInput, which keeps a Writable's backpressure and, unlike a tty stream, neither blocks nor
+ * spins when the command stops reading its input (pty-input.ts). The kernel reports the
  * terminal's end, once nothing holds the slave side open, as EIO on a read: that is end-of-file
  * here, not an error. Events as NativeChild.
  */
 class PtyChild extends EventEmitter implements CommandProcess {
   readonly groupKilledAtExit = true;
   readonly pid: number;
-  readonly stdin: ReadStream;
+  readonly stdin: PtyInput;
   readonly stdout: CommandOutput;
   readonly stderr = null;
   readonly #native: NativeAddon;
@@ -307,7 +307,7 @@ class PtyChild extends EventEmitter implements CommandProcess {
    * master until the child is reaped.
    */
   #writerFd: number | undefined;
-  readonly #writer: ReadStream;
+  readonly #writer: PtyInput;
   #exit: [number | null, NodeJS.Signals | null] | undefined;
   #closed = false;
 
@@ -327,7 +327,7 @@ class PtyChild extends EventEmitter implements CommandProcess {
     );
     this.pid = pid;
     this.#writerFd = writerFd;
-    const writer = new ReadStream(writerFd);
+    const writer = new PtyInput(writerFd);
     writer.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code !== 'EIO') this.emit('error', error);
     });
