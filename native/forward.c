@@ -51,6 +51,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "common.h"
+
 /* One read's worth: the scratch buffer, and the most a connection keeps for a full destination. */
 #define SCRATCH_BYTES (64 * 1024)
 /* The pipe of a spliced direction; the kernel may refuse (pipe-max-size), then its default. */
@@ -124,22 +126,6 @@ struct engine {
   int handles;   /* the engine's own libuv handles still to close */
   bool orphaned; /* the JS handle was collected */
 };
-
-static const char *errno_name(int err) {
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-  const char *name = strerrorname_np(err);
-  if (name != NULL) return name;
-#endif
-  switch (err) {
-    case ECONNRESET: return "ECONNRESET";
-    case ECONNREFUSED: return "ECONNREFUSED";
-    case EPIPE: return "EPIPE";
-    case ETIMEDOUT: return "ETIMEDOUT";
-    case ENOENT: return "ENOENT";
-    case EMFILE: return "EMFILE";
-    default: return "EIO";
-  }
-}
 
 static void maybe_free_engine(engine *e) {
   if (e->orphaned && !e->listening && e->handles == 0 && e->conns == NULL) {
@@ -282,28 +268,10 @@ static int pump_spliced(conn *c, direction *d) {
   int src = c->fd[d->from], dst = c->fd[1 - d->from];
   for (int round = 0; round < ROUNDS_PER_WAKE; round++) {
     bool progress = false;
-    if (!d->ended && d->in_pipe < d->pipe_capacity) {
-      ssize_t n = splice(src, NULL, d->pipe_write, NULL, d->pipe_capacity - d->in_pipe,
-                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (n > 0) {
-        d->in_pipe += (size_t)n;
-        d->moved += (double)n;
-        progress = true;
-      } else if (n == 0) {
-        d->ended = true;
-      } else if (errno != EAGAIN && errno != EINTR) {
-        return errno;
-      }
-    }
-    if (d->in_pipe > 0) {
-      ssize_t n = splice(d->pipe_read, NULL, dst, NULL, d->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (n > 0) {
-        d->in_pipe -= (size_t)n;
-        progress = true;
-      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        return errno;
-      }
-    }
+    double written = 0;
+    int err = splice_round(src, dst, d->pipe_read, d->pipe_write, d->pipe_capacity, &d->in_pipe,
+                           &d->ended, &d->moved, &written, &progress);
+    if (err != 0) return err;
     if (d->ended && d->in_pipe == 0) {
       d->shut = true;
       if (shutdown(dst, SHUT_WR) != 0 && errno != ENOTCONN) return errno;

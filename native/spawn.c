@@ -54,6 +54,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "common.h"
+
 typedef struct {
   uv_poll_t poll;
   int pidfd;
@@ -63,37 +65,6 @@ typedef struct {
   napi_async_context context;
 } exit_watch;
 
-/*
- * The errno's own name, so sockit's errno table (src/errors.ts) sees what Node's spawn would
- * report: EPERM stays EPERM. glibc 2.32+ names every errno; elsewhere the common ones are listed.
- */
-static const char *errno_name(int err) {
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-  const char *name = strerrorname_np(err);
-  if (name != NULL) return name;
-#endif
-  switch (err) {
-    case EPERM: return "EPERM";
-    case ENOENT: return "ENOENT";
-    case EACCES: return "EACCES";
-    case ENOTDIR: return "ENOTDIR";
-    case EISDIR: return "EISDIR";
-    case ENOEXEC: return "ENOEXEC";
-    case ETXTBSY: return "ETXTBSY";
-    case E2BIG: return "E2BIG";
-    case EINVAL: return "EINVAL";
-    case ENOMEM: return "ENOMEM";
-    case EMFILE: return "EMFILE";
-    case ENFILE: return "ENFILE";
-    case EAGAIN: return "EAGAIN";
-    case ENOSYS: return "ENOSYS";
-    case ELOOP: return "ELOOP";
-    case ENAMETOOLONG: return "ENAMETOOLONG";
-    case ENOTTY: return "ENOTTY";
-    case EBADF: return "EBADF";
-    default: return "EIO";
-  }
-}
 
 static napi_value throw_errno(napi_env env, int err, const char *what) {
   char message[256];

@@ -28,6 +28,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "common.h"
+
 /* The pipe between the two splices; the kernel's default is 64 KiB. */
 #define PIPE_BYTES (1 << 20)
 
@@ -57,19 +59,6 @@ struct relay {
   napi_async_context context;
   struct relay **slot; /* the JS handle's pointer to us, cleared on release */
 };
-
-static const char *errno_name(int err) {
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-  const char *name = strerrorname_np(err);
-  if (name != NULL) return name;
-#endif
-  switch (err) {
-    case ECONNRESET: return "ECONNRESET";
-    case EPIPE: return "EPIPE";
-    case ETIMEDOUT: return "ETIMEDOUT";
-    default: return "EIO";
-  }
-}
 
 static void on_poll_closed(uv_handle_t *handle) {
   relay *r = handle->data;
@@ -131,29 +120,10 @@ static int watch(watched *w, int events) {
 static int pump(relay *r) {
   for (;;) {
     bool progress = false;
-    if (!r->source_ended && r->in_pipe < r->pipe_capacity) {
-      ssize_t n = splice(r->src.fd, NULL, r->pipe_write, NULL, r->pipe_capacity - r->in_pipe,
-                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (n > 0) {
-        r->in_pipe += (size_t)n;
-        progress = true;
-      } else if (n == 0) {
-        r->source_ended = true;
-      } else if (errno != EAGAIN && errno != EINTR) {
-        return errno;
-      }
-    }
-    if (r->in_pipe > 0) {
-      ssize_t n = splice(r->pipe_read, NULL, r->dst.fd, NULL, r->in_pipe,
-                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (n > 0) {
-        r->in_pipe -= (size_t)n;
-        r->moved += (double)n;
-        progress = true;
-      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        return errno;
-      }
-    }
+    double ignored = 0;
+    int err = splice_round(r->src.fd, r->dst.fd, r->pipe_read, r->pipe_write, r->pipe_capacity,
+                           &r->in_pipe, &r->source_ended, &ignored, &r->moved, &progress);
+    if (err != 0) return err;
     if (r->source_ended && r->in_pipe == 0) return 0;
     if (!progress) break;
   }
