@@ -19,28 +19,32 @@ type EngineEnd = RelayEnd | 'connect';
 /** The target as the engine takes it: [4 | 6, ip, port] or [0, unix path]. */
 type EngineTarget = [family: 4 | 6, ip: string, port: number] | [family: 0, path: string];
 
+/** At accept (with an allow-list or a PROXY header): false refuses, a Buffer goes to the target first. */
+type EngineOnAccept = (
+  peerIp: string | undefined,
+  peerPort: number,
+  localIp: string | undefined,
+  localPort: number,
+) => boolean | Buffer;
+
+/** Once per connection at its end: `active` is how many are left. */
+type EngineOnClose = (
+  peer: string,
+  up: number,
+  down: number,
+  ms: number,
+  end: EngineEnd,
+  error: string | null,
+  active: number,
+) => void;
+
 interface ForwardAddon {
   create(
     listenFd: number,
     target: EngineTarget,
     options: [maxConnections: number, connectTimeoutMs: number, idleTimeoutMs: number, bulkBytes: number],
-    onAccept:
-      | ((
-          peerIp: string | undefined,
-          peerPort: number,
-          localIp: string | undefined,
-          localPort: number,
-        ) => boolean | Buffer)
-      | null,
-    onClose: (
-      peer: string,
-      up: number,
-      down: number,
-      ms: number,
-      end: EngineEnd,
-      error: string | null,
-      active: number,
-    ) => void,
+    onAccept: EngineOnAccept | null,
+    onClose: EngineOnClose,
   ): object;
   count(engine: object): number;
   stopAccepting(engine: object): void;
@@ -112,9 +116,9 @@ export async function startNativeForward(
   const targetText = formatAddress(options.target);
   const { say, sayConnection, access, proxyProtocol } = options;
   let drained: (() => void) | undefined;
-  const onAccept =
+  const onAccept: EngineOnAccept | null =
     access.active || proxyProtocol !== undefined
-      ? (peerIp: string | undefined, peerPort: number, localIp: string | undefined, localPort: number) => {
+      ? (peerIp, peerPort, localIp, localPort) => {
           if (!access.admits(peerIp)) {
             say(
               `refused ${peerIp === undefined ? 'unix' : formatHostPort(peerIp, peerPort)}: not allowed by --allow/--deny`,
@@ -130,15 +134,7 @@ export async function startNativeForward(
           });
         }
       : null;
-  const onClose = (
-    peer: string,
-    up: number,
-    down: number,
-    ms: number,
-    end: EngineEnd,
-    error: string | null,
-    active: number,
-  ): void => {
+  const onClose: EngineOnClose = (peer, up, down, ms, end, error, active) => {
     if (sayConnection !== undefined) {
       sayConnection(
         end === 'connect'
