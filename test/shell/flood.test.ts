@@ -5,20 +5,33 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { connect } from '../../src/client/client.js';
 import { TEST_TOKEN, tempDir } from '../helpers.js';
-import { sockit, waitForText } from '../raw/helpers.js';
+import { type Running, sockit, waitForText } from '../raw/helpers.js';
 
 describe('a terminal flooded with input', { timeout: 60_000 }, () => {
-  test('stalls only its command: the server still answers, then ends the command', async () => {
-    const state = await tempDir('sockit-pty-flood-');
+  let state: Awaited<ReturnType<typeof tempDir>>;
+  let server: Running;
+  let address: string;
+
+  before(async () => {
+    state = await tempDir('sockit-pty-flood-');
     writeFileSync(join(state.path, 'token'), TEST_TOKEN, { mode: 0o600 });
-    const server = sockit(
-      ['serve', '--exec', '--allow-pty', '--state-dir', state.path, 'tcp://127.0.0.1:0'],
-      { env: { SOCKIT_STATE_DIR: state.path, HOME: state.path }, stdin: 'ignore' },
-    );
-    const address = (await waitForText(server, /^\s+(tcp:\/\/127\.0\.0\.1:\d+)$/m, 'stdout'))[1]!;
+    server = sockit(['serve', '--exec', '--allow-pty', '--state-dir', state.path, 'tcp://127.0.0.1:0'], {
+      env: { SOCKIT_STATE_DIR: state.path, HOME: state.path },
+      stdin: 'ignore',
+    });
+    address = (await waitForText(server, /^\s+(tcp:\/\/127\.0\.0\.1:\d+)$/m, 'stdout'))[1]!;
+  });
+  // In an after hook, so that a test that timed out (a stuck server) still stops it.
+  after(async () => {
+    server.child.kill('SIGKILL');
+    await server.exited;
+    await state.cleanup();
+  });
+
+  test('stalls only its command: the server still answers, then ends the command', async () => {
     const flooding = await connect(address, { token: TEST_TOKEN });
     const other = await connect(address, { token: TEST_TOKEN, requestTimeoutMs: 5000 });
     try {
@@ -36,9 +49,6 @@ describe('a terminal flooded with input', { timeout: 60_000 }, () => {
       await other.ping();
     } finally {
       await Promise.all([flooding.close({ deadlineMs: 0 }), other.close({ deadlineMs: 0 })]);
-      server.child.kill();
-      await server.exited;
-      await state.cleanup();
     }
   });
 });
