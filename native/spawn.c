@@ -7,7 +7,7 @@
  * spawn(file, argv, env, cwd, pipeStdin, onExit) -> [pid, stdinFd, stdoutFd, stderrFd]
  *   file      program; searched on env's PATH (else the server's) unless it contains a slash
  *   argv      the whole argv, argv[0] included
- *   env       ["NAME=value", ...], the child's whole environment, or a prepareEnv handle of one
+ *   env       the child's whole environment, as a prepareEnv handle (below)
  *   cwd       the child's working directory: a path, or an open directory descriptor (a
  *             number) that the child fchdir()s to, so a directory checked by the caller cannot
  *             be swapped (for a symlink, say) between the check and the start
@@ -167,21 +167,14 @@ static napi_value PrepareEnv(napi_env env, napi_callback_info info) {
   return handle;
 }
 
-/*
- * A spawn's environment argument: a prepareEnv handle, used as it is (*owned false), or an array
- * converted for this spawn (*owned true: the caller frees it). NULL if it is neither.
- */
-static char **env_argument(napi_env env, napi_value value, bool *owned) {
+/* A spawn's environment: the C strings of a prepareEnv handle (the handle owns them), or NULL. */
+static char **env_argument(napi_env env, napi_value value) {
   bool prepared = false;
-  napi_check_object_type_tag(env, value, &ENV_TAG, &prepared);
-  if (prepared) {
-    void *data = NULL;
-    napi_get_value_external(env, value, &data);
-    *owned = false;
-    return data;
-  }
-  *owned = true;
-  return string_list(env, value);
+  void *data = NULL;
+  if (napi_check_object_type_tag(env, value, &ENV_TAG, &prepared) != napi_ok || !prepared ||
+      napi_get_value_external(env, value, &data) != napi_ok)
+    return NULL;
+  return data;
 }
 
 /* ---- program lookup ---------------------------------------------------------------------- */
@@ -355,8 +348,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
     cwd = utf8(env, args[3]);
   }
   char **argv = string_list(env, args[1]);
-  bool env_owned = false;
-  char **envp = env_argument(env, args[2], &env_owned);
+  char **envp = env_argument(env, args[2]);
   int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
   napi_value result = NULL;
   posix_spawn_file_actions_t actions;
@@ -445,7 +437,6 @@ done:
   free(file);
   free(cwd);
   free_list(argv);
-  if (env_owned) free_list(envp);
   return result;
 }
 
@@ -479,8 +470,7 @@ static napi_value SpawnPty(napi_env env, napi_callback_info info) {
   char *file = utf8(env, args[0]);
   char *cwd = utf8(env, args[3]);
   char **argv = string_list(env, args[1]);
-  bool env_owned = false;
-  char **envp = env_argument(env, args[2], &env_owned);
+  char **envp = env_argument(env, args[2]);
   int master = -1;
   int writer = -1;
   napi_value result = NULL;
@@ -552,7 +542,6 @@ done:
   free(file);
   free(cwd);
   free_list(argv);
-  if (env_owned) free_list(envp);
   return result;
 }
 

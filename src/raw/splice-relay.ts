@@ -1,31 +1,16 @@
-import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
+import { loadNative } from '../native.js';
 
-/** `native/splice.c`, built by `npm install` into native/build; resolved from build/src/raw. */
-const SPLICE_ADDON_PATH = '../../../native/build/Release/sockit_splice.node';
-
+/** `native/splice.c`. */
 interface SpliceAddon {
   start(srcFd: number, dstFd: number, onDone: (error: string | null, bytes: number) => void): object;
   stop(handle: object): void;
   moved(handle: object): number;
 }
 
-let addon: SpliceAddon | null | undefined;
-
-function spliceAddon(): SpliceAddon | null {
-  if (addon !== undefined) return addon;
-  // SOCKIT_NO_NATIVE=1 behaves as where the addon did not build (the tests run that path too).
-  addon = null;
-  if (process.platform === 'linux' && process.env.SOCKIT_NO_NATIVE !== '1') {
-    try {
-      addon = createRequire(import.meta.url)(SPLICE_ADDON_PATH) as SpliceAddon;
-    } catch {
-      // not built (no compiler): relays copy through a reused buffer instead
-    }
-  }
-  return addon;
-}
+/** Without the addon relays copy through a reused buffer instead. */
+const spliceAddon = (): SpliceAddon | null => loadNative<SpliceAddon>('sockit_splice');
 
 /** Whether relays can hand directions to the kernel here (Linux, the addon built). */
 export function canSplice(): boolean {

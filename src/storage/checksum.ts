@@ -7,8 +7,8 @@
  * node:crypto.
  */
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
 import xxhash from 'xxhash-wasm';
+import { loadNative } from '../native.js';
 import type { ChecksumName } from '../protocol/files.js';
 
 /** A checksum being computed over a stream of bytes. */
@@ -29,24 +29,8 @@ interface NativeXxh64 {
   digest(state: object): string;
 }
 
-/** Built by `npm install` (scripts/build-native.mjs); resolved from build/src/storage. */
-const ADDON_PATH = '../../../native/build/Release/sockit_xxhash.node';
-let native: NativeXxh64 | null | undefined;
-
 /** The native XXH64, or null where it is not built or SOCKIT_NO_NATIVE=1 asks to do without. */
-function nativeXxh64(): NativeXxh64 | null {
-  if (native === undefined) {
-    try {
-      native =
-        process.env.SOCKIT_NO_NATIVE === '1'
-          ? null
-          : (createRequire(import.meta.url)(ADDON_PATH) as NativeXxh64);
-    } catch {
-      native = null;
-    }
-  }
-  return native;
-}
+const nativeXxh64 = (): NativeXxh64 | null => loadNative<NativeXxh64>('sockit_xxhash');
 
 /** Which implementation `xxh64` uses in this process: `native`, or `wasm` (the fallback). */
 export function xxh64Implementation(): 'native' | 'wasm' {

@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import type { Writable } from 'node:stream';
+import { loadNative } from '../../native.js';
 import type { ExecPlan } from './policy.js';
 import { PtyInput } from './pty-input.js';
 
@@ -45,7 +45,7 @@ interface NativeAddon {
   spawn(
     file: string,
     argv: string[],
-    env: string[] | EnvHandle,
+    env: EnvHandle,
     /** A path, or a held directory's descriptor (the child fchdir()s to it). */
     cwd: string | number,
     pipeStdin: boolean,
@@ -54,7 +54,7 @@ interface NativeAddon {
   spawnPty(
     file: string,
     argv: string[],
-    env: string[] | EnvHandle,
+    env: EnvHandle,
     cwd: string,
     rows: number,
     cols: number,
@@ -75,26 +75,8 @@ type EnvHandle = { readonly __brand: 'sockit:env' };
 /** The addon's reader of one descriptor; must not be passed again once it is done. */
 type OutputHandle = { readonly __brand: 'sockit:output' };
 
-/** Built by `npm install` (scripts/build-native.mjs) into native/build; resolved from build/src/services/exec. */
-const ADDON_PATH = '../../../../native/build/Release/sockit_spawn.node';
-
-let addon: NativeAddon | null | undefined;
-
-function loadAddon(): NativeAddon | null {
-  if (addon === undefined) {
-    // SOCKIT_NO_NATIVE=1: behave as where the addon did not build (and test that path).
-    if (process.env.SOCKIT_NO_NATIVE === '1') {
-      addon = null;
-      return addon;
-    }
-    try {
-      addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
-    } catch {
-      addon = null; // not built (no compiler, not Linux) or no pidfd_open: child_process it is
-    }
-  }
-  return addon;
-}
+/** Without the addon (not built, or no pidfd_open: Linux < 5.3) commands start through child_process. */
+const loadAddon = (): NativeAddon | null => loadNative<NativeAddon>('sockit_spawn');
 
 /** Whether the native spawner can be used here (its addon is built and loads). */
 export function hasNativeSpawner(): boolean {
