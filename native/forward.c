@@ -14,7 +14,7 @@
  *   options   [maxConnections, connectTimeoutMs, idleTimeoutMs (0: none), bulkBytes (a
  *             direction that has carried this many bytes is moved by splice(2) from then on;
  *             0: never)]
- *   onAccept  null, or (peerIp, peerPort, localIp, localPort) -> false (refuse: closed at once),
+ *   onAccept  null, or (peer, peerIp, peerPort, localIp, localPort) -> false (refuse: closed at once),
  *             true (relay), or a Buffer (relay, and write it to the target before anything else)
  *   onClose   (peer, up, down, ms, end, errorName, active): once per accepted connection that
  *             was not refused; end is "done", "idle", "aborted", "error" or "connect" (the
@@ -469,8 +469,7 @@ static void describe(const struct sockaddr_storage *ss, char *ip, size_t ip_size
 }
 
 /* onAccept's verdict: false refuses; a Buffer is the target's preamble, copied to `c`. */
-static bool ask_admission(engine *e, conn *c, const struct sockaddr_storage *peer_address,
-                          const char *peer_ip, int peer_port) {
+static bool ask_admission(engine *e, conn *c, const char *peer_ip, int peer_port) {
   struct sockaddr_storage local;
   socklen_t local_len = sizeof local;
   memset(&local, 0, sizeof local);
@@ -479,19 +478,19 @@ static bool ask_admission(engine *e, conn *c, const struct sockaddr_storage *pee
   if (getsockname(c->fd[CLIENT], (struct sockaddr *)&local, &local_len) == 0)
     describe(&local, local_ip, sizeof local_ip, &local_port, local_peer, sizeof local_peer);
   else local_ip[0] = '\0';
-  (void)peer_address;
   napi_env env = e->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  napi_value argv[4], result;
-  if (peer_ip[0] == '\0') napi_get_undefined(env, &argv[0]);
-  else napi_create_string_utf8(env, peer_ip, NAPI_AUTO_LENGTH, &argv[0]);
-  napi_create_int32(env, peer_port, &argv[1]);
-  if (local_ip[0] == '\0') napi_get_undefined(env, &argv[2]);
-  else napi_create_string_utf8(env, local_ip, NAPI_AUTO_LENGTH, &argv[2]);
-  napi_create_int32(env, local_port, &argv[3]);
+  napi_value argv[5], result;
+  napi_create_string_utf8(env, c->peer, NAPI_AUTO_LENGTH, &argv[0]);
+  if (peer_ip[0] == '\0') napi_get_undefined(env, &argv[1]);
+  else napi_create_string_utf8(env, peer_ip, NAPI_AUTO_LENGTH, &argv[1]);
+  napi_create_int32(env, peer_port, &argv[2]);
+  if (local_ip[0] == '\0') napi_get_undefined(env, &argv[3]);
+  else napi_create_string_utf8(env, local_ip, NAPI_AUTO_LENGTH, &argv[3]);
+  napi_create_int32(env, local_port, &argv[4]);
   bool admitted = false;
-  if (call_js(e, e->on_accept, 4, argv, false, &result)) {
+  if (call_js(e, e->on_accept, 5, argv, false, &result)) {
     bool is_buffer = false;
     napi_is_buffer(env, result, &is_buffer);
     if (is_buffer) {
@@ -534,7 +533,7 @@ static void accept_one(engine *e, int fd, const struct sockaddr_storage *address
   char ip[INET6_ADDRSTRLEN];
   int port = 0;
   describe(address, ip, sizeof ip, &port, c->peer, sizeof c->peer);
-  if (e->on_accept != NULL && !ask_admission(e, c, address, ip, port)) {
+  if (e->on_accept != NULL && !ask_admission(e, c, ip, port)) {
     close(fd);
     free(c->dir[CLIENT].pending);
     free(c);

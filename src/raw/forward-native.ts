@@ -1,17 +1,14 @@
-import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { fromSystemError, SockitError } from '../errors.js';
-import { type Address, formatAddress, formatHostPort } from '../transport/address.js';
-import type { DialOptions } from '../transport/dial.js';
+import { loadNative } from '../native.js';
+import { type Address, formatAddress } from '../transport/address.js';
+import { type DialOptions, dialTimeout } from '../transport/dial.js';
 import { listenStream } from '../transport/listen.js';
 import type { AccessList } from './cidr.js';
 import { type ProxyProtocolVersion, proxyHeader } from './forward-proxy-header.js';
 import { describeResult, type RelayEnd } from './forward-relay.js';
 import { DEFAULT_FORWARD_DRAIN_MS, type Forwarder } from './forwarder.js';
 import { RELAY_BULK_BYTES } from './relay-buffers.js';
-
-/** `native/forward.c`, built by `npm install` into native/build; resolved from build/src/raw. */
-const FORWARD_ADDON_PATH = '../../../native/build/Release/sockit_forward.node';
 
 /** How a connection of the engine ended: a relay's ends, or `connect` (the target did not answer). */
 type EngineEnd = RelayEnd | 'connect';
@@ -21,6 +18,7 @@ type EngineTarget = [family: 4 | 6, ip: string, port: number] | [family: 0, path
 
 /** At accept (with an allow-list or a PROXY header): false refuses, a Buffer goes to the target first. */
 type EngineOnAccept = (
+  peer: string,
   peerIp: string | undefined,
   peerPort: number,
   localIp: string | undefined,
@@ -51,21 +49,8 @@ interface ForwardAddon {
   abortAll(engine: object): void;
 }
 
-let addon: ForwardAddon | null | undefined;
-
-function forwardAddon(): ForwardAddon | null {
-  if (addon !== undefined) return addon;
-  // SOCKIT_NO_NATIVE=1 behaves as where the addon did not build (the tests run that path too).
-  addon = null;
-  if (process.platform === 'linux' && process.env.SOCKIT_NO_NATIVE !== '1') {
-    try {
-      addon = createRequire(import.meta.url)(FORWARD_ADDON_PATH) as ForwardAddon;
-    } catch {
-      // not built (no compiler): forward relays through Node's sockets instead
-    }
-  }
-  return addon;
-}
+/** Without the addon every forward runs on Node's sockets. */
+const forwardAddon = (): ForwardAddon | null => loadNative<ForwardAddon>('sockit_forward');
 
 /** What the native engine needs besides `startStreamForward`'s options. */
 export interface NativeForwardOptions {
@@ -76,7 +61,8 @@ export interface NativeForwardOptions {
   connectTimeoutMs: number;
   idleTimeoutMs: number | undefined;
   proxyProtocol: ProxyProtocolVersion | undefined;
-  say: (line: string) => void;
+  /** Says that `--allow/--deny` turned a peer away (the same line as on Node's sockets). */
+  sayDenied: (peer: string) => void;
   /** Undefined (`-q`): no line per connection. */
   sayConnection: ((line: string) => void) | undefined;
 }
@@ -114,15 +100,13 @@ export async function startNativeForward(
   // Nothing can be accepted by Node: its listener is closed on the turn it starts listening.
   const listener = await listenStream(options.listen, (socket) => socket.destroy(), { backlog: 511 });
   const targetText = formatAddress(options.target);
-  const { say, sayConnection, access, proxyProtocol } = options;
+  const { sayDenied, sayConnection, access, proxyProtocol } = options;
   let drained: (() => void) | undefined;
   const onAccept: EngineOnAccept | null =
     access.active || proxyProtocol !== undefined
-      ? (peerIp, peerPort, localIp, localPort) => {
+      ? (peer, peerIp, peerPort, localIp, localPort) => {
           if (!access.admits(peerIp)) {
-            say(
-              `refused ${peerIp === undefined ? 'unix' : formatHostPort(peerIp, peerPort)}: not allowed by --allow/--deny`,
-            );
+            sayDenied(peer);
             return false;
           }
           if (proxyProtocol === undefined) return true;
@@ -195,7 +179,7 @@ function connectFailure(target: string, error: string | null, timeoutMs: number)
   const what = `cannot connect to ${target}`;
   const failure =
     error === 'ETIMEDOUT'
-      ? new SockitError('TIMEOUT', `${what}: no answer within ${timeoutMs} ms`)
+      ? dialTimeout(what, timeoutMs)
       : fromSystemError(Object.assign(new Error(error ?? 'EIO'), { code: error ?? 'EIO' }), what);
   return `${failure.code}: ${failure.message}`;
 }

@@ -81,6 +81,7 @@ export async function startStreamForward(options: StreamForwardOptions): Promise
   const target = formatAddress(options.target);
   const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
   const sayConnection = options.connectionLines === false ? undefined : say;
+  const sayDenied = (peer: string): void => say(`refused ${peer}: not allowed by --allow/--deny`);
   const maxConnections = options.maxConnections ?? DEFAULT_FORWARD_MAX_CONNECTIONS;
   const engineTarget =
     options.listen.kind === 'tcp' && options.links === undefined && options.nativeEngine !== false
@@ -96,7 +97,7 @@ export async function startStreamForward(options: StreamForwardOptions): Promise
         connectTimeoutMs,
         idleTimeoutMs: options.idleTimeoutMs,
         proxyProtocol: options.proxyProtocol,
-        say,
+        sayDenied,
         sayConnection,
       },
       engineTarget,
@@ -121,7 +122,7 @@ export async function startStreamForward(options: StreamForwardOptions): Promise
     shutdownDeadlineMs: DEFAULT_FORWARD_DRAIN_MS,
     handle: (connection) => forwardOne(connection, options, dial, plainRelay, target, sayConnection),
   });
-  server.on('denied', (peer: string) => say(`refused ${peer}: not allowed by --allow/--deny`));
+  server.on('denied', sayDenied);
   return {
     addresses: server.addresses,
     tlsFingerprint: server.tlsFingerprint,

@@ -38,6 +38,11 @@ async function tlsModules(): Promise<{
   return { tls, knownHosts };
 }
 
+/** A dial that got no answer in time (`what`: `cannot connect to …`), worded once for every dialler. */
+export function dialTimeout(what: string, timeoutMs: number): SockitError {
+  return new SockitError('TIMEOUT', `${what}: no answer within ${timeoutMs} ms`);
+}
+
 /** Connects a stream socket to a tcp, tls or unix address; TLS is verified before it resolves. */
 export function dialStream(address: Address, options: DialOptions = {}): Promise<net.Socket> {
   if (address.kind === 'udp')
@@ -72,7 +77,7 @@ function connectStream(
     const timer = setTimeout(() => {
       done = true;
       socket?.destroy();
-      reject(new SockitError('TIMEOUT', `${what()}: no answer within ${timeoutMs} ms`));
+      reject(dialTimeout(what(), timeoutMs));
     }, timeoutMs);
     const fail = (error: Error): void => {
       clearTimeout(timer);
