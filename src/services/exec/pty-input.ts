@@ -20,7 +20,6 @@ const RETRY_MAX_MS = 100;
 export class PtyInput extends Writable {
   readonly #fd: number;
   #retry: NodeJS.Timeout | undefined;
-  #closed = false;
 
   constructor(fd: number) {
     super({ highWaterMark: 64 * 1024 });
@@ -32,17 +31,15 @@ export class PtyInput extends Writable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    // Called once, by destroy(): `destroyed` is already true, so no retry writes after this.
     clearTimeout(this.#retry);
-    if (!this.#closed) {
-      this.#closed = true;
-      closeSync(this.#fd);
-    }
+    closeSync(this.#fd);
     callback(error);
   }
 
   #push(chunk: Buffer, offset: number, waitMs: number, callback: (error?: Error | null) => void): void {
     this.#retry = undefined;
-    if (this.#closed) return;
+    if (this.destroyed) return;
     let written = offset;
     try {
       while (written < chunk.length) {
