@@ -29,11 +29,11 @@ const PY_CLIENT = `${PEERS}remote_cmd_client.py`;
 
 const CASE = 'exec `true` round trips, 1 connection';
 const CLI_CASE = 'one whole CLI run, wall time';
-const SOCKIT = 'sockit serve --exec (native posix_spawn)';
+const SOCKIT = 'sockit serve --exec (native spawner)';
 const SOCKIT_NODE = 'sockit serve --exec --exec-spawner node (child_process)';
 const BARE = "bare spawn('true') loop, default stdio";
 const BARE_DETACHED = 'bare spawn loop, detached + piped (what sockit spawns)';
-const BARE_NATIVE = "bare loop of sockit's native spawner (posix_spawn)";
+const BARE_NATIVE = "bare loop of sockit's native spawner (clone, CLONE_VM | CLONE_VFORK)";
 const PYTHON_SERVER = 'python remote_cmd_server.py (seed)';
 const PYTHON_SUBPROCESS = 'python subprocess loop (shell=True, as the seed)';
 
@@ -88,7 +88,7 @@ export const execSuite: BenchSuite = {
       });
       context.ratio({
         case: CASE,
-        label: `${SOCKIT} / ${SOCKIT_NODE} (what posix_spawn buys)`,
+        label: `${SOCKIT} / ${SOCKIT_NODE} (what the native spawner buys)`,
         value: medians[SOCKIT]! / medians[SOCKIT_NODE]!,
       });
 
@@ -119,7 +119,7 @@ export const execSuite: BenchSuite = {
         });
         context.ratio({
           case: CASE,
-          label: `${BARE_NATIVE} / ${PYTHON_SUBPROCESS} (posix_spawn against fork_exec)`,
+          label: `${BARE_NATIVE} / ${PYTHON_SUBPROCESS} (vfork-style clone against Python's vfork)`,
           value: medians[BARE_NATIVE]! / subprocessRate,
         });
       }

@@ -1,8 +1,9 @@
 /*
- * sockit's process spawner for the exec service: posix_spawn (glibc: clone with CLONE_VM |
- * CLONE_VFORK) instead of libuv's fork, so starting a command does not copy the page tables of
- * the server. A fork from a 90 MB Node process costs ~0.5 ms and grows with the heap; this
- * stays ~0.3 ms. The child's exit is watched through a pidfd polled on Node's own event loop.
+ * sockit's process spawner for the exec service: clone with CLONE_VM | CLONE_VFORK (what glibc's
+ * posix_spawn does, on a stack kept for it: start_child) instead of libuv's fork, so starting a
+ * command does not copy the page tables of the server. A fork from a 90 MB Node process costs
+ * ~0.5 ms and grows with the heap; this stays ~0.2 ms. The child's exit is watched through a
+ * pidfd polled on Node's own event loop.
  *
  * spawn(file, argv, env, cwd, pipeStdin, onExit) -> [pid, stdinFd, stdoutFd, stderrFd]
  *   file      program; searched on env's PATH (else the server's) unless it contains a slash
@@ -19,14 +20,14 @@
  * disposition and none blocked (Node ignores SIGPIPE; a command must not inherit that), and gets
  * stdout and stderr on pipes (a piped stdin on a socketpair, as libuv gives it, so that it can be
  * shut down). Our ends are close-on-exec, and every descriptor above 2 is closed in the child
- * before exec (glibc 2.34+: close_range), also one the server inherited without close-on-exec.
+ * before exec (close_range, Linux 5.9+), also one the server inherited without close-on-exec.
  * Failures throw an Error whose `code` is the errno name (ENOENT, EACCES, ...).
  *
  * spawnPty(file, argv, env, cwd, rows, cols, onExit) -> [pid, masterFd, writerFd]
  *   The same, but the child's stdin, stdout and stderr are the slave side of a new
  *   pseudo-terminal (posix_openpt) of rows x cols, and it gets that terminal as its controlling
- *   terminal: POSIX_SPAWN_SETSID runs before the file actions, and a session leader that opens a
- *   tty without O_NOCTTY acquires it (Linux). masterFd (close-on-exec, ours) carries the bytes.
+ *   terminal: the child calls setsid before it opens the slave, and a session leader that opens
+ *   a tty without O_NOCTTY acquires it (Linux). masterFd (close-on-exec, ours) carries the bytes.
  *   The server never holds the slave open, so once the child and its descendants close it, a
  *   read of masterFd fails with EIO: that is the terminal's end-of-file. writerFd is a second
  *   descriptor of the same master: libuv watches a descriptor number once per loop, so reading
@@ -41,7 +42,9 @@
 #include <limits.h>
 #include <node_api.h>
 #include <signal.h>
-#include <spawn.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,20 +75,6 @@ static napi_value throw_errno(napi_env env, int err, const char *what) {
   napi_throw_error(env, errno_name(err), message);
   return NULL;
 }
-
-/* posix_spawn_file_actions_addfchdir_np arrived in glibc 2.29; before it, chdir to /proc/self/fd/N. */
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
-#define SOCKIT_HAVE_ADDFCHDIR 1
-#else
-#define SOCKIT_HAVE_ADDFCHDIR 0
-#endif
-
-/* posix_spawn_file_actions_addclosefrom_np arrived in glibc 2.34 (close_range in the child). */
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-#define SOCKIT_HAVE_ADDCLOSEFROM 1
-#else
-#define SOCKIT_HAVE_ADDCLOSEFROM 0
-#endif
 
 /* ---- strings from JS --------------------------------------------------------------------- */
 
@@ -302,27 +291,119 @@ static void close_pair(int pair[2]) {
 }
 
 /*
- * The last file action: every descriptor above stderr is closed in the child (one close_range),
- * so a descriptor the server inherited without close-on-exec (a supervisor's socket, a parent's
- * pipe) never reaches a command. Our own descriptors are close-on-exec already; this is for the
- * ones we did not open. Without glibc 2.34 close-on-exec is the only guard.
+ * What the child does between clone and exec, all decided by the parent beforehand: the child
+ * shares our memory (CLONE_VM) and runs on a borrowed stack, so it allocates nothing and takes
+ * no lock; it only makes system calls, and leaves its errno here when it cannot exec.
  */
-static void close_the_rest(posix_spawn_file_actions_t *actions) {
-#if SOCKIT_HAVE_ADDCLOSEFROM
-  posix_spawn_file_actions_addclosefrom_np(actions, 3);
-#else
-  (void)actions;
-#endif
+typedef struct {
+  const char *program;
+  char **argv;
+  char **envp;
+  /* Descriptor for the child's stdin, or -1: open stdin_path (/dev/null, or a pty's slave). */
+  int stdin_fd;
+  const char *stdin_path;
+  int stdin_flags;
+  /* Descriptors for stdout and stderr; -1: a copy of the child's stdin (a terminal's slave). */
+  int stdout_fd;
+  int stderr_fd;
+  /* Working directory: an open directory (>= 0) or a path. */
+  int cwd_fd;
+  const char *cwd;
+  /* Set by the child when it failed: the errno, and whether it was the working directory. */
+  int error;
+  bool cwd_failed;
+} child_plan;
+
+/* fd onto target in the child, close-on-exec cleared even when they are the same descriptor. */
+static int place_fd(int fd, int target) {
+  if (fd == target) return fcntl(target, F_SETFD, 0);
+  return dup2(fd, target) < 0 ? -1 : 0;
 }
 
-/* A new session (and process group), every signal at its default, none blocked. */
-static void new_session(posix_spawnattr_t *attributes) {
-  sigset_t all, none;
-  sigfillset(&all);
+static int child_fail(child_plan *plan, bool cwd) {
+  plan->error = errno;
+  plan->cwd_failed = cwd;
+  _exit(127);
+}
+
+/*
+ * The child, until exec: every signal to its default disposition (a handler of ours must never
+ * run on our memory, and Node ignores SIGPIPE, which a command must not inherit), a new session
+ * and process group, stdio, the working directory, every other descriptor closed (also one the
+ * server inherited without close-on-exec: a supervisor's socket, a parent's pipe), no signal
+ * blocked, exec. A terminal's slave is opened after setsid and without O_NOCTTY, so it becomes
+ * the controlling terminal (Linux).
+ */
+static int child_main(void *argument) {
+  child_plan *plan = argument;
+  struct sigaction default_action;
+  memset(&default_action, 0, sizeof default_action);
+  default_action.sa_handler = SIG_DFL;
+  for (int signal_number = 1; signal_number < NSIG; signal_number++)
+    sigaction(signal_number, &default_action, NULL); /* SIGKILL, SIGSTOP, glibc's own: refused, harmless */
+  if (setsid() < 0) child_fail(plan, false);
+  if (plan->stdin_fd >= 0) {
+    if (place_fd(plan->stdin_fd, 0) != 0) child_fail(plan, false);
+  } else {
+    int opened = open(plan->stdin_path, plan->stdin_flags);
+    if (opened < 0) child_fail(plan, false);
+    if (opened != 0 && (dup2(opened, 0) < 0 || close(opened) != 0)) child_fail(plan, false);
+  }
+  if (place_fd(plan->stdout_fd >= 0 ? plan->stdout_fd : 0, 1) != 0) child_fail(plan, false);
+  if (place_fd(plan->stderr_fd >= 0 ? plan->stderr_fd : 0, 2) != 0) child_fail(plan, false);
+  if ((plan->cwd_fd >= 0 ? fchdir(plan->cwd_fd) : chdir(plan->cwd)) != 0) child_fail(plan, true);
+  syscall(SYS_close_range, 3U, ~0U, 0U); /* Linux < 5.9: close-on-exec is the only guard */
+  sigset_t none;
   sigemptyset(&none);
-  posix_spawnattr_setsigdefault(attributes, &all);
-  posix_spawnattr_setsigmask(attributes, &none);
-  posix_spawnattr_setflags(attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  execve(plan->program, plan->argv, plan->envp);
+  return child_fail(plan, false);
+}
+
+/* The child's stack: one per process, borrowed by one spawn at a time (the lock), guard below. */
+#define CHILD_STACK_BYTES (64 * 1024)
+static pthread_mutex_t child_stack_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *child_stack;
+
+/*
+ * Starts plan as a new process: clone(CLONE_VM | CLONE_VFORK), as glibc's posix_spawn does, so
+ * the server's page tables are never copied and we resume once the child has exec'd (or failed),
+ * but on a stack kept for the purpose rather than one mapped and unmapped per command: an unmap
+ * in a process with Node's threads flushes the TLB of every CPU they ran on. Every signal is
+ * blocked around the clone so that none is handled in the child before it has reset them.
+ * Returns 0 (pid set) or an errno (plan->cwd_failed says whether the working directory was it).
+ */
+static int start_child(child_plan *plan, pid_t *pid) {
+  plan->error = 0;
+  plan->cwd_failed = false;
+  pthread_mutex_lock(&child_stack_lock);
+  if (child_stack == NULL) {
+    void *mapped = mmap(NULL, CHILD_STACK_BYTES + 4096, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (mapped == MAP_FAILED || mprotect(mapped, 4096, PROT_NONE) != 0) {
+      int err = errno;
+      if (mapped != MAP_FAILED) munmap(mapped, CHILD_STACK_BYTES + 4096);
+      pthread_mutex_unlock(&child_stack_lock);
+      return err;
+    }
+    child_stack = mapped;
+  }
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &previous);
+  pid_t started = clone(child_main, child_stack + 4096 + CHILD_STACK_BYTES, CLONE_VM | CLONE_VFORK | SIGCHLD, plan);
+  int err = started < 0 ? errno : 0;
+  pthread_sigmask(SIG_SETMASK, &previous, NULL);
+  pthread_mutex_unlock(&child_stack_lock);
+  if (err != 0) return err;
+  if (plan->error != 0) {
+    /* It exited 127 without exec: reap it here, nobody else knows of it. */
+    while (waitpid(started, NULL, 0) < 0 && errno == EINTR) {
+    }
+    return plan->error;
+  }
+  *pid = started;
+  return 0;
 }
 
 static napi_value Spawn(napi_env env, napi_callback_info info) {
@@ -351,10 +432,6 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   char **envp = env_argument(env, args[2]);
   int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
   napi_value result = NULL;
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attributes;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawnattr_init(&attributes);
 
   if (file == NULL || cwd == NULL || argv == NULL || envp == NULL || argv[0] == NULL ||
       (cwd_type == napi_number && cwd_fd < 0)) {
@@ -378,31 +455,22 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
     throw_errno(env, errno, pipe_stdin && in[0] < 0 ? "socketpair" : "pipe2");
     goto done;
   }
-  if (pipe_stdin) {
-    posix_spawn_file_actions_adddup2(&actions, in[1], 0);
-  } else {
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  }
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-  if (cwd_fd >= 0) {
-#if SOCKIT_HAVE_ADDFCHDIR
-    posix_spawn_file_actions_addfchdir_np(&actions, cwd_fd);
-#else
-    /* The child has a copy of our descriptors until it execs: the magic link is the held inode. */
-    posix_spawn_file_actions_addchdir_np(&actions, cwd);
-#endif
-  } else {
-    posix_spawn_file_actions_addchdir_np(&actions, cwd);
-  }
-  close_the_rest(&actions); /* after the fchdir, which needs cwd_fd */
-  new_session(&attributes);
-
+  child_plan plan = {
+      .program = program,
+      .argv = argv,
+      .envp = envp,
+      .stdin_fd = pipe_stdin ? in[1] : -1,
+      .stdin_path = "/dev/null",
+      .stdin_flags = O_RDONLY,
+      .stdout_fd = out[1],
+      .stderr_fd = err[1],
+      .cwd_fd = cwd_fd,
+      .cwd = cwd,
+  };
   pid_t pid;
-  int spawned = posix_spawn(&pid, program, &actions, &attributes, argv, envp);
+  int spawned = start_child(&plan, &pid);
   if (spawned != 0) {
-    /* ENOENT here is the cwd (the program was found above): say which. */
-    throw_errno(env, spawned, spawned == ENOENT || spawned == ENOTDIR ? cwd : file);
+    throw_errno(env, spawned, plan.cwd_failed ? cwd : file);
     goto done;
   }
   int watched = watch_exit(env, pid, args[5]);
@@ -429,8 +497,6 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   in[0] = out[0] = err[0] = -1; /* handed to JS */
 
 done:
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
   close_pair(in);
   close_pair(out);
   close_pair(err);
@@ -474,10 +540,6 @@ static napi_value SpawnPty(napi_env env, napi_callback_info info) {
   int master = -1;
   int writer = -1;
   napi_value result = NULL;
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attributes;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawnattr_init(&attributes);
 
   if (file == NULL || cwd == NULL || argv == NULL || envp == NULL || argv[0] == NULL) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "spawnPty: strings without NUL bytes expected");
@@ -503,18 +565,22 @@ static napi_value SpawnPty(napi_env env, napi_callback_info info) {
     throw_errno(env, errno, "dup");
     goto done;
   }
-  /* Opened by the child after setsid, without O_NOCTTY: it becomes the controlling terminal. */
-  posix_spawn_file_actions_addopen(&actions, 0, slave, O_RDWR, 0);
-  posix_spawn_file_actions_adddup2(&actions, 0, 1);
-  posix_spawn_file_actions_adddup2(&actions, 0, 2);
-  posix_spawn_file_actions_addchdir_np(&actions, cwd); /* may be /proc/self/fd/N: before the close */
-  close_the_rest(&actions);
-  new_session(&attributes);
-
+  child_plan plan = {
+      .program = program,
+      .argv = argv,
+      .envp = envp,
+      .stdin_fd = -1,
+      .stdin_path = slave, /* opened after setsid, without O_NOCTTY: the controlling terminal */
+      .stdin_flags = O_RDWR,
+      .stdout_fd = -1,
+      .stderr_fd = -1,
+      .cwd_fd = -1,
+      .cwd = cwd, /* may be /proc/self/fd/N: the child chdirs before it closes the rest */
+  };
   pid_t pid;
-  int spawned = posix_spawn(&pid, program, &actions, &attributes, argv, envp);
+  int spawned = start_child(&plan, &pid);
   if (spawned != 0) {
-    throw_errno(env, spawned, spawned == ENOENT || spawned == ENOTDIR ? cwd : file);
+    throw_errno(env, spawned, plan.cwd_failed ? cwd : file);
     goto done;
   }
   int watched = watch_exit(env, pid, args[6]);
@@ -535,8 +601,6 @@ static napi_value SpawnPty(napi_env env, napi_callback_info info) {
   master = writer = -1; /* handed to JS */
 
 done:
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
   if (master >= 0) close(master);
   if (writer >= 0) close(writer);
   free(file);

@@ -4,7 +4,7 @@
  * results) would understate Node's spawn rate next to a fresh `sockit serve`.
  *
  * Protocol on stdin/stdout, one line each: `default N`, `detached N` or `native N` runs N `true`s
- * one after another and answers `done`. `native` is sockit's posix_spawn spawner alone.
+ * one after another and answers `done`. `native` is sockit's native spawner alone.
  */
 import { type SpawnOptions, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';

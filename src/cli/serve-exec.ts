@@ -93,7 +93,7 @@ export const execServePlugin: ServePlugin = {
       )
       .option(
         '--exec-spawner <how>',
-        'exec: "native" (posix_spawn, no fork; default when built) or "node" (child_process)',
+        'exec: "native" (vfork-style clone, no fork; default when built) or "node" (child_process)',
         argParsers.choice('--exec-spawner', ['native', 'node'] as const),
       );
   },

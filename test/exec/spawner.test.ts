@@ -96,6 +96,23 @@ for (const spawner of ['native', 'node'] as const) {
       assert.equal(ran.signal, 'SIGPIPE');
     });
 
+    test('no signal is blocked, ignored or handled when the command starts', async () => {
+      const ran = await run(spawner, 'cat', ['/proc/self/status']);
+      for (const field of ['SigBlk', 'SigIgn', 'SigCgt']) {
+        assert.match(ran.stdout, new RegExp(`^${field}:\\s+0+$`, 'm'), field);
+      }
+    });
+
+    test('a working directory that is not there fails the start with ENOENT, naming it', async () => {
+      const missing = join(dir, 'no-such-directory');
+      const failure = await run(spawner, 'true', [], { cwd: missing }).then(
+        () => undefined,
+        (error: NodeJS.ErrnoException) => error,
+      );
+      assert.equal(failure?.code, 'ENOENT');
+      if (spawner === 'native') assert.match(failure.message, new RegExp(missing));
+    });
+
     test('stdin is a pipe that ends when we end it', async () => {
       const ran = await run(spawner, 'wc', ['-c'], { input: Buffer.alloc(200_000, 0x61) });
       assert.equal(ran.stdout.trim(), '200000');
@@ -150,6 +167,14 @@ for (const spawner of ['native', 'node'] as const) {
     });
   });
 }
+
+test('native spawner: the server keeps its own signal mask and handlers across a spawn', async () => {
+  // Every signal is blocked around the clone; were the mask not restored, this one would wait.
+  await run('native', 'true', []);
+  const delivered = new Promise<void>((resolve) => process.once('SIGUSR2', () => resolve()));
+  process.kill(process.pid, 'SIGUSR2');
+  await delivered;
+});
 
 /**
  * A server may inherit descriptors without close-on-exec (a supervisor's socket, the pipe of
