@@ -207,6 +207,11 @@ export class Client extends EventEmitter {
     return this.#framed.drained();
   }
 
+  /** Bytes sent on the connection (every request's) and not yet handed to the kernel. */
+  get writableLength(): number {
+    return this.#framed.writableLength;
+  }
+
   /**
    * Closes gracefully: no new requests; those in flight may finish, for at most `deadlineMs`
    * (default 30 s; 0 = do not wait), after which they are cancelled (CANCELLED) as by

@@ -144,7 +144,7 @@ export class ServerConnection implements RequestOwner {
         return connection.#authenticated;
       },
       get writableLength() {
-        return socket.writableLength;
+        return connection.#framed.writableLength;
       },
       send: (header, body) => this.#framed.send(header, body),
       drained: () => this.#framed.drained(),

@@ -16,7 +16,10 @@ export interface ConnectionContext {
   /** Sends a frame not tied to a request (chat messages). False: wait for `drained()`. */
   send(header: FrameHeader, body?: Uint8Array): boolean;
   drained(): Promise<void>;
-  /** Bytes queued on the socket and not yet written: lets a fan-out drop a member that lags. */
+  /**
+   * Bytes sent on the connection (encoded frames included) and not yet handed to the kernel:
+   * lets a fan-out drop a member that lags, and tunnel streams take turns.
+   */
   readonly writableLength: number;
   /** Closes the connection with a connection-level error frame. */
   closeWithError(code: string, message: string): void;

@@ -112,6 +112,11 @@ export class FramedSocket {
     return this.#activity;
   }
 
+  /** Bytes sent on this connection and not yet handed to the kernel (encoded frames included). */
+  get writableLength(): number {
+    return this.socket.writableLength + this.#batch.bytes;
+  }
+
   get closed(): boolean {
     return this.#closed || this.socket.destroyed;
   }
@@ -127,12 +132,15 @@ export class FramedSocket {
       this.#flushDue = true;
       queueMicrotask(this.#flushBatch);
     }
-    return this.socket.writableLength + this.#batch.bytes < this.socket.writableHighWaterMark;
+    return this.writableLength < this.socket.writableHighWaterMark;
   }
 
   /** Resolves when the socket's write buffer has drained; rejects with CLOSED if it closes first. */
   drained(): Promise<void> {
     if (this.closed) return Promise.reject(new SockitError('CLOSED', 'connection closed'));
+    // Frames still in the batch count against the mark (send() says so): they go to the socket
+    // now, so that the wait covers them instead of resolving before they were written at all.
+    this.#flushBatch();
     if (!this.socket.writableNeedDrain) return Promise.resolve();
     this.#drain ??= new Promise<void>((resolve, reject) => {
       const done = (): void => {

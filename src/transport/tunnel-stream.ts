@@ -4,6 +4,7 @@ import { claimHeadroom, FRAME_HEADROOM } from '../protocol/encoder.js';
 import { bodyParts, type Frame } from '../protocol/frame.js';
 import { TUNNEL_FRAMES, TUNNEL_MAX_DATA } from '../protocol/tunnel.js';
 import { readIntoFreshBuffers } from './reused-buffer.js';
+import type { TunnelSendAccount, TunnelSendGate } from './tunnel-gate.js';
 
 /** A read buffer: FRAME_HEADROOM free bytes, then room for one full `tunnel-data` body. */
 function readBuffer(): Buffer {
@@ -17,11 +18,23 @@ export type StreamSend = (header: { type: string; [field: string]: unknown }, bo
  * One tunnel stream's end: a local socket joined to the framed connection with credit-based
  * flow control, the way SSH channels do it. We never send more than the peer's window; we
  * grant the peer more only once our socket took the bytes, so a stalled local reader stalls
- * this stream alone and what it can make us hold is bounded by our window.
+ * this stream alone and what it can make us hold is bounded by our window. What the streams of
+ * one connection queue together is bounded by their TunnelSendGate, which also makes them take
+ * turns when the connection is the bottleneck.
  */
 export class TunnelStream {
   readonly #socket: net.Socket;
   readonly #send: StreamSend;
+  readonly #gate: TunnelSendGate;
+  /** Waiting in the gate's line with what we hold. */
+  #inLine = false;
+  /** What we sent in the gate's rounds. */
+  readonly #account: TunnelSendAccount = { round: -1, bytes: 0 };
+  /** Our turn in the gate's line: a new round, a fresh quantum for what we hold. */
+  readonly #turn = (): void => {
+    this.#inLine = false;
+    this.#unhold();
+  };
   readonly #window: number;
   /** Bytes the peer still lets us send. */
   #credit: number;
@@ -31,6 +44,8 @@ export class TunnelStream {
   #consumed = 0;
   /** Read from the socket but over the credit: sent when the window opens. */
   #held: Buffer | undefined;
+  /** The held bytes are a whole read with its frame headroom still free. */
+  #heldFresh = false;
   #localEnded = false;
   #sentEnd = false;
   #peerEnded = false;
@@ -45,6 +60,8 @@ export class TunnelStream {
     socket: net.Socket,
     options: {
       send: StreamSend;
+      /** The connection's gate, shared by all its streams. */
+      gate: TunnelSendGate;
       /** The credit the peer granted us. */
       credit: number;
       /** The credit we granted the peer. */
@@ -54,6 +71,7 @@ export class TunnelStream {
   ) {
     this.#socket = socket;
     this.#send = options.send;
+    this.#gate = options.gate;
     this.#credit = options.credit;
     this.#window = options.window;
     this.#allowance = options.window;
@@ -148,15 +166,23 @@ export class TunnelStream {
     if (this.#held !== undefined) {
       // A chunk that was already on its way when we paused: keep it behind the held bytes.
       this.#held = Buffer.concat([this.#held, chunk]);
+      this.#heldFresh = false;
       return;
     }
     let offset = 0;
     while (offset < chunk.length) {
-      const size = Math.min(chunk.length - offset, TUNNEL_MAX_DATA, this.#credit);
+      const allowed = this.#gate.allowance(this.#account);
+      if (allowed === 0) {
+        // The connection is the bottleneck: keep the rest and wait our turn.
+        this.#hold(chunk, offset, headroom);
+        this.#inLine = true;
+        this.#gate.wait(this.#turn);
+        return;
+      }
+      const size = Math.min(chunk.length - offset, TUNNEL_MAX_DATA, this.#credit, allowed);
       if (size === 0) {
-        // Out of credit: keep the rest (at most one socket chunk) and stop reading.
-        this.#held = chunk.subarray(offset);
-        this.#socket.pause();
+        // Out of credit: keep the rest (at most one socket chunk) until the peer grants more.
+        this.#hold(chunk, offset, headroom);
         return;
       }
       const bytes = chunk.subarray(offset, offset + size);
@@ -166,17 +192,26 @@ export class TunnelStream {
     }
   }
 
+  /** Keeps chunk from offset on and stops reading the socket. */
+  #hold(chunk: Buffer, offset: number, headroom: boolean): void {
+    this.#held = offset === 0 ? chunk : chunk.subarray(offset);
+    this.#heldFresh = headroom && offset === 0;
+    this.#socket.pause();
+  }
+
   #emit(bytes: Buffer): void {
     this.#credit -= bytes.length;
     this.bytesOut += bytes.length;
     this.#send({ type: TUNNEL_FRAMES.data }, bytes);
+    this.#gate.charge(this.#account, bytes.length);
   }
 
   #unhold(): void {
     const held = this.#held;
-    if (held === undefined) return;
+    // In the gate's line: a grant of credit waits for our turn too.
+    if (held === undefined || this.#inLine) return;
     this.#held = undefined;
-    this.#read(held, false);
+    this.#read(held, this.#heldFresh);
     if (this.#done) return;
     if (this.#held === undefined) {
       this.#flushEnd();
@@ -211,6 +246,7 @@ export class TunnelStream {
     if (this.#done) return;
     this.#done = true;
     this.#held = undefined;
+    if (this.#inLine) this.#gate.leave(this.#turn);
     this.#socket.destroy();
     this.#onDone(error);
   }

@@ -2,8 +2,15 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { test } from 'node:test';
+import { SockitError } from '../../src/errors.js';
 import { TUNNEL_FRAMES } from '../../src/protocol/tunnel.js';
 import { TunnelAllowList } from '../../src/services/tunnel/index.js';
+import {
+  TUNNEL_CONNECTION_BACKLOG,
+  TUNNEL_ROUND_QUANTUM,
+  type TunnelSendAccount,
+  TunnelSendGate,
+} from '../../src/transport/tunnel-gate.js';
 import { TunnelStream } from '../../src/transport/tunnel-stream.js';
 
 /** A connected pair of loopback sockets. */
@@ -31,6 +38,10 @@ test(
           if (sent >= 100_000) grew?.();
         }
       },
+      gate: new TunnelSendGate(
+        () => 0,
+        () => Promise.resolve(),
+      ),
       credit: 50_000,
       window: 1024 * 1024,
       onDone: () => {},
@@ -51,6 +62,144 @@ test(
     stream.onFrame({ header: { type: TUNNEL_FRAMES.data }, body: Buffer.alloc(2 * 1024 * 1024) });
     assert.equal(stream.done, true, 'data over our window ends the stream');
     outside.destroy();
+  },
+);
+
+/** A connection as a gate sees it: bytes queued, and a drain the test performs. */
+interface ModelConnection {
+  gate: TunnelSendGate;
+  queued: number;
+  /** Drains on its own a loop turn after a wait begins, as a socket whose peer reads does. */
+  autoDrain: boolean;
+  drain(): void;
+}
+
+function modelConnection(): ModelConnection {
+  let drained: (() => void) | undefined;
+  const connection: ModelConnection = {
+    queued: 0,
+    autoDrain: false,
+    gate: new TunnelSendGate(
+      () => connection.queued,
+      () =>
+        new Promise<void>((resolve) => {
+          drained = resolve;
+          if (connection.autoDrain) setImmediate(() => connection.drain());
+        }),
+    ),
+    drain() {
+      connection.queued = 0;
+      const resolve = drained;
+      drained = undefined;
+      resolve?.();
+    },
+  };
+  return connection;
+}
+
+test('the gate: in line in order, a quantum per stream per round, up to the mark', async () => {
+  const connection = modelConnection();
+  const { gate } = connection;
+  const loopTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+  const account = (): TunnelSendAccount => ({ round: -1, bytes: 0 });
+  const [accountA, accountB, accountC, newcomer] = [account(), account(), account(), account()];
+  assert.equal(gate.allowance(accountA), Number.POSITIVE_INFINITY, 'not congested: no limit');
+  connection.queued = TUNNEL_CONNECTION_BACKLOG;
+  assert.equal(gate.allowance(accountA), 0, 'over the mark');
+  const served: string[] = [];
+  const turn = (name: string, held: TunnelSendAccount) => (): void => {
+    served.push(name);
+    gate.charge(held, TUNNEL_ROUND_QUANTUM);
+    connection.queued += TUNNEL_CONNECTION_BACKLOG / 2;
+  };
+  const [a, b, c] = [turn('a', accountA), turn('b', accountB), turn('c', accountC)];
+  gate.wait(a);
+  gate.wait(b);
+  gate.wait(c);
+  connection.queued = 0;
+  assert.equal(gate.allowance(newcomer), TUNNEL_ROUND_QUANTUM, 'congested: a quantum per round');
+  connection.drain();
+  await loopTurn();
+  assert.deepEqual(served, ['a', 'b'], 'two halves reach the mark: c waits for the next round');
+  connection.queued = 0;
+  assert.equal(gate.allowance(accountA), 0, "a has used this round's quantum");
+  connection.queued = TUNNEL_CONNECTION_BACKLOG;
+  connection.drain();
+  await loopTurn();
+  assert.deepEqual(served, ['a', 'b', 'c'], 'the next round serves c first');
+  assert.equal(gate.allowance(accountA), TUNNEL_ROUND_QUANTUM, 'and gives a a new quantum');
+  gate.wait(b);
+  gate.wait(c);
+  gate.leave(c); // c's stream ended while it waited
+  let again = 0;
+  const greedy = (): void => {
+    served.push('greedy');
+    if (again++ === 0) gate.wait(greedy); // a read larger than its quantum: the rest waits
+  };
+  gate.wait(greedy);
+  connection.queued = TUNNEL_CONNECTION_BACKLOG;
+  connection.drain();
+  await loopTurn();
+  assert.deepEqual(
+    served,
+    ['a', 'b', 'c', 'b', 'greedy'],
+    'one turn per round, also for a stream back in line',
+  );
+  connection.drain();
+  await loopTurn();
+  assert.deepEqual(served, ['a', 'b', 'c', 'b', 'greedy', 'greedy']);
+  connection.drain(); // a drain with nobody waiting, and nobody a loop turn later: the congestion ends
+  await loopTurn();
+  await loopTurn();
+  await loopTurn();
+  assert.equal(gate.allowance(accountA), Number.POSITIVE_INFINITY, 'no longer congested');
+});
+
+test(
+  'a stream that finds the connection over its mark keeps its read, stops reading, and sends it in its turn',
+  { timeout: 10_000 },
+  async () => {
+    const [outside, inside] = await socketPair();
+    const connection = modelConnection();
+    let sent = 0;
+    let progressed: (() => void) | undefined;
+    const stream = new TunnelStream(inside, {
+      send: (header, body) => {
+        if (header.type !== TUNNEL_FRAMES.data) return;
+        sent += body!.length;
+        connection.queued += body!.length;
+        progressed?.();
+      },
+      gate: connection.gate,
+      credit: 8 * 1024 * 1024,
+      window: 1024 * 1024,
+      onDone: () => {},
+    });
+    stream.start();
+    const total = 4 * TUNNEL_CONNECTION_BACKLOG;
+    const firstMark = new Promise<void>((resolve) => {
+      progressed = () => {
+        if (connection.queued >= TUNNEL_CONNECTION_BACKLOG) resolve();
+      };
+    });
+    outside.write(Buffer.alloc(total, 1));
+    await firstMark;
+    // Let every read the socket still has run (loop turns, not a clock): none may be sent.
+    const before = sent;
+    for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(sent, before, 'nothing more is sent while the connection is over its mark');
+    assert.ok(before < TUNNEL_CONNECTION_BACKLOG + 64 * 1024, `at most one read past the mark (${before} B)`);
+    const all = new Promise<void>((resolve) => {
+      progressed = () => {
+        if (sent === total) resolve();
+      };
+    });
+    connection.autoDrain = true;
+    connection.drain();
+    await all;
+    assert.equal(sent, total, 'the held read and the rest follow, drain by drain');
+    outside.destroy();
+    stream.abort(new SockitError('CLOSED', 'test over'));
   },
 );
 
@@ -90,6 +239,10 @@ test(
         granted += header.bytes as number;
         if (granted === window) allGranted?.();
       },
+      gate: new TunnelSendGate(
+        () => 0,
+        () => Promise.resolve(),
+      ),
       credit: 0,
       window,
       onDone: () => {},

@@ -1,0 +1,135 @@
+/**
+ * Bytes queued on a connection (every stream's, not yet handed to the kernel) past which its
+ * tunnel streams take turns: enough to keep TLS encrypting while the next reads come in, small
+ * next to the streams' windows.
+ */
+export const TUNNEL_CONNECTION_BACKLOG = 1024 * 1024;
+
+/** What one stream may send in a round while the connection is congested: one full read. */
+export const TUNNEL_ROUND_QUANTUM = 64 * 1024;
+
+/** A stream's sending in the gate's rounds: kept by the stream, updated by the gate. */
+export interface TunnelSendAccount {
+  /** The round of the bytes below. */
+  round: number;
+  /** Bytes sent in that round. */
+  bytes: number;
+}
+
+/**
+ * Shares one connection among its tunnel streams, in turn. Credit bounds what each stream may
+ * have in flight; this bounds what they queue together, the way ssh reads its channels only
+ * while the connection's output buffer is small: a stream sends at once while the queue is under
+ * TUNNEL_CONNECTION_BACKLOG, else it keeps the one read it holds, stops reading its socket and
+ * waits in line. From then on the connection is congested and goes in rounds, deficit round
+ * robin: each time it drains a round begins and the line is served in order, each waiting
+ * stream sending what it held, until the queue is over the mark again; within a round a stream
+ * sends at most TUNNEL_ROUND_QUANTUM bytes (the rest of a read waits in line), so every stream
+ * gets the same bytes per round however many there are, whatever sizes their reads return and
+ * in whatever order their sockets become readable (the stream libuv happens to read first would
+ * otherwise take a round's whole budget). A drain that finds nobody waiting, and nobody in line
+ * a loop turn later, ends the congestion. (20 streams whose 4 MiB windows all queued up held
+ * 80 MiB here, and cost twice the CPU per byte to move.)
+ */
+export class TunnelSendGate {
+  readonly #backlog: () => number;
+  readonly #drained: () => Promise<void>;
+  /** The turns of the streams waiting in line, oldest first. */
+  readonly #line: (() => void)[] = [];
+  #awaitingDrain = false;
+  #congested = false;
+  #round = 0;
+
+  /**
+   * `backlog`: the connection's queued bytes; `drained`: resolves once its queue has been
+   * written (rejects when it closed).
+   */
+  constructor(backlog: () => number, drained: () => Promise<void>) {
+    this.#backlog = backlog;
+    this.#drained = drained;
+  }
+
+  /**
+   * How many bytes a stream may send now: none while the queue is over the mark; while
+   * congested, what is left of its quantum in this round; else no limit.
+   */
+  allowance(account: TunnelSendAccount): number {
+    if (this.#backlog() >= TUNNEL_CONNECTION_BACKLOG) return 0;
+    if (!this.#congested) return Number.POSITIVE_INFINITY;
+    const used = account.round === this.#round ? account.bytes : 0;
+    return Math.max(0, TUNNEL_ROUND_QUANTUM - used);
+  }
+
+  /** Counts `bytes` a stream sent against its quantum of the current round. */
+  charge(account: TunnelSendAccount, bytes: number): void {
+    if (account.round !== this.#round) {
+      account.round = this.#round;
+      account.bytes = 0;
+    }
+    account.bytes += bytes;
+  }
+
+  /** Gets in line; `turn` runs when it comes (the stream sends what it holds and reads on). */
+  wait(turn: () => void): void {
+    this.#line.push(turn);
+    if (!this.#congested) {
+      // Quantums count from here: what streams sent before the congestion is not held against them.
+      this.#congested = true;
+      this.#round++;
+    }
+    this.#awaitDrain();
+  }
+
+  /** A stream that ended takes its turn out of the line. */
+  leave(turn: () => void): void {
+    const at = this.#line.indexOf(turn);
+    if (at >= 0) this.#line.splice(at, 1);
+  }
+
+  #awaitDrain(): void {
+    if (this.#awaitingDrain) return;
+    this.#awaitingDrain = true;
+    this.#drained().then(
+      () => {
+        this.#awaitingDrain = false;
+        this.#serve();
+      },
+      () => {
+        // The connection closed: its streams are aborted by their owners.
+        this.#awaitingDrain = false;
+        this.#line.length = 0;
+      },
+    );
+  }
+
+  /** A new round: turns in order while the queue is under the mark; the rest wait for the next. */
+  #serve(): void {
+    this.#round++;
+    if (this.#line.length === 0) {
+      this.#endCongestionIfIdle();
+      return;
+    }
+    // Only those in line when the round began: one that got back in line during it (a read
+    // larger than its quantum) waits for the next.
+    for (
+      let waiting = this.#line.length;
+      waiting > 0 && this.#backlog() < TUNNEL_CONNECTION_BACKLOG;
+      waiting--
+    )
+      this.#line.shift()!();
+    this.#awaitDrain();
+  }
+
+  /**
+   * Nobody waits at a drain: the congestion is over if still nobody does once the streams served
+   * last had a loop turn to read again (a write can complete, and the connection drain, before
+   * their sockets were polled at all: the first of them to read would then take a whole round).
+   */
+  #endCongestionIfIdle(): void {
+    setImmediate(() =>
+      setImmediate(() => {
+        if (this.#line.length === 0 && !this.#awaitingDrain) this.#congested = false;
+      }),
+    );
+  }
+}
