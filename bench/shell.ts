@@ -5,8 +5,8 @@
  *   into in alternating batches (bench/lib/keystrokes.ts, bench/lib/sshd.ts);
  * - fan-out: `true` on 200 addresses, wall time, one `sockit exec --hosts FILE --par 50`
  *   process against `xargs -P 50` of one `sockit exec` process per address, against the same
- *   server (one in-process `serve()` on 200 loopback ports). parallel-ssh is measured only if
- *   installed.
+ *   server (one in-process `serve()` on 200 loopback ports); and, where installed (Debian
+ *   pssh), `parallel-ssh -p 50` with the same 200 hosts all naming one private sshd.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -36,6 +36,7 @@ const RUNS = Number(process.env.SOCKIT_BENCH_FLEET_RUNS ?? 2);
 const CASE = `fan-out \`true\` to ${HOSTS} addresses, --par/-P ${PAR}, wall time`;
 const FLEET = `sockit exec --hosts FILE --par ${PAR} (one process)`;
 const XARGS = `xargs -P ${PAR} sockit exec ADDR -- true (one process per host)`;
+const PSSH = `parallel-ssh -p ${PAR} -h FILE true (${HOSTS} host lines, one sshd on loopback)`;
 
 export const shellSuite: BenchSuite = {
   name: 'shell',
@@ -137,10 +138,18 @@ async function measureFanOut(context: BenchContext): Promise<void> {
         ['-c', `xargs -P ${PAR} -I{} "${process.execPath}" "${SOCKIT_CLI}" exec {} -- true < "${hostsFile}"`],
         env,
       );
-    const times: Record<string, number[]> = { [FLEET]: [], [XARGS]: [] };
-    for (let run = 0; run < RUNS; run++) {
-      times[FLEET]!.push(await fleet());
-      times[XARGS]!.push(await xargs());
+    const pssh = which('parallel-ssh') ?? which('pssh');
+    const sshd = pssh !== undefined && hasSshd() ? await startPsshTarget(dir) : undefined;
+    const times: Record<string, number[]> = { [FLEET]: [], [XARGS]: [], ...(sshd ? { [PSSH]: [] } : {}) };
+    try {
+      for (let run = 0; run < RUNS; run++) {
+        times[FLEET]!.push(await fleet());
+        times[XARGS]!.push(await xargs());
+        // Once: 200 ssh handshakes against one sshd take ~40 s on a 2-core machine.
+        if (sshd && run === 0) times[PSSH]!.push(await timed(pssh!, sshd.args, { ...env, ...sshd.env }));
+      }
+    } finally {
+      await sshd?.stop();
     }
     for (const [subject, values] of Object.entries(times)) {
       context.record({
@@ -157,13 +166,41 @@ async function measureFanOut(context: BenchContext): Promise<void> {
       value: median(times[XARGS]!)! / median(times[FLEET]!)!,
       target: 5,
     });
-    if (!which('parallel-ssh') && !which('pssh')) {
-      context.note('parallel-ssh is not installed: the fan-out is compared with xargs -P only');
+    if (sshd) {
+      context.ratio({
+        case: CASE,
+        label: `${PSSH} / ${FLEET} (times faster)`,
+        value: median(times[PSSH]!)! / median(times[FLEET]!)!,
+      });
+    } else {
+      context.note(
+        'parallel-ssh (Debian pssh) or sshd is not installed: the fan-out is compared with xargs -P only',
+      );
     }
   } finally {
     await server.close(1000);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A private sshd for parallel-ssh and its arguments: 200 host lines naming it, 50 at once, the
+ * bench's own key and known-hosts file (`-x` hands ssh the same options as the keystroke case).
+ * MaxStartups is raised so that 50 handshakes at once are not dropped as a flood.
+ */
+async function startPsshTarget(
+  dir: string,
+): Promise<{ args: string[]; env: NodeJS.ProcessEnv; stop(): Promise<void> }> {
+  const sshd = await startSshd({ config: ['MaxStartups 200:30:400'] });
+  const hosts = join(dir, 'pssh-hosts');
+  writeFileSync(hosts, `${Array.from({ length: HOSTS }, () => `127.0.0.1:${sshd.port}`).join('\n')}\n`);
+  // -p PORT is in each host line; the rest of ssh's options go through -x.
+  const sshOptions = sshd.sshArgs.filter((_arg, at, all) => all[at] !== '-p' && all[at - 1] !== '-p');
+  return {
+    args: ['-h', hosts, '-p', String(PAR), '-t', '0', '-x', sshOptions.join(' '), 'true'],
+    env: sshd.env,
+    stop: () => sshd.stop(),
+  };
 }
 
 /** The path of an installed program, or undefined. */
