@@ -3,7 +3,8 @@
     {
       "target_name": "sockit_spawn",
       "sources": ["spawn.c"],
-      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "ldflags": ["-Wl,-z,now"]
     },
     {
       "target_name": "sockit_xxhash",

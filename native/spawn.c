@@ -20,7 +20,8 @@
  * disposition and none blocked (Node ignores SIGPIPE; a command must not inherit that), and gets
  * stdout and stderr on pipes (a piped stdin on a socketpair, as libuv gives it, so that it can be
  * shut down). Our ends are close-on-exec, and every descriptor above 2 is closed in the child
- * before exec (close_range, Linux 5.9+), also one the server inherited without close-on-exec.
+ * before exec (close_range; where the kernel refuses it, each one up to the highest open), also
+ * one the server inherited without close-on-exec.
  * Failures throw an Error whose `code` is the errno name (ENOENT, EACCES, ...).
  *
  * spawnPty(file, argv, env, cwd, rows, cols, onExit) -> [pid, masterFd, writerFd]
@@ -42,6 +43,7 @@
 #include <limits.h>
 #include <node_api.h>
 #include <signal.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -290,10 +292,37 @@ static void close_pair(int pair[2]) {
   pair[0] = pair[1] = -1;
 }
 
+/* close_range(2), Linux 5.9; the generic number where old headers lack it. */
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+/*
+ * Whether close_range works here (probed once: an old kernel says ENOSYS, some seccomp profiles
+ * EPERM). Where it does not, the parent finds its highest open descriptor before each spawn and
+ * the child closes every one from 3 up to it.
+ */
+static bool close_range_works;
+
+/* The highest descriptor this process has open (/proc/self/fd), or -1 if it cannot be listed. */
+static int highest_open_fd(void) {
+  DIR *dir = opendir("/proc/self/fd");
+  if (dir == NULL) return -1;
+  int highest = -1;
+  for (struct dirent *entry = readdir(dir); entry != NULL; entry = readdir(dir)) {
+    int fd = atoi(entry->d_name);
+    if (fd > highest) highest = fd;
+  }
+  closedir(dir);
+  return highest;
+}
+
 /*
  * What the child does between clone and exec, all decided by the parent beforehand: the child
- * shares our memory (CLONE_VM) and runs on a borrowed stack, so it allocates nothing and takes
- * no lock; it only makes system calls, and leaves its errno here when it cannot exec.
+ * shares our memory (CLONE_VM) and our thread's TLS, and runs on a borrowed stack, so it calls
+ * nothing of libc but syscall(2) (bound at load: the addon links with -z now, and no lazy
+ * binding runs in the child), allocates nothing, takes no lock, and leaves its errno here when
+ * it cannot exec.
  */
 typedef struct {
   const char *program;
@@ -309,92 +338,112 @@ typedef struct {
   /* Working directory: an open directory (>= 0) or a path. */
   int cwd_fd;
   const char *cwd;
+  /* Without close_range: the highest descriptor to close (from 3 up). */
+  int close_up_to;
   /* Set by the child when it failed: the errno, and whether it was the working directory. */
   int error;
   bool cwd_failed;
 } child_plan;
 
+/* A raw system call of the child: its result, or -errno (the child's errno is our thread's). */
+#define CHILD_CALL(...) (syscall(__VA_ARGS__) < 0 ? -errno : 0)
+
 /* fd onto target in the child, close-on-exec cleared even when they are the same descriptor. */
-static int place_fd(int fd, int target) {
-  if (fd == target) return fcntl(target, F_SETFD, 0);
-  return dup2(fd, target) < 0 ? -1 : 0;
+static long place_fd(int fd, int target) {
+  if (fd == target) return CHILD_CALL(SYS_fcntl, target, F_SETFD, 0);
+  return CHILD_CALL(SYS_dup3, fd, target, 0);
 }
 
-static int child_fail(child_plan *plan, bool cwd) {
-  plan->error = errno;
+static _Noreturn void child_fail(child_plan *plan, long negative_errno, bool cwd) {
+  plan->error = (int)-negative_errno;
   plan->cwd_failed = cwd;
-  _exit(127);
+  for (;;) syscall(SYS_exit, 127);
 }
 
 /*
- * The child, until exec: every signal to its default disposition (a handler of ours must never
- * run on our memory, and Node ignores SIGPIPE, which a command must not inherit), a new session
- * and process group, stdio, the working directory, every other descriptor closed (also one the
- * server inherited without close-on-exec: a supervisor's socket, a parent's pipe), no signal
+ * The child, until exec: every signal (1..64, glibc's own included) to its default disposition
+ * (a handler of ours must never run on our memory, and Node ignores SIGPIPE, which a command must
+ * not inherit), the working directory first (a held directory's descriptor may be 0..2, about to
+ * be replaced), a new session and process group, stdio, every other descriptor closed (also one
+ * the server inherited without close-on-exec: a supervisor's socket, a parent's pipe), no signal
  * blocked, exec. A terminal's slave is opened after setsid and without O_NOCTTY, so it becomes
  * the controlling terminal (Linux).
  */
 static int child_main(void *argument) {
   child_plan *plan = argument;
-  struct sigaction default_action;
-  memset(&default_action, 0, sizeof default_action);
-  default_action.sa_handler = SIG_DFL;
-  for (int signal_number = 1; signal_number < NSIG; signal_number++)
-    sigaction(signal_number, &default_action, NULL); /* SIGKILL, SIGSTOP, glibc's own: refused, harmless */
-  if (setsid() < 0) child_fail(plan, false);
+  /* The kernel's sigaction with SIG_DFL, no flags, no restorer and an empty mask: all zero. */
+  unsigned long default_action[4] = {0, 0, 0, 0};
+  const unsigned long no_signals = 0;
+  for (int signal_number = 1; signal_number <= 64; signal_number++)
+    syscall(SYS_rt_sigaction, signal_number, default_action, NULL, sizeof no_signals); /* KILL, STOP: refused */
+  long failed = plan->cwd_fd >= 0 ? CHILD_CALL(SYS_fchdir, plan->cwd_fd) : CHILD_CALL(SYS_chdir, plan->cwd);
+  if (failed != 0) child_fail(plan, failed, true);
+  if ((failed = CHILD_CALL(SYS_setsid)) != 0) child_fail(plan, failed, false);
   if (plan->stdin_fd >= 0) {
-    if (place_fd(plan->stdin_fd, 0) != 0) child_fail(plan, false);
+    if ((failed = place_fd(plan->stdin_fd, 0)) != 0) child_fail(plan, failed, false);
   } else {
-    int opened = open(plan->stdin_path, plan->stdin_flags);
-    if (opened < 0) child_fail(plan, false);
-    if (opened != 0 && (dup2(opened, 0) < 0 || close(opened) != 0)) child_fail(plan, false);
+    long opened = syscall(SYS_openat, AT_FDCWD, plan->stdin_path, plan->stdin_flags | O_CLOEXEC);
+    if (opened < 0) child_fail(plan, -errno, false);
+    if ((failed = place_fd((int)opened, 0)) != 0) child_fail(plan, failed, false);
   }
-  if (place_fd(plan->stdout_fd >= 0 ? plan->stdout_fd : 0, 1) != 0) child_fail(plan, false);
-  if (place_fd(plan->stderr_fd >= 0 ? plan->stderr_fd : 0, 2) != 0) child_fail(plan, false);
-  if ((plan->cwd_fd >= 0 ? fchdir(plan->cwd_fd) : chdir(plan->cwd)) != 0) child_fail(plan, true);
-  syscall(SYS_close_range, 3U, ~0U, 0U); /* Linux < 5.9: close-on-exec is the only guard */
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-  execve(plan->program, plan->argv, plan->envp);
-  return child_fail(plan, false);
+  if ((failed = place_fd(plan->stdout_fd >= 0 ? plan->stdout_fd : 0, 1)) != 0) child_fail(plan, failed, false);
+  if ((failed = place_fd(plan->stderr_fd >= 0 ? plan->stderr_fd : 0, 2)) != 0) child_fail(plan, failed, false);
+  if (!close_range_works || syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+    for (int fd = 3; fd <= plan->close_up_to; fd++) syscall(SYS_close, fd);
+  }
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &no_signals, NULL, sizeof no_signals);
+  syscall(SYS_execve, plan->program, plan->argv, plan->envp);
+  child_fail(plan, -errno, false);
 }
 
-/* The child's stack: one per process, borrowed by one spawn at a time (the lock), guard below. */
+/* The child's stack, one per thread that spawns (a vfork-style clone suspends only its thread). */
 #define CHILD_STACK_BYTES (64 * 1024)
-static pthread_mutex_t child_stack_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *child_stack;
+#define GUARD_BYTES 4096
+static pthread_key_t child_stack_key;
+
+static void unmap_child_stack(void *stack) { munmap(stack, GUARD_BYTES + CHILD_STACK_BYTES); }
+
+/* Once per process, whatever the number of threads that load the addon. */
+static pthread_once_t spawning_ready = PTHREAD_ONCE_INIT;
+
+static void prepare_spawning(void) {
+  pthread_key_create(&child_stack_key, unmap_child_stack);
+  /* SOCKIT_NO_CLOSE_RANGE=1 takes the other way, as where the kernel refuses it (the tests run both). */
+  const char *refused = getenv("SOCKIT_NO_CLOSE_RANGE");
+  close_range_works = !(refused != NULL && strcmp(refused, "1") == 0) && syscall(SYS_close_range, ~0U, ~0U, 0U) == 0;
+}
 
 /*
  * Starts plan as a new process: clone(CLONE_VM | CLONE_VFORK), as glibc's posix_spawn does, so
- * the server's page tables are never copied and we resume once the child has exec'd (or failed),
- * but on a stack kept for the purpose rather than one mapped and unmapped per command: an unmap
- * in a process with Node's threads flushes the TLB of every CPU they ran on. Every signal is
- * blocked around the clone so that none is handled in the child before it has reset them.
- * Returns 0 (pid set) or an errno (plan->cwd_failed says whether the working directory was it).
+ * the server's page tables are never copied and this thread resumes once the child has exec'd
+ * (or failed), but on a stack kept for the purpose rather than one mapped and unmapped per
+ * command: an unmap in a process with Node's threads flushes the TLB of every CPU they ran on.
+ * Every signal is blocked around the clone so that none is handled in the child before it has
+ * reset them. Returns 0 (pid set) or an errno (plan->cwd_failed: the working directory was it).
  */
 static int start_child(child_plan *plan, pid_t *pid) {
   plan->error = 0;
   plan->cwd_failed = false;
-  pthread_mutex_lock(&child_stack_lock);
-  if (child_stack == NULL) {
-    void *mapped = mmap(NULL, CHILD_STACK_BYTES + 4096, PROT_READ | PROT_WRITE,
+  plan->close_up_to = close_range_works ? -1 : highest_open_fd();
+  if (!close_range_works && plan->close_up_to < 0) return EMFILE; /* cannot keep our descriptors from it */
+  char *stack = pthread_getspecific(child_stack_key);
+  if (stack == NULL) {
+    void *mapped = mmap(NULL, GUARD_BYTES + CHILD_STACK_BYTES, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (mapped == MAP_FAILED || mprotect(mapped, 4096, PROT_NONE) != 0) {
+    if (mapped == MAP_FAILED) return errno;
+    if (mprotect(mapped, GUARD_BYTES, PROT_NONE) != 0 || pthread_setspecific(child_stack_key, mapped) != 0) {
       int err = errno;
-      if (mapped != MAP_FAILED) munmap(mapped, CHILD_STACK_BYTES + 4096);
-      pthread_mutex_unlock(&child_stack_lock);
+      munmap(mapped, GUARD_BYTES + CHILD_STACK_BYTES);
       return err;
     }
-    child_stack = mapped;
+    stack = mapped;
   }
   sigset_t all, previous;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &previous);
-  pid_t started = clone(child_main, child_stack + 4096 + CHILD_STACK_BYTES, CLONE_VM | CLONE_VFORK | SIGCHLD, plan);
+  pid_t started = clone(child_main, stack + GUARD_BYTES + CHILD_STACK_BYTES, CLONE_VM | CLONE_VFORK | SIGCHLD, plan);
   int err = started < 0 ? errno : 0;
   pthread_sigmask(SIG_SETMASK, &previous, NULL);
-  pthread_mutex_unlock(&child_stack_lock);
   if (err != 0) return err;
   if (plan->error != 0) {
     /* It exited 127 without exec: reap it here, nobody else knows of it. */
@@ -787,6 +836,7 @@ NAPI_MODULE_INIT() {
     return NULL;
   }
   close(probe);
+  pthread_once(&spawning_ready, prepare_spawning);
   napi_value spawn;
   napi_create_function(env, "spawn", NAPI_AUTO_LENGTH, Spawn, NULL, &spawn);
   napi_set_named_property(env, exports, "spawn", spawn);

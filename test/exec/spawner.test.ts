@@ -171,9 +171,14 @@ for (const spawner of ['native', 'node'] as const) {
 test('native spawner: the server keeps its own signal mask and handlers across a spawn', async () => {
   // Every signal is blocked around the clone; were the mask not restored, this one would wait.
   await run('native', 'true', []);
-  const delivered = new Promise<void>((resolve) => process.once('SIGUSR2', () => resolve()));
+  // A signal listener does not keep the loop alive: the timer does, and bounds the wait.
+  let timer: NodeJS.Timeout | undefined;
+  const delivered = new Promise<void>((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error('SIGUSR2 was not delivered within 5 s')), 5000);
+    process.once('SIGUSR2', () => resolve());
+  });
   process.kill(process.pid, 'SIGUSR2');
-  await delivered;
+  await delivered.finally(() => clearTimeout(timer));
 });
 
 /**
@@ -182,26 +187,31 @@ test('native spawner: the server keeps its own signal mask and handlers across a
  * A shell opens fd 9 (plain open: no close-on-exec) and execs a Node that runs
  * `ls -l /proc/SH/fd` through the native spawner; the command must have 0, 1 and 2 only.
  */
-test('native spawner: a descriptor the server inherited without close-on-exec is not passed on', async () => {
-  const spawner = fileURLToPath(new URL('../../src/services/exec/spawner.js', import.meta.url));
-  const script = [
-    `import { startProcess } from ${JSON.stringify(spawner)};`,
-    "const plan = { argv: [], file: 'sh', args: ['-c', 'ls -l /proc/$$/fd'], cwd: '/', env: process.env, envNames: [], timeoutMs: 0, stdin: false };",
-    "const child = startProcess(plan, 'native');",
-    "child.stdout.on('data', (chunk) => process.stdout.write(chunk));",
-    "child.stderr.on('data', (chunk) => process.stderr.write(chunk));",
-  ].join('\n');
-  const holder = spawn(
-    'sh',
-    ['-c', 'exec "$0" --input-type=module -e "$1" 9</dev/null', process.execPath, script],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const output: Buffer[] = [];
-  holder.stdout.on('data', (chunk: Buffer) => output.push(chunk));
-  holder.stderr.on('data', (chunk: Buffer) => output.push(chunk));
-  const code = await new Promise<number | null>((resolve) => holder.once('close', resolve));
-  const listing = Buffer.concat(output).toString();
-  assert.equal(code, 0, listing);
-  const descriptors = [...listing.matchAll(/ (\d+) -> /g)].map((match) => Number(match[1]));
-  assert.deepEqual(descriptors.sort(), [0, 1, 2], listing);
-});
+for (const way of ['close_range', 'closing each descriptor (no close_range)'] as const) {
+  test(`native spawner: a descriptor the server inherited without close-on-exec is not passed on (${way})`, async () => {
+    const spawner = fileURLToPath(new URL('../../src/services/exec/spawner.js', import.meta.url));
+    const script = [
+      `import { startProcess } from ${JSON.stringify(spawner)};`,
+      "const plan = { argv: [], file: 'sh', args: ['-c', 'ls -l /proc/$$/fd'], cwd: '/', env: process.env, envNames: [], timeoutMs: 0, stdin: false };",
+      "const child = startProcess(plan, 'native');",
+      "child.stdout.on('data', (chunk) => process.stdout.write(chunk));",
+      "child.stderr.on('data', (chunk) => process.stderr.write(chunk));",
+    ].join('\n');
+    const holder = spawn(
+      'sh',
+      ['-c', 'exec "$0" --input-type=module -e "$1" 9</dev/null', process.execPath, script],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: way === 'close_range' ? process.env : { ...process.env, SOCKIT_NO_CLOSE_RANGE: '1' },
+      },
+    );
+    const output: Buffer[] = [];
+    holder.stdout.on('data', (chunk: Buffer) => output.push(chunk));
+    holder.stderr.on('data', (chunk: Buffer) => output.push(chunk));
+    const code = await new Promise<number | null>((resolve) => holder.once('close', resolve));
+    const listing = Buffer.concat(output).toString();
+    assert.equal(code, 0, listing);
+    const descriptors = [...listing.matchAll(/ (\d+) -> /g)].map((match) => Number(match[1]));
+    assert.deepEqual(descriptors.sort(), [0, 1, 2], listing);
+  });
+}
