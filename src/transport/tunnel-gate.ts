@@ -91,6 +91,15 @@ export class TunnelSendGate {
     this.#awaitingDrain = true;
     this.#drained().then(
       () => {
+        if (this.#backlog() >= TUNNEL_CONNECTION_BACKLOG) {
+          // Drained by the socket's own mark, which is higher than ours (a caller's
+          // setDefaultHighWaterMark): look again after a loop turn rather than spin on it.
+          setImmediate(() => {
+            this.#awaitingDrain = false;
+            this.#awaitDrain();
+          });
+          return;
+        }
         this.#awaitingDrain = false;
         this.#serve();
       },
@@ -111,12 +120,13 @@ export class TunnelSendGate {
     }
     // Only those in line when the round began: one that got back in line during it (a read
     // larger than its quantum) waits for the next.
-    for (
-      let waiting = this.#line.length;
-      waiting > 0 && this.#backlog() < TUNNEL_CONNECTION_BACKLOG;
-      waiting--
-    )
-      this.#line.shift()!();
+    for (let waiting = this.#line.length; waiting > 0; waiting--) {
+      const turn = this.#line.shift();
+      // Over the mark again, or a turn made others leave the line: the rest wait.
+      if (turn === undefined) break;
+      turn();
+      if (this.#backlog() >= TUNNEL_CONNECTION_BACKLOG) break;
+    }
     this.#awaitDrain();
   }
 

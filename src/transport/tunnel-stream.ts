@@ -100,7 +100,10 @@ export class TunnelStream {
       return true;
     });
     if (!fresh) socket.on('data', (chunk: Buffer) => this.#read(chunk, false));
-    socket.resume();
+    // Early bytes held (over the credit, or waiting in the gate's line): read nothing more until
+    // they are sent, or every read would pile onto them.
+    if (this.#held === undefined) socket.resume();
+    else socket.pause();
   }
 
   /** A frame of this stream from the peer. */

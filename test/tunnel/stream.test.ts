@@ -203,6 +203,42 @@ test(
   },
 );
 
+test('a gate whose drain wait returns at once while over its mark lets the loop turn', async () => {
+  // As with a socket whose own mark is above the gate's: drained() resolves, the queue stays full.
+  let queued = TUNNEL_CONNECTION_BACKLOG;
+  const gate = new TunnelSendGate(
+    () => queued,
+    () => Promise.resolve(),
+  );
+  let served = false;
+  gate.wait(() => {
+    served = true;
+  });
+  for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(served, false, 'still over the mark: nobody is served, and timers and I/O ran meanwhile');
+  queued = 0;
+  while (!served) await new Promise((resolve) => setImmediate(resolve));
+});
+
+test('early bytes that must wait in line stop the socket from being read', { timeout: 10_000 }, async () => {
+  const [outside, inside] = await socketPair();
+  const connection = modelConnection();
+  connection.queued = TUNNEL_CONNECTION_BACKLOG; // the connection is over its mark already
+  const stream = new TunnelStream(inside, {
+    send: () => {},
+    gate: connection.gate,
+    credit: 8 * 1024 * 1024,
+    window: 1024 * 1024,
+    onDone: () => {},
+  });
+  stream.start(Buffer.alloc(1000, 1)); // what a SOCKS client sent after its request
+  outside.write(Buffer.alloc(4 * 1024 * 1024, 2));
+  for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(inside.bytesRead, 0, 'nothing is read behind the held early bytes');
+  outside.destroy();
+  stream.abort(new SockitError('CLOSED', 'test over'));
+});
+
 test('the allow-list: host names, CIDR port ranges, IPv6, unix paths; nothing else', () => {
   const allow = new TunnelAllowList([
     'db.internal:5432',
