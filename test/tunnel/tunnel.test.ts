@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import net from 'node:net';
@@ -166,6 +167,35 @@ describe('tunnel -D (SOCKS5) with real clients', { timeout: 60_000 }, () => {
       await echo.close();
       http.close();
       echo6.close();
+    }
+  });
+});
+
+describe('tunnel -R with many connections open', { timeout: 60_000 }, () => {
+  test('the cap counts connections waiting for their attach, not the attached ones: 80 stay open together', async () => {
+    const echo = await echoServer();
+    const server = await startTunnelServer(
+      [`127.0.0.1:${echo.port}`],
+      { remote: true },
+      { limits: { maxOpenRequests: 200 } },
+    );
+    const open: net.Socket[] = [];
+    try {
+      const tunnel = await startTunnel(server.address, ['-R', `0:127.0.0.1:${echo.port}`], server.stateDir);
+      for (let at = 0; at < 80; at++) {
+        // One at a time, each echoing before the next: none is waiting when the next arrives.
+        const socket = net.connect({ port: tunnel.remote[0]!, host: '127.0.0.1' });
+        open.push(socket);
+        socket.write(`${at}\n`);
+        const [echoed] = (await once(socket, 'data')) as [Buffer];
+        assert.equal(echoed.toString(), `${at}\n`, `connection ${at} echoes while the others stay open`);
+      }
+      for (const socket of open) socket.destroy();
+      assert.equal((await tunnel.stop()).code, 0);
+    } finally {
+      for (const socket of open) socket.destroy();
+      await server.stop();
+      await echo.close();
     }
   });
 });

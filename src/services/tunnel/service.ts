@@ -32,8 +32,11 @@ interface Pending {
   socket: net.Socket;
   connection: number;
   timer: NodeJS.Timeout;
+  /** The waiting connections of its listener, which the cap counts: it leaves them at attach. */
+  waitingAtListener: Set<number>;
 }
 
+/** Accepted connections of one `-R` listener that may wait for their attach at once. */
 const MAX_PENDING_PER_LISTENER = 64;
 
 /**
@@ -138,6 +141,7 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
       return;
     }
     pending.delete(conn as number);
+    waiting.waitingAtListener.delete(conn as number);
     clearTimeout(waiting.timer);
     run(request, waiting.socket, `-R connection ${String(conn)}`);
   }
@@ -149,10 +153,15 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
       return;
     }
     const { host = '127.0.0.1', port } = request.header as HeaderOfType<'tunnel-listen'>;
+    /** Accepted connections waiting for their attach (not those already attached). */
     const mine = new Set<number>();
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
       socket.on('error', () => {});
       if (mine.size >= MAX_PENDING_PER_LISTENER) {
+        log.warn('tunnel -R: connection refused, too many waiting for the client to attach', {
+          peer: describePeer(socket),
+          waiting: mine.size,
+        });
         socket.destroy();
         return;
       }
@@ -162,7 +171,7 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
         mine.delete(conn);
         socket.destroy();
       }, TUNNEL_ATTACH_TIMEOUT_MS);
-      pending.set(conn, { socket, connection: request.connection.id, timer });
+      pending.set(conn, { socket, connection: request.connection.id, timer, waitingAtListener: mine });
       mine.add(conn);
       socket.once('close', () => mine.delete(conn));
       request.send({ type: TUNNEL_FRAMES.accept, conn, peer: describePeer(socket) });
