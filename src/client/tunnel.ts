@@ -3,7 +3,7 @@ import { SockitError } from '../errors.js';
 import type { HeaderOfType } from '../protocol/catalogue.js';
 import { TUNNEL_FRAMES, TUNNEL_WINDOW } from '../protocol/tunnel.js';
 import { formatHostPort } from '../transport/address.js';
-import { TunnelSendGate } from '../transport/tunnel-gate.js';
+import { sendGateOf } from '../transport/tunnel-gate.js';
 import { TunnelStream } from '../transport/tunnel-stream.js';
 import type { Client } from './client.js';
 import { socksHandshake } from './tunnel-socks.js';
@@ -57,7 +57,7 @@ export function openTunnelStream(
         send: (next, body) => {
           if (!request.settled) request.send(next, body);
         },
-        gate: sendGate(client),
+        gate: sendGateOf(client),
         credit: (frame.header as HeaderOfType<'tunnel-opened'>).window,
         window: TUNNEL_WINDOW,
         onDone: (error) => {
@@ -82,21 +82,6 @@ export function openTunnelStream(
       },
     );
   });
-}
-
-/** The streams of one client connection take turns through one gate. */
-const gates = new WeakMap<Client, TunnelSendGate>();
-
-function sendGate(client: Client): TunnelSendGate {
-  let gate = gates.get(client);
-  if (gate === undefined) {
-    gate = new TunnelSendGate(
-      () => client.writableLength,
-      () => client.drained(),
-    );
-    gates.set(client, gate);
-  }
-  return gate;
 }
 
 /** The request header that opens a stream to `target`. */

@@ -8,6 +8,14 @@ export const TUNNEL_CONNECTION_BACKLOG = 1024 * 1024;
 /** What one stream may send in a round while the connection is congested: one full read. */
 export const TUNNEL_ROUND_QUANTUM = 64 * 1024;
 
+/** What a gate watches of its connection: a client's or a server connection's (both have these). */
+export interface TunnelConnection {
+  /** Bytes sent on it and not yet handed to the kernel. */
+  readonly writableLength: number;
+  /** Resolves once its queue has been written; rejects when it closed. */
+  drained(): Promise<void>;
+}
+
 /** A stream's sending in the gate's rounds: kept by the stream, updated by the gate. */
 export interface TunnelSendAccount {
   /** The round of the bytes below. */
@@ -32,21 +40,19 @@ export interface TunnelSendAccount {
  * 80 MiB here, and cost twice the CPU per byte to move.)
  */
 export class TunnelSendGate {
-  readonly #backlog: () => number;
-  readonly #drained: () => Promise<void>;
+  readonly #connection: TunnelConnection;
   /** The turns of the streams waiting in line, oldest first. */
   readonly #line: (() => void)[] = [];
   #awaitingDrain = false;
   #congested = false;
   #round = 0;
 
-  /**
-   * `backlog`: the connection's queued bytes; `drained`: resolves once its queue has been
-   * written (rejects when it closed).
-   */
-  constructor(backlog: () => number, drained: () => Promise<void>) {
-    this.#backlog = backlog;
-    this.#drained = drained;
+  constructor(connection: TunnelConnection) {
+    this.#connection = connection;
+  }
+
+  #backlog(): number {
+    return this.#connection.writableLength;
   }
 
   /**
@@ -89,7 +95,7 @@ export class TunnelSendGate {
   #awaitDrain(): void {
     if (this.#awaitingDrain) return;
     this.#awaitingDrain = true;
-    this.#drained().then(
+    this.#connection.drained().then(
       () => {
         if (this.#backlog() >= TUNNEL_CONNECTION_BACKLOG) {
           // Drained by the socket's own mark, which is higher than ours (a caller's
@@ -142,4 +148,16 @@ export class TunnelSendGate {
       }),
     );
   }
+}
+
+const gates = new WeakMap<TunnelConnection, TunnelSendGate>();
+
+/** The gate of a connection, made by its first stream: every stream of it shares this one. */
+export function sendGateOf(connection: TunnelConnection): TunnelSendGate {
+  let gate = gates.get(connection);
+  if (gate === undefined) {
+    gate = new TunnelSendGate(connection);
+    gates.set(connection, gate);
+  }
+  return gate;
 }

@@ -38,10 +38,7 @@ test(
           if (sent >= 100_000) grew?.();
         }
       },
-      gate: new TunnelSendGate(
-        () => 0,
-        () => Promise.resolve(),
-      ),
+      gate: new TunnelSendGate({ writableLength: 0, drained: () => Promise.resolve() }),
       credit: 50_000,
       window: 1024 * 1024,
       onDone: () => {},
@@ -79,14 +76,16 @@ function modelConnection(): ModelConnection {
   const connection: ModelConnection = {
     queued: 0,
     autoDrain: false,
-    gate: new TunnelSendGate(
-      () => connection.queued,
-      () =>
+    gate: new TunnelSendGate({
+      get writableLength() {
+        return connection.queued;
+      },
+      drained: () =>
         new Promise<void>((resolve) => {
           drained = resolve;
           if (connection.autoDrain) setImmediate(() => connection.drain());
         }),
-    ),
+    }),
     drain() {
       connection.queued = 0;
       const resolve = drained;
@@ -206,10 +205,12 @@ test(
 test('a gate whose drain wait returns at once while over its mark lets the loop turn', async () => {
   // As with a socket whose own mark is above the gate's: drained() resolves, the queue stays full.
   let queued = TUNNEL_CONNECTION_BACKLOG;
-  const gate = new TunnelSendGate(
-    () => queued,
-    () => Promise.resolve(),
-  );
+  const gate = new TunnelSendGate({
+    get writableLength() {
+      return queued;
+    },
+    drained: () => Promise.resolve(),
+  });
   let served = false;
   gate.wait(() => {
     served = true;
@@ -275,10 +276,7 @@ test(
         granted += header.bytes as number;
         if (granted === window) allGranted?.();
       },
-      gate: new TunnelSendGate(
-        () => 0,
-        () => Promise.resolve(),
-      ),
+      gate: new TunnelSendGate({ writableLength: 0, drained: () => Promise.resolve() }),
       credit: 0,
       window,
       onDone: () => {},

@@ -48,9 +48,9 @@ export interface ExecServiceOptions {
   /** Diagnostics (a failed kill, an audit file that cannot be written). */
   log?: Logger;
   /**
-   * How commands are started: `'native'` (clone with CLONE_VM | CLONE_VFORK, no fork of the server; needs the addon
-   * that `npm install` builds on Linux) or `'node'` (child_process.spawn). Default: native when
-   * built, else node.
+   * How commands are started: `'native'` (clone with CLONE_VM | CLONE_VFORK, no fork of the
+   * server; needs the addon that `npm install` builds on Linux) or `'node'`
+   * (child_process.spawn). Default: native when built, else node.
    */
   spawner?: Spawner;
 }

@@ -9,8 +9,9 @@ import { PtyInput } from './pty-input.js';
 
 /**
  * How commands are started. `native`: clone(CLONE_VM | CLONE_VFORK) through sockit's addon
- * (`native/spawn.c`), which does not fork the server: ~2× the rate of `child_process.spawn` from a fresh process and
- * flat as the server's heap grows, where fork slows down with it. `node`: child_process.spawn.
+ * (`native/spawn.c`), which does not fork the server: ~2× the rate of `child_process.spawn` from
+ * a fresh process and flat as the server's heap grows, where fork slows down with it. `node`:
+ * child_process.spawn.
  */
 export type Spawner = 'native' | 'node';
 

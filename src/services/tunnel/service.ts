@@ -4,9 +4,9 @@ import { type Logger, silentLogger } from '../../log.js';
 import type { HeaderOfType } from '../../protocol/catalogue.js';
 import { TUNNEL_ATTACH_TIMEOUT_MS, TUNNEL_FRAMES, TUNNEL_WINDOW } from '../../protocol/tunnel.js';
 import type { ServerRequest } from '../../server/request.js';
-import type { ConnectionContext, Service } from '../../server/service.js';
+import type { Service } from '../../server/service.js';
 import { describePeer } from '../../transport/listen.js';
-import { TunnelSendGate } from '../../transport/tunnel-gate.js';
+import { sendGateOf } from '../../transport/tunnel-gate.js';
 import { TunnelStream } from '../../transport/tunnel-stream.js';
 import { TunnelAllowList } from './allow.js';
 import { dialTarget, TunnelDialError, type TunnelTarget } from './dial.js';
@@ -49,19 +49,6 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
   const log = options.log ?? silentLogger;
   const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
   const streams = new Set<TunnelStream>();
-  /** The streams of one connection take turns through one gate, kept in the connection's state. */
-  const gateKey = {};
-  const sendGate = (connection: ConnectionContext): TunnelSendGate => {
-    let gate = connection.state.get(gateKey) as TunnelSendGate | undefined;
-    if (gate === undefined) {
-      gate = new TunnelSendGate(
-        () => connection.writableLength,
-        () => connection.drained(),
-      );
-      connection.state.set(gateKey, gate);
-    }
-    return gate;
-  };
   const listeners = new Set<net.Server>();
   const pending = new Map<number, Pending>();
   let nextConn = 1;
@@ -77,7 +64,7 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
     const started = Date.now();
     const stream: TunnelStream = new TunnelStream(socket, {
       send: (header, body) => request.send(header, body),
-      gate: sendGate(request.connection),
+      gate: sendGateOf(request.connection),
       credit: credit as number,
       window: TUNNEL_WINDOW,
       onDone: (error) => {
