@@ -388,9 +388,9 @@ static int child_main(void *argument) {
   }
   if ((failed = place_fd(plan->stdout_fd >= 0 ? plan->stdout_fd : 0, 1)) != 0) child_fail(plan, failed, false);
   if ((failed = place_fd(plan->stderr_fd >= 0 ? plan->stderr_fd : 0, 2)) != 0) child_fail(plan, failed, false);
-  if (!close_range_works || syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+  if (close_range_works) syscall(SYS_close_range, 3U, ~0U, 0U);
+  else
     for (int fd = 3; fd <= plan->close_up_to; fd++) syscall(SYS_close, fd);
-  }
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &no_signals, NULL, sizeof no_signals);
   syscall(SYS_execve, plan->program, plan->argv, plan->envp);
   child_fail(plan, -errno, false);
