@@ -13,6 +13,13 @@ import {
 } from '../../src/transport/tunnel-gate.js';
 import { TunnelStream } from '../../src/transport/tunnel-stream.js';
 
+/** One turn of the event loop (its I/O included): what the stream tests count instead of a clock. */
+const loopTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+async function loopTurns(count: number): Promise<void> {
+  for (let turn = 0; turn < count; turn++) await loopTurn();
+}
+
 /** A connected pair of loopback sockets. */
 async function socketPair(): Promise<[net.Socket, net.Socket]> {
   const server = net.createServer({ allowHalfOpen: true });
@@ -46,9 +53,9 @@ test(
     stream.start();
     outside.write(Buffer.alloc(500_000, 1));
     // Wait until the socket has given everything it can: the stream must stop at its credit.
-    while (sent < 50_000) await new Promise((resolve) => setImmediate(resolve));
+    while (sent < 50_000) await loopTurn();
     // Let every read the socket still has run (loop turns, not a clock): none may pass the credit.
-    for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+    await loopTurns(20);
     assert.equal(sent, 50_000, 'stops at exactly the credit');
     const more = new Promise<void>((resolve) => {
       grew = resolve;
@@ -99,7 +106,6 @@ function modelConnection(): ModelConnection {
 test('the gate: in line in order, a quantum per stream per round, up to the mark', async () => {
   const connection = modelConnection();
   const { gate } = connection;
-  const loopTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
   const account = (): TunnelSendAccount => ({ round: -1, bytes: 0 });
   const [accountA, accountB, accountC, newcomer] = [account(), account(), account(), account()];
   assert.equal(gate.allowance(accountA), Number.POSITIVE_INFINITY, 'not congested: no limit');
@@ -148,9 +154,7 @@ test('the gate: in line in order, a quantum per stream per round, up to the mark
   await loopTurn();
   assert.deepEqual(served, ['a', 'b', 'c', 'b', 'greedy', 'greedy']);
   connection.drain(); // a drain with nobody waiting, and nobody a loop turn later: the congestion ends
-  await loopTurn();
-  await loopTurn();
-  await loopTurn();
+  await loopTurns(3);
   assert.equal(gate.allowance(accountA), Number.POSITIVE_INFINITY, 'no longer congested');
 });
 
@@ -185,7 +189,7 @@ test(
     await firstMark;
     // Let every read the socket still has run (loop turns, not a clock): none may be sent.
     const before = sent;
-    for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+    await loopTurns(20);
     assert.equal(sent, before, 'nothing more is sent while the connection is over its mark');
     assert.ok(before < TUNNEL_CONNECTION_BACKLOG + 64 * 1024, `at most one read past the mark (${before} B)`);
     const all = new Promise<void>((resolve) => {
@@ -215,10 +219,10 @@ test('a gate whose drain wait returns at once while over its mark lets the loop 
   gate.wait(() => {
     served = true;
   });
-  for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+  await loopTurns(5);
   assert.equal(served, false, 'still over the mark: nobody is served, and timers and I/O ran meanwhile');
   queued = 0;
-  while (!served) await new Promise((resolve) => setImmediate(resolve));
+  while (!served) await loopTurn();
 });
 
 test('early bytes that must wait in line stop the socket from being read', { timeout: 10_000 }, async () => {
@@ -234,7 +238,7 @@ test('early bytes that must wait in line stop the socket from being read', { tim
   });
   stream.start(Buffer.alloc(1000, 1)); // what a SOCKS client sent after its request
   outside.write(Buffer.alloc(4 * 1024 * 1024, 2));
-  for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+  await loopTurns(20);
   assert.equal(inside.bytesRead, 0, 'nothing is read behind the held early bytes');
   outside.destroy();
   stream.abort(new SockitError('CLOSED', 'test over'));
