@@ -184,21 +184,30 @@ export interface CliResult {
   stdoutBytes: Buffer;
 }
 
-/** Runs `sockit ARGS…` as a real child process, feeding `input` to stdin; resolves when it exits. */
+/**
+ * Runs `sockit ARGS…` as a real child process, feeding `input` to stdin (or, with `stdin:
+ * 'ignore'`, giving it /dev/null as a spawner does); resolves when it exits.
+ */
 export function runCli(
   args: string[],
-  options: { input?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+  options: {
+    input?: string | Buffer;
+    stdin?: 'pipe' | 'ignore';
+    env?: NodeJS.ProcessEnv;
+    cwd?: string;
+    timeoutMs?: number;
+  } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       env: { ...process.env, SOCKIT_TOKEN: '', ...options.env },
       cwd: options.cwd,
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: [options.stdin ?? 'pipe', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    child.stdout!.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr!.on('data', (chunk: Buffer) => err.push(chunk));
     // A hung CLI must fail the test, not hang the suite.
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
     child.on('error', reject);
@@ -213,6 +222,7 @@ export function runCli(
         stdoutBytes,
       });
     });
+    if (!child.stdin) return;
     child.stdin.on('error', () => {}); // the CLI may exit before reading all input
     child.stdin.end(options.input ?? '');
   });

@@ -1,4 +1,5 @@
 /** What `sockit exec` and `sockit shell` share: exit statuses and how an outcome is reported. */
+import { fstatSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { ExecExit } from '../client/exec.js';
 import { type ErrorCode, SockitError } from '../errors.js';
@@ -18,6 +19,20 @@ export const EXEC_EXIT = {
   /** Could not connect, authenticate, or keep the connection: ssh's own failure code. */
   connection: 255,
 } as const;
+
+/**
+ * Whether local stdin is /dev/null (cron, `< /dev/null`, a spawner's 'ignore'): the command then
+ * reads the server's /dev/null instead, the same end-of-file at once without a stream opened on
+ * it here (Node's stdin for a file loads its file streams, several ms of a short run's start).
+ */
+export function stdinIsDevNull(): boolean {
+  try {
+    const stdin = fstatSync(0);
+    return stdin.isCharacterDevice() && stdin.rdev === statSync('/dev/null').rdev;
+  } catch {
+    return false; // a closed stdin: the stream reports it as it always has
+  }
+}
 
 /** One server's run, for the fan-out summary. */
 export interface TargetResult {

@@ -27,7 +27,7 @@ describe('sockit exec', () => {
   let other: Awaited<ReturnType<typeof startExec>>;
   let dir: Awaited<ReturnType<typeof tempDir>>;
   let cliEnv: NodeJS.ProcessEnv;
-  const exec = (args: string[], options: { input?: string | Buffer } = {}) =>
+  const exec = (args: string[], options: { input?: string | Buffer; stdin?: 'pipe' | 'ignore' } = {}) =>
     runCli(['exec', ...args], { env: cliEnv, ...options });
 
   before(async () => {
@@ -67,6 +67,15 @@ describe('sockit exec', () => {
     assert.equal(piped.stdout.trim(), '11');
     const off = await exec(['-n', env.address, '--', 'wc', '-c'], { input: 'hello world' });
     assert.equal(off.stdout.trim(), '0');
+  });
+
+  test("a local stdin of /dev/null is not forwarded: the command reads the server's /dev/null", async () => {
+    const ignored = await exec([env.address, '--', 'readlink', '/proc/self/fd/0'], { stdin: 'ignore' });
+    assert.equal(ignored.code, 0, ignored.stderr);
+    assert.equal(ignored.stdout, '/dev/null\n');
+    // Anything else that is not a terminal is still forwarded (the server's pipe or socket pair).
+    const piped = await exec([env.address, '--', 'readlink', '/proc/self/fd/0'], { input: '' });
+    assert.match(piped.stdout, /^(pipe|socket):/);
   });
 
   test('binary output is byte-exact through the CLI', async () => {

@@ -20,6 +20,7 @@ import {
   EXEC_EXIT,
   exitForError,
   printError,
+  stdinIsDevNull,
   type TargetResult,
 } from '../exec-common.js';
 // Fleets (--hosts, fan-out) load fleet.js when used: one server must not pay for it at start-up.
@@ -73,7 +74,7 @@ export function registerExec(program: Command): void {
       // -e is --exec in listen/connect (as in ncat); here it only points at the long name.
       .addOption(new Option('-e <K=V>').hideHelp().argParser(envShortHint))
       .option('--shell <string>', 'run this shell string instead of a program (the server must allow shells)')
-      .option('-n, --no-stdin', 'do not forward local stdin (by default it is, unless it is a terminal)')
+      .option('-n, --no-stdin', 'do not forward local stdin (by default it is, unless it is a terminal or /dev/null)')
       .option(
         '--hosts <file>',
         'run on the hosts of this inventory (ADDRESS, NAME = ADDRESS, [group] lines); the command is then every word after the options',
@@ -180,7 +181,7 @@ export async function runRemote(
     return EXEC_EXIT.usage;
   }
   // Local stdin goes to every server at once; with fewer slots than servers it cannot.
-  const forwardStdin = options.stdin && !isatty(0) && targets.length <= par;
+  const forwardStdin = options.stdin && !isatty(0) && !stdinIsDevNull() && targets.length <= par;
   const session = new ExecSession(forwardStdin, targets.length, Math.min(par, targets.length));
   try {
     if (targets.length === 1 && hosts === undefined && collecting === 0) {
