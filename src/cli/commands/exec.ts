@@ -74,7 +74,10 @@ export function registerExec(program: Command): void {
       // -e is --exec in listen/connect (as in ncat); here it only points at the long name.
       .addOption(new Option('-e <K=V>').hideHelp().argParser(envShortHint))
       .option('--shell <string>', 'run this shell string instead of a program (the server must allow shells)')
-      .option('-n, --no-stdin', 'do not forward local stdin (by default it is, unless it is a terminal or /dev/null)')
+      .option(
+        '-n, --no-stdin',
+        'do not forward local stdin (by default it is, unless it is a terminal or /dev/null)',
+      )
       .option(
         '--hosts <file>',
         'run on the hosts of this inventory (ADDRESS, NAME = ADDRESS, [group] lines); the command is then every word after the options',
