@@ -485,7 +485,7 @@ export class ServerConnection implements RequestOwner {
       return;
     }
     if (this.#draining) {
-      this.#framed.send(errorHeader('UNAVAILABLE', 'server is shutting down', id));
+      this.#refuse(frame.header, id, opener, new SockitError('UNAVAILABLE', 'server is shutting down'));
       return;
     }
     if (this.#requests.size !== 0 && this.#requests.has(id)) {
@@ -495,12 +495,12 @@ export class ServerConnection implements RequestOwner {
       return;
     }
     if (this.#requests.size >= this.#limits.maxOpenRequests) {
-      this.#framed.send(
-        errorHeader(
-          'BUSY',
-          `too many open requests on this connection (limit ${this.#limits.maxOpenRequests})`,
-          id,
-        ),
+      const limit = this.#limits.maxOpenRequests;
+      this.#refuse(
+        frame.header,
+        id,
+        opener,
+        new SockitError('BUSY', `too many open requests on this connection (limit ${limit})`),
       );
       return;
     }

@@ -69,8 +69,10 @@ export interface Service {
   readonly frames?: FrameDeclarations;
   /**
    * Told when the connection refused a request of this service before its handler ran: the
-   * header broke its declaration (BAD_REQUEST) or the connection may not use the service
-   * (AUTH_REQUIRED). The error frame is already sent; exec writes its audit record here.
+   * header broke its declaration (BAD_REQUEST), the connection may not use the service
+   * (AUTH_REQUIRED), has too many requests open (BUSY), or the server is draining (UNAVAILABLE).
+   * The header is not validated yet. The error frame is already sent; exec writes its audit
+   * record here, and the tunnel service drops the `-R` connection an attach was for.
    */
   refused?(header: FrameHeader, connection: ConnectionContext, error: SockitError): void;
   /** Called once when the server closes, to release what the service holds. */

@@ -68,6 +68,29 @@ test('the audit file gets one JSON line per request: run, refused, failed, timed
   }
 });
 
+test('a request refused for too many open on its connection (BUSY) is audited too', async () => {
+  const entries: Record<string, unknown>[] = [];
+  const record = (_message: string, fields?: Record<string, unknown>) => entries.push(fields ?? {});
+  const audit: Logger = { debug: record, info: record, warn: record, error: record };
+  const env = await startExec({ audit }, { limits: { maxOpenRequests: 1 } });
+  try {
+    const running = env.client.spawn(['cat']);
+    await running.started;
+    await assert.rejects(env.client.exec(['true']), { code: 'BUSY' });
+    running.stdin!.end();
+    assert.equal((await running.exited).code, 0);
+  } finally {
+    await env.stop();
+  }
+  assert.deepEqual(
+    entries.map((entry) => [entry.outcome, entry.error]),
+    [
+      ['refused', 'BUSY'],
+      ['exit', undefined],
+    ],
+  );
+});
+
 test('audit entries can go to a Logger instead', async () => {
   const entries: { message: string; fields: Record<string, unknown> | undefined }[] = [];
   const record = (message: string, fields?: Record<string, unknown>) => entries.push({ message, fields });

@@ -7,6 +7,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { TUNNEL_ATTACH_TIMEOUT_MS } from '../../src/protocol/tunnel.js';
 import { echoServer, payload } from '../forward/helpers.js';
 import { runCli, TEST_TOKEN, tempDir } from '../helpers.js';
 import { killAll, launch, readAll, sockit, waitForText } from '../raw/helpers.js';
@@ -191,6 +192,49 @@ describe('tunnel -R with many connections open', { timeout: 60_000 }, () => {
         assert.equal(echoed.toString(), `${at}\n`, `connection ${at} echoes while the others stay open`);
       }
       for (const socket of open) socket.destroy();
+      assert.equal((await tunnel.stop()).code, 0);
+    } finally {
+      for (const socket of open) socket.destroy();
+      await server.stop();
+      await echo.close();
+    }
+  });
+});
+
+describe('tunnel -R attach refused', { timeout: 30_000 }, () => {
+  test('a connection whose attach the server refuses (BUSY) is closed at once, not at the attach timeout', async () => {
+    const echo = await echoServer();
+    // The -R listener is one open request and an attached stream another: a second stream is BUSY.
+    const server = await startTunnelServer(
+      [`127.0.0.1:${echo.port}`],
+      { remote: true },
+      { limits: { maxOpenRequests: 2 } },
+    );
+    const open: net.Socket[] = [];
+    try {
+      const tunnel = await startTunnel(server.address, ['-R', `0:127.0.0.1:${echo.port}`], server.stateDir);
+      const first = net.connect({ port: tunnel.remote[0]!, host: '127.0.0.1' });
+      open.push(first);
+      first.write('first\n');
+      assert.equal(((await once(first, 'data')) as [Buffer])[0].toString(), 'first\n');
+
+      const refused = net.connect({ port: tunnel.remote[0]!, host: '127.0.0.1' });
+      open.push(refused);
+      refused.on('error', () => {});
+      const started = performance.now();
+      // Bounded well under the attach timeout that closed it before.
+      const bound = setTimeout(() => refused.destroy(new Error('still open')), TUNNEL_ATTACH_TIMEOUT_MS / 2);
+      await once(refused, 'close');
+      clearTimeout(bound);
+      assert.ok(
+        performance.now() - started < TUNNEL_ATTACH_TIMEOUT_MS / 2,
+        'closed before the bound, by the server',
+      );
+      await waitForText(tunnel, /BUSY|too many open requests/);
+
+      first.write('still\n');
+      assert.equal(((await once(first, 'data')) as [Buffer])[0].toString(), 'still\n');
+      first.destroy();
       assert.equal((await tunnel.stop()).code, 0);
     } finally {
       for (const socket of open) socket.destroy();

@@ -127,10 +127,21 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
       request.fail('NOT_FOUND', `no accepted connection ${String(conn)} is waiting for this client`);
       return;
     }
-    pending.delete(conn as number);
-    waiting.waitingAtListener.delete(conn as number);
-    clearTimeout(waiting.timer);
+    leavePending(conn as number, waiting);
     run(request, waiting.socket, `-R connection ${String(conn)}`);
+  }
+
+  /** The `-R` connection `conn` stops waiting for its attach: attached, refused or timed out. */
+  function leavePending(conn: number, waiting: Pending): void {
+    pending.delete(conn);
+    waiting.waitingAtListener.delete(conn);
+    clearTimeout(waiting.timer);
+  }
+
+  /** Closes an accepted `-R` connection that will never be attached. */
+  function dropPending(conn: number, waiting: Pending): void {
+    leavePending(conn, waiting);
+    waiting.socket.destroy();
   }
 
   async function listen(request: ServerRequest): Promise<void> {
@@ -153,12 +164,13 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
         return;
       }
       const conn = nextConn++;
-      const timer = setTimeout(() => {
-        pending.delete(conn);
-        mine.delete(conn);
-        socket.destroy();
-      }, TUNNEL_ATTACH_TIMEOUT_MS);
-      pending.set(conn, { socket, connection: request.connection.id, timer, waitingAtListener: mine });
+      const waiting: Pending = {
+        socket,
+        connection: request.connection.id,
+        timer: setTimeout(() => dropPending(conn, waiting), TUNNEL_ATTACH_TIMEOUT_MS),
+        waitingAtListener: mine,
+      };
+      pending.set(conn, waiting);
       mine.add(conn);
       socket.once('close', () => mine.delete(conn));
       request.send({ type: TUNNEL_FRAMES.accept, conn, peer: describePeer(socket) });
@@ -179,11 +191,7 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
       server.close();
       for (const conn of mine) {
         const waiting = pending.get(conn);
-        if (waiting) {
-          clearTimeout(waiting.timer);
-          waiting.socket.destroy();
-          pending.delete(conn);
-        }
+        if (waiting) dropPending(conn, waiting);
       }
       request.finish();
     };
@@ -200,6 +208,19 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
       [TUNNEL_FRAMES.open]: open,
       [TUNNEL_FRAMES.attach]: attach,
       [TUNNEL_FRAMES.listen]: listen,
+    },
+    // An attach the connection refused (BUSY: too many streams open) is never coming: its `-R`
+    // connection is closed now, not at the attach timeout, as a refused `-L` stream is.
+    refused(header, connection, error) {
+      if (header.type !== TUNNEL_FRAMES.attach) return;
+      const conn = header.conn;
+      const waiting = typeof conn === 'number' ? pending.get(conn) : undefined;
+      if (waiting === undefined || waiting.connection !== connection.id) return;
+      log.warn('tunnel -R: connection closed, its attach was refused', {
+        peer: describePeer(waiting.socket),
+        error: error.code,
+      });
+      dropPending(conn as number, waiting);
     },
     get streams() {
       return streams.size;
