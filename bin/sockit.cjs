@@ -3,8 +3,9 @@
  * `sockit` as installed (package.json "bin"). `sockit <command> …` runs that command's
  * single-file bundle, build/cli/<command>.cjs (scripts/bundle-cli.mjs): one file to read and
  * compile instead of ~35 ES modules (docs/benchmarks.md, branch startup). Everything else —
- * `sockit`, `--help`, `--version`, a mistyped command, a build without the bundles — runs
- * build/src/cli/main.js, the same program from tsc's output, module by module.
+ * `sockit`, `--help`, `--version`, a mistyped command — runs build/cli/_all.cjs, every command
+ * in one bundle; a build without the bundles runs build/src/cli/main.js, the same program from
+ * tsc's output, module by module.
  *
  * Compiled code is kept between runs: the bundle runs through vm.Script with V8's cached data in
  * build/cli/<command>.<hash>.<V8 version>.v8-cache, beside the bundle and so as trusted as it,
@@ -23,8 +24,10 @@ const { dirname, join } = require('node:path');
 const nodeModule = require('node:module');
 
 const name = process.argv[2] ?? '';
-const bundle = /^[a-z]+$/.test(name) ? join(__dirname, '..', 'build', 'cli', `${name}.cjs`) : undefined;
-if (bundle === undefined || !runBundle(bundle)) runMain();
+const bundles = join(__dirname, '..', 'build', 'cli');
+const bundle = /^[a-z]+$/.test(name) ? join(bundles, `${name}.cjs`) : undefined;
+// No command named (`sockit`, `--help`, `--version`) or no such bundle: the one of every command.
+if ((bundle === undefined || !runBundle(bundle)) && !runBundle(join(bundles, '_all.cjs'))) runMain();
 
 /** Runs a bundle; false when it does not exist. Errors inside it propagate as they would. */
 function runBundle(file) {

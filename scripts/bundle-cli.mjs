@@ -48,13 +48,32 @@ function entrySource(name) {
   ].join('\n');
 }
 
+/**
+ * The `_all` bundle: every command, for the runs that name none (`sockit`, `--help`,
+ * `--version`, a mistyped name), which main.js serves by importing all ~150 modules one by one.
+ */
+const ALL = '_all';
+
+function allEntrySource() {
+  const registers = COMMANDS.map((name) => `register${name[0].toUpperCase()}${name.slice(1)}`);
+  return [
+    `import { runWholeProgram } from ${JSON.stringify(join(buildSrc, 'cli', 'program.js'))};`,
+    ...COMMANDS.map(
+      (name, at) =>
+        `import { ${registers[at]} } from ${JSON.stringify(join(buildSrc, 'cli', 'commands', `${name}.js`))};`,
+    ),
+    `const registers = { ${COMMANDS.map((name, at) => `${JSON.stringify(name)}: ${registers[at]}`).join(', ')} };`,
+    'void runWholeProgram((name) => registers[name]);',
+  ].join('\n');
+}
+
 /** Serves the generated entries and rewrites `import.meta.url` (see the header). */
 const sockitPlugin = {
   name: 'sockit-cli',
   setup(build) {
     build.onResolve({ filter: /^sockit-entry:/ }, (args) => ({ path: args.path, namespace: 'sockit-entry' }));
     build.onLoad({ filter: /.*/, namespace: 'sockit-entry' }, (args) => ({
-      contents: entrySource(args.path.slice('sockit-entry:'.length)),
+      contents: args.path === `sockit-entry:${ALL}` ? allEntrySource() : entrySource(args.path.slice('sockit-entry:'.length)),
       resolveDir: root,
       loader: 'js',
     }));
@@ -92,7 +111,7 @@ function commanderSource(source) {
 
 mkdirSync(outdir, { recursive: true });
 const result = await esbuild.build({
-  entryPoints: Object.fromEntries(COMMANDS.map((name) => [name, `sockit-entry:${name}`])),
+  entryPoints: Object.fromEntries([...COMMANDS, ALL].map((name) => [name, `sockit-entry:${name}`])),
   outdir,
   outExtension: { '.js': '.cjs' },
   write: false,
@@ -140,4 +159,4 @@ for (const file of readdirSync(outdir)) {
   const cacheOf = /^(\w+\.[0-9a-f]+\.).*\.v8-cache$/.exec(file)?.[1];
   if (!written.has(file) && !(cacheOf !== undefined && written.has(cacheOf))) rmSync(join(outdir, file), { force: true });
 }
-console.log(`sockit: ${COMMANDS.length} command bundles in ${relative(root, outdir)}/`);
+console.log(`sockit: ${COMMANDS.length} command bundles and ${ALL} in ${relative(root, outdir)}/`);

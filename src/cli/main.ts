@@ -1,13 +1,12 @@
 #!/usr/bin/env node
 import module from 'node:module';
-import { reportError } from './common.js';
-import { COMMANDS, createProgram, type Register } from './program.js';
+import { type Register, runWholeProgram } from './program.js';
 
 /**
  * The whole CLI from tsc's output, each command in `commands/<name>.ts`. Modules load on
  * demand: a run of `sockit exec` loads the exec command only; `--help` and unknown commands load
- * them all. The installed `sockit` (bin/sockit.cjs) runs a command's single-file bundle instead
- * when there is one, and this file otherwise (docs/benchmarks.md, branch startup).
+ * them all. The installed `sockit` (bin/sockit.cjs) runs a single-file bundle instead when there
+ * is one (a command's own, else `_all`), and this file otherwise (docs/benchmarks.md, branch startup).
  */
 
 /**
@@ -22,14 +21,4 @@ async function loadCommand(name: string): Promise<Register> {
   return module[`register${name[0]!.toUpperCase()}${name.slice(1)}`]!;
 }
 
-const program = createProgram();
-try {
-  const name = process.argv[2] ?? '';
-  const wanted = (COMMANDS as readonly string[]).includes(name) ? [name] : COMMANDS;
-  for (const register of await Promise.all(wanted.map(loadCommand))) register(program);
-  // `sockit` alone: the usage of every command, on stderr, exit 2.
-  if (name === '') program.help({ error: true });
-  await program.parseAsync(process.argv);
-} catch (error) {
-  reportError(error);
-}
+await runWholeProgram(loadCommand);

@@ -7,7 +7,8 @@ export type Register = (program: Command) => void;
 
 /**
  * Every command, by name: `commands/<name>.ts` exports `register<Name>(program)`. main.ts loads
- * them on demand; scripts/bundle-cli.mjs builds one bundle per name for bin/sockit.cjs.
+ * them on demand; scripts/bundle-cli.mjs builds one bundle per name for bin/sockit.cjs, and the
+ * `_all` bundle of them all for the runs that name none.
  */
 export const COMMANDS = [
   'serve',
@@ -49,6 +50,25 @@ export function createProgram(): Command {
 export async function runProgram(program: Command, argv: readonly string[] = process.argv): Promise<void> {
   try {
     await program.parseAsync(argv);
+  } catch (error) {
+    reportError(error);
+  }
+}
+
+/**
+ * The whole CLI: the command named on the command line, or every command when none is (`sockit`
+ * alone, `--help`, `--version`, a mistyped name: their usage lists them all). `load` gives a
+ * command's register function: main.ts imports it on demand, the `_all` bundle has them all.
+ */
+export async function runWholeProgram(load: (name: string) => Register | Promise<Register>): Promise<void> {
+  const program = createProgram();
+  try {
+    const name = process.argv[2] ?? '';
+    const wanted = (COMMANDS as readonly string[]).includes(name) ? [name] : COMMANDS;
+    for (const register of await Promise.all(wanted.map(load))) register(program);
+    // `sockit` alone: the usage of every command, on stderr, exit 2.
+    if (name === '') program.help({ error: true });
+    await program.parseAsync(process.argv);
   } catch (error) {
     reportError(error);
   }

@@ -3,8 +3,9 @@
  * (build/cli/<name>.cjs, scripts/bundle-cli.mjs): every command must have one, and each must be
  * the same program as build/src/cli/main.js, which the rest of the suite also reaches through
  * the bin. Here: every command's --help, word for word, from the bundle alone, from the bin and
- * from main.js; what the bin leaves to main.js; and the V8 code cache the bin keeps beside a
- * bundle (written once, refused and rewritten when bad).
+ * from main.js; the `_all` bundle for runs that name no command (`--help`, `--version`, a
+ * mistyped name); and the V8 code cache the bin keeps beside a bundle (written once, refused and
+ * rewritten when bad).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -12,24 +13,31 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { COMMANDS } from '../../src/cli/program.js';
-import { CLI, runCli } from '../helpers.js';
+import { CLI } from '../helpers.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const bundleOf = (name: string): string => fileURLToPath(new URL(`../../cli/${name}.cjs`, import.meta.url));
 
-/** `node SCRIPT ARGS…`: exit code and stdout. */
-function runNode(script: string, args: string[]): Promise<{ code: number | null; stdout: string }> {
+/** `node SCRIPT ARGS…`: exit code, stdout and stderr. */
+function runNode(
+  script: string,
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
+    let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (text: string) => {
       stdout += text;
+    });
+    child.stderr.setEncoding('utf8').on('data', (text: string) => {
+      stderr += text;
     });
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     child.once('error', reject);
     child.once('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout });
+      resolve({ code, stdout, stderr });
     });
   });
 }
@@ -50,17 +58,28 @@ describe('command bundles', { timeout: 120_000 }, () => {
     });
   }
 
-  test('the bin leaves the program-wide options and unknown commands to main.js', async () => {
-    const version = await runCli(['--version']);
+  test('the program-wide options and unknown commands: the _all bundle, the bin and main.js say the same', async () => {
+    assert.ok(existsSync(bundleOf('_all')), 'no _all bundle: run npm run build');
+    const say = async (args: string[]) => {
+      const [all, bin, main] = await Promise.all([
+        runNode(bundleOf('_all'), args),
+        runNode(CLI, args),
+        runNode(MAIN, args),
+      ]);
+      assert.deepEqual(all, main);
+      assert.deepEqual(bin, main);
+      return main;
+    };
+    const version = await say(['--version']);
     assert.equal(version.code, 0);
     assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
-    const help = await runCli(['--help']);
+    const help = await say(['--help']);
     assert.equal(help.code, 0);
     for (const name of COMMANDS) assert.match(help.stdout, new RegExp(`\\n  ${name} `));
-    const alone = await runCli([]);
+    const alone = await say([]);
     assert.equal(alone.code, 2);
     assert.match(alone.stderr, /^Usage: sockit /);
-    const unknown = await runCli(['nonsense']);
+    const unknown = await say(['nonsense']);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /unknown command 'nonsense'/);
   });
