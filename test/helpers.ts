@@ -13,7 +13,7 @@ import { TEST_TOKEN } from './token.js';
 
 /**
  * The CLI as installed (package.json "bin"): bin/sockit.cjs, which runs each command's bundle
- * (build/cli/, made by `npm run build`) and build/src/cli/main.js for the rest. Tests run from
+ * (build/cli/, made by `npm run build`) and the `_all` bundle for the rest. Tests run from
  * build/test.
  */
 export const CLI = fileURLToPath(new URL('../../bin/sockit.cjs', import.meta.url));
