@@ -10,11 +10,12 @@
  * Compiled code is kept between runs: the bundle runs through vm.Script with V8's cached data in
  * build/cli/<command>.<hash>.<V8 version>.v8-cache, beside the bundle and so as trusted as it,
  * named after the hash of the bundle's content that its first line gives (V8 itself compares
- * only the source's length) and written at the first run's exit, so that it holds the functions
- * that run compiled, not only the top level. Node 22's module.enableCompileCache() keeps only
- * the latter for a CommonJS file (51 KB against 240 KB for exec, ~10 ms of CPU more per run),
- * so it serves main.js only. V8 refuses data made under other flags, and the cache is then
- * written anew; where the directory is read-only there is simply no cache.
+ * only the source's length) and written at the first ordinary run's exit (exit 0, no help
+ * asked), so that it holds the functions that run compiled, not only the top level; until then
+ * a `.provisional.v8-cache` of an earlier run serves. Node 22's module.enableCompileCache()
+ * keeps only the latter for a CommonJS file (51 KB against 240 KB for exec, ~10 ms of CPU more
+ * per run), so it serves main.js only. V8 refuses data made under other flags, and the cache is
+ * then written anew; where the directory is read-only there is simply no cache.
  *
  * CommonJS on purpose: an ES module entry would start Node's ESM loader for this one file.
  */
@@ -41,22 +42,52 @@ function runBundle(file) {
   }
   const hash = /^\/\/ sockit bundle ([0-9a-f]+):/.exec(source)?.[1];
   const cacheFile = hash === undefined ? undefined : file.replace(/\.cjs$/, `.${hash}.${process.versions.v8}.v8-cache`);
+  const provisionalFile = cacheFile?.replace(/\.v8-cache$/, '.provisional.v8-cache');
   let cachedData;
-  try {
-    if (cacheFile !== undefined) cachedData = readFileSync(cacheFile);
-  } catch {
-    // No cache yet (or unreadable): compiled from source, and the cache written at exit.
+  let provisional = false;
+  if (cacheFile !== undefined) {
+    cachedData = readIfThere(cacheFile);
+    if (cachedData === undefined) {
+      cachedData = readIfThere(provisionalFile);
+      provisional = cachedData !== undefined;
+    }
   }
   const { Script } = require('node:vm');
   const script = new Script(nodeModule.wrap(source), { filename: file, cachedData });
-  if (cacheFile !== undefined && (cachedData === undefined || script.cachedDataRejected)) {
-    process.once('exit', () => saveCache(script, cacheFile));
+  const rejected = cachedData !== undefined && script.cachedDataRejected;
+  if (cacheFile !== undefined && (cachedData === undefined || provisional || rejected)) {
+    // A cache holds what its run compiled: one of `exec --help` or of a failed connect would
+    // leave every later `exec` compiling the rest anew. Such a run's cache is provisional, used
+    // until an ordinary run (exit 0, no help asked) replaces it with the final one.
+    process.once('exit', (code) => {
+      if (code === 0 && !asksForHelp(process.argv.slice(2))) {
+        saveCache(script, cacheFile);
+        if (provisional) require('node:fs').rmSync(provisionalFile, { force: true });
+      } else if (!provisional || rejected) {
+        saveCache(script, provisionalFile);
+      }
+    });
   }
   const bundleModule = { exports: {}, filename: file, id: file };
   script
     .runInThisContext()
     .call(bundleModule.exports, bundleModule.exports, nodeModule.createRequire(file), bundleModule, file, dirname(file));
   return true;
+}
+
+/** The file's bytes, or undefined when it is missing or unreadable (then compiled from source). */
+function readIfThere(path) {
+  try {
+    return require('node:fs').readFileSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the command line asks for usage (`-h`, `--help`, `help`) before any `--`. */
+function asksForHelp(args) {
+  const end = args.indexOf('--');
+  return (end === -1 ? args : args.slice(0, end)).some((arg) => arg === '-h' || arg === '--help' || arg === 'help');
 }
 
 /** Writes the cache through a temporary file and a rename: concurrent runs never read half of one. */

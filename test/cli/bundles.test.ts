@@ -4,8 +4,8 @@
  * the same program as build/src/cli/main.js, which the rest of the suite also reaches through
  * the bin. Here: every command's --help, word for word, from the bundle alone, from the bin and
  * from main.js; the `_all` bundle for runs that name no command (`--help`, `--version`, a
- * mistyped name); and the V8 code cache the bin keeps beside a bundle (written once, refused and
- * rewritten when bad).
+ * mistyped name); and the V8 code cache the bin keeps beside a bundle (provisional until an
+ * ordinary run writes the final one, rewritten when V8 refuses it).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -13,18 +13,22 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { COMMANDS } from '../../src/cli/program.js';
-import { CLI } from '../helpers.js';
+import { CLI, startServer, TEST_TOKEN } from '../helpers.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const bundleOf = (name: string): string => fileURLToPath(new URL(`../../cli/${name}.cjs`, import.meta.url));
 
-/** `node SCRIPT ARGS…`: exit code, stdout and stderr. */
+/** `node SCRIPT ARGS…` with `env` added to ours: exit code, stdout and stderr. */
 function runNode(
   script: string,
   args: string[],
+  env: NodeJS.ProcessEnv = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [script, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (text: string) => {
@@ -84,17 +88,34 @@ describe('command bundles', { timeout: 120_000 }, () => {
     assert.match(unknown.stderr, /unknown command 'nonsense'/);
   });
 
-  test('the bin keeps a V8 code cache beside the bundle, and rewrites a bad one', async () => {
-    const hash = /^\/\/ sockit bundle ([0-9a-f]+):/.exec(readFileSync(bundleOf('rm'), 'utf8'))?.[1];
+  test('the bin keeps a V8 code cache beside the bundle: provisional after help or a failure, final after an ordinary run', async () => {
+    const hash = /^\/\/ sockit bundle ([0-9a-f]+):/.exec(readFileSync(bundleOf('ping'), 'utf8'))?.[1];
     assert.ok(hash, 'the bundle names its hash on its first line');
-    const cache = bundleOf('rm').replace(/\.cjs$/, `.${hash}.${process.versions.v8}.v8-cache`);
-    const main = await runNode(MAIN, ['rm', '--help']);
-    rmSync(cache, { force: true });
-    assert.deepEqual(await runNode(CLI, ['rm', '--help']), main);
-    assert.ok(existsSync(cache), 'the first run writes the cache');
-    writeFileSync(cache, 'not V8 cached data');
-    assert.deepEqual(await runNode(CLI, ['rm', '--help']), main);
-    assert.notEqual(readFileSync(cache, 'utf8'), 'not V8 cached data');
-    assert.deepEqual(await runNode(CLI, ['rm', '--help']), main);
+    const cache = bundleOf('ping').replace(/\.cjs$/, `.${hash}.${process.versions.v8}.v8-cache`);
+    const provisional = cache.replace(/\.v8-cache$/, '.provisional.v8-cache');
+    const server = await startServer();
+    const env = { SOCKIT_TOKEN: TEST_TOKEN, SOCKIT_STATE_DIR: server.stateDir };
+    try {
+      rmSync(cache, { force: true });
+      rmSync(provisional, { force: true });
+      assert.deepEqual(await runNode(CLI, ['ping', '--help']), await runNode(MAIN, ['ping', '--help']));
+      assert.ok(existsSync(provisional) && !existsSync(cache), 'a help run leaves a provisional cache only');
+
+      assert.equal((await runNode(CLI, ['ping', server.address], env)).code, 0);
+      assert.ok(existsSync(cache), 'an ordinary run writes the final cache');
+      assert.ok(!existsSync(provisional), 'and removes the provisional one');
+
+      writeFileSync(cache, 'not V8 cached data');
+      assert.equal((await runNode(CLI, ['ping', server.address], env)).code, 0);
+      const rewritten = readFileSync(cache);
+      assert.notEqual(rewritten.toString('utf8'), 'not V8 cached data', 'a refused cache is written anew');
+
+      const refused = await runNode(CLI, ['ping', 'tcp://127.0.0.1:1'], env);
+      assert.notEqual(refused.code, 0);
+      assert.ok(readFileSync(cache).equals(rewritten), 'a failed run leaves a good cache alone');
+      assert.ok(!existsSync(provisional));
+    } finally {
+      await server.stop();
+    }
   });
 });
