@@ -228,7 +228,9 @@ static void on_pidfd_readable(uv_poll_t *poll, int status, int events) {
     reaped = waitpid(watch->pid, &wait_status, WNOHANG);
   } while (reaped < 0 && errno == EINTR);
   if (reaped == 0) return; /* cannot happen after the peek; the pidfd would be readable again */
-  uv_poll_stop(poll);
+  /* uv_close stops the poll and takes the descriptor out of epoll: a uv_poll_stop before it
+   * would do that too, and the close's own removal would then fail on a closed descriptor. */
+  uv_close((uv_handle_t *)poll, on_watch_closed); /* frees watch on a later turn of the loop */
   close(watch->pidfd);
 
   napi_env env = watch->env;
@@ -249,7 +251,6 @@ static void on_pidfd_readable(uv_poll_t *poll, int status, int events) {
   napi_delete_reference(env, watch->on_exit);
   napi_async_destroy(env, watch->context);
   napi_close_handle_scope(env, scope);
-  uv_close((uv_handle_t *)poll, on_watch_closed);
 }
 
 static int watch_exit(napi_env env, pid_t pid, napi_value on_exit) {
@@ -529,7 +530,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
     throw_errno(env, watched, "pidfd_open");
     goto done;
   }
-  close(in[1]);
+  if (pipe_stdin) close(in[1]);
   close(out[1]);
   close(err[1]);
   in[1] = out[1] = err[1] = -1;
@@ -694,9 +695,8 @@ static void on_reader_closed(uv_handle_t *handle) {
 static void finish_reader(output_reader *reader) {
   if (reader->done) return;
   reader->done = true;
-  uv_poll_stop(&reader->poll);
+  uv_close((uv_handle_t *)&reader->poll, on_reader_closed); /* stops it: see on_pidfd_readable */
   close(reader->fd);
-  uv_close((uv_handle_t *)&reader->poll, on_reader_closed);
 }
 
 static void on_output_readable(uv_poll_t *poll, int status, int events) {
