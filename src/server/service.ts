@@ -71,8 +71,9 @@ export interface Service {
    * Told when the connection refused a request of this service before its handler ran: the
    * header broke its declaration (BAD_REQUEST), the connection may not use the service
    * (AUTH_REQUIRED), has too many requests open (BUSY), or the server is draining (UNAVAILABLE).
-   * The header is not validated yet. The error frame is already sent; exec writes its audit
-   * record here, and the tunnel service drops the `-R` connection an attach was for.
+   * Only BAD_REQUEST comes after the header was checked against its declaration: read its fields
+   * as untrusted. The error frame is already sent; exec writes its audit record here, and the
+   * tunnel service drops the `-R` connection an attach was for.
    */
   refused?(header: FrameHeader, connection: ConnectionContext, error: SockitError): void;
   /** Called once when the server closes, to release what the service holds. */

@@ -9,11 +9,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { COMMANDS } from '../../src/cli/program.js';
-import { CLI, startServer, TEST_TOKEN } from '../helpers.js';
+import { CLI, startServer, TEST_TOKEN, tempDir } from '../helpers.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const bundleOf = (name: string): string => fileURLToPath(new URL(`../../cli/${name}.cjs`, import.meta.url));
@@ -89,33 +90,45 @@ describe('command bundles', { timeout: 120_000 }, () => {
   });
 
   test('the bin keeps a V8 code cache beside the bundle: provisional after help or a failure, final after an ordinary run', async () => {
+    // A copy of the bin and of one bundle in a directory of its own, so that no other test's
+    // run of the command writes this cache meanwhile (test files run two at a time).
+    const install = await tempDir('sockit-install-');
+    mkdirSync(join(install.path, 'bin'));
+    mkdirSync(join(install.path, 'build', 'cli'), { recursive: true });
+    copyFileSync(CLI, join(install.path, 'bin', 'sockit.cjs'));
+    copyFileSync(bundleOf('ping'), join(install.path, 'build', 'cli', 'ping.cjs'));
+    // What a bundle's import.meta.url names (build/src), as in a real installation.
+    symlinkSync(fileURLToPath(new URL('../../src/', import.meta.url)), join(install.path, 'build', 'src'));
+    const cli = join(install.path, 'bin', 'sockit.cjs');
     const hash = /^\/\/ sockit bundle ([0-9a-f]+):/.exec(readFileSync(bundleOf('ping'), 'utf8'))?.[1];
     assert.ok(hash, 'the bundle names its hash on its first line');
-    const cache = bundleOf('ping').replace(/\.cjs$/, `.${hash}.${process.versions.v8}.v8-cache`);
+    const cache = join(install.path, 'build', 'cli', `ping.${hash}.${process.versions.v8}.v8-cache`);
     const provisional = cache.replace(/\.v8-cache$/, '.provisional.v8-cache');
-    const server = await startServer();
+    const server = await startServer().catch(async (error: unknown) => {
+      await install.cleanup();
+      throw error;
+    });
     const env = { SOCKIT_TOKEN: TEST_TOKEN, SOCKIT_STATE_DIR: server.stateDir };
     try {
-      rmSync(cache, { force: true });
-      rmSync(provisional, { force: true });
-      assert.deepEqual(await runNode(CLI, ['ping', '--help']), await runNode(MAIN, ['ping', '--help']));
+      assert.deepEqual(await runNode(cli, ['ping', '--help']), await runNode(MAIN, ['ping', '--help']));
       assert.ok(existsSync(provisional) && !existsSync(cache), 'a help run leaves a provisional cache only');
 
-      assert.equal((await runNode(CLI, ['ping', server.address], env)).code, 0);
+      assert.equal((await runNode(cli, ['ping', server.address], env)).code, 0);
       assert.ok(existsSync(cache), 'an ordinary run writes the final cache');
       assert.ok(!existsSync(provisional), 'and removes the provisional one');
 
       writeFileSync(cache, 'not V8 cached data');
-      assert.equal((await runNode(CLI, ['ping', server.address], env)).code, 0);
+      assert.equal((await runNode(cli, ['ping', server.address], env)).code, 0);
       const rewritten = readFileSync(cache);
       assert.notEqual(rewritten.toString('utf8'), 'not V8 cached data', 'a refused cache is written anew');
 
-      const refused = await runNode(CLI, ['ping', 'tcp://127.0.0.1:1'], env);
+      const refused = await runNode(cli, ['ping', 'tcp://127.0.0.1:1'], env);
       assert.notEqual(refused.code, 0);
       assert.ok(readFileSync(cache).equals(rewritten), 'a failed run leaves a good cache alone');
       assert.ok(!existsSync(provisional));
     } finally {
       await server.stop();
+      await install.cleanup();
     }
   });
 });
