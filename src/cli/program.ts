@@ -68,10 +68,11 @@ export async function runWholeProgram(load: (name: string) => Register | Promise
     for (const register of await Promise.all(wanted.map(load))) register(program);
     // `sockit` alone: the usage of every command, on stderr, exit 2.
     if (name === '') program.help({ error: true });
-    await program.parseAsync(process.argv);
   } catch (error) {
     reportError(error);
+    return;
   }
+  await runProgram(program);
 }
 
 /**
