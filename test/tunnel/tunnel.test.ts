@@ -12,7 +12,7 @@ import { echoServer, payload } from '../forward/helpers.js';
 import { runCli, TEST_TOKEN, tempDir } from '../helpers.js';
 import { killAll, launch, readAll, sockit, waitForText } from '../raw/helpers.js';
 import { requireTool } from '../tools.js';
-import { stalledStreams, startTunnel, startTunnelServer } from './helpers.js';
+import { type RunningTunnel, stalledStreams, startTunnel, startTunnelServer } from './helpers.js';
 
 const run = promisify(execFile);
 after(killAll);
@@ -172,54 +172,70 @@ describe('tunnel -D (SOCKS5) with real clients', { timeout: 60_000 }, () => {
   });
 });
 
+/** An echo target behind `tunnel -R`, on a server allowing `maxOpenRequests` per connection. */
+interface RemoteEcho {
+  tunnel: RunningTunnel;
+  /** A connection to the server's `-R` listener; closed after the test if it is still open. */
+  connect(): net.Socket;
+  /** Closes every connection `connect` made. */
+  closeAll(): void;
+}
+
+async function throughRemoteEcho(maxOpenRequests: number, body: (remote: RemoteEcho) => Promise<void>) {
+  const echo = await echoServer();
+  const server = await startTunnelServer(
+    [`127.0.0.1:${echo.port}`],
+    { remote: true },
+    { limits: { maxOpenRequests } },
+  );
+  const open: net.Socket[] = [];
+  const closeAll = (): void => {
+    for (const socket of open) socket.destroy();
+  };
+  try {
+    const tunnel = await startTunnel(server.address, ['-R', `0:127.0.0.1:${echo.port}`], server.stateDir);
+    const connect = (): net.Socket => {
+      const socket = net.connect({ port: tunnel.remote[0]!, host: '127.0.0.1' });
+      open.push(socket);
+      return socket;
+    };
+    await body({ tunnel, connect, closeAll });
+  } finally {
+    closeAll();
+    await server.stop();
+    await echo.close();
+  }
+}
+
+/** Writes `line` and resolves with what the next read brings back. */
+async function echoOf(socket: net.Socket, line: string): Promise<string> {
+  socket.write(line);
+  const [chunk] = (await once(socket, 'data')) as [Buffer];
+  return chunk.toString();
+}
+
 describe('tunnel -R with many connections open', { timeout: 60_000 }, () => {
   test('the cap counts connections waiting for their attach, not the attached ones: 80 stay open together', async () => {
-    const echo = await echoServer();
-    const server = await startTunnelServer(
-      [`127.0.0.1:${echo.port}`],
-      { remote: true },
-      { limits: { maxOpenRequests: 200 } },
-    );
-    const open: net.Socket[] = [];
-    try {
-      const tunnel = await startTunnel(server.address, ['-R', `0:127.0.0.1:${echo.port}`], server.stateDir);
+    await throughRemoteEcho(200, async ({ tunnel, connect, closeAll }) => {
       for (let at = 0; at < 80; at++) {
         // One at a time, each echoing before the next: none is waiting when the next arrives.
-        const socket = net.connect({ port: tunnel.remote[0]!, host: '127.0.0.1' });
-        open.push(socket);
-        socket.write(`${at}\n`);
-        const [echoed] = (await once(socket, 'data')) as [Buffer];
-        assert.equal(echoed.toString(), `${at}\n`, `connection ${at} echoes while the others stay open`);
+        const echoed = await echoOf(connect(), `${at}\n`);
+        assert.equal(echoed, `${at}\n`, `connection ${at} echoes while the others stay open`);
       }
-      for (const socket of open) socket.destroy();
+      closeAll();
       assert.equal((await tunnel.stop()).code, 0);
-    } finally {
-      for (const socket of open) socket.destroy();
-      await server.stop();
-      await echo.close();
-    }
+    });
   });
 });
 
 describe('tunnel -R attach refused', { timeout: 30_000 }, () => {
   test('a connection whose attach the server refuses (BUSY) is closed at once, not at the attach timeout', async () => {
-    const echo = await echoServer();
     // The -R listener is one open request and an attached stream another: a second stream is BUSY.
-    const server = await startTunnelServer(
-      [`127.0.0.1:${echo.port}`],
-      { remote: true },
-      { limits: { maxOpenRequests: 2 } },
-    );
-    const open: net.Socket[] = [];
-    try {
-      const tunnel = await startTunnel(server.address, ['-R', `0:127.0.0.1:${echo.port}`], server.stateDir);
-      const first = net.connect({ port: tunnel.remote[0]!, host: '127.0.0.1' });
-      open.push(first);
-      first.write('first\n');
-      assert.equal(((await once(first, 'data')) as [Buffer])[0].toString(), 'first\n');
+    await throughRemoteEcho(2, async ({ tunnel, connect }) => {
+      const first = connect();
+      assert.equal(await echoOf(first, 'first\n'), 'first\n');
 
-      const refused = net.connect({ port: tunnel.remote[0]!, host: '127.0.0.1' });
-      open.push(refused);
+      const refused = connect();
       refused.on('error', () => {});
       const started = performance.now();
       // Bounded well under the attach timeout that closed it before.
@@ -232,15 +248,10 @@ describe('tunnel -R attach refused', { timeout: 30_000 }, () => {
       );
       await waitForText(tunnel, /BUSY|too many open requests/);
 
-      first.write('still\n');
-      assert.equal(((await once(first, 'data')) as [Buffer])[0].toString(), 'still\n');
+      assert.equal(await echoOf(first, 'still\n'), 'still\n');
       first.destroy();
       assert.equal((await tunnel.stop()).code, 0);
-    } finally {
-      for (const socket of open) socket.destroy();
-      await server.stop();
-      await echo.close();
-    }
+    });
   });
 });
 

@@ -212,15 +212,15 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
     // An attach the connection refused (BUSY: too many streams open) is never coming: its `-R`
     // connection is closed now, not at the attach timeout, as a refused `-L` stream is.
     refused(header, connection, error) {
-      if (header.type !== TUNNEL_FRAMES.attach) return;
       const conn = header.conn;
-      const waiting = typeof conn === 'number' ? pending.get(conn) : undefined;
+      if (header.type !== TUNNEL_FRAMES.attach || typeof conn !== 'number') return;
+      const waiting = pending.get(conn);
       if (waiting === undefined || waiting.connection !== connection.id) return;
       log.warn('tunnel -R: connection closed, its attach was refused', {
         peer: describePeer(waiting.socket),
         error: error.code,
       });
-      dropPending(conn as number, waiting);
+      dropPending(conn, waiting);
     },
     get streams() {
       return streams.size;
