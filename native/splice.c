@@ -1,8 +1,14 @@
 /*
- * sockit's zero-copy byte relay for `forward`: one direction of a socket-to-socket relay moved
- * by splice(2) through a pipe, so the bytes never enter user space. Reading into a buffer and
- * writing it out copies every byte twice (kernel to user, user to kernel); splice only moves
- * page references, which on loopback cuts the relay's CPU per GiB by more than half.
+ * sockit's byte relay directions on Node's loop, moved in C with no JavaScript per chunk.
+ *
+ * For `forward`: one direction of a socket-to-socket relay moved by splice(2) through a pipe,
+ * so the bytes never enter user space. Reading into a buffer and writing it out copies every
+ * byte twice (kernel to user, user to kernel); splice only moves page references, which on
+ * loopback cuts the relay's CPU per GiB by more than half.
+ *
+ * For terminals: a direction between descriptors splice cannot take (a pty master, a tty, a
+ * pipe to either), copied through a buffer with read(2)/write(2) in the poll callback itself,
+ * so a keystroke or its echo crosses a process in one wake-up (startCopy).
  *
  * start(srcFd, dstFd, onDone) -> handle
  *   Moves bytes from srcFd to dstFd until srcFd's end of file, on Node's own event loop. Both
@@ -12,6 +18,14 @@
  *   empty, onDone(null, bytes) is called; on a failure onDone(errnoName, bytes). The
  *   destination is not shut down: the caller ends it (Node's own socket knows it then).
  * moved(handle) -> bytes moved so far (idle timeouts watch it)
+ * startCopy(srcFd, dstFd, onDone, limit?) -> handle
+ *   The same contract, through a 64 KiB buffer. A tty source's EIO is its end of file (a pty
+ *   master once the last process closed the slave). A tty destination that refuses bytes
+ *   (EAGAIN: the terminal's input queue is full) is tried again on a timer backing off from 1
+ *   to 100 ms, because a Linux pty master polls writable even while full and waiting for
+ *   POLLOUT would spin; other destinations are polled for writable. A blocking source is read
+ *   once per readiness, so the loop never blocks on it. With `limit`, the direction moves at
+ *   most that many bytes and then ends with onDone("EFBIG", limit).
  * stop(handle)
  *   Ends the relay at once, without onDone; the dup()ed descriptors are closed before it
  *   returns, so closing the caller's sockets really closes them.
@@ -32,6 +46,11 @@
 
 /* The pipe between the two splices; the kernel's default is 64 KiB. */
 #define PIPE_BYTES (1 << 20)
+/* A copying direction's buffer: a terminal's bursts (a screenful) in one read. */
+#define COPY_BYTES (64 * 1024)
+/* A full tty destination is tried again after these many ms, doubling up to the last. */
+#define RETRY_FIRST_MS 1
+#define RETRY_MAX_MS 100
 
 typedef struct relay relay;
 
@@ -53,14 +72,26 @@ struct relay {
   double moved;
   bool source_ended;
   bool finished;
-  int closing; /* poll handles whose close callback is still due */
+  int closing; /* libuv handles whose close callback is still due */
+  /* A copying direction (startCopy): its buffer, what of it is still to write, and how. */
+  bool copying;
+  char *buffer;
+  size_t pending;   /* bytes in buffer not yet written */
+  size_t written;   /* of those, the offset already written */
+  bool src_tty;     /* EIO is end of file */
+  bool src_blocking;
+  bool dst_tty;     /* EAGAIN is retried on the timer, not polled */
+  double limit;     /* most bytes to move; 0: no limit */
+  uv_timer_t retry;
+  bool retry_open;
+  uint64_t retry_ms;
   napi_env env;
   napi_ref on_done;
   napi_async_context context;
   struct relay **slot; /* the JS handle's pointer to us, cleared on release */
 };
 
-static void on_poll_closed(uv_handle_t *handle) {
+static void on_handle_closed(uv_handle_t *handle) {
   relay *r = handle->data;
   if (--r->closing == 0) free(r);
 }
@@ -77,12 +108,19 @@ static void release(relay *r) {
     if (!both[i]->open) continue;
     /* uv_close stops the poll and drops the descriptor from epoll at once; then it may close. */
     r->closing++;
-    uv_close((uv_handle_t *)&both[i]->poll, on_poll_closed);
+    uv_close((uv_handle_t *)&both[i]->poll, on_handle_closed);
     close(both[i]->fd);
     both[i]->open = false;
   }
-  close(r->pipe_read);
-  close(r->pipe_write);
+  if (r->retry_open) {
+    r->closing++;
+    uv_close((uv_handle_t *)&r->retry, on_handle_closed);
+    r->retry_open = false;
+  }
+  if (r->pipe_read >= 0) close(r->pipe_read);
+  if (r->pipe_write >= 0) close(r->pipe_write);
+  free(r->buffer);
+  r->buffer = NULL;
   if (r->closing == 0) free(r);
 }
 
@@ -133,9 +171,82 @@ static int pump(relay *r) {
   return failed < 0 ? -failed : failed;
 }
 
+static void on_retry(uv_timer_t *timer);
+
+/*
+ * Writes what the buffer holds; returns 0 (all out, or waiting: `*waiting` set) or an errno.
+ * A tty that refuses bytes is tried again on the timer, anything else is polled for writable.
+ */
+static int copy_out(relay *r, bool *waiting) {
+  *waiting = false;
+  while (r->pending > 0) {
+    ssize_t n = write(r->dst.fd, r->buffer + r->written, r->pending);
+    if (n > 0) {
+      r->written += (size_t)n;
+      r->pending -= (size_t)n;
+      r->moved += (double)n;
+      r->retry_ms = RETRY_FIRST_MS;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN) return errno;
+    *waiting = true;
+    if (r->dst_tty) {
+      int failed = uv_timer_start(&r->retry, on_retry, r->retry_ms, 0);
+      if (r->retry_ms < RETRY_MAX_MS) r->retry_ms = r->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : r->retry_ms * 2;
+      return failed < 0 ? -failed : 0;
+    }
+    int failed = watch(&r->dst, UV_WRITABLE);
+    return failed < 0 ? -failed : 0;
+  }
+  int failed = watch(&r->dst, 0);
+  return failed < 0 ? -failed : 0;
+}
+
+/* A copying direction's round: write what is held, then read and write while bytes come. */
+static int copy_pump(relay *r) {
+  bool waiting = false;
+  int err = copy_out(r, &waiting);
+  if (err != 0) return err;
+  if (waiting) return watch(&r->src, 0) < 0 ? EIO : 0;
+  for (;;) {
+    if (r->limit > 0 && r->moved >= r->limit) return EFBIG;
+    size_t room = COPY_BYTES;
+    if (r->limit > 0 && r->limit - r->moved < (double)room) room = (size_t)(r->limit - r->moved);
+    ssize_t n = read(r->src.fd, r->buffer, room);
+    if (n == 0 || (n < 0 && errno == EIO && r->src_tty)) {
+      r->source_ended = true;
+      return 0;
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) return errno;
+      break;
+    }
+    r->pending = (size_t)n;
+    r->written = 0;
+    err = copy_out(r, &waiting);
+    if (err != 0) return err;
+    if (waiting) return watch(&r->src, 0) < 0 ? EIO : 0;
+    if (r->src_blocking) break; /* one read per readiness: the next could block the loop */
+  }
+  int failed = watch(&r->src, UV_READABLE);
+  return failed < 0 ? -failed : 0;
+}
+
 static void step(relay *r) {
+  if (r->copying) {
+    int err = copy_pump(r);
+    if (err != 0 || (r->source_ended && r->pending == 0)) finish(r, err);
+    return;
+  }
   int err = pump(r);
   if (err != 0 || (r->source_ended && r->in_pipe == 0)) finish(r, err);
+}
+
+static void on_retry(uv_timer_t *timer) {
+  relay *r = timer->data;
+  if (!r->finished) step(r);
 }
 
 static void on_ready(uv_poll_t *poll, int status, int events) {
@@ -184,54 +295,81 @@ static void on_handle_collected(napi_env env, void *data, void *hint) {
   free(slot);
 }
 
-static napi_value Start(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value args[3];
+/* start() and startCopy(): the arguments, the relay, its descriptors, its first poll. */
+static napi_value begin(napi_env env, napi_callback_info info, bool copying) {
+  size_t argc = 4;
+  napi_value args[4];
   napi_get_cb_info(env, info, &argc, args, NULL, NULL);
   int32_t src = -1, dst = -1;
-  napi_valuetype kind = napi_undefined;
-  if (argc == 3) napi_typeof(env, args[2], &kind);
+  double limit = 0;
+  napi_valuetype kind = napi_undefined, limit_kind = napi_undefined;
+  if (argc >= 3) napi_typeof(env, args[2], &kind);
+  if (argc >= 4) napi_typeof(env, args[3], &limit_kind);
   if (argc < 3 || napi_get_value_int32(env, args[0], &src) != napi_ok ||
       napi_get_value_int32(env, args[1], &dst) != napi_ok || src < 0 || dst < 0 ||
-      kind != napi_function) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "start(srcFd, dstFd, onDone)");
+      kind != napi_function ||
+      (limit_kind == napi_number && (napi_get_value_double(env, args[3], &limit) != napi_ok || limit < 0)) ||
+      (limit_kind != napi_number && limit_kind != napi_undefined)) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE",
+                          copying ? "startCopy(srcFd, dstFd, onDone, limit?)" : "start(srcFd, dstFd, onDone)");
     return NULL;
   }
   uv_loop_t *loop = NULL;
   relay *r = calloc(1, sizeof *r);
   if (r == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok) {
     free(r);
-    return throw_errno(env, ENOMEM, "splice relay");
+    return throw_errno(env, ENOMEM, "relay");
   }
-  int pipe_fds[2];
-  if (pipe2(pipe_fds, O_NONBLOCK | O_CLOEXEC) != 0) {
-    int err = errno;
-    free(r);
-    return throw_errno(env, err, "pipe2");
+  r->pipe_read = -1;
+  r->pipe_write = -1;
+  r->copying = copying;
+  int err = 0;
+  if (copying) {
+    r->buffer = malloc(COPY_BYTES);
+    if (r->buffer == NULL) err = ENOMEM;
+    r->limit = limit;
+    r->src_tty = isatty(src) == 1;
+    r->dst_tty = isatty(dst) == 1;
+    int flags = fcntl(src, F_GETFL);
+    r->src_blocking = flags >= 0 && (flags & O_NONBLOCK) == 0;
+    r->retry_ms = RETRY_FIRST_MS;
+    if (err == 0 && uv_timer_init(loop, &r->retry) == 0) {
+      r->retry.data = r;
+      r->retry_open = true;
+    } else if (err == 0) {
+      err = ENOMEM;
+    }
+  } else {
+    int pipe_fds[2];
+    if (pipe2(pipe_fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+      err = errno;
+      free(r);
+      return throw_errno(env, err, "pipe2");
+    }
+    r->pipe_read = pipe_fds[0];
+    r->pipe_write = pipe_fds[1];
+    /* A larger pipe means fewer splices; the kernel may refuse (pipe-max-size), then 64 KiB. */
+    int capacity = fcntl(r->pipe_write, F_SETPIPE_SZ, PIPE_BYTES);
+    if (capacity < 0) capacity = fcntl(r->pipe_write, F_GETPIPE_SZ);
+    r->pipe_capacity = capacity > 0 ? (size_t)capacity : 65536;
   }
-  r->pipe_read = pipe_fds[0];
-  r->pipe_write = pipe_fds[1];
-  /* A larger pipe means fewer splices; the kernel may refuse (pipe-max-size), then 64 KiB. */
-  int capacity = fcntl(r->pipe_write, F_SETPIPE_SZ, PIPE_BYTES);
-  if (capacity < 0) capacity = fcntl(r->pipe_write, F_GETPIPE_SZ);
-  r->pipe_capacity = capacity > 0 ? (size_t)capacity : 65536;
-  int err = open_watched(loop, r, &r->src, src);
+  if (err == 0) err = open_watched(loop, r, &r->src, src);
   if (err == 0) err = open_watched(loop, r, &r->dst, dst);
   r->env = env;
   napi_value name;
-  napi_create_string_utf8(env, "sockit:splice", NAPI_AUTO_LENGTH, &name);
+  napi_create_string_utf8(env, copying ? "sockit:copy" : "sockit:splice", NAPI_AUTO_LENGTH, &name);
   napi_async_init(env, NULL, name, &r->context);
   napi_create_reference(env, args[2], 1, &r->on_done);
   if (err != 0) {
     release(r);
-    return throw_errno(env, err, "splice relay");
+    return throw_errno(env, err, "relay");
   }
   relay **slot = malloc(sizeof *slot);
   napi_value handle;
   if (slot == NULL || napi_create_external(env, slot, on_handle_collected, NULL, &handle) != napi_ok) {
     free(slot);
     release(r);
-    return throw_errno(env, ENOMEM, "splice relay");
+    return throw_errno(env, ENOMEM, "relay");
   }
   *slot = r;
   r->slot = slot;
@@ -239,10 +377,14 @@ static napi_value Start(napi_env env, napi_callback_info info) {
   err = watch(&r->src, UV_READABLE);
   if (err != 0) {
     release(r);
-    return throw_errno(env, -err, "splice relay");
+    return throw_errno(env, -err, "relay");
   }
   return handle;
 }
+
+static napi_value Start(napi_env env, napi_callback_info info) { return begin(env, info, false); }
+
+static napi_value StartCopy(napi_env env, napi_callback_info info) { return begin(env, info, true); }
 
 static napi_value Stop(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -264,9 +406,11 @@ static napi_value Moved(napi_env env, napi_callback_info info) {
 }
 
 NAPI_MODULE_INIT() {
-  napi_value start, stop, moved;
+  napi_value start, start_copy, stop, moved;
   napi_create_function(env, "start", NAPI_AUTO_LENGTH, Start, NULL, &start);
   napi_set_named_property(env, exports, "start", start);
+  napi_create_function(env, "startCopy", NAPI_AUTO_LENGTH, StartCopy, NULL, &start_copy);
+  napi_set_named_property(env, exports, "startCopy", start_copy);
   napi_create_function(env, "stop", NAPI_AUTO_LENGTH, Stop, NULL, &stop);
   napi_set_named_property(env, exports, "stop", stop);
   napi_create_function(env, "moved", NAPI_AUTO_LENGTH, Moved, NULL, &moved);

@@ -4,11 +4,20 @@
  * The terminal is restored on every way out: the command ends, the connection drops, a signal
  * or an exception ends the process (an `exit` hook; Node also resets stdio at exit).
  */
+
+import { fstatSync } from 'node:fs';
 import { constants } from 'node:os';
-import type { WriteStream } from 'node:tty';
+import { isatty, type WriteStream } from 'node:tty';
 import type { Command } from 'commander';
-import type { ExecCommand, ExecExit, RemotePty, SpawnRemoteOptions } from '../client/exec.js';
+import type { JoinedChannel } from '../client/channel.js';
+import type { ExecCommand, ExecExit, RemoteProcess, RemotePty, SpawnRemoteOptions } from '../client/exec.js';
 import { SockitError } from '../errors.js';
+import {
+  canRelayDescriptors,
+  copyDescriptor,
+  type DescriptorCopy,
+  descriptorOf,
+} from '../transport/descriptor-relay.js';
 import { type ClientCliOptions, withClient } from './common.js';
 import { describeExit, EXEC_EXIT, exitForError, printError } from './exec-common.js';
 
@@ -67,20 +76,26 @@ export function localPty(): RemotePty {
 /** End-of-transmission: what a terminal reads as end-of-file when -tt has piped input end. */
 const CTRL_D = Buffer.from([4]);
 
+/** After the exit, how long the data channel may take to deliver the output's end. */
+const CHANNEL_END_MS = 5000;
+
 /**
  * Runs `command` in a remote pty and joins it to the local terminal; resolves with the exit
- * status as `sockit exec` reports it (255 for a connection that failed or dropped).
+ * status as `sockit exec` reports it (255 for a connection that failed or dropped). On a plain
+ * connection the terminal's bytes go over a data channel, copied between it and stdin/stdout
+ * by the addon (transport/descriptor-relay.ts); elsewhere, and for a stdin or stdout the addon
+ * cannot poll (a regular file), through frames.
  */
 export async function runInTerminal(
   address: string,
   command: ExecCommand,
-  request: Omit<SpawnRemoteOptions, 'pty' | 'stdin'>,
+  request: Omit<SpawnRemoteOptions, 'pty' | 'stdin' | 'channel'>,
   options: ClientCliOptions,
 ): Promise<number> {
   const local = new LocalTerminal();
   try {
     return await withClient(address, options, async (client) => {
-      const remote = client.spawn(command, { ...request, pty: localPty() });
+      const remote = client.spawn(command, { ...request, pty: localPty(), channel: canUseChannel() });
       local.enterRaw();
       const onResize = (): void => {
         const { rows, cols } = localPty();
@@ -94,30 +109,21 @@ export async function runInTerminal(
         process.exit(EXEC_EXIT.signalBase + constants.signals.SIGPIPE);
       };
       process.stdout.on('error', onStdoutError);
-      const stdin = remote.stdin!;
-      stdin.on('error', () => {}); // the command is gone: keystrokes are dropped
-      const onInput = (chunk: Buffer): void => {
-        if (!stdin.write(chunk)) {
-          process.stdin.pause();
-          stdin.once('drain', () => process.stdin.resume());
-        }
-      };
-      const onInputEnd = (): void => {
-        if (!process.stdin.isTTY) stdin.write(CTRL_D);
-      };
-      process.stdin.on('data', onInput);
-      process.stdin.once('end', onInputEnd);
       remote.stdout.pipe(process.stdout, { end: false });
       remote.stderr.resume();
+      const channel = await remote.channel;
+      const joined = channel ? joinLocalTerminal(channel, onStdoutError) : undefined;
+      const inBand = joined?.input ? undefined : typeInBand(remote);
       try {
         const exit: ExecExit = await remote.exited;
+        if (joined) await withinBound(joined.outputEnded, CHANNEL_END_MS);
         local.restore();
         return describeExit(address, exit, undefined).exitCode;
       } finally {
         process.stdout.off('resize', onResize);
         process.stdout.off('error', onStdoutError);
-        process.stdin.off('data', onInput);
-        process.stdin.off('end', onInputEnd);
+        inBand?.stop();
+        joined?.stop();
         remote.stdout.unpipe(process.stdout);
       }
     });
@@ -128,6 +134,114 @@ export async function runInTerminal(
   } finally {
     local.dispose();
   }
+}
+
+/**
+ * Keystrokes as `stdin` frames: process.stdin's chunks, with its backpressure; also where the
+ * output comes over a data channel but stdin is nothing the addon can poll (a regular file).
+ */
+function typeInBand(remote: RemoteProcess): { stop(): void } {
+  const stdin = remote.stdin!;
+  stdin.on('error', () => {}); // the command is gone: keystrokes are dropped
+  const onInput = (chunk: Buffer): void => {
+    if (!stdin.write(chunk)) {
+      process.stdin.pause();
+      stdin.once('drain', () => process.stdin.resume());
+    }
+  };
+  const onInputEnd = (): void => {
+    if (!process.stdin.isTTY) stdin.write(CTRL_D);
+  };
+  process.stdin.on('data', onInput);
+  process.stdin.once('end', onInputEnd);
+  return {
+    stop() {
+      process.stdin.off('data', onInput);
+      process.stdin.off('end', onInputEnd);
+    },
+  };
+}
+
+/** Waits for `promise`, but at most `ms`: the server ends the channel before it sends the exit. */
+function withinBound(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  return Promise.race([promise, bound]).finally(() => clearTimeout(timer));
+}
+
+/** The descriptors a terminal client copies between, whatever Node's streams do with theirs. */
+const STDIN_FD = 0;
+const STDOUT_FD = 1;
+
+/** The local ends of a data channel: stdin copied into it, its bytes copied to stdout. */
+interface JoinedTerminal {
+  /** The stdin copy; undefined when it could not start (then keystrokes go in band). */
+  readonly input: DescriptorCopy | undefined;
+  /** Settles once the channel's output has ended: the server's end of file, or a reset. */
+  readonly outputEnded: Promise<void>;
+  stop(): void;
+}
+
+/**
+ * Whether the addon can poll `fd` (a pipe, a socket, a terminal): a data channel copies
+ * between those only, and a terminal on a regular file or /dev/null keeps its bytes in band.
+ */
+function pollable(fd: number): boolean {
+  try {
+    const stat = fstatSync(fd);
+    return stat.isFIFO() || stat.isSocket() || (stat.isCharacterDevice() && isatty(fd));
+  } catch {
+    return false;
+  }
+}
+
+/** Whether this terminal's bytes can go over a data channel: the addon, and stdin/stdout it can poll. */
+function canUseChannel(): boolean {
+  return canRelayDescriptors() && pollable(STDIN_FD) && pollable(STDOUT_FD);
+}
+
+/**
+ * Copies stdin into the channel and the channel to stdout, in C, with no JavaScript between a
+ * keystroke and the socket or between the echo and the terminal. What the server sent right
+ * behind `attached` is written first.
+ */
+function joinLocalTerminal(channel: JoinedChannel, onStdoutError: () => void): JoinedTerminal {
+  const { socket, early } = channel;
+  const fd = descriptorOf(socket);
+  let output: DescriptorCopy | undefined;
+  let outputDone!: () => void;
+  const outputEnded = new Promise<void>((resolve) => {
+    outputDone = resolve;
+  });
+  const startOutput = (): void => {
+    output = copyDescriptor(fd, STDOUT_FD, (error) => {
+      output = undefined;
+      if (error?.code === 'EPIPE') onStdoutError();
+      outputDone();
+    });
+  };
+  if (early.length > 0) process.stdout.write(early, startOutput);
+  else startOutput();
+  let input: DescriptorCopy | undefined;
+  try {
+    input = copyDescriptor(STDIN_FD, fd, (error) => {
+      input = undefined;
+      if (error === undefined && !process.stdin.isTTY && !socket.destroyed) socket.write(CTRL_D);
+    });
+  } catch {
+    input = undefined; // out of descriptors: the keystrokes go as frames
+  }
+  return {
+    input,
+    outputEnded,
+    stop() {
+      input?.stop();
+      output?.stop();
+      socket.destroy();
+    },
+  };
 }
 
 /** Signals that end the CLI while a terminal is raw: restore it first, exit as the signal would. */

@@ -37,6 +37,7 @@ export function tutorialExecMode(execAllow: string | undefined): ListenMode {
           timeoutMs: undefined,
           stdin: false,
           pty: undefined,
+          channel: false,
         },
         policy,
       );

@@ -1,8 +1,10 @@
 import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { cancelled, SockitError } from '../errors.js';
 import { computeProof, PROTOCOL_VERSION } from '../protocol/auth.js';
 import { CATALOGUE, type HeaderOfType } from '../protocol/catalogue.js';
+import { CHANNEL_ATTACH_MS } from '../protocol/exec.js';
 import { DEFAULT_MAX_BODY_BYTES, errorFromHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import { defaultStateDir, readTokenFile, tokenPath } from '../state.js';
 import { type Address, formatAddress, parseAddress } from '../transport/address.js';
@@ -10,6 +12,7 @@ import { type DialOptions, dialStream, type TlsTrust } from '../transport/dial.j
 import { FramedSocket } from '../transport/framed-socket.js';
 import { resolveKeepalive } from '../transport/keepalive.js';
 import { SOCKIT_AGENT } from '../version.js';
+import { type JoinedChannel, joinChannel } from './channel.js';
 import type { ChatRoom, JoinChatOptions } from './chat.js';
 import {
   type ExecCommand,
@@ -87,14 +90,23 @@ export class Client extends EventEmitter {
   #closed: Promise<void>;
   /** Set by close(): no new requests, the open ones may finish. */
   #closing: SockitError | undefined;
+  /** Opens another plain connection to the same server (a data channel); none over TLS. */
+  readonly #dialChannel: (() => Promise<Socket>) | undefined;
 
   /** Use `connect()`. */
   constructor(
     framed: FramedSocket,
-    init: { welcome: Welcome; authenticated: boolean; requestTimeoutMs: number; closed: Promise<void> },
+    init: {
+      welcome: Welcome;
+      authenticated: boolean;
+      requestTimeoutMs: number;
+      closed: Promise<void>;
+      dialChannel?: (() => Promise<Socket>) | undefined;
+    },
   ) {
     super();
     this.#framed = framed;
+    this.#dialChannel = init.dialChannel;
     this.welcome = init.welcome;
     this.authenticated = init.authenticated;
     this.#requestTimeoutMs = init.requestTimeoutMs;
@@ -103,6 +115,24 @@ export class Client extends EventEmitter {
 
   get closed(): boolean {
     return this.#closedError !== undefined || this.#framed.closed;
+  }
+
+  /**
+   * Whether requests of this connection can have data channels (a terminal's bytes on a second
+   * connection): a plain tcp or unix connection, not TLS, whose bytes are the socket's own.
+   */
+  get canJoinChannels(): boolean {
+    return this.#dialChannel !== undefined;
+  }
+
+  /** Joins a data channel a request was offered (client/channel.ts); `spawn` with `channel` uses it. */
+  joinChannel(key: string): Promise<JoinedChannel> {
+    if (this.#dialChannel === undefined) {
+      return Promise.reject(
+        new SockitError('UNSUPPORTED', 'data channels need a plain tcp or unix connection'),
+      );
+    }
+    return joinChannel(this.#dialChannel, key, CHANNEL_ATTACH_MS);
   }
 
   /** Round trip of `ping`/`pong`, in milliseconds. */
@@ -417,6 +447,18 @@ export async function connect(address: string | Address, options: ConnectOptions
       authenticated,
       requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
       closed,
+      // The same way to the same server, for a data channel: only a plain address can be dialled
+      // again so (over TLS the bytes are not the socket's; an inherited descriptor is one socket).
+      dialChannel:
+        target.kind === 'tcp' || target.kind === 'unix'
+          ? () =>
+              dialStream(target, {
+                timeoutMs,
+                tls: tlsTrust,
+                onTlsPin: options.onTlsPin,
+                proxy: options.proxy,
+              })
+          : undefined,
     });
     if (keepalive.intervalMs > 0) startClientKeepalive(ready, framed.socket, keepalive);
     settle.resolve(ready);

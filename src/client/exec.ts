@@ -3,6 +3,7 @@ import { invalidOption, SockitError } from '../errors.js';
 import type { HeaderOfType } from '../protocol/catalogue.js';
 import { EXEC_SIGNALS, type ExecSignal, isExecSignal } from '../protocol/exec.js';
 import type { Frame } from '../protocol/frame.js';
+import type { JoinedChannel } from './channel.js';
 import type { Client } from './client.js';
 import type { ClientRequest } from './request.js';
 
@@ -45,6 +46,13 @@ export interface SpawnRemoteOptions extends RemoteExecOptions {
    * input, stdout everything it shows (stderr stays empty); `resize()` follows window changes.
    */
   pty?: RemotePty;
+  /**
+   * With `pty`: ask for a data channel (docs/exec.md "Terminals"). Where the server offers one,
+   * the terminal's bytes travel raw on a second connection that `channel` resolves with, and
+   * `stdin`/`stdout` carry nothing; elsewhere (TLS, an older server) they stay in band. Only
+   * asked for where the client can join one (`client.canJoinChannels`).
+   */
+  channel?: boolean;
 }
 
 /** Options of the collecting form. */
@@ -131,6 +139,11 @@ export class RemoteProcess {
   readonly started: Promise<number>;
   /** Resolves when the command ended; rejects with the server's error (FORBIDDEN, NOT_FOUND, BUSY…). */
   readonly exited: Promise<ExecExit>;
+  /**
+   * The joined data channel (the `channel` option), or undefined: its bytes come in band (none
+   * was asked for or offered, or joining it failed and was declined). Settles by `started`.
+   */
+  readonly channel: Promise<JoinedChannel | undefined>;
   readonly #request: ClientRequest;
   readonly #stdout = new FrameReadable();
   readonly #stderr = new FrameReadable();
@@ -138,7 +151,10 @@ export class RemoteProcess {
 
   constructor(client: Client, command: ExecCommand, options: SpawnRemoteOptions = {}) {
     const wantsStdin = options.pty !== undefined || (options.stdin ?? true);
-    this.#request = client.open(execHeader(command, options, wantsStdin), undefined, requestOptions(options));
+    const wantsChannel = options.channel === true && options.pty !== undefined && client.canJoinChannels;
+    const header = execHeader(command, options, wantsStdin);
+    if (wantsChannel) header.channel = true;
+    this.#request = client.open(header, undefined, requestOptions(options));
     this.stdout = this.#stdout;
     this.stderr = this.#stderr;
     this.stdin = wantsStdin ? this.#stdinWritable() : null;
@@ -148,11 +164,27 @@ export class RemoteProcess {
       startedResolve = resolve;
       startedReject = reject;
     });
+    let channelResolve!: (channel: JoinedChannel | undefined) => void;
+    this.channel = new Promise((resolve) => {
+      channelResolve = resolve;
+    });
+    /** Whether a `channel` offer is being joined: `started` then does not settle `channel`. */
+    let joining = false;
     this.#request.onFrame = (frame: Frame) => {
       switch (frame.header.type) {
+        case 'channel':
+          if (!wantsChannel || joining) return;
+          joining = true;
+          client.joinChannel(String(frame.header.key)).then(channelResolve, () => {
+            // Joining failed (a proxy allowing one connection, a server at its limit): in band then.
+            if (!this.#request.settled) this.#request.send({ type: 'channel-decline' });
+            channelResolve(undefined);
+          });
+          return;
         case 'started':
           this.#pid = Number(frame.header.pid);
           startedResolve(this.#pid);
+          if (!joining) channelResolve(undefined);
           return;
         case 'stdout':
           return this.#stdout.deliver(frame.body);
@@ -164,12 +196,14 @@ export class RemoteProcess {
     };
     this.exited = this.#request.done.then(
       (frame) => {
+        if (!joining) channelResolve(undefined);
         this.#endStreams();
         if (this.#pid === undefined)
           startedReject(new SockitError('INTERNAL', 'the command ended without starting'));
         return exitOf(frame.header as HeaderOfType<'exit'>);
       },
       (error: Error) => {
+        if (!joining) channelResolve(undefined);
         this.#endStreams();
         startedReject(error);
         throw error;

@@ -93,6 +93,16 @@ export class FrameDecoder {
     this.#buffered += chunk.length;
   }
 
+  /**
+   * Hands out the bytes buffered past the last whole frame and forgets them: where a stream
+   * stops carrying frames (a data channel after `attached`), its raw bytes begin there. Only
+   * between frames; undefined while part of a frame is buffered.
+   */
+  takeRemaining(): Buffer | undefined {
+    if (this.#state !== State.Length) return undefined;
+    return this.#take(this.#buffered);
+  }
+
   /** Next whole frame, or undefined if more bytes are needed. Throws FrameError on bad input. */
   next(): Frame | undefined {
     // Each step returns early when bytes are short and falls into the next when they are not.

@@ -1,5 +1,6 @@
 /** What both ends of the exec service agree on (PROTOCOL section 4, "exec"). */
 import { declareFrames } from './schema.js';
+import { CHANNEL_KEY_PATTERN } from './session.js';
 
 /** Signals a client may forward to a running command with a `signal` frame. */
 export const EXEC_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGKILL'] as const;
@@ -19,6 +20,11 @@ const MAX_ARGS = 4096;
 const WINDOW_DIMENSION = { kind: 'integer', min: 1, max: 65535 } as const;
 /** A TERM value: a terminfo name, nothing a shell or terminfo lookup could trip over. */
 const TERM_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
+/**
+ * How long a terminal's offered data channel waits for its `attach` (or a `channel-decline`)
+ * before the output goes in band after all; the command's output waits meanwhile.
+ */
+export const CHANNEL_ATTACH_MS = 10_000;
 /** Largest body of a `stdin` frame. */
 export const EXEC_STDIN_FRAME_BYTES = 1024 * 1024;
 
@@ -31,8 +37,8 @@ export const EXEC_FRAMES = declareFrames({
     id: 'required',
     body: 0,
     phases: ['authenticated'],
-    followUps: ['stdin', 'stdin-end', 'signal', 'resize'],
-    replies: ['started', 'stdout', 'stderr', 'exit'],
+    followUps: ['stdin', 'stdin-end', 'signal', 'resize', 'channel-decline'],
+    replies: ['channel', 'started', 'stdout', 'stderr', 'exit'],
     final: ['exit'],
     doc: 'runs a command: `argv`, `shell` or `login`, exactly one',
     ruleDoc: 'exactly one of `argv`, `shell`, `login`; `argv[0]` not empty',
@@ -93,6 +99,12 @@ export const EXEC_FRAMES = declareFrames({
         message: '"timeoutMs" must be a whole number of milliseconds (0 = the server maximum)',
       },
       stdin: { kind: 'boolean', optional: true, message: '"stdin" must be true or false' },
+      channel: {
+        kind: 'boolean',
+        optional: true,
+        message: '"channel" must be true or false',
+        doc: 'with `pty`: the client can carry the terminal bytes over a data channel',
+      },
       pty: {
         kind: 'object',
         optional: true,
@@ -107,6 +119,17 @@ export const EXEC_FRAMES = declareFrames({
           cols: WINDOW_DIMENSION,
         },
       },
+    },
+  },
+  channel: {
+    service: 'exec',
+    role: 'reply',
+    from: 'server',
+    id: 'required',
+    body: 0,
+    doc: 'a data channel waits: open a connection whose first frame is `attach` with `key`',
+    fields: {
+      key: { kind: 'string', max: 43, pattern: CHANNEL_KEY_PATTERN },
     },
   },
   started: {
@@ -189,6 +212,16 @@ export const EXEC_FRAMES = declareFrames({
         message: `"signal" must be one of ${EXEC_SIGNALS.join(', ')}`,
       },
     },
+  },
+  'channel-decline': {
+    service: 'exec',
+    role: 'follow-up',
+    from: 'client',
+    id: 'required',
+    body: 0,
+    phases: ['authenticated'],
+    doc: 'the client will not attach the offered channel: the output comes in band',
+    fields: {},
   },
   resize: {
     service: 'exec',

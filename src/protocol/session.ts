@@ -12,6 +12,12 @@ const MAX_SERVICES = 64;
 /** A service name as `welcome` lists it. */
 const SERVICE_NAME = 64;
 
+/**
+ * A data channel's key (`channel` reply of a terminal, `attach`): 32 random bytes in base64url,
+ * no padding. A bearer secret: whoever holds it may join that one request's terminal, once.
+ */
+export const CHANNEL_KEY_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
 /** The handshake and connection-control frames, declared once. */
 export const SESSION_FRAMES = declareFrames({
   hello: {
@@ -28,6 +34,33 @@ export const SESSION_FRAMES = declareFrames({
       client: { kind: 'string', max: MAX_HANDSHAKE_TEXT, optional: true },
       keepalive: { kind: 'boolean', optional: true, doc: 'the client answers the server pings' },
     },
+  },
+  attach: {
+    service: 'session',
+    role: 'session',
+    from: 'client',
+    id: 'none',
+    body: 0,
+    phases: ['handshake'],
+    invalidCode: 'AUTH_FAILED',
+    doc: 'instead of `hello`: this connection is the data channel a `channel` reply offered',
+    fields: {
+      key: {
+        kind: 'string',
+        max: 43,
+        pattern: CHANNEL_KEY_PATTERN,
+        message: '"key" must be the 43-character key of a `channel` reply',
+      },
+    },
+  },
+  attached: {
+    service: 'session',
+    role: 'session',
+    from: 'server',
+    id: 'none',
+    body: 0,
+    doc: 'the data channel is joined: from the next byte on it carries the request raw bytes, unframed',
+    fields: {},
   },
   welcome: {
     service: 'session',

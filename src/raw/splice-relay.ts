@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import { loadNative } from '../native.js';
+import { descriptorOf, stopReading } from '../transport/descriptor-relay.js';
 
 /** `native/splice.c`. */
 interface SpliceAddon {
@@ -23,17 +24,6 @@ export interface SplicedDirection {
   moved(): number;
   /** Ends it at once; `onDone` is not called. */
   stop(): void;
-}
-
-interface StreamHandle {
-  fd?: number;
-  reading?: boolean;
-  readStop?: () => number;
-}
-
-function fdOf(socket: Socket): number {
-  const handle = (socket as unknown as { _handle?: StreamHandle })._handle;
-  return typeof handle?.fd === 'number' ? handle.fd : -1;
 }
 
 /**
@@ -59,10 +49,9 @@ export function spliceDirection(
   if (native === null || from instanceof tls.TLSSocket || to instanceof tls.TLSSocket) return 'never';
   if (from.readableEnded || to.writableEnded) return 'never';
   if (from.readableLength > 0 || to.writableLength > 0) return 'later';
-  const source = fdOf(from);
-  const destination = fdOf(to);
+  const source = descriptorOf(from);
+  const destination = descriptorOf(to);
   if (source < 0 || destination < 0) return 'never';
-  const handle = (from as unknown as { _handle: StreamHandle })._handle;
   let spliced: object;
   try {
     spliced = native.start(source, destination, (code, bytes) => {
@@ -71,12 +60,9 @@ export function spliceDirection(
   } catch {
     return 'never'; // out of descriptors for the pipe: copying still works
   }
-  // Node must not read `from` any more: its reads would race the kernel's moves. Readable
-  // calls `_read()` again by itself (maybeReadMore, on the next tick), so that becomes a no-op.
-  from._read = () => {};
-  handle.reading = false;
-  handle.readStop?.();
-  from.pause();
+  // Node must not read `from` any more: its reads would race the kernel's moves. Nothing is
+  // buffered (checked above), so nothing comes back.
+  stopReading(from);
   return {
     moved: () => Math.max(0, native.moved(spliced)),
     stop: () => native.stop(spliced),

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { ERROR_CATALOGUE, SockitError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createNonce, PROTOCOL_VERSION, SUPPORTED_VERSIONS, verifyProof } from '../protocol/auth.js';
@@ -8,6 +9,7 @@ import { type BodyEdit, errorHeader, type Frame, type FrameHeader } from '../pro
 import { FramedSocket, type FrameError, type ReadBudget } from '../transport/framed-socket.js';
 import type { KeepaliveSettings } from '../transport/keepalive.js';
 import { SOCKIT_AGENT } from '../version.js';
+import type { ChannelOffers } from './channels.js';
 import { type FrameRoute, type MessageRoute, type RequestOpener, RouteCache } from './frame-routes.js';
 import type { IdleClock, IdleWatched } from './idle-clock.js';
 import { watchClient } from './keepalive.js';
@@ -36,6 +38,8 @@ export interface Dispatch {
    * so a reload (`Server.reload`) applies to clients that authenticate from then on.
    */
   token: string | undefined;
+  /** Open data-channel offers (server/channels.ts); undefined when the server offers none. */
+  readonly channels: ChannelOffers | undefined;
 }
 
 /** How the error for a frame outside its phases says where it was. */
@@ -48,7 +52,11 @@ const PHASE_WORDS: Record<TrustPhase, string> = {
 /** At the shutdown deadline, how long the error frames of open requests get to leave. */
 const SHUTDOWN_FLUSH_MS = 500;
 
-const Phase = { Hello: 0, Welcomed: 1, Ready: 2, Closing: 3 } as const;
+/**
+ * `Channel`: the connection is a request's data channel (`attach`): its bytes belong to that
+ * request, which ends it; nothing may be written into it as frames any more.
+ */
+const Phase = { Hello: 0, Welcomed: 1, Ready: 2, Closing: 3, Channel: 4 } as const;
 type Phase = (typeof Phase)[keyof typeof Phase];
 
 /**
@@ -149,6 +157,8 @@ export class ServerConnection implements RequestOwner {
       send: (header, body) => this.#framed.send(header, body),
       drained: () => this.#framed.drained(),
       closeWithError: (code, message) => this.#closeWithError(code, message),
+      offerChannel: (deadlineMs) =>
+        socket instanceof TLSSocket ? undefined : this.#dispatch.channels?.offer(deadlineMs),
       onClose: (listener) => {
         this.#closeListeners.push(listener);
       },
@@ -240,6 +250,7 @@ export class ServerConnection implements RequestOwner {
    * last open request finishes. The server force-closes whatever remains at its deadline.
    */
   drain(): void {
+    if (this.#phase === Phase.Channel) return; // its request ends it
     this.#draining = true;
     if (this.#requests.size === 0) this.#closeWithError('UNAVAILABLE', 'server is shutting down');
   }
@@ -250,6 +261,7 @@ export class ServerConnection implements RequestOwner {
    * SHUTDOWN_FLUSH_MS at the latest.
    */
   expire(reason: SockitError): void {
+    if (this.#phase === Phase.Channel) return; // its request ends it
     this.#expiring = true;
     this.#phase = Phase.Closing;
     const code = ERROR_CATALOGUE[reason.code].wire ? reason.code : 'UNAVAILABLE';
@@ -318,7 +330,7 @@ export class ServerConnection implements RequestOwner {
       case Phase.Ready:
         return this.#onRequestFrame(frame);
       case Phase.Hello:
-        return this.#onHello(frame.header);
+        return frame.header.type === 'attach' ? this.#onAttach(frame.header) : this.#onHello(frame.header);
       case Phase.Welcomed:
         return this.#onAuthOrOpenRequest(frame);
       default:
@@ -363,6 +375,36 @@ export class ServerConnection implements RequestOwner {
       this.#authenticated = true;
       this.#becomeReady();
     }
+  }
+
+  /**
+   * A first frame `attach`: this connection joins the request that offered its key as a data
+   * channel. After `attached` has reached the kernel the socket goes to that request, and the
+   * connection only waits for it to close (the request destroys it when it ends).
+   */
+  #onAttach(header: FrameHeader): void | Promise<void> {
+    const channels = this.#dispatch.channels;
+    if (channels === undefined || this.#framed.socket instanceof TLSSocket) {
+      this.#closeWithError('UNSUPPORTED', 'this server offers no data channels on this connection');
+      return;
+    }
+    const malformed = this.#dispatch.catalogue.get('attach')?.validate(header);
+    const join = malformed === undefined ? channels.take(String(header.key)) : undefined;
+    if (join === undefined) {
+      this.#log.warn('data channel refused', { connection: this.context.id, peer: this.context.peer });
+      this.#closeWithError(
+        'AUTH_FAILED',
+        'no data channel waits for this key (expired, used or never offered)',
+      );
+      return;
+    }
+    this.#phase = Phase.Channel;
+    clearTimeout(this.#handshakeTimer);
+    this.#handshakeTimer = undefined;
+    // Pending forever: the connection decodes nothing more; the request owns the bytes now.
+    return new Promise(() => {
+      this.#framed.release({ type: 'attached' }).then(join, () => join(undefined));
+    });
   }
 
   #onAuthOrOpenRequest(frame: Frame): void | Promise<void> {

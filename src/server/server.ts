@@ -15,6 +15,7 @@ import {
 import { type KeepaliveSettings, resolveKeepalive } from '../transport/keepalive.js';
 import { type TlsServerCredentials, validateTlsCredentials } from '../transport/listen.js';
 import { Acceptor } from './acceptor.js';
+import { ChannelOffers } from './channels.js';
 import { type Dispatch, ServerConnection } from './connection.js';
 import { buildRoutes, type MessageRoute, type RequestOpener } from './frame-routes.js';
 import { IdleClock } from './idle-clock.js';
@@ -58,6 +59,12 @@ export interface ServeOptions {
    * `reusePortSupported()`; a fixed port (port 0 would give each process its own).
    */
   reusePort?: boolean;
+  /**
+   * Offer data channels to terminal sessions on plain (tcp, unix) connections (docs/protocol.md
+   * "Data channels"). Default true; `serve --workers` turns it off, as a client's second
+   * connection may reach another worker there.
+   */
+  channels?: boolean;
 }
 
 /** A running framed server. Close it with `close()`; it drains open requests first. */
@@ -215,6 +222,7 @@ export class Server extends EventEmitter {
   close(deadlineMs: number = this.limits.shutdownDeadlineMs): Promise<void> {
     this.#closed ??= (async () => {
       await this.#acceptor.close(deadlineMs);
+      this.#dispatch.channels?.clear();
       for (const service of this.#services) await service.close?.();
       this.emit('close');
     })();
@@ -265,6 +273,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
       options.observer ? observedServices(services, options.observer) : services,
       token,
       options.openServices ?? ['echo'],
+      options.channels ?? true,
     ),
     services,
     log,
@@ -293,6 +302,7 @@ export function buildDispatch(
   services: readonly Service[],
   token: string | undefined,
   open: readonly string[],
+  channels = true,
 ): Dispatch {
   const catalogue = CATALOGUE.extend(services.flatMap((service) => (service.frames ? [service.frames] : [])));
   const requests = new Map<string, RequestOpener>();
@@ -339,5 +349,6 @@ export function buildDispatch(
     routes: buildRoutes(catalogue, requests, messages, followUps),
     openServices: new Set(open),
     token,
+    channels: channels ? new ChannelOffers() : undefined,
   };
 }

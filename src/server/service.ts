@@ -2,6 +2,7 @@ import type { SockitError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Frame, FrameHeader } from '../protocol/frame.js';
 import type { FrameDeclarations } from '../protocol/schema.js';
+import type { ChannelOffer } from './channels.js';
 import type { ServerRequest } from './request.js';
 
 /** What a service sees of a connection: who is there, and a way to push frames to it. */
@@ -21,6 +22,12 @@ export interface ConnectionContext {
    * lets a fan-out drop a member that lags, and tunnel streams take turns.
    */
   readonly writableLength: number;
+  /**
+   * Offers a data channel (server/channels.ts) that waits `deadlineMs` for its attach;
+   * undefined where there can be none: a TLS connection (its bytes are not the socket's), or a
+   * server that offers none (`serve --workers`).
+   */
+  offerChannel(deadlineMs: number): ChannelOffer | undefined;
   /** Closes the connection with a connection-level error frame. */
   closeWithError(code: string, message: string): void;
   /** Per-connection state for services, keyed by something the service owns. */

@@ -4,6 +4,7 @@ import { type DecoderOptions, FrameDecoder, FrameError } from '../protocol/decod
 import { FrameBatch } from '../protocol/encoder.js';
 import { type BodyEdit, errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import { CLOSE_GRACE_MS, endWithin } from './close-grace.js';
+import { stopReading } from './descriptor-relay.js';
 
 /**
  * Bytes buffered in decoders, shared by the sockets of one server: a socket holding part of a
@@ -189,6 +190,33 @@ export class FramedSocket {
   destroy(error?: Error): void {
     this.#closeError ??= error;
     this.socket.destroy();
+  }
+
+  /**
+   * Sends `last` as the final frame and gives the socket up to raw bytes (a data channel): no
+   * frame is decoded or sent after it. Resolves with the socket, paused, once `last` and all
+   * before it are in the kernel; its close is still reported to onClose. Rejects (FRAME_INVALID)
+   * when the peer already sent bytes past its last frame, which it must not before it read `last`.
+   */
+  release(last: FrameHeader): Promise<Socket> {
+    this.#blocked = true;
+    this.#ending = true;
+    clearTimeout(this.#frameTimer);
+    // From now on the descriptor is the new owner's to read; Node must not take a byte of it.
+    const early = stopReading(this.socket);
+    if (this.#decoder.bufferedBytes > 0 || early.length > 0) {
+      this.destroy();
+      return Promise.reject(new FrameError('FRAME_INVALID', 'bytes arrived before the channel was joined'));
+    }
+    this.#batch.add(last);
+    const single = this.#batch.takeSingle();
+    const bytes = single ?? Buffer.concat(this.#batch.take());
+    return new Promise((resolve, reject) => {
+      this.socket.write(bytes, (error) => {
+        if (error || this.closed) reject(error ?? new SockitError('CLOSED', 'connection closed'));
+        else resolve(this.socket);
+      });
+    });
   }
 
   readonly #flushBatch = (): void => {

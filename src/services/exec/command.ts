@@ -1,12 +1,23 @@
+import type { Socket } from 'node:net';
 import { type ErrorCode, errnoMeaning, SockitError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { HeaderOfType } from '../../protocol/catalogue.js';
+import { CHANNEL_ATTACH_MS } from '../../protocol/exec.js';
 import type { Frame } from '../../protocol/frame.js';
+import type { ChannelOffer } from '../../server/channels.js';
 import type { ServerRequest } from '../../server/request.js';
+import { endWithin } from '../../transport/close-grace.js';
+import { descriptorOf } from '../../transport/descriptor-relay.js';
 import { addDeadline, type Deadline, removeDeadline } from './deadlines.js';
 import type { ExecPlan } from './policy.js';
 import { signalGroup, trackGroup, untrackGroup } from './process-group.js';
-import { type CommandOutput, type CommandProcess, type Spawner, startProcess } from './spawner.js';
+import {
+  type CommandOutput,
+  type CommandProcess,
+  type Spawner,
+  startProcess,
+  type TerminalRelay,
+} from './spawner.js';
 
 /** After a kill, how long a process outside the group may hold the pipes before they are closed. */
 const KILLED_PIPE_GRACE_MS = 1000;
@@ -83,6 +94,10 @@ export class RunningCommand {
    */
   #ready: Promise<void> | undefined;
   #resolveReady: (() => void) | undefined;
+  /** A data channel offered and not yet attached or declined: the output waits for it. */
+  #channelOffer: ChannelOffer | undefined;
+  /** The attached data channel: its socket and what the addon moves over it. */
+  #channel: { socket: Socket; relay: TerminalRelay; outputEnded: boolean } | undefined;
 
   constructor(request: ServerRequest, settings: { maxOutputBytes: number; spawner: Spawner }, log: Logger) {
     this.#request = request;
@@ -118,6 +133,9 @@ export class RunningCommand {
         this.#child.resize?.(rows, cols);
         return;
       }
+      case 'channel-decline':
+        this.#channelOffer?.withdraw(); // the output comes in band from now on
+        return;
       case 'signal':
         // Like Ctrl-C in a terminal, the signal reaches the whole foreground group.
         if (!this.#leaderExited) signalGroup(this.#pid!, (header as HeaderOfType<'signal'>).signal);
@@ -134,8 +152,11 @@ export class RunningCommand {
     this.#resolveReady?.();
   }
 
-  /** Starts the process; the outcome arrives through `done`. */
-  start(plan: ExecPlan): void {
+  /**
+   * Starts the process; the outcome arrives through `done`. `channel`: the client asked to
+   * carry a terminal's bytes over a data channel, offered where the connection can have one.
+   */
+  start(plan: ExecPlan, channel = false): void {
     const { timeoutMs } = plan;
     let child: CommandProcess;
     try {
@@ -176,7 +197,63 @@ export class RunningCommand {
     this.#startedFrame =
       timeoutMs > 0 ? { type: 'started', pid: child.pid, timeoutMs } : { type: 'started', pid: child.pid };
     this.#startedHold = addDeadline(STARTED_HOLD_MS, this.#sendStarted);
+    if (channel && child.relayOver !== undefined) this.#offerChannel(child);
     this.#resolveReady?.();
+  }
+
+  /**
+   * Offers the terminal's data channel (docs/exec.md "Terminals"): `channel` goes out before
+   * `started`, and the output waits unread in the terminal until the client attaches, declines
+   * or lets CHANNEL_ATTACH_MS pass, so no byte can come both ways or out of order.
+   */
+  #offerChannel(child: CommandProcess): void {
+    const offer = this.#request.connection.offerChannel(CHANNEL_ATTACH_MS);
+    if (offer === undefined) return;
+    this.#channelOffer = offer;
+    child.stdout!.pause();
+    this.#request.send({ type: 'channel', key: offer.key });
+    void offer.attached.then((socket) => this.#joinChannel(child, socket));
+  }
+
+  #joinChannel(child: CommandProcess, socket: Socket | undefined): void {
+    this.#channelOffer = undefined;
+    const over = this.#request.finished || this.#child === undefined;
+    if (socket !== undefined && !over) {
+      try {
+        const relay = child.relayOver!(descriptorOf(socket), (error) => this.#channelOutputEnded(error));
+        this.#channel = { socket, relay, outputEnded: false };
+        return;
+      } catch (error) {
+        this.#log.warn('exec: data channel not joined', { pid: this.#pid, error: String(error) });
+      }
+    }
+    socket?.destroy();
+    if (!over && !this.#outputPaused) child.stdout!.resume(); // in band after all
+  }
+
+  /** The terminal's output is over (or the channel failed): the client reads end of file. */
+  #channelOutputEnded(error: Error | undefined): void {
+    const channel = this.#channel!;
+    if (error === undefined) {
+      channel.outputEnded = true;
+      channel.socket.end();
+      return;
+    }
+    this.#log.debug('exec: data channel failed', { pid: this.#pid, error: String(error) });
+    channel.socket.destroy();
+    this.kill('channel lost');
+  }
+
+  /** The request ends: the channel's copies have stopped (the child closed); let its socket go. */
+  #closeChannel(): void {
+    this.#channelOffer?.withdraw();
+    const channel = this.#channel;
+    if (channel === undefined) return;
+    this.#stdoutBytes += channel.relay.outputBytes;
+    this.#stdinBytes += channel.relay.inputBytes;
+    // After its output's end the client closes its side; a channel cut short is closed at once.
+    if (channel.outputEnded) endWithin(channel.socket);
+    else channel.socket.destroy();
   }
 
   /** Kills the whole process group now. */
@@ -270,6 +347,7 @@ export class RunningCommand {
 
   #onClose(code: number | null, signal: NodeJS.Signals | null): void {
     removeDeadline(this.#deadline);
+    this.#closeChannel();
     if (this.#closeGrace !== undefined) clearTimeout(this.#closeGrace);
     const durationMs = Math.round(performance.now() - this.#startedAt);
     this.#sendStarted(); // in the same write as the exit, for a short command

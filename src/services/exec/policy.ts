@@ -53,6 +53,8 @@ export interface ExecRequestFields {
   /** `sockit shell`: run the server's shell (its --shell-command or the user's login shell). */
   login: boolean;
   pty: PtyRequest | undefined;
+  /** With `pty`: the client can carry the terminal's bytes over a data channel. */
+  channel: boolean;
 }
 
 /**
@@ -69,6 +71,7 @@ export function execRequestFields(header: HeaderOfType<'exec'>): ExecRequestFiel
     stdin: header.stdin === true,
     login: header.login === true,
     pty: header.pty,
+    channel: header.channel === true && header.pty !== undefined,
   };
 }
 

@@ -94,7 +94,8 @@ export function execService(options: ExecServiceOptions): ExecService {
           return;
         }
         commands.add(command);
-        command.start(plan); // the spawn is synchronous: the child is in its directory now
+        // The spawn is synchronous: the child is in its directory now.
+        command.start(plan, fields.channel);
       } finally {
         const released = releasePlan(plan);
         if (released) await released;

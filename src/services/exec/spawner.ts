@@ -4,6 +4,7 @@ import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import type { Writable } from 'node:stream';
 import { loadNative } from '../../native.js';
+import { copyDescriptor, type DescriptorCopy } from '../../transport/descriptor-relay.js';
 import type { ExecPlan } from './policy.js';
 import { PtyInput } from './pty-input.js';
 
@@ -33,6 +34,8 @@ export interface CommandProcess extends EventEmitter {
   readonly stderr: CommandOutput | null;
   /** Present on a command that runs in a pseudo-terminal: sets its window size (SIGWINCH). */
   resize?(rows: number, cols: number): void;
+  /** Present on a command in a pseudo-terminal: moves its bytes over a data channel (PtyChild). */
+  relayOver?(socketFd: number, onOutputEnd: (error: Error | undefined) => void): TerminalRelay;
   /**
    * True when the spawner itself has killed the leader's process group by the time `exit` is
    * emitted (the addon does, before reaping the leader); otherwise the caller must.
@@ -75,6 +78,14 @@ type EnvHandle = { readonly __brand: 'sockit:env' };
 
 /** The addon's reader of one descriptor; must not be passed again once it is done. */
 type OutputHandle = { readonly __brand: 'sockit:output' };
+
+/** A terminal's bytes moving over a data channel: how many went each way so far. */
+export interface TerminalRelay {
+  /** Output bytes the command's terminal sent to the channel. */
+  readonly outputBytes: number;
+  /** Keystroke bytes from the channel into the terminal. */
+  readonly inputBytes: number;
+}
 
 /** Without the addon (not built, or no pidfd_open: Linux < 5.3) commands start through child_process. */
 const loadAddon = (): NativeAddon | null => loadNative<NativeAddon>('sockit_spawn');
@@ -217,6 +228,8 @@ class NativeOutput extends EventEmitter implements CommandOutput {
   /** Undefined once done: the addon has let go of it. */
   #handle: OutputHandle | undefined;
   readonly #onClose: (() => void) | undefined;
+  /** The descriptor read, open until `close` (a data channel's copy reads a duplicate of it). */
+  readonly descriptor: number;
 
   /**
    * `endOfFile`: an errno that means end-of-file here, not an error (EIO on a terminal's master).
@@ -226,6 +239,7 @@ class NativeOutput extends EventEmitter implements CommandOutput {
     super();
     this.#native = native;
     this.#onClose = onClose;
+    this.descriptor = fd;
     this.#handle = native.readOutput(fd, (chunk, error) => {
       if (chunk !== null) {
         this.emit('data', chunk);
@@ -293,6 +307,10 @@ class PtyChild extends EventEmitter implements CommandProcess {
   readonly #writer: PtyInput;
   #exit: [number | null, NodeJS.Signals | null] | undefined;
   #closed = false;
+  /** Over a data channel (relayOver): the two directions the addon moves, and their counts. */
+  #outputCopy: DescriptorCopy | undefined;
+  #inputCopy: DescriptorCopy | undefined;
+  #relayed = { outputBytes: 0, inputBytes: 0 };
 
   constructor(native: NativeAddon, plan: ExecPlan, pty: NonNullable<ExecPlan['pty']>) {
     super();
@@ -320,9 +338,64 @@ class PtyChild extends EventEmitter implements CommandProcess {
     reader.on('error', (error: NodeJS.ErrnoException) => this.emit('error', error));
     reader.once('close', () => {
       this.#closed = true;
+      // Destroyed (a kill after the leader's grace) or at its end: the copy lets go of its
+      // duplicate of the master too, so closing really hangs the terminal up.
+      this.#stopCopy('output');
       this.#closeIfDone();
     });
     this.stdout = reader;
+  }
+
+  /**
+   * Moves the terminal's bytes over a data channel from now on, both ways in C
+   * (transport/descriptor-relay.ts): output from the master straight into the socket behind
+   * `socketFd`, the socket's bytes straight into the master, no JavaScript on the way of a
+   * keystroke or its echo. `stdout` then emits no `data`: it closes at the output's end (the
+   * same EIO), after `onOutputEnd(undefined)`; a failed copy (the channel reset) calls
+   * `onOutputEnd(error)` and closes it too. `stdin` frames still reach the terminal. Throws
+   * (an ErrnoException) when the copies cannot start; nothing has changed then.
+   */
+  relayOver(socketFd: number, onOutputEnd: (error: Error | undefined) => void): TerminalRelay {
+    const reader = this.stdout as NativeOutput;
+    reader.pause();
+    const relayed = this.#relayed;
+    this.#inputCopy = copyDescriptor(socketFd, this.#writerFd!, (_error, bytes) => {
+      // The client closed its side or reset it: keystrokes are over, the command runs on.
+      relayed.inputBytes = bytes;
+      this.#inputCopy = undefined;
+    });
+    try {
+      this.#outputCopy = copyDescriptor(reader.descriptor, socketFd, (error, bytes) => {
+        relayed.outputBytes = bytes;
+        this.#outputCopy = undefined;
+        onOutputEnd(error);
+        reader.destroy();
+      });
+    } catch (error) {
+      this.#stopCopy('input');
+      throw error;
+    }
+    return {
+      get outputBytes() {
+        return relayed.outputBytes;
+      },
+      get inputBytes() {
+        return relayed.inputBytes;
+      },
+    };
+  }
+
+  #stopCopy(which: 'output' | 'input'): void {
+    const copy = which === 'output' ? this.#outputCopy : this.#inputCopy;
+    if (copy === undefined) return;
+    if (which === 'output') {
+      this.#relayed.outputBytes = copy.moved();
+      this.#outputCopy = undefined;
+    } else {
+      this.#relayed.inputBytes = copy.moved();
+      this.#inputCopy = undefined;
+    }
+    copy.stop();
   }
 
   resize(rows: number, cols: number): void {
@@ -338,6 +411,8 @@ class PtyChild extends EventEmitter implements CommandProcess {
 
   #closeIfDone(): void {
     if (this.#exit === undefined || !this.#closed) return;
+    // Before the writer closes: the input copy's duplicate of the master must not outlive it.
+    this.#stopCopy('input');
     this.#writerFd = undefined;
     this.#writer.destroy();
     this.emit('close', ...this.#exit);
