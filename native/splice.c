@@ -253,7 +253,14 @@ static void on_ready(uv_poll_t *poll, int status, int events) {
   (void)events;
   relay *r = poll->data;
   if (r->finished) return;
-  if (status < 0) {
+  if (status < 0 && r->copying) {
+    /*
+     * libuv reports POLLERR as EBADF and has stopped this poll. The descriptor's real state
+     * comes from the read or write itself: the bytes a peer sent before its reset are still
+     * read, and a closed reader is EPIPE, not EBADF.
+     */
+    (poll == &r->src.poll ? &r->src : &r->dst)->events = 0;
+  } else if (status < 0) {
     finish(r, -status);
     return;
   }

@@ -99,9 +99,25 @@ export function stopReading(socket: Socket): Buffer {
     handle.readStop?.();
   }
   socket.pause();
+  stopped.add(socket);
   const buffered: Buffer[] = [];
   for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) {
     buffered.push(chunk);
   }
   return Buffer.concat(buffered);
+}
+
+const stopped = new WeakSet<Socket>();
+
+/**
+ * Lets Node read a socket stopReading() took over again, once nothing else reads its descriptor
+ * (the copies stopped): to see the peer's FIN and close, or to read what is left in JavaScript.
+ */
+export function resumeReading(socket: Socket): void {
+  if (!stopped.delete(socket)) return;
+  const internals = socket as unknown as { _read?: unknown; _readableState: { reading: boolean } };
+  delete internals._read; // the prototype's again
+  // Readable still waits for the no-op read it was given last: without this it never asks again.
+  internals._readableState.reading = false;
+  socket.resume();
 }

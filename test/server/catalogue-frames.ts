@@ -23,6 +23,8 @@ const HEADER_BUDGET = 60_000;
 const RULE_BASES: Record<string, Record<string, unknown>> = {
   exec: { argv: ['true'] },
   'tunnel-open': { host: '127.0.0.1', port: 9 },
+  // A key of the right shape that no offer made: the attach is refused for it, not for its form.
+  attach: { key: 'A'.repeat(43) },
 };
 
 /** The frame types a client sends (or both sides do), as declared. */

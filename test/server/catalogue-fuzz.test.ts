@@ -167,6 +167,7 @@ describe('catalogue-driven fuzzing of a server that runs every service', () => {
     const cases: { phase: TrustPhase; entry: CatalogueEntry }[] = [
       ...byRole('message').map((entry) => ({ phase: 'authenticated' as const, entry })),
       { phase: 'handshake', entry: CATALOGUE.get('hello')! },
+      { phase: 'handshake', entry: CATALOGUE.get('attach')! },
       { phase: 'anonymous', entry: CATALOGUE.get('auth')! },
     ];
     for (const { phase, entry } of cases) {

@@ -267,6 +267,8 @@ function serveWith(
     log,
     ...(observer ? { observer } : {}),
     ...(balance === 'reuseport' ? { reusePort: true } : {}),
+    // A worker's terminal channel may reach another worker: its bytes stay in frames.
+    ...(isServeWorker() ? { channels: false } : {}),
   });
 }
 

@@ -21,6 +21,8 @@ export interface ExecAuditEntry {
   login?: boolean;
   /** The command ran in a pseudo-terminal. */
   pty?: boolean;
+  /** Its terminal's bytes went over a data channel (docs/protocol.md "Data channels"). */
+  channel?: boolean;
   cwd?: string;
   envNames?: readonly string[];
   pid?: number;

@@ -7,7 +7,7 @@ import type { Frame } from '../../protocol/frame.js';
 import type { ChannelOffer } from '../../server/channels.js';
 import type { ServerRequest } from '../../server/request.js';
 import { endWithin } from '../../transport/close-grace.js';
-import { descriptorOf } from '../../transport/descriptor-relay.js';
+import { descriptorOf, resumeReading } from '../../transport/descriptor-relay.js';
 import { addDeadline, type Deadline, removeDeadline } from './deadlines.js';
 import type { ExecPlan } from './policy.js';
 import { signalGroup, trackGroup, untrackGroup } from './process-group.js';
@@ -33,6 +33,8 @@ export interface CommandOutcome {
   error: ErrorCode | undefined;
   /** Why the command was killed by the server: timeout, cancel, disconnect, output limit. */
   killedBy: string | undefined;
+  /** Its terminal's bytes went over a data channel. */
+  channel: boolean;
   durationMs: number;
   stdoutBytes: number;
   stderrBytes: number;
@@ -220,7 +222,13 @@ export class RunningCommand {
     const over = this.#request.finished || this.#child === undefined;
     if (socket !== undefined && !over) {
       try {
-        const relay = child.relayOver!(descriptorOf(socket), (error) => this.#channelOutputEnded(error));
+        // The output cap holds over the channel too: the copy stops at what is left of it.
+        const left = this.#maxOutputBytes - this.#stdoutBytes - this.#stderrBytes;
+        const relay = child.relayOver!(
+          descriptorOf(socket),
+          Number.isFinite(left) ? Math.max(left, 1) : 0,
+          (error) => this.#channelOutputEnded(error),
+        );
         this.#channel = { socket, relay, outputEnded: false };
         return;
       } catch (error) {
@@ -232,11 +240,15 @@ export class RunningCommand {
   }
 
   /** The terminal's output is over (or the channel failed): the client reads end of file. */
-  #channelOutputEnded(error: Error | undefined): void {
+  #channelOutputEnded(error: NodeJS.ErrnoException | undefined): void {
     const channel = this.#channel!;
-    if (error === undefined) {
+    if (error === undefined || error.code === 'EFBIG') {
       channel.outputEnded = true;
       channel.socket.end();
+      if (error !== undefined) {
+        this.#truncated = true;
+        this.kill('output limit');
+      }
       return;
     }
     this.#log.debug('exec: data channel failed', { pid: this.#pid, error: String(error) });
@@ -251,9 +263,12 @@ export class RunningCommand {
     if (channel === undefined) return;
     this.#stdoutBytes += channel.relay.outputBytes;
     this.#stdinBytes += channel.relay.inputBytes;
-    // After its output's end the client closes its side; a channel cut short is closed at once.
-    if (channel.outputEnded) endWithin(channel.socket);
-    else channel.socket.destroy();
+    // After its output's end the client closes its side (read again to see it, bounded by the
+    // close grace); a channel cut short is closed at once.
+    if (channel.outputEnded) {
+      resumeReading(channel.socket);
+      endWithin(channel.socket);
+    } else channel.socket.destroy();
   }
 
   /** Kills the whole process group now. */
@@ -393,6 +408,7 @@ export class RunningCommand {
       truncated: this.#truncated,
       error: end.error,
       killedBy: this.#killedBy,
+      channel: this.#channel !== undefined,
       durationMs: end.durationMs,
       stdoutBytes: this.#stdoutBytes,
       stderrBytes: this.#stderrBytes,

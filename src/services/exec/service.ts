@@ -182,5 +182,6 @@ function summarize(outcome: CommandOutcome): Omit<ExecAuditEntry, 'peer' | 'conn
   };
   if (outcome.error !== undefined) entry.error = outcome.error;
   if (outcome.killedBy !== undefined) entry.killedBy = outcome.killedBy;
+  if (outcome.channel) entry.channel = true;
   return entry;
 }

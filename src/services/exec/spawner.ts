@@ -35,7 +35,11 @@ export interface CommandProcess extends EventEmitter {
   /** Present on a command that runs in a pseudo-terminal: sets its window size (SIGWINCH). */
   resize?(rows: number, cols: number): void;
   /** Present on a command in a pseudo-terminal: moves its bytes over a data channel (PtyChild). */
-  relayOver?(socketFd: number, onOutputEnd: (error: Error | undefined) => void): TerminalRelay;
+  relayOver?(
+    socketFd: number,
+    outputLimit: number,
+    onOutputEnd: (error: NodeJS.ErrnoException | undefined) => void,
+  ): TerminalRelay;
   /**
    * True when the spawner itself has killed the leader's process group by the time `exit` is
    * emitted (the addon does, before reaping the leader); otherwise the caller must.
@@ -351,11 +355,16 @@ class PtyChild extends EventEmitter implements CommandProcess {
    * (transport/descriptor-relay.ts): output from the master straight into the socket behind
    * `socketFd`, the socket's bytes straight into the master, no JavaScript on the way of a
    * keystroke or its echo. `stdout` then emits no `data`: it closes at the output's end (the
-   * same EIO), after `onOutputEnd(undefined)`; a failed copy (the channel reset) calls
-   * `onOutputEnd(error)` and closes it too. `stdin` frames still reach the terminal. Throws
-   * (an ErrnoException) when the copies cannot start; nothing has changed then.
+   * same EIO), after `onOutputEnd(undefined)`; a failed copy (the channel reset; EFBIG past
+   * `outputLimit` bytes) calls `onOutputEnd(error)` and closes it too. `stdin` frames still
+   * reach the terminal. Throws (an ErrnoException) when the copies cannot start; nothing has
+   * changed then.
    */
-  relayOver(socketFd: number, onOutputEnd: (error: Error | undefined) => void): TerminalRelay {
+  relayOver(
+    socketFd: number,
+    outputLimit: number,
+    onOutputEnd: (error: NodeJS.ErrnoException | undefined) => void,
+  ): TerminalRelay {
     const reader = this.stdout as NativeOutput;
     reader.pause();
     const relayed = this.#relayed;
@@ -365,12 +374,17 @@ class PtyChild extends EventEmitter implements CommandProcess {
       this.#inputCopy = undefined;
     });
     try {
-      this.#outputCopy = copyDescriptor(reader.descriptor, socketFd, (error, bytes) => {
-        relayed.outputBytes = bytes;
-        this.#outputCopy = undefined;
-        onOutputEnd(error);
-        reader.destroy();
-      });
+      this.#outputCopy = copyDescriptor(
+        reader.descriptor,
+        socketFd,
+        (error, bytes) => {
+          relayed.outputBytes = bytes;
+          this.#outputCopy = undefined;
+          onOutputEnd(error);
+          reader.destroy();
+        },
+        outputLimit,
+      );
     } catch (error) {
       this.#stopCopy('input');
       throw error;

@@ -1,0 +1,284 @@
+/**
+ * Data channels (docs/protocol.md "Data channels"): a terminal's bytes on a second plain
+ * connection, copied in C at both ends; the one-time key; every way back to frames.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import type { Socket } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import tls from 'node:tls';
+import type { JoinedChannel } from '../../src/client/channel.js';
+import { connect } from '../../src/client/client.js';
+import type { RemoteProcess } from '../../src/client/exec.js';
+import { computeProof } from '../../src/protocol/auth.js';
+import { FrameDecoder } from '../../src/protocol/decoder.js';
+import { encodeFrameToBuffer, type FrameHeader } from '../../src/protocol/frame.js';
+import { ChannelOffers } from '../../src/server/channels.js';
+import type { Server } from '../../src/server/server.js';
+import { resumeReading } from '../../src/transport/descriptor-relay.js';
+import { startExec } from '../exec/helpers.js';
+import { runCli, TEST_TOKEN, tempDir } from '../helpers.js';
+import { RawPeer } from '../server/peer.js';
+
+const PTY = { term: 'dumb', rows: 24, cols: 80 };
+
+/** Reads a joined channel in JavaScript (the CLI copies it in C): its text until `pattern` shows. */
+function channelText(channel: JoinedChannel): {
+  until(pattern: RegExp): Promise<string>;
+  all(): Promise<string>;
+} {
+  const socket = channel.socket;
+  let text = channel.early.toString('latin1');
+  const ended = new Promise<void>((resolve) => socket.once('end', resolve));
+  socket.on('data', (chunk: Buffer) => {
+    text += chunk.toString('latin1');
+  });
+  resumeReading(socket); // the CLI copies the descriptor in C; the test reads it in JavaScript
+  return {
+    async until(pattern) {
+      while (!pattern.test(text)) await once(socket, 'data');
+      return text;
+    },
+    async all() {
+      await ended;
+      return text;
+    },
+  };
+}
+
+/** A `sh` in a terminal asked to use a channel; resolves with it once joined. */
+async function shellWithChannel(exec: Awaited<ReturnType<typeof startExec>>): Promise<{
+  remote: RemoteProcess;
+  channel: JoinedChannel | undefined;
+  inBand: () => string;
+}> {
+  const remote = exec.client.spawn(['sh'], { pty: PTY, channel: true });
+  let inBand = '';
+  remote.stdout.on('data', (chunk: Buffer) => {
+    inBand += chunk.toString('latin1');
+  });
+  return { remote, channel: await remote.channel, inBand: () => inBand };
+}
+
+describe('data channels', { timeout: 60_000 }, () => {
+  let exec: Awaited<ReturnType<typeof startExec>>;
+  let audit: Awaited<ReturnType<typeof tempDir>>;
+
+  before(async () => {
+    audit = await tempDir();
+    exec = await startExec(
+      { allowPty: true, auditFile: join(audit.path, 'audit.jsonl') },
+      { listen: ['tcp://127.0.0.1:0', 'tls://127.0.0.1:0'] },
+    );
+  });
+  after(async () => {
+    await exec.stop();
+    await audit.cleanup();
+  });
+
+  test('a terminal on tcp carries its bytes on the channel, none in frames; exit after its output', async () => {
+    const { remote, channel, inBand } = await shellWithChannel(exec);
+    assert.ok(channel, 'a channel is joined on a plain connection');
+    const output = channelText(channel);
+    channel.socket.write('echo "[$((6*7))]"; exit 4\n');
+    await output.until(/\[42\]/);
+    const exit = await remote.exited;
+    assert.equal(exit.code, 4);
+    assert.match(await output.all(), /\[42\]/);
+    assert.equal(inBand(), '', 'no stdout frame');
+    channel.socket.destroy();
+    const entries = (await readFile(join(audit.path, 'audit.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    const entry = entries.at(-1);
+    assert.equal(entry.channel, true);
+    assert.ok(entry.stdoutBytes > 0 && entry.stdinBytes > 0, JSON.stringify(entry));
+  });
+
+  test('over TLS nothing is offered: the bytes stay in frames', async () => {
+    const tlsAddress = `tls://127.0.0.1:${(exec.server.addresses[1] as { port: number }).port}`;
+    const client = await connect(tlsAddress, {
+      token: TEST_TOKEN,
+      stateDir: exec.stateDir,
+    });
+    try {
+      assert.equal(client.canJoinChannels, false);
+      const remote = client.spawn(['sh', '-c', 'echo in-band'], { pty: PTY, channel: true });
+      let text = '';
+      remote.stdout.on('data', (chunk: Buffer) => {
+        text += chunk;
+      });
+      assert.equal(await remote.channel, undefined);
+      assert.equal((await remote.exited).code, 0);
+      assert.match(text, /in-band/);
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('on the wire: a key works once, and only on a plain connection (AUTH_FAILED, UNSUPPORTED)', async () => {
+    const control = await RawPeer.open(exec.address);
+    control.send({ type: 'hello', version: 1 });
+    const welcome = (await control.next())!;
+    control.send({ type: 'auth', proof: computeProof(TEST_TOKEN, String(welcome.header.nonce)) });
+    assert.equal((await control.next())?.header.type, 'ready');
+    control.send({
+      type: 'exec',
+      id: 1,
+      argv: ['sh', '-c', 'read line; echo "got $line"'],
+      pty: PTY,
+      channel: true,
+    });
+    const offer = (await control.next())!;
+    assert.equal(offer.header.type, 'channel');
+    const key = String(offer.header.key);
+    assert.match(key, /^[A-Za-z0-9_-]{43}$/);
+    const data = await RawPeer.open(exec.address);
+    data.send({ type: 'attach', key });
+    assert.equal((await data.next())?.header.type, 'attached');
+    // From here the connection is raw bytes: a line in, the terminal's echo and answer out.
+    data.socket.write('it\n');
+    const replay = await RawPeer.open(exec.address);
+    replay.send({ type: 'attach', key });
+    assert.equal((await replay.next())?.header.code, 'AUTH_FAILED');
+    await replay.closed;
+    assert.equal((await attachOverTls(exec.server, 'B'.repeat(43))).code, 'UNSUPPORTED');
+    const frames: string[] = [];
+    for (
+      let frame = await control.next();
+      frame && frame.header.type !== 'exit';
+      frame = await control.next()
+    ) {
+      frames.push(String(frame.header.type));
+    }
+    assert.deepEqual(frames, ['started'], 'no stdout frame: the output went over the channel');
+    await data.closed; // the server ended the channel (our side then closed too)
+    assert.match(data.text, /got it/);
+    control.socket.destroy();
+    await control.closed;
+  });
+
+  test('a channel reset while the command runs kills it, as a disconnect does', async () => {
+    const { remote, channel } = await shellWithChannel(exec);
+    assert.ok(channel);
+    await remote.started;
+    (channel.socket as Socket).resetAndDestroy();
+    // The terminal's next output has nowhere to go: its copy fails and the command is killed.
+    remote.stdin!.write('echo after\n');
+    const exit = await remote.exited;
+    assert.equal(exit.signal, 'SIGKILL');
+  });
+
+  test('the output cap holds on the channel: exactly that many bytes, then the command is killed', async () => {
+    const capped = await startExec({ allowPty: true, maxOutputBytes: 5000 });
+    try {
+      const remote = capped.client.spawn(['yes'], { pty: PTY, channel: true });
+      const channel = await remote.channel;
+      assert.ok(channel);
+      const output = channelText(channel);
+      const exit = await remote.exited;
+      assert.equal(exit.truncated, true);
+      assert.equal((await output.all()).length, 5000);
+      channel.socket.destroy();
+    } finally {
+      await capped.stop();
+    }
+  });
+
+  test('joining fails (the server at its connection limit): declined, and the bytes come in frames', async () => {
+    const full = await startExec({ allowPty: true }, { limits: { maxConnections: 1 } });
+    try {
+      const remote = full.client.spawn(['sh', '-c', 'read line; echo "got $line"'], {
+        pty: PTY,
+        channel: true,
+      });
+      let text = '';
+      remote.stdout.on('data', (chunk: Buffer) => {
+        text += chunk;
+      });
+      assert.equal(await remote.channel, undefined);
+      remote.stdin!.write('it\n');
+      assert.equal((await remote.exited).code, 0);
+      assert.match(text, /got it/);
+    } finally {
+      await full.stop();
+    }
+  });
+
+  test('a server started without channels offers none', async () => {
+    const none = await startExec({ allowPty: true }, { channels: false });
+    try {
+      const remote = none.client.spawn(['true'], { pty: PTY, channel: true });
+      assert.equal(await remote.channel, undefined);
+      assert.equal((await remote.exited).code, 0);
+    } finally {
+      await none.stop();
+    }
+  });
+
+  test('sockit exec -tt uses a channel; a client without the addon keeps the bytes in frames', async () => {
+    const dir = await tempDir('sockit-channel-cli-');
+    try {
+      const env = { SOCKIT_TOKEN: TEST_TOKEN, SOCKIT_STATE_DIR: dir.path, HOME: dir.path };
+      for (const native of ['1', '0']) {
+        const run = await runCli(['exec', '-tt', exec.address, '--', 'cat'], {
+          env: { ...env, SOCKIT_NO_NATIVE: native === '1' ? '1' : '' },
+          input: 'typed\n',
+          timeoutMs: 20_000,
+        });
+        assert.equal(run.code, 0, run.stderr);
+        assert.match(run.stdout, /typed\r\ntyped\r\n/);
+        const entries = (await readFile(join(audit.path, 'audit.jsonl'), 'utf8')).trim().split('\n');
+        const entry = JSON.parse(entries.at(-1)!);
+        assert.equal(entry.channel, native === '1' ? undefined : true, JSON.stringify(entry));
+      }
+    } finally {
+      await dir.cleanup();
+    }
+  });
+});
+
+/** Sends `attach` as the first frame of a TLS connection to `server`; resolves with its answer. */
+async function attachOverTls(server: Server, key: string): Promise<FrameHeader> {
+  const port = (server.addresses[1] as { port: number }).port;
+  const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
+  await once(socket, 'secureConnect');
+  socket.write(encodeFrameToBuffer({ type: 'attach', key }));
+  const decoder = new FrameDecoder();
+  try {
+    for (;;) {
+      const [chunk] = (await once(socket, 'data')) as [Buffer];
+      decoder.push(chunk);
+      const frame = decoder.next();
+      if (frame) return frame.header;
+    }
+  } finally {
+    socket.destroy();
+  }
+}
+
+describe('channel offers', () => {
+  test('an offer not attached by its deadline is withdrawn: its key no longer works', async () => {
+    const offers = new ChannelOffers();
+    const offer = offers.offer(20);
+    // The offer's timer does not hold a server open; this one holds the test's loop meanwhile.
+    const bound = setTimeout(() => {}, 5000);
+    assert.equal(await offer.attached, undefined);
+    clearTimeout(bound);
+    assert.equal(offers.take(offer.key), undefined);
+  });
+
+  test('a withdrawn offer resolves undefined; a taken one cannot be taken again', async () => {
+    const offers = new ChannelOffers();
+    const first = offers.offer(10_000);
+    first.withdraw();
+    assert.equal(await Promise.race([first.attached, 'pending']), undefined);
+    const second = offers.offer(10_000);
+    assert.ok(offers.take(second.key));
+    assert.equal(offers.take(second.key), undefined);
+    offers.clear();
+  });
+});
