@@ -50,7 +50,8 @@ export interface SpawnRemoteOptions extends RemoteExecOptions {
    * With `pty`: ask for a data channel (docs/exec.md "Terminals"). Where the server offers one,
    * the terminal's bytes travel raw on a second connection that `channel` resolves with, and
    * `stdin`/`stdout` carry nothing; elsewhere (TLS, an older server) they stay in band. Only
-   * asked for where the client can join one (`client.canJoinChannels`).
+   * asked for where the client can join one (`client.canJoinChannels`). The joined socket is
+   * the caller's: destroy it once the command has exited and its output has ended.
    */
   channel?: boolean;
 }

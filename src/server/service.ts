@@ -5,6 +5,8 @@ import type { FrameDeclarations } from '../protocol/schema.js';
 import type { ChannelOffer } from './channels.js';
 import type { ServerRequest } from './request.js';
 
+export type { ChannelOffer };
+
 /** What a service sees of a connection: who is there, and a way to push frames to it. */
 export interface ConnectionContext {
   /** Server-unique number of this connection, for logs. */

@@ -4,8 +4,8 @@ import type { Logger } from '../../log.js';
 import type { HeaderOfType } from '../../protocol/catalogue.js';
 import { CHANNEL_ATTACH_MS } from '../../protocol/exec.js';
 import type { Frame } from '../../protocol/frame.js';
-import type { ChannelOffer } from '../../server/channels.js';
 import type { ServerRequest } from '../../server/request.js';
+import type { ChannelOffer } from '../../server/service.js';
 import { endWithin } from '../../transport/close-grace.js';
 import { descriptorOf, resumeReading } from '../../transport/descriptor-relay.js';
 import { addDeadline, type Deadline, removeDeadline } from './deadlines.js';
@@ -219,24 +219,29 @@ export class RunningCommand {
 
   #joinChannel(child: CommandProcess, socket: Socket | undefined): void {
     this.#channelOffer = undefined;
-    const over = this.#request.finished || this.#child === undefined;
-    if (socket !== undefined && !over) {
-      try {
-        // The output cap holds over the channel too: the copy stops at what is left of it.
-        const left = this.#maxOutputBytes - this.#stdoutBytes - this.#stderrBytes;
-        const relay = child.relayOver!(
-          descriptorOf(socket),
-          Number.isFinite(left) ? Math.max(left, 1) : 0,
-          (error) => this.#channelOutputEnded(error),
-        );
-        this.#channel = { socket, relay, outputEnded: false };
-        return;
-      } catch (error) {
-        this.#log.warn('exec: data channel not joined', { pid: this.#pid, error: String(error) });
-      }
+    if (this.#request.finished) {
+      socket?.destroy(); // joined too late: the command is over
+      return;
     }
-    socket?.destroy();
-    if (!over && !this.#outputPaused) child.stdout!.resume(); // in band after all
+    if (socket === undefined) {
+      if (!this.#outputPaused) child.stdout!.resume(); // declined or expired: in band after all
+      return;
+    }
+    try {
+      // The output cap holds over the channel too: the copy stops at what is left of it.
+      const left = this.#maxOutputBytes - this.#stdoutBytes - this.#stderrBytes;
+      const relay = child.relayOver!(
+        descriptorOf(socket),
+        Number.isFinite(left) ? Math.max(left, 1) : 0,
+        (error) => this.#channelOutputEnded(error),
+      );
+      this.#channel = { socket, relay, outputEnded: false };
+    } catch (error) {
+      // The client copies its terminal into the channel now: a session without it is lost.
+      this.#log.warn('exec: data channel not joined', { pid: this.#pid, error: String(error) });
+      socket.destroy();
+      this.kill('channel lost');
+    }
   }
 
   /** The terminal's output is over (or the channel failed): the client reads end of file. */
