@@ -6,6 +6,7 @@ import { SockitError } from '../../src/errors.js';
 import { TUNNEL_FRAMES } from '../../src/protocol/tunnel.js';
 import { TunnelAllowList } from '../../src/services/tunnel/index.js';
 import {
+  roundQuantum,
   TUNNEL_CONNECTION_BACKLOG,
   TUNNEL_ROUND_QUANTUM,
   type TunnelSendAccount,
@@ -114,7 +115,7 @@ test('the gate: in line in order, a quantum per stream per round, up to the mark
   const served: string[] = [];
   const turn = (name: string, held: TunnelSendAccount) => (): void => {
     served.push(name);
-    gate.charge(held, TUNNEL_ROUND_QUANTUM);
+    gate.charge(held, gate.quantum);
     connection.queued += TUNNEL_CONNECTION_BACKLOG / 2;
   };
   const [a, b, c] = [turn('a', accountA), turn('b', accountB), turn('c', accountC)];
@@ -122,9 +123,14 @@ test('the gate: in line in order, a quantum per stream per round, up to the mark
   gate.wait(b);
   gate.wait(c);
   connection.queued = 0;
-  assert.equal(gate.allowance(newcomer), TUNNEL_ROUND_QUANTUM, 'congested: a quantum per round');
+  assert.equal(
+    gate.allowance(newcomer),
+    roundQuantum(1),
+    'congested: a quantum per round, for a alone at first',
+  );
   connection.drain();
   await loopTurn();
+  assert.equal(gate.quantum, roundQuantum(3), 'the next round shares the mark among the three in line');
   assert.deepEqual(served, ['a', 'b'], 'two halves reach the mark: c waits for the next round');
   connection.queued = 0;
   assert.equal(gate.allowance(accountA), 0, "a has used this round's quantum");
@@ -132,7 +138,12 @@ test('the gate: in line in order, a quantum per stream per round, up to the mark
   connection.drain();
   await loopTurn();
   assert.deepEqual(served, ['a', 'b', 'c'], 'the next round serves c first');
-  assert.equal(gate.allowance(accountA), TUNNEL_ROUND_QUANTUM, 'and gives a a new quantum');
+  assert.equal(
+    gate.quantum,
+    roundQuantum(2),
+    'shared by a and b, who sent in the round before, and c in line',
+  );
+  assert.equal(gate.allowance(accountA), gate.quantum, 'and gives a a new quantum');
   gate.wait(b);
   gate.wait(c);
   gate.leave(c); // c's stream ended while it waited
@@ -156,6 +167,42 @@ test('the gate: in line in order, a quantum per stream per round, up to the mark
   connection.drain(); // a drain with nobody waiting, and nobody a loop turn later: the congestion ends
   await loopTurns(3);
   assert.equal(gate.allowance(accountA), Number.POSITIVE_INFINITY, 'no longer congested');
+});
+
+test('the quantum: the mark shared among the streams, at least one full read', () => {
+  assert.equal(
+    roundQuantum(1),
+    TUNNEL_CONNECTION_BACKLOG,
+    'a stream alone sends up to the mark between drains',
+  );
+  assert.equal(roundQuantum(0), TUNNEL_CONNECTION_BACKLOG);
+  assert.equal(roundQuantum(4), TUNNEL_CONNECTION_BACKLOG / 4);
+  assert.equal(roundQuantum(20), TUNNEL_ROUND_QUANTUM, 'never less than one read');
+});
+
+test('a stream alone on a congested connection is held once per drain, not once per read', async () => {
+  const connection = modelConnection();
+  const { gate } = connection;
+  const account: TunnelSendAccount = { round: -1, bytes: 0 };
+  const read = 64 * 1024;
+  let holds = 0;
+  let sent = 0;
+  // The stream's reads: each goes out while the gate allows it, else waits for its turn.
+  const readOnce = (): boolean => {
+    if (gate.allowance(account) < read) return false;
+    gate.charge(account, read);
+    connection.queued += read;
+    sent += read;
+    return true;
+  };
+  for (let drains = 0; drains < 4; drains++) {
+    while (readOnce());
+    holds++;
+    const turn = new Promise<void>((resolve) => gate.wait(resolve));
+    connection.drain();
+    await turn;
+  }
+  assert.ok(sent >= 3 * TUNNEL_CONNECTION_BACKLOG, `${sent} bytes in ${holds} holds`);
 });
 
 test(
