@@ -96,6 +96,13 @@ export class TunnelSendGate {
     account.bytes += bytes;
   }
 
+  /** A stream begins: it counts among the senders at once, so the first rounds share with it too. */
+  join(account: TunnelSendAccount): void {
+    account.round = this.#round;
+    account.bytes = 0;
+    this.#senders.add(account);
+  }
+
   /** Gets in line; `turn` runs when it comes (the stream sends what it holds and reads on). */
   wait(turn: () => void): void {
     this.#line.push(turn);
@@ -107,8 +114,9 @@ export class TunnelSendGate {
     this.#awaitDrain();
   }
 
-  /** A stream that ended takes its turn out of the line. */
-  leave(turn: () => void): void {
+  /** A stream that ended leaves: its turn out of the line, its account out of the senders. */
+  leave(turn: () => void, account: TunnelSendAccount): void {
+    this.#senders.delete(account);
     const at = this.#line.indexOf(turn);
     if (at >= 0) this.#line.splice(at, 1);
   }
@@ -158,9 +166,10 @@ export class TunnelSendGate {
   }
 
   /**
-   * A new round, its quantum shared by the streams that sent in the last two or wait now. Two:
-   * a round cut short by the mark serves only part of the line, and counting only those would
-   * raise the quantum and shorten the next round further.
+   * A new round, its quantum shared by the streams that sent (or began) in the last two or wait
+   * now. Two: a round cut short by the mark serves only part of the line, and counting only
+   * those would raise the quantum and shorten the next round further. Began: streams that start
+   * together must not find the first rounds' quantum sized for the one that read first.
    */
   #beginRound(): void {
     let recent = 0;

@@ -81,6 +81,7 @@ export class TunnelStream {
   /** Starts moving bytes (also hands in what was read before the stream opened). */
   start(early?: Buffer): void {
     const socket = this.#socket;
+    this.#gate.join(this.#account);
     socket.on('end', () => {
       this.#localEnded = true;
       this.#flushEnd();
@@ -249,7 +250,7 @@ export class TunnelStream {
     if (this.#done) return;
     this.#done = true;
     this.#held = undefined;
-    if (this.#inLine) this.#gate.leave(this.#turn);
+    this.#gate.leave(this.#turn, this.#account);
     this.#socket.destroy();
     this.#onDone(error);
   }

@@ -146,7 +146,7 @@ test('the gate: in line in order, a quantum per stream per round, up to the mark
   assert.equal(gate.allowance(accountA), gate.quantum, 'and gives a a new quantum');
   gate.wait(b);
   gate.wait(c);
-  gate.leave(c); // c's stream ended while it waited
+  gate.leave(c, accountC); // c's stream ended while it waited
   let again = 0;
   const greedy = (): void => {
     served.push('greedy');
@@ -178,6 +178,21 @@ test('the quantum: the mark shared among the streams, at least one full read', (
   assert.equal(roundQuantum(0), TUNNEL_CONNECTION_BACKLOG);
   assert.equal(roundQuantum(4), TUNNEL_CONNECTION_BACKLOG / 4);
   assert.equal(roundQuantum(20), TUNNEL_ROUND_QUANTUM, 'never less than one read');
+});
+
+test('streams that began together share the first congested round, and leave the share when they end', () => {
+  const connection = modelConnection();
+  const { gate } = connection;
+  const accounts = Array.from({ length: 4 }, (): TunnelSendAccount => ({ round: -1, bytes: 0 }));
+  for (const account of accounts) gate.join(account);
+  connection.queued = TUNNEL_CONNECTION_BACKLOG;
+  const turn = (): void => {};
+  gate.wait(turn); // the first of them to read finds the connection over its mark
+  assert.equal(gate.quantum, roundQuantum(4), 'a quarter each, not the whole mark for the first');
+  for (const account of accounts.slice(1)) gate.leave(() => {}, account);
+  gate.leave(turn, accounts[0]!);
+  gate.wait(turn);
+  connection.drain();
 });
 
 test('a stream alone on a congested connection is held once per drain, not once per read', async () => {
