@@ -23,9 +23,11 @@
  *   master once the last process closed the slave). A tty destination that refuses bytes
  *   (EAGAIN: the terminal's input queue is full) is tried again on a timer backing off from 1
  *   to 100 ms, because a Linux pty master polls writable even while full and waiting for
- *   POLLOUT would spin; other destinations are polled for writable. A blocking source is read
- *   once per readiness, so the loop never blocks on it. With `limit`, the direction moves at
- *   most that many bytes and then ends with onDone("EFBIG", limit).
+ *   POLLOUT would spin; other destinations are polled for writable. Polling makes both
+ *   descriptions non-blocking (uv_poll_init does, as for every descriptor libuv watches; Node
+ *   restores its standard descriptors' flags at exit), so a read never blocks the loop. With
+ *   `limit`, the direction moves at most that many bytes: a source that ends there ends well,
+ *   one with a byte more ends with onDone("EFBIG", limit) and that byte is not written.
  * stop(handle)
  *   Ends the relay at once, without onDone; the dup()ed descriptors are closed before it
  *   returns, so closing the caller's sockets really closes them.
@@ -79,9 +81,9 @@ struct relay {
   size_t pending;   /* bytes in buffer not yet written */
   size_t written;   /* of those, the offset already written */
   bool src_tty;     /* EIO is end of file */
-  bool src_blocking;
   bool dst_tty;     /* EAGAIN is retried on the timer, not polled */
   double limit;     /* most bytes to move; 0: no limit */
+  bool over_limit;  /* the source had more: EFBIG once what fits is written */
   uv_timer_t retry;
   bool retry_open;
   uint64_t retry_ms;
@@ -209,10 +211,12 @@ static int copy_pump(relay *r) {
   int err = copy_out(r, &waiting);
   if (err != 0) return err;
   if (waiting) return watch(&r->src, 0) < 0 ? EIO : 0;
+  if (r->over_limit) return EFBIG;
   for (;;) {
-    if (r->limit > 0 && r->moved >= r->limit) return EFBIG;
     size_t room = COPY_BYTES;
-    if (r->limit > 0 && r->limit - r->moved < (double)room) room = (size_t)(r->limit - r->moved);
+    /* At the limit, one byte more is read to tell an end there from output past it. */
+    if (r->limit > 0 && r->limit - r->moved < (double)room) room = (size_t)(r->limit - r->moved) + 1;
+    if (room > COPY_BYTES) room = COPY_BYTES;
     ssize_t n = read(r->src.fd, r->buffer, room);
     if (n == 0 || (n < 0 && errno == EIO && r->src_tty)) {
       r->source_ended = true;
@@ -223,12 +227,19 @@ static int copy_pump(relay *r) {
       if (errno != EAGAIN) return errno;
       break;
     }
+    if (r->limit > 0 && r->moved + (double)n > r->limit) {
+      /* What fits still goes out; then the direction ends over its limit. */
+      size_t fits = (size_t)(r->limit - r->moved);
+      if (fits == 0) return EFBIG;
+      n = (ssize_t)fits;
+      r->over_limit = true;
+    }
     r->pending = (size_t)n;
     r->written = 0;
     err = copy_out(r, &waiting);
     if (err != 0) return err;
     if (waiting) return watch(&r->src, 0) < 0 ? EIO : 0;
-    if (r->src_blocking) break; /* one read per readiness: the next could block the loop */
+    if (r->over_limit) return EFBIG;
   }
   int failed = watch(&r->src, UV_READABLE);
   return failed < 0 ? -failed : 0;
@@ -337,8 +348,6 @@ static napi_value begin(napi_env env, napi_callback_info info, bool copying) {
     r->limit = limit;
     r->src_tty = isatty(src) == 1;
     r->dst_tty = isatty(dst) == 1;
-    int flags = fcntl(src, F_GETFL);
-    r->src_blocking = flags >= 0 && (flags & O_NONBLOCK) == 0;
     r->retry_ms = RETRY_FIRST_MS;
     if (err == 0 && uv_timer_init(loop, &r->retry) == 0) {
       r->retry.data = r;

@@ -15,7 +15,10 @@ export const ERROR_CATALOGUE = {
     summary: 'Unknown frame type, protocol version, or a service this server does not run.',
   },
   AUTH_REQUIRED: { wire: true, summary: 'The request needs an authenticated connection.' },
-  AUTH_FAILED: { wire: true, summary: 'The token proof did not match; the connection is closed.' },
+  AUTH_FAILED: {
+    wire: true,
+    summary: 'The token proof, or a data channel key, did not match; the connection is closed.',
+  },
   FORBIDDEN: {
     wire: true,
     summary: 'Not allowed: a path outside the root, a command not on the allow-list.',

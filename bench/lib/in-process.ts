@@ -59,7 +59,7 @@ export async function serverPathNanos(
   windowMs: number,
   transform: EchoTransform = 'none',
 ): Promise<number> {
-  const dispatch = buildDispatch([echoService({ transform })], undefined, ['echo']);
+  const dispatch = buildDispatch([echoService({ transform })], undefined, ['echo'], false);
   const socket = new StandInSocket();
   new ServerConnection(
     socket as unknown as Socket,

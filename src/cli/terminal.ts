@@ -15,8 +15,8 @@ import { SockitError } from '../errors.js';
 import {
   canRelayDescriptors,
   copyDescriptor,
-  type DescriptorCopy,
   descriptorOf,
+  type RelayedDirection,
 } from '../transport/descriptor-relay.js';
 import { type ClientCliOptions, withClient } from './common.js';
 import { describeExit, EXEC_EXIT, exitForError, printError } from './exec-common.js';
@@ -118,6 +118,7 @@ export async function runInTerminal(
         const exit: ExecExit = await remote.exited;
         if (joined) await withinBound(joined.outputEnded, CHANNEL_END_MS);
         local.restore();
+        if (joined?.failure) throw joined.failure; // the command was lost with its channel
         return describeExit(address, exit, undefined).exitCode;
       } finally {
         process.stdout.off('resize', onResize);
@@ -178,9 +179,11 @@ const STDOUT_FD = 1;
 /** The local ends of a data channel: stdin copied into it, its bytes copied to stdout. */
 interface JoinedTerminal {
   /** The stdin copy; undefined when it could not start (then keystrokes go in band). */
-  readonly input: DescriptorCopy | undefined;
+  readonly input: RelayedDirection | undefined;
   /** Settles once the channel's output has ended: the server's end of file, or a reset. */
   readonly outputEnded: Promise<void>;
+  /** Set when the output copy could not start (out of descriptors): the channel was cut. */
+  readonly failure: SockitError | undefined;
   stop(): void;
 }
 
@@ -210,21 +213,32 @@ function canUseChannel(): boolean {
 function joinLocalTerminal(channel: JoinedChannel, onStdoutError: () => void): JoinedTerminal {
   const { socket, early } = channel;
   const fd = descriptorOf(socket);
-  let output: DescriptorCopy | undefined;
+  let output: RelayedDirection | undefined;
   let outputDone!: () => void;
   const outputEnded = new Promise<void>((resolve) => {
     outputDone = resolve;
   });
+  let failure: SockitError | undefined;
   const startOutput = (): void => {
-    output = copyDescriptor(fd, STDOUT_FD, (error) => {
-      output = undefined;
-      if (error?.code === 'EPIPE') onStdoutError();
+    try {
+      output = copyDescriptor(fd, STDOUT_FD, (error) => {
+        output = undefined;
+        if (error?.code === 'EPIPE') onStdoutError();
+        outputDone();
+      });
+    } catch (error) {
+      // The server copies into the channel already: cutting it ends the command there too.
+      failure = new SockitError(
+        'CLOSED',
+        `the data channel's output cannot be copied: ${(error as Error).message}`,
+      );
+      socket.destroy();
       outputDone();
-    });
+    }
   };
   if (early.length > 0) process.stdout.write(early, startOutput);
   else startOutput();
-  let input: DescriptorCopy | undefined;
+  let input: RelayedDirection | undefined;
   try {
     input = copyDescriptor(STDIN_FD, fd, (error) => {
       input = undefined;
@@ -236,6 +250,9 @@ function joinLocalTerminal(channel: JoinedChannel, onStdoutError: () => void): J
   return {
     input,
     outputEnded,
+    get failure() {
+      return failure;
+    },
     stop() {
       input?.stop();
       output?.stop();

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { cancelled, SockitError } from '../errors.js';
 import { computeProof, PROTOCOL_VERSION } from '../protocol/auth.js';
 import { CATALOGUE, type HeaderOfType } from '../protocol/catalogue.js';
-import { CHANNEL_ATTACH_MS } from '../protocol/exec.js';
+import { CHANNEL_JOIN_WAIT_MS } from '../protocol/exec.js';
 import { DEFAULT_MAX_BODY_BYTES, errorFromHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import { defaultStateDir, readTokenFile, tokenPath } from '../state.js';
 import { type Address, formatAddress, parseAddress } from '../transport/address.js';
@@ -132,7 +132,7 @@ export class Client extends EventEmitter {
         new SockitError('UNSUPPORTED', 'data channels need a plain tcp or unix connection'),
       );
     }
-    return joinChannel(this.#dialChannel, key, CHANNEL_ATTACH_MS);
+    return joinChannel(this.#dialChannel, key, CHANNEL_JOIN_WAIT_MS);
   }
 
   /** Round trip of `ping`/`pong`, in milliseconds. */

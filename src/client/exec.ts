@@ -142,7 +142,8 @@ export class RemoteProcess {
   readonly exited: Promise<ExecExit>;
   /**
    * The joined data channel (the `channel` option), or undefined: its bytes come in band (none
-   * was asked for or offered, or joining it failed and was declined). Settles by `started`.
+   * was asked for or offered, or joining it failed and was declined). Settles with `started`
+   * when none was offered, else once the offer is joined or declined (the output waits for it).
    */
   readonly channel: Promise<JoinedChannel | undefined>;
   readonly #request: ClientRequest;
@@ -176,11 +177,20 @@ export class RemoteProcess {
         case 'channel':
           if (!wantsChannel || joining) return;
           joining = true;
-          client.joinChannel(String(frame.header.key)).then(channelResolve, () => {
-            // Joining failed (a proxy allowing one connection, a server at its limit): in band then.
-            if (!this.#request.settled) this.#request.send({ type: 'channel-decline' });
-            channelResolve(undefined);
-          });
+          client.joinChannel(String(frame.header.key)).then(
+            (joined) => {
+              // Joined after the request ended (cancelled, failed): nobody would own the socket.
+              if (this.#request.settled) {
+                joined.socket.destroy();
+                channelResolve(undefined);
+              } else channelResolve(joined);
+            },
+            () => {
+              // Joining failed (a proxy allowing one connection, a server at its limit): in band then.
+              if (!this.#request.settled) this.#request.send({ type: 'channel-decline' });
+              channelResolve(undefined);
+            },
+          );
           return;
         case 'started':
           this.#pid = Number(frame.header.pid);

@@ -1,6 +1,6 @@
 /** What both ends of the exec service agree on (PROTOCOL section 4, "exec"). */
 import { declareFrames } from './schema.js';
-import { CHANNEL_KEY_PATTERN } from './session.js';
+import { CHANNEL_KEY_FIELD } from './session.js';
 
 /** Signals a client may forward to a running command with a `signal` frame. */
 export const EXEC_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGKILL'] as const;
@@ -25,6 +25,12 @@ const TERM_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
  * before the output goes in band after all; the command's output waits meanwhile.
  */
 export const CHANNEL_ATTACH_MS = 10_000;
+/**
+ * How long a client waits for the server's answer to its `attach`: longer than the server's
+ * deadline, which began earlier, so that the server's verdict (`attached`, or a refusal once it
+ * gave up) always reaches the client before the client gives up on its own.
+ */
+export const CHANNEL_JOIN_WAIT_MS = 2 * CHANNEL_ATTACH_MS;
 /** Largest body of a `stdin` frame. */
 export const EXEC_STDIN_FRAME_BYTES = 1024 * 1024;
 
@@ -129,7 +135,7 @@ export const EXEC_FRAMES = declareFrames({
     body: 0,
     doc: 'a data channel waits: open a connection whose first frame is `attach` with `key`',
     fields: {
-      key: { kind: 'string', max: 43, pattern: CHANNEL_KEY_PATTERN },
+      key: CHANNEL_KEY_FIELD,
     },
   },
   started: {

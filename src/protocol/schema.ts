@@ -252,7 +252,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 export function describeField(field: FieldSpec): string {
   switch (field.kind) {
     case 'string':
-      return `a string of ${field.min ?? 0}-${field.max} characters${field.noNul ? ' without NUL' : ''}${
+      return `a string of ${field.min === field.max ? field.max : `${field.min ?? 0}-${field.max}`} characters${field.noNul ? ' without NUL' : ''}${
         field.pattern ? ` matching ${field.pattern.source}` : ''
       }`;
     case 'integer':

@@ -12,11 +12,23 @@ const MAX_SERVICES = 64;
 /** A service name as `welcome` lists it. */
 const SERVICE_NAME = 64;
 
+/** Random bytes in a data channel's key. */
+export const CHANNEL_KEY_BYTES = 32;
+/** Characters of a key in base64url without padding. */
+const CHANNEL_KEY_LENGTH = Math.ceil((CHANNEL_KEY_BYTES * 4) / 3);
+
 /**
- * A data channel's key (`channel` reply of a terminal, `attach`): 32 random bytes in base64url,
- * no padding. A bearer secret: whoever holds it may join that one request's terminal, once.
+ * A data channel's key (`channel` reply of a terminal, `attach`): CHANNEL_KEY_BYTES random bytes
+ * in base64url, no padding. A bearer secret: whoever holds it may join that one request's
+ * terminal, once. Declared once here, for both frames that carry it.
  */
-export const CHANNEL_KEY_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+export const CHANNEL_KEY_FIELD = {
+  kind: 'string',
+  min: CHANNEL_KEY_LENGTH,
+  max: CHANNEL_KEY_LENGTH,
+  pattern: new RegExp(`^[A-Za-z0-9_-]{${CHANNEL_KEY_LENGTH}}$`),
+  message: `"key" must be the ${CHANNEL_KEY_LENGTH}-character key of a \`channel\` reply`,
+} as const;
 
 /** The handshake and connection-control frames, declared once. */
 export const SESSION_FRAMES = declareFrames({
@@ -45,12 +57,7 @@ export const SESSION_FRAMES = declareFrames({
     invalidCode: 'AUTH_FAILED',
     doc: 'instead of `hello`: this connection is the data channel a `channel` reply offered',
     fields: {
-      key: {
-        kind: 'string',
-        max: 43,
-        pattern: CHANNEL_KEY_PATTERN,
-        message: '"key" must be the 43-character key of a `channel` reply',
-      },
+      key: CHANNEL_KEY_FIELD,
     },
   },
   attached: {

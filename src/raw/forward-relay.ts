@@ -1,8 +1,9 @@
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
+import type { RelayedDirection } from '../transport/descriptor-relay.js';
 import { readIntoReusedBuffer } from '../transport/reused-buffer.js';
 import { borrowRelayBuffer, RELAY_BULK_BYTES, returnRelayBuffer } from './relay-buffers.js';
-import { type SplicedDirection, spliceDirection } from './splice-relay.js';
+import { spliceDirection } from './splice-relay.js';
 
 /**
  * Where one direction of a relay writes: the destination socket itself, or something in front of
@@ -81,7 +82,7 @@ export function relaySockets(
   /** Reused read buffers this relay's directions took: given back once both sockets closed. */
   const borrowed: Buffer[] = [];
   /** Directions the kernel moves now, with how to count their bytes when they stop. */
-  const spliced = new Map<SplicedDirection, (n: number) => void>();
+  const spliced = new Map<RelayedDirection, (n: number) => void>();
   let everSpliced = false;
 
   const stopSpliced = (): void => {
@@ -134,7 +135,7 @@ export function relaySockets(
       if (untilBulk > 0) return;
       if (trySplice) {
         const direction = spliceDirection(from, to, (cause, bytes) => {
-          spliced.delete(direction as SplicedDirection);
+          spliced.delete(direction as RelayedDirection);
           count(bytes);
           if (cause) {
             stopBoth('error', cause);

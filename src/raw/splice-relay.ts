@@ -1,30 +1,11 @@
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
-import { loadNative } from '../native.js';
-import { descriptorOf, stopReading } from '../transport/descriptor-relay.js';
-
-/** `native/splice.c`. */
-interface SpliceAddon {
-  start(srcFd: number, dstFd: number, onDone: (error: string | null, bytes: number) => void): object;
-  stop(handle: object): void;
-  moved(handle: object): number;
-}
-
-/** Without the addon relays copy through a reused buffer instead. */
-const spliceAddon = (): SpliceAddon | null => loadNative<SpliceAddon>('sockit_splice');
-
-/** Whether relays can hand directions to the kernel here (Linux, the addon built). */
-export function canSplice(): boolean {
-  return spliceAddon() !== null;
-}
-
-/** One direction of a relay moved by the kernel (splice), started by `spliceDirection`. */
-export interface SplicedDirection {
-  /** Bytes moved so far. */
-  moved(): number;
-  /** Ends it at once; `onDone` is not called. */
-  stop(): void;
-}
+import {
+  descriptorOf,
+  type RelayedDirection,
+  relayAddon,
+  stopReading,
+} from '../transport/descriptor-relay.js';
 
 /**
  * Hands the direction `from` → `to` of a relay to the kernel: from now on `from`'s bytes go to
@@ -44,8 +25,9 @@ export function spliceDirection(
   from: Socket,
   to: Socket,
   onDone: (error: Error | undefined, bytes: number) => void,
-): SplicedDirection | 'later' | 'never' {
-  const native = spliceAddon();
+): RelayedDirection | 'later' | 'never' {
+  // Without the addon relays copy through a reused buffer instead.
+  const native = relayAddon();
   if (native === null || from instanceof tls.TLSSocket || to instanceof tls.TLSSocket) return 'never';
   if (from.readableEnded || to.writableEnded) return 'never';
   if (from.readableLength > 0 || to.writableLength > 0) return 'later';

@@ -1,5 +1,45 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { CHANNEL_KEY_BYTES } from '../protocol/session.js';
+import { endWithin } from '../transport/close-grace.js';
+import { descriptorOf, resumeReading } from '../transport/descriptor-relay.js';
+
+/**
+ * A joined data channel as its request sees it: a descriptor the request's copies read and
+ * write (Node reads it no more), and the ways to let it go. The socket itself stays here, in
+ * server/, so no service handles a connection of the protocol.
+ */
+export class DataChannel {
+  readonly #socket: Socket;
+
+  constructor(socket: Socket) {
+    this.#socket = socket;
+  }
+
+  /** The channel's descriptor, for copies in C (transport/descriptor-relay.ts). */
+  get fd(): number {
+    return descriptorOf(this.#socket);
+  }
+
+  /** No more bytes go to the client: it reads end of file (its own bytes may still come). */
+  end(): void {
+    this.#socket.end();
+  }
+
+  /**
+   * After its end, once the copies stopped: Node reads the channel again to see the client's
+   * close, and destroys it after the close grace whatever the client does.
+   */
+  finish(): void {
+    resumeReading(this.#socket);
+    endWithin(this.#socket);
+  }
+
+  /** Cuts it at once (a failure, or a request that ends before its output did). */
+  destroy(): void {
+    this.#socket.destroy();
+  }
+}
 
 /**
  * A data channel a request offered: a second connection that carries one request's raw bytes
@@ -8,20 +48,17 @@ import type { Socket } from 'node:net';
  * channels").
  */
 export interface ChannelOffer {
-  /** The key the client's new connection presents in `attach`: 32 random bytes, base64url. */
+  /** The key the client's new connection presents in `attach`: CHANNEL_KEY_BYTES random bytes, base64url. */
   readonly key: string;
-  /**
-   * Resolves with the joined socket (paused: read it through its descriptor or resume it), or
-   * with undefined once the offer is withdrawn or its deadline passed without an attach.
-   */
-  readonly attached: Promise<Socket | undefined>;
+  /** Resolves with the joined channel, or with undefined once the offer is withdrawn or its deadline passed without an attach. */
+  readonly attached: Promise<DataChannel | undefined>;
   /** Takes the offer back (the client declined, the request ended); its key no longer works. */
   withdraw(): void;
 }
 
 /** What a server keeps of an offer until it is taken or withdrawn. */
 interface PendingOffer {
-  resolve(socket: Socket | undefined): void;
+  resolve(channel: DataChannel | undefined): void;
   timer: NodeJS.Timeout;
 }
 
@@ -35,9 +72,9 @@ export class ChannelOffers {
 
   /** Offers a channel that waits `deadlineMs` for its attach. */
   offer(deadlineMs: number): ChannelOffer {
-    const key = randomBytes(32).toString('base64url');
-    let resolveAttached!: (socket: Socket | undefined) => void;
-    const attached = new Promise<Socket | undefined>((resolve) => {
+    const key = randomBytes(CHANNEL_KEY_BYTES).toString('base64url');
+    let resolveAttached!: (channel: DataChannel | undefined) => void;
+    const attached = new Promise<DataChannel | undefined>((resolve) => {
       resolveAttached = resolve;
     });
     const withdraw = (): void => {
@@ -54,11 +91,11 @@ export class ChannelOffers {
   }
 
   /**
-   * Takes the offer of `key` (the key works no more) and returns what hands it its socket once
+   * Takes the offer of `key` (the key works no more) and returns what hands it its channel once
    * the connection has answered `attached`; undefined when no offer waits for the key (never
    * made, already taken, withdrawn or expired). Handing over undefined: the attach failed.
    */
-  take(key: string): ((socket: Socket | undefined) => void) | undefined {
+  take(key: string): ((channel: DataChannel | undefined) => void) | undefined {
     const pending = this.#pending.get(key);
     if (pending === undefined) return undefined;
     this.#pending.delete(key);

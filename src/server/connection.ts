@@ -9,7 +9,7 @@ import { type BodyEdit, errorHeader, type Frame, type FrameHeader } from '../pro
 import { FramedSocket, type FrameError, type ReadBudget } from '../transport/framed-socket.js';
 import type { KeepaliveSettings } from '../transport/keepalive.js';
 import { SOCKIT_AGENT } from '../version.js';
-import type { ChannelOffers } from './channels.js';
+import { type ChannelOffers, DataChannel } from './channels.js';
 import { type FrameRoute, type MessageRoute, type RequestOpener, RouteCache } from './frame-routes.js';
 import type { IdleClock, IdleWatched } from './idle-clock.js';
 import { watchClient } from './keepalive.js';
@@ -157,8 +157,7 @@ export class ServerConnection implements RequestOwner {
       send: (header, body) => this.#framed.send(header, body),
       drained: () => this.#framed.drained(),
       closeWithError: (code, message) => this.#closeWithError(code, message),
-      offerChannel: (deadlineMs) =>
-        socket instanceof TLSSocket ? undefined : this.#dispatch.channels?.offer(deadlineMs),
+      offerChannel: (deadlineMs) => this.#channelOffers()?.offer(deadlineMs),
       onClose: (listener) => {
         this.#closeListeners.push(listener);
       },
@@ -383,8 +382,8 @@ export class ServerConnection implements RequestOwner {
    * connection only waits for it to close (the request destroys it when it ends).
    */
   #onAttach(header: FrameHeader): void | Promise<void> {
-    const channels = this.#dispatch.channels;
-    if (channels === undefined || this.#framed.socket instanceof TLSSocket) {
+    const channels = this.#channelOffers();
+    if (channels === undefined) {
       this.#closeWithError('UNSUPPORTED', 'this server offers no data channels on this connection');
       return;
     }
@@ -403,8 +402,19 @@ export class ServerConnection implements RequestOwner {
     this.#handshakeTimer = undefined;
     // Pending forever: the connection decodes nothing more; the request owns the bytes now.
     return new Promise(() => {
-      this.#framed.release({ type: 'attached' }).then(join, () => join(undefined));
+      this.#framed.release({ type: 'attached' }).then(
+        (socket) => join(new DataChannel(socket)),
+        () => join(undefined),
+      );
     });
+  }
+
+  /**
+   * The server's channel offers where this connection may have them: only on plain ones, whose
+   * bytes can be copied as they are (a TLS connection's are records only Node can decrypt).
+   */
+  #channelOffers(): ChannelOffers | undefined {
+    return this.#framed.socket instanceof TLSSocket ? undefined : this.#dispatch.channels;
   }
 
   #onAuthOrOpenRequest(frame: Frame): void | Promise<void> {

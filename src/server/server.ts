@@ -12,6 +12,7 @@ import {
   type ListenTarget,
   parseListenTarget,
 } from '../transport/address.js';
+import { canRelayDescriptors } from '../transport/descriptor-relay.js';
 import { type KeepaliveSettings, resolveKeepalive } from '../transport/keepalive.js';
 import { type TlsServerCredentials, validateTlsCredentials } from '../transport/listen.js';
 import { Acceptor } from './acceptor.js';
@@ -302,7 +303,7 @@ export function buildDispatch(
   services: readonly Service[],
   token: string | undefined,
   open: readonly string[],
-  channels = true,
+  channels: boolean,
 ): Dispatch {
   const catalogue = CATALOGUE.extend(services.flatMap((service) => (service.frames ? [service.frames] : [])));
   const requests = new Map<string, RequestOpener>();
@@ -349,6 +350,7 @@ export function buildDispatch(
     routes: buildRoutes(catalogue, requests, messages, followUps),
     openServices: new Set(open),
     token,
-    channels: channels ? new ChannelOffers() : undefined,
+    // Without the addon a channel's bytes could not be copied: the terminal stays in band.
+    channels: channels && canRelayDescriptors() ? new ChannelOffers() : undefined,
   };
 }

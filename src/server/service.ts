@@ -2,10 +2,10 @@ import type { SockitError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Frame, FrameHeader } from '../protocol/frame.js';
 import type { FrameDeclarations } from '../protocol/schema.js';
-import type { ChannelOffer } from './channels.js';
+import type { ChannelOffer, DataChannel } from './channels.js';
 import type { ServerRequest } from './request.js';
 
-export type { ChannelOffer };
+export type { ChannelOffer, DataChannel };
 
 /** What a service sees of a connection: who is there, and a way to push frames to it. */
 export interface ConnectionContext {

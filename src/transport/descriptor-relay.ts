@@ -1,8 +1,11 @@
 import type { Socket } from 'node:net';
 import { loadNative } from '../native.js';
 
-/** `native/splice.c`: relay directions on Node's loop (startCopy here; start is forward's splice). */
-interface RelayAddon {
+/** `native/splice.c`: relay directions on Node's loop, declared once for both of its ways. */
+export interface RelayAddon {
+  /** A kernel splice through a pipe (raw/splice-relay.ts, forward's relays). */
+  start(srcFd: number, dstFd: number, onDone: (error: string | null, bytes: number) => void): object;
+  /** A copy through a buffer, read and written in the poll callback (copyDescriptor below). */
   startCopy(
     srcFd: number,
     dstFd: number,
@@ -13,7 +16,8 @@ interface RelayAddon {
   moved(handle: object): number;
 }
 
-const relayAddon = (): RelayAddon | null => loadNative<RelayAddon>('sockit_splice');
+/** The addon, or null where it is not built (not Linux) or SOCKIT_NO_NATIVE is set. */
+export const relayAddon = (): RelayAddon | null => loadNative<RelayAddon>('sockit_splice');
 
 /**
  * Whether descriptors can be copied in C here (Linux, the addon built): a terminal's data
@@ -23,9 +27,9 @@ export function canRelayDescriptors(): boolean {
   return relayAddon() !== null;
 }
 
-/** One direction copied by the addon, from copyDescriptor. */
-export interface DescriptorCopy {
-  /** Bytes copied so far. */
+/** One direction the addon moves (copyDescriptor's copy, splice-relay's splice). */
+export interface RelayedDirection {
+  /** Bytes moved so far. */
   moved(): number;
   /** Ends it at once; `onDone` is not called. Its duplicates of the descriptors are closed. */
   stop(): void;
@@ -46,7 +50,7 @@ export function copyDescriptor(
   dstFd: number,
   onDone: (error: NodeJS.ErrnoException | undefined, bytes: number) => void,
   limit?: number,
-): DescriptorCopy {
+): RelayedDirection {
   const native = relayAddon();
   if (native === null) {
     throw Object.assign(new Error('descriptor copies need the native addon'), { code: 'ENOSYS' });

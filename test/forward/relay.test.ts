@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { proxyHeader } from '../../src/raw/forward-proxy-header.js';
 import { relaySockets } from '../../src/raw/forward-relay.js';
 import { RELAY_BULK_BYTES, relayBuffersLent } from '../../src/raw/relay-buffers.js';
-import { canSplice } from '../../src/raw/splice-relay.js';
+import { canRelayDescriptors as canSplice } from '../../src/transport/descriptor-relay.js';
 import { ipBytes, parseProxy } from '../../src/transport/proxy.js';
 import { payload } from './helpers.js';
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import tls from 'node:tls';
 import { SockitError } from '../../src/errors.js';
 import { computeProof } from '../../src/protocol/auth.js';
 import { FrameDecoder } from '../../src/protocol/decoder.js';
@@ -38,6 +39,13 @@ export class RawPeer {
     const port = Number(address.split(':').pop());
     const socket = net.connect({ host: '127.0.0.1', port });
     await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    return new RawPeer(socket);
+  }
+
+  /** A TLS connection to a server on loopback `port` (its self-signed certificate taken as is). */
+  static async openTls(port: number): Promise<RawPeer> {
+    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
+    await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
     return new RawPeer(socket);
   }
 

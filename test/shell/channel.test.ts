@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readFile } from 'node:fs/promises';
+import { watch } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -18,7 +19,7 @@ import { encodeFrameToBuffer, type FrameHeader } from '../../src/protocol/frame.
 import { ChannelOffers } from '../../src/server/channels.js';
 import type { Server } from '../../src/server/server.js';
 import { resumeReading } from '../../src/transport/descriptor-relay.js';
-import { startExec } from '../exec/helpers.js';
+import { startExec, waitUntilDead } from '../exec/helpers.js';
 import { runCli, TEST_TOKEN, tempDir } from '../helpers.js';
 import { RawPeer } from '../server/peer.js';
 
@@ -48,6 +49,29 @@ function channelText(channel: JoinedChannel): {
   };
 }
 
+/**
+ * The audit entries of `file` once there are more than `after` (the server writes a request's
+ * line after its exit frame): waits on the file's changes, not on a clock.
+ */
+async function auditEntries(file: string, after: number): Promise<Record<string, unknown>[]> {
+  const watcher = watch(file);
+  try {
+    for (;;) {
+      const lines = (await readFile(file, 'utf8')).trim().split('\n').filter(Boolean);
+      if (lines.length > after) return lines.map((line) => JSON.parse(line));
+      await once(watcher, 'change');
+    }
+  } finally {
+    watcher.close();
+  }
+}
+
+/** Lines in an audit file so far (0 before the first). */
+async function auditCount(file: string): Promise<number> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text.trim().split('\n').filter(Boolean).length;
+}
+
 /** A `sh` in a terminal asked to use a channel; resolves with it once joined. */
 async function shellWithChannel(exec: Awaited<ReturnType<typeof startExec>>): Promise<{
   remote: RemoteProcess;
@@ -65,11 +89,14 @@ async function shellWithChannel(exec: Awaited<ReturnType<typeof startExec>>): Pr
 describe('data channels', { timeout: 60_000 }, () => {
   let exec: Awaited<ReturnType<typeof startExec>>;
   let audit: Awaited<ReturnType<typeof tempDir>>;
+  let auditFile: string;
 
   before(async () => {
     audit = await tempDir();
+    auditFile = join(audit.path, 'audit.jsonl');
+    await writeFile(auditFile, '');
     exec = await startExec(
-      { allowPty: true, auditFile: join(audit.path, 'audit.jsonl') },
+      { allowPty: true, auditFile },
       { listen: ['tcp://127.0.0.1:0', 'tls://127.0.0.1:0'] },
     );
   });
@@ -79,23 +106,61 @@ describe('data channels', { timeout: 60_000 }, () => {
   });
 
   test('a terminal on tcp carries its bytes on the channel, none in frames; exit after its output', async () => {
+    const before = await auditCount(auditFile);
     const { remote, channel, inBand } = await shellWithChannel(exec);
     assert.ok(channel, 'a channel is joined on a plain connection');
-    const output = channelText(channel);
-    channel.socket.write('echo "[$((6*7))]"; exit 4\n');
-    await output.until(/\[42\]/);
-    const exit = await remote.exited;
-    assert.equal(exit.code, 4);
-    assert.match(await output.all(), /\[42\]/);
-    assert.equal(inBand(), '', 'no stdout frame');
-    channel.socket.destroy();
-    const entries = (await readFile(join(audit.path, 'audit.jsonl'), 'utf8'))
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line));
-    const entry = entries.at(-1);
+    try {
+      const output = channelText(channel);
+      channel.socket.write('echo "[$((6*7))]"; exit 4\n');
+      await output.until(/\[42\]/);
+      const exit = await remote.exited;
+      assert.equal(exit.code, 4);
+      assert.match(await output.all(), /\[42\]/);
+      assert.equal(inBand(), '', 'no stdout frame');
+    } finally {
+      channel.socket.destroy();
+    }
+    const entry = (await auditEntries(auditFile, before))[before]!;
     assert.equal(entry.channel, true);
-    assert.ok(entry.stdoutBytes > 0 && entry.stdinBytes > 0, JSON.stringify(entry));
+    assert.ok(Number(entry.stdoutBytes) > 0 && Number(entry.stdinBytes) > 0, JSON.stringify(entry));
+  });
+
+  test('a command that exits before the client attaches still delivers its output on the channel', async () => {
+    const control = await RawPeer.open(exec.address);
+    try {
+      await control.handshake();
+      control.send({ type: 'exec', id: 1, argv: ['sh', '-c', 'echo early-bird'], pty: PTY, channel: true });
+      const offer = (await control.next())!;
+      assert.equal(offer.header.type, 'channel');
+      // The command is gone (its pid reaped) before anyone attaches: the output waited unread.
+      const started = (await control.next())!;
+      assert.equal(started.header.type, 'started');
+      await waitUntilDead(Number(started.header.pid));
+      const data = await RawPeer.open(exec.address);
+      data.send({ type: 'attach', key: String(offer.header.key) });
+      await data.closed;
+      assert.match(data.text, /early-bird/);
+      assert.equal((await control.next())?.header.type, 'exit');
+    } finally {
+      control.socket.destroy();
+    }
+  });
+
+  test('over TLS the server offers no channel even when asked: the bytes stay in frames', async () => {
+    const peer = await RawPeer.openTls((exec.server.addresses[1] as { port: number }).port);
+    try {
+      await peer.handshake();
+      peer.send({ type: 'exec', id: 1, argv: ['sh', '-c', 'echo in-band'], pty: PTY, channel: true });
+      const types: string[] = [];
+      for (let frame = await peer.next(); frame; frame = await peer.next()) {
+        types.push(String(frame.header.type));
+        if (frame.header.type === 'exit') break;
+      }
+      assert.ok(!types.includes('channel'), types.join(','));
+      assert.ok(types.includes('stdout'), types.join(','));
+    } finally {
+      peer.socket.destroy();
+    }
   });
 
   test('over TLS nothing is offered: the bytes stay in frames', async () => {
@@ -172,17 +237,46 @@ describe('data channels', { timeout: 60_000 }, () => {
     assert.equal(exit.signal, 'SIGKILL');
   });
 
+  test('a channel reset kills a command that writes nothing too: the keystroke side sees it', async () => {
+    const remote = exec.client.spawn(['sleep', '60'], { pty: PTY, channel: true });
+    const channel = await remote.channel;
+    assert.ok(channel);
+    await remote.started;
+    (channel.socket as Socket).resetAndDestroy();
+    const exit = await remote.exited;
+    assert.equal(exit.signal, 'SIGKILL');
+  });
+
   test('the output cap holds on the channel: exactly that many bytes, then the command is killed', async () => {
     const capped = await startExec({ allowPty: true, maxOutputBytes: 5000 });
     try {
       const remote = capped.client.spawn(['yes'], { pty: PTY, channel: true });
       const channel = await remote.channel;
       assert.ok(channel);
-      const output = channelText(channel);
-      const exit = await remote.exited;
-      assert.equal(exit.truncated, true);
-      assert.equal((await output.all()).length, 5000);
-      channel.socket.destroy();
+      try {
+        const output = channelText(channel);
+        const exit = await remote.exited;
+        assert.equal(exit.truncated, true);
+        assert.equal((await output.all()).length, 5000);
+      } finally {
+        channel.socket.destroy();
+      }
+      // Output of exactly the cap is all of it: nothing was cut, the command ends on its own.
+      const exact = capped.client.spawn(['sh', '-c', "head -c 5000 /dev/zero | tr '\\0' x"], {
+        pty: PTY,
+        channel: true,
+      });
+      const exactChannel = await exact.channel;
+      assert.ok(exactChannel);
+      try {
+        const output = channelText(exactChannel);
+        const exit = await exact.exited;
+        assert.equal(exit.truncated, false);
+        assert.equal(exit.code, 0);
+        assert.equal(await output.all(), 'x'.repeat(5000));
+      } finally {
+        exactChannel.socket.destroy();
+      }
     } finally {
       await capped.stop();
     }
@@ -223,17 +317,17 @@ describe('data channels', { timeout: 60_000 }, () => {
     const dir = await tempDir('sockit-channel-cli-');
     try {
       const env = { SOCKIT_TOKEN: TEST_TOKEN, SOCKIT_STATE_DIR: dir.path, HOME: dir.path };
-      for (const native of ['1', '0']) {
+      for (const withoutAddon of [true, false]) {
+        const before = await auditCount(auditFile);
         const run = await runCli(['exec', '-tt', exec.address, '--', 'cat'], {
-          env: { ...env, SOCKIT_NO_NATIVE: native === '1' ? '1' : '' },
+          env: { ...env, SOCKIT_NO_NATIVE: withoutAddon ? '1' : '' },
           input: 'typed\n',
           timeoutMs: 20_000,
         });
         assert.equal(run.code, 0, run.stderr);
         assert.match(run.stdout, /typed\r\ntyped\r\n/);
-        const entries = (await readFile(join(audit.path, 'audit.jsonl'), 'utf8')).trim().split('\n');
-        const entry = JSON.parse(entries.at(-1)!);
-        assert.equal(entry.channel, native === '1' ? undefined : true, JSON.stringify(entry));
+        const entry = (await auditEntries(auditFile, before))[before]!;
+        assert.equal(entry.channel, withoutAddon ? undefined : true, JSON.stringify(entry));
       }
     } finally {
       await dir.cleanup();
@@ -266,8 +360,11 @@ describe('channel offers', () => {
     const offer = offers.offer(20);
     // The offer's timer does not hold a server open; this one holds the test's loop meanwhile.
     const bound = setTimeout(() => {}, 5000);
-    assert.equal(await offer.attached, undefined);
-    clearTimeout(bound);
+    try {
+      assert.equal(await offer.attached, undefined);
+    } finally {
+      clearTimeout(bound);
+    }
     assert.equal(offers.take(offer.key), undefined);
   });
 

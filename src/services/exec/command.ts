@@ -1,13 +1,10 @@
-import type { Socket } from 'node:net';
 import { type ErrorCode, errnoMeaning, SockitError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { HeaderOfType } from '../../protocol/catalogue.js';
 import { CHANNEL_ATTACH_MS } from '../../protocol/exec.js';
 import type { Frame } from '../../protocol/frame.js';
 import type { ServerRequest } from '../../server/request.js';
-import type { ChannelOffer } from '../../server/service.js';
-import { endWithin } from '../../transport/close-grace.js';
-import { descriptorOf, resumeReading } from '../../transport/descriptor-relay.js';
+import type { ChannelOffer, DataChannel } from '../../server/service.js';
 import { addDeadline, type Deadline, removeDeadline } from './deadlines.js';
 import type { ExecPlan } from './policy.js';
 import { signalGroup, trackGroup, untrackGroup } from './process-group.js';
@@ -96,10 +93,12 @@ export class RunningCommand {
    */
   #ready: Promise<void> | undefined;
   #resolveReady: (() => void) | undefined;
+  /** What waits for the pending offer to be settled (the close grace of an exited leader). */
+  #afterOffer: (() => void) | undefined;
   /** A data channel offered and not yet attached or declined: the output waits for it. */
   #channelOffer: ChannelOffer | undefined;
-  /** The attached data channel: its socket and what the addon moves over it. */
-  #channel: { socket: Socket; relay: TerminalRelay; outputEnded: boolean } | undefined;
+  /** The attached data channel and what the addon moves over it. */
+  #channel: { channel: DataChannel; relay: TerminalRelay; outputEnded: boolean } | undefined;
 
   constructor(request: ServerRequest, settings: { maxOutputBytes: number; spawner: Spawner }, log: Logger) {
     this.#request = request;
@@ -214,50 +213,58 @@ export class RunningCommand {
     this.#channelOffer = offer;
     child.stdout!.pause();
     this.#request.send({ type: 'channel', key: offer.key });
-    void offer.attached.then((socket) => this.#joinChannel(child, socket));
+    void offer.attached.then((channel) => this.#joinChannel(child, channel));
   }
 
-  #joinChannel(child: CommandProcess, socket: Socket | undefined): void {
+  #joinChannel(child: CommandProcess, channel: DataChannel | undefined): void {
     this.#channelOffer = undefined;
+    this.#afterOffer?.();
+    this.#afterOffer = undefined;
     if (this.#request.finished) {
-      socket?.destroy(); // joined too late: the command is over
+      channel?.destroy(); // joined too late: the command is over
       return;
     }
-    if (socket === undefined) {
+    if (channel === undefined) {
       if (!this.#outputPaused) child.stdout!.resume(); // declined or expired: in band after all
       return;
     }
     try {
-      // The output cap holds over the channel too: the copy stops at what is left of it.
-      const left = this.#maxOutputBytes - this.#stdoutBytes - this.#stderrBytes;
+      // The output cap holds over the channel too: the copy stops at it. Nothing went in band
+      // before (the output waited for this), so the whole cap is left.
       const relay = child.relayOver!(
-        descriptorOf(socket),
-        Number.isFinite(left) ? Math.max(left, 1) : 0,
+        channel.fd,
+        Number.isFinite(this.#maxOutputBytes) ? this.#maxOutputBytes : 0,
         (error) => this.#channelOutputEnded(error),
+        (error) => this.#channelFailed(error),
       );
-      this.#channel = { socket, relay, outputEnded: false };
+      this.#channel = { channel, relay, outputEnded: false };
     } catch (error) {
       // The client copies its terminal into the channel now: a session without it is lost.
       this.#log.warn('exec: data channel not joined', { pid: this.#pid, error: String(error) });
-      socket.destroy();
+      channel.destroy();
       this.kill('channel lost');
     }
   }
 
   /** The terminal's output is over (or the channel failed): the client reads end of file. */
   #channelOutputEnded(error: NodeJS.ErrnoException | undefined): void {
-    const channel = this.#channel!;
     if (error === undefined || error.code === 'EFBIG') {
-      channel.outputEnded = true;
-      channel.socket.end();
+      const joined = this.#channel!;
+      joined.outputEnded = true;
+      joined.channel.end();
       if (error !== undefined) {
         this.#truncated = true;
         this.kill('output limit');
       }
       return;
     }
+    this.#channelFailed(error);
+  }
+
+  /** The channel broke (reset, timed out) either way: the client is cut off, so is its command. */
+  #channelFailed(error: NodeJS.ErrnoException): void {
     this.#log.debug('exec: data channel failed', { pid: this.#pid, error: String(error) });
-    channel.socket.destroy();
+    this.#channel?.channel.destroy();
     this.kill('channel lost');
   }
 
@@ -270,10 +277,8 @@ export class RunningCommand {
     this.#stdinBytes += channel.relay.inputBytes;
     // After its output's end the client closes its side (read again to see it, bounded by the
     // close grace); a channel cut short is closed at once.
-    if (channel.outputEnded) {
-      resumeReading(channel.socket);
-      endWithin(channel.socket);
-    } else channel.socket.destroy();
+    if (channel.outputEnded) channel.channel.finish();
+    else channel.channel.destroy();
   }
 
   /** Kills the whole process group now. */
@@ -351,6 +356,14 @@ export class RunningCommand {
     // The addon has done so already, before it reaped the leader.
     if (!this.#child?.groupKilledAtExit) signalGroup(this.#pid!, 'SIGKILL');
     untrackGroup(this.#pid!);
+    // An offered channel still pending holds the output back, unread: the grace begins once the
+    // offer is settled, or closing the terminal would throw that output away.
+    if (this.#channelOffer === undefined) this.#startCloseGrace();
+    else this.#afterOffer = () => this.#startCloseGrace();
+  }
+
+  /** After the leader's exit: how long what it left behind may keep the request open. */
+  #startCloseGrace(): void {
     if (this.#killedBy !== undefined) {
       // Killed: read what is left in the pipes, but a process that escaped the group (setsid)
       // and still holds them open must not keep the request alive.

@@ -4,7 +4,7 @@ import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import type { Writable } from 'node:stream';
 import { loadNative } from '../../native.js';
-import { copyDescriptor, type DescriptorCopy } from '../../transport/descriptor-relay.js';
+import { copyDescriptor, type RelayedDirection } from '../../transport/descriptor-relay.js';
 import type { ExecPlan } from './policy.js';
 import { PtyInput } from './pty-input.js';
 
@@ -39,6 +39,7 @@ export interface CommandProcess extends EventEmitter {
     socketFd: number,
     outputLimit: number,
     onOutputEnd: (error: NodeJS.ErrnoException | undefined) => void,
+    onInputFailed: (error: NodeJS.ErrnoException) => void,
   ): TerminalRelay;
   /**
    * True when the spawner itself has killed the leader's process group by the time `exit` is
@@ -312,8 +313,8 @@ class PtyChild extends EventEmitter implements CommandProcess {
   #exit: [number | null, NodeJS.Signals | null] | undefined;
   #closed = false;
   /** Over a data channel (relayOver): the two directions the addon moves, and their counts. */
-  #outputCopy: DescriptorCopy | undefined;
-  #inputCopy: DescriptorCopy | undefined;
+  #outputCopy: RelayedDirection | undefined;
+  #inputCopy: RelayedDirection | undefined;
   #relayed = { outputBytes: 0, inputBytes: 0 };
 
   constructor(native: NativeAddon, plan: ExecPlan, pty: NonNullable<ExecPlan['pty']>) {
@@ -356,22 +357,25 @@ class PtyChild extends EventEmitter implements CommandProcess {
    * `socketFd`, the socket's bytes straight into the master, no JavaScript on the way of a
    * keystroke or its echo. `stdout` then emits no `data`: it closes at the output's end (the
    * same EIO), after `onOutputEnd(undefined)`; a failed copy (the channel reset; EFBIG past
-   * `outputLimit` bytes) calls `onOutputEnd(error)` and closes it too. `stdin` frames still
-   * reach the terminal. Throws (an ErrnoException) when the copies cannot start; nothing has
-   * changed then.
+   * `outputLimit` bytes) calls `onOutputEnd(error)` and closes it too. The input's end: the
+   * client closed its side (keystrokes are over, the command runs on) or the terminal is gone
+   * (EIO, EPIPE); any other failure is the channel's (ECONNRESET, ETIMEDOUT) and goes to
+   * `onInputFailed` at once, output or not. `stdin` frames still reach the terminal. Throws (an
+   * ErrnoException) when the copies cannot start; nothing has changed then.
    */
   relayOver(
     socketFd: number,
     outputLimit: number,
     onOutputEnd: (error: NodeJS.ErrnoException | undefined) => void,
+    onInputFailed: (error: NodeJS.ErrnoException) => void,
   ): TerminalRelay {
     const reader = this.stdout as NativeOutput;
     reader.pause();
     const relayed = this.#relayed;
-    this.#inputCopy = copyDescriptor(socketFd, this.#writerFd!, (_error, bytes) => {
-      // The client closed its side or reset it: keystrokes are over, the command runs on.
+    this.#inputCopy = copyDescriptor(socketFd, this.#writerFd!, (error, bytes) => {
       relayed.inputBytes = bytes;
       this.#inputCopy = undefined;
+      if (error !== undefined && error.code !== 'EIO' && error.code !== 'EPIPE') onInputFailed(error);
     });
     try {
       this.#outputCopy = copyDescriptor(
