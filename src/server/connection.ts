@@ -393,7 +393,7 @@ export class ServerConnection implements RequestOwner {
       this.#log.warn('data channel refused', { connection: this.context.id, peer: this.context.peer });
       this.#closeWithError(
         'AUTH_FAILED',
-        'no data channel waits for this key (expired, used or never offered)',
+        malformed ?? 'no data channel waits for this key (expired, used or never offered)',
       );
       return;
     }
