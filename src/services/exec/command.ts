@@ -98,7 +98,7 @@ export class RunningCommand {
   /** A data channel offered and not yet attached or declined: the output waits for it. */
   #channelOffer: ChannelOffer | undefined;
   /** The attached data channel and what the addon moves over it. */
-  #channel: { channel: DataChannel; relay: TerminalRelay; outputEnded: boolean } | undefined;
+  #channel: { channel: DataChannel; relay: TerminalRelay; outputEnded: boolean; failed: boolean } | undefined;
 
   constructor(request: ServerRequest, settings: { maxOutputBytes: number; spawner: Spawner }, log: Logger) {
     this.#request = request;
@@ -237,7 +237,7 @@ export class RunningCommand {
         (error) => this.#channelOutputEnded(error),
         (error) => this.#channelFailed(error),
       );
-      this.#channel = { channel, relay, outputEnded: false };
+      this.#channel = { channel, relay, outputEnded: false, failed: false };
     } catch (error) {
       // The client copies its terminal into the channel now: a session without it is lost.
       this.#log.warn('exec: data channel not joined', { pid: this.#pid, error: String(error) });
@@ -248,8 +248,9 @@ export class RunningCommand {
 
   /** The terminal's output is over (or the channel failed): the client reads end of file. */
   #channelOutputEnded(error: NodeJS.ErrnoException | undefined): void {
+    const joined = this.#channel!;
+    if (joined.failed) return; // cut already: the kill ends the output
     if (error === undefined || error.code === 'EFBIG') {
-      const joined = this.#channel!;
       joined.outputEnded = true;
       joined.channel.end();
       if (error !== undefined) {
@@ -263,8 +264,11 @@ export class RunningCommand {
 
   /** The channel broke (reset, timed out) either way: the client is cut off, so is its command. */
   #channelFailed(error: NodeJS.ErrnoException): void {
+    const joined = this.#channel!;
+    if (joined.failed) return;
+    joined.failed = true;
     this.#log.debug('exec: data channel failed', { pid: this.#pid, error: String(error) });
-    this.#channel?.channel.destroy();
+    joined.channel.destroy();
     this.kill('channel lost');
   }
 
@@ -277,7 +281,7 @@ export class RunningCommand {
     this.#stdinBytes += channel.relay.inputBytes;
     // After its output's end the client closes its side (read again to see it, bounded by the
     // close grace); a channel cut short is closed at once.
-    if (channel.outputEnded) channel.channel.finish();
+    if (channel.outputEnded && !channel.failed) channel.channel.finish();
     else channel.channel.destroy();
   }
 
