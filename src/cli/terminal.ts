@@ -240,12 +240,13 @@ function joinLocalTerminal(channel: JoinedChannel, onStdoutError: () => void): J
   else startOutput();
   let input: RelayedDirection | undefined;
   try {
+    if (failure !== undefined) throw failure; // the channel is cut: nothing to type into
     input = copyDescriptor(STDIN_FD, fd, (error) => {
       input = undefined;
       if (error === undefined && !process.stdin.isTTY && !socket.destroyed) socket.write(CTRL_D);
     });
   } catch {
-    input = undefined; // out of descriptors: the keystrokes go as frames
+    input = undefined; // out of descriptors (or cut): the keystrokes go as frames
   }
   return {
     input,
