@@ -1,7 +1,9 @@
 /**
  * The exec suite: round trips of `true` over one connection — sockit's exec service against the
  * seeds' Python remote-command server and a bare `child_process.spawn` loop — and the wall time
- * of a whole `sockit exec ADDR -- true` CLI run against `node -e 0`, all in the same run.
+ * of a whole `sockit exec ADDR -- true` CLI run against `node -e 0`, all in the same run. A C
+ * client and server with one byte each way per command (bench/lib/exec-floor.c) give the floor
+ * any networked exec service meets on the machine.
  *
  * Spawn rates swing from one second to the next on a small, shared machine, so the subjects run
  * in alternating small batches and the CLI runs alternate with `node -e 0`.
@@ -10,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../src/client/client.js';
+import { compileLoadProgram } from './lib/c-program.js';
 import { runChild, startServerChild } from './lib/children.js';
 import { findPython, SOCKIT_CLI, startSockitServe } from './lib/servers.js';
 import { median } from './lib/stats.js';
@@ -36,6 +39,7 @@ const BARE_DETACHED = 'bare spawn loop, detached + piped (what sockit spawns)';
 const BARE_NATIVE = "bare loop of sockit's native spawner (clone, CLONE_VM | CLONE_VFORK)";
 const PYTHON_SERVER = 'python remote_cmd_server.py (seed)';
 const PYTHON_SUBPROCESS = 'python subprocess loop (shell=True, as the seed)';
+const C_FLOOR = 'C floor: posix_spawn + pipes, one loopback round trip per command, blocking I/O';
 
 export const execSuite: BenchSuite = {
   name: 'exec',
@@ -56,6 +60,13 @@ export const execSuite: BenchSuite = {
         loops.push(pythonLoop);
         await pythonLoop.run(String(WARMUP_COMMANDS));
       }
+      // What any exec service that crosses the network can reach here (bench/lib/exec-floor.c).
+      const floorBinary = compileLoadProgram('exec-floor');
+      const floorLoop = floorBinary ? startBatchLoop(floorBinary, []) : undefined;
+      if (floorLoop) {
+        loops.push(floorLoop);
+        await floorLoop.run(String(WARMUP_COMMANDS));
+      } else context.note('no C compiler: the C floor of a networked exec service is not measured.');
 
       const rates = await interleaved([
         { name: BARE, batch: () => bare.run('default', BATCH) },
@@ -64,6 +75,7 @@ export const execSuite: BenchSuite = {
         { name: SOCKIT_NODE, batch: () => repeat(BATCH, viaNode.runTrue) },
         { name: BARE_NATIVE, batch: () => bare.run('native', BATCH) },
         ...(pythonLoop ? [{ name: PYTHON_SUBPROCESS, batch: () => pythonLoop.run(String(BATCH)) }] : []),
+        ...(floorLoop ? [{ name: C_FLOOR, batch: () => floorLoop.run(String(BATCH)) }] : []),
       ]);
       const medians = Object.fromEntries(rates.map((entry) => [entry.name, entry.rate]));
       for (const entry of rates) {
@@ -121,6 +133,20 @@ export const execSuite: BenchSuite = {
           case: CASE,
           label: `${BARE_NATIVE} / ${PYTHON_SUBPROCESS} (vfork-style clone against Python's vfork)`,
           value: medians[BARE_NATIVE]! / subprocessRate,
+        });
+        if (floorLoop) {
+          context.ratio({
+            case: CASE,
+            label: `${C_FLOOR} / ${PYTHON_SUBPROCESS} (a minimal networked service in C)`,
+            value: medians[C_FLOOR]! / subprocessRate,
+          });
+        }
+      }
+      if (floorLoop) {
+        context.ratio({
+          case: CASE,
+          label: `${SOCKIT} / ${C_FLOOR} (what Node and the protocol cost over the floor)`,
+          value: medians[SOCKIT]! / medians[C_FLOOR]!,
         });
       }
 
