@@ -410,6 +410,8 @@ export async function connect(address: string | Address, options: ConnectOptions
         }
         if (welcome !== undefined && header.type === 'ready') {
           client = finish(true);
+          // Downloads and -R tunnel streams come in bulk: their records land in recycled buffers.
+          framed.recycleReads();
           return;
         }
         settle.reject(

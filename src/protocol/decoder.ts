@@ -81,6 +81,14 @@ export class FrameDecoder {
     return this.#buffered;
   }
 
+  /**
+   * How many of the chunks pushed last it still holds bytes of: chunks are used up in the order
+   * they came, so every earlier one is free (what a reader that recycles its buffers watches).
+   */
+  get heldChunks(): number {
+    return this.#chunks.length;
+  }
+
   /** Whether the decoder is between frames (no partial frame buffered). */
   get idle(): boolean {
     return this.#buffered === 0 && this.#state === State.Length;
@@ -132,7 +140,7 @@ export class FrameDecoder {
       const body = this.#take(this.#bodySize);
       this.#header = undefined;
       this.#state = State.Length;
-      return { header, body };
+      return { header, body, release: undefined };
     }
     return undefined;
   }
@@ -329,6 +337,7 @@ const EMPTY = Buffer.alloc(0);
 class SplitBodyFrame implements Frame {
   readonly header: FrameHeader;
   readonly parts: readonly Buffer[];
+  release: (() => void) | undefined = undefined;
   readonly #size: number;
   #body: Buffer | undefined;
 

@@ -26,6 +26,13 @@ export interface Frame {
    * consumer that can take pieces (a file write, a hash) never pays for that copy.
    */
   parts?: readonly Buffer[] | undefined;
+  /**
+   * Set on frames whose body lies in recycled read buffers (transport/read-pool.ts): call it once
+   * nothing will read the body's bytes again (their writes completed), and the buffers may serve
+   * another read. Not calling it is always safe (the memory is then left to the GC); calling it
+   * while the bytes are still in use is not.
+   */
+  release?: (() => void) | undefined;
 }
 
 /**

@@ -441,6 +441,8 @@ export class ServerConnection implements RequestOwner {
   #becomeReady(): void {
     this.#phase = Phase.Ready;
     this.#updateTrust();
+    // Bulk comes from authenticated peers only: their records then land in recycled buffers.
+    if (this.#authenticated) this.#framed.recycleReads();
     this.#framed.send({ type: 'ready' });
     this.#watchIdle();
   }

@@ -1,10 +1,13 @@
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { SockitError } from '../errors.js';
 import { type DecoderOptions, FrameDecoder, FrameError } from '../protocol/decoder.js';
 import { FrameBatch } from '../protocol/encoder.js';
-import { type BodyEdit, errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
+import { type BodyEdit, bodyParts, errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
 import { CLOSE_GRACE_MS, endWithin } from './close-grace.js';
 import { stopReading } from './descriptor-relay.js';
+import { leaseOf, type ReadLease, releaseLease, retainLease, takeReadBuffer } from './read-pool.js';
+import { readTlsIntoBuffers } from './reused-buffer.js';
 
 /**
  * Bytes buffered in decoders, shared by the sockets of one server: a socket holding part of a
@@ -77,6 +80,12 @@ export class FramedSocket {
   #charged = 0;
   /** Paused because the budget is exceeded while this socket holds part of a frame. */
   #overBudget = false;
+  /** Reads go into recycled buffers (recycleReads): frames with bytes in them get `release`. */
+  #recycling = false;
+  /** Chunks pushed into the decoder so far, recycled or not. */
+  #pushed = 0;
+  /** Recycled buffers the decoder may still hold, oldest first, with the push count of each. */
+  readonly #decoderHolds: { lease: ReadLease; seq: number }[] = [];
 
   constructor(socket: Socket, events: FramedSocketEvents, options: FramedSocketOptions = {}) {
     this.socket = socket;
@@ -87,14 +96,7 @@ export class FramedSocket {
     this.#closeGraceMs = options.closeGraceMs ?? CLOSE_GRACE_MS;
     this.#budget = options.budget;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => {
-      if (this.#ending) return; // after end(), the peer's bytes are read only to see its FIN
-      this.#decoder.push(chunk);
-      // Replies to this chunk's frames leave together as soon as the handlers return.
-      this.#flushDue = true;
-      this.#pump();
-      this.#flushBatch();
-    });
+    socket.on('data', this.#onChunk);
     socket.on('error', (error) => {
       this.#closeError ??= error;
     });
@@ -104,8 +106,43 @@ export class FramedSocket {
       this.#budget?.charge(-this.#charged);
       this.#budget?.release(this);
       this.#charged = 0;
+      this.#dropDecoderHolds(0);
       this.#events.onClose(this.#closeError);
     });
+  }
+
+  readonly #onChunk = (chunk: Buffer): void => {
+    if (this.#ending) return; // after end(), the peer's bytes are read only to see its FIN
+    this.#decoder.push(chunk);
+    if (chunk.length > 0) this.#pushed++; // as the decoder counts them (heldChunks)
+    // Replies to this chunk's frames leave together as soon as the handlers return.
+    this.#flushDue = true;
+    this.#pump();
+    this.#flushBatch();
+  };
+
+  /**
+   * From now on a TLS socket's records are decrypted into recycled buffers
+   * (transport/read-pool.ts), and frames whose body lies in them carry `release`. Costs one
+   * 16 KiB buffer held while the connection is idle, so servers call it only once a connection
+   * has authenticated. Returns false, changing nothing, on a plain socket (Node reads 64 KiB at
+   * a time there, more than one pooled buffer) or when the switch is not possible now.
+   */
+  recycleReads(): boolean {
+    const socket = this.socket;
+    if (this.#recycling || this.closed || this.#ending || this.#blocked || this.#overBudget) return false;
+    if (!(socket instanceof TLSSocket)) return false;
+    this.#recycling = readTlsIntoBuffers(socket, takeReadBuffer, (chunk) => {
+      if (!this.#ending) {
+        // The decoder's hold on the buffer: dropped once it has used up the chunk (#pump).
+        const lease = leaseOf(chunk)!;
+        retainLease(lease);
+        this.#decoderHolds.push({ lease, seq: this.#pushed });
+      }
+      this.#onChunk(chunk);
+      return true; // pausing is this class's own business (#waitFor, the budget), as with 'data'
+    });
+    return this.#recycling;
   }
 
   /** Grows with every frame received and every write: what idle timeouts watch (idle = no frame). */
@@ -256,6 +293,7 @@ export class FramedSocket {
       }
       if (frame === undefined) break;
       this.#activity++;
+      if (this.#recycling) this.#offerRelease(frame);
       let pending: void | Promise<void>;
       try {
         pending = this.#events.onFrame(frame);
@@ -269,6 +307,32 @@ export class FramedSocket {
     this.#afterPump();
   }
 
+  /**
+   * A frame with body bytes in recycled buffers holds each of them until its consumer calls
+   * `release` (once: later calls do nothing); a consumer that never does leaves them to the GC.
+   */
+  #offerRelease(frame: Frame): void {
+    let held: ReadLease[] | undefined;
+    for (const part of bodyParts(frame)) {
+      const lease = part.length > 0 ? leaseOf(part) : undefined;
+      if (lease === undefined || held?.includes(lease)) continue;
+      retainLease(lease);
+      (held ??= []).push(lease);
+    }
+    if (held === undefined) return;
+    frame.release = () => {
+      frame.release = undefined;
+      for (const lease of held) releaseLease(lease);
+    };
+  }
+
+  /** Drops the decoder's hold on the recycled buffers pushed before the `keep` it still holds. */
+  #dropDecoderHolds(keep: number): void {
+    const holds = this.#decoderHolds;
+    const firstHeld = this.#pushed - keep;
+    while (holds.length > 0 && holds[0]!.seq < firstHeld) releaseLease(holds.shift()!.lease);
+  }
+
   /** Stops reading and reports a framing violation (or a stalled frame) to the owner. */
   #fail(error: FrameError): void {
     this.#blocked = true;
@@ -279,6 +343,7 @@ export class FramedSocket {
 
   /** After decoding what could be: the stalled-frame deadline and the shared budget. */
   #afterPump(): void {
+    if (this.#recycling) this.#dropDecoderHolds(this.#decoder.heldChunks);
     if (this.#closed || this.#ending) return;
     const buffered = this.#decoder.bufferedBytes;
     // The deadline runs only while the peer owes us bytes of a started frame: not between

@@ -67,16 +67,34 @@ export function readIntoFreshBuffers(
   return readIntoUserBuffers(socket, next(), next, onChunk);
 }
 
+/**
+ * `readIntoFreshBuffers` for a TLS socket: Node's TLS decrypts each record straight into the
+ * buffer `next` gave (one `onChunk` per record, at most the buffer's length), where it would
+ * otherwise allocate one per record. Unlike a plain socket, the buffer's size does not set how
+ * much one system call reads. Returns false, changing nothing, when that is not possible (a
+ * plain socket: use readIntoFreshBuffers; bytes already buffered).
+ */
+export function readTlsIntoBuffers(
+  socket: tls.TLSSocket,
+  next: () => Buffer,
+  onChunk: (chunk: Buffer) => boolean,
+): boolean {
+  if (!(socket instanceof tls.TLSSocket)) return false;
+  return readIntoUserBuffers(socket, next(), next, onChunk, true);
+}
+
 function readIntoUserBuffers(
   socket: net.Socket,
   buffer: Buffer,
   next: (() => Buffer) | null,
   onChunk: (chunk: Buffer) => boolean,
+  tlsToo = false,
 ): boolean {
   const found = onreadSymbols();
   const handle = (socket as unknown as { _handle?: { useUserBuffer?: (buffer: Uint8Array) => void } })
     ._handle;
-  if (!found || socket instanceof tls.TLSSocket || typeof handle?.useUserBuffer !== 'function') return false;
+  if (!found || (socket instanceof tls.TLSSocket && !tlsToo) || typeof handle?.useUserBuffer !== 'function')
+    return false;
   if (socket.readableLength > 0 || socket.readableEnded) return false;
   const fields = socket as unknown as Record<symbol, unknown>;
   fields[found.buffer] = buffer;

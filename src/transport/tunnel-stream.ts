@@ -122,7 +122,7 @@ export class TunnelStream {
       }
       this.#allowance -= length;
       this.bytesIn += length;
-      this.#writeParts(parts, length);
+      this.#writeParts(parts, length, frame);
     } else if (header.type === TUNNEL_FRAMES.window) {
       const bytes = header.bytes;
       if (!Number.isInteger(bytes) || (bytes as number) <= 0) {
@@ -149,10 +149,16 @@ export class TunnelStream {
     return this.#done;
   }
 
-  /** Writes a body's pieces to the local socket in one writev; credit is returned once all are out. */
-  #writeParts(parts: readonly Buffer[], length: number): void {
+  /**
+   * Writes a body's pieces to the local socket in one writev; credit is returned once all are
+   * out, and so are the read buffers they lie in (`frame.release`): the socket has let go of them.
+   */
+  #writeParts(parts: readonly Buffer[], length: number, frame: Frame): void {
     const socket = this.#socket;
-    const drained = (): void => this.#drained(length);
+    const drained = (): void => {
+      frame.release?.();
+      this.#drained(length);
+    };
     if (parts.length === 1) {
       socket.write(parts[0]!, drained);
       return;
