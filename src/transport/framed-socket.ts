@@ -312,14 +312,15 @@ export class FramedSocket {
    * `release` (once: later calls do nothing); a consumer that never does leaves them to the GC.
    */
   #offerRelease(frame: Frame): void {
-    let held: ReadLease[] | undefined;
+    if (frame.parts === undefined && frame.body.length === 0) return; // no body: nothing held
+    const held: ReadLease[] = [];
     for (const part of bodyParts(frame)) {
       const lease = part.length > 0 ? leaseOf(part) : undefined;
-      if (lease === undefined || held?.includes(lease)) continue;
+      if (lease === undefined || held.includes(lease)) continue;
       retainLease(lease);
-      (held ??= []).push(lease);
+      held.push(lease);
     }
-    if (held === undefined) return;
+    if (held.length === 0) return;
     frame.release = () => {
       frame.release = undefined;
       for (const lease of held) releaseLease(lease);
