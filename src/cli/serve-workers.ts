@@ -127,7 +127,14 @@ export async function runPrimary(options: {
   options.prepare();
   let stopping = false;
   const restarts: number[] = [];
-  const primaryMetrics = createPrimaryMetrics(() => Object.keys(cluster.workers ?? {}).length);
+  /**
+   * The workers whose process has not exited, kept here: node:cluster drops a worker from
+   * `cluster.workers` only once it has both exited and disconnected, in either order, so the
+   * last 'exit' can come while `cluster.workers` still lists it, and a count of that never
+   * reached zero (a drained primary that never exited).
+   */
+  const alive = new Set<Worker>();
+  const primaryMetrics = createPrimaryMetrics(() => alive.size);
   let bannerShown = false;
   const listening = new Set<number>();
   const endpoint =
@@ -166,12 +173,14 @@ export async function runPrimary(options: {
       process.stdout.write(`${message.text}\n${extra.join('\n')}\n`);
     });
     worker.once('online', () => log.info('worker started', { pid: worker.process.pid }));
+    alive.add(worker);
     return worker;
   };
 
   cluster.on('exit', (worker, code, signal) => {
+    alive.delete(worker);
     if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) {
+      if (alive.size === 0) {
         log.info('stopped');
         void endpoint?.close().then(() => process.exit(0));
       }
@@ -183,9 +192,9 @@ export async function runPrimary(options: {
     if (restarts.length > MAX_RESTARTS_PER_MINUTE) {
       log.error('workers keep dying; stopping the server', { restarts: restarts.length });
       stopping = true;
-      for (const other of Object.values(cluster.workers ?? {})) other?.process.kill('SIGTERM');
+      for (const other of alive) other.process.kill('SIGTERM');
       process.exitCode = 1;
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(1);
+      if (alive.size === 0) process.exit(1);
       return;
     }
     log.warn('worker exited; starting another', { pid: worker.process.pid, code, signal });
@@ -195,7 +204,7 @@ export async function runPrimary(options: {
 
   process.on('SIGHUP', () => {
     log.info('reload: SIGHUP passed to every worker');
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+    for (const worker of alive) worker.process.kill('SIGHUP');
   });
   for (let i = 0; i < count; i++) fork();
 
@@ -203,7 +212,7 @@ export async function runPrimary(options: {
   signal.addEventListener('abort', () => {
     stopping = true;
     log.info('shutting down: draining every worker', { signal: signal.reason, workers: count });
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+    for (const worker of alive) worker.process.kill('SIGTERM');
   });
 }
 
