@@ -239,14 +239,16 @@ function joinLocalTerminal(channel: JoinedChannel, onStdoutError: () => void): J
   if (early.length > 0) process.stdout.write(early, startOutput);
   else startOutput();
   let input: RelayedDirection | undefined;
-  try {
-    if (failure !== undefined) throw failure; // the channel is cut: nothing to type into
-    input = copyDescriptor(STDIN_FD, fd, (error) => {
-      input = undefined;
-      if (error === undefined && !process.stdin.isTTY && !socket.destroyed) socket.write(CTRL_D);
-    });
-  } catch {
-    input = undefined; // out of descriptors (or cut): the keystrokes go as frames
+  // A channel cut above has nothing to type into.
+  if (failure === undefined) {
+    try {
+      input = copyDescriptor(STDIN_FD, fd, (error) => {
+        input = undefined;
+        if (error === undefined && !process.stdin.isTTY && !socket.destroyed) socket.write(CTRL_D);
+      });
+    } catch {
+      input = undefined; // out of descriptors: the keystrokes go as frames
+    }
   }
   return {
     input,

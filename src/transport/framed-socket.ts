@@ -315,7 +315,7 @@ export class FramedSocket {
     if (frame.parts === undefined && frame.body.length === 0) return; // no body: nothing held
     const held: ReadLease[] = [];
     for (const part of bodyParts(frame)) {
-      const lease = part.length > 0 ? leaseOf(part) : undefined;
+      const lease = leaseOf(part);
       if (lease === undefined || held.includes(lease)) continue;
       retainLease(lease);
       held.push(lease);

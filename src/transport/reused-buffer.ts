@@ -71,15 +71,14 @@ export function readIntoFreshBuffers(
  * `readIntoFreshBuffers` for a TLS socket: Node's TLS decrypts each record straight into the
  * buffer `next` gave (one `onChunk` per record, at most the buffer's length), where it would
  * otherwise allocate one per record. Unlike a plain socket, the buffer's size does not set how
- * much one system call reads. Returns false, changing nothing, when that is not possible (a
- * plain socket: use readIntoFreshBuffers; bytes already buffered).
+ * much one system call reads. Returns false, changing nothing, when that is not possible (bytes
+ * already buffered, a Node without these internals).
  */
 export function readTlsIntoBuffers(
   socket: tls.TLSSocket,
   next: () => Buffer,
   onChunk: (chunk: Buffer) => boolean,
 ): boolean {
-  if (!(socket instanceof tls.TLSSocket)) return false;
   return readIntoUserBuffers(socket, next(), next, onChunk, true);
 }
 

@@ -88,15 +88,14 @@ export class TunnelSendGate {
 
   /** Counts `bytes` a stream sent against its quantum of the current round. */
   charge(account: TunnelSendAccount, bytes: number): void {
-    if (account.round !== this.#round) {
-      account.round = this.#round;
-      account.bytes = 0;
-      this.#senders.add(account);
-    }
+    if (account.round !== this.#round) this.join(account);
     account.bytes += bytes;
   }
 
-  /** A stream begins: it counts among the senders at once, so the first rounds share with it too. */
+  /**
+   * A stream begins (or sends first in a round): it counts among this round's senders, so the
+   * next rounds share with it too, even before it has sent a byte.
+   */
   join(account: TunnelSendAccount): void {
     account.round = this.#round;
     account.bytes = 0;

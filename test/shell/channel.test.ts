@@ -72,6 +72,23 @@ async function auditCount(file: string): Promise<number> {
   return text.trim().split('\n').filter(Boolean).length;
 }
 
+/** Runs `argv` in a terminal over a data channel: its exit, and all the channel carried. */
+async function overChannel(
+  exec: Awaited<ReturnType<typeof startExec>>,
+  argv: string[],
+): Promise<{ exit: Awaited<RemoteProcess['exited']>; text: string }> {
+  const remote = exec.client.spawn(argv, { pty: PTY, channel: true });
+  const channel = await remote.channel;
+  assert.ok(channel, 'a channel is joined');
+  try {
+    const output = channelText(channel);
+    const exit = await remote.exited;
+    return { exit, text: await output.all() };
+  } finally {
+    channel.socket.destroy();
+  }
+}
+
 /** A `sh` in a terminal asked to use a channel; resolves with it once joined. */
 async function shellWithChannel(exec: Awaited<ReturnType<typeof startExec>>): Promise<{
   remote: RemoteProcess;
@@ -250,33 +267,14 @@ describe('data channels', { timeout: 60_000 }, () => {
   test('the output cap holds on the channel: exactly that many bytes, then the command is killed', async () => {
     const capped = await startExec({ allowPty: true, maxOutputBytes: 5000 });
     try {
-      const remote = capped.client.spawn(['yes'], { pty: PTY, channel: true });
-      const channel = await remote.channel;
-      assert.ok(channel);
-      try {
-        const output = channelText(channel);
-        const exit = await remote.exited;
-        assert.equal(exit.truncated, true);
-        assert.equal((await output.all()).length, 5000);
-      } finally {
-        channel.socket.destroy();
-      }
+      const yes = await overChannel(capped, ['yes']);
+      assert.equal(yes.exit.truncated, true);
+      assert.equal(yes.text.length, 5000);
       // Output of exactly the cap is all of it: nothing was cut, the command ends on its own.
-      const exact = capped.client.spawn(['sh', '-c', "head -c 5000 /dev/zero | tr '\\0' x"], {
-        pty: PTY,
-        channel: true,
-      });
-      const exactChannel = await exact.channel;
-      assert.ok(exactChannel);
-      try {
-        const output = channelText(exactChannel);
-        const exit = await exact.exited;
-        assert.equal(exit.truncated, false);
-        assert.equal(exit.code, 0);
-        assert.equal(await output.all(), 'x'.repeat(5000));
-      } finally {
-        exactChannel.socket.destroy();
-      }
+      const exact = await overChannel(capped, ['sh', '-c', "head -c 5000 /dev/zero | tr '\\0' x"]);
+      assert.equal(exact.exit.truncated, false);
+      assert.equal(exact.exit.code, 0);
+      assert.equal(exact.text, 'x'.repeat(5000));
     } finally {
       await capped.stop();
     }

@@ -93,12 +93,13 @@ export class RunningCommand {
    */
   #ready: Promise<void> | undefined;
   #resolveReady: (() => void) | undefined;
-  /** What waits for the pending offer to be settled (the close grace of an exited leader). */
-  #afterOffer: (() => void) | undefined;
   /** A data channel offered and not yet attached or declined: the output waits for it. */
   #channelOffer: ChannelOffer | undefined;
-  /** The attached data channel and what the addon moves over it. */
-  #channel: { channel: DataChannel; relay: TerminalRelay; outputEnded: boolean; failed: boolean } | undefined;
+  /**
+   * The attached data channel, what the addon moves over it, and how it stands: `open`, its
+   * output `ended` (the client reads end of file), or `cut` (failed, destroyed).
+   */
+  #channel: { channel: DataChannel; relay: TerminalRelay; state: 'open' | 'ended' | 'cut' } | undefined;
 
   constructor(request: ServerRequest, settings: { maxOutputBytes: number; spawner: Spawner }, log: Logger) {
     this.#request = request;
@@ -218,12 +219,12 @@ export class RunningCommand {
 
   #joinChannel(child: CommandProcess, channel: DataChannel | undefined): void {
     this.#channelOffer = undefined;
-    this.#afterOffer?.();
-    this.#afterOffer = undefined;
     if (this.#request.finished) {
       channel?.destroy(); // joined too late: the command is over
       return;
     }
+    // A leader that exited while the offer was pending left its close grace to this moment.
+    if (this.#leaderExited) this.#startCloseGrace();
     if (channel === undefined) {
       if (!this.#outputPaused) child.stdout!.resume(); // declined or expired: in band after all
       return;
@@ -237,7 +238,7 @@ export class RunningCommand {
         (error) => this.#channelOutputEnded(error),
         (error) => this.#channelFailed(error),
       );
-      this.#channel = { channel, relay, outputEnded: false, failed: false };
+      this.#channel = { channel, relay, state: 'open' };
     } catch (error) {
       // The client copies its terminal into the channel now: a session without it is lost.
       this.#log.warn('exec: data channel not joined', { pid: this.#pid, error: String(error) });
@@ -249,9 +250,9 @@ export class RunningCommand {
   /** The terminal's output is over (or the channel failed): the client reads end of file. */
   #channelOutputEnded(error: NodeJS.ErrnoException | undefined): void {
     const joined = this.#channel!;
-    if (joined.failed) return; // cut already: the kill ends the output
+    if (joined.state === 'cut') return; // the kill ends the output
     if (error === undefined || error.code === 'EFBIG') {
-      joined.outputEnded = true;
+      joined.state = 'ended';
       joined.channel.end();
       if (error !== undefined) {
         this.#truncated = true;
@@ -265,8 +266,8 @@ export class RunningCommand {
   /** The channel broke (reset, timed out) either way: the client is cut off, so is its command. */
   #channelFailed(error: NodeJS.ErrnoException): void {
     const joined = this.#channel!;
-    if (joined.failed) return;
-    joined.failed = true;
+    if (joined.state === 'cut') return;
+    joined.state = 'cut';
     this.#log.debug('exec: data channel failed', { pid: this.#pid, error: String(error) });
     joined.channel.destroy();
     this.kill('channel lost');
@@ -281,7 +282,7 @@ export class RunningCommand {
     this.#stdinBytes += channel.relay.inputBytes;
     // After its output's end the client closes its side (read again to see it, bounded by the
     // close grace); a channel cut short is closed at once.
-    if (channel.outputEnded && !channel.failed) channel.channel.finish();
+    if (channel.state === 'ended') channel.channel.finish();
     else channel.channel.destroy();
   }
 
@@ -363,7 +364,6 @@ export class RunningCommand {
     // An offered channel still pending holds the output back, unread: the grace begins once the
     // offer is settled, or closing the terminal would throw that output away.
     if (this.#channelOffer === undefined) this.#startCloseGrace();
-    else this.#afterOffer = () => this.#startCloseGrace();
   }
 
   /** After the leader's exit: how long what it left behind may keep the request open. */
