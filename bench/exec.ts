@@ -3,7 +3,8 @@
  * seeds' Python remote-command server and a bare `child_process.spawn` loop — and the wall time
  * of a whole `sockit exec ADDR -- true` CLI run against `node -e 0`, all in the same run. A C
  * client and server with one byte each way per command (bench/lib/exec-floor.c) give the floor
- * any networked exec service meets on the machine.
+ * any networked exec service meets on the machine; the same in Node, with sockit's spawner
+ * (bench/lib/exec-node-floor.ts), the floor of one written in Node.
  *
  * Spawn rates swing from one second to the next on a small, shared machine, so the subjects run
  * in alternating small batches and the CLI runs alternate with `node -e 0`.
@@ -40,6 +41,7 @@ const BARE_NATIVE = "bare loop of sockit's native spawner (clone, CLONE_VM | CLO
 const PYTHON_SERVER = 'python remote_cmd_server.py (seed)';
 const PYTHON_SUBPROCESS = 'python subprocess loop (shell=True, as the seed)';
 const C_FLOOR = 'C floor: posix_spawn + pipes, one loopback round trip per command, blocking I/O';
+const NODE_FLOOR = "Node floor: sockit's native spawner behind a bare net server, one byte each way";
 
 export const execSuite: BenchSuite = {
   name: 'exec',
@@ -67,6 +69,12 @@ export const execSuite: BenchSuite = {
         loops.push(floorLoop);
         await floorLoop.run(String(WARMUP_COMMANDS));
       } else context.note('no C compiler: the C floor of a networked exec service is not measured.');
+      // The same round trip with Node at both ends and no protocol (bench/lib/exec-node-floor.ts).
+      const nodeFloor = startBatchLoop(process.execPath, [
+        fileURLToPath(new URL('./lib/exec-node-floor.js', import.meta.url)),
+      ]);
+      loops.push(nodeFloor);
+      await nodeFloor.run(String(WARMUP_COMMANDS));
 
       const rates = await interleaved([
         { name: BARE, batch: () => bare.run('default', BATCH) },
@@ -76,6 +84,7 @@ export const execSuite: BenchSuite = {
         { name: BARE_NATIVE, batch: () => bare.run('native', BATCH) },
         ...(pythonLoop ? [{ name: PYTHON_SUBPROCESS, batch: () => pythonLoop.run(String(BATCH)) }] : []),
         ...(floorLoop ? [{ name: C_FLOOR, batch: () => floorLoop.run(String(BATCH)) }] : []),
+        { name: NODE_FLOOR, batch: () => nodeFloor.run(String(BATCH)) },
       ]);
       const medians = Object.fromEntries(rates.map((entry) => [entry.name, entry.rate]));
       for (const entry of rates) {
@@ -141,7 +150,17 @@ export const execSuite: BenchSuite = {
             value: medians[C_FLOOR]! / subprocessRate,
           });
         }
+        context.ratio({
+          case: CASE,
+          label: `${NODE_FLOOR} / ${PYTHON_SUBPROCESS} (a minimal networked service in Node)`,
+          value: medians[NODE_FLOOR]! / subprocessRate,
+        });
       }
+      context.ratio({
+        case: CASE,
+        label: `${SOCKIT} / ${NODE_FLOOR} (what the protocol and the service cost in Node)`,
+        value: medians[SOCKIT]! / medians[NODE_FLOOR]!,
+      });
       if (floorLoop) {
         context.ratio({
           case: CASE,
