@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Client, ConnectOptions } from '../client/client.js';
-import { type ErrorCode, SockitError } from '../errors.js';
+import { type ErrorCode, fromFileError, SockitError } from '../errors.js';
 import { argParsers, parseDuration, parsePositiveInteger } from '../options.js';
 import { defaultStateDir } from '../state.js';
 import type { RetryInfo } from '../transport/backoff.js';
@@ -155,7 +155,10 @@ export async function clientOptions(options: ClientCliOptions): Promise<ConnectO
   if (options.fingerprint !== undefined) result.tls!.fingerprint = options.fingerprint;
   if (options.ca !== undefined) {
     const { readFile } = await import('node:fs/promises');
-    result.tls!.ca = await readFile(options.ca);
+    const ca = options.ca;
+    result.tls!.ca = await readFile(ca).catch((error: unknown) => {
+      throw fromFileError(error, ca, 'cannot read CA certificate');
+    });
   }
   return result;
 }

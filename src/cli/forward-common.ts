@@ -95,7 +95,10 @@ export async function runForwardCommand(
   extras: ForwardExtras = {},
 ): Promise<void> {
   const { listen, target } = forwardAddresses(listenText, targetText);
-  const [{ AccessList }, { readFileSync }] = await Promise.all([import('../raw/cidr.js'), import('node:fs')]);
+  const [{ AccessList }, { readCertificateFiles }] = await Promise.all([
+    import('../raw/cidr.js'),
+    import('../transport/self-signed.js'),
+  ]);
   if ((options.cert === undefined) !== (options.key === undefined)) {
     throw new SockitError('USAGE', '--cert and --key go together');
   }
@@ -144,10 +147,7 @@ export async function runForwardCommand(
       connectTimeoutMs: parseDuration(options.wait ?? '10', '-w'),
       idleTimeoutMs,
       proxyProtocol,
-      tls:
-        options.cert === undefined
-          ? undefined
-          : { cert: readFileSync(options.cert), key: readFileSync(options.key!) },
+      tls: options.cert === undefined ? undefined : readCertificateFiles(options.cert, options.key!),
       stateDir: options.stateDir,
       dial: {
         ...(trust?.tls

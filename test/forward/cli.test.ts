@@ -3,12 +3,12 @@ import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { closedPort, dial, launch, readAll, waitForCount, waitForText } from '../raw/helpers.js';
+import { closedPort, dial, launch, readAll, sockit, waitForCount, waitForText } from '../raw/helpers.js';
 import { requireTool } from '../tools.js';
 import {
   closeTestBed,
@@ -54,6 +54,55 @@ async function proxyHeaderTarget(): Promise<{ port: number; close: () => void }>
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
+}
+
+/**
+ * A private CA and a certificate it signed for `name` (subjectAltName DNS:name), made by openssl
+ * in `dir`: what --ca/--servername and --cert/--key are for, unlike a self-signed pin.
+ */
+function issueCertificate(
+  openssl: string,
+  dir: string,
+  name: string,
+): { ca: string; cert: string; key: string } {
+  const file = (base: string): string => join(dir, `${name}-${base}`);
+  const run = (args: string[]): void => {
+    execFileSync(openssl, args, { stdio: 'ignore' });
+  };
+  const curve = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  run([
+    'req',
+    '-x509',
+    ...curve,
+    '-keyout',
+    file('ca.key'),
+    '-out',
+    file('ca.pem'),
+    '-days',
+    '1',
+    '-subj',
+    '/CN=sockit test CA',
+  ]);
+  run(['req', ...curve, '-keyout', file('key.pem'), '-out', file('cert.csr'), '-subj', `/CN=${name}`]);
+  writeFileSync(file('ext.cnf'), `subjectAltName=DNS:${name}\n`);
+  run([
+    'x509',
+    '-req',
+    '-in',
+    file('cert.csr'),
+    '-CA',
+    file('ca.pem'),
+    '-CAkey',
+    file('ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '1',
+    '-extfile',
+    file('ext.cnf'),
+    '-out',
+    file('cert.pem'),
+  ]);
+  return { ca: file('ca.pem'), cert: file('cert.pem'), key: file('key.pem') };
 }
 
 /** A listener that never accepts, with room for one queued connection (listen(0)); prints its port. */
@@ -262,6 +311,111 @@ for (const relay of RELAYS)
           await waitForText(wrong, /TLS_FINGERPRINT_CHANGED.*closed the client/);
         } finally {
           await Promise.all([origin.stop(), wrong.stop(), server.stop()]);
+        }
+      });
+
+    if (relay.engineIndependentToo)
+      it('terminates with --cert/--key and originates with --ca --servername to ncat --ssl, refusing the wrong name', async (t) => {
+        const openssl = requireTool(t, 'openssl');
+        const ncat = requireTool(t, 'ncat');
+        if (!openssl || !ncat) return;
+        const pki = issueCertificate(openssl, dir.path, 'sockit.test');
+        const port = await closedPort();
+        // ncat as a TLS echo target that presents the CA-signed certificate for sockit.test.
+        const target = launch(ncat, [
+          '-v',
+          '--ssl',
+          '--ssl-cert',
+          pki.cert,
+          '--ssl-key',
+          pki.key,
+          '-l',
+          '-k',
+          '--sh-exec',
+          'cat',
+          '127.0.0.1',
+          String(port),
+        ]);
+        const origin = await startForwarder(
+          'forward',
+          ['127.0.0.1:0', `tls://127.0.0.1:${port}`, '--ca', pki.ca, '--servername', 'sockit.test'],
+          env,
+        );
+        const misnamed = await startForwarder(
+          'forward',
+          ['127.0.0.1:0', `tls://127.0.0.1:${port}`, '--ca', pki.ca, '--servername', 'other.test'],
+          env,
+        );
+        const terminating = await startForwarder(
+          'forward',
+          ['tls://127.0.0.1:0', `127.0.0.1:${echo.port}`, '--cert', pki.cert, '--key', pki.key],
+          env,
+        );
+        try {
+          await waitForText(target, /Listening on/);
+          // No half-close here: ncat ends the whole TLS connection at the close_notify that carries it.
+          const bytes = payload(200_000);
+          const socket = await dial(origin.port);
+          socket.write(bytes);
+          const echoed = await new Promise<Buffer>((resolve, reject) => {
+            const chunks: Buffer[] = [];
+            let length = 0;
+            socket.on('data', (chunk: Buffer) => {
+              chunks.push(chunk);
+              length += chunk.length;
+              if (length >= bytes.length) resolve(Buffer.concat(chunks));
+            });
+            socket.once('close', () => reject(new Error(`closed after ${length} of ${bytes.length} bytes`)));
+          });
+          socket.destroy();
+          assert.ok(echoed.equals(bytes));
+          await readAll(await dial(misnamed.port));
+          await waitForText(
+            misnamed,
+            /TLS_FAILED: .*other\.test.* not in the cert.s altnames.*closed the client/,
+          );
+          // openssl checks the chain and the name against the CA; -verify_return_error fails otherwise.
+          const client = launch(openssl, [
+            's_client',
+            '-connect',
+            `127.0.0.1:${terminating.port}`,
+            '-CAfile',
+            pki.ca,
+            '-verify_hostname',
+            'sockit.test',
+            '-verify_return_error',
+            '-quiet',
+          ]);
+          client.child.stdin!.write('hello through the CA-signed certificate\n');
+          await waitForText(client, /hello through the CA-signed certificate/, 'stdout');
+          await client.stop();
+        } finally {
+          await Promise.all([origin.stop(), misnamed.stop(), terminating.stop(), target.stop()]);
+        }
+      });
+
+    if (relay.engineIndependentToo)
+      it('says in one line which --ca or --cert file it cannot read', async () => {
+        for (const args of [
+          ['127.0.0.1:0', 'tls://127.0.0.1:1', '--ca', join(dir.path, 'missing-ca.pem')],
+          [
+            'tls://127.0.0.1:0',
+            '127.0.0.1:1',
+            '--cert',
+            join(dir.path, 'missing-cert.pem'),
+            '--key',
+            join(dir.path, 'missing-key.pem'),
+          ],
+        ]) {
+          const run = sockit(['forward', ...args], { env });
+          const { code } = await run.exited;
+          assert.equal(code, 1);
+          const lines = run.stderr().trim().split('\n');
+          assert.equal(lines.length, 1, run.stderr());
+          assert.match(
+            lines[0]!,
+            /^sockit: NOT_FOUND: cannot read (CA certificate|TLS certificate) \S+missing-(ca|cert)\.pem: /,
+          );
         }
       });
 
