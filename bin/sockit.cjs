@@ -8,13 +8,13 @@
  * tsc's output, module by module.
  *
  * Compiled code is kept between runs: the bundle runs through vm.Script with V8's cached data in
- * build/cli/<command>.<hash>.<V8 version>.v8-cache, beside the bundle and so as trusted as it,
- * named after the hash of the bundle's content that its first line gives (V8 itself compares
- * only the source's length) and written at the first ordinary run's exit (exit 0, no help
- * asked), so that it holds the functions that run compiled, not only the top level; until then
- * a `.provisional.v8-cache` of an earlier run serves. Node 22's module.enableCompileCache()
- * keeps only the latter for a CommonJS file (51 KB against 240 KB for exec, ~10 ms of CPU more
- * per run), so it serves main.js only. V8 refuses data made under other flags, and the cache is
+ * build/cli/<command>.<hash>.<path tag>.<V8 version>.v8-cache, beside the bundle and so as
+ * trusted as it, named after the hash of the bundle's content that its first line gives (V8
+ * itself compares only the source's length) and after the bundle's path, and written at the
+ * first ordinary run's exit (exit 0, no help asked), so that it holds the functions that run
+ * compiled, not only the top level; until then a `.provisional.v8-cache` of an earlier run
+ * serves. Node 22's module.enableCompileCache() keeps only the latter for a CommonJS file (51 KB
+ * against 240 KB for exec, ~10 ms of CPU more per run), so it serves main.js only. V8 refuses data made under other flags, and the cache is
  * then written anew; where the directory is read-only there is simply no cache.
  *
  * CommonJS on purpose: an ES module entry would start Node's ESM loader for this one file.
@@ -41,7 +41,10 @@ function runBundle(file) {
     throw error;
   }
   const hash = /^\/\/ sockit bundle ([0-9a-f]+):/.exec(source)?.[1];
-  const cacheFile = hash === undefined ? undefined : file.replace(/\.cjs$/, `.${hash}.${process.versions.v8}.v8-cache`);
+  // The bundle's own path is part of the name: V8's cached code keeps the file name it was made
+  // under, and a copied tree would otherwise name the original's files in its stack traces.
+  const cacheFile =
+    hash === undefined ? undefined : file.replace(/\.cjs$/, `.${hash}.${pathTag(file)}.${process.versions.v8}.v8-cache`);
   const provisionalFile = cacheFile?.replace(/\.v8-cache$/, '.provisional.v8-cache');
   let cachedData;
   let provisional = false;
@@ -73,6 +76,13 @@ function runBundle(file) {
     .runInThisContext()
     .call(bundleModule.exports, bundleModule.exports, nodeModule.createRequire(file), bundleModule, file, dirname(file));
   return true;
+}
+
+/** A short FNV-1a hash of a path, in hex: no crypto module to load at every start. */
+function pathTag(path) {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < path.length; i++) hash = Math.imul(hash ^ path.charCodeAt(i), 0x01000193);
+  return (hash >>> 0).toString(16).padStart(8, '0');
 }
 
 /** The file's bytes, or undefined when it is missing or unreadable (then compiled from source). */

@@ -227,6 +227,17 @@ export class ServerConnection implements RequestOwner {
   }
 
   #reportFailure(request: ServerRequest, error: unknown): void {
+    // The client went away mid-request (the abort reason came back from the service): routine,
+    // nobody to answer, nothing for an operator to debug.
+    if (request.aborted && error instanceof SockitError && error.code === 'CLOSED') {
+      this.#log.debug('request ended by a disconnect', {
+        connection: this.context.id,
+        id: request.id,
+        type: request.header.type,
+        error: error.message,
+      });
+      return;
+    }
     // Local codes (CLOSED, USAGE, …) describe this side only: they are logged as internal failures.
     if (error instanceof SockitError && error.code !== 'INTERNAL' && ERROR_CATALOGUE[error.code].wire) {
       request.fail(error.code, error.message);

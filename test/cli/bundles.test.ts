@@ -9,8 +9,17 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { COMMANDS } from '../../src/cli/program.js';
@@ -102,8 +111,15 @@ describe('command bundles', { timeout: 120_000 }, () => {
     const cli = join(install.path, 'bin', 'sockit.cjs');
     const hash = /^\/\/ sockit bundle ([0-9a-f]+):/.exec(readFileSync(bundleOf('ping'), 'utf8'))?.[1];
     assert.ok(hash, 'the bundle names its hash on its first line');
-    const cache = join(install.path, 'build', 'cli', `ping.${hash}.${process.versions.v8}.v8-cache`);
-    const provisional = cache.replace(/\.v8-cache$/, '.provisional.v8-cache');
+    // Named after the bundle's content, its path (8 hex digits) and the V8 that made it.
+    const cacheIn = (dir: string, provisional = false): string | undefined => {
+      const pattern = new RegExp(
+        `^ping\\.${hash}\\.[0-9a-f]{8}\\.${process.versions.v8.replace(/\./g, '\\.')}${provisional ? '\\.provisional' : ''}\\.v8-cache$`,
+      );
+      const found = readdirSync(dir).find((name) => pattern.test(name));
+      return found === undefined ? undefined : join(dir, found);
+    };
+    const bundleDir = join(install.path, 'build', 'cli');
     const server = await startServer().catch(async (error: unknown) => {
       await install.cleanup();
       throw error;
@@ -111,11 +127,29 @@ describe('command bundles', { timeout: 120_000 }, () => {
     const env = { SOCKIT_TOKEN: TEST_TOKEN, SOCKIT_STATE_DIR: server.stateDir };
     try {
       assert.deepEqual(await runNode(cli, ['ping', '--help']), await runNode(MAIN, ['ping', '--help']));
-      assert.ok(existsSync(provisional) && !existsSync(cache), 'a help run leaves a provisional cache only');
+      assert.ok(
+        cacheIn(bundleDir, true) && !cacheIn(bundleDir),
+        'a help run leaves a provisional cache only',
+      );
 
       assert.equal((await runNode(cli, ['ping', server.address], env)).code, 0);
-      assert.ok(existsSync(cache), 'an ordinary run writes the final cache');
-      assert.ok(!existsSync(provisional), 'and removes the provisional one');
+      const cache = cacheIn(bundleDir);
+      assert.ok(cache, 'an ordinary run writes the final cache');
+      assert.ok(!cacheIn(bundleDir, true), 'and removes the provisional one');
+      const provisional = cache.replace(/\.v8-cache$/, '.provisional.v8-cache');
+
+      // The same files under another path make a cache of their own: V8's cached code keeps the
+      // file names it was compiled under, which stack traces would show.
+      const moved = join(install.path, 'moved');
+      cpSync(join(install.path, 'bin'), join(moved, 'bin'), { recursive: true });
+      cpSync(bundleDir, join(moved, 'build', 'cli'), { recursive: true });
+      symlinkSync(fileURLToPath(new URL('../../src/', import.meta.url)), join(moved, 'build', 'src'));
+      assert.equal((await runNode(join(moved, 'bin', 'sockit.cjs'), ['ping', server.address], env)).code, 0);
+      const movedCaches = readdirSync(join(moved, 'build', 'cli')).filter((name) =>
+        name.endsWith('.v8-cache'),
+      );
+      assert.equal(movedCaches.length, 2, movedCaches.join(', '));
+      assert.ok(movedCaches.includes(basename(cache)), 'the copied cache is still there');
 
       writeFileSync(cache, 'not V8 cached data');
       assert.equal((await runNode(cli, ['ping', server.address], env)).code, 0);

@@ -4,10 +4,13 @@ import { once } from 'node:events';
 import { statSync } from 'node:fs';
 import { link, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { connect } from '../../src/client/client.js';
 import type { TransferOptions } from '../../src/client/files.js';
 import { SockitError } from '../../src/errors.js';
+import { createLogger } from '../../src/log.js';
 import { DATA_CHUNK_BYTES, partialDownloadName, partialUploadName } from '../../src/protocol/files.js';
 import type { Frame } from '../../src/protocol/frame.js';
 import type { ServerRequest } from '../../src/server/request.js';
@@ -104,9 +107,29 @@ describe('resume', () => {
   let files: FilesFixture;
   let gate: ReturnType<typeof gateFirstPut>;
 
+  /** The server's log, JSON lines at debug level. */
+  const log = new PassThrough();
+  const logLines: Record<string, unknown>[] = [];
+  const logReader = createInterface({ input: log });
+  logReader.on('line', (line) => logLines.push(JSON.parse(line) as Record<string, unknown>));
+  /** Resolves once the server has logged a line with this message, or any error. */
+  const loggedOrFailed = (message: string): Promise<void> =>
+    new Promise((resolve) => {
+      const check = (): void => {
+        if (!logLines.some((line) => line.msg === message || line.level === 'error')) return;
+        logReader.off('line', check);
+        resolve();
+      };
+      logReader.on('line', check);
+      check();
+    });
+
   before(async () => {
     gate = gateFirstPut(6 * MiB);
-    files = await startFiles({ wrap: (service) => gate.wrap(service) });
+    files = await startFiles({
+      wrap: (service) => gate.wrap(service),
+      serve: { log: createLogger({ stream: log, json: true, level: 'debug' }) },
+    });
   });
 
   after(async () => {
@@ -137,6 +160,12 @@ describe('resume', () => {
     const kept = (await stat(partial)).size;
     assert.ok(kept >= 6 * MiB - DATA_CHUNK_BYTES, `partial keeps what arrived (${kept} bytes)`);
     await assert.rejects(stat(join(files.root, 'killed.bin')), { code: 'ENOENT' });
+    // A client that vanished is routine: a debug line, no error with a stack trace.
+    await loggedOrFailed('request ended by a disconnect');
+    assert.deepEqual(
+      logLines.filter((line) => line.level === 'error'),
+      [],
+    );
 
     const resumed = await runCli(['put', '--json', '--resume', source, files.address, 'killed.bin'], {
       env: { SOCKIT_TOKEN: TEST_TOKEN },
