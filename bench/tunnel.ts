@@ -2,12 +2,16 @@
  * The tunnel suite: `sockit tunnel -L` over tls:// against `ssh -L` through an sshd on loopback,
  * in the same run.
  *
- * - bulk: SOCKIT_BENCH_TUNNEL_MIB (default 1024) MiB through one tunnelled connection, from the
- *   forward suite's in-process sender to its in-process sink. sshd (/usr/sbin/sshd) is started
- *   here on a free port with a generated host key and user key in a temp dir, cipher
- *   aes128-gcm@openssh.com; sockit serves tls:// with its self-signed certificate.
- * - 20 streams at once, SOCKIT_BENCH_TUNNEL_STREAM_MIB (default 25) MiB each: aggregate MiB/s
- *   and fairness (the slowest stream's rate / the fastest's) for both.
+ * - bulk: SOCKIT_BENCH_TUNNEL_MIB (default 1024) MiB through the tunnel, in BULK_ROUNDS
+ *   tunnelled connections one after the other, from the forward suite's in-process sender to its
+ *   in-process sink. sshd (/usr/sbin/sshd) is started here on a free port with a generated host
+ *   key and user key in a temp dir, cipher aes128-gcm@openssh.com; sockit serves tls:// with its
+ *   self-signed certificate.
+ * - 20 streams at once, SOCKIT_BENCH_TUNNEL_STREAM_MIB (default 25) MiB each in all: aggregate
+ *   MiB/s and fairness (the slowest stream's rate / the fastest's) for both.
+ *
+ * Both tunnels stay open for the whole suite and take turns, round by round (the exec suite's
+ * method): a machine that speeds up or slows down mid-run affects both alike.
  *
  * sshd comes from bench/lib/sshd.ts (a private one on a free port, keys in a temp dir).
  */
@@ -26,6 +30,12 @@ const MiB = 1024 * 1024;
 const BULK_BYTES = Number(process.env.SOCKIT_BENCH_TUNNEL_MIB ?? 1024) * MiB;
 const STREAMS = 20;
 const STREAM_BYTES = Number(process.env.SOCKIT_BENCH_TUNNEL_STREAM_MIB ?? 25) * MiB;
+
+/** The bulk bytes go in this many alternating transfers per subject, the 20 streams in MANY_ROUNDS. */
+const BULK_ROUNDS = 4;
+const MANY_ROUNDS = 2;
+const SOCKIT = 'sockit tunnel -L (tls://)';
+const SSH = 'ssh -L (aes128-gcm)';
 
 const BULK_CASE = `tunnel -L ${BULK_BYTES / MiB} MiB (sockit over tls://, ssh aes128-gcm)`;
 const MANY_CASE = `tunnel -L ${STREAMS} streams × ${STREAM_BYTES / MiB} MiB`;
@@ -139,7 +149,7 @@ async function sshTunnel(_dir: string, target: number): Promise<Tunnel> {
 
 type Sink = Awaited<ReturnType<typeof startSink>>;
 
-/** Sends `streams` connections of `bytes` each at once; seconds for all and for each. */
+/** Sends `streams` connections of `bytes` each at once: seconds for all and for each, CPU ms per end. */
 async function transfer(tunnel: Tunnel, sink: Sink, streams: number, bytes: number) {
   const cpuBefore = tunnel.cpuMs();
   const started = performance.now();
@@ -155,63 +165,137 @@ async function transfer(tunnel: Tunnel, sink: Sink, streams: number, bytes: numb
   if (totals.some((total) => total !== bytes))
     throw new Error(`delivered ${totals.join(',')} of ${bytes} bytes each`);
   const cpuAfter = tunnel.cpuMs();
-  const perGiB = (end: 0 | 1): number =>
-    Number(((cpuAfter[end] - cpuBefore[end]) / 1000 / ((streams * bytes) / (1024 * MiB))).toFixed(3));
   return {
     seconds,
     each,
-    cpuPerGiB: Number((perGiB(0) + perGiB(1)).toFixed(3)),
-    server: perGiB(0),
-    client: perGiB(1),
+    serverMs: cpuAfter[0] - cpuBefore[0],
+    clientMs: cpuAfter[1] - cpuBefore[1],
   };
 }
 
-async function measure(
-  context: BenchContext,
-  subject: string,
+/** One subject's tunnel with its own sink and state dir, open for the whole suite. */
+interface Subject {
+  name: string;
+  tunnel: Tunnel;
+  sink: Sink;
+  close(): Promise<void>;
+}
+
+async function openSubject(
+  name: string,
   open: (dir: string, target: number) => Promise<Tunnel>,
-): Promise<{ bulk: number; many: number; bulkCpu: number }> {
+): Promise<Subject> {
   const dir = mkdtempSync(join(tmpdir(), 'sockit-bench-tunnel-'));
   removeOnExit(dir);
   const sink = await startSink();
-  let tunnel: Tunnel | undefined;
   try {
-    tunnel = await open(dir, sink.port);
-    const bulk = await transfer(tunnel, sink, 1, BULK_BYTES);
-    const bulkRate = BULK_BYTES / MiB / bulk.seconds;
-    context.record({
-      case: BULK_CASE,
-      subject,
-      value: bulkRate,
-      unit: 'MiB/s',
-      extra: {
-        seconds: Number(bulk.seconds.toFixed(3)),
-        'CPU s/GiB (both ends)': bulk.cpuPerGiB,
-        'server / client CPU s/GiB': `${bulk.server} / ${bulk.client}`,
+    const tunnel = await open(dir, sink.port);
+    return {
+      name,
+      tunnel,
+      sink,
+      async close() {
+        await tunnel.stop();
+        sink.close();
+        rmSync(dir, { recursive: true, force: true });
       },
-    });
-    const many = await transfer(tunnel, sink, STREAMS, STREAM_BYTES);
-    const manyRate = (STREAMS * STREAM_BYTES) / MiB / many.seconds;
-    const fairness = Math.min(...many.each) / Math.max(...many.each);
-    context.record({
-      case: MANY_CASE,
-      subject,
-      value: manyRate,
-      unit: 'MiB/s aggregate',
-      extra: { fairness: Number(fairness.toFixed(3)), 'CPU s/GiB (both ends)': many.cpuPerGiB },
-    });
-    context.record({
-      case: `${MANY_CASE} fairness (fastest time / slowest time)`,
-      subject,
-      value: fairness,
-      unit: 'ratio',
-    });
-    return { bulk: bulkRate, many: manyRate, bulkCpu: bulk.cpuPerGiB };
-  } finally {
-    await tunnel?.stop();
+    };
+  } catch (error) {
     sink.close();
     rmSync(dir, { recursive: true, force: true });
+    throw error;
   }
+}
+
+/** What a subject moved over its rounds: bytes, seconds, CPU ms per end, each stream's seconds. */
+interface Totals {
+  bytes: number;
+  seconds: number;
+  server: number;
+  client: number;
+  each: number[];
+}
+
+/**
+ * Runs `rounds` transfers per subject, alternating which goes first, and sums each subject's:
+ * the machine's speed drifts from one second to the next (neighbours, CPU frequency), and one
+ * long transfer each, one after the other, would hand the drift to one subject.
+ */
+async function alternate(
+  subjects: Subject[],
+  rounds: number,
+  streams: number,
+  bytes: number,
+): Promise<Totals[]> {
+  const totals = subjects.map(() => ({ bytes: 0, seconds: 0, server: 0, client: 0, each: [] as number[] }));
+  for (let round = 0; round < rounds; round++) {
+    const order =
+      round % 2 === 0
+        ? subjects.map((_, index) => index)
+        : subjects.map((_, index) => subjects.length - 1 - index);
+    for (const index of order) {
+      const { tunnel, sink } = subjects[index]!;
+      const done = await transfer(tunnel, sink, streams, bytes);
+      const total = totals[index]!;
+      total.bytes += streams * bytes;
+      total.seconds += done.seconds;
+      total.server += done.serverMs;
+      total.client += done.clientMs;
+      total.each.push(...done.each);
+    }
+  }
+  return totals;
+}
+
+/** CPU seconds per GiB moved. */
+const perGiB = (ms: number, bytes: number): number => Number((ms / 1000 / (bytes / (1024 * MiB))).toFixed(3));
+
+function recordBulk(context: BenchContext, subject: string, total: Totals): { rate: number; cpu: number } {
+  const rate = total.bytes / MiB / total.seconds;
+  const server = perGiB(total.server, total.bytes);
+  const client = perGiB(total.client, total.bytes);
+  const cpu = Number((server + client).toFixed(3));
+  context.record({
+    case: BULK_CASE,
+    subject,
+    value: rate,
+    unit: 'MiB/s',
+    extra: {
+      seconds: Number(total.seconds.toFixed(3)),
+      'CPU s/GiB (both ends)': cpu,
+      'server / client CPU s/GiB': `${server} / ${client}`,
+    },
+  });
+  return { rate, cpu };
+}
+
+function recordMany(context: BenchContext, subject: string, total: Totals, rounds: number): number {
+  const rate = total.bytes / MiB / total.seconds;
+  // Fairness within each round (its streams started together), the worst round's.
+  let fairness = 1;
+  for (let round = 0; round < rounds; round++) {
+    const each = total.each.slice(round * STREAMS, (round + 1) * STREAMS);
+    fairness = Math.min(fairness, Math.min(...each) / Math.max(...each));
+  }
+  context.record({
+    case: MANY_CASE,
+    subject,
+    value: rate,
+    unit: 'MiB/s aggregate',
+    extra: {
+      fairness: Number(fairness.toFixed(3)),
+      'CPU s/GiB (both ends)': Number(
+        (perGiB(total.server, total.bytes) + perGiB(total.client, total.bytes)).toFixed(3),
+      ),
+    },
+  });
+  context.record({
+    case: `${MANY_CASE} fairness (fastest time / slowest time)`,
+    subject,
+    value: fairness,
+    unit: 'ratio',
+  });
+  return rate;
 }
 
 /** `args` without the pair `-o OPTION`. */
@@ -223,28 +307,38 @@ function withoutOption(args: readonly string[], option: string): string[] {
 export const tunnelSuite: BenchSuite = {
   name: 'tunnel',
   async run(context) {
-    const sockit = await measure(context, 'sockit tunnel -L (tls://)', sockitTunnel);
-    if (!hasSshd()) {
-      context.note('ssh/sshd not installed: the ssh -L comparison was skipped');
-      return;
+    const subjects: Subject[] = [];
+    try {
+      subjects.push(await openSubject(SOCKIT, sockitTunnel));
+      if (hasSshd()) subjects.push(await openSubject(SSH, sshTunnel));
+      else context.note('ssh/sshd not installed: the ssh -L comparison was skipped');
+      const bulk = await alternate(subjects, BULK_ROUNDS, 1, BULK_BYTES / BULK_ROUNDS);
+      const bulkFigures = subjects.map((subject, index) => recordBulk(context, subject.name, bulk[index]!));
+      const many = await alternate(subjects, MANY_ROUNDS, STREAMS, STREAM_BYTES / MANY_ROUNDS);
+      const manyRates = subjects.map((subject, index) =>
+        recordMany(context, subject.name, many[index]!, MANY_ROUNDS),
+      );
+      const [sockit, ssh] = bulkFigures;
+      if (ssh === undefined || sockit === undefined) return;
+      context.ratio({
+        case: BULK_CASE,
+        label: 'sockit / ssh -L MiB/s',
+        value: sockit.rate / ssh.rate,
+        target: 1.0,
+      });
+      // Wall time swings with the neighbours on a shared machine; CPU per GiB does not.
+      context.ratio({
+        case: BULK_CASE,
+        label: 'ssh -L / sockit CPU-seconds per GiB (both ends)',
+        value: ssh.cpu / sockit.cpu,
+      });
+      context.ratio({
+        case: MANY_CASE,
+        label: 'sockit / ssh -L aggregate MiB/s',
+        value: manyRates[0]! / manyRates[1]!,
+      });
+    } finally {
+      for (const subject of subjects) await subject.close();
     }
-    const ssh = await measure(context, 'ssh -L (aes128-gcm)', sshTunnel);
-    context.ratio({
-      case: BULK_CASE,
-      label: 'sockit / ssh -L MiB/s',
-      value: sockit.bulk / ssh.bulk,
-      target: 1.0,
-    });
-    // Wall time swings with the neighbours on a shared machine; CPU per GiB does not.
-    context.ratio({
-      case: BULK_CASE,
-      label: 'ssh -L / sockit CPU-seconds per GiB (both ends)',
-      value: ssh.bulkCpu / sockit.bulkCpu,
-    });
-    context.ratio({
-      case: MANY_CASE,
-      label: 'sockit / ssh -L aggregate MiB/s',
-      value: sockit.many / ssh.many,
-    });
   },
 };
