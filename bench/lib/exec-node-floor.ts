@@ -13,30 +13,7 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { startProcess } from '../../src/services/exec/spawner.js';
-
-const PLAN = {
-  argv: ['true'],
-  shell: undefined,
-  file: 'true',
-  args: [],
-  cwd: process.cwd(),
-  env: { ...process.env }, // a plain object: reading process.env asks the C library each time
-  envNames: [],
-  timeoutMs: 0,
-  stdin: false,
-};
-
-/** Runs one `true`; resolves with its exit code once its pipes are closed and it is reaped. */
-function runTrue(): Promise<number | null> {
-  return new Promise((resolve, reject) => {
-    const child = startProcess(PLAN, 'native');
-    child.stdout?.resume();
-    child.stderr?.resume();
-    child.once('error', reject);
-    child.once('close', (code: number | null) => resolve(code));
-  });
-}
+import { spawnTrue } from './spawn-true.js';
 
 /** One command per byte received, in order; answers `y` (exit 0) or `n` per command. */
 function serve(): void {
@@ -48,13 +25,14 @@ function serve(): void {
       if (running || queued === 0) return;
       queued--;
       running = true;
-      runTrue().then(
-        (code) => {
-          running = false;
-          socket.write(code === 0 ? 'y' : 'n');
-          next();
-        },
-        () => socket.destroy(),
+      const answer = (reply: string): void => {
+        running = false;
+        socket.write(reply);
+        next();
+      };
+      spawnTrue('native').then(
+        () => answer('y'),
+        () => answer('n'),
       );
     };
     socket.on('data', (bytes: Buffer) => {
