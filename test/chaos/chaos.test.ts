@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parseToxicSpec, ToxicSet } from '../../src/raw/chaos/index.js';
 import { startFiles } from '../files/fixtures.js';
 import {
   closeTestBed,
@@ -20,36 +18,6 @@ import { closedPort, dial, launch, readAll } from '../raw/helpers.js';
 import { requireTool } from '../tools.js';
 
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
-
-describe('toxic specs', () => {
-  it('parses the flag syntax and fills in defaults', () => {
-    const set = new ToxicSet(false);
-    const latency = set.add(parseToxicSpec('latency:down:200ms:jitter=50ms'));
-    assert.deepEqual(
-      { ...latency, id: 0 },
-      {
-        id: 0,
-        name: 'latency_down',
-        type: 'latency',
-        stream: 'down',
-        toxicity: 1,
-        attributes: { latency: 200, jitter: 50 },
-      },
-    );
-    assert.deepEqual(set.add(parseToxicSpec('bandwidth:up:100KB/s:p=50%')).attributes, { rate: 100_000 });
-    assert.deepEqual(set.add(parseToxicSpec('slicer:16:variation=4:delay=1ms:name=s')).attributes, {
-      size: 16,
-      variation: 4,
-      delay: 1,
-    });
-    assert.equal(set.list().length, 3);
-    assert.throws(() => set.add(parseToxicSpec('latency:down:1s')), /a toxic named "latency_down" exists/);
-    assert.throws(() => parseToxicSpec('teleport:up'), /unknown type "teleport"/);
-    assert.throws(() => parseToxicSpec('latency:soon'), /"soon" is not a time/);
-    assert.throws(() => set.add(parseToxicSpec('loss:up:10%')), /loss acts on datagrams/);
-    assert.throws(() => new ToxicSet(true).add(parseToxicSpec('slicer:8')), /slicer acts on streams/);
-  });
-});
 
 describe('sockit chaos', { timeout: 120_000 }, () => {
   let dir: ForwardTestBed['dir'];
@@ -164,6 +132,69 @@ describe('sockit chaos', { timeout: 120_000 }, () => {
     }
   });
 
+  it('a toxic with a probability applies to about that share of connections, each all or nothing', async () => {
+    const chaos = await startForwarder(
+      'chaos',
+      ['127.0.0.1:0', `127.0.0.1:${echo.port}`, '-t', 'limit-data:down:3:50%', '-q'],
+      env,
+    );
+    try {
+      const replies: string[] = [];
+      const total = 300;
+      // Ten at a time, well under the forwarder's client cap (-m 100).
+      for (let i = 0; i < total; i += 10) {
+        const batch = Array.from({ length: 10 }, () => echoThrough(chaos.port, Buffer.from('abcdef')));
+        for (const reply of await Promise.all(batch)) replies.push(reply.toString());
+      }
+      const cut = replies.filter((reply) => reply === 'abc').length;
+      assert.equal(cut + replies.filter((reply) => reply === 'abcdef').length, total, replies.join(' '));
+      // Binomial(300, 0.5): a standard deviation of 8.7, so 105-195 is more than 5 of them.
+      assert.ok(cut >= 105 && cut <= 195, `limit-data applied to ${cut} of ${total} connections`);
+    } finally {
+      await chaos.stop();
+    }
+  });
+
+  it("slicer's delay spaces the pieces; the bytes arrive exact", async () => {
+    const chaos = await startForwarder(
+      'chaos',
+      ['127.0.0.1:0', `127.0.0.1:${echo.port}`, '-t', 'slicer:down:100:delay=20ms'],
+      env,
+    );
+    try {
+      const bytes = payload(2000);
+      const started = performance.now();
+      const got = await echoThrough(chaos.port, bytes);
+      const ms = performance.now() - started;
+      assert.ok(got.equals(bytes));
+      // At least 20 pieces of 100 bytes (more where the echo came back in several chunks), each
+      // 20 ms after the one before: the last leaves 19 delays after the first.
+      assert.ok(ms >= 19 * 20, `2000 bytes in 100-byte pieces 20 ms apart took ${Math.round(ms)} ms`);
+    } finally {
+      await chaos.stop();
+    }
+  });
+
+  it('timeout with a time forwards nothing and closes the connection after that time', async () => {
+    const chaos = await startForwarder(
+      'chaos',
+      ['127.0.0.1:0', `127.0.0.1:${echo.port}`, '-t', 'timeout:both:300ms'],
+      env,
+    );
+    try {
+      const socket = await dial(chaos.port, '127.0.0.1', { allowHalfOpen: true });
+      const connected = performance.now();
+      const got = readAll(socket);
+      socket.write('held');
+      const bytes = await got;
+      const ms = performance.now() - connected;
+      assert.equal(bytes.length, 0, 'the echo target got nothing to answer');
+      assert.ok(ms >= 300, `closed after ${Math.round(ms)} ms, before the 300 ms timeout`);
+    } finally {
+      await chaos.stop();
+    }
+  });
+
   it('reset-peer resets the client; slow-close carries the EOF late', async () => {
     const reset = await startForwarder(
       'chaos',
@@ -200,105 +231,6 @@ describe('sockit chaos', { timeout: 120_000 }, () => {
       assert.ok(performance.now() - started >= 400, '100 kB at 200 kB/s takes at least 0.4 s');
     } finally {
       await chaos.stop();
-    }
-  });
-
-  it('the control API lists, adds and removes toxics, driven by curl', async (t) => {
-    const curl = requireTool(t, 'curl');
-    if (!curl) return;
-    const control = await closedPort();
-    const chaos = await startForwarder(
-      'chaos',
-      [
-        '127.0.0.1:0',
-        `127.0.0.1:${echo.port}`,
-        '-t',
-        'latency:down:10ms',
-        '--control',
-        `127.0.0.1:${control}`,
-      ],
-      env,
-    );
-    const api = `http://127.0.0.1:${control}/toxics`;
-    const call = async (...args: string[]): Promise<{ status: number; body: string }> => {
-      const run = launch(curl, ['-s', '-w', '\n%{http_code}', ...args]);
-      await run.exited;
-      const text = run.stdout().toString();
-      const cut = text.lastIndexOf('\n');
-      return { status: Number(text.slice(cut + 1)), body: text.slice(0, cut) };
-    };
-    try {
-      const listed = await call(api);
-      assert.equal(listed.status, 200);
-      assert.deepEqual(JSON.parse(listed.body), [
-        {
-          name: 'latency_down',
-          type: 'latency',
-          stream: 'down',
-          toxicity: 1,
-          attributes: { latency: 10, jitter: 0 },
-        },
-      ]);
-      const added = await call('-d', '{"type":"limit-data","stream":"down","attributes":{"bytes":3}}', api);
-      assert.equal(added.status, 201, added.body);
-      assert.equal((JSON.parse(added.body) as { name: string }).name, 'limit-data_down');
-      assert.equal((await echoThrough(chaos.port, Buffer.from('abcdef'))).toString(), 'abc');
-      assert.equal((await call('-d', '{"spec":"slicer:both:2"}', api)).status, 201);
-      assert.equal((await call('-d', '{"spec":"slicer:both:2"}', api)).status, 409);
-      const bad = await call('-d', 'not json', api);
-      assert.equal(bad.status, 400);
-      assert.equal((JSON.parse(bad.body) as { error: { code: string } }).error.code, 'USAGE');
-      assert.equal((await call('-X', 'DELETE', `${api}/limit-data_down`)).status, 204);
-      assert.equal((await call('-X', 'DELETE', `${api}/limit-data_down`)).status, 404);
-      assert.equal((await echoThrough(chaos.port, Buffer.from('abcdef'))).toString(), 'abcdef');
-      assert.equal((await call('-X', 'DELETE', api)).status, 204);
-      assert.deepEqual(JSON.parse((await call(api)).body), []);
-    } finally {
-      await chaos.stop();
-    }
-  });
-
-  it('refuses a control address off loopback', async () => {
-    const result = await runCli(['chaos', '127.0.0.1:0', '127.0.0.1:1', '--control', '0.0.0.0:0'], { env });
-    assert.equal(result.code, 2);
-    assert.match(result.stderr, /the control API listens on loopback TCP only/);
-  });
-
-  it('udp: loss drops every datagram, duplicate sends each twice', async () => {
-    const target = dgram.createSocket('udp4');
-    target.on('message', (message, info) => target.send(message, info.port, info.address));
-    await new Promise<void>((resolve) => target.bind(0, '127.0.0.1', resolve));
-    const upstream = `udp://127.0.0.1:${target.address().port}`;
-    const dup = await startForwarder(
-      'chaos',
-      ['udp://127.0.0.1:0', upstream, '-t', 'duplicate:down:100%'],
-      env,
-    );
-    const lossy = await startForwarder(
-      'chaos',
-      ['udp://127.0.0.1:0', upstream, '-t', 'loss:up:100%', '-t', 'duplicate:down:100%'],
-      env,
-    );
-    const client = dgram.createSocket('udp4');
-    try {
-      const replies: string[] = [];
-      const twice = new Promise<void>((resolve) =>
-        client.on('message', (message) => {
-          replies.push(String(message));
-          if (replies.length === 2) resolve();
-        }),
-      );
-      client.send('lost', lossy.port, '127.0.0.1');
-      client.send('twice', dup.port, '127.0.0.1');
-      await twice;
-      assert.deepEqual(replies, ['twice', 'twice']);
-      await lossy.stop();
-      // The lossy forwarder heard the datagram and the target never answered it: it was dropped.
-      assert.match(lossy.stderr(), /up 1 datagrams, down 0 datagrams, \d+ ms, closed: shutting down/);
-    } finally {
-      client.close();
-      target.close();
-      await Promise.all([dup.stop(), lossy.stop()]);
     }
   });
 });

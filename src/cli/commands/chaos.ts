@@ -26,8 +26,9 @@ export function registerChaos(program: Command): void {
     .addHelpText(
       'after',
       `
-Toxics (VALUE is the first attribute; p= is the toxicity, the chance it applies to a
-connection, or to a datagram on udp://; name= names it, default TYPE_STREAM):
+Toxics (VALUE is the first attribute; N% or p=N% is the toxicity, the chance it applies to a
+connection, or to a datagram on udp://, default 100% (reorder 50%); name= names it, default
+TYPE_STREAM; times are at most 24.8 days):
   latency:STREAM:200ms:jitter=50ms     delay every chunk by 200 ms ± 50 ms
   bandwidth:STREAM:100KB               at most 100 KB per second (units B, KB, MB, KiB, MiB)
   slicer:STREAM:64:variation=16:delay=1ms   pieces of 64 ± 16 bytes, 1 ms apart
@@ -35,7 +36,9 @@ connection, or to a datagram on udp://; name= names it, default TYPE_STREAM):
   timeout:STREAM:5s                    stop forwarding; close after 5 s (0: hold until removed)
   reset-peer:STREAM:500ms              reset both sides (TCP RST) after 500 ms
   slow-close:STREAM:2s                 carry the EOF on 2 s late
-  loss:STREAM:30%  duplicate:STREAM:10%  reorder:STREAM:20%:delay=20ms   (udp:// only)
+  loss:STREAM:30%                      drop 30 % of datagrams (udp:// only)
+  duplicate:STREAM:10%                 send 10 % twice (udp:// only)
+  reorder:STREAM:20%:delay=20ms        hold 20 % back 20 ms, so later ones overtake them (udp:// only)
 Control API: curl -s localhost:8474/toxics; curl -d '{"spec":"latency:down:200ms"}' localhost:8474/toxics;
 curl -X DELETE localhost:8474/toxics/latency_down`,
     )

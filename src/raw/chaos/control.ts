@@ -2,8 +2,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SockitError } from '../../errors.js';
 import { type Address, formatAddress, isLoopback } from '../../transport/address.js';
+import { parseToxicSpec } from './spec.js';
 import type { ToxicSet } from './toxics.js';
-import { parseToxicSpec } from './toxics.js';
 
 /** The largest request body the control API reads. */
 const MAX_BODY_BYTES = 64 * 1024;
@@ -24,7 +24,8 @@ export interface ControlServer {
  *   or a flag's text (`{"spec":"latency:down:200ms"}`) → 201 and the toxic
  * - `DELETE /toxics/NAME` → 204; `DELETE /toxics` removes all → 204
  *
- * Errors answer `{"error":{"code","message"}}` with 400 (USAGE), 404 or 409 (CONFLICT).
+ * Errors answer `{"error":{"code","message"}}` with 400 (USAGE: a bad toxic, body or name), 404,
+ * 409 (CONFLICT) or 413 (TOO_LARGE); anything else is 500, with one line on stderr.
  */
 export async function startControl(address: Address, toxics: ToxicSet): Promise<ControlServer> {
   if (address.kind !== 'tcp' || !isLoopback(address)) {
@@ -36,7 +37,15 @@ export async function startControl(address: Address, toxics: ToxicSet): Promise<
   const server = http.createServer((request, response) => {
     void answer(request, toxics).then(
       ({ status, body }) => send(response, status, body),
-      (error: unknown) => send(response, ...errorAnswer(error)),
+      (error: unknown) => {
+        // The 500 answer points at this process's log, so what went wrong is written there.
+        if (!(error instanceof SockitError)) {
+          process.stderr.write(
+            `sockit: control API: ${request.method} ${request.url}: ${error instanceof Error ? error.message : String(error)}\n`,
+          );
+        }
+        send(response, ...errorAnswer(error));
+      },
     );
   });
   // Fixed deadlines from the request's first byte (not an inactivity timer a slow client resets).
@@ -80,13 +89,13 @@ async function answer(
   }
   const named = /^\/toxics\/([^/]+)$/.exec(path);
   if (named && method === 'DELETE') {
-    const name = decodeURIComponent(named[1]!);
+    const name = toxicName(named[1]!);
     if (!toxics.remove(name))
       return { status: 404, body: errorBody('NOT_FOUND', `no toxic named "${name}"`) };
     return { status: 204 };
   }
   if (named && method === 'GET') {
-    const name = decodeURIComponent(named[1]!);
+    const name = toxicName(named[1]!);
     const toxic = toxics.list().find((candidate) => candidate.name === name);
     if (!toxic) return { status: 404, body: errorBody('NOT_FOUND', `no toxic named "${name}"`) };
     return { status: 200, body: toxic };
@@ -95,6 +104,15 @@ async function answer(
     status: 404,
     body: errorBody('NOT_FOUND', `${method} ${path}: the API is GET/POST/DELETE /toxics`),
   };
+}
+
+/** A toxic's name from its URL segment; a malformed escape (`%E0`) is the client's error, 400. */
+function toxicName(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new SockitError('USAGE', `"${segment}" is not a percent-encoded toxic name`);
+  }
 }
 
 function readJson(request: http.IncomingMessage): Promise<unknown> {

@@ -1,5 +1,5 @@
 import type { DatagramGate } from '../forward-udp.js';
-import type { ToxicSet } from './toxics.js';
+import { MAX_TOXIC_MS, type ToxicSet } from './toxics.js';
 
 /** Datagrams waiting on a delay at once; more are dropped, as a full router queue would. */
 const MAX_DELAYED = 10_000;
@@ -15,6 +15,7 @@ export function datagramGate(toxics: ToxicSet): DatagramGate {
   return (direction, payload, send) => {
     let copies = 1;
     let delay = 0;
+    let free = nextFree[direction];
     for (const toxic of toxics.for(direction)) {
       if (Math.random() >= toxic.toxicity) continue;
       const a = toxic.attributes;
@@ -32,9 +33,8 @@ export function datagramGate(toxics: ToxicSet): DatagramGate {
           break;
         case 'bandwidth': {
           const now = performance.now();
-          const start = Math.max(now, nextFree[direction]);
-          nextFree[direction] = start + (payload.length / a.rate!) * 1000;
-          delay += nextFree[direction] - now;
+          free = Math.max(now, free) + (payload.length / a.rate!) * 1000;
+          delay += free - now;
           break;
         }
         default:
@@ -48,7 +48,10 @@ export function datagramGate(toxics: ToxicSet): DatagramGate {
       deliver();
       return;
     }
-    if (delayed >= MAX_DELAYED) return;
+    // A queue that full, or a wait longer than a timer holds (a slow rate's backlog), drops it;
+    // a dropped datagram takes no time on the wire, so the rate's clock moves only for a sent one.
+    if (delayed >= MAX_DELAYED || delay > MAX_TOXIC_MS) return;
+    nextFree[direction] = free;
     delayed++;
     setTimeout(() => {
       delayed--;

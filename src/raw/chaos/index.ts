@@ -6,7 +6,8 @@ import { ToxicLink } from './link.js';
 import type { ToxicSet } from './toxics.js';
 
 export { type ControlServer, startControl } from './control.js';
-export { parseToxicSpec, type Toxic, ToxicSet } from './toxics.js';
+export { parseToxicSpec } from './spec.js';
+export { MAX_TOXIC_MS, type Toxic, ToxicSet } from './toxics.js';
 
 /** What `sockit chaos` hands to a forwarder: toxic links for streams, a gate for datagrams. */
 export function chaosHooks(toxics: ToxicSet): {

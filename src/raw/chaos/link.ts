@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { RelaySink } from '../forward-relay.js';
-import type { LiveToxic, ToxicSet } from './toxics.js';
+import { type LiveToxic, MAX_TOXIC_MS, type ToxicSet } from './toxics.js';
 
 /** Bytes a link holds before it asks its source to wait: memory stays bounded whatever the toxics. */
 const HIGH_WATER_BYTES = 256 * 1024;
@@ -10,8 +10,16 @@ interface Piece {
   bytes?: Buffer;
   /** Not delivered before this time (latency). */
   notBefore: number;
-  /** Delivered at least this long after the piece before it (bandwidth, slicer). */
+  /**
+   * Delivered at least this long after the piece before it, and, after a pause, this long from
+   * now (bandwidth: the piece's own time on the wire).
+   */
   gap: number;
+  /**
+   * Delivered at least this long after the piece before it, but at once after a pause (slicer's
+   * delay: like toxiproxy's sleep after each slice, it spaces slices across chunks too).
+   */
+  spacing: number;
   /** Runs instead of a write when the piece's time comes (end, close). */
   action?: () => void;
 }
@@ -115,7 +123,7 @@ export class ToxicLink extends EventEmitter implements RelaySink {
       return false;
     }
     const now = performance.now();
-    let pieces: Piece[] = [{ bytes: chunk, notBefore: now, gap: 0 }];
+    let pieces: Piece[] = [{ bytes: chunk, notBefore: now, gap: 0, spacing: 0 }];
     let close = false;
     for (const toxic of active) {
       const a = toxic.attributes;
@@ -159,7 +167,7 @@ export class ToxicLink extends EventEmitter implements RelaySink {
     }
     if (close) {
       // Exactly N bytes went through: the destination gets them and EOF, the source is cut.
-      this.#enqueue({ notBefore: now, gap: 0, action: () => this.#finishAfterLimit() });
+      this.#enqueue({ notBefore: now, gap: 0, spacing: 0, action: () => this.#finishAfterLimit() });
     }
     if (this.#queuedBytes >= HIGH_WATER_BYTES) {
       this.#needDrain = true;
@@ -178,6 +186,7 @@ export class ToxicLink extends EventEmitter implements RelaySink {
     this.#enqueue({
       notBefore: performance.now(),
       gap: slowClose?.attributes.delay ?? 0,
+      spacing: 0,
       action: () => {
         if (!this.#to.destroyed) this.#to.end();
       },
@@ -187,7 +196,8 @@ export class ToxicLink extends EventEmitter implements RelaySink {
   #enqueue(piece: Piece): void {
     const at = Math.max(
       piece.notBefore,
-      this.#tail + piece.gap,
+      // Two toxics spacing the same piece overlap (toxiproxy's toxics run as a pipeline), not add up.
+      this.#tail + Math.max(piece.gap, piece.spacing),
       piece.gap > 0 ? performance.now() + piece.gap : 0,
     );
     this.#tail = at;
@@ -215,7 +225,9 @@ export class ToxicLink extends EventEmitter implements RelaySink {
       }
     }
     if (!this.#blocked && this.#queue.length > 0) {
-      this.#timer = setTimeout(() => this.#pump(), Math.max(0, this.#queue[0]!.at - now));
+      // Capped: Node fires a longer timer at once; pumping early just waits again.
+      const wait = Math.min(MAX_TOXIC_MS, Math.max(0, this.#queue[0]!.at - now));
+      this.#timer = setTimeout(() => this.#pump(), wait);
     }
     if (!this.#blocked && this.#queuedBytes < HIGH_WATER_BYTES / 2 && this.#held.length === 0)
       this.#drained();
@@ -265,8 +277,11 @@ export class ToxicLink extends EventEmitter implements RelaySink {
   }
 }
 
-/** Splits every piece into sizes from `size()`; pieces after the first of a chunk wait `delay` more. */
-function split(pieces: Piece[], size: () => number, delay: number): Piece[] {
+/**
+ * Splits every piece into sizes from `size()`, each spaced at least `spacing` from the one before;
+ * the first keeps the piece's own gap and spacing.
+ */
+function split(pieces: Piece[], size: () => number, spacing: number): Piece[] {
   const result: Piece[] = [];
   for (const piece of pieces) {
     const bytes = piece.bytes!;
@@ -277,7 +292,8 @@ function split(pieces: Piece[], size: () => number, delay: number): Piece[] {
       result.push({
         bytes: bytes.subarray(offset, offset + length),
         notBefore: piece.notBefore,
-        gap: first ? piece.gap : delay,
+        gap: first ? piece.gap : 0,
+        spacing: first ? Math.max(piece.spacing, spacing) : spacing,
       });
       offset += length;
       first = false;

@@ -1,6 +1,5 @@
 import { EventEmitter } from 'node:events';
 import { SockitError } from '../../errors.js';
-import { parseDuration } from '../../options.js';
 
 /** Toxiproxy's toxics, and the three that only datagrams can suffer. */
 export const TOXIC_TYPES = [
@@ -16,6 +15,7 @@ export const TOXIC_TYPES = [
   'reorder',
 ] as const;
 
+/** One of TOXIC_TYPES. */
 export type ToxicType = (typeof TOXIC_TYPES)[number];
 
 /** Which direction a toxic poisons: client → target (`up`), target → client (`down`), or both. */
@@ -26,15 +26,28 @@ export interface Toxic {
   name: string;
   type: ToxicType;
   stream: ToxicStream;
-  /** Probability it applies: per connection on streams, per datagram on UDP. */
+  /**
+   * Probability it applies: on streams rolled once per connection and direction (as toxiproxy
+   * rolls once per link), on UDP per datagram.
+   */
   toxicity: number;
   attributes: Record<string, number>;
 }
 
-type Unit = 'ms' | 'bytes' | 'rate';
+/**
+ * The longest time a toxic may name, in ms: Node's timers hold at most 2^31-1 ms (about 24.8
+ * days) and fire at once for anything longer, so a longer one is refused, not shortened.
+ */
+export const MAX_TOXIC_MS = 2 ** 31 - 1;
 
-/** Each type's attributes: the first is the one a spec's bare value sets; the rest default as shown. */
-const ATTRIBUTES: Record<ToxicType, { key: string; unit: Unit; default: number }[]> = {
+/**
+ * Each type's attributes (ms, bytes, or bytes per second): the first is the one a spec's bare
+ * value sets; the rest default as shown.
+ */
+export const TOXIC_ATTRIBUTES: Record<
+  ToxicType,
+  { key: string; unit: 'ms' | 'bytes' | 'rate'; default: number }[]
+> = {
   latency: [
     { key: 'latency', unit: 'ms', default: 0 },
     { key: 'jitter', unit: 'ms', default: 0 },
@@ -57,89 +70,19 @@ const ATTRIBUTES: Record<ToxicType, { key: string; unit: Unit; default: number }
 const DATAGRAM_ONLY: readonly ToxicType[] = ['loss', 'duplicate', 'reorder'];
 const DATAGRAM_TOXICS: readonly ToxicType[] = ['latency', 'bandwidth', 'loss', 'duplicate', 'reorder'];
 
-const bad = (text: string, why: string): SockitError =>
+/** The USAGE error for a toxic that cannot be: `text` is the flag or the JSON it came as. */
+export const badToxic = (text: string, why: string): SockitError =>
   new SockitError(
     'USAGE',
     `toxic "${text}": ${why} (form TYPE[:up|down|both][:VALUE][:key=value…], e.g. latency:down:200ms:jitter=50ms)`,
   );
 
 /**
- * Parses `--toxic TYPE[:STREAM][:VALUE][:key=value…]`: `latency:down:200ms:jitter=50ms`,
- * `bandwidth:up:100KB`, `slicer:both:16:delay=1ms`, `limit-data:down:1000`, `timeout:both:2s`,
- * `reset-peer::500ms`, `slow-close:down:1s`, `loss:up:30%`. For loss, duplicate and reorder the
- * bare value is the probability per datagram (`p=` elsewhere). `name=` names it.
+ * The toxicity a toxic gets when none is given: 1 (toxiproxy's), except reorder's 0.5: held
+ * back all alike, every datagram would wait the same and none would overtake another.
  */
-export function parseToxicSpec(text: string): Omit<Toxic, 'name'> & { name?: string } {
-  const [typeText = '', ...parts] = text.split(':');
-  const type = typeText.trim().toLowerCase().replace('_', '-') as ToxicType;
-  if (!TOXIC_TYPES.includes(type))
-    throw bad(text, `unknown type "${typeText}"; types: ${TOXIC_TYPES.join(', ')}`);
-  let stream: ToxicStream = 'both';
-  let toxicity = 1;
-  let name: string | undefined;
-  const attributes: Record<string, number> = {};
-  const specs = ATTRIBUTES[type];
-  let positional = 0;
-  for (const part of parts) {
-    if (part === '') continue;
-    if (part === 'up' || part === 'down' || part === 'both') {
-      stream = part;
-      continue;
-    }
-    const eq = part.indexOf('=');
-    const key = eq < 0 ? undefined : part.slice(0, eq);
-    const value = eq < 0 ? part : part.slice(eq + 1);
-    if (key === 'name') {
-      name = value;
-    } else if (key === 'p' || key === 'toxicity' || (key === undefined && specs.length === 0)) {
-      toxicity = parseProbability(value, text);
-    } else {
-      const spec = key === undefined ? specs[positional++] : specs.find((candidate) => candidate.key === key);
-      if (!spec) {
-        throw bad(
-          text,
-          key === undefined
-            ? 'too many values'
-            : `${type} has no "${key}"; it takes ${[...specs.map((s) => s.key), 'p', 'name'].join(', ')}`,
-        );
-      }
-      attributes[spec.key] = parseUnit(value, spec.unit, text);
-    }
-  }
-  return { ...(name ? { name } : {}), type, stream, toxicity, attributes };
-}
-
-function parseProbability(value: string, text: string): number {
-  const percent = value.endsWith('%');
-  const number = Number(percent ? value.slice(0, -1) : value);
-  const p = percent ? number / 100 : number;
-  if (!Number.isFinite(p) || p < 0 || p > 1) throw bad(text, `probability "${value}" is not 0-1 or 0-100%`);
-  return p;
-}
-
-const BYTE_UNITS: Record<string, number> = {
-  '': 1,
-  b: 1,
-  kb: 1000,
-  mb: 1e6,
-  gb: 1e9,
-  kib: 1024,
-  mib: 2 ** 20,
-  gib: 2 ** 30,
-};
-
-function parseUnit(value: string, unit: Unit, text: string): number {
-  if (unit === 'ms') {
-    try {
-      return parseDuration(value, 'toxic');
-    } catch {
-      throw bad(text, `"${value}" is not a time such as 200ms or 2s`);
-    }
-  }
-  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)(\/s)?$/i.exec(value.trim());
-  const scale = match ? BYTE_UNITS[match[2]!.toLowerCase()] : undefined;
-  if (!match || scale === undefined) throw bad(text, `"${value}" is not a size such as 64, 16KiB or 1MB`);
-  return Math.round(Number(match[1]) * scale);
+export function defaultToxicity(type: ToxicType): number {
+  return type === 'reorder' ? 0.5 : 1;
 }
 
 /** Checks a toxic (from a flag or the control API) and fills in defaults; throws USAGE. */
@@ -147,35 +90,45 @@ export function normalizeToxic(input: unknown, datagrams: boolean): Omit<Toxic, 
   const raw = (typeof input === 'object' && input !== null ? input : {}) as Record<string, unknown>;
   const text = JSON.stringify(input);
   const type = String(raw.type ?? '').replace('_', '-') as ToxicType;
-  if (!TOXIC_TYPES.includes(type)) throw bad(text, `unknown type "${String(raw.type)}"`);
+  if (!TOXIC_TYPES.includes(type)) throw badToxic(text, `unknown type "${String(raw.type)}"`);
   if (datagrams && !DATAGRAM_TOXICS.includes(type)) {
-    throw bad(text, `${type} acts on streams; udp:// takes ${DATAGRAM_TOXICS.join(', ')}`);
+    throw badToxic(text, `${type} acts on streams; udp:// takes ${DATAGRAM_TOXICS.join(', ')}`);
   }
-  if (!datagrams && DATAGRAM_ONLY.includes(type)) throw bad(text, `${type} acts on datagrams (udp://)`);
+  if (!datagrams && DATAGRAM_ONLY.includes(type)) throw badToxic(text, `${type} acts on datagrams (udp://)`);
   const stream = raw.stream ?? 'both';
   if (stream !== 'up' && stream !== 'down' && stream !== 'both')
-    throw bad(text, 'stream is up, down or both');
-  const toxicity = raw.toxicity ?? 1;
-  if (typeof toxicity !== 'number' || !(toxicity >= 0 && toxicity <= 1)) throw bad(text, 'toxicity is 0-1');
+    throw badToxic(text, 'stream is up, down or both');
+  const toxicity = raw.toxicity ?? defaultToxicity(type);
+  if (typeof toxicity !== 'number' || !(toxicity >= 0 && toxicity <= 1))
+    throw badToxic(text, 'toxicity is 0-1');
   const given = (
     typeof raw.attributes === 'object' && raw.attributes !== null ? raw.attributes : {}
   ) as Record<string, unknown>;
   const attributes: Record<string, number> = {};
-  for (const spec of ATTRIBUTES[type]) {
+  for (const spec of TOXIC_ATTRIBUTES[type]) {
     const value = given[spec.key] ?? spec.default;
     if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-      throw bad(text, `${spec.key} must be a number of ${spec.unit === 'ms' ? 'milliseconds' : 'bytes'}`);
+      throw badToxic(
+        text,
+        `${spec.key} must be a number of ${spec.unit === 'ms' ? 'milliseconds' : 'bytes'}`,
+      );
     }
+    if (spec.unit === 'ms' && value > MAX_TOXIC_MS)
+      throw badToxic(text, `${spec.key} is over the longest wait, ${MAX_TOXIC_MS} ms (24.8 days)`);
     attributes[spec.key] = value;
   }
   for (const key of Object.keys(given)) {
-    if (!(key in attributes)) throw bad(text, `${type} has no attribute "${key}"`);
+    if (!(key in attributes)) throw badToxic(text, `${type} has no attribute "${key}"`);
   }
-  if (type === 'bandwidth' && attributes.rate === 0) throw bad(text, 'rate must be above 0');
-  if (type === 'slicer' && attributes.size === 0) throw bad(text, 'size must be above 0');
+  if (type === 'latency' && attributes.latency! + attributes.jitter! > MAX_TOXIC_MS) {
+    // A datagram or chunk can wait latency + jitter: that sum must fit a timer too.
+    throw badToxic(text, `latency + jitter is over the longest wait, ${MAX_TOXIC_MS} ms (24.8 days)`);
+  }
+  if (type === 'bandwidth' && attributes.rate === 0) throw badToxic(text, 'rate must be above 0');
+  if (type === 'slicer' && attributes.size === 0) throw badToxic(text, 'size must be above 0');
   const name = raw.name;
   if (name !== undefined && (typeof name !== 'string' || !/^[\w.-]{1,64}$/.test(name))) {
-    throw bad(text, 'name is 1-64 letters, digits, _ . -');
+    throw badToxic(text, 'name is 1-64 letters, digits, _ . -');
   }
   return { ...(name ? { name } : {}), type, stream, toxicity, attributes };
 }
