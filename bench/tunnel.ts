@@ -18,6 +18,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { send, startSink } from './lib/bulk-load.js';
 import { removeOnExit, startServerChild } from './lib/children.js';
 import { freePort } from './lib/ports.js';
@@ -36,6 +37,8 @@ const BULK_ROUNDS = 4;
 const MANY_ROUNDS = 2;
 const SOCKIT = 'sockit tunnel -L (tls://)';
 const SSH = 'ssh -L (aes128-gcm)';
+const NODE_FLOOR = 'Node floor: net ↔ tls pipe, a TLS connection per stream';
+const TLS_PIPE = fileURLToPath(new URL('./lib/tls-pipe.js', import.meta.url));
 
 const BULK_CASE = `tunnel -L ${BULK_BYTES / MiB} MiB (sockit over tls://, ssh aes128-gcm)`;
 const MANY_CASE = `tunnel -L ${STREAMS} streams × ${STREAM_BYTES / MiB} MiB`;
@@ -93,6 +96,36 @@ async function sockitTunnel(dir: string, target: number): Promise<Tunnel> {
       ],
       readyPattern: /-L listening on \S+:(\d+) /,
       env,
+    });
+    return {
+      port: client.port,
+      cpuMs: cpuOf(server.pid, client.pid),
+      stop: async () => {
+        await client.stop();
+        await server.stop();
+      },
+    };
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+}
+
+/** bench/lib/tls-pipe.ts at both ends: a tunnel with Node's TLS and streams and no protocol. */
+async function nodeFloorTunnel(_dir: string, target: number): Promise<Tunnel> {
+  const ready = /^listening (\d+)$/m;
+  const server = await startServerChild({
+    name: 'tls-pipe server',
+    command: process.execPath,
+    args: [TLS_PIPE, 'server', String(target)],
+    readyPattern: ready,
+  });
+  try {
+    const client = await startServerChild({
+      name: 'tls-pipe client',
+      command: process.execPath,
+      args: [TLS_PIPE, 'client', String(server.port)],
+      readyPattern: ready,
     });
     return {
       port: client.port,
@@ -310,22 +343,36 @@ export const tunnelSuite: BenchSuite = {
     const subjects: Subject[] = [];
     try {
       subjects.push(await openSubject(SOCKIT, sockitTunnel));
+      subjects.push(await openSubject(NODE_FLOOR, nodeFloorTunnel));
       if (hasSshd()) subjects.push(await openSubject(SSH, sshTunnel));
       else context.note('ssh/sshd not installed: the ssh -L comparison was skipped');
       const bulk = await alternate(subjects, BULK_ROUNDS, 1, BULK_BYTES / BULK_ROUNDS);
-      const bulkFigures = subjects.map((subject, index) => recordBulk(context, subject.name, bulk[index]!));
-      const many = await alternate(subjects, MANY_ROUNDS, STREAMS, STREAM_BYTES / MANY_ROUNDS);
-      const manyRates = subjects.map((subject, index) =>
-        recordMany(context, subject.name, many[index]!, MANY_ROUNDS),
+      const bulkOf = new Map(
+        subjects.map((subject, index) => [subject.name, recordBulk(context, subject.name, bulk[index]!)]),
       );
-      const [sockit, ssh] = bulkFigures;
-      if (ssh === undefined || sockit === undefined) return;
+      const many = await alternate(subjects, MANY_ROUNDS, STREAMS, STREAM_BYTES / MANY_ROUNDS);
+      const manyOf = new Map(
+        subjects.map((subject, index) => [
+          subject.name,
+          recordMany(context, subject.name, many[index]!, MANY_ROUNDS),
+        ]),
+      );
+      const sockit = bulkOf.get(SOCKIT)!;
+      const floor = bulkOf.get(NODE_FLOOR)!;
+      context.ratio({
+        case: BULK_CASE,
+        label: `sockit / ${NODE_FLOOR} MiB/s (what the protocol costs in Node)`,
+        value: sockit.rate / floor.rate,
+      });
+      const ssh = bulkOf.get(SSH);
+      if (ssh === undefined) return;
       context.ratio({
         case: BULK_CASE,
         label: 'sockit / ssh -L MiB/s',
         value: sockit.rate / ssh.rate,
         target: 1.0,
       });
+      context.ratio({ case: BULK_CASE, label: `${NODE_FLOOR} / ssh -L MiB/s`, value: floor.rate / ssh.rate });
       // Wall time swings with the neighbours on a shared machine; CPU per GiB does not.
       context.ratio({
         case: BULK_CASE,
@@ -333,9 +380,14 @@ export const tunnelSuite: BenchSuite = {
         value: ssh.cpu / sockit.cpu,
       });
       context.ratio({
+        case: BULK_CASE,
+        label: `ssh -L / ${NODE_FLOOR} CPU-seconds per GiB (both ends)`,
+        value: ssh.cpu / floor.cpu,
+      });
+      context.ratio({
         case: MANY_CASE,
         label: 'sockit / ssh -L aggregate MiB/s',
-        value: manyRates[0]! / manyRates[1]!,
+        value: manyOf.get(SOCKIT)! / manyOf.get(SSH)!,
       });
     } finally {
       for (const subject of subjects) await subject.close();
