@@ -184,15 +184,17 @@ export async function withClient<T>(
 
 /**
  * The client config file applied to `address` and the CLI options, once: the function it
- * returns connects with them, as often as the caller needs (a reconnecting chat).
+ * returns connects with them, as often as the caller needs (a reconnecting chat). `extra` is
+ * what the command itself adds to the connect() options (a tunnel's `requestTimeoutMs: 0`).
  */
 export async function configuredConnector(
   address: string,
   options: ClientCliOptions,
+  extra: Partial<ConnectOptions> = {},
 ): Promise<() => Promise<Client>> {
   const { connect } = await import('../client/client.js');
   const configured = applyClientConfig(address, options, loadClientConfig(options.config));
-  const connectOptions = await clientOptions(configured.options);
+  const connectOptions = { ...(await clientOptions(configured.options)), ...extra };
   return () => connect(configured.address, connectOptions);
 }
 

@@ -1,4 +1,4 @@
-/** The client config file: aliases with address, token file and keepalive; -F and --no-config. */
+/** The client config file: aliases with address, token file, fingerprint and keepalive; -F and --no-config. */
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -50,6 +50,51 @@ describe('client config file', { timeout: 60_000 }, () => {
     // A plain address still gets [*]'s token file.
     const plain = await runCli(['exec', exec.address, '--', 'uname', '-s'], { env });
     assert.equal(plain.code, 0, plain.stderr);
+  });
+
+  test('the other client commands take an alias too (ping)', async () => {
+    const ping = await runCli(['ping', '-c', '1', 'web1'], { env });
+    assert.equal(ping.code, 0, ping.stderr);
+  });
+
+  test('fingerprint pins a tls:// alias: the right one connects, a wrong one is exit 6 (exec: 255) in one line', async () => {
+    const tls = await startExec({ allow: ['uname'] }, { transport: 'tls' });
+    try {
+      const right = tls.server.tlsFingerprint!;
+      const wrong = right.replace(/^../, right.startsWith('00') ? '11' : '00');
+      const file = join(dir.path, 'pinned');
+      await writeFile(
+        file,
+        [
+          '[*]',
+          `token-file = ${join(dir.path, 'xdg', 'sockit', 'token')}`,
+          '[right]',
+          `address = ${tls.address}`,
+          // Written as the server prints it, in lower case: the pin is compared normalised.
+          `fingerprint = ${right.toLowerCase()}`,
+          '[wrong]',
+          `address = ${tls.address}`,
+          `fingerprint = ${wrong}`,
+          '',
+        ].join('\n'),
+      );
+      const ok = await runCli(['exec', '-F', file, 'right', '--', 'uname', '-s'], { env });
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal(ok.stdout, 'Linux\n');
+      assert.equal(ok.stderr, '', 'a pin that matches is silent (nothing pinned on first use)');
+      const refused = new RegExp(
+        `^sockit: TLS_FINGERPRINT_CHANGED: the TLS certificate of 127\\.0\\.0\\.1:\\d+ has fingerprint ${right}, not the expected ${wrong}\n$`,
+      );
+      const ping = await runCli(['ping', '-F', file, 'wrong'], { env });
+      assert.equal(ping.code, 6, ping.stderr);
+      assert.match(ping.stderr, refused);
+      const exec = await runCli(['exec', '-F', file, 'wrong', '--', 'uname', '-s'], { env });
+      assert.equal(exec.code, 255, exec.stderr);
+      assert.match(exec.stderr, refused);
+      assert.equal(exec.stdout, '');
+    } finally {
+      await tls.stop();
+    }
   });
 
   test('aliases work in a --hosts inventory', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -42,6 +42,25 @@ describe('sockit sync SRC DEST', { timeout: 60_000 }, () => {
     assert.deepEqual(splitRemote('127.0.0.1:7070:dir/x'), { address: '127.0.0.1:7070', path: 'dir/x' });
     assert.deepEqual(splitRemote('tls://[::1]:7070:a:b'), { address: 'tls://[::1]:7070', path: 'a:b' });
     assert.equal(splitRemote('./local/dir'), undefined);
+    // ALIAS:PATH only for an alias of the config file; any other NAME:x stays a local path.
+    const aliases = new Map([
+      ['box', {}],
+      ['*', {}],
+    ]);
+    assert.deepEqual(splitRemote('box:dir/x', aliases), { address: 'box', path: 'dir/x' });
+    assert.equal(splitRemote('other:dir', aliases), undefined);
+    assert.equal(splitRemote('*:dir', aliases), undefined);
+  });
+
+  test('ALIAS:PATH names a server of the client config file (-F)', async () => {
+    const config = join(files.local, 'config');
+    await writeFile(config, `[box]\naddress = ${files.address}\n`);
+    const run = await runCli(['sync', '-F', config, join(files.local, 'src'), 'box:aliased'], { env });
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^sent 2, skipped 0, deleted 0/);
+    await assertSameTree(join(files.root, 'aliased'), join(files.local, 'src'));
+    // The next tests start from an empty root.
+    await rm(join(files.root, 'aliased'), { recursive: true });
   });
 
   test('push: --dry-run lists and changes nothing; a run sends; a second run sends nothing (--json)', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -342,6 +342,23 @@ describe('tunnel refusals', { timeout: 30_000 }, () => {
 describe('sockit serve --tunnel-allow (spawned CLI)', { timeout: 60_000 }, () => {
   after(killAll);
 
+  /** Starts `sockit serve --tunnel-allow 127.0.0.1:PORT` on a port of its choice; resolves with its address. */
+  async function serveTunnels(port: number, env: NodeJS.ProcessEnv): Promise<string> {
+    const server = sockit(['serve', '--tunnel-allow', `127.0.0.1:${port}`, 'tcp://127.0.0.1:0'], {
+      env,
+      stdin: 'ignore',
+    });
+    return (await waitForText(server, /^\s+(tcp:\/\/127\.0\.0\.1:\d+)$/m, 'stdout'))[1]!;
+  }
+
+  /** Sends 64 KiB through a `-L` port and checks they come back from the echo at its end. */
+  async function echoesThrough(port: number): Promise<void> {
+    const bytes = payload(64 * 1024);
+    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    socket.end(bytes);
+    assert.ok((await readAll(socket)).equals(bytes));
+  }
+
   test('serves tunnels to what it lists; --open tunnel is a usage error', async () => {
     const echo = await echoServer();
     const state = await tempDir('sockit-tunnel-cli-');
@@ -355,20 +372,45 @@ describe('sockit serve --tunnel-allow (spawned CLI)', { timeout: 60_000 }, () =>
       );
       assert.equal(refused.code, 2, refused.stderr);
       assert.match(refused.stderr, /--open tunnel: tunnels always need the token/);
-      const server = sockit(['serve', '--tunnel-allow', `127.0.0.1:${echo.port}`, 'tcp://127.0.0.1:0'], {
-        env,
-        stdin: 'ignore',
-      });
-      const address = (await waitForText(server, /^\s+(tcp:\/\/127\.0\.0\.1:\d+)$/m, 'stdout'))[1]!;
+      const address = await serveTunnels(echo.port, env);
       const tunnel = await startTunnel(address, ['-L', `0:127.0.0.1:${echo.port}`], state.path);
-      const bytes = payload(64 * 1024);
-      const socket = net.connect({ port: tunnel.local[0]!, host: '127.0.0.1', allowHalfOpen: true });
-      socket.end(bytes);
-      assert.ok((await readAll(socket)).equals(bytes));
+      await echoesThrough(tunnel.local[0]!);
       await tunnel.stop();
     } finally {
       await echo.close();
       await state.cleanup();
+    }
+  });
+
+  test('an alias of the client config file names the server: its address and token file', async () => {
+    const echo = await echoServer();
+    const state = await tempDir('sockit-tunnel-cli-');
+    const client = await tempDir('sockit-tunnel-alias-');
+    try {
+      writeFileSync(join(state.path, 'token'), TEST_TOKEN, { mode: 0o600 });
+      const address = await serveTunnels(echo.port, { ...process.env, SOCKIT_STATE_DIR: state.path });
+      mkdirSync(join(client.path, 'sockit'));
+      writeFileSync(
+        join(client.path, 'sockit', 'config'),
+        `[web1]\naddress = ${address}\ntoken-file = ${join(state.path, 'token')}\n`,
+      );
+      // No SOCKIT_TOKEN and an empty state dir: the address and the token come from the file only.
+      const tunnel = await startTunnel('web1', ['-L', `0:127.0.0.1:${echo.port}`], client.path, {
+        SOCKIT_TOKEN: '',
+        XDG_CONFIG_HOME: client.path,
+      });
+      await echoesThrough(tunnel.local[0]!);
+      assert.equal((await tunnel.stop()).code, 0, tunnel.stderr());
+      const ignored = sockit(
+        ['tunnel', '--no-config', 'web1', '--state-dir', client.path, '-L', `0:127.0.0.1:${echo.port}`],
+        { env: { XDG_CONFIG_HOME: client.path }, stdin: 'ignore' },
+      );
+      assert.equal((await ignored.exited).code, 2);
+      assert.match(ignored.stderr(), /^sockit: USAGE: bad address "web1"/);
+    } finally {
+      await echo.close();
+      await state.cleanup();
+      await client.cleanup();
     }
   });
 });

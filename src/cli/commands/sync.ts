@@ -3,6 +3,7 @@ import { Option } from 'commander';
 import type { FilterRule, SyncChange, SyncSummary } from '../../client/sync.js';
 import { SockitError } from '../../errors.js';
 import { argParsers } from '../../options.js';
+import { loadClientConfig } from '../client-config.js';
 import { action, addClientOptions, type ClientCliOptions, withClient } from '../common.js';
 import { createSyncBar } from '../progress.js';
 
@@ -18,12 +19,22 @@ interface SyncCliOptions extends ClientCliOptions {
 }
 
 /**
- * `ADDR:PATH` split after the port (`127.0.0.1:7070:dir`, `tls://[::1]:7070:dir`); undefined
- * for a local path. The port's digits end the address, so a path may itself hold colons.
+ * `ADDR:PATH` split after the port (`127.0.0.1:7070:dir`, `tls://[::1]:7070:dir`), or after
+ * the first colon when what precedes it is one of `aliases` (`web1:dir`, as rsync's
+ * `HOST:PATH`, for an alias of the client config file); undefined for a local path. The port's
+ * digits end an address, so a path may itself hold colons.
  */
-export function splitRemote(text: string): { address: string; path: string } | undefined {
+export function splitRemote(
+  text: string,
+  aliases: ReadonlyMap<string, unknown> = new Map(),
+): { address: string; path: string } | undefined {
   const match = /^((?:[a-z]+:\/\/)?(?:\[[^\]]+\]|[^:/[\]]+):\d+):(.*)$/.exec(text);
-  return match ? { address: match[1]!, path: match[2]! } : undefined;
+  if (match) return { address: match[1]!, path: match[2]! };
+  const alias = /^([^:/[\]]+):(.*)$/.exec(text);
+  // `[*]` holds settings for every host; it names none.
+  return alias && alias[1] !== '*' && aliases.has(alias[1]!)
+    ? { address: alias[1]!, path: alias[2]! }
+    : undefined;
 }
 
 /** `sockit sync SRC DEST`: make one directory hold what another holds, either way. */
@@ -39,7 +50,10 @@ export function registerSync(program: Command): void {
         'make DEST hold what SRC holds, sending only what differs (size or mtime), over one connection; ' +
           'either side may be ADDRESS:PATH on a files server (local to local is refused: use rsync or cp)',
       )
-      .argument('<src>', 'local directory, or ADDRESS:PATH on the server, e.g. 127.0.0.1:7070:backup')
+      .argument(
+        '<src>',
+        'local directory, or ADDRESS:PATH on the server, e.g. 127.0.0.1:7070:backup (or ALIAS:PATH, an alias of the config file)',
+      )
       .argument('<dest>', 'ADDRESS:PATH on the server, or a local directory')
       .option('--delete', 'remove what the source does not have from the destination')
       .option('-n, --dry-run', 'list every change, make none')
@@ -67,8 +81,9 @@ export function registerSync(program: Command): void {
 }
 
 async function runSync(src: string, dest: string, options: SyncCliOptions): Promise<void> {
-  const from = splitRemote(src);
-  const to = splitRemote(dest);
+  const aliases = loadClientConfig(options.config);
+  const from = splitRemote(src, aliases);
+  const to = splitRemote(dest, aliases);
   if (from && to) {
     throw new SockitError(
       'USAGE',

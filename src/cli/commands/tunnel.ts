@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { SockitError } from '../../errors.js';
-import { action, addClientOptions, type ClientCliOptions, clientOptions, collect } from '../common.js';
+import { action, addClientOptions, type ClientCliOptions, collect, configuredConnector } from '../common.js';
 import { untilSignal } from '../signals.js';
 
 interface TunnelCliOptions extends ClientCliOptions {
@@ -108,12 +108,13 @@ Exit codes: 0 after SIGTERM/SIGINT, 2 usage, 3 cannot connect or the connection 
         const socks = (options.dynamic ?? []).map(parseSocksSpec);
         if (locals.length + remotes.length + socks.length === 0)
           throw new SockitError('USAGE', 'give at least one -L, -R or -D');
-        const [{ connect }, tunnel] = await Promise.all([
-          import('../../client/client.js'),
+        const [connect, tunnel] = await Promise.all([
+          // The config file's alias, token file and pin, as for every client command.
+          configuredConnector(address, options, { requestTimeoutMs: 0 }),
           import('../../client/tunnel.js'),
         ]);
         const signal = untilSignal();
-        const client = await connect(address, { ...(await clientOptions(options)), requestTimeoutMs: 0 });
+        const client = await connect();
         if (!client.authenticated) {
           client.destroy();
           throw new SockitError(
