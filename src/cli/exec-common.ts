@@ -44,7 +44,11 @@ export interface TargetResult {
 }
 
 /** The exit status and summary of a command that ran (and prints why it was killed, if it was). */
-export function describeExit(address: string, exit: ExecExit, prefix: string | undefined): TargetResult {
+export function describeExit(
+  address: string,
+  exit: ExecExit,
+  prefix: string | undefined,
+): TargetResult & { durationMs: number } {
   const base = { address, durationMs: exit.durationMs };
   if (exit.timedOut) {
     printError(new SockitError('TIMEOUT', `the command ran past its timeout and was killed`), prefix);

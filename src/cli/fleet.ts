@@ -18,7 +18,8 @@ export interface FleetHost {
 /**
  * Reads a hosts file: one address per line, `name = address` aliases, `[group]` sections, `#`
  * comments. With `groups`, only hosts of those sections; without, every host. A host listed
- * twice (in two groups) runs once.
+ * twice (in two groups) runs once; a name given two addresses is a usage error naming both
+ * lines (which one was meant cannot be told).
  */
 export function readHostsFile(path: string, groups: readonly string[]): FleetHost[] {
   let text: string;
@@ -31,6 +32,8 @@ export function readHostsFile(path: string, groups: readonly string[]): FleetHos
     );
   }
   const byGroup = new Map<string, FleetHost[]>();
+  /** Each name's address and the line that gave it first. */
+  const named = new Map<string, { address: string; line: number }>();
   let group = '';
   text.split('\n').forEach((raw, index) => {
     const line = raw.replace(/#.*/, '').trim();
@@ -48,6 +51,14 @@ export function readHostsFile(path: string, groups: readonly string[]): FleetHos
       );
     }
     const host = alias ? { name: alias[1]!, address: alias[2]! } : { name: line, address: line };
+    const earlier = named.get(host.name);
+    if (earlier && earlier.address !== host.address) {
+      throw new SockitError(
+        'USAGE',
+        `--hosts ${path}:${index + 1}: "${host.name}" is ${host.address} here but ${earlier.address} at line ${earlier.line}`,
+      );
+    }
+    if (!earlier) named.set(host.name, { address: host.address, line: index + 1 });
     const list = byGroup.get(group) ?? [];
     list.push(host);
     byGroup.set(group, list);
@@ -115,7 +126,8 @@ export interface HostOutcome {
   /** Set when the command ran (it exited or was killed); absent for connection or request errors. */
   exit?: { code: number | null; signal: string | null };
   error?: { code: string; message: string };
-  durationMs?: number;
+  /** The command's run time as the server measured it; for a host that failed before running, the time until it failed. */
+  durationMs: number;
   stdout: Capture;
   stderr: Capture;
 }
@@ -128,7 +140,7 @@ export function printJson(outcomes: readonly HostOutcome[]): void {
       address: result.host.address,
       exit: result.exitCode,
       signal: result.exit?.signal ?? null,
-      ...(result.durationMs !== undefined ? { durationMs: result.durationMs } : {}),
+      durationMs: result.durationMs,
       ...(result.error ? { error: result.error } : {}),
       ...streamField('stdout', result.stdout),
       ...streamField('stderr', result.stderr),

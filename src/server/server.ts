@@ -141,10 +141,20 @@ export class Server extends EventEmitter {
           },
           (closed) => {
             this.#connections.delete(closed);
+            // With the count open: a trace (--log-level debug) shows how many clients were at once.
+            init.log.debug('connection closed', {
+              connection: closed.context.id,
+              open: this.#connections.size,
+            });
             this.emit('disconnect', closed.context);
           },
         );
         this.#connections.add(connection);
+        init.log.debug('connection opened', {
+          connection: info.id,
+          peer: info.peer,
+          open: this.#connections.size,
+        });
         this.emit('connection', connection.context);
         return connection;
       },

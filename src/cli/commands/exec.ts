@@ -2,6 +2,7 @@ import { constants } from 'node:os';
 import { type Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { isatty } from 'node:tty';
+import type { Client } from '../../client/client.js';
 import type { ExecCommand, ExecExit, RemoteProcess } from '../../client/exec.js';
 import { SockitError } from '../../errors.js';
 import { argParsers, parseDuration, parsePositiveInteger } from '../../options.js';
@@ -54,6 +55,21 @@ export interface ExecCliRequest {
 /** Ctrl-C presses forwarded as SIGINT before the command is cancelled outright. */
 const FORWARDED_INTERRUPTS = 2;
 
+/**
+ * Waits between a fan-out's attempts on a BUSY server: up to 100 ms at first, doubling to at
+ * most 2 s, never under 20 ms. Short: a server's slots free up as fast as its commands end
+ * (a fleet of short commands frees one every few milliseconds).
+ */
+const BUSY_BACKOFF = { initialMs: 100, capMs: 2000, floorMs: 20 } as const;
+
+/** How long a fan-out keeps asking a BUSY server without --host-timeout. */
+const BUSY_RETRY_MS = 60_000;
+
+/** The server's "try again later": it runs as many commands as it may. */
+function isBusy(error: unknown): boolean {
+  return error instanceof SockitError && error.code === 'BUSY';
+}
+
 export function registerExec(program: Command): void {
   const command = addClientOptions(
     program
@@ -91,7 +107,7 @@ export function registerExec(program: Command): void {
       .option('--par <n>', 'servers at once (default 32)')
       .option(
         '--host-timeout <duration>',
-        'give up on a server (connecting and running) after this long: exit 124 for it',
+        'give up on a server (connecting, asking again while it answers BUSY, running) after this long: exit 124 for it',
       )
       .option(
         '--group-output',
@@ -207,6 +223,7 @@ export async function runRemote(
       const result = await session.run(host.address, request, hostOptions, `${host.name}: `, {
         ...(capture ? { capture } : {}),
         ...(signal ? { signal } : {}),
+        retryBusy: true,
       });
       return {
         host,
@@ -214,7 +231,7 @@ export async function runRemote(
         outcome: result.outcome,
         ...(result.exit ? { exit: { code: result.exit.code, signal: result.exit.signal } } : {}),
         ...(result.exit ? {} : { error: errorField(result.outcome) }),
-        ...(result.durationMs !== undefined ? { durationMs: result.durationMs } : {}),
+        durationMs: result.durationMs,
         stdout: capture?.stdout ?? new Capture(),
         stderr: capture?.stderr ?? new Capture(),
       };
@@ -316,14 +333,23 @@ class ExecSession {
     process.stdout.on('error', this.#onStdoutError);
   }
 
-  /** Runs the command on one server; never throws: failures become an exit code and a line on stderr. */
+  /**
+   * Runs the command on one server; never throws: failures become an exit code and a line on
+   * stderr. With `retryBusy` (a fan-out), a server that answers BUSY is asked again (see
+   * #spawnWhenFree). A failure's `durationMs` is the time spent on this server until it failed.
+   */
   async run(
     address: string,
     request: ExecCliRequest,
     options: ExecCliOptions,
     prefix: string | undefined,
-    extra: { capture?: { stdout: Writable; stderr: Writable }; signal?: AbortSignal } = {},
-  ): Promise<TargetResult & { exit?: ExecExit }> {
+    extra: {
+      capture?: { stdout: Writable; stderr: Writable };
+      signal?: AbortSignal;
+      retryBusy?: boolean;
+    } = {},
+  ): Promise<TargetResult & { exit?: ExecExit; durationMs: number }> {
+    const begun = performance.now();
     let stdinReported = false;
     const reportStdin = (sink: Writable | undefined): void => {
       if (stdinReported) return;
@@ -332,13 +358,7 @@ class ExecSession {
     };
     try {
       return await withClient(address, options, async (client) => {
-        if (this.#cancelled) throw new SockitError('CANCELLED', 'interrupted');
-        const remote = client.spawn(request.command, {
-          stdin: this.#forwardStdin,
-          ...remoteOptions(request, options),
-          ...(extra.signal ? { signal: extra.signal } : {}),
-        });
-        this.#running.add(remote);
+        const remote = await this.#spawnWhenFree(client, request, options, extra);
         const outputs = [
           forward(remote.stdout, extra.capture?.stdout ?? process.stdout, extra.capture ? undefined : prefix),
           forward(remote.stderr, extra.capture?.stderr ?? process.stderr, extra.capture ? undefined : prefix),
@@ -360,17 +380,71 @@ class ExecSession {
       });
     } catch (error) {
       reportStdin(undefined);
+      const durationMs = Math.round(performance.now() - begun);
       if (extra.signal?.aborted) {
         return {
           address,
           exitCode: EXEC_EXIT.timedOut,
-          outcome: 'TIMEOUT: --host-timeout passed; cancelled',
+          outcome: `TIMEOUT: --host-timeout passed${isBusy(error) ? ' while the server was BUSY' : ''}; cancelled`,
+          durationMs,
         };
       }
       // The collecting modes report failures in their own output and the summary.
       if (!extra.capture) printError(error, prefix);
       const code = error instanceof SockitError ? error.code : 'INTERNAL';
-      return { address, exitCode: exitForError(code), outcome: describeError(error) };
+      return { address, exitCode: exitForError(code), outcome: describeError(error), durationMs };
+    }
+  }
+
+  /**
+   * Starts the command. With `retryBusy` (a fan-out) it resolves only once the command runs
+   * (its `started`), so that stdin and output are joined to a command that runs, never to an
+   * attempt refused before it started; and a BUSY answer (the server runs its
+   * --exec-max-running commands: "try again later") is retried on the same connection, with
+   * capped exponential backoff and full jitter so that hosts refused together do not come back
+   * together, until the host's --host-timeout (its `signal`) or, without one, BUSY_RETRY_MS
+   * have passed. Without it, the command is returned at once: a single `sockit exec` sends its
+   * stdin with the request, not after the server's `started`.
+   */
+  async #spawnWhenFree(
+    client: Client,
+    request: ExecCliRequest,
+    options: ExecCliOptions,
+    extra: { signal?: AbortSignal; retryBusy?: boolean },
+  ): Promise<RemoteProcess> {
+    const attempt = async (): Promise<RemoteProcess> => {
+      if (this.#cancelled) throw new SockitError('CANCELLED', 'interrupted');
+      const remote = client.spawn(request.command, {
+        stdin: this.#forwardStdin,
+        ...remoteOptions(request, options),
+        ...(extra.signal ? { signal: extra.signal } : {}),
+      });
+      this.#running.add(remote);
+      if (!extra.retryBusy) return remote;
+      try {
+        await remote.started;
+      } catch (error) {
+        this.#running.delete(remote);
+        throw error;
+      }
+      return remote;
+    };
+    if (!extra.retryBusy) return attempt();
+    const { Backoff, retry } = await import('../../transport/backoff.js');
+    const giveUpAt = extra.signal ? Number.POSITIVE_INFINITY : performance.now() + BUSY_RETRY_MS;
+    let refused: unknown;
+    try {
+      return await retry(attempt, {
+        backoff: new Backoff(BUSY_BACKOFF),
+        retryable: (error) => isBusy(error) && performance.now() < giveUpAt,
+        onRetry: (info) => {
+          refused = info.error;
+        },
+        signal: extra.signal,
+      });
+    } catch (error) {
+      // --host-timeout ended a wait between attempts: the reason is the server's BUSY.
+      throw extra.signal?.aborted && refused !== undefined ? refused : error;
     }
   }
 
