@@ -64,6 +64,11 @@ export interface Tmux {
   keys(text: string, options?: { literal?: boolean; enter?: boolean }): Promise<void>;
   /** Waits until something in the terminal ran `wait-for -S name` (bounded by the test's timeout). */
   waitFor(name: string): Promise<void>;
+  /**
+   * Signals channel `name` once the terminal's output from now on holds `text` (letters,
+   * digits and spaces): for programs that cannot signal themselves (a pager).
+   */
+  onOutput(text: string, name: string): Promise<void>;
   resize(cols: number, rows: number): Promise<void>;
   /** The visible screen as text. */
   screen(): Promise<string>;
@@ -100,6 +105,15 @@ export async function startTmux(
     async waitFor(name) {
       await tmux('wait-for', name);
     },
+    async onOutput(text, name) {
+      if (!/^[\w ]+$/.test(text)) throw new Error(`onOutput takes letters, digits and spaces, got ${text}`);
+      // tmux copies the pane's output into the command, which signals at the first match. Not
+      // grep: a prompt is a last line without a newline, which grep would never see.
+      await tmux(
+        'pipe-pane',
+        `${process.execPath} -e '${SIGNAL_ON_TEXT}' '${text}' ${prefix} wait-for -S ${name}`,
+      );
+    },
     async resize(cols, rows) {
       await tmux('resize-window', '-x', String(cols), '-y', String(rows));
     },
@@ -116,6 +130,21 @@ export async function startTmux(
     },
   };
 }
+
+/**
+ * `node -e` script for Tmux.onOutput: reads the pane's output and, once it holds argv[1] (in
+ * one piece: the last 4 KiB are kept across reads), runs the command in the rest of argv.
+ */
+const SIGNAL_ON_TEXT = [
+  'const [text, command, ...args] = process.argv.slice(1);',
+  'let seen = "";',
+  'process.stdin.on("data", (chunk) => {',
+  '  seen = (seen + chunk).slice(-4096);',
+  '  if (!seen.includes(text)) return;',
+  '  require("node:child_process").execFileSync(command, args);',
+  '  process.exit(0);',
+  '});',
+].join(' ');
 
 /** `node CLI ARGS…` as a shell command line (arguments must not need quoting). */
 export function cliLine(args: string[]): string {
