@@ -1,6 +1,7 @@
 /**
  * Dead peers: SIGSTOP one end (its socket stays open, nothing answers) and the other end must
- * give up within INTERVAL × (COUNT + 1): the client exits 255, the server kills the command.
+ * give up within INTERVAL × (COUNT + 1): exec and shell (also in a terminal) exit 255, chat and
+ * a tunnel exit 3, the server kills the command.
  */
 
 import assert from 'node:assert/strict';
@@ -20,6 +21,14 @@ const COUNT = 3;
 const BOUND_MS = INTERVAL_MS * (COUNT + 1);
 const SLACK_MS = 700;
 
+/**
+ * A command that says it runs, then stays quiet; and the line it prints (from a terminal too,
+ * where a shell's prompt, `$ ` or `# `, comes first on that line when the terminal echoed the
+ * typed line before the prompt).
+ */
+const UP_THEN_SLEEP = ['sh', '-c', 'echo up; exec sleep 30'];
+const UP = /(^|[$#] )up\r?$/;
+
 const children = new Set<ChildProcess>();
 function track(child: ChildProcess): ChildProcess {
   children.add(child);
@@ -37,12 +46,15 @@ describe('keepalive', { timeout: 60_000 }, () => {
   });
 
   /**
-   * Starts `sockit serve --exec` (server keepalive INTERVAL_MS), runs `sockit exec CLIENT_ARGS… --
-   * sh -c 'echo up; sleep'` against it, SIGSTOPs the server once the command runs, and returns how
-   * the client ended and how long that took. `clientArgs(address, dir)` may write files into dir.
+   * Starts `sockit serve` (exec with terminals, chat and tunnels; server keepalive INTERVAL_MS),
+   * runs `sockit CLIENT_ARGS…` against it (stdin a pipe that stays open, with `input` written to
+   * it), SIGSTOPs the server once the client printed a line matching `ready` (on stdout, or
+   * stderr), and returns how the client ended and how long that took. `clientArgs(address,
+   * dir)` may write files into dir.
    */
   async function clientOfStoppedServer(
     clientArgs: (address: string, dir: string) => string[],
+    ready: { line: RegExp; stream?: 'stdout' | 'stderr'; input?: string } = { line: UP },
   ): Promise<{ code: number; stderr: string; tookMs: number }> {
     const state = await tempDir();
     try {
@@ -53,6 +65,12 @@ describe('keepalive', { timeout: 60_000 }, () => {
             CLI,
             'serve',
             '--exec',
+            '--allow-pty',
+            '--shell-command',
+            'sh',
+            '--chat',
+            '--tunnel-allow',
+            '127.0.0.1:9',
             '--keepalive',
             `${INTERVAL_MS}ms`,
             '--state-dir',
@@ -65,27 +83,26 @@ describe('keepalive', { timeout: 60_000 }, () => {
       server.stderr!.resume();
       const [address] = await waitForLine(server.stdout!, /tcp:\/\/127\.0\.0\.1:\d+/);
       const client = track(
-        spawn(
-          process.execPath,
-          [CLI, 'exec', ...clientArgs(address!, state.path), '--', 'sh', '-c', 'echo up; exec sleep 30'],
+        spawn(process.execPath, [CLI, ...clientArgs(address!, state.path)], {
           // The token comes from the server's state dir; the config file (if any) from XDG_CONFIG_HOME.
-          {
-            stdio: ['ignore', 'pipe', 'pipe'],
-            env: {
-              ...process.env,
-              SOCKIT_TOKEN: '',
-              SOCKIT_STATE_DIR: state.path,
-              HOME: state.path,
-              XDG_CONFIG_HOME: state.path,
-            },
+          stdio: ['pipe', 'pipe', 'pipe'],
+          env: {
+            ...process.env,
+            SOCKIT_TOKEN: '',
+            SOCKIT_STATE_DIR: state.path,
+            HOME: state.path,
+            XDG_CONFIG_HOME: state.path,
           },
-        ),
+        }),
       );
+      client.stdin!.on('error', () => {});
+      if (ready.input !== undefined) client.stdin!.write(ready.input);
       let stderr = '';
       client.stderr!.on('data', (chunk: Buffer) => {
         stderr += chunk;
       });
-      await waitForLine(client.stdout!, /^up$/m);
+      client.stdout!.resume();
+      await waitForLine(ready.stream === 'stderr' ? client.stderr! : client.stdout!, ready.line);
       const exited = once(client, 'close');
       server.kill('SIGSTOP');
       const stoppedAt = performance.now();
@@ -98,21 +115,32 @@ describe('keepalive', { timeout: 60_000 }, () => {
     }
   }
 
+  /** Asserts that the client gave up within INTERVAL × (COUNT + 1) of silence, and not before COUNT intervals. */
+  function assertWithinBound(tookMs: number, interval = INTERVAL_MS, count = COUNT): void {
+    assert.ok(tookMs >= interval * count, `gave up too early: ${tookMs} ms`);
+    assert.ok(
+      tookMs <= interval * (count + 1) + SLACK_MS,
+      `gave up after ${tookMs} ms, bound ${interval * (count + 1)} ms`,
+    );
+  }
+
+  /** The client's keepalive options of these tests. */
+  const KEEPALIVE = ['--keepalive', `${INTERVAL_MS}ms`, '--keepalive-count', String(COUNT)];
+  /** What the client says when the server stopped answering. */
+  const STOPPED_ANSWERING =
+    /the server stopped answering \(nothing for \d+ ms; 3 pings 300 ms apart unanswered\)/;
+
   test('a client whose server stopped answering exits 255 within the bound, saying why', async () => {
     const { code, stderr, tookMs } = await clientOfStoppedServer((address) => [
-      '--keepalive',
-      `${INTERVAL_MS}ms`,
-      '--keepalive-count',
-      String(COUNT),
+      'exec',
+      ...KEEPALIVE,
       address,
+      '--',
+      ...UP_THEN_SLEEP,
     ]);
     assert.equal(code, 255, stderr);
-    assert.match(
-      stderr,
-      /CLOSED: the server stopped answering \(nothing for \d+ ms; 3 pings 300 ms apart unanswered\)/,
-    );
-    assert.ok(tookMs >= INTERVAL_MS * COUNT, `gave up too early: ${tookMs} ms`);
-    assert.ok(tookMs <= BOUND_MS + SLACK_MS, `gave up after ${tookMs} ms, bound ${BOUND_MS} ms`);
+    assert.match(stderr, new RegExp(`CLOSED: ${STOPPED_ANSWERING.source}`));
+    assertWithinBound(tookMs);
   });
 
   test('the keepalive of a host alias in the client config file is the one applied', async () => {
@@ -125,15 +153,60 @@ describe('keepalive', { timeout: 60_000 }, () => {
         join(dir, 'sockit', 'config'),
         `[*]\nkeepalive = 30s\n\n[stopped]\naddress = ${address}\nkeepalive = ${interval}ms\nkeepalive-count = ${count}\n`,
       );
-      return ['stopped'];
+      return ['exec', 'stopped', '--', ...UP_THEN_SLEEP];
     });
     assert.equal(code, 255, stderr);
     assert.match(
       stderr,
       /the server stopped answering \(nothing for \d+ ms; 2 pings 250 ms apart unanswered\)/,
     );
-    assert.ok(tookMs >= interval * count, `gave up too early: ${tookMs} ms`);
-    assert.ok(tookMs <= interval * (count + 1) + SLACK_MS, `gave up after ${tookMs} ms`);
+    assertWithinBound(tookMs, interval, count);
+  });
+
+  test('exec -tt and shell -tt (a terminal) exit 255 within the bound, saying why', async () => {
+    const exec = await clientOfStoppedServer((address) => [
+      'exec',
+      '-tt',
+      ...KEEPALIVE,
+      address,
+      '--',
+      ...UP_THEN_SLEEP,
+    ]);
+    assert.equal(exec.code, 255, exec.stderr);
+    assert.match(exec.stderr, new RegExp(`CLOSED: ${STOPPED_ANSWERING.source}`));
+    assertWithinBound(exec.tookMs);
+    // The remote shell reads the line from its terminal, which echoes it (`u""p`: only the
+    // command's output is a line "up").
+    const shell = await clientOfStoppedServer((address) => ['shell', '-tt', ...KEEPALIVE, address], {
+      line: UP,
+      input: 'echo u""p; exec sleep 30\n',
+    });
+    assert.equal(shell.code, 255, shell.stderr);
+    assert.match(shell.stderr, new RegExp(`CLOSED: ${STOPPED_ANSWERING.source}`));
+    assertWithinBound(shell.tookMs);
+  });
+
+  test('sockit chat prints why and exits 3 within the bound', async () => {
+    const { code, stderr, tookMs } = await clientOfStoppedServer(
+      (address) => ['chat', '--name', 'alice', ...KEEPALIVE, address],
+      { line: /^\* joined lobby as alice/ },
+    );
+    assert.equal(code, 3, stderr);
+    assert.match(stderr, new RegExp(`^sockit: ${STOPPED_ANSWERING.source}\n$`));
+    assertWithinBound(tookMs);
+  });
+
+  test('a tunnel notices the vanished server: exit 3, "the tunnel connection was lost", within the bound', async () => {
+    const { code, stderr, tookMs } = await clientOfStoppedServer(
+      (address) => ['tunnel', ...KEEPALIVE, address, '-L', '0:127.0.0.1:9'],
+      { line: /-L listening on /, stream: 'stderr' },
+    );
+    assert.equal(code, 3, stderr);
+    assert.match(
+      stderr,
+      new RegExp(`\nsockit: CLOSED: the tunnel connection was lost: ${STOPPED_ANSWERING.source}\n$`),
+    );
+    assertWithinBound(tookMs);
   });
 
   test('a server drops a client that stopped answering and kills its command', async () => {
