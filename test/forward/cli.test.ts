@@ -353,8 +353,10 @@ for (const relay of RELAYS)
         );
         try {
           await waitForText(target, /Listening on/);
-          // No half-close here: ncat ends the whole TLS connection at the close_notify that carries it.
-          const bytes = payload(200_000);
+          // No half-close here: ncat ends the whole TLS connection at the close_notify that carries
+          // it. Less than a pipe holds: ncat writes to its --sh-exec child's stdin blocking, so a
+          // burst larger than both pipes deadlocks it with cat writing back.
+          const bytes = payload(32 * 1024);
           const socket = await dial(origin.port);
           socket.write(bytes);
           const echoed = await new Promise<Buffer>((resolve, reject) => {
