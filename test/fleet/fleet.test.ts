@@ -1,6 +1,6 @@
 /**
  * `sockit exec --hosts`: one `sockit serve` process with its default limits (32 commands at
- * once, so `--par 50` meets BUSY) listening on 200 loopback ports, plus 3 ports with nothing
+ * once, so `--par 50` may meet BUSY; the BUSY test makes sure of it) listening on 200 loopback ports, plus 3 ports with nothing
  * listening, run with a parallelism limit, in each output mode. The server's debug log
  * (`connection opened` with the count open) is how the test sees the connections.
  */
@@ -104,6 +104,22 @@ describe('sockit exec --hosts', { timeout: 120_000 }, () => {
     return { result, opened: opened.length, mostOpen: Math.max(0, ...opened.map((entry) => entry.open)) };
   }
 
+  /** Resolves once `pattern` (global) has matched `count` times in the child's stdout. */
+  function untilLines(running: Running, pattern: RegExp, count: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if ((running.stdout().toString().match(pattern)?.length ?? 0) < count) return;
+        running.child.stdout!.off('data', check);
+        resolve();
+      };
+      running.child.stdout!.on('data', check);
+      running.exited.then(() =>
+        reject(new Error(`exited before ${count} × ${pattern}: ${running.stderr()}`)),
+      );
+      check();
+    });
+  }
+
   /** A hosts file of the first `count` up hosts. */
   async function firstHosts(name: string, count: number): Promise<string> {
     const file = join(dir.path, name);
@@ -161,22 +177,7 @@ describe('sockit exec --hosts', { timeout: 120_000 }, () => {
       { env, stdin: 'ignore' },
     );
     try {
-      await new Promise<void>((resolve, reject) => {
-        const check = (): void => {
-          if (
-            (blocker
-              .stdout()
-              .toString()
-              .match(/: up\n/g)?.length ?? 0) < MAX_RUNNING
-          )
-            return;
-          blocker.child.stdout!.off('data', check);
-          resolve();
-        };
-        blocker.child.stdout!.on('data', check);
-        blocker.exited.then(() => reject(new Error(`the blocker exited: ${blocker.stderr()}`)));
-        check();
-      });
+      await untilLines(blocker, /: up\n/g, MAX_RUNNING);
       const two = await firstHosts('two', 2);
       const timedOut = await cli(['--host-timeout', '500ms', '--', 'uname', '-s'], two);
       assert.equal(timedOut.code, 124, timedOut.stderr);
@@ -199,6 +200,65 @@ describe('sockit exec --hosts', { timeout: 120_000 }, () => {
           .split('\n')
           .map((line) => JSON.parse(line).stdout),
         ['Linux\n', 'Linux\n'],
+      );
+    } finally {
+      await blocker.stop();
+    }
+  });
+
+  test('one slot left: a host refused BUSY gives up its stdin and runs after; after Ctrl-C no waiting host starts', async () => {
+    // 31 hosts hold all but one slot of the server until the blocker is stopped.
+    const blocker = sockit(
+      [
+        'exec',
+        '--hosts',
+        await firstHosts('held', MAX_RUNNING - 1),
+        '--',
+        'sh',
+        '-c',
+        'echo up; exec sleep 30',
+      ],
+      { env, stdin: 'ignore' },
+    );
+    try {
+      await untilLines(blocker, /: up\n/g, MAX_RUNNING - 1);
+      const two = await firstHosts('pair', 2);
+      // One host gets the last slot, the other is BUSY: that one gives up its share of stdin, so
+      // the running one gets it and ends, freeing the slot, and the other then runs without.
+      const fed = await runCli(['exec', '--hosts', two, '--', 'sh', '-c', 'cat; echo done'], {
+        env,
+        input: 'fed\n',
+        timeoutMs: 30_000,
+      });
+      assert.equal(fed.code, 0, fed.stderr);
+      assert.deepEqual(
+        fed.stdout
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => line.replace(/^pair\d: /, ''))
+          .sort(),
+        ['done', 'done', 'fed'],
+      );
+
+      // Again, but the one that runs sleeps: the other waits on BUSY. A Ctrl-C interrupts the
+      // running one and the waiting one must not start in the slot that frees up.
+      const interrupted = sockit(['exec', '--hosts', two, '--', 'sh', '-c', 'echo up; exec sleep 30'], {
+        env,
+        stdin: 'ignore',
+      });
+      const busyBefore = logCount(REFUSED_BUSY);
+      await untilLines(interrupted, /: up\n/g, 1);
+      await waitForCount(server, REFUSED_BUSY, busyBefore + 1);
+      interrupted.child.kill('SIGINT');
+      const { code } = await interrupted.exited;
+      assert.notEqual(code, 0);
+      assert.equal(
+        interrupted
+          .stdout()
+          .toString()
+          .match(/: up\n/g)?.length,
+        1,
+        interrupted.stdout().toString(),
       );
     } finally {
       await blocker.stop();

@@ -358,7 +358,12 @@ class ExecSession {
     };
     try {
       return await withClient(address, options, async (client) => {
-        const remote = await this.#spawnWhenFree(client, request, options, extra);
+        // A host refused BUSY gives up its share of stdin at once: stdin flows only once every
+        // host is attached, and the hosts holding the slots may be waiting for it.
+        const remote = await this.#spawnWhenFree(client, request, options, {
+          ...extra,
+          onBusy: () => reportStdin(undefined),
+        });
         const outputs = [
           forward(remote.stdout, extra.capture?.stdout ?? process.stdout, extra.capture ? undefined : prefix),
           forward(remote.stderr, extra.capture?.stderr ?? process.stderr, extra.capture ? undefined : prefix),
@@ -410,12 +415,15 @@ class ExecSession {
     client: Client,
     request: ExecCliRequest,
     options: ExecCliOptions,
-    extra: { signal?: AbortSignal; retryBusy?: boolean },
+    extra: { signal?: AbortSignal; retryBusy?: boolean; onBusy?: () => void },
   ): Promise<RemoteProcess> {
+    /** Whether this host still takes local stdin: not once it was refused BUSY (see run). */
+    let takesStdin = this.#forwardStdin;
     const attempt = async (): Promise<RemoteProcess> => {
-      if (this.#cancelled) throw new SockitError('CANCELLED', 'interrupted');
+      // After a Ctrl-C nothing new starts (a host queued for --par or waiting on a BUSY server).
+      if (this.#cancelled || this.#interrupts > 0) throw new SockitError('CANCELLED', 'interrupted');
       const remote = client.spawn(request.command, {
-        stdin: this.#forwardStdin,
+        stdin: takesStdin,
         ...remoteOptions(request, options),
         ...(extra.signal ? { signal: extra.signal } : {}),
       });
@@ -439,6 +447,10 @@ class ExecSession {
         retryable: (error) => isBusy(error) && performance.now() < giveUpAt,
         onRetry: (info) => {
           refused = info.error;
+          if (takesStdin) {
+            takesStdin = false;
+            extra.onBusy?.();
+          }
         },
         signal: extra.signal,
       });
