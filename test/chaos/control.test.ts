@@ -98,6 +98,10 @@ describe('sockit chaos --control', { timeout: 120_000 }, () => {
         assert.equal(error.code, 'USAGE');
         assert.match(error.message, /"%E0" is not a percent-encoded toxic name/);
       }
+      // A body over the limit is answered 413, not cut off unanswered.
+      const large = await httpCall('POST', api, `{"spec":"${'x'.repeat(200 * 1024)}"}`);
+      assert.equal(large.status, 413, large.body);
+      assert.match(large.body, /"TOO_LARGE"/);
       // A well-formed escape still names a toxic.
       assert.equal((await httpCall('GET', `${api}/latency%5Fdown`)).status, 200);
       assert.equal((await httpCall('DELETE', `${api}/latency%5Fdown`)).status, 204);

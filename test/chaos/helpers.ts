@@ -51,7 +51,7 @@ export function controlUrl(chaos: Forwarding): string {
 
 /**
  * One real HTTP request with its own connection (no keep-alive agent, so nothing stays open
- * after it): resolves with the status and the body as text. `path` is sent as written.
+ * after it): resolves with the status and the body as text. `url` is sent as written.
  */
 export function httpCall(
   method: string,

@@ -119,15 +119,19 @@ function readJson(request: http.IncomingMessage): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    request.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > MAX_BODY_BYTES) {
+        // Answered (413) while the rest is read and dropped, within the request's fixed
+        // deadline; destroying the request here would lose the answer too.
+        request.off('data', onData);
+        request.resume();
         reject(new SockitError('TOO_LARGE', `the body is over ${MAX_BODY_BYTES} bytes`));
-        request.destroy();
         return;
       }
       chunks.push(chunk);
-    });
+    };
+    request.on('data', onData);
     request.once('end', () => {
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
@@ -166,6 +170,8 @@ function send(response: http.ServerResponse, status: number, body?: unknown): vo
   response.writeHead(status, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(text),
+    // A body refused unread: the connection is not reused.
+    ...(status === 413 ? { connection: 'close' } : {}),
   });
   response.end(text);
 }

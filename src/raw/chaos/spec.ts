@@ -3,6 +3,7 @@ import {
   badToxic,
   defaultToxicity,
   MAX_TOXIC_MS,
+  overLongestWait,
   TOXIC_ATTRIBUTES,
   TOXIC_TYPES,
   type Toxic,
@@ -91,8 +92,7 @@ function parseUnit(value: string, unit: 'ms' | 'bytes' | 'rate', text: string): 
       throw badToxic(text, `"${value}" is not a time such as 200ms or 2s`);
     }
     // Node's timers hold 2^31-1 ms; a longer wait would fire at once instead.
-    if (ms > MAX_TOXIC_MS)
-      throw badToxic(text, `"${value}" is over the longest wait, ${MAX_TOXIC_MS} ms (24.8 days)`);
+    if (ms > MAX_TOXIC_MS) throw overLongestWait(text, `"${value}"`);
     return ms;
   }
   const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)(\/s)?$/i.exec(value.trim());

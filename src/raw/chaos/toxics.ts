@@ -77,6 +77,10 @@ export const badToxic = (text: string, why: string): SockitError =>
     `toxic "${text}": ${why} (form TYPE[:up|down|both][:VALUE][:key=value…], e.g. latency:down:200ms:jitter=50ms)`,
   );
 
+/** The refusal of a time over MAX_TOXIC_MS; `what` names it (an attribute, or the text given). */
+export const overLongestWait = (text: string, what: string): SockitError =>
+  badToxic(text, `${what} is over the longest wait, ${MAX_TOXIC_MS} ms (24.8 days)`);
+
 /**
  * The toxicity a toxic gets when none is given: 1 (toxiproxy's), except reorder's 0.5: held
  * back all alike, every datagram would wait the same and none would overtake another.
@@ -113,8 +117,7 @@ export function normalizeToxic(input: unknown, datagrams: boolean): Omit<Toxic, 
         `${spec.key} must be a number of ${spec.unit === 'ms' ? 'milliseconds' : 'bytes'}`,
       );
     }
-    if (spec.unit === 'ms' && value > MAX_TOXIC_MS)
-      throw badToxic(text, `${spec.key} is over the longest wait, ${MAX_TOXIC_MS} ms (24.8 days)`);
+    if (spec.unit === 'ms' && value > MAX_TOXIC_MS) throw overLongestWait(text, spec.key);
     attributes[spec.key] = value;
   }
   for (const key of Object.keys(given)) {
@@ -122,7 +125,7 @@ export function normalizeToxic(input: unknown, datagrams: boolean): Omit<Toxic, 
   }
   if (type === 'latency' && attributes.latency! + attributes.jitter! > MAX_TOXIC_MS) {
     // A datagram or chunk can wait latency + jitter: that sum must fit a timer too.
-    throw badToxic(text, `latency + jitter is over the longest wait, ${MAX_TOXIC_MS} ms (24.8 days)`);
+    throw overLongestWait(text, 'latency + jitter');
   }
   if (type === 'bandwidth' && attributes.rate === 0) throw badToxic(text, 'rate must be above 0');
   if (type === 'slicer' && attributes.size === 0) throw badToxic(text, 'size must be above 0');
@@ -147,6 +150,8 @@ export class ToxicSet extends EventEmitter {
   constructor(datagrams: boolean) {
     super();
     this.datagrams = datagrams;
+    // Every live connection's link listens for `change`: one per connection, no leak.
+    this.setMaxListeners(0);
   }
 
   /** Validates and adds a toxic; CONFLICT if its name is taken. */
