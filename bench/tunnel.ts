@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { send, startSink } from './lib/bulk-load.js';
-import { removeOnExit, startServerChild } from './lib/children.js';
+import { removeOnExit, type StartServerOptions, startServerChild } from './lib/children.js';
 import { freePort } from './lib/ports.js';
 import { treeCpuTimeMs } from './lib/proc.js';
 import { SOCKIT_CLI } from './lib/servers.js';
@@ -58,37 +58,62 @@ function cpuOf(server: number, client: number): () => [number, number] {
   return () => [treeCpuTimeMs(server) ?? Number.NaN, treeCpuTimeMs(client) ?? Number.NaN];
 }
 
+/**
+ * A tunnel of two children: the server end, then the client end started against its port (its
+ * own port is the tunnel's entrance); a client that fails to start stops the server too.
+ */
+async function startTunnel(
+  server: StartServerOptions,
+  client: (serverPort: number) => StartServerOptions,
+): Promise<Tunnel> {
+  const serverChild = await startServerChild(server);
+  try {
+    const clientChild = await startServerChild(client(serverChild.port));
+    return {
+      port: clientChild.port,
+      cpuMs: cpuOf(serverChild.pid, clientChild.pid),
+      stop: async () => {
+        await clientChild.stop();
+        await serverChild.stop();
+      },
+    };
+  } catch (error) {
+    await serverChild.stop();
+    throw error;
+  }
+}
+
 async function sockitTunnel(dir: string, target: number): Promise<Tunnel> {
   const tokenFile = join(dir, 'token');
   writeFileSync(tokenFile, 'bench-token-not-secret\n', { mode: 0o600 });
   const env = { SOCKIT_STATE_DIR: dir, HOME: dir };
-  const server = await startServerChild({
-    name: 'sockit serve (tunnel)',
-    command: process.execPath,
-    args: [
-      SOCKIT_CLI,
-      'serve',
-      'tls://127.0.0.1:0',
-      '--token-file',
-      tokenFile,
-      '--state-dir',
-      dir,
-      '--log-level',
-      'warn',
-      '--tunnel-allow',
-      `127.0.0.1:${target}`,
-    ],
-    readyPattern: /tls:\/\/127\.0\.0\.1:(\d+)/,
-    env,
-  });
-  try {
-    const client = await startServerChild({
+  return startTunnel(
+    {
+      name: 'sockit serve (tunnel)',
+      command: process.execPath,
+      args: [
+        SOCKIT_CLI,
+        'serve',
+        'tls://127.0.0.1:0',
+        '--token-file',
+        tokenFile,
+        '--state-dir',
+        dir,
+        '--log-level',
+        'warn',
+        '--tunnel-allow',
+        `127.0.0.1:${target}`,
+      ],
+      readyPattern: /tls:\/\/127\.0\.0\.1:(\d+)/,
+      env,
+    },
+    (serverPort) => ({
       name: 'sockit tunnel',
       command: process.execPath,
       args: [
         SOCKIT_CLI,
         'tunnel',
-        `tls://127.0.0.1:${server.port}`,
+        `tls://127.0.0.1:${serverPort}`,
         '--token-file',
         tokenFile,
         '--state-dir',
@@ -98,49 +123,27 @@ async function sockitTunnel(dir: string, target: number): Promise<Tunnel> {
       ],
       readyPattern: /-L listening on \S+:(\d+) /,
       env,
-    });
-    return {
-      port: client.port,
-      cpuMs: cpuOf(server.pid, client.pid),
-      stop: async () => {
-        await client.stop();
-        await server.stop();
-      },
-    };
-  } catch (error) {
-    await server.stop();
-    throw error;
-  }
+    }),
+  );
 }
 
 /** bench/lib/tls-pipe.ts at both ends: a tunnel with Node's TLS and streams and no protocol. */
-async function nodeFloorTunnel(_dir: string, target: number): Promise<Tunnel> {
+function nodeFloorTunnel(_dir: string, target: number): Promise<Tunnel> {
   const ready = /^listening (\d+)$/m;
-  const server = await startServerChild({
-    name: 'tls-pipe server',
-    command: process.execPath,
-    args: [TLS_PIPE, 'server', String(target)],
-    readyPattern: ready,
-  });
-  try {
-    const client = await startServerChild({
+  return startTunnel(
+    {
+      name: 'tls-pipe server',
+      command: process.execPath,
+      args: [TLS_PIPE, 'server', String(target)],
+      readyPattern: ready,
+    },
+    (serverPort) => ({
       name: 'tls-pipe client',
       command: process.execPath,
-      args: [TLS_PIPE, 'client', String(server.port)],
+      args: [TLS_PIPE, 'client', String(serverPort)],
       readyPattern: ready,
-    });
-    return {
-      port: client.port,
-      cpuMs: cpuOf(server.pid, client.pid),
-      stop: async () => {
-        await client.stop();
-        await server.stop();
-      },
-    };
-  } catch (error) {
-    await server.stop();
-    throw error;
-  }
+    }),
+  );
 }
 
 async function sshTunnel(_dir: string, target: number): Promise<Tunnel> {
@@ -264,10 +267,8 @@ async function alternate(
 ): Promise<Totals[]> {
   const totals = subjects.map(() => ({ bytes: 0, seconds: 0, server: 0, client: 0, each: [] as number[] }));
   for (let round = 0; round < rounds; round++) {
-    const order =
-      round % 2 === 0
-        ? subjects.map((_, index) => index)
-        : subjects.map((_, index) => subjects.length - 1 - index);
+    const order = subjects.map((_, index) => index);
+    if (round % 2 === 1) order.reverse();
     for (const index of order) {
       const { tunnel, sink } = subjects[index]!;
       const done = await transfer(tunnel, sink, streams, bytes);

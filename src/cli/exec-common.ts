@@ -40,15 +40,12 @@ export interface TargetResult {
   exitCode: number;
   /** e.g. `exit 0`, `killed by SIGTERM`, `NOT_FOUND: program …`. */
   outcome: string;
-  durationMs?: number;
+  /** How long it ran (the server's measure), or for a failure how long until it failed. */
+  durationMs: number;
 }
 
 /** The exit status and summary of a command that ran (and prints why it was killed, if it was). */
-export function describeExit(
-  address: string,
-  exit: ExecExit,
-  prefix: string | undefined,
-): TargetResult & { durationMs: number } {
+export function describeExit(address: string, exit: ExecExit, prefix: string | undefined): TargetResult {
   const base = { address, durationMs: exit.durationMs };
   if (exit.timedOut) {
     printError(new SockitError('TIMEOUT', `the command ran past its timeout and was killed`), prefix);

@@ -104,22 +104,6 @@ describe('sockit exec --hosts', { timeout: 120_000 }, () => {
     return { result, opened: opened.length, mostOpen: Math.max(0, ...opened.map((entry) => entry.open)) };
   }
 
-  /** Resolves once `pattern` (global) has matched `count` times in the child's stdout. */
-  function untilLines(running: Running, pattern: RegExp, count: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const check = (): void => {
-        if ((running.stdout().toString().match(pattern)?.length ?? 0) < count) return;
-        running.child.stdout!.off('data', check);
-        resolve();
-      };
-      running.child.stdout!.on('data', check);
-      running.exited.then(() =>
-        reject(new Error(`exited before ${count} × ${pattern}: ${running.stderr()}`)),
-      );
-      check();
-    });
-  }
-
   /** A hosts file of the first `count` up hosts. */
   async function firstHosts(name: string, count: number): Promise<string> {
     const file = join(dir.path, name);
@@ -177,7 +161,7 @@ describe('sockit exec --hosts', { timeout: 120_000 }, () => {
       { env, stdin: 'ignore' },
     );
     try {
-      await untilLines(blocker, /: up\n/g, MAX_RUNNING);
+      await waitForCount(blocker, /: up\n/g, MAX_RUNNING, 'stdout');
       const two = await firstHosts('two', 2);
       const timedOut = await cli(['--host-timeout', '500ms', '--', 'uname', '-s'], two);
       assert.equal(timedOut.code, 124, timedOut.stderr);
@@ -221,7 +205,7 @@ describe('sockit exec --hosts', { timeout: 120_000 }, () => {
       { env, stdin: 'ignore' },
     );
     try {
-      await untilLines(blocker, /: up\n/g, MAX_RUNNING - 1);
+      await waitForCount(blocker, /: up\n/g, MAX_RUNNING - 1, 'stdout');
       const two = await firstHosts('pair', 2);
       // One host gets the last slot, the other is BUSY: that one gives up its share of stdin, so
       // the running one gets it and ends, freeing the slot, and the other then runs without.
@@ -247,7 +231,7 @@ describe('sockit exec --hosts', { timeout: 120_000 }, () => {
         stdin: 'ignore',
       });
       const busyBefore = logCount(REFUSED_BUSY);
-      await untilLines(interrupted, /: up\n/g, 1);
+      await waitForCount(interrupted, /: up\n/g, 1, 'stdout');
       await waitForCount(server, REFUSED_BUSY, busyBefore + 1);
       interrupted.child.kill('SIGINT');
       const { code } = await interrupted.exited;

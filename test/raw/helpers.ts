@@ -106,16 +106,22 @@ export function waitForText(
   });
 }
 
-/** Resolves once `pattern` (a plain regex, no nesting) has matched `count` times in the child's stderr. */
-export function waitForCount(running: Running, pattern: RegExp, count: number): Promise<void> {
+/** Resolves once `pattern` (a plain regex, no nesting) has matched `count` times in the child's stderr (or stdout). */
+export function waitForCount(
+  running: Running,
+  pattern: RegExp,
+  count: number,
+  stream: 'stderr' | 'stdout' = 'stderr',
+): Promise<void> {
   const global = new RegExp(
     pattern.source,
     pattern.flags.includes('g') ? pattern.flags : `${pattern.flags}g`,
   );
   return new Promise((resolve, reject) => {
-    const source = running.child.stderr!;
+    const source = stream === 'stderr' ? running.child.stderr! : running.child.stdout!;
+    const text = (): string => (stream === 'stderr' ? running.stderr() : running.stdout().toString('utf8'));
     const check = (): boolean => {
-      if ((running.stderr().match(global)?.length ?? 0) < count) return false;
+      if ((text().match(global)?.length ?? 0) < count) return false;
       source.off('data', check);
       resolve();
       return true;

@@ -87,15 +87,17 @@ describe('sockit shell and exec -t in a terminal', { skip: noTmux, timeout: 90_0
 
   const file = (tmux: Tmux, name: string) => readFile(join(tmux.dir, name), 'utf8');
 
-  test('size, resize, Ctrl-C, a full-screen program, exit status, terminal restored', async () => {
-    const tmux = await shellInTmux();
+  /**
+   * What every remote terminal must do, typed at its shell's prompts p1–p4: report 24 80, see a
+   * tmux resize (SIGWINCH reaches the remote foreground job, which records the new size), and
+   * take Ctrl-C as a byte for the remote terminal (the foreground job dies with 130, the shell
+   * prompts again, p5).
+   */
+  async function sizeResizeInterrupt(tmux: Tmux): Promise<void> {
     const t = tmux.tmux;
-
     await tmux.keys(`stty size > ${tmux.dir}/size1`);
     await tmux.waitFor('p2');
     assert.equal((await file(tmux, 'size1')).trim(), '24 80');
-
-    // SIGWINCH reaches the remote foreground job: it records the new size and exits.
     await tmux.keys(
       `sh -c 'trap "stty size > ${tmux.dir}/size2; exit" WINCH; ${t} wait-for -S armed; while :; do sleep 1 & wait $!; done'`,
     );
@@ -103,8 +105,6 @@ describe('sockit shell and exec -t in a terminal', { skip: noTmux, timeout: 90_0
     await tmux.resize(100, 30);
     await tmux.waitFor('p3');
     assert.equal((await file(tmux, 'size2')).trim(), '30 100');
-
-    // Ctrl-C is a byte for the remote terminal: it kills the foreground job, the shell prompts again.
     await tmux.keys(`sh -c '${t} wait-for -S running; exec sleep 100'`);
     await tmux.waitFor('running');
     await tmux.keys('C-c', { literal: false });
@@ -112,6 +112,11 @@ describe('sockit shell and exec -t in a terminal', { skip: noTmux, timeout: 90_0
     await tmux.keys(`echo $? > ${tmux.dir}/interrupted`);
     await tmux.waitFor('p5');
     assert.equal((await file(tmux, 'interrupted')).trim(), '130');
+  }
+
+  test('size, resize, Ctrl-C, a full-screen program, exit status, terminal restored', async () => {
+    const tmux = await shellInTmux();
+    await sizeResizeInterrupt(tmux);
 
     await tmux.keys('top -n 1');
     await tmux.waitFor('p6');
@@ -140,27 +145,7 @@ describe('sockit shell and exec -t in a terminal', { skip: noTmux, timeout: 90_0
       '--norc',
       '--noprofile',
     ]);
-    const t = tmux.tmux;
-
-    await tmux.keys(`stty size > ${tmux.dir}/size1`);
-    await tmux.waitFor('p2');
-    assert.equal((await file(tmux, 'size1')).trim(), '24 80');
-    await tmux.keys(
-      `sh -c 'trap "stty size > ${tmux.dir}/size2; exit" WINCH; ${t} wait-for -S armed; while :; do sleep 1 & wait $!; done'`,
-    );
-    await tmux.waitFor('armed');
-    await tmux.resize(100, 30);
-    await tmux.waitFor('p3');
-    assert.equal((await file(tmux, 'size2')).trim(), '30 100');
-
-    // Ctrl-C interrupts the foreground sleep; the remote bash (the session) prompts again.
-    await tmux.keys(`sh -c '${t} wait-for -S running; exec sleep 100'`);
-    await tmux.waitFor('running');
-    await tmux.keys('C-c', { literal: false });
-    await tmux.waitFor('p4');
-    await tmux.keys(`echo $? > ${tmux.dir}/interrupted`);
-    await tmux.waitFor('p5');
-    assert.equal((await file(tmux, 'interrupted')).trim(), '130');
+    await sizeResizeInterrupt(tmux);
 
     // A pager: one screenful of a longer file, then its prompt (drawn last; %lb is the bottom
     // line's number, so the typed command line never matches), and back to bash at q.

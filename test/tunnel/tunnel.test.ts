@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { TUNNEL_ATTACH_TIMEOUT_MS } from '../../src/protocol/tunnel.js';
 import { echoServer, payload } from '../forward/helpers.js';
 import { runCli, TEST_TOKEN, tempDir } from '../helpers.js';
-import { killAll, launch, readAll, sockit, waitForText } from '../raw/helpers.js';
+import { killAll, launch, type Running, readAll, sockit, waitForText } from '../raw/helpers.js';
 import { requireTool } from '../tools.js';
 import { type RunningTunnel, stalledStreams, startTunnel, startTunnelServer } from './helpers.js';
 
@@ -343,12 +343,24 @@ describe('sockit serve --tunnel-allow (spawned CLI)', { timeout: 60_000 }, () =>
   after(killAll);
 
   /** Starts `sockit serve --tunnel-allow 127.0.0.1:PORT` on a port of its choice; resolves with its address. */
-  async function serveTunnels(port: number, env: NodeJS.ProcessEnv): Promise<string> {
+  /** `sockit serve --tunnel-allow` to `port`, and the address it listens on; stop it when done. */
+  async function serveTunnels(
+    port: number,
+    env: NodeJS.ProcessEnv,
+  ): Promise<{ address: string; server: Running }> {
     const server = sockit(['serve', '--tunnel-allow', `127.0.0.1:${port}`, 'tcp://127.0.0.1:0'], {
       env,
       stdin: 'ignore',
     });
-    return (await waitForText(server, /^\s+(tcp:\/\/127\.0\.0\.1:\d+)$/m, 'stdout'))[1]!;
+    try {
+      return {
+        address: (await waitForText(server, /^\s+(tcp:\/\/127\.0\.0\.1:\d+)$/m, 'stdout'))[1]!,
+        server,
+      };
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
   }
 
   /** Sends 64 KiB through a `-L` port and checks they come back from the echo at its end. */
@@ -362,6 +374,7 @@ describe('sockit serve --tunnel-allow (spawned CLI)', { timeout: 60_000 }, () =>
   test('serves tunnels to what it lists; --open tunnel is a usage error', async () => {
     const echo = await echoServer();
     const state = await tempDir('sockit-tunnel-cli-');
+    let served: Awaited<ReturnType<typeof serveTunnels>> | undefined;
     try {
       const env = { ...process.env, SOCKIT_STATE_DIR: state.path };
       // The token startTunnel presents, where the server looks for its own.
@@ -372,11 +385,12 @@ describe('sockit serve --tunnel-allow (spawned CLI)', { timeout: 60_000 }, () =>
       );
       assert.equal(refused.code, 2, refused.stderr);
       assert.match(refused.stderr, /--open tunnel: tunnels always need the token/);
-      const address = await serveTunnels(echo.port, env);
-      const tunnel = await startTunnel(address, ['-L', `0:127.0.0.1:${echo.port}`], state.path);
+      served = await serveTunnels(echo.port, env);
+      const tunnel = await startTunnel(served.address, ['-L', `0:127.0.0.1:${echo.port}`], state.path);
       await echoesThrough(tunnel.local[0]!);
       await tunnel.stop();
     } finally {
+      await served?.server.stop();
       await echo.close();
       await state.cleanup();
     }
@@ -386,9 +400,11 @@ describe('sockit serve --tunnel-allow (spawned CLI)', { timeout: 60_000 }, () =>
     const echo = await echoServer();
     const state = await tempDir('sockit-tunnel-cli-');
     const client = await tempDir('sockit-tunnel-alias-');
+    let served: Awaited<ReturnType<typeof serveTunnels>> | undefined;
     try {
       writeFileSync(join(state.path, 'token'), TEST_TOKEN, { mode: 0o600 });
-      const address = await serveTunnels(echo.port, { ...process.env, SOCKIT_STATE_DIR: state.path });
+      served = await serveTunnels(echo.port, { ...process.env, SOCKIT_STATE_DIR: state.path });
+      const { address } = served;
       mkdirSync(join(client.path, 'sockit'));
       writeFileSync(
         join(client.path, 'sockit', 'config'),
@@ -408,6 +424,7 @@ describe('sockit serve --tunnel-allow (spawned CLI)', { timeout: 60_000 }, () =>
       assert.equal((await ignored.exited).code, 2);
       assert.match(ignored.stderr(), /^sockit: USAGE: bad address "web1"/);
     } finally {
+      await served?.server.stop();
       await echo.close();
       await state.cleanup();
       await client.cleanup();

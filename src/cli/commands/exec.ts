@@ -348,7 +348,7 @@ class ExecSession {
       signal?: AbortSignal;
       retryBusy?: boolean;
     } = {},
-  ): Promise<TargetResult & { exit?: ExecExit; durationMs: number }> {
+  ): Promise<TargetResult & { exit?: ExecExit }> {
     const begun = performance.now();
     let stdinReported = false;
     const reportStdin = (sink: Writable | undefined): void => {
@@ -530,7 +530,7 @@ function printSummary(results: readonly TargetResult[]): void {
     ...results.map(
       (result) =>
         `  ${result.address.padEnd(width)}  ${result.exitCode === 0 ? 'ok  ' : 'FAIL'}  ${result.outcome}` +
-        (result.durationMs !== undefined ? `  (${result.durationMs} ms)` : ''),
+        `  (${result.durationMs} ms)`,
     ),
   ];
   process.stderr.write(`${lines.join('\n')}\n`);
