@@ -20,6 +20,12 @@
       "target_name": "sockit_forward",
       "sources": ["forward.c"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    },
+    {
+      "target_name": "sockit_seal",
+      "sources": ["seal.c"],
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "libraries": ["-ldl"]
     }
   ]
 }

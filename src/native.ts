@@ -1,7 +1,12 @@
 import { createRequire } from 'node:module';
 
 /** sockit's C addons (native/), built by `npm install` (scripts/build-native.mjs) into native/build. */
-export type NativeAddonName = 'sockit_spawn' | 'sockit_splice' | 'sockit_forward' | 'sockit_xxhash';
+export type NativeAddonName =
+  | 'sockit_spawn'
+  | 'sockit_splice'
+  | 'sockit_forward'
+  | 'sockit_xxhash'
+  | 'sockit_seal';
 
 const loaded = new Map<NativeAddonName, unknown>();
 

@@ -6,11 +6,13 @@ import { computeProof, PROTOCOL_VERSION } from '../protocol/auth.js';
 import { CATALOGUE, type HeaderOfType } from '../protocol/catalogue.js';
 import { CHANNEL_JOIN_WAIT_MS } from '../protocol/exec.js';
 import { DEFAULT_MAX_BODY_BYTES, errorFromHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
+import type { ChannelKind } from '../protocol/session.js';
 import { defaultStateDir, readTokenFile, tokenPath } from '../state.js';
 import { type Address, formatAddress, parseAddress } from '../transport/address.js';
 import { type DialOptions, dialStream, type TlsTrust } from '../transport/dial.js';
 import { FramedSocket } from '../transport/framed-socket.js';
 import { resolveKeepalive } from '../transport/keepalive.js';
+import { sealedChannelsAvailable } from '../transport/sealed-channel.js';
 import { SOCKIT_AGENT } from '../version.js';
 import { type JoinedChannel, joinChannel } from './channel.js';
 import type { ChatRoom, JoinChatOptions } from './chat.js';
@@ -90,8 +92,10 @@ export class Client extends EventEmitter {
   #closed: Promise<void>;
   /** Set by close(): no new requests, the open ones may finish. */
   #closing: SockitError | undefined;
-  /** Opens another plain connection to the same server (a data channel); none over TLS. */
+  /** Opens another connection the same way to the same server (a data channel). */
   readonly #dialChannel: (() => Promise<Socket>) | undefined;
+  /** The data channels its requests can join (`channelKind`). */
+  readonly #channelKind: ChannelKind | undefined;
 
   /** Use `connect()`. */
   constructor(
@@ -101,12 +105,13 @@ export class Client extends EventEmitter {
       authenticated: boolean;
       requestTimeoutMs: number;
       closed: Promise<void>;
-      dialChannel?: (() => Promise<Socket>) | undefined;
+      dialChannel?: { dial: () => Promise<Socket>; kind: ChannelKind } | undefined;
     },
   ) {
     super();
     this.#framed = framed;
-    this.#dialChannel = init.dialChannel;
+    this.#dialChannel = init.dialChannel?.dial;
+    this.#channelKind = init.dialChannel?.kind;
     this.welcome = init.welcome;
     this.authenticated = init.authenticated;
     this.#requestTimeoutMs = init.requestTimeoutMs;
@@ -118,18 +123,23 @@ export class Client extends EventEmitter {
   }
 
   /**
-   * Whether requests of this connection can have data channels (a terminal's bytes on a second
-   * connection): a plain tcp or unix connection, not TLS, whose bytes are the socket's own.
+   * The data channels requests of this connection can join: `raw` (a terminal's bytes on a
+   * second connection) on a plain tcp or unix connection, whose bytes are the socket's own;
+   * `sealed` (a tunnel stream's) on a TLS one where this process can seal; undefined for none
+   * (an inherited descriptor is one socket, it cannot be dialled again).
    */
-  get canJoinChannels(): boolean {
-    return this.#dialChannel !== undefined;
+  get channelKind(): ChannelKind | undefined {
+    return this.#channelKind;
   }
 
-  /** Joins a data channel a request was offered (client/channel.ts); `spawn` with `channel` uses it. */
+  /**
+   * Joins a data channel a request was offered (client/channel.ts): `spawn` with `channel` and
+   * long tunnel streams use it.
+   */
   joinChannel(key: string): Promise<JoinedChannel> {
     if (this.#dialChannel === undefined) {
       return Promise.reject(
-        new SockitError('UNSUPPORTED', 'data channels need a plain tcp or unix connection'),
+        new SockitError('UNSUPPORTED', 'data channels need a tcp, tls or unix connection'),
       );
     }
     return joinChannel(this.#dialChannel, key, CHANNEL_JOIN_WAIT_MS);
@@ -449,18 +459,17 @@ export async function connect(address: string | Address, options: ConnectOptions
       authenticated,
       requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
       closed,
-      // The same way to the same server, for a data channel: only a plain address can be dialled
-      // again so (over TLS the bytes are not the socket's; an inherited descriptor is one socket).
-      dialChannel:
-        target.kind === 'tcp' || target.kind === 'unix'
-          ? () =>
-              dialStream(target, {
-                timeoutMs,
-                tls: tlsTrust,
-                onTlsPin: options.onTlsPin,
-                proxy: options.proxy,
-              })
-          : undefined,
+      // The same way to the same server, for a data channel (an inherited descriptor is one socket).
+      dialChannel: channelKindOf(target) && {
+        kind: channelKindOf(target)!,
+        dial: () =>
+          dialStream(target, {
+            timeoutMs,
+            tls: tlsTrust,
+            onTlsPin: options.onTlsPin,
+            proxy: options.proxy,
+          }),
+      },
     });
     if (keepalive.intervalMs > 0) startClientKeepalive(ready, framed.socket, keepalive);
     settle.resolve(ready);
@@ -504,4 +513,11 @@ function welcomeOf(header: HeaderOfType<'welcome'>): Welcome {
     auth: header.auth,
     open: header.open ?? [],
   };
+}
+
+/** The data channels a connection to `target` can join (Client.channelKind). */
+function channelKindOf(target: Address): ChannelKind | undefined {
+  if (target.kind === 'tcp' || target.kind === 'unix') return 'raw';
+  if (target.kind === 'tls' && sealedChannelsAvailable()) return 'sealed';
+  return undefined;
 }

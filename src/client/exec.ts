@@ -50,7 +50,7 @@ export interface SpawnRemoteOptions extends RemoteExecOptions {
    * With `pty`: ask for a data channel (docs/exec.md "Terminals"). Where the server offers one,
    * the terminal's bytes travel raw on a second connection that `channel` resolves with, and
    * `stdin`/`stdout` carry nothing; elsewhere (TLS, an older server) they stay in band. Only
-   * asked for where the client can join one (`client.canJoinChannels`). The joined socket is
+   * asked for where the client can join one (`client.channelKind` is `raw`). The joined socket is
    * the caller's: destroy it once the command has exited and its output has ended.
    */
   channel?: boolean;
@@ -153,7 +153,8 @@ export class RemoteProcess {
 
   constructor(client: Client, command: ExecCommand, options: SpawnRemoteOptions = {}) {
     const wantsStdin = options.pty !== undefined || (options.stdin ?? true);
-    const wantsChannel = options.channel === true && options.pty !== undefined && client.canJoinChannels;
+    const wantsChannel =
+      options.channel === true && options.pty !== undefined && client.channelKind === 'raw';
     const header = execHeader(command, options, wantsStdin);
     if (wantsChannel) header.channel = true;
     this.#request = client.open(header, undefined, requestOptions(options));

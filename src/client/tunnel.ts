@@ -1,8 +1,11 @@
 import net from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { SockitError } from '../errors.js';
 import type { HeaderOfType } from '../protocol/catalogue.js';
 import { TUNNEL_FRAMES, TUNNEL_WINDOW } from '../protocol/tunnel.js';
 import { formatHostPort } from '../transport/address.js';
+import { descriptorOf } from '../transport/descriptor-relay.js';
+import { channelKeys } from '../transport/sealed-channel.js';
 import { sendGateOf } from '../transport/tunnel-gate.js';
 import { TunnelStream } from '../transport/tunnel-stream.js';
 import type { Client } from './client.js';
@@ -48,21 +51,34 @@ export function openTunnelStream(
     socket.once('error', earlyError);
     socket.once('close', earlyError);
     request.onFrame = (frame) => {
+      if (frame.header.type === TUNNEL_FRAMES.offer && stream !== undefined) {
+        joinSealedChannel(client, String(frame.header.key), stream);
+        return;
+      }
       if (stream !== undefined) return stream.onFrame(frame);
       // The catalogue checked the window of an `opened` before the frame got here.
       if (frame.header.type !== TUNNEL_FRAMES.opened) return;
       socket.off('error', earlyError);
       socket.off('close', earlyError);
+      const opened = frame.header as HeaderOfType<'tunnel-opened'>;
       stream = new TunnelStream(socket, {
         send: (next, body) => {
           if (!request.settled) request.send(next, body);
         },
         gate: sendGateOf(client),
-        credit: (frame.header as HeaderOfType<'tunnel-opened'>).window,
+        credit: opened.window,
         window: TUNNEL_WINDOW,
         onDone: (error) => {
           if (error !== undefined) request.cancel();
         },
+        switchesFirst: true,
+        // A long stream asks for a sealed channel where both ends can have one.
+        onLong:
+          opened.channel === true && client.channelKind === 'sealed'
+            ? () => {
+                if (!request.settled) request.send({ type: TUNNEL_FRAMES.channel });
+              }
+            : undefined,
       });
       start.onOpen?.();
       stream.start(start.early);
@@ -82,6 +98,28 @@ export function openTunnelStream(
       },
     );
   });
+}
+
+/**
+ * Joins the sealed channel a stream was offered and hands it to the stream. A channel that
+ * cannot be joined leaves the stream in frames, as it was: the server's offer expires.
+ */
+function joinSealedChannel(client: Client, key: string, stream: TunnelStream): void {
+  client.joinChannel(key).then(
+    ({ socket, early }) => {
+      // The server sends nothing on the channel before our `tunnel-switch`: bytes here are wrong.
+      if (stream.done || early.length > 0 || !(socket instanceof TLSSocket)) {
+        socket.destroy();
+        return;
+      }
+      stream.useChannel({
+        fd: descriptorOf(socket),
+        keys: channelKeys(socket, 'client'),
+        destroy: () => socket.destroy(),
+      });
+    },
+    () => {},
+  );
 }
 
 /** The request header that opens a stream to `target`. */

@@ -14,6 +14,12 @@ const SERVICE_NAME = 64;
 
 /** Random bytes in a data channel's key. */
 export const CHANNEL_KEY_BYTES = 32;
+
+/**
+ * What a data channel carries: `raw` bytes as they are (a terminal's, on a plain connection),
+ * or `sealed` records on a TLS connection (a tunnel stream's; docs/protocol.md "Sealed channels").
+ */
+export type ChannelKind = 'raw' | 'sealed';
 /** Characters of a key in base64url without padding. */
 const CHANNEL_KEY_LENGTH = Math.ceil((CHANNEL_KEY_BYTES * 4) / 3);
 

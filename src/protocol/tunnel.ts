@@ -3,6 +3,7 @@
  * one request: its frames carry the request's id, and each direction has its own credit window.
  */
 import { declareFrames } from './schema.js';
+import { CHANNEL_KEY_FIELD } from './session.js';
 
 /** Frame types of the tunnel service, declared once. */
 export const TUNNEL_FRAMES = {
@@ -26,6 +27,12 @@ export const TUNNEL_FRAMES = {
   listening: 'tunnel-listening',
   /** server → client on a listen request: a connection arrived, `{conn, peer}`; attach it. */
   accept: 'tunnel-accept',
+  /** client → server: asks for a sealed channel for this stream (docs/protocol.md "Sealed channels"). */
+  channel: 'tunnel-channel',
+  /** server → client: the sealed channel's key: attach a new TLS connection with it. */
+  offer: 'tunnel-offer',
+  /** either way: the rest of this direction, and its end, come sealed on the channel. */
+  switch: 'tunnel-switch',
 } as const;
 
 /** Initial credit each side grants the other per stream, in bytes. */
@@ -36,6 +43,15 @@ export const TUNNEL_MAX_WINDOW = 16 * 1024 * 1024;
 
 /** Largest body of one `tunnel-data` frame. */
 export const TUNNEL_MAX_DATA = 64 * 1024;
+
+/**
+ * Bytes a stream carries in frames before its client asks for a sealed channel: a short stream
+ * never pays for a second connection, a long one moves the rest in C.
+ */
+export const TUNNEL_CHANNEL_AFTER_BYTES = 1024 * 1024;
+
+/** How long a sealed channel's offer waits for its attach. */
+export const TUNNEL_CHANNEL_WAIT_MS = 10_000;
 
 /** How long an accepted `-R` connection waits for the client's `tunnel-attach`. */
 export const TUNNEL_ATTACH_TIMEOUT_MS = 10_000;
@@ -57,6 +73,25 @@ const HOST = { kind: 'string', min: 1, max: 255 } as const;
 /** A Unix socket path (sun_path is 108 bytes; a little room for the error to say so). */
 const UNIX_PATH = { kind: 'string', min: 1, max: 4096, noNul: true } as const;
 
+/** What the client sends on an open stream. */
+const STREAM_FOLLOW_UPS = [
+  TUNNEL_FRAMES.data,
+  TUNNEL_FRAMES.window,
+  TUNNEL_FRAMES.end,
+  TUNNEL_FRAMES.channel,
+  TUNNEL_FRAMES.switch,
+];
+/** What the server sends on an open stream. */
+const STREAM_REPLIES = [
+  TUNNEL_FRAMES.opened,
+  TUNNEL_FRAMES.data,
+  TUNNEL_FRAMES.window,
+  TUNNEL_FRAMES.end,
+  TUNNEL_FRAMES.offer,
+  TUNNEL_FRAMES.switch,
+  TUNNEL_FRAMES.closed,
+];
+
 /** The tunnel service's frames, declared once (docs/protocol.md "tunnel"). */
 export const TUNNEL_FRAME_SPECS = declareFrames({
   [TUNNEL_FRAMES.open]: {
@@ -66,14 +101,8 @@ export const TUNNEL_FRAME_SPECS = declareFrames({
     id: 'required',
     body: 0,
     phases: ['authenticated'],
-    followUps: [TUNNEL_FRAMES.data, TUNNEL_FRAMES.window, TUNNEL_FRAMES.end],
-    replies: [
-      TUNNEL_FRAMES.opened,
-      TUNNEL_FRAMES.data,
-      TUNNEL_FRAMES.window,
-      TUNNEL_FRAMES.end,
-      TUNNEL_FRAMES.closed,
-    ],
+    followUps: STREAM_FOLLOW_UPS,
+    replies: STREAM_REPLIES,
     final: [TUNNEL_FRAMES.closed],
     doc: 'opens a stream to `host`:`port` or a Unix `path`; `window` is the credit for the server',
     ruleDoc: '`host` and `port`, or an absolute `path` alone',
@@ -96,14 +125,8 @@ export const TUNNEL_FRAME_SPECS = declareFrames({
     id: 'required',
     body: 0,
     phases: ['authenticated'],
-    followUps: [TUNNEL_FRAMES.data, TUNNEL_FRAMES.window, TUNNEL_FRAMES.end],
-    replies: [
-      TUNNEL_FRAMES.opened,
-      TUNNEL_FRAMES.data,
-      TUNNEL_FRAMES.window,
-      TUNNEL_FRAMES.end,
-      TUNNEL_FRAMES.closed,
-    ],
+    followUps: STREAM_FOLLOW_UPS,
+    replies: STREAM_REPLIES,
     final: [TUNNEL_FRAMES.closed],
     doc: 'opens the stream of connection `conn` a `-R` listener accepted',
     fields: { conn: CONN, window: { ...WINDOW, optional: true } },
@@ -114,8 +137,15 @@ export const TUNNEL_FRAME_SPECS = declareFrames({
     from: 'server',
     id: 'required',
     body: 0,
-    doc: 'the target is connected; `window` is the credit for the client',
-    fields: { window: WINDOW },
+    doc: 'the target is connected; `window` is the credit for the client; `channel`: a sealed channel may be asked for',
+    fields: {
+      window: WINDOW,
+      channel: {
+        kind: 'boolean',
+        optional: true,
+        doc: 'the server offers sealed channels on this connection',
+      },
+    },
   },
   [TUNNEL_FRAMES.data]: {
     service: 'tunnel',
@@ -152,6 +182,35 @@ export const TUNNEL_FRAME_SPECS = declareFrames({
     body: 0,
     phases: ['authenticated'],
     doc: 'no more data this way (a FIN)',
+    fields: {},
+  },
+  [TUNNEL_FRAMES.channel]: {
+    service: 'tunnel',
+    role: 'follow-up',
+    from: 'client',
+    id: 'required',
+    body: 0,
+    phases: ['authenticated'],
+    doc: 'asks for a sealed channel for this stream (only after an `opened` with `channel`)',
+    fields: {},
+  },
+  [TUNNEL_FRAMES.offer]: {
+    service: 'tunnel',
+    role: 'reply',
+    from: 'server',
+    id: 'required',
+    body: 0,
+    doc: "the sealed channel's key: `attach` it on a new TLS connection within 10 s",
+    fields: { key: CHANNEL_KEY_FIELD },
+  },
+  [TUNNEL_FRAMES.switch]: {
+    service: 'tunnel',
+    role: 'follow-up',
+    from: 'both',
+    id: 'required',
+    body: 0,
+    phases: ['authenticated'],
+    doc: 'no more `tunnel-data` or `tunnel-end` this way: the rest comes sealed on the channel',
     fields: {},
   },
   [TUNNEL_FRAMES.closed]: {

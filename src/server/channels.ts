@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { CHANNEL_KEY_BYTES } from '../protocol/session.js';
+import { TLSSocket } from 'node:tls';
+import { CHANNEL_KEY_BYTES, type ChannelKind } from '../protocol/session.js';
 import { endWithin } from '../transport/close-grace.js';
 import { descriptorOf, resumeReading } from '../transport/descriptor-relay.js';
+import { channelKeys, type SealedChannel } from '../transport/sealed-channel.js';
 
 /**
  * A joined data channel as its request sees it: a descriptor the request's copies read and
@@ -39,6 +41,16 @@ export class DataChannel {
   destroy(): void {
     this.#socket.destroy();
   }
+
+  /**
+   * The channel as a sealed one (a tunnel stream's, over TLS): its descriptor and the keys its
+   * TLS session exported. Undefined on a plain connection, which has no keys to export.
+   */
+  sealed(): SealedChannel | undefined {
+    const socket = this.#socket;
+    if (!(socket instanceof TLSSocket)) return undefined;
+    return { fd: this.fd, keys: channelKeys(socket, 'server'), destroy: () => socket.destroy() };
+  }
 }
 
 /**
@@ -58,6 +70,7 @@ export interface ChannelOffer {
 
 /** What a server keeps of an offer until it is taken or withdrawn. */
 interface PendingOffer {
+  kind: ChannelKind;
   resolve(channel: DataChannel | undefined): void;
   timer: NodeJS.Timeout;
 }
@@ -70,8 +83,8 @@ interface PendingOffer {
 export class ChannelOffers {
   readonly #pending = new Map<string, PendingOffer>();
 
-  /** Offers a channel that waits `deadlineMs` for its attach. */
-  offer(deadlineMs: number): ChannelOffer {
+  /** Offers a channel of `kind` that waits `deadlineMs` for its attach. */
+  offer(deadlineMs: number, kind: ChannelKind): ChannelOffer {
     const key = randomBytes(CHANNEL_KEY_BYTES).toString('base64url');
     let resolveAttached!: (channel: DataChannel | undefined) => void;
     const attached = new Promise<DataChannel | undefined>((resolve) => {
@@ -86,21 +99,24 @@ export class ChannelOffers {
     };
     const timer = setTimeout(withdraw, deadlineMs);
     timer.unref();
-    this.#pending.set(key, { resolve: resolveAttached, timer });
+    this.#pending.set(key, { kind, resolve: resolveAttached, timer });
     return { key, attached, withdraw };
   }
 
   /**
    * Takes the offer of `key` (the key works no more) and returns what hands it its channel once
    * the connection has answered `attached`; undefined when no offer waits for the key (never
-   * made, already taken, withdrawn or expired). Handing over undefined: the attach failed.
+   * made, already taken, withdrawn or expired) or its kind is not what the connection can carry
+   * (the offer is withdrawn then). Handing over undefined: the attach failed.
    */
-  take(key: string): ((channel: DataChannel | undefined) => void) | undefined {
+  take(key: string, kind: ChannelKind): ((channel: DataChannel | undefined) => void) | undefined {
     const pending = this.#pending.get(key);
     if (pending === undefined) return undefined;
     this.#pending.delete(key);
     clearTimeout(pending.timer);
-    return pending.resolve;
+    if (pending.kind === kind) return pending.resolve;
+    pending.resolve(undefined);
+    return undefined;
   }
 
   /** Withdraws every offer (the server closes). */

@@ -6,8 +6,10 @@ import { createNonce, PROTOCOL_VERSION, SUPPORTED_VERSIONS, verifyProof } from '
 import type { CatalogueEntry, FrameCatalogue } from '../protocol/catalogue.js';
 import { TEXT_CLIENT_REPLY } from '../protocol/decoder.js';
 import { type BodyEdit, errorHeader, type Frame, type FrameHeader } from '../protocol/frame.js';
+import type { ChannelKind } from '../protocol/session.js';
 import { FramedSocket, type FrameError, type ReadBudget } from '../transport/framed-socket.js';
 import type { KeepaliveSettings } from '../transport/keepalive.js';
+import { sealedChannelsAvailable } from '../transport/sealed-channel.js';
 import { SOCKIT_AGENT } from '../version.js';
 import { type ChannelOffers, DataChannel } from './channels.js';
 import { type FrameRoute, type MessageRoute, type RequestOpener, RouteCache } from './frame-routes.js';
@@ -157,7 +159,11 @@ export class ServerConnection implements RequestOwner {
       send: (header, body) => this.#framed.send(header, body),
       drained: () => this.#framed.drained(),
       closeWithError: (code, message) => this.#closeWithError(code, message),
-      offerChannel: (deadlineMs) => this.#channelOffers()?.offer(deadlineMs),
+      offerChannel: (deadlineMs, kind) =>
+        kind === this.#channelKind() ? this.#dispatch.channels?.offer(deadlineMs, kind) : undefined,
+      get channelKind() {
+        return connection.#channelKind();
+      },
       onClose: (listener) => {
         this.#closeListeners.push(listener);
       },
@@ -393,13 +399,14 @@ export class ServerConnection implements RequestOwner {
    * connection only waits for it to close (the request destroys it when it ends).
    */
   #onAttach(header: FrameHeader): void | Promise<void> {
-    const channels = this.#channelOffers();
-    if (channels === undefined) {
+    const channels = this.#dispatch.channels;
+    const kind = this.#channelKind();
+    if (channels === undefined || kind === undefined) {
       this.#closeWithError('UNSUPPORTED', 'this server offers no data channels on this connection');
       return;
     }
     const malformed = this.#dispatch.catalogue.get('attach')?.validate(header);
-    const join = malformed === undefined ? channels.take(String(header.key)) : undefined;
+    const join = malformed === undefined ? channels.take(String(header.key), kind) : undefined;
     if (join === undefined) {
       this.#log.warn('data channel refused', { connection: this.context.id, peer: this.context.peer });
       this.#closeWithError(
@@ -421,11 +428,14 @@ export class ServerConnection implements RequestOwner {
   }
 
   /**
-   * The server's channel offers where this connection may have them: only on plain ones, whose
-   * bytes can be copied as they are (a TLS connection's are records only Node can decrypt).
+   * The channels this connection can carry: on a plain one raw bytes, copied as they are; on a
+   * TLS one (whose bytes are records only Node can decrypt) sealed ones, whose keys its TLS
+   * session exports, where this process can seal; none where the server offers none.
    */
-  #channelOffers(): ChannelOffers | undefined {
-    return this.#framed.socket instanceof TLSSocket ? undefined : this.#dispatch.channels;
+  #channelKind(): ChannelKind | undefined {
+    if (this.#dispatch.channels === undefined) return undefined;
+    if (!(this.#framed.socket instanceof TLSSocket)) return 'raw';
+    return sealedChannelsAvailable() ? 'sealed' : undefined;
   }
 
   #onAuthOrOpenRequest(frame: Frame): void | Promise<void> {

@@ -2,10 +2,11 @@ import type { SockitError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Frame, FrameHeader } from '../protocol/frame.js';
 import type { FrameDeclarations } from '../protocol/schema.js';
+import type { ChannelKind } from '../protocol/session.js';
 import type { ChannelOffer, DataChannel } from './channels.js';
 import type { ServerRequest } from './request.js';
 
-export type { ChannelOffer, DataChannel };
+export type { ChannelKind, ChannelOffer, DataChannel };
 
 /** What a service sees of a connection: who is there, and a way to push frames to it. */
 export interface ConnectionContext {
@@ -25,11 +26,14 @@ export interface ConnectionContext {
    */
   readonly writableLength: number;
   /**
-   * Offers a data channel (server/channels.ts) that waits `deadlineMs` for its attach;
-   * undefined where there can be none: a TLS connection (its bytes are not the socket's), or a
-   * server that offers none (`serve --workers`).
+   * Offers a data channel of `kind` (server/channels.ts) that waits `deadlineMs` for its
+   * attach; undefined where there can be none of that kind: `raw` needs a plain connection (a
+   * TLS connection's bytes are not the socket's), `sealed` a TLS one and the seal addon, and a
+   * server that offers none (`serve --workers`) has neither.
    */
-  offerChannel(deadlineMs: number): ChannelOffer | undefined;
+  offerChannel(deadlineMs: number, kind: ChannelKind): ChannelOffer | undefined;
+  /** The kind of data channel this connection can offer (offerChannel), or undefined for none. */
+  readonly channelKind: ChannelKind | undefined;
   /** Closes the connection with a connection-level error frame. */
   closeWithError(code: string, message: string): void;
   /** Per-connection state for services, keyed by something the service owns. */

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { loadNative } from '../native.js';
 
 /** `native/splice.c`: relay directions on Node's loop, declared once for both of its ways. */
@@ -104,10 +105,11 @@ export function stopReading(socket: Socket): Buffer {
   }
   socket.pause();
   stopped.add(socket);
+  // Duplex's own read: net.Socket's starts reading again when the socket reads into buffers of
+  // its owner's (transport/reused-buffer.ts), where nothing is buffered anyway.
+  const read = (): Buffer | null => Duplex.prototype.read.call(socket) as Buffer | null;
   const buffered: Buffer[] = [];
-  for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) {
-    buffered.push(chunk);
-  }
+  for (let chunk = read(); chunk !== null; chunk = read()) buffered.push(chunk);
   return Buffer.concat(buffered);
 }
 

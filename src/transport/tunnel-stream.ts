@@ -2,8 +2,10 @@ import type net from 'node:net';
 import { SockitError } from '../errors.js';
 import { claimHeadroom, FRAME_HEADROOM } from '../protocol/encoder.js';
 import { bodyParts, type Frame } from '../protocol/frame.js';
-import { TUNNEL_FRAMES, TUNNEL_MAX_DATA } from '../protocol/tunnel.js';
+import { TUNNEL_CHANNEL_AFTER_BYTES, TUNNEL_FRAMES, TUNNEL_MAX_DATA } from '../protocol/tunnel.js';
+import { descriptorOf, type RelayedDirection, stopReading } from './descriptor-relay.js';
 import { readIntoFreshBuffers } from './reused-buffer.js';
+import { openDescriptor, type SealedChannel, sealDescriptor } from './sealed-channel.js';
 import type { TunnelSendAccount, TunnelSendGate } from './tunnel-gate.js';
 
 /** A read buffer: FRAME_HEADROOM free bytes, then room for one full `tunnel-data` body. */
@@ -21,6 +23,11 @@ export type StreamSend = (header: { type: string; [field: string]: unknown }, bo
  * this stream alone and what it can make us hold is bounded by our window. What the streams of
  * one connection queue together is bounded by their TunnelSendGate, which also makes them take
  * turns when the connection is the bottleneck.
+ *
+ * A stream that turns out long may move the rest of its bytes on a sealed channel (a TLS
+ * connection of its own whose records are sealed and opened in C, docs/protocol.md "Sealed
+ * channels"): each direction sends `tunnel-switch` as its last frame and goes on there, and its
+ * flow control is the channel's own TCP window from then on.
  */
 export class TunnelStream {
   readonly #socket: net.Socket;
@@ -52,9 +59,21 @@ export class TunnelStream {
   #wroteEnd = false;
   #done = false;
   #onDone: (error: SockitError | undefined) => void;
-  /** Bytes each way, for logs. */
-  bytesIn = 0;
-  bytesOut = 0;
+  /** Bytes each way in frames. */
+  #framedIn = 0;
+  #framedOut = 0;
+  /** Called once the stream has carried TUNNEL_CHANNEL_AFTER_BYTES in frames (the client asks then). */
+  #onLong: (() => void) | undefined;
+  /** The sealed channel, once joined. */
+  #channel: SealedChannel | undefined;
+  /** Whether this end sends `tunnel-switch` as soon as it has the channel (the client) or after the peer's. */
+  readonly #switchesFirst: boolean;
+  /** We sent `tunnel-switch`: our bytes and our end go on the channel. */
+  #switchedOut = false;
+  /** The peer sent `tunnel-switch`: its bytes and end come on the channel. */
+  #peerSwitched = false;
+  #sealing: RelayedDirection | undefined;
+  #opening: RelayedDirection | undefined;
 
   constructor(
     socket: net.Socket,
@@ -67,6 +86,10 @@ export class TunnelStream {
       /** The credit we granted the peer. */
       window: number;
       onDone: (error: SockitError | undefined) => void;
+      /** Called once when the stream has carried TUNNEL_CHANNEL_AFTER_BYTES in frames. */
+      onLong?: () => void;
+      /** This end switches to a joined channel at once (the client); the other after the peer did. */
+      switchesFirst?: boolean;
     },
   ) {
     this.#socket = socket;
@@ -76,6 +99,38 @@ export class TunnelStream {
     this.#window = options.window;
     this.#allowance = options.window;
     this.#onDone = options.onDone;
+    // Only a plain local socket can be read and written by descriptor.
+    this.#onLong = descriptorOf(socket) >= 0 ? options.onLong : undefined;
+    this.#switchesFirst = options.switchesFirst ?? false;
+  }
+
+  /** Bytes received from the peer and written to the local socket, for logs. */
+  get bytesIn(): number {
+    return this.#framedIn + (this.#opening?.moved() ?? 0);
+  }
+
+  /** Bytes read from the local socket and sent to the peer, for logs. */
+  get bytesOut(): number {
+    return this.#framedOut + (this.#sealing?.moved() ?? 0);
+  }
+
+  /** Whether the stream moves (or moved) bytes on a sealed channel. */
+  get sealed(): boolean {
+    return this.#channel !== undefined;
+  }
+
+  /**
+   * The stream's sealed channel is joined: the client switches its sending direction to it now,
+   * the server once the client's `tunnel-switch` says the client reads the channel no more as TLS.
+   */
+  useChannel(channel: SealedChannel): void {
+    if (this.#done || this.#channel !== undefined) {
+      channel.destroy();
+      return;
+    }
+    this.#channel = channel;
+    if (this.#switchesFirst) this.#switchOut();
+    else if (this.#peerSwitched) this.#followPeer();
   }
 
   /** Starts moving bytes (also hands in what was read before the stream opened). */
@@ -111,6 +166,10 @@ export class TunnelStream {
   onFrame(frame: Frame): void {
     if (this.#done) return;
     const { header } = frame;
+    if ((header.type === TUNNEL_FRAMES.data || header.type === TUNNEL_FRAMES.end) && this.#peerSwitched) {
+      this.#finish(new SockitError('BAD_REQUEST', `${header.type} after tunnel-switch`));
+      return;
+    }
     if (header.type === TUNNEL_FRAMES.data) {
       // A body that arrived in pieces (16 KiB TLS records) is written as those pieces, never joined.
       const parts = bodyParts(frame);
@@ -121,8 +180,18 @@ export class TunnelStream {
         return;
       }
       this.#allowance -= length;
-      this.bytesIn += length;
+      this.#framedIn += length;
       this.#writeParts(parts, length, frame);
+      this.#checkLong();
+    } else if (header.type === TUNNEL_FRAMES.switch) {
+      // The client switches once it has read `attached`, which the server may not have seen
+      // reach the kernel yet: its channel can come just after the switch. The server's cannot.
+      if (this.#peerSwitched || (this.#channel === undefined && this.#switchesFirst)) {
+        this.#finish(new SockitError('BAD_REQUEST', 'tunnel-switch without a joined channel'));
+        return;
+      }
+      this.#peerSwitched = true;
+      if (this.#channel !== undefined) this.#followPeer();
     } else if (header.type === TUNNEL_FRAMES.window) {
       const bytes = header.bytes;
       if (!Number.isInteger(bytes) || (bytes as number) <= 0) {
@@ -211,15 +280,104 @@ export class TunnelStream {
 
   #emit(bytes: Buffer): void {
     this.#credit -= bytes.length;
-    this.bytesOut += bytes.length;
+    this.#framedOut += bytes.length;
     this.#send({ type: TUNNEL_FRAMES.data }, bytes);
     this.#gate.charge(this.#account, bytes.length);
+    this.#checkLong();
+  }
+
+  #checkLong(): void {
+    if (this.#onLong === undefined || this.#framedIn + this.#framedOut < TUNNEL_CHANNEL_AFTER_BYTES) return;
+    const onLong = this.#onLong;
+    this.#onLong = undefined;
+    // Not while a read is on its way through #read: the ask follows the frame that crossed the line.
+    queueMicrotask(() => {
+      if (!this.#done) onLong();
+    });
+  }
+
+  /**
+   * Our sending direction goes on the channel: Node reads the local socket no more, what it had
+   * read (and what waited for credit) is the first the channel seals, and `tunnel-switch` is
+   * our last frame. A direction that already ended sends only the switch.
+   */
+  #switchOut(): void {
+    const channel = this.#channel!;
+    this.#switchedOut = true;
+    this.#gate.leave(this.#turn, this.#account);
+    this.#inLine = false;
+    if (this.#sentEnd) {
+      this.#send({ type: TUNNEL_FRAMES.switch });
+      return;
+    }
+    const held = this.#held;
+    this.#held = undefined;
+    const buffered = stopReading(this.#socket);
+    const prefix = held === undefined ? buffered : Buffer.concat([held, buffered]);
+    this.#send({ type: TUNNEL_FRAMES.switch });
+    try {
+      this.#sealing = sealDescriptor(
+        descriptorOf(this.#socket),
+        channel.fd,
+        channel.keys.send,
+        (error) => {
+          if (error !== undefined) {
+            this.#finish(new SockitError('CLOSED', `the sealed channel failed: ${error.code}`));
+            return;
+          }
+          this.#sentEnd = true;
+          this.#maybeDone();
+        },
+        prefix,
+      );
+    } catch (error) {
+      this.#finish(new SockitError('CLOSED', `cannot seal the channel: ${(error as Error).message}`));
+    }
+  }
+
+  /** The peer switched and the channel is here: our direction follows, and its bytes are opened. */
+  #followPeer(): void {
+    if (!this.#switchedOut) this.#switchOut();
+    this.#startOpening();
+  }
+
+  /**
+   * The peer's bytes come on the channel: once what it sent in frames is written to the local
+   * socket, its records are opened into the socket in C; its end record ends the socket.
+   */
+  #startOpening(): void {
+    if (this.#peerEnded) return; // it ended in frames: nothing follows
+    // An empty write completes after every write before it: the frames' bytes go first.
+    this.#socket.write(Buffer.alloc(0), () => {
+      if (this.#done) return;
+      const channel = this.#channel!;
+      try {
+        this.#opening = openDescriptor(
+          channel.fd,
+          descriptorOf(this.#socket),
+          channel.keys.receive,
+          (error) => {
+            if (error !== undefined) {
+              this.#finish(new SockitError('CLOSED', `the sealed channel failed: ${error.code}`));
+              return;
+            }
+            this.#peerEnded = true;
+            this.#socket.end(() => {
+              this.#wroteEnd = true;
+              this.#maybeDone();
+            });
+          },
+        );
+      } catch (error) {
+        this.#finish(new SockitError('CLOSED', `cannot open the channel: ${(error as Error).message}`));
+      }
+    });
   }
 
   #unhold(): void {
     const held = this.#held;
-    // In the gate's line: a grant of credit waits for our turn too.
-    if (held === undefined || this.#inLine) return;
+    // In the gate's line: a grant of credit waits for our turn too. Switched: the channel has them.
+    if (held === undefined || this.#inLine || this.#switchedOut) return;
     this.#held = undefined;
     this.#read(held, this.#heldFresh);
     if (this.#done) return;
@@ -237,12 +395,14 @@ export class TunnelStream {
       const bytes = this.#consumed;
       this.#consumed = 0;
       this.#allowance += bytes;
-      if (!this.#peerEnded) this.#send({ type: TUNNEL_FRAMES.window, bytes });
+      if (!this.#peerEnded && !this.#peerSwitched) this.#send({ type: TUNNEL_FRAMES.window, bytes });
     }
   }
 
   #flushEnd(): void {
-    if (!this.#localEnded || this.#sentEnd || this.#held !== undefined || this.#done) return;
+    // Switched: the channel's end record carries our end.
+    if (!this.#localEnded || this.#sentEnd || this.#held !== undefined || this.#done || this.#switchedOut)
+      return;
     this.#sentEnd = true;
     this.#send({ type: TUNNEL_FRAMES.end });
     this.#maybeDone();
@@ -257,6 +417,9 @@ export class TunnelStream {
     this.#done = true;
     this.#held = undefined;
     this.#gate.leave(this.#turn, this.#account);
+    this.#sealing?.stop();
+    this.#opening?.stop();
+    this.#channel?.destroy();
     this.#socket.destroy();
     this.#onDone(error);
   }

@@ -187,7 +187,7 @@ describe('data channels', { timeout: 60_000 }, () => {
       stateDir: exec.stateDir,
     });
     try {
-      assert.equal(client.canJoinChannels, false);
+      assert.notEqual(client.channelKind, 'raw');
       const remote = client.spawn(['sh', '-c', 'echo in-band'], { pty: PTY, channel: true });
       let text = '';
       remote.stdout.on('data', (chunk: Buffer) => {
@@ -201,7 +201,7 @@ describe('data channels', { timeout: 60_000 }, () => {
     }
   });
 
-  test('on the wire: a key works once, and only on a plain connection (AUTH_FAILED, UNSUPPORTED)', async () => {
+  test('on the wire: a key works once (AUTH_FAILED), and an unknown one over TLS too', async () => {
     const control = await RawPeer.open(exec.address);
     control.send({ type: 'hello', version: 1 });
     const welcome = (await control.next())!;
@@ -227,7 +227,8 @@ describe('data channels', { timeout: 60_000 }, () => {
     replay.send({ type: 'attach', key });
     assert.equal((await replay.next())?.header.code, 'AUTH_FAILED');
     await replay.closed;
-    assert.equal((await attachOverTls(exec.server, 'B'.repeat(43))).code, 'UNSUPPORTED');
+    // TLS connections carry sealed channels (a tunnel stream's): a key no offer has is refused there too.
+    assert.equal((await attachOverTls(exec.server, 'B'.repeat(43))).code, 'AUTH_FAILED');
     const frames: string[] = [];
     for (
       let frame = await control.next();
@@ -355,7 +356,7 @@ async function attachOverTls(server: Server, key: string): Promise<FrameHeader> 
 describe('channel offers', () => {
   test('an offer not attached by its deadline is withdrawn: its key no longer works', async () => {
     const offers = new ChannelOffers();
-    const offer = offers.offer(20);
+    const offer = offers.offer(20, 'raw');
     // The offer's timer does not hold a server open; this one holds the test's loop meanwhile.
     const bound = setTimeout(() => {}, 5000);
     try {
@@ -363,17 +364,25 @@ describe('channel offers', () => {
     } finally {
       clearTimeout(bound);
     }
-    assert.equal(offers.take(offer.key), undefined);
+    assert.equal(offers.take(offer.key, 'raw'), undefined);
   });
 
   test('a withdrawn offer resolves undefined; a taken one cannot be taken again', async () => {
     const offers = new ChannelOffers();
-    const first = offers.offer(10_000);
+    const first = offers.offer(10_000, 'raw');
     first.withdraw();
     assert.equal(await Promise.race([first.attached, 'pending']), undefined);
-    const second = offers.offer(10_000);
-    assert.ok(offers.take(second.key));
-    assert.equal(offers.take(second.key), undefined);
+    const second = offers.offer(10_000, 'raw');
+    assert.ok(offers.take(second.key, 'raw'));
+    assert.equal(offers.take(second.key, 'raw'), undefined);
     offers.clear();
+  });
+
+  test('an offer attached on a connection of the other kind is withdrawn, not joined', async () => {
+    const offers = new ChannelOffers();
+    const sealed = offers.offer(10_000, 'sealed');
+    assert.equal(offers.take(sealed.key, 'raw'), undefined);
+    assert.equal(await sealed.attached, undefined);
+    assert.equal(offers.take(sealed.key, 'sealed'), undefined);
   });
 });

@@ -209,7 +209,7 @@ export class RunningCommand {
    * or lets CHANNEL_ATTACH_MS pass, so no byte can come both ways or out of order.
    */
   #offerChannel(child: CommandProcess): void {
-    const offer = this.#request.connection.offerChannel(CHANNEL_ATTACH_MS);
+    const offer = this.#request.connection.offerChannel(CHANNEL_ATTACH_MS, 'raw');
     if (offer === undefined) return;
     this.#channelOffer = offer;
     child.stdout!.pause();

@@ -2,9 +2,14 @@ import net from 'node:net';
 import { SockitError } from '../../errors.js';
 import { type Logger, silentLogger } from '../../log.js';
 import type { HeaderOfType } from '../../protocol/catalogue.js';
-import { TUNNEL_ATTACH_TIMEOUT_MS, TUNNEL_FRAMES, TUNNEL_WINDOW } from '../../protocol/tunnel.js';
+import {
+  TUNNEL_ATTACH_TIMEOUT_MS,
+  TUNNEL_CHANNEL_WAIT_MS,
+  TUNNEL_FRAMES,
+  TUNNEL_WINDOW,
+} from '../../protocol/tunnel.js';
 import type { ServerRequest } from '../../server/request.js';
-import type { Service } from '../../server/service.js';
+import type { ChannelOffer, Service } from '../../server/service.js';
 import { describePeer } from '../../transport/listen.js';
 import { sendGateOf } from '../../transport/tunnel-gate.js';
 import { TunnelStream } from '../../transport/tunnel-stream.js';
@@ -62,6 +67,8 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
   function run(request: ServerRequest, socket: net.Socket, what: string): void {
     const credit = request.header.window ?? TUNNEL_WINDOW;
     const started = Date.now();
+    /** The sealed channel offered to this stream (one at most), until it is joined or the stream ends. */
+    let offer: ChannelOffer | undefined;
     const stream: TunnelStream = new TunnelStream(socket, {
       send: (header, body) => request.send(header, body),
       gate: sendGateOf(request.connection),
@@ -69,11 +76,13 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
       window: TUNNEL_WINDOW,
       onDone: (error) => {
         streams.delete(stream);
+        offer?.withdraw();
         log.info('tunnel stream closed', {
           peer: request.connection.peer,
           target: what,
           bytesIn: stream.bytesIn,
           bytesOut: stream.bytesOut,
+          sealed: stream.sealed,
           ms: Date.now() - started,
           ...(error ? { error: error.message } : {}),
         });
@@ -84,11 +93,32 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
       },
     });
     streams.add(stream);
-    request.onFrame = (frame) => stream.onFrame(frame);
+    const sealedChannels = request.connection.channelKind === 'sealed';
+    request.onFrame = (frame) => {
+      if (frame.header.type === TUNNEL_FRAMES.switch && offer === undefined) {
+        return stream.abort(new SockitError('BAD_REQUEST', 'tunnel-switch without a sealed channel offered'));
+      }
+      if (frame.header.type !== TUNNEL_FRAMES.channel) return stream.onFrame(frame);
+      // Asked for before (one per stream), or never offered: the stream stays in frames.
+      if (offer !== undefined || !sealedChannels || stream.done) return;
+      offer = request.connection.offerChannel(TUNNEL_CHANNEL_WAIT_MS, 'sealed');
+      if (offer === undefined) return;
+      request.send({ type: TUNNEL_FRAMES.offer, key: offer.key });
+      void offer.attached.then((channel) => {
+        const sealed = channel?.sealed();
+        if (sealed === undefined) return channel?.destroy();
+        log.debug('tunnel stream sealed channel joined', { peer: request.connection.peer, target: what });
+        stream.useChannel(sealed);
+      });
+    };
     request.signal.addEventListener('abort', () => stream.abort(new SockitError('CLOSED', 'cancelled')), {
       once: true,
     });
-    request.send({ type: TUNNEL_FRAMES.opened, window: TUNNEL_WINDOW });
+    request.send({
+      type: TUNNEL_FRAMES.opened,
+      window: TUNNEL_WINDOW,
+      ...(sealedChannels ? { channel: true } : {}),
+    });
     stream.start();
   }
 
