@@ -66,7 +66,7 @@
  * source keeps up would hold the loop until its socket buffer filled, and streams finish in
  * turns instead of together.
  */
-#define WAKE_BUDGET (1024 * 1024)
+#define WAKE_BUDGET (256 * 1024)
 
 /* ---- AES-128-GCM from the OpenSSL already in the process ------------------------------- */
 
