@@ -46,9 +46,12 @@ export const TUNNEL_MAX_DATA = 64 * 1024;
 
 /**
  * Bytes a stream carries in frames before its client asks for a sealed channel: a short stream
- * never pays for a second connection, a long one moves the rest in C.
+ * never pays for a second connection, a long one moves the rest in C. About where the two cost
+ * alike: a channel's TLS handshake is 1–2 ms of CPU, 256 KiB in frames over TLS about 1 ms; and
+ * streams that begin together all cross it before the first of them runs sealed and busies the
+ * loops their channels' handshakes need (docs/benchmarks.md, thirteenth session).
  */
-export const TUNNEL_CHANNEL_AFTER_BYTES = 1024 * 1024;
+export const TUNNEL_CHANNEL_AFTER_BYTES = 256 * 1024;
 
 /** How long a sealed channel's offer waits for its attach. */
 export const TUNNEL_CHANNEL_WAIT_MS = 10_000;

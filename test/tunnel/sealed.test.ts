@@ -11,6 +11,7 @@ import net from 'node:net';
 import { after, describe, test } from 'node:test';
 import { connect } from '../../src/client/client.js';
 import { forwardLocal } from '../../src/client/tunnel.js';
+import type { SockitError } from '../../src/errors.js';
 import type { Logger } from '../../src/log.js';
 import { TUNNEL_CHANNEL_AFTER_BYTES, TUNNEL_FRAMES, TUNNEL_WINDOW } from '../../src/protocol/tunnel.js';
 import { tunnelService } from '../../src/services/tunnel/index.js';
@@ -21,6 +22,8 @@ import {
   sealDescriptor,
   sealedChannelsAvailable,
 } from '../../src/transport/sealed-channel.js';
+import { TunnelSendGate } from '../../src/transport/tunnel-gate.js';
+import { TunnelStream } from '../../src/transport/tunnel-stream.js';
 import { payload } from '../forward/helpers.js';
 import { startServer, TEST_TOKEN } from '../helpers.js';
 import { killAll } from '../raw/helpers.js';
@@ -133,6 +136,104 @@ describe('the sealed record layer (native/seal.c)', { timeout: 30_000 }, () => {
     const records = await sealToBytes(Buffer.from('x'), key);
     const replayed = Buffer.concat([records.subarray(0, 4 + 1 + 16), records.subarray(0, 4 + 1 + 16)]);
     assert.deepEqual(await openBytes(replayed, key), { error: 'EBADMSG' });
+  });
+});
+
+/** A TunnelStream on a local socket pair whose frames the test sees, and a channel pair to join it. */
+async function streamWithChannel() {
+  const [outside, inside] = await socketPair();
+  const [channelNear, channelFar] = await socketPair();
+  stopReading(channelNear); // a joined channel: Node reads it no more
+  channelNear.on('error', () => {}); // as a joined channel's socket has: its reset is the stream's to report
+  const frames: { type: string; bytes: number }[] = [];
+  let finished: (error: SockitError | undefined) => void = () => {};
+  const done = new Promise<SockitError | undefined>((resolve) => {
+    finished = resolve;
+  });
+  const stream = new TunnelStream(inside, {
+    send: (header, body) => frames.push({ type: header.type, bytes: body?.length ?? 0 }),
+    gate: new TunnelSendGate({ writableLength: 0, drained: () => Promise.resolve() }),
+    credit: TUNNEL_WINDOW,
+    window: TUNNEL_WINDOW,
+    onDone: (error) => finished(error),
+    switchesFirst: true,
+  });
+  const keys = { send: newKey(), receive: newKey() };
+  const join = (): void =>
+    stream.useChannel({ fd: descriptorOf(channelNear), keys, destroy: () => channelNear.destroy() });
+  return { outside, inside, channelFar, frames, stream, keys, join, done };
+}
+
+describe('a tunnel stream switching to its sealed channel', { timeout: 30_000 }, () => {
+  test("bytes before the switch go in frames, after it sealed; the end record and the peer's records end both ways", async (t) => {
+    if (!NATIVE_EXPECTED) return t.skip('SOCKIT_NO_NATIVE=1 or not Linux: in-frame tunnels only');
+    const bed = await streamWithChannel();
+    bed.stream.start();
+    const framed = payload(100 * 1024);
+    bed.outside.write(framed);
+    while (bed.frames.reduce((sum, frame) => sum + frame.bytes, 0) < framed.length) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    bed.join();
+    assert.deepEqual(
+      bed.frames.at(-1),
+      { type: TUNNEL_FRAMES.switch, bytes: 0 },
+      'the switch is the last frame',
+    );
+    const framesAtSwitch = bed.frames.length;
+    const sealedWire = readAll(bed.channelFar);
+    const sealed = payload(700 * 1024);
+    bed.outside.end(sealed);
+    const opened = await openBytes(await sealedWire, bed.keys.send);
+    assert.ok('plain' in opened);
+    assert.ok(opened.plain.equals(sealed), 'what the socket read after the switch came sealed, whole');
+    assert.equal(bed.frames.length, framesAtSwitch, 'no frame after the switch, not even tunnel-end');
+
+    // The peer's way: frames first, then its switch and its records into the local socket.
+    const fromPeer = payload(64 * 1024);
+    const received = readAll(bed.outside);
+    bed.stream.onFrame({ header: { type: TUNNEL_FRAMES.data }, body: fromPeer });
+    bed.stream.onFrame({ header: { type: TUNNEL_FRAMES.switch }, body: Buffer.alloc(0) });
+    const peerSealed = payload(500 * 1024);
+    bed.channelFar.end(await sealToBytes(peerSealed, bed.keys.receive));
+    assert.ok((await received).equals(Buffer.concat([fromPeer, peerSealed])), 'in order, then its FIN');
+    assert.equal(await bed.done, undefined, 'both ways ended well');
+    assert.equal(bed.stream.bytesOut, framed.length + sealed.length);
+    assert.equal(bed.stream.bytesIn, fromPeer.length + peerSealed.length);
+    bed.channelFar.destroy();
+  });
+
+  test('a channel reset after the switch fails the stream (CLOSED) and closes its local socket', async (t) => {
+    if (!NATIVE_EXPECTED) return t.skip('SOCKIT_NO_NATIVE=1 or not Linux: in-frame tunnels only');
+    const bed = await streamWithChannel();
+    bed.stream.start();
+    bed.join();
+    // Reset or closed, as the kernel has it: the stream destroyed its side with our bytes unread.
+    bed.outside.on('error', () => {});
+    const localClosed = new Promise((resolve) => bed.outside.once('close', resolve));
+    bed.stream.onFrame({ header: { type: TUNNEL_FRAMES.switch }, body: Buffer.alloc(0) });
+    bed.outside.write(payload(300 * 1024));
+    bed.channelFar.resetAndDestroy();
+    const error = await bed.done;
+    assert.equal(error?.code, 'CLOSED');
+    assert.match(error!.message, /sealed channel failed: (ECONNRESET|EPIPE|EPROTO)/);
+    await localClosed;
+  });
+
+  test("data or an end in frames after the peer's switch is refused (BAD_REQUEST)", async () => {
+    for (const type of [TUNNEL_FRAMES.data, TUNNEL_FRAMES.end]) {
+      const bed = await streamWithChannel();
+      bed.stream.start();
+      bed.join();
+      bed.stream.onFrame({ header: { type: TUNNEL_FRAMES.switch }, body: Buffer.alloc(0) });
+      bed.stream.onFrame({
+        header: { type },
+        body: type === TUNNEL_FRAMES.data ? Buffer.alloc(10) : Buffer.alloc(0),
+      });
+      assert.equal((await bed.done)?.code, 'BAD_REQUEST', type);
+      bed.channelFar.destroy();
+      bed.outside.destroy();
+    }
   });
 });
 
