@@ -26,7 +26,7 @@
  * startOpen(srcFd, dstFd, key, iv, onDone, prefix?) -> handle
  *   Reads records from srcFd (after `prefix`), writes their plaintext to dstFd. After the end
  *   record's bytes are all written, onDone(null, bytes) (the caller ends dstFd); a record that
- *   does not authenticate is EBADMSG, a bad length EMSGSIZE, an end of file before the end
+ *   does not authenticate is EBADMSG, a bad length (or an empty data record) EMSGSIZE, an end of file before the end
  *   record EPROTO. What follows the end record is not read.
  * stop(handle), moved(handle): as native/splice.c's.
  *
@@ -243,7 +243,8 @@ static int seal_record(sealed *s, int type, size_t length) {
 static int write_out(sealed *s, bool *waiting) {
   *waiting = false;
   while (s->out_len > 0) {
-    ssize_t n = write(s->dst.fd, s->buffer + s->out, s->out_len);
+    /* Both ends are sockets: a closed reader is EPIPE here, never a SIGPIPE for the process. */
+    ssize_t n = send(s->dst.fd, s->buffer + s->out, s->out_len, MSG_NOSIGNAL);
     if (n > 0) {
       s->out += (size_t)n;
       s->out_len -= (size_t)n;
@@ -324,7 +325,8 @@ static int open_record(sealed *s, bool *complete) {
   size_t sealed_length = ((size_t)record[1] << 16) | ((size_t)record[2] << 8) | record[3];
   int type = record[0];
   if (sealed_length < TAG_BYTES || sealed_length > RECORD_PLAIN_MAX + TAG_BYTES ||
-      (type != TYPE_DATA && type != TYPE_END) || (type == TYPE_END && sealed_length != TAG_BYTES))
+      (type != TYPE_DATA && type != TYPE_END) || (type == TYPE_END && sealed_length != TAG_BYTES) ||
+      (type == TYPE_DATA && sealed_length == TAG_BYTES)) /* a sealer never sends an empty data record */
     return EMSGSIZE;
   if (have < HEADER_BYTES + sealed_length) return 0;
   size_t length = sealed_length - TAG_BYTES;
@@ -360,15 +362,19 @@ static int open_pump(sealed *s, bool *done) {
       return 0;
     }
     if (budget == 0) {
-      /* The rest at the next turn: buffered records wait for a poll that will come. */
-      if (s->end - s->start >= HEADER_BYTES) return watch(&s->dst, UV_WRITABLE);
+      /* The rest at the next turn: buffered records, or a prefix, wait for a poll that fires. */
+      if (s->end - s->start >= HEADER_BYTES || s->prefix_used < s->prefix_len)
+        return watch(&s->dst, UV_WRITABLE);
       return watch(&s->src, UV_READABLE);
     }
     bool complete = false;
+    size_t before = s->start;
     err = open_record(s, &complete);
     if (err != 0) return err;
     if (complete) {
-      budget = s->out_len >= budget ? 0 : budget - s->out_len;
+      /* Counted on the wire, so a peer's empty records cannot hold the loop either. */
+      size_t consumed = s->start - before;
+      budget = consumed >= budget ? 0 : budget - consumed;
       continue;
     }
     /* An incomplete record: move it to the front and read behind it. */

@@ -241,7 +241,9 @@ export class TunnelStream {
 
   /** `headroom`: the chunk starts FRAME_HEADROOM bytes into memory of its own (readBuffer). */
   #read(chunk: Buffer, headroom: boolean): void {
-    if (this.#done) return;
+    // Switched: a chunk still handed out here (stopReading's drain emits 'data' for what it
+    // takes) is already in the sealer's prefix.
+    if (this.#done || this.#switchedOut) return;
     if (this.#held !== undefined) {
       // A chunk that was already on its way when we paused: keep it behind the held bytes.
       this.#held = Buffer.concat([this.#held, chunk]);
@@ -332,6 +334,16 @@ export class TunnelStream {
       );
     } catch (error) {
       this.#finish(new SockitError('CLOSED', `cannot seal the channel: ${(error as Error).message}`));
+    }
+  }
+
+  /**
+   * The offered channel will never be joined (withdrawn, expired): a peer that switched to it
+   * anyway would never send its bytes, so the stream ends (BAD_REQUEST); otherwise nothing changes.
+   */
+  abandonChannel(): void {
+    if (this.#peerSwitched && this.#channel === undefined) {
+      this.#finish(new SockitError('BAD_REQUEST', 'tunnel-switch, but the sealed channel was never joined'));
     }
   }
 

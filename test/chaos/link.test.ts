@@ -26,7 +26,9 @@ describe('ToxicLink', { timeout: 30_000 }, () => {
       const bytes = await got;
       const ms = performance.now() - started;
       assert.ok(bytes.equals(Buffer.concat(chunks)));
-      assert.ok(ms >= 9 * 20, `ten pieces 20 ms apart came in ${Math.round(ms)} ms`);
+      // A Node timer counts from the loop's cached clock, which may be up to a millisecond behind
+      // performance.now(): each of the nine gaps may look that much short.
+      assert.ok(ms >= 9 * 19, `ten pieces 20 ms apart came in ${Math.round(ms)} ms`);
     } finally {
       reader.destroy();
       writer.destroy();

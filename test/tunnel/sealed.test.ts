@@ -81,15 +81,26 @@ async function sealToBytes(plain: Buffer, key: DirectionKey, prefix?: Buffer): P
   return wire;
 }
 
-/** Opens `wire` (records, possibly tampered with) with `key`: the plaintext, or the addon's error code. */
-async function openBytes(wire: Buffer, key: DirectionKey): Promise<{ plain: Buffer } | { error: string }> {
+/**
+ * Opens `wire` (records, possibly tampered with) with `key`: the plaintext, or the addon's error
+ * code. `prefix` bytes are handed in as already read, before the wire's.
+ */
+async function openBytes(
+  wire: Buffer,
+  key: DirectionKey,
+  prefix?: Buffer,
+): Promise<{ plain: Buffer } | { error: string }> {
   const [writer, source] = await socketPair();
   const [sink, reader] = await socketPair();
   stopReading(source);
   const plain = readAll(reader);
   const outcome = await new Promise<{ plain?: true; error?: string }>((resolve) => {
-    openDescriptor(descriptorOf(source), descriptorOf(sink), key, (error) =>
-      resolve(error ? { error: String(error.code) } : { plain: true }),
+    openDescriptor(
+      descriptorOf(source),
+      descriptorOf(sink),
+      key,
+      (error) => resolve(error ? { error: String(error.code) } : { plain: true }),
+      prefix,
     );
     writer.end(wire);
   });
@@ -124,6 +135,17 @@ describe('the sealed record layer (native/seal.c)', { timeout: 30_000 }, () => {
     assert.deepEqual(await openBytes(cut, key), { error: 'EPROTO' }, 'a cut before the end record');
     const oversized = Buffer.from([0, 0xff, 0xff, 0xff, ...randomBytes(64)]);
     assert.deepEqual(await openBytes(oversized, key), { error: 'EMSGSIZE' }, 'a length over the record cap');
+    // Empty data records cost a peer nothing to send and us a decryption each: refused.
+    const empty = Buffer.from([0, 0, 0, 16, ...randomBytes(16)]);
+    assert.deepEqual(await openBytes(empty, key), { error: 'EMSGSIZE' }, 'an empty data record');
+    // Records already read (the prefix) open first, more than one wake-up's worth of them.
+    const split = 600 * 1024;
+    const fromPrefix = await openBytes(wire.subarray(split), key, wire.subarray(0, split));
+    assert.ok('plain' in fromPrefix, `opened from a prefix: ${JSON.stringify(fromPrefix)}`);
+    assert.equal(sha(fromPrefix.plain), sha(Buffer.concat([prefix, plain])));
+    const allInPrefix = await openBytes(Buffer.alloc(0), key, wire);
+    assert.ok('plain' in allInPrefix, `all in the prefix: ${JSON.stringify(allInPrefix)}`);
+    assert.equal(allInPrefix.plain.length, prefix.length + plain.length);
   });
 
   test('an empty stream is one end record; a replayed end record does not open', async (t) => {
@@ -140,7 +162,7 @@ describe('the sealed record layer (native/seal.c)', { timeout: 30_000 }, () => {
 });
 
 /** A TunnelStream on a local socket pair whose frames the test sees, and a channel pair to join it. */
-async function streamWithChannel() {
+async function streamWithChannel(switchesFirst = true) {
   const [outside, inside] = await socketPair();
   const [channelNear, channelFar] = await socketPair();
   stopReading(channelNear); // a joined channel: Node reads it no more
@@ -156,7 +178,7 @@ async function streamWithChannel() {
     credit: TUNNEL_WINDOW,
     window: TUNNEL_WINDOW,
     onDone: (error) => finished(error),
-    switchesFirst: true,
+    switchesFirst,
   });
   const keys = { send: newKey(), receive: newKey() };
   const join = (): void =>
@@ -218,6 +240,17 @@ describe('a tunnel stream switching to its sealed channel', { timeout: 30_000 },
     assert.equal(error?.code, 'CLOSED');
     assert.match(error!.message, /sealed channel failed: (ECONNRESET|EPIPE|EPROTO)/);
     await localClosed;
+  });
+
+  test('the server side: a peer that switched before its channel came waits for it, and fails if it never comes', async () => {
+    const bed = await streamWithChannel(false);
+    bed.stream.start();
+    bed.stream.onFrame({ header: { type: TUNNEL_FRAMES.switch }, body: Buffer.alloc(0) });
+    assert.equal(bed.stream.done, false, 'the channel may still come');
+    bed.stream.abandonChannel();
+    assert.equal((await bed.done)?.code, 'BAD_REQUEST');
+    bed.channelFar.destroy();
+    bed.outside.destroy();
   });
 
   test("data or an end in frames after the peer's switch is refused (BAD_REQUEST)", async () => {

@@ -106,7 +106,12 @@ export function tunnelService(options: TunnelServiceOptions): TunnelService {
       request.send({ type: TUNNEL_FRAMES.offer, key: offer.key });
       void offer.attached.then((channel) => {
         const sealed = channel?.sealed();
-        if (sealed === undefined) return channel?.destroy();
+        if (sealed === undefined) {
+          channel?.destroy();
+          // The client may have switched already: without the channel its bytes never come.
+          stream.abandonChannel();
+          return;
+        }
         log.debug('tunnel stream sealed channel joined', { peer: request.connection.peer, target: what });
         stream.useChannel(sealed);
       });
