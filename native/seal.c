@@ -47,7 +47,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "common.h"
+#include "watched.h"
 
 #define HEADER_BYTES 4
 #define TAG_BYTES 16
@@ -111,13 +111,6 @@ static bool look_up_evp(void) {
 }
 
 /* ---- one direction ----------------------------------------------------------------------- */
-
-typedef struct {
-  uv_poll_t poll;
-  int fd;
-  int events;
-  bool open;
-} watched;
 
 typedef struct sealed sealed;
 
@@ -415,26 +408,6 @@ static void on_ready(uv_poll_t *poll, int status, int events) {
   if (s->finished) return;
   if (status < 0) (poll == &s->src.poll ? &s->src : &s->dst)->events = 0;
   step(s);
-}
-
-static napi_value throw_errno(napi_env env, int err, const char *what) {
-  char message[128];
-  snprintf(message, sizeof message, "%s: %s", what, strerror(err));
-  napi_throw_error(env, errno_name(err), message);
-  return NULL;
-}
-
-static int open_watched(uv_loop_t *loop, sealed *s, watched *w, int fd) {
-  w->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (w->fd < 0) return errno;
-  w->poll.data = s;
-  int failed = uv_poll_init(loop, &w->poll, w->fd);
-  if (failed != 0) {
-    close(w->fd);
-    return -failed;
-  }
-  w->open = true;
-  return 0;
 }
 
 static void on_handle_collected(napi_env env, void *data, void *hint) {

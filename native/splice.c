@@ -44,7 +44,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "common.h"
+#include "watched.h"
 
 /* The pipe between the two splices; the kernel's default is 64 KiB. */
 #define PIPE_BYTES (1 << 20)
@@ -55,14 +55,6 @@
 #define RETRY_MAX_MS 100
 
 typedef struct relay relay;
-
-/* One polled descriptor of a relay; `poll.data` points back to the relay. */
-typedef struct {
-  uv_poll_t poll;
-  int fd;
-  int events; /* what it is polled for now; 0: stopped */
-  bool open;
-} watched;
 
 struct relay {
   watched src;
@@ -276,26 +268,6 @@ static void on_ready(uv_poll_t *poll, int status, int events) {
     return;
   }
   step(r);
-}
-
-static napi_value throw_errno(napi_env env, int err, const char *what) {
-  char message[128];
-  snprintf(message, sizeof message, "%s: %s", what, strerror(err));
-  napi_throw_error(env, errno_name(err), message);
-  return NULL;
-}
-
-static int open_watched(uv_loop_t *loop, relay *r, watched *w, int fd) {
-  w->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (w->fd < 0) return errno;
-  w->poll.data = r;
-  int failed = uv_poll_init(loop, &w->poll, w->fd);
-  if (failed != 0) {
-    close(w->fd);
-    return -failed;
-  }
-  w->open = true;
-  return 0;
 }
 
 static relay *unwrap(napi_env env, napi_value value) {

@@ -319,6 +319,17 @@ async function answeringTarget(answer: Buffer): Promise<{ port: number; close():
   };
 }
 
+/** A tls:// server whose tunnel service reaches an answeringTarget only, logging to `logged`. */
+async function tlsTunnelTo(answer: Buffer) {
+  const target = await answeringTarget(answer);
+  const logged = streamLog();
+  const server = await startServer({
+    transport: 'tls',
+    services: [tunnelService({ allow: [`127.0.0.1:${target.port}`], log: logged.log })],
+  });
+  return { target, logged, server };
+}
+
 /** Sends `bytes` through `port` and half-closes; resolves with all that came back. */
 async function sendAndRead(port: number, bytes: Buffer): Promise<Buffer> {
   const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
@@ -335,12 +346,7 @@ describe('tunnel streams on sealed channels', { timeout: 60_000 }, () => {
   test('a long stream goes sealed: byte-exact both ways, its FIN and the answer after it carried; a short one stays in frames', async (t) => {
     if (!NATIVE_EXPECTED) return t.skip('SOCKIT_NO_NATIVE=1 or not Linux: in-frame tunnels only');
     const answer = payload(3 * 1024 * 1024);
-    const target = await answeringTarget(answer);
-    const logged = streamLog();
-    const server = await startServer({
-      transport: 'tls',
-      services: [tunnelService({ allow: [`127.0.0.1:${target.port}`], log: logged.log })],
-    });
+    const { target, logged, server } = await tlsTunnelTo(answer);
     const client = await connect(server.address, { token: TEST_TOKEN, stateDir: server.stateDir });
     try {
       assert.equal(client.channelKind, 'sealed');
@@ -382,12 +388,7 @@ describe('tunnel streams on sealed channels', { timeout: 60_000 }, () => {
   test('20 long streams at once each go sealed and arrive byte-exact', async (t) => {
     if (!NATIVE_EXPECTED) return t.skip('SOCKIT_NO_NATIVE=1 or not Linux: in-frame tunnels only');
     const answer = payload(2 * 1024 * 1024);
-    const target = await answeringTarget(answer);
-    const logged = streamLog();
-    const server = await startServer({
-      transport: 'tls',
-      services: [tunnelService({ allow: [`127.0.0.1:${target.port}`], log: logged.log })],
-    });
+    const { target, logged, server } = await tlsTunnelTo(answer);
     const client = await connect(server.address, { token: TEST_TOKEN, stateDir: server.stateDir });
     try {
       const local = await forwardLocal(
@@ -419,12 +420,7 @@ describe('tunnel streams on sealed channels', { timeout: 60_000 }, () => {
 
   test('a client without the addon (SOCKIT_NO_NATIVE=1) keeps a long stream in frames', async () => {
     const answer = payload(2 * 1024 * 1024);
-    const target = await answeringTarget(answer);
-    const logged = streamLog();
-    const server = await startServer({
-      transport: 'tls',
-      services: [tunnelService({ allow: [`127.0.0.1:${target.port}`], log: logged.log })],
-    });
+    const { target, logged, server } = await tlsTunnelTo(answer);
     try {
       const tunnel = await startTunnel(
         server.address,
@@ -448,11 +444,7 @@ describe('tunnel streams on sealed channels', { timeout: 60_000 }, () => {
   });
 
   test('a tunnel-switch with no channel offered ends that stream with BAD_REQUEST', async () => {
-    const target = await answeringTarget(Buffer.alloc(0));
-    const server = await startServer({
-      transport: 'tls',
-      services: [tunnelService({ allow: [`127.0.0.1:${target.port}`] })],
-    });
+    const { target, server } = await tlsTunnelTo(Buffer.alloc(0));
     const client = await connect(server.address, { token: TEST_TOKEN, stateDir: server.stateDir });
     try {
       const request = client.open({
