@@ -155,14 +155,8 @@ static void release(sealed *s) {
   if (s->slot != NULL) *s->slot = NULL;
   if (s->on_done != NULL) napi_delete_reference(s->env, s->on_done);
   if (s->context != NULL) napi_async_destroy(s->env, s->context);
-  watched *both[2] = {&s->src, &s->dst};
-  for (int i = 0; i < 2; i++) {
-    if (!both[i]->open) continue;
-    s->closing++;
-    uv_close((uv_handle_t *)&both[i]->poll, on_handle_closed);
-    close(both[i]->fd);
-    both[i]->open = false;
-  }
+  close_watched(&s->src, &s->closing, on_handle_closed);
+  close_watched(&s->dst, &s->closing, on_handle_closed);
   if (s->ctx != NULL) evp.ctx_free(s->ctx);
   s->ctx = NULL;
   free(s->buffer);
@@ -172,25 +166,10 @@ static void release(sealed *s) {
   if (s->closing == 0) free(s);
 }
 
+static void release_owner(void *owner) { release(owner); }
+
 static void finish(sealed *s, int err) {
-  napi_env env = s->env;
-  napi_handle_scope scope;
-  napi_open_handle_scope(env, &scope);
-  napi_value on_done, receiver, argv[2], ignored;
-  napi_get_reference_value(env, s->on_done, &on_done);
-  napi_get_global(env, &receiver);
-  if (err == 0) napi_get_null(env, &argv[0]);
-  else napi_create_string_utf8(env, errno_name(err), NAPI_AUTO_LENGTH, &argv[0]);
-  napi_create_double(env, s->moved, &argv[1]);
-  napi_async_context context = s->context;
-  napi_ref reference = s->on_done;
-  s->context = NULL;
-  s->on_done = NULL;
-  release(s);
-  napi_make_callback(env, context, receiver, on_done, 2, argv, &ignored);
-  napi_delete_reference(env, reference);
-  napi_async_destroy(env, context);
-  napi_close_handle_scope(env, scope);
+  call_done(s->env, &s->on_done, &s->context, err, s->moved, release_owner, s);
 }
 
 static void on_ready(uv_poll_t *poll, int status, int events);
@@ -232,7 +211,10 @@ static int seal_record(sealed *s, int type, size_t length) {
   return 0;
 }
 
-/* Writes buffer[out ..]; returns 0 (all out, or `*waiting`: dst polled for writable) or an errno. */
+/*
+ * Writes buffer[out ..]; returns 0 (all out, or `*waiting`: dst polled for writable and the
+ * source no more, since nothing more fits until dst drains) or an errno.
+ */
 static int write_out(sealed *s, bool *waiting) {
   *waiting = false;
   while (s->out_len > 0) {
@@ -247,9 +229,20 @@ static int write_out(sealed *s, bool *waiting) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno != EAGAIN) return errno;
     *waiting = true;
-    return watch(&s->dst, UV_WRITABLE);
+    int failed = watch(&s->dst, UV_WRITABLE);
+    return failed != 0 ? failed : watch(&s->src, 0);
   }
   return watch(&s->dst, 0);
+}
+
+/*
+ * The wake-up's budget is spent: what is left waits for the loop's next turn. Input already in
+ * hand (a prefix, the opener's buffered records) needs a poll that fires without more coming.
+ */
+static int next_turn(sealed *s) {
+  if (s->prefix_used < s->prefix_len || s->end - s->start >= HEADER_BYTES)
+    return watch(&s->dst, UV_WRITABLE);
+  return watch(&s->src, UV_READABLE);
 }
 
 /* The sealing direction's round. Returns 0 (done: s->end_sealed and all out, or waiting) or an errno. */
@@ -259,8 +252,7 @@ static int seal_pump(sealed *s, bool *done) {
   for (;;) {
     bool waiting = false;
     int err = write_out(s, &waiting);
-    if (err != 0) return err;
-    if (waiting) return watch(&s->src, 0);
+    if (err != 0 || waiting) return err;
     if (s->end_sealed) {
       /* The end record is out: the peer reads end of file after it. */
       if (shutdown(s->dst.fd, SHUT_WR) != 0 && errno != ENOTCONN) return errno;
@@ -273,11 +265,7 @@ static int seal_pump(sealed *s, bool *done) {
       s->end_sealed = true;
       continue;
     }
-    if (budget == 0) {
-      /* The rest at the next turn: a prefix still to seal needs a poll that fires without input. */
-      if (s->prefix_used < s->prefix_len) return watch(&s->dst, UV_WRITABLE);
-      return watch(&s->src, UV_READABLE);
-    }
+    if (budget == 0) return next_turn(s);
     unsigned char *body = s->buffer + HEADER_BYTES;
     size_t length;
     if (s->prefix_used < s->prefix_len) {
@@ -348,18 +336,12 @@ static int open_pump(sealed *s, bool *done) {
   for (;;) {
     bool waiting = false;
     int err = write_out(s, &waiting);
-    if (err != 0) return err;
-    if (waiting) return watch(&s->src, 0);
+    if (err != 0 || waiting) return err;
     if (s->source_ended) {
       *done = true;
       return 0;
     }
-    if (budget == 0) {
-      /* The rest at the next turn: buffered records, or a prefix, wait for a poll that fires. */
-      if (s->end - s->start >= HEADER_BYTES || s->prefix_used < s->prefix_len)
-        return watch(&s->dst, UV_WRITABLE);
-      return watch(&s->src, UV_READABLE);
-    }
+    if (budget == 0) return next_turn(s);
     bool complete = false;
     size_t before = s->start;
     err = open_record(s, &complete);
@@ -403,9 +385,9 @@ static void step(sealed *s) {
 
 static void on_ready(uv_poll_t *poll, int status, int events) {
   (void)events;
-  (void)status; /* POLLERR: the read or write itself tells what happened (a reset, EPIPE) */
   sealed *s = poll->data;
   if (s->finished) return;
+  /* POLLERR (libuv stopped this poll): the read or write itself tells what happened (a reset, EPIPE). */
   if (status < 0) (poll == &s->src.poll ? &s->src : &s->dst)->events = 0;
   step(s);
 }

@@ -97,15 +97,8 @@ static void release(relay *r) {
   if (r->slot != NULL) *r->slot = NULL;
   if (r->on_done != NULL) napi_delete_reference(r->env, r->on_done);
   if (r->context != NULL) napi_async_destroy(r->env, r->context);
-  watched *both[2] = {&r->src, &r->dst};
-  for (int i = 0; i < 2; i++) {
-    if (!both[i]->open) continue;
-    /* uv_close stops the poll and drops the descriptor from epoll at once; then it may close. */
-    r->closing++;
-    uv_close((uv_handle_t *)&both[i]->poll, on_handle_closed);
-    close(both[i]->fd);
-    both[i]->open = false;
-  }
+  close_watched(&r->src, &r->closing, on_handle_closed);
+  close_watched(&r->dst, &r->closing, on_handle_closed);
   if (r->retry_open) {
     r->closing++;
     uv_close((uv_handle_t *)&r->retry, on_handle_closed);
@@ -118,26 +111,10 @@ static void release(relay *r) {
   if (r->closing == 0) free(r);
 }
 
+static void release_owner(void *owner) { release(owner); }
+
 static void finish(relay *r, int err) {
-  napi_env env = r->env;
-  napi_handle_scope scope;
-  napi_open_handle_scope(env, &scope);
-  napi_value on_done, receiver, argv[2], ignored;
-  napi_get_reference_value(env, r->on_done, &on_done);
-  napi_get_global(env, &receiver); /* napi_make_callback wants an object */
-  if (err == 0) napi_get_null(env, &argv[0]);
-  else napi_create_string_utf8(env, errno_name(err), NAPI_AUTO_LENGTH, &argv[0]);
-  napi_create_double(env, r->moved, &argv[1]);
-  napi_async_context context = r->context;
-  napi_ref reference = r->on_done;
-  /* Released first: the callback may stop() or destroy the sockets; the handle is then inert. */
-  r->context = NULL;
-  r->on_done = NULL;
-  release(r);
-  napi_make_callback(env, context, receiver, on_done, 2, argv, &ignored);
-  napi_delete_reference(env, reference);
-  napi_async_destroy(env, context);
-  napi_close_handle_scope(env, scope);
+  call_done(r->env, &r->on_done, &r->context, err, r->moved, release_owner, r);
 }
 
 static void on_ready(uv_poll_t *poll, int status, int events);

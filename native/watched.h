@@ -38,6 +38,44 @@ static inline int open_watched(uv_loop_t *loop, void *owner, watched *w, int fd)
   return 0;
 }
 
+/*
+ * Stops polling `w` and closes its duplicate: uv_close drops it from epoll at once, then the
+ * descriptor may close; `*closing` counts the close callbacks still due before the owner may go.
+ */
+static inline void close_watched(watched *w, int *closing, uv_close_cb on_closed) {
+  if (!w->open) return;
+  (*closing)++;
+  uv_close((uv_handle_t *)&w->poll, on_closed);
+  close(w->fd);
+  w->open = false;
+}
+
+/*
+ * Ends a direction: takes its callback and async context (*on_done, *context become NULL),
+ * releases the owner, then calls onDone(errnoName or null, moved). Released first because the
+ * callback may stop() or destroy the sockets; the handle is inert by then.
+ */
+static inline void call_done(napi_env env, napi_ref *on_done, napi_async_context *context, int err,
+                             double moved, void (*release)(void *), void *owner) {
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value callback, receiver, argv[2], ignored;
+  napi_get_reference_value(env, *on_done, &callback);
+  napi_get_global(env, &receiver); /* napi_make_callback wants an object */
+  if (err == 0) napi_get_null(env, &argv[0]);
+  else napi_create_string_utf8(env, errno_name(err), NAPI_AUTO_LENGTH, &argv[0]);
+  napi_create_double(env, moved, &argv[1]);
+  napi_async_context taken_context = *context;
+  napi_ref reference = *on_done;
+  *context = NULL;
+  *on_done = NULL;
+  release(owner);
+  napi_make_callback(env, taken_context, receiver, callback, 2, argv, &ignored);
+  napi_delete_reference(env, reference);
+  napi_async_destroy(env, taken_context);
+  napi_close_handle_scope(env, scope);
+}
+
 /* Throws an Error whose code is the errno's name and whose message says what failed. */
 static inline napi_value throw_errno(napi_env env, int err, const char *what) {
   char message[128];

@@ -93,7 +93,7 @@ export class Client extends EventEmitter {
   /** Set by close(): no new requests, the open ones may finish. */
   #closing: SockitError | undefined;
   /** Opens another connection the same way to the same server (a data channel). */
-  readonly #dialChannel: (() => Promise<Socket>) | undefined;
+  readonly #dialChannel: () => Promise<Socket>;
   /** The data channels its requests can join (`channelKind`). */
   readonly #channelKind: ChannelKind | undefined;
 
@@ -105,13 +105,14 @@ export class Client extends EventEmitter {
       authenticated: boolean;
       requestTimeoutMs: number;
       closed: Promise<void>;
-      dialChannel?: { dial: () => Promise<Socket>; kind: ChannelKind } | undefined;
+      dialChannel: () => Promise<Socket>;
+      channelKind: ChannelKind | undefined;
     },
   ) {
     super();
     this.#framed = framed;
-    this.#dialChannel = init.dialChannel?.dial;
-    this.#channelKind = init.dialChannel?.kind;
+    this.#dialChannel = init.dialChannel;
+    this.#channelKind = init.channelKind;
     this.welcome = init.welcome;
     this.authenticated = init.authenticated;
     this.#requestTimeoutMs = init.requestTimeoutMs;
@@ -137,7 +138,7 @@ export class Client extends EventEmitter {
    * long tunnel streams use it.
    */
   joinChannel(key: string): Promise<JoinedChannel> {
-    if (this.#dialChannel === undefined) {
+    if (this.#channelKind === undefined) {
       return Promise.reject(
         new SockitError('UNSUPPORTED', 'data channels need a tcp, tls or unix connection'),
       );
@@ -459,17 +460,15 @@ export async function connect(address: string | Address, options: ConnectOptions
       authenticated,
       requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
       closed,
-      // The same way to the same server, for a data channel (an inherited descriptor is one socket).
-      dialChannel: channelKindOf(target) && {
-        kind: channelKindOf(target)!,
-        dial: () =>
-          dialStream(target, {
-            timeoutMs,
-            tls: tlsTrust,
-            onTlsPin: options.onTlsPin,
-            proxy: options.proxy,
-          }),
-      },
+      channelKind: channelKindOf(target),
+      // The same way to the same server, for a data channel.
+      dialChannel: () =>
+        dialStream(target, {
+          timeoutMs,
+          tls: tlsTrust,
+          onTlsPin: options.onTlsPin,
+          proxy: options.proxy,
+        }),
     });
     if (keepalive.intervalMs > 0) startClientKeepalive(ready, framed.socket, keepalive);
     settle.resolve(ready);
@@ -515,7 +514,7 @@ function welcomeOf(header: HeaderOfType<'welcome'>): Welcome {
   };
 }
 
-/** The data channels a connection to `target` can join (Client.channelKind). */
+/** The data channels a connection to `target` can join (Client.channelKind); an inherited descriptor is one socket. */
 function channelKindOf(target: Address): ChannelKind | undefined {
   if (target.kind === 'tcp' || target.kind === 'unix') return 'raw';
   if (target.kind === 'tls' && sealedChannelsAvailable()) return 'sealed';

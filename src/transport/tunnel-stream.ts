@@ -5,7 +5,12 @@ import { bodyParts, type Frame } from '../protocol/frame.js';
 import { TUNNEL_CHANNEL_AFTER_BYTES, TUNNEL_FRAMES, TUNNEL_MAX_DATA } from '../protocol/tunnel.js';
 import { descriptorOf, type RelayedDirection, stopReading } from './descriptor-relay.js';
 import { readIntoFreshBuffers } from './reused-buffer.js';
-import { openDescriptor, type SealedChannel, sealDescriptor } from './sealed-channel.js';
+import {
+  openDescriptor,
+  type SealedChannel,
+  type SealedDirectionDone,
+  sealDescriptor,
+} from './sealed-channel.js';
 import type { TunnelSendAccount, TunnelSendGate } from './tunnel-gate.js';
 
 /** A read buffer: FRAME_HEADROOM free bytes, then room for one full `tunnel-data` body. */
@@ -317,23 +322,28 @@ export class TunnelStream {
     const buffered = stopReading(this.#socket);
     const prefix = held === undefined ? buffered : Buffer.concat([held, buffered]);
     this.#send({ type: TUNNEL_FRAMES.switch });
+    this.#sealing = this.#runSealed(
+      (onDone) => sealDescriptor(descriptorOf(this.#socket), channel.fd, channel.keys.send, onDone, prefix),
+      () => {
+        this.#sentEnd = true;
+        this.#maybeDone();
+      },
+    );
+  }
+
+  /** Starts a sealed direction: a failure of it, or to start it, ends the stream (CLOSED). */
+  #runSealed(
+    start: (onDone: SealedDirectionDone) => RelayedDirection,
+    onEnd: () => void,
+  ): RelayedDirection | undefined {
     try {
-      this.#sealing = sealDescriptor(
-        descriptorOf(this.#socket),
-        channel.fd,
-        channel.keys.send,
-        (error) => {
-          if (error !== undefined) {
-            this.#finish(new SockitError('CLOSED', `the sealed channel failed: ${error.code}`));
-            return;
-          }
-          this.#sentEnd = true;
-          this.#maybeDone();
-        },
-        prefix,
-      );
+      return start((error) => {
+        if (error === undefined) onEnd();
+        else this.#finish(new SockitError('CLOSED', `the sealed channel failed: ${error.code}`));
+      });
     } catch (error) {
-      this.#finish(new SockitError('CLOSED', `cannot seal the channel: ${(error as Error).message}`));
+      this.#finish(new SockitError('CLOSED', `cannot start the sealed channel: ${(error as Error).message}`));
+      return undefined;
     }
   }
 
@@ -363,26 +373,16 @@ export class TunnelStream {
     this.#socket.write(Buffer.alloc(0), () => {
       if (this.#done) return;
       const channel = this.#channel!;
-      try {
-        this.#opening = openDescriptor(
-          channel.fd,
-          descriptorOf(this.#socket),
-          channel.keys.receive,
-          (error) => {
-            if (error !== undefined) {
-              this.#finish(new SockitError('CLOSED', `the sealed channel failed: ${error.code}`));
-              return;
-            }
-            this.#peerEnded = true;
-            this.#socket.end(() => {
-              this.#wroteEnd = true;
-              this.#maybeDone();
-            });
-          },
-        );
-      } catch (error) {
-        this.#finish(new SockitError('CLOSED', `cannot open the channel: ${(error as Error).message}`));
-      }
+      this.#opening = this.#runSealed(
+        (onDone) => openDescriptor(channel.fd, descriptorOf(this.#socket), channel.keys.receive, onDone),
+        () => {
+          this.#peerEnded = true;
+          this.#socket.end(() => {
+            this.#wroteEnd = true;
+            this.#maybeDone();
+          });
+        },
+      );
     });
   }
 
